@@ -1,0 +1,61 @@
+"""minions_actors: supervised, persistent actors for long-lived single-process Python systems.
+
+Subclass :class:`Minion`, start everything with :meth:`ActorSystem.start`, and talk to minions
+with ``tell``, ``ask`` and proxies. Gru, the root minion, supervises them with Erlang/OTP-style
+strategies; state snapshots survive crashes and process restarts in SQLite.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AskTimeout,
+    DuplicateName,
+    MailboxFull,
+    MetricsPortInUse,
+    MinionNotFound,
+    MinionsError,
+    MinionStopped,
+    SnapshotError,
+    SpawnError,
+    StateStoreError,
+    SupervisorGaveUp,
+    SystemAlreadyRunning,
+    SystemNotRunning,
+)
+from .minion import Gru, Minion, Terminated
+from .ref import MinionFuture, MinionRef
+from .supervision import Backoff, OneForAll, OneForOne, RestartType, RestForOne, Strategy
+from .system import ActorSystem
+from ._hooks import Hooks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorSystem",
+    "AskTimeout",
+    "Backoff",
+    "DuplicateName",
+    "Gru",
+    "Hooks",
+    "MailboxFull",
+    "MetricsPortInUse",
+    "Minion",
+    "MinionFuture",
+    "MinionNotFound",
+    "MinionRef",
+    "MinionStopped",
+    "MinionsError",
+    "OneForAll",
+    "OneForOne",
+    "RestForOne",
+    "RestartType",
+    "SnapshotError",
+    "SpawnError",
+    "StateStoreError",
+    "Strategy",
+    "SupervisorGaveUp",
+    "SystemAlreadyRunning",
+    "SystemNotRunning",
+    "Terminated",
+    "__version__",
+]

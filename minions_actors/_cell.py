@@ -1,0 +1,583 @@
+"""The cell: one minion's mailbox, thread and current incarnation, kept across restarts.
+
+A :class:`Cell` outlives the :class:`~minions_actors.Minion` instances it runs. Its thread
+loops over the mailbox and hands each message to the current incarnation; when that
+incarnation crashes the cell reports to its supervisor (the parent cell) and waits for a
+directive (restart, stop-and-wait, terminate) while the mailbox keeps filling. Runtime
+messages travel in a separate priority queue so supervision never waits behind user
+messages. Supervision *decisions* come from :mod:`minions_actors.supervision`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import threading
+import time
+import uuid
+from collections import deque
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
+
+from . import _messages as m
+from ._mailbox import WAKE, Mailbox, Overflow, WakeUp, make_mailbox
+from ._snapshots import Snapshotter, is_persistent
+from .errors import DuplicateName, MinionStopped, SpawnError, SupervisorGaveUp
+from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
+
+if TYPE_CHECKING:
+    from ._hooks import Hooks
+    from .minion import Minion
+    from .ref import MinionRef
+    from .system import ActorSystem
+
+_NOTHING: Any = object()
+_SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
+                      m.ExitRequest})
+_PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
+_anonymous = itertools.count(1)
+
+# How long a supervisor waits for one sibling to stop or start during a group restart.
+GROUP_STEP_TIMEOUT = 5.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(cls: type) -> inspect.Signature | None:
+    try:
+        return inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+
+
+def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        root = getattr(root, name)
+    return root
+
+
+class Cell:
+    """Runtime state of one minion; see the module docstring."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        parent: Cell | None,
+        cls: type[Minion],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str,
+        restart: RestartType = "permanent",
+        mailbox_size: int | None = None,
+        mailbox_overflow: Overflow = "block",
+        mailbox_put_timeout: float = 1.0,
+        strategy: Strategy | None = None,
+    ) -> None:
+        from .ref import MinionRef
+
+        self.system = system
+        self.hooks: Hooks = system.hooks
+        self.parent = parent
+        self.cls = cls
+        self.cls_name = cls.__name__
+        self.args = args
+        self.kwargs = kwargs
+        self.name = name
+        self.path = name if parent is None or parent.parent is None else f"{parent.path}/{name}"
+        if parent is None:
+            self.path = ""
+        self.restart = restart
+        self.urn = uuid.uuid4().urn
+        self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
+        self.ref: MinionRef[Any] = MinionRef(self)
+        self._strategy_override = strategy
+
+        self.instance: Minion | None = None
+        self.last_instance: Minion | None = None
+        self.incarnation = 0
+        self.children: dict[str, Cell] = {}
+        self.children_lock = threading.Lock()
+        self.intensity = RestartIntensity(self.strategy)
+        self.watchers: set[Cell] = set()
+        self.watching: set[Cell] = set()
+        self.watch_lock = threading.Lock()
+        self._watch_closed = False
+        self.snapshots: Snapshotter | None = None
+
+        # counters read by metrics at scrape time (written only by this cell's thread)
+        self.handled = 0
+        self.failed = 0
+        self.busy_seconds = 0.0
+        self.restarts = 0
+        self.dead_letters = 0
+
+        self.terminated = False  # no more messages will be handled, ever
+        self.stopped_event = threading.Event()  # set once the cell is fully finalised
+        self.stop_reason = ""
+        self._sys: deque[Any] = deque()
+        self._sys_cond = threading.Condition(threading.Lock())
+        self._terminate_requested = False
+        self._held: Any = _NOTHING
+        self._stop_requests: list[m.StopRequest] = []
+        self.thread = threading.Thread(
+            target=self._run, name=f"minion:{self.path or 'gru'}", daemon=False
+        )
+
+    # ----------------------------------------------------------------- descriptions
+    @property
+    def strategy(self) -> Strategy:
+        """The strategy this cell applies to its children."""
+        return self._strategy_override or self.cls.strategy
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
+
+    def describe(self) -> str:
+        return f"minion {self.path or 'gru'!r} ({self.cls_name})"
+
+    def mailbox_depth(self) -> int:
+        return self.inbox.qsize()
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.path or 'gru'} {self.cls_name} #{self.incarnation}>"
+
+    # ----------------------------------------------------------------- sending
+    def send_system(self, msg: Any) -> None:
+        """Queue a runtime message ahead of user messages and wake the cell."""
+        with self._sys_cond:
+            if isinstance(msg, m.Terminate):
+                self._terminate_requested = True
+            self._sys.append(msg)
+            self._sys_cond.notify()
+        self.inbox.put(WAKE)
+
+    def dead_letter(self, message: Any) -> None:
+        """Account for a message that reached a stopped minion (never raises)."""
+        if isinstance(message, m.Ask):
+            message.future.set_exception(
+                exc_info=(MinionStopped, MinionStopped(self._stopped_text()), None)
+            )
+            return
+        if isinstance(message, m.StopRequest):
+            message.done.set()
+            return
+        if isinstance(message, (WakeUp, m.ExitRequest)):
+            return
+        self.dead_letters += 1
+        self.hooks.dead_letter(self, message, self.dead_letters == 1)
+
+    def drain_dead_letters(self) -> None:
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except Exception:  # noqa: BLE001 - queue.Empty
+                return
+            self.dead_letter(item)
+
+    def _stopped_text(self) -> str:
+        return (
+            f"{self.describe()} is stopped ({self.stop_reason or 'stopping'}); "
+            f"spawn it again or look up its replacement with system.get(path)"
+        )
+
+    # ----------------------------------------------------------------- children
+    def spawn_child(
+        self,
+        cls: type[Minion],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        name: str | None,
+        restart: str,
+        mailbox_size: int | None,
+        mailbox_overflow: Overflow,
+        mailbox_put_timeout: float,
+    ) -> MinionRef[Any]:
+        """Create, register and start a child cell; return its ref at once."""
+        from .minion import Minion
+
+        if not (isinstance(cls, type) and issubclass(cls, Minion)):
+            raise SpawnError(f"spawn() takes a Minion subclass, got {cls!r}")
+        if cls.__dict__.get("_minions_is_gru"):
+            raise SpawnError("Gru is the root of the system and cannot be spawned")
+        restart_type = check_restart_type(restart)
+        sig = _signature(cls)
+        if sig is not None:
+            try:
+                sig.bind(*args, **kwargs)
+            except TypeError as exc:
+                shown = ", ".join(
+                    str(p.replace(annotation=p.empty)) for p in sig.parameters.values()
+                )
+                raise SpawnError(
+                    f"cannot construct {cls.__name__}({shown}) with the arguments given to "
+                    f"spawn(): {exc}"
+                ) from None
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise ValueError(
+                f"a minion name is a non-empty str without '/', got {name!r} "
+                f"(paths are built from names: parent/child)"
+            )
+        self.system._check_accepting()
+        with self.children_lock:
+            if self.terminated or self._terminate_requested:
+                raise MinionStopped(f"{self.describe()} is stopping and cannot spawn children")
+            if name is None:
+                name = f"{cls.__name__.lower()}-{next(_anonymous)}"
+            if name in self.children:
+                where = f"under {self.path!r}" if self.path else "at the top level"
+                raise DuplicateName(
+                    f"a minion named {name!r} is already running {where}; "
+                    f"pick another name or stop the existing one first"
+                )
+            child = Cell(
+                self.system, self, cls, args, kwargs, name, restart_type,
+                mailbox_size, mailbox_overflow, mailbox_put_timeout,
+            )
+            self.children[name] = child
+        self.system._register(child)
+        child.thread.start()
+        return child.ref
+
+    def children_in_order(self) -> list[Cell]:
+        with self.children_lock:
+            return list(self.children.values())
+
+    def _stop_children(self, deadline: float, reason: str) -> None:
+        """Terminate children in reverse start order, each finishing before the next."""
+        for child in reversed(self.children_in_order()):
+            child.send_system(m.Terminate(deadline, reason))
+            child.stopped_event.wait(max(0.0, deadline - time.monotonic()))
+
+    # ----------------------------------------------------------------- the thread
+    def _run(self) -> None:
+        try:
+            self._start_incarnation()
+            while not self.terminated:
+                if self._sys:
+                    self._handle_system(self._sys.popleft())
+                elif self.instance is None:
+                    with self._sys_cond:
+                        while not self._sys:
+                            self._sys_cond.wait()
+                else:
+                    self._process_messages()
+        except BaseException as exc:  # noqa: BLE001 - a runtime bug must not hang the system
+            self.hooks.lifecycle_error(self, exc, "runtime")
+            self.stop_reason = self.stop_reason or "runtime-error"
+        finally:
+            self._finalize()
+
+    def _process_messages(self) -> None:
+        """The hot loop: runs until a runtime message arrives or the incarnation ends."""
+        inst = self.instance
+        assert inst is not None
+        if self._held is not _NOTHING:
+            msg, self._held = self._held, _NOTHING
+            if not self._dispatch_one(inst, msg):
+                return
+        get = self.inbox.get
+        sysq = self._sys
+        receive = inst.on_receive
+        snaps = self.snapshots
+        after = snaps.after_message if snaps is not None else None
+        special = _SPECIAL
+        while True:
+            msg = get()
+            if sysq:
+                if msg is not WAKE:
+                    self._held = msg
+                return
+            if msg.__class__ in special:
+                if not self._dispatch_special(inst, msg):
+                    return
+                continue
+            t0 = perf_counter()
+            try:
+                receive(msg)
+            except BaseException as exc:  # noqa: BLE001 - let it crash
+                self.busy_seconds += perf_counter() - t0
+                self.failed += 1
+                self._crash(exc, "message")
+                return
+            self.busy_seconds += perf_counter() - t0
+            self.handled += 1
+            if after is not None:
+                after(inst)
+
+    def _dispatch_one(self, inst: Minion, msg: Any) -> bool:
+        """Handle any one message outside the hot loop; False when the incarnation ended."""
+        if msg.__class__ in _SPECIAL:
+            return self._dispatch_special(inst, msg)
+        t0 = perf_counter()
+        try:
+            inst.on_receive(msg)
+        except BaseException as exc:  # noqa: BLE001 - let it crash
+            self.busy_seconds += perf_counter() - t0
+            self.failed += 1
+            self._crash(exc, "message")
+            return False
+        self.busy_seconds += perf_counter() - t0
+        self.handled += 1
+        if self.snapshots is not None:
+            self.snapshots.after_message(inst)
+        return True
+
+    def _dispatch_special(self, inst: Minion, msg: Any) -> bool:
+        """Handle one message that is not a plain tell; False when the incarnation ended."""
+        cls = msg.__class__
+        if cls is WakeUp:
+            return True
+        if cls is m.Ask:
+            t0 = perf_counter()
+            try:
+                inner = msg.message
+                if isinstance(inner, _PROXY):
+                    result = self._proxy_message(inst, inner)
+                else:
+                    result = inst.on_receive(inner)
+            except BaseException as exc:  # noqa: BLE001 - the asker gets it, then we crash
+                self.busy_seconds += perf_counter() - t0
+                self.failed += 1
+                msg.future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
+                self._crash(exc, "message")
+                return False
+            self.busy_seconds += perf_counter() - t0
+            self.handled += 1
+            if self.snapshots is not None:
+                self.snapshots.after_message(inst)
+            msg.future.set(result)
+            return True
+        if cls in _PROXY:  # proxy .defer(): a tell of a method call
+            try:
+                self._proxy_message(inst, msg)
+            except BaseException as exc:  # noqa: BLE001
+                self.failed += 1
+                self._crash(exc, "message")
+                return False
+            self.handled += 1
+            if self.snapshots is not None:
+                self.snapshots.after_message(inst)
+            return True
+        if cls is m.StopRequest:
+            self._stop_requests.append(msg)
+            self._terminate(time.monotonic() + self.system.stop_timeout, "stopped")
+            return False
+        if cls is m.ExitRequest:
+            self._end_incarnation(crashed=False)
+            self._report_down(None)
+            return False
+        return True  # pragma: no cover - _SPECIAL and this function list the same classes
+
+    @staticmethod
+    def _proxy_message(inst: Minion, msg: Any) -> Any:
+        if isinstance(msg, ProxyCall):
+            return _get_attr_path(inst, msg.attr_path)(*msg.args, **msg.kwargs)
+        if isinstance(msg, ProxyGetAttr):
+            return _get_attr_path(inst, msg.attr_path)
+        parent = _get_attr_path(inst, msg.attr_path[:-1])
+        setattr(parent, msg.attr_path[-1], msg.value)
+        return None
+
+    # ----------------------------------------------------------------- incarnations
+    def _start_incarnation(self) -> bool:
+        """Construct, restore and start a new instance; a failure counts as a crash."""
+        self.incarnation += 1
+        self.intensity = RestartIntensity(self.strategy)
+        phase = "init"
+        restored = False
+        inst: Minion | None = None
+        try:
+            inst = self.cls.__new__(self.cls)
+            inst.__dict__["_minion_cell"] = self
+            inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
+            if "_minion_ready" not in inst.__dict__:
+                raise TypeError(
+                    f"{self.cls_name}.__init__ did not call super().__init__(); "
+                    f"a Minion subclass must call it first"
+                )
+            self.last_instance = inst
+            phase = "restore"
+            if self.snapshots is None and is_persistent(self.cls):
+                self.snapshots = Snapshotter(self, self.system.store)
+            if self.snapshots is not None:
+                restored = self.snapshots.restore_into(inst)
+            phase = "on_start"
+            self.instance = inst
+            inst.on_start()
+        except BaseException as exc:  # noqa: BLE001 - a failed start is a crash
+            self.instance = inst
+            self._crash(exc, phase)
+            return False
+        if self.parent is not None:
+            self.hooks.minion_started(self, restored)
+        return True
+
+    def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
+        """Stop the children, then run ``on_stop`` (or ``on_failure`` after a crash)."""
+        inst, self.instance = self.instance, None
+        self._stop_children(time.monotonic() + self.system.stop_timeout, "parent-restart")
+        if inst is None:
+            return
+        try:
+            if crashed and exc is not None:
+                inst.on_failure(type(exc), exc, exc.__traceback__)
+            elif not crashed:
+                inst.on_stop()
+        except BaseException as err:  # noqa: BLE001 - logged, never blocks
+            self.hooks.lifecycle_error(self, err, "on_failure" if crashed else "on_stop")
+
+    def _crash(self, exc: BaseException, phase: str) -> None:
+        self.hooks.minion_crashed(self, exc, phase)
+        self._end_incarnation(crashed=True, exc=exc)
+        self._report_down(exc)
+
+    def _report_down(self, exc: BaseException | None) -> None:
+        if self.parent is None:
+            self.system._root_failed(exc)
+        else:
+            self.parent.send_system(m.ChildDown(self, self.incarnation, exc))
+
+    def _terminate(self, deadline: float, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        inst, self.instance = self.instance, None
+        self._stop_children(deadline, reason)
+        if inst is not None:
+            try:
+                inst.on_stop()
+            except BaseException as err:  # noqa: BLE001
+                self.hooks.lifecycle_error(self, err, "on_stop")
+        self.terminated = True
+
+    # ----------------------------------------------------------------- runtime messages
+    def _handle_system(self, msg: Any) -> None:
+        if isinstance(msg, m.ChildDown):
+            self._supervise(msg)
+        elif isinstance(msg, m.Terminate):
+            self._terminate(msg.deadline, msg.reason)
+        elif isinstance(msg, m.StopInstance):
+            if self.instance is not None:
+                self._end_incarnation(crashed=False)
+            msg.done.set()
+        elif isinstance(msg, m.Restart):
+            if msg.delay > 0:
+                end = time.monotonic() + msg.delay
+                with self._sys_cond:
+                    while not self._terminate_requested:
+                        left = end - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._sys_cond.wait(left)
+            if not self._terminate_requested:
+                self._start_incarnation()
+            if msg.started is not None:
+                msg.started.set()
+
+    def _supervise(self, msg: m.ChildDown) -> None:
+        """Apply this cell's strategy to a child whose incarnation ended (OTP semantics)."""
+        child = msg.child
+        if child.incarnation != msg.incarnation or child.terminated or self.terminated:
+            return  # stale report: the child was restarted or removed meanwhile
+        crashed = msg.exc is not None
+        if not should_restart(child.restart, crashed):
+            child.send_system(m.Terminate(time.monotonic() + self.system.stop_timeout,
+                                          "crashed" if crashed else "exited"))
+            return
+        if not self.intensity.record():
+            self._give_up(child, msg.exc)
+            return
+        delay = self.intensity.next_delay()
+        cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
+        affected = self.strategy.affected(self.children_in_order(), child)
+        group = len(affected) > 1
+        for other in reversed(affected):
+            if other is not child:
+                stop = m.StopInstance()
+                other.send_system(stop)
+                stop.done.wait(GROUP_STEP_TIMEOUT)
+        for target in affected:
+            if target is not child and target.restart == "temporary":
+                target.send_system(m.Terminate(time.monotonic() + self.system.stop_timeout,
+                                               "sibling-restart"))
+                continue
+            target.restarts += 1
+            self.hooks.minion_restarting(
+                target, delay, cause if target is child else f"sibling {child.path} failed"
+            )
+            started = threading.Event() if group else None
+            target.send_system(m.Restart(delay, started))
+            if started is not None:
+                started.wait(GROUP_STEP_TIMEOUT + delay)
+
+    def _give_up(self, child: Cell, exc: BaseException | None) -> None:
+        """Restart intensity exceeded: stop every child and fail upward (escalate)."""
+        strategy = self.strategy
+        err = SupervisorGaveUp(
+            f"{self.describe()} gave up: more than {strategy.max_restarts} restarts within "
+            f"{strategy.within}s; the last failure was in {child.path!r}: "
+            f"{type(exc).__name__ if exc else 'normal exit'}: {exc}"
+        )
+        err.__cause__ = exc
+        self.hooks.escalated(self, err)
+        self._stop_children(time.monotonic() + self.system.stop_timeout, "escalation")
+        if self.is_root:
+            self.system._root_failed(err)
+        else:
+            self._crash(err, "supervision")
+
+    # ----------------------------------------------------------------- the end
+    def _finalize(self) -> None:
+        self.terminated = True
+        self.instance = None
+        parent = self.parent
+        if parent is not None:
+            with parent.children_lock:
+                if parent.children.get(self.name) is self:
+                    del parent.children[self.name]
+        if self._held is not _NOTHING:
+            held, self._held = self._held, _NOTHING
+            self.dead_letter(held)
+        self.drain_dead_letters()
+        with self.watch_lock:
+            self._watch_closed = True
+            watchers, self.watchers = list(self.watchers), set()
+            watching, self.watching = list(self.watching), set()
+        for target in watching:
+            with target.watch_lock:
+                target.watchers.discard(self)
+        if watchers:
+            from .minion import Terminated
+
+            note = Terminated(self.ref, self.path, self.stop_reason or "stopped")
+            for watcher in watchers:
+                watcher.ref.tell(note)
+        if self.parent is not None:
+            self.hooks.minion_stopped(self, self.stop_reason or "stopped")
+            self.system._unregister(self)
+        self.stopped_event.set()
+        for request in self._stop_requests:
+            request.done.set()
+
+    # ----------------------------------------------------------------- death watch
+    def watch(self, target: Cell) -> None:
+        """Deliver ``Terminated`` to this cell when ``target`` stops for good."""
+        with target.watch_lock:
+            alive = not target._watch_closed
+            if alive:
+                target.watchers.add(self)
+        if alive:
+            with self.watch_lock:
+                self.watching.add(target)
+        else:
+            from .minion import Terminated
+
+            self.ref.tell(Terminated(target.ref, target.path, target.stop_reason or "stopped"))
+
+    def unwatch(self, target: Cell) -> None:
+        with target.watch_lock:
+            target.watchers.discard(self)
+        with self.watch_lock:
+            self.watching.discard(target)

@@ -1,0 +1,105 @@
+"""Lifecycle hooks: the named points where logging, metrics and persistence attach.
+
+The core runtime never logs or counts by itself; it calls these hooks at clearly named
+moments of a minion's life (in the spirit of dramatiq's middleware). Every hook runs off the
+per-message fast path: nothing here is called for a message that was handled successfully.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from .system import ActorSystem
+
+
+class Hooks:
+    """Base class for lifecycle observers; override the methods you need.
+
+    All methods must be quick and must not raise: an exception in a hook is swallowed by
+    the dispatcher so that observability can never take the runtime down.
+    """
+
+    def system_started(self, system: ActorSystem) -> None:
+        """The system is up: Gru is running and the store, metrics and logs are ready."""
+
+    def system_stopping(self, system: ActorSystem, failure: BaseException | None) -> None:
+        """Shutdown began; ``failure`` is set when it was caused by an escalation at Gru."""
+
+    def system_stopped(self, system: ActorSystem, failure: BaseException | None) -> None:
+        """Shutdown finished: all minions stopped and the store is flushed and closed."""
+
+    def minion_started(self, cell: Cell, restored: bool) -> None:
+        """A new incarnation ran ``on_start`` successfully (``restored``: state came back)."""
+
+    def minion_crashed(self, cell: Cell, exc: BaseException, phase: str) -> None:
+        """The minion crashed; ``phase`` is one of init, restore, on_start, message."""
+
+    def minion_restarting(self, cell: Cell, delay: float, cause: str) -> None:
+        """Its supervisor decided to restart it after ``delay`` seconds."""
+
+    def minion_stopped(self, cell: Cell, reason: str) -> None:
+        """The minion stopped for good (``reason``: stop, exit, shutdown, escalation...)."""
+
+    def lifecycle_error(self, cell: Cell, exc: BaseException, phase: str) -> None:
+        """A user callback that must not crash anything raised (``on_stop``, ``on_failure``)."""
+
+    def escalated(self, cell: Cell, exc: BaseException) -> None:
+        """``cell`` exceeded its restart intensity and gave up, failing upward."""
+
+    def dead_letter(self, cell: Cell, message: Any, first: bool) -> None:
+        """A message reached a stopped minion; ``first`` is True once per minion."""
+
+    def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
+        """``snapshot()`` raised or returned something that is not JSON-serialisable."""
+
+
+class HookDispatcher(Hooks):
+    """Fans each hook out to a list of observers, isolating their failures."""
+
+    def __init__(self, hooks: list[Hooks] | None = None) -> None:
+        self.hooks: list[Hooks] = list(hooks or [])
+
+    def add(self, hook: Hooks) -> None:
+        self.hooks.append(hook)
+
+    def _call(self, name: str, *args: Any) -> None:
+        for hook in self.hooks:
+            try:
+                getattr(hook, name)(*args)
+            except Exception:  # noqa: BLE001 - observability must never break the runtime
+                pass
+
+    def system_started(self, system: ActorSystem) -> None:
+        self._call("system_started", system)
+
+    def system_stopping(self, system: ActorSystem, failure: BaseException | None) -> None:
+        self._call("system_stopping", system, failure)
+
+    def system_stopped(self, system: ActorSystem, failure: BaseException | None) -> None:
+        self._call("system_stopped", system, failure)
+
+    def minion_started(self, cell: Cell, restored: bool) -> None:
+        self._call("minion_started", cell, restored)
+
+    def minion_crashed(self, cell: Cell, exc: BaseException, phase: str) -> None:
+        self._call("minion_crashed", cell, exc, phase)
+
+    def minion_restarting(self, cell: Cell, delay: float, cause: str) -> None:
+        self._call("minion_restarting", cell, delay, cause)
+
+    def minion_stopped(self, cell: Cell, reason: str) -> None:
+        self._call("minion_stopped", cell, reason)
+
+    def lifecycle_error(self, cell: Cell, exc: BaseException, phase: str) -> None:
+        self._call("lifecycle_error", cell, exc, phase)
+
+    def escalated(self, cell: Cell, exc: BaseException) -> None:
+        self._call("escalated", cell, exc)
+
+    def dead_letter(self, cell: Cell, message: Any, first: bool) -> None:
+        self._call("dead_letter", cell, message, first)
+
+    def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
+        self._call("snapshot_error", cell, exc, first)

@@ -1,0 +1,86 @@
+"""Internal envelopes and runtime (system) messages exchanged between cells.
+
+User code never sees these, except :class:`~minions_actors.Terminated` which lives in
+:mod:`minions_actors.minion`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pykka
+
+    from ._cell import Cell
+
+
+class Ask:
+    """A message with a future to answer (``ask`` and proxy calls)."""
+
+    __slots__ = ("future", "message")
+
+    def __init__(self, message: Any, future: pykka.Future[Any]) -> None:
+        self.message = message
+        self.future = future
+
+
+class StopRequest:
+    """``ref.stop()``: remove the minion for good once earlier messages are handled."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class ExitRequest:
+    """``self.stop()`` inside a minion: a normal exit; its restart type decides what follows."""
+
+    __slots__ = ()
+
+
+EXIT = ExitRequest()
+
+
+# --- system messages: handled before any queued user message ----------------------------
+
+
+class ChildDown:
+    """To a supervisor: a child's incarnation ended by crash (``exc``) or normal exit."""
+
+    __slots__ = ("child", "exc", "incarnation")
+
+    def __init__(self, child: Cell, incarnation: int, exc: BaseException | None) -> None:
+        self.child = child
+        self.incarnation = incarnation
+        self.exc = exc
+
+
+class Restart:
+    """To a child: build a new incarnation after ``delay`` seconds, then set ``started``."""
+
+    __slots__ = ("delay", "started")
+
+    def __init__(self, delay: float, started: threading.Event | None = None) -> None:
+        self.delay = delay
+        self.started = started
+
+
+class StopInstance:
+    """To a child: stop the current incarnation (``on_stop``) and wait for a directive."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class Terminate:
+    """To a cell: stop children and the incarnation, then end the cell for good."""
+
+    __slots__ = ("deadline", "reason")
+
+    def __init__(self, deadline: float, reason: str) -> None:
+        self.deadline = deadline
+        self.reason = reason

@@ -1,0 +1,420 @@
+"""`ActorSystem`: the façade scripts use to start, reach and stop a minions system.
+
+``ActorSystem.start()`` wires, in order: logging, the state store, Gru (the root minion),
+the Prometheus endpoint and signal handlers. ``shutdown()`` undoes them in reverse order.
+One system runs per process at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._cell import Cell
+from ._hooks import HookDispatcher, Hooks
+from ._mailbox import Overflow
+from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
+from .minion import Gru, Minion
+from .supervision import OneForOne, Strategy
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from ._logs import LogSetup
+    from .metrics import MetricsHooks
+    from .persistence import StateStore
+    from .ref import MinionRef
+
+_DEFAULT = object()
+
+
+class ActorSystem:
+    """A running minions system: Gru, its minions, and the services around them.
+
+    Create it with :meth:`start`; do not instantiate it directly.
+    """
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _current: ClassVar[ActorSystem | None] = None
+
+    def __init__(self, _token: object = None) -> None:
+        if _token is not _DEFAULT:
+            raise TypeError("create an ActorSystem with ActorSystem.start(...)")
+        self.hooks = HookDispatcher()
+        self.store: StateStore | None = None
+        self.metrics: MetricsHooks | None = None
+        self.stop_timeout = 5.0
+        self.shutdown_timeout = 10.0
+        self.failure: BaseException | None = None
+        self._logs: LogSetup | None = None
+        self._log: Logger | None = None
+        self._gru: Cell | None = None
+        self._cells: dict[Cell, None] = {}
+        self._cells_lock = threading.Lock()
+        self._accepting = False
+        self._shutdown_lock = threading.Lock()
+        self._shutdown_started = False
+        self._stopped = threading.Event()
+        self._clean = True
+        self._old_signals: dict[int, Any] = {}
+        self._signals_seen = 0
+
+    # ================================================================== start
+    @classmethod
+    def start(
+        cls,
+        *,
+        state_store: str | os.PathLike[str] | StateStore | None = "minions.db",
+        log_sinks: Iterable[Any] = (),
+        logger: Logger | None = None,
+        metrics_port: int | None = 8081,
+        metrics_host: str = "127.0.0.1",
+        strategy: Strategy | None = None,
+        handle_signals: bool = True,
+        file_logs: bool = True,
+        log_dir: str | os.PathLike[str] = "logs",
+        json_logs: bool = False,
+        stderr_logs: bool = True,
+        log_level: str = "INFO",
+        stop_timeout: float = 5.0,
+        shutdown_timeout: float = 10.0,
+        hooks: Iterable[Hooks] = (),
+    ) -> ActorSystem:
+        """Start the system for this process and return it.
+
+        ``state_store``: ``"minions.db"`` (default, in the working directory), another
+        path, a :class:`~minions_actors.StateStore`, or ``None`` for a stateless run.
+        ``metrics_port``: Prometheus endpoint on ``metrics_host`` (``None`` disables it).
+        ``strategy``: how Gru supervises top-level minions (default one-for-one, 3
+        restarts within 5 s). ``handle_signals``: SIGTERM/SIGINT shut down gracefully
+        (main thread only). ``stop_timeout`` bounds each minion's stop,
+        ``shutdown_timeout`` the whole shutdown. Raises
+        :class:`~minions_actors.SystemAlreadyRunning` if a system is already running.
+        """
+        if strategy is None:
+            strategy = OneForOne(max_restarts=3, within=5.0)
+        if not isinstance(strategy, Strategy):
+            raise TypeError(
+                f"strategy must be OneForOne, OneForAll or RestForOne, got {strategy!r}"
+            )
+        for label, value in (("stop_timeout", stop_timeout),
+                             ("shutdown_timeout", shutdown_timeout)):
+            if not value > 0:
+                raise ValueError(f"{label} must be > 0 seconds, got {value!r}")
+        with cls._lock:
+            running = cls._current
+            if running is not None and not running._stopped.is_set():
+                raise SystemAlreadyRunning(
+                    "an ActorSystem is already running in this process (one Gru per "
+                    "process); call system.shutdown() or Gru.shutdown() before starting "
+                    "another"
+                )
+            system = cls(_DEFAULT)
+            system.stop_timeout = stop_timeout
+            system.shutdown_timeout = shutdown_timeout
+            try:
+                system._boot(
+                    state_store=state_store, log_sinks=log_sinks, logger=logger,
+                    metrics_port=metrics_port, metrics_host=metrics_host, strategy=strategy,
+                    file_logs=file_logs, log_dir=log_dir, json_logs=json_logs,
+                    stderr_logs=stderr_logs, log_level=log_level, hooks=hooks,
+                )
+            except BaseException:
+                system._teardown(time.monotonic() + shutdown_timeout)
+                raise
+            cls._current = system
+        if handle_signals:
+            system._install_signal_handlers()
+        system.hooks.system_started(system)
+        return system
+
+    def _boot(
+        self, *, state_store: Any, log_sinks: Iterable[Any], logger: Logger | None,
+        metrics_port: int | None, metrics_host: str, strategy: Strategy, file_logs: bool,
+        log_dir: Any, json_logs: bool, stderr_logs: bool, log_level: str,
+        hooks: Iterable[Hooks],
+    ) -> None:
+        from ._logs import LoggingHooks, LogSetup
+
+        self._logs = LogSetup(
+            logger=logger, log_sinks=tuple(log_sinks), file_logs=file_logs,
+            log_dir=str(log_dir), json_logs=json_logs, stderr_logs=stderr_logs,
+            level=log_level,
+        )
+        self._logs.install()
+        self._log = self._logs.log
+        self.hooks.add(LoggingHooks(self._logs.log))
+        for hook in hooks:
+            self.hooks.add(hook)
+        if state_store is not None:
+            from .persistence import open_state_store
+
+            self.store = open_state_store(state_store)
+        if metrics_port is not None:
+            from .metrics import MetricsHooks
+
+            metrics = MetricsHooks(self, host=metrics_host, port=metrics_port)
+            metrics.start()
+            self.metrics = metrics
+            self.hooks.hooks.insert(0, metrics)
+        self._accepting = True
+        gru = Cell(self, None, Gru, (), {}, "gru", "permanent", strategy=strategy)
+        self._gru = gru
+        gru.thread.start()
+
+    @classmethod
+    def current(cls) -> ActorSystem | None:
+        """The running system of this process, or None."""
+        system = cls._current
+        if system is None or system._stopped.is_set():
+            return None
+        return system
+
+    # ================================================================== minions
+    @property
+    def log(self) -> Logger:
+        """The loguru logger the runtime writes through (bound with ``minions=True``)."""
+        if self._log is None:
+            raise SystemNotRunning("the system has no logger before start()")
+        return self._log
+
+    def spawn(
+        self,
+        cls: type[Minion],
+        *args: Any,
+        name: str | None = None,
+        restart: str = "permanent",
+        mailbox_size: int | None = None,
+        mailbox_overflow: Overflow = "block",
+        mailbox_put_timeout: float = 1.0,
+        **kwargs: Any,
+    ) -> MinionRef[Any]:
+        """Start a top-level minion supervised by Gru and return its ref at once.
+
+        ``args``/``kwargs`` go to the class's constructor (checked now: a mismatch raises
+        :class:`~minions_actors.SpawnError`). The minion is built and started on its own
+        thread; a failure there is a crash handled by Gru's strategy. ``restart`` is
+        ``"permanent"``, ``"transient"`` or ``"temporary"``. ``mailbox_size`` bounds the
+        mailbox; when full, ``tell`` waits up to ``mailbox_put_timeout`` seconds
+        (``mailbox_overflow="block"``) or fails at once (``"raise"``) with
+        :class:`~minions_actors.MailboxFull`.
+        """
+        return self._root().spawn_child(
+            cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
+            mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+        )
+
+    def get(self, path: str) -> MinionRef[Any]:
+        """The live minion at ``path`` (``"name"`` or ``"parent/child"``)."""
+        cell = self._root()
+        walked: list[str] = []
+        for part in path.strip("/").split("/"):
+            with cell.children_lock:
+                child = cell.children.get(part)
+                siblings = sorted(cell.children)
+            if child is None or child.terminated:
+                where = "/".join(walked) or "the top level"
+                raise MinionNotFound(
+                    f"no live minion at {path!r}: {part!r} is not among the children of "
+                    f"{where} ({', '.join(siblings) or 'none'})"
+                )
+            walked.append(part)
+            cell = child
+        return cell.ref
+
+    def find(self, path: str) -> MinionRef[Any] | None:
+        """Like :meth:`get`, but returns None when there is no such minion."""
+        try:
+            return self.get(path)
+        except MinionNotFound:
+            return None
+
+    def stop(self, path: str, timeout: float | None = None) -> bool:
+        """Stop the minion at ``path`` for good (no restart); True when it stopped in time."""
+        return self.get(path).stop(timeout=self.stop_timeout if timeout is None else timeout)
+
+    def cells(self) -> list[Cell]:
+        """Live minions (Gru excluded): what metrics and introspection read."""
+        with self._cells_lock:
+            return list(self._cells)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every accepted snapshot is durable; True when done in time."""
+        if self.store is None:
+            return True
+        return self.store.flush(timeout)
+
+    # ================================================================== lifecycle
+    @property
+    def running(self) -> bool:
+        return not self._stopped.is_set() and not self._shutdown_started
+
+    @property
+    def exit_code(self) -> int:
+        """0 after a clean shutdown, 1 after an escalation at Gru or an unclean stop."""
+        return 0 if self.failure is None and self._clean else 1
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the system has stopped (True) or ``timeout`` passed (False)."""
+        return self._stopped.wait(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop everything gracefully; idempotent; True when it all stopped in time.
+
+        Intake stops, minions stop children-first in reverse start order (each
+        ``on_stop`` runs; messages still queued become dead letters), snapshots are flushed
+        and the store closed, the metrics server stops, and only the log sinks the runtime
+        added are removed. Called from inside a minion, it runs in the background.
+        """
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        with self._shutdown_lock:
+            first = not self._shutdown_started
+            self._shutdown_started = True
+        if first:
+            if self._on_minion_thread():
+                self._shutdown_in_background(timeout)
+                return True
+            self._do_shutdown(timeout)
+        elif self._on_minion_thread():
+            return True
+        self._stopped.wait(timeout)
+        return self._stopped.is_set() and self._clean
+
+    def _on_minion_thread(self) -> bool:
+        current = threading.current_thread()
+        with self._cells_lock:
+            cells = list(self._cells)
+        gru = self._gru
+        return any(c.thread is current for c in cells) or (
+            gru is not None and gru.thread is current
+        )
+
+    def _shutdown_in_background(self, timeout: float) -> None:
+        threading.Thread(
+            target=self._do_shutdown, args=(timeout,), name="minions-shutdown", daemon=False
+        ).start()
+
+    def _root_failed(self, exc: BaseException | None) -> None:
+        """Gru gave up (escalation) or exited: shut the system down with that status."""
+        if exc is not None and self.failure is None:
+            self.failure = exc
+        with self._shutdown_lock:
+            first = not self._shutdown_started
+            self._shutdown_started = True
+        if first:
+            self._shutdown_in_background(self.shutdown_timeout)
+
+    def _do_shutdown(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self.hooks.system_stopping(self, self.failure)
+        self._teardown(deadline)
+
+    def _teardown(self, deadline: float) -> None:
+        """Reverse of start; tolerant of a partial start."""
+        self._accepting = False
+        gru = self._gru
+        if gru is not None:
+            if gru.thread.is_alive() or not gru.stopped_event.is_set():
+                gru.send_system(_terminate(deadline, "shutdown"))
+            if gru.thread.ident is not None and gru.thread is not threading.current_thread():
+                gru.thread.join(max(0.0, deadline - time.monotonic()))
+        for cell in self.cells():
+            if cell.thread is not threading.current_thread():
+                cell.thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [c for c in self.cells() if c.thread.is_alive()]
+        if gru is not None and gru.thread.is_alive():
+            stuck.append(gru)
+        if stuck:
+            self._clean = False
+            from .errors import MinionsError
+
+            for cell in stuck:
+                self.hooks.lifecycle_error(
+                    cell, MinionsError(
+                        f"{cell.describe()} did not stop before the shutdown deadline; its "
+                        f"handler is still running on thread {cell.thread.name!r}"
+                    ), "shutdown",
+                )
+        if self.store is not None:
+            try:
+                self.store.close(max(1.0, deadline - time.monotonic()))
+            except Exception as exc:  # noqa: BLE001 - reported; shutdown goes on
+                self._clean = False
+                if gru is not None:
+                    self.hooks.lifecycle_error(gru, exc, "store-close")
+        if self.metrics is not None:
+            self.metrics.close()
+        self._restore_signal_handlers()
+        self.hooks.system_stopped(self, self.failure)
+        if self._logs is not None:
+            self._logs.close()
+        with ActorSystem._lock:
+            if ActorSystem._current is self:
+                ActorSystem._current = None
+        self._stopped.set()
+
+    # ================================================================== signals
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._old_signals[signum] = signal.signal(signum, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        if not self._old_signals:
+            return
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in self._old_signals.items():
+                signal.signal(signum, handler)
+            self._old_signals.clear()
+        else:
+            # signal.signal only works on the main thread: ask it to do it at the next
+            # signal check; a leftover handler of ours ignores a stopped system.
+            pass
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signals_seen += 1
+        if self._signals_seen > 1 or self._stopped.is_set():
+            os._exit(128 + signum)
+        with self._shutdown_lock:
+            first = not self._shutdown_started
+            self._shutdown_started = True
+        if first:
+            self._shutdown_in_background(self.shutdown_timeout)
+
+    # ================================================================== internals
+    def _root(self) -> Cell:
+        gru = self._gru
+        if gru is None or not self._accepting:
+            raise SystemNotRunning(
+                "the ActorSystem is shut down; start a new one with ActorSystem.start()"
+            )
+        return gru
+
+    def _check_accepting(self) -> None:
+        if not self._accepting:
+            raise SystemNotRunning(
+                "the ActorSystem is shutting down and accepts no new minions"
+            )
+
+    def _register(self, cell: Cell) -> None:
+        with self._cells_lock:
+            self._cells[cell] = None
+
+    def _unregister(self, cell: Cell) -> None:
+        with self._cells_lock:
+            self._cells.pop(cell, None)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<ActorSystem {state}, {len(self._cells)} minions>"
+
+
+def _terminate(deadline: float, reason: str) -> Any:
+    from ._messages import Terminate
+
+    return Terminate(deadline, reason)

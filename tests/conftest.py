@@ -1,0 +1,98 @@
+"""Shared fixtures: a quiet system per test, and tools to wait for asynchronous outcomes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from minions_actors import ActorSystem
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.002)
+
+
+class Recorder:
+    """A thread-safe event log that minions write to and tests wait on."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self._cond = threading.Condition()
+
+    def add(self, event: Any) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[Any]], Any], timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(self.events)
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out; events so far: {self.events!r}")
+                self._cond.wait(left)
+
+    def wait_count(self, event: Any, n: int, timeout: float = 5.0) -> None:
+        self.wait_for(lambda evs: evs.count(event) >= n, timeout)
+
+    def count(self, event: Any) -> int:
+        with self._cond:
+            return self.events.count(event)
+
+    def only(self, pred: Callable[[Any], bool]) -> list[Any]:
+        with self._cond:
+            return [e for e in self.events if pred(e)]
+
+
+QUIET: dict[str, Any] = dict(
+    state_store=None, metrics_port=None, file_logs=False, stderr_logs=False,
+    handle_signals=False,
+)
+
+
+def runtime_threads() -> list[str]:
+    return [
+        t.name for t in threading.enumerate()
+        if t.name.startswith(("minion:", "minions-")) and t.is_alive()
+    ]
+
+
+@pytest.fixture
+def rec() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def system() -> Iterator[ActorSystem]:
+    """A running system with no store, metrics, logs or signal handlers."""
+    sys_ = ActorSystem.start(**QUIET)
+    try:
+        yield sys_
+    finally:
+        sys_.shutdown(timeout=10)
+    assert runtime_threads() == [], f"threads left behind: {runtime_threads()}"
+
+
+@pytest.fixture(autouse=True)
+def _no_system_left() -> Iterator[None]:
+    yield
+    current = ActorSystem.current()
+    if current is not None:
+        current.shutdown(timeout=10)
+        raise AssertionError("a test left an ActorSystem running")
