@@ -127,6 +127,7 @@ class ActorSystem:
                 system._teardown(time.monotonic() + shutdown_timeout)
                 raise
             cls._current = system
+        _shutdown_at_exit(system)
         if handle_signals:
             system._install_signal_handlers()
         system.hooks.system_started(system)
@@ -260,7 +261,10 @@ class ActorSystem:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the system has stopped (True) or ``timeout`` passed (False)."""
-        return self._stopped.wait(timeout)
+        stopped = self._stopped.wait(timeout)
+        if stopped:
+            self._restore_signal_handlers()
+        return stopped
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop everything gracefully; idempotent; True when it all stopped in time.
@@ -365,21 +369,25 @@ class ActorSystem:
             self._old_signals[signum] = signal.signal(signum, self._on_signal)
 
     def _restore_signal_handlers(self) -> None:
-        if not self._old_signals:
-            return
-        if threading.current_thread() is threading.main_thread():
+        """Put back the handlers we replaced; only possible on the main thread.
+
+        After a shutdown that ran on another thread, our handler stays installed until the
+        main thread next returns from :meth:`wait` or receives a signal, and then hands
+        the signal back to the previous handler.
+        """
+        if self._old_signals and threading.current_thread() is threading.main_thread():
             for signum, handler in self._old_signals.items():
                 signal.signal(signum, handler)
             self._old_signals.clear()
-        else:
-            # signal.signal only works on the main thread: ask it to do it at the next
-            # signal check; a leftover handler of ours ignores a stopped system.
-            pass
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self._stopped.is_set():  # a stale handler: give the signal back
+            self._restore_signal_handlers()
+            signal.raise_signal(signum)
+            return
         self._signals_seen += 1
-        if self._signals_seen > 1 or self._stopped.is_set():
-            os._exit(128 + signum)
+        if self._signals_seen > 1:
+            os._exit(128 + signum)  # second signal: fast exit, as documented
         with self._shutdown_lock:
             first = not self._shutdown_started
             self._shutdown_started = True
@@ -412,6 +420,22 @@ class ActorSystem:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<ActorSystem {state}, {len(self._cells)} minions>"
+
+
+def _shutdown_at_exit(system: ActorSystem) -> None:
+    """Shut ``system`` down when the main thread ends without having done it.
+
+    Minion threads are not daemons (a handler is never cut off mid-message), so a script
+    that forgets ``shutdown()`` would otherwise hang at exit. ``threading``'s pre-join exit
+    hook (the one ``concurrent.futures`` uses) runs before non-daemon threads are joined.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - every CPython we support has it
+        return
+    try:
+        register(lambda: system.shutdown() if not system._stopped.is_set() else None)
+    except RuntimeError:  # the interpreter is already shutting down
+        pass
 
 
 def _terminate(deadline: float, reason: str) -> Any:
