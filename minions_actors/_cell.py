@@ -84,12 +84,14 @@ class Cell:
         self.cls_name = cls.__name__
         self.args = args
         self.kwargs = kwargs
-        self.name = name
-        self.path = name if parent is None or parent.parent is None else f"{parent.path}/{name}"
-        if parent is None:
-            self.path = ""
+        self.name: str = name
+        self.path: str = (
+            "" if parent is None
+            else name if parent.parent is None
+            else f"{parent.path}/{name}"
+        )
         self.restart = restart
-        self.urn = uuid.uuid4().urn
+        self.urn: str = uuid.uuid4().urn
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
         self.ref: MinionRef[Any] = MinionRef(self)
         self._strategy_override = strategy
@@ -173,7 +175,7 @@ class Cell:
         while True:
             try:
                 item = self.inbox.get_nowait()
-            except Exception:  # noqa: BLE001 - queue.Empty
+            except Exception:
                 return
             self.dead_letter(item)
 
@@ -265,7 +267,7 @@ class Cell:
                             self._sys_cond.wait()
                 else:
                     self._process_messages()
-        except BaseException as exc:  # noqa: BLE001 - a runtime bug must not hang the system
+        except BaseException as exc:
             self.hooks.lifecycle_error(self, exc, "runtime")
             self.stop_reason = self.stop_reason or "runtime-error"
         finally:
@@ -298,7 +300,7 @@ class Cell:
             t0 = perf_counter()
             try:
                 receive(msg)
-            except BaseException as exc:  # noqa: BLE001 - let it crash
+            except BaseException as exc:
                 self.busy_seconds += perf_counter() - t0
                 self.failed += 1
                 self._crash(exc, "message")
@@ -315,7 +317,7 @@ class Cell:
         t0 = perf_counter()
         try:
             inst.on_receive(msg)
-        except BaseException as exc:  # noqa: BLE001 - let it crash
+        except BaseException as exc:
             self.busy_seconds += perf_counter() - t0
             self.failed += 1
             self._crash(exc, "message")
@@ -339,7 +341,7 @@ class Cell:
                     result = self._proxy_message(inst, inner)
                 else:
                     result = inst.on_receive(inner)
-            except BaseException as exc:  # noqa: BLE001 - the asker gets it, then we crash
+            except BaseException as exc:
                 self.busy_seconds += perf_counter() - t0
                 self.failed += 1
                 msg.future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
@@ -354,7 +356,7 @@ class Cell:
         if cls in _PROXY:  # proxy .defer(): a tell of a method call
             try:
                 self._proxy_message(inst, msg)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 self.failed += 1
                 self._crash(exc, "message")
                 return False
@@ -408,7 +410,7 @@ class Cell:
             phase = "on_start"
             self.instance = inst
             inst.on_start()
-        except BaseException as exc:  # noqa: BLE001 - a failed start is a crash
+        except BaseException as exc:
             self.instance = inst
             self._crash(exc, phase)
             return False
@@ -427,7 +429,7 @@ class Cell:
                 inst.on_failure(type(exc), exc, exc.__traceback__)
             elif not crashed:
                 inst.on_stop()
-        except BaseException as err:  # noqa: BLE001 - logged, never blocks
+        except BaseException as err:
             self.hooks.lifecycle_error(self, err, "on_failure" if crashed else "on_stop")
 
     def _crash(self, exc: BaseException, phase: str) -> None:
@@ -448,7 +450,7 @@ class Cell:
         if inst is not None:
             try:
                 inst.on_stop()
-            except BaseException as err:  # noqa: BLE001
+            except BaseException as err:
                 self.hooks.lifecycle_error(self, err, "on_stop")
         self.terminated = True
 

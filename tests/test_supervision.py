@@ -115,7 +115,7 @@ def test_restart_window_slides() -> None:
             ref.ask("ping", timeout=2)
             import time
 
-            time.sleep(0.16)  # noqa: the window itself is what is under test
+            time.sleep(0.16)  # time passing is what is under test, not synchronisation
         assert system.running and system.failure is None
     finally:
         system.shutdown()

@@ -1,0 +1,285 @@
+"""Logging for the runtime: loguru sinks the system owns, and the hooks that write to them.
+
+The runtime never calls ``logger.remove()`` without an id: :class:`LogSetup` remembers the
+handler ids it added and removes exactly those, so a user's own sinks survive shutdown.
+:class:`LoggingHooks` turns lifecycle hooks into log records; nothing is logged per message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from loguru import logger as _global_logger
+
+from ._hooks import Hooks
+
+if TYPE_CHECKING:
+    from loguru import Logger, Record
+
+__all__ = [
+    "GRU_CLASS",
+    "GRU_PATH",
+    "LOG_FILE_NAME",
+    "LogSetup",
+    "LoggingHooks",
+    "is_runtime_record",
+]
+
+#: Name of the log file created under ``log_dir``.
+LOG_FILE_NAME = "minions.log"
+#: ``extra["minion"]`` / ``extra["minion_class"]`` of records about the system as a whole.
+GRU_PATH = "gru"
+GRU_CLASS = "Gru"
+
+_LOG_FILE_MODE = 0o600
+
+
+class _CellView(Protocol):
+    """What the log hooks read from a cell (read only)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def cls_name(self) -> str: ...
+
+
+def is_runtime_record(record: Record) -> bool:
+    """True for records written by the runtime (bound with ``minions=True``)."""
+    return bool(record["extra"].get("minions"))
+
+
+def _human_format(record: Record) -> str:
+    """Loguru format template that shows the minion path when the record has one."""
+    who = " | {extra[minion]}" if "minion" in record["extra"] else ""
+    return (
+        "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8}" + who + " | {name}:{function}:{line}"
+        " - {message}\n{exception}"
+    )
+
+
+def _owner_only_opener(path: str, flags: int) -> int:
+    """``open()`` opener creating log files (including rotated ones) with mode 0600."""
+    return os.open(path, flags, _LOG_FILE_MODE)
+
+
+def _default_stderr_handler_present(log: Logger) -> bool:
+    """Whether loguru's default handler (id 0, stderr) is still installed on ``log``'s core.
+
+    Loguru exposes no public query for this, so we look at its private core and, if that
+    ever changes shape, answer False (we then add our own stderr sink: worst case a
+    duplicated line, never a missing one).
+    """
+    core = getattr(log, "_core", None)
+    handlers = getattr(core, "handlers", None)
+    return isinstance(handlers, Mapping) and 0 in handlers
+
+
+def _split_sink(item: Any) -> tuple[Any, dict[str, Any]]:
+    """Normalise a ``log_sinks`` item into ``(sink, options)`` for ``logger.add``."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Mapping):
+        return item[0], dict(item[1])
+    if isinstance(item, Mapping):
+        if "sink" not in item:
+            raise ValueError(f"log_sinks entry {item!r} is a dict without a 'sink' key")
+        options = dict(item)
+        return options.pop("sink"), options
+    return item, {}
+
+
+class LogSetup:
+    """Adds the runtime's loguru sinks at start and removes exactly those at shutdown.
+
+    Rules (documented in ``docs/logging.md``):
+
+    - ``file_logs``: a rotating, retention-capped ``log_dir/minions.log`` (owner-only, 0600)
+      receiving every record at ``level`` or above, the application's too: it is the
+      process's log file. ``json_logs=True`` writes JSON lines (loguru ``serialize``).
+    - ``stderr_logs``: runtime records on stderr. If loguru's default handler 0 is still
+      installed it already prints them, so no second stderr sink is added (no duplicate
+      lines); if the application removed handler 0, a stderr sink filtered to runtime records
+      is added.
+    - ``log_sinks``: extra sinks, each anything ``logger.add`` accepts, a ``(sink, options)``
+      tuple or a dict with a ``"sink"`` key; options are passed through unchanged.
+    """
+
+    def __init__(
+        self,
+        *,
+        logger: Logger | None = None,
+        log_sinks: Iterable[Any] = (),
+        file_logs: bool = True,
+        log_dir: str | os.PathLike[str] = "logs",
+        json_logs: bool = False,
+        stderr_logs: bool = True,
+        level: str | int = "INFO",
+        rotation: str | int = "10 MB",
+        retention: str | int = 5,
+    ) -> None:
+        self._base: Logger = logger if logger is not None else _global_logger
+        self.log: Logger = self._base.bind(minions=True, minion=GRU_PATH, minion_class=GRU_CLASS)
+        self._sinks = list(log_sinks)
+        self.file_logs = file_logs
+        self.log_dir = Path(log_dir)
+        self.json_logs = json_logs
+        self.stderr_logs = stderr_logs
+        self.level = level
+        self.rotation = rotation
+        self.retention = retention
+        self._ids: list[int] = []
+
+    @property
+    def log_file(self) -> Path:
+        """Path of the runtime's log file (whether or not ``file_logs`` is on)."""
+        return self.log_dir / LOG_FILE_NAME
+
+    @property
+    def handler_ids(self) -> tuple[int, ...]:
+        """Loguru handler ids added by :meth:`install` and not yet removed."""
+        return tuple(self._ids)
+
+    def install(self) -> None:
+        """Add the configured sinks; on a failure, remove the ones already added and re-raise."""
+        if self._ids:
+            return
+        try:
+            if self.file_logs:
+                self._add_file_sink()
+            if self.stderr_logs and not _default_stderr_handler_present(self._base):
+                self._ids.append(
+                    self._base.add(
+                        sys.stderr,
+                        level=self.level,
+                        filter=is_runtime_record,
+                        format=_human_format,
+                        serialize=self.json_logs,
+                    )
+                )
+            for item in self._sinks:
+                sink, options = _split_sink(item)
+                self._ids.append(self._base.add(sink, **options))
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_file_sink(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        path = self.log_file
+        handler_id = self._base.add(
+            str(path),
+            level=self.level,
+            format=_human_format,
+            serialize=self.json_logs,
+            rotation=self.rotation,
+            retention=self.retention,
+            encoding="utf-8",
+            enqueue=False,
+            opener=_owner_only_opener,
+        )
+        self._ids.append(handler_id)
+        # The opener only sets the mode of files it creates; tighten a pre-existing one too.
+        with contextlib.suppress(OSError):
+            os.chmod(path, _LOG_FILE_MODE)
+
+    def close(self) -> None:
+        """Remove only the sinks this setup added (flushing them); safe to call twice."""
+        while self._ids:
+            handler_id = self._ids.pop()
+            with contextlib.suppress(ValueError):  # already removed by someone else
+                self._base.remove(handler_id)
+
+
+class LoggingHooks(Hooks):
+    """Writes one log record per lifecycle event, with the minion's path and class bound.
+
+    Levels: system start/stop INFO (ERROR when stopped by a failure); crashes ERROR with the
+    traceback, once per crash; restarts WARNING; escalations and ``on_stop`` errors ERROR;
+    dead letters and snapshot errors WARNING/ERROR for the first one of a minion, DEBUG after.
+    """
+
+    def __init__(self, log: Logger) -> None:
+        self.log = log
+
+    def for_cell(self, cell: _CellView, workflow_id: str | None = None) -> Logger:
+        """The runtime logger bound with ``minion``/``minion_class`` (and ``workflow_id``)."""
+        if workflow_id is None:
+            workflow_id = getattr(cell, "workflow_id", None)
+        path = cell.path or GRU_PATH  # Gru's own cell has the empty path
+        if workflow_id is None:
+            return self.log.bind(minions=True, minion=path, minion_class=cell.cls_name)
+        return self.log.bind(
+            minions=True, minion=path, minion_class=cell.cls_name, workflow_id=workflow_id
+        )
+
+    def _system(self) -> Logger:
+        return self.log.bind(minions=True, minion=GRU_PATH, minion_class=GRU_CLASS)
+
+    def system_started(self, system: Any) -> None:
+        self._system().info("minions system started")
+
+    def system_stopping(self, system: Any, failure: BaseException | None) -> None:
+        if failure is None:
+            self._system().info("minions system shutting down")
+        else:
+            self._system().warning("minions system shutting down after a failure: {!r}", failure)
+
+    def system_stopped(self, system: Any, failure: BaseException | None) -> None:
+        if failure is None:
+            self._system().info("minions system stopped")
+        else:
+            self._system().error("minions system stopped with a failure: {!r}", failure)
+
+    def minion_started(self, cell: _CellView, restored: bool) -> None:
+        self.for_cell(cell).debug(
+            "minion {} started{}", cell.path, " (state restored)" if restored else ""
+        )
+
+    def minion_crashed(self, cell: _CellView, exc: BaseException, phase: str) -> None:
+        self.for_cell(cell).opt(exception=exc).error(
+            "minion {} ({}) crashed in {}: {!r}", cell.path, cell.cls_name, phase, exc
+        )
+
+    def minion_restarting(self, cell: _CellView, delay: float, cause: str) -> None:
+        self.for_cell(cell).warning("minion {} restarting in {:.3f}s ({})", cell.path, delay, cause)
+
+    def minion_stopped(self, cell: _CellView, reason: str) -> None:
+        self.for_cell(cell).debug("minion {} stopped ({})", cell.path, reason)
+
+    def lifecycle_error(self, cell: _CellView, exc: BaseException, phase: str) -> None:
+        self.for_cell(cell).opt(exception=exc).error(
+            "minion {} raised in {} (ignored, shutdown continues): {!r}", cell.path, phase, exc
+        )
+
+    def escalated(self, cell: _CellView, exc: BaseException) -> None:
+        self.for_cell(cell).opt(exception=exc).error(
+            "minion {} exceeded its restart intensity and escalated: {!r}", cell.path, exc
+        )
+
+    def dead_letter(self, cell: _CellView, message: Any, first: bool) -> None:
+        # Only the message type: message content may be large or sensitive.
+        level = "WARNING" if first else "DEBUG"
+        suffix = " (further dead letters to it are logged at DEBUG)" if first else ""
+        self.for_cell(cell).log(
+            level,
+            "dead letter: a {} message reached stopped minion {}{}",
+            type(message).__name__,
+            cell.path,
+            suffix,
+        )
+
+    def snapshot_error(self, cell: _CellView, exc: BaseException, first: bool) -> None:
+        log = self.for_cell(cell)
+        if first:
+            log.opt(exception=exc).error(
+                "minion {} cannot be snapshotted, its state is not persisted: {!r}"
+                " (repeats are logged at DEBUG)",
+                cell.path,
+                exc,
+            )
+        else:
+            log.debug("minion {} snapshot failed again: {!r}", cell.path, exc)
