@@ -7,6 +7,7 @@ strategies; state snapshots survive crashes and process restarts in SQLite.
 
 from __future__ import annotations
 
+from ._hooks import Hooks
 from .errors import (
     AskTimeout,
     DuplicateName,
@@ -26,7 +27,6 @@ from .minion import Gru, Minion, Terminated
 from .ref import MinionFuture, MinionRef
 from .supervision import Backoff, OneForAll, OneForOne, RestartType, RestForOne, Strategy
 from .system import ActorSystem
-from ._hooks import Hooks
 
 __version__ = "0.1.0"
 

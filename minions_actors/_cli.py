@@ -81,7 +81,7 @@ def cmd_run(target: str) -> int:
         return EXIT_USAGE
     try:
         result = func()
-    except Exception as exc:  # noqa: BLE001 - reported as a failed start
+    except Exception as exc:
         print(f"minions_actors run: {target} failed to start: {exc!r}", file=sys.stderr)
         running = ActorSystem.current()
         if running is not None:
@@ -106,7 +106,7 @@ def cmd_inspect(db: str) -> int:
 
     try:
         print(render_inspect(db))
-    except Exception as exc:  # noqa: BLE001 - a readable message, not a traceback
+    except Exception as exc:
         print(f"minions_actors inspect: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

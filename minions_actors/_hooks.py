@@ -68,7 +68,7 @@ class HookDispatcher(Hooks):
         for hook in self.hooks:
             try:
                 getattr(hook, name)(*args)
-            except Exception:  # noqa: BLE001 - observability must never break the runtime
+            except Exception:
                 pass
 
     def system_started(self, system: ActorSystem) -> None:

@@ -50,7 +50,7 @@ def find_unserialisable(value: Any, where: str = "") -> tuple[str, str] | None:
             if found:
                 return found
         return None
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+    if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
         return (where or "<root>", f"float {value!r}")
     if isinstance(value, _JSON_SCALARS):
         return None
@@ -94,7 +94,7 @@ class Snapshotter:
         """Take a snapshot after a successful message; store it when it changed."""
         try:
             text = encode_snapshot(self.cell, instance.snapshot())
-        except Exception as exc:  # noqa: BLE001 - reported, the minion keeps running
+        except Exception as exc:
             key = str(exc)
             first = key != self._error_key
             self._error_key = key

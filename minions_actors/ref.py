@@ -9,7 +9,7 @@ import pykka
 from pykka import ThreadingFuture
 
 from . import _messages as m
-from .errors import AskTimeout, MailboxFull, MinionStopped
+from .errors import AskTimeout, MailboxFull
 
 if TYPE_CHECKING:
     from ._cell import Cell

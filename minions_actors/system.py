@@ -38,7 +38,7 @@ class ActorSystem:
     Create it with :meth:`start`; do not instantiate it directly.
     """
 
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _lock: ClassVar[threading.RLock] = threading.RLock()
     _current: ClassVar[ActorSystem | None] = None
 
     def __init__(self, _token: object = None) -> None:
@@ -346,7 +346,7 @@ class ActorSystem:
         if self.store is not None:
             try:
                 self.store.close(max(1.0, deadline - time.monotonic()))
-            except Exception as exc:  # noqa: BLE001 - reported; shutdown goes on
+            except Exception as exc:
                 self._clean = False
                 if gru is not None:
                     self.hooks.lifecycle_error(gru, exc, "store-close")

@@ -1,0 +1,314 @@
+"""The state store's writer thread: takes coalesced snapshots and commits them in batches.
+
+Caller threads only put entries into :class:`WriteQueue` (a dict under a lock). One
+:class:`SnapshotWriter` thread swaps the dict out every ``batch_interval`` seconds (or at once
+when someone flushes) and writes it in one transaction (group commit). A failed batch is put
+back under the newer entries, so a retry never writes an older snapshot over a newer one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from .errors import (
+    StateStoreCorrupt,
+    StateStoreError,
+    StateStoreFull,
+    StateStoreLocked,
+    StateStoreReadOnly,
+)
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+__all__ = [
+    "SNAPSHOT_COLUMNS",
+    "SNAPSHOT_TABLE",
+    "Entry",
+    "SnapshotWriter",
+    "WriteQueue",
+    "classify_sqlite_error",
+]
+
+_log = logger.bind(minions=True, component="state_store")
+
+#: Table holding one row per persistent minion: its newest snapshot.
+SNAPSHOT_TABLE = "minion_snapshots"
+#: Column order used by the writer's list-mode ``insert_all``.
+SNAPSHOT_COLUMNS = ["path", "minion_class", "state_json", "size_bytes", "updated_at"]
+
+#: A pending change: ``(minion_class, state_json, updated_at)``; ``None`` means "delete".
+Entry = tuple[str, str, float]
+
+#: How long the idle writer sleeps before checking whether the main thread has ended.
+_IDLE_POLL = 0.25
+#: Rows per INSERT statement (5 columns x 1000 stays far below SQLite's variable limit).
+_ROWS_PER_STATEMENT = 1000
+#: Repeat the "still failing" log line at most this often during a long outage.
+_RELOG_EVERY = 10.0
+#: SQLite's own upper bound for ``PRAGMA max_page_count`` (means "no cap").
+NO_PAGE_CAP = 4294967294
+
+
+def classify_sqlite_error(exc: BaseException, db_path: str) -> StateStoreError:
+    """Turn a sqlite3 exception into the matching :class:`StateStoreError` with a helpful text."""
+    if isinstance(exc, StateStoreError):
+        return exc
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    low = text.lower()
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in low:
+        return StateStoreLocked(
+            f"state store {db_path!r} is locked by another process or connection ({text}); "
+            "retrying. Stop the other writer (only one process may use a store file)."
+        )
+    if name.startswith("SQLITE_FULL") or "is full" in low:
+        return StateStoreFull(
+            f"state store {db_path!r} is full ({text}): free disk space (or raise "
+            "max_size_bytes); snapshots are kept in memory and retried."
+        )
+    if name.startswith("SQLITE_READONLY") or "readonly" in low:
+        return StateStoreReadOnly(
+            f"state store {db_path!r} cannot be written ({text}): make the file and its "
+            "directory writable by this user, or choose another state_store path."
+        )
+    if (
+        name.startswith("SQLITE_NOTADB")
+        or name.startswith("SQLITE_CORRUPT")
+        or "not a database" in low
+        or "malformed" in low
+    ):
+        return StateStoreCorrupt(
+            f"state store {db_path!r} is not a valid SQLite database ({text}): move it away "
+            "(the runtime starts a fresh one) or restore it from a backup."
+        )
+    return StateStoreError(f"state store {db_path!r}: {type(exc).__name__}: {text}")
+
+
+class WriteQueue:
+    """Changes accepted from caller threads and not yet committed, plus flush bookkeeping.
+
+    ``accepted`` counts every save/delete; ``durable`` is the highest count known to be
+    committed. ``flush`` waits for ``durable >= accepted`` as it was when flush began.
+    """
+
+    def __init__(self) -> None:
+        # Reentrant, so a signal handler that flushes or closes while the main thread is
+        # inside save() cannot deadlock.
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.pending: dict[str, Entry | None] = {}
+        self.accepted = 0
+        self.durable = 0
+        self.first_dirty: float | None = None  # monotonic time the oldest pending change came
+        self.urgent = False  # a flush (or sync save) wants the batch now
+        self.stopping = False  # close(): write what is pending, then exit
+        self.abandon = False  # close() timed out: exit without writing
+        self.closed = False  # no new saves accepted
+
+
+class SnapshotWriter(threading.Thread):
+    """The one thread that writes snapshots; non-daemon and joined by ``close()``.
+
+    It owns the sqlite connection while it runs (``conn_lock`` guards the rare use from
+    other threads). Failures are retried with capped exponential backoff; nothing accepted
+    is dropped unless ``close`` gives up waiting.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        db_path: str,
+        queue: WriteQueue,
+        conn_lock: threading.Lock,
+        batch_interval: float,
+        retry_initial: float,
+        retry_max: float,
+        on_error: Callable[[StateStoreError], None] | None,
+    ) -> None:
+        super().__init__(name="minions-store-writer", daemon=False)
+        self._db = db
+        self._db_path = db_path
+        self._q = queue
+        self._conn_lock = conn_lock
+        self._interval = batch_interval
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._on_error = on_error
+        self._table = db.table(SNAPSHOT_TABLE)
+        # statistics (written only by this thread; read racily, which is fine for counters)
+        self.rows_written = 0
+        self.batches = 0
+        self.batch_seconds_sum = 0.0
+        self.write_errors = 0
+        self.last_error: str | None = None
+        self.lost = 0
+        self.in_flight = 0  # size of the batch being written (still "pending" for stats)
+        # size cap (bytes -> PRAGMA max_page_count), applied before the next batch
+        self.max_pages: int | None = None
+        self._applied_max_pages: int | None = None
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        """Wait for a batch, write it, repeat; exit after close() drained the queue."""
+        q = self._q
+        main = threading.main_thread()
+        failing_since: float | None = None
+        last_log = 0.0
+        delay = self._retry_initial
+        while True:
+            with q.cond:
+                while True:
+                    if q.abandon:
+                        self._drop_pending()
+                        return
+                    now = time.monotonic()
+                    if q.pending and (
+                        q.urgent
+                        or q.stopping
+                        or q.first_dirty is None
+                        or now >= q.first_dirty + self._interval
+                    ):
+                        break
+                    if not q.pending and q.stopping:
+                        return
+                    if not main.is_alive() and not self._others_keep_process_alive(main):
+                        # The program ended without close(): write what is left, then stop so
+                        # that this non-daemon thread never keeps the interpreter alive.
+                        q.stopping = True
+                        q.closed = True
+                        continue
+                    wait = _IDLE_POLL  # also bounds how late we notice the main thread ended
+                    if q.pending and q.first_dirty is not None:
+                        wait = min(wait, max(0.0, q.first_dirty + self._interval - now))
+                    q.cond.wait(wait)
+                batch = q.pending
+                q.pending = {}
+                target = q.accepted
+                self.in_flight = len(batch)
+                q.first_dirty = None
+                q.urgent = False
+            try:
+                self._write(batch)
+            except BaseException as exc:  # every failure is retried and reported
+                err = classify_sqlite_error(exc, self._db_path)
+                self.write_errors += 1
+                self.last_error = str(err)
+                now = time.monotonic()
+                if failing_since is None or now - last_log >= _RELOG_EVERY:
+                    _log.error(
+                        "state store write failed ({} snapshots kept, retrying in {:.2f}s): {}",
+                        len(batch),
+                        delay,
+                        err,
+                    )
+                    last_log = now
+                if failing_since is None:
+                    failing_since = now
+                self._report(err)
+                with q.cond:
+                    merged = batch
+                    merged.update(q.pending)  # newer changes win over the failed batch
+                    q.pending = merged
+                    self.in_flight = 0
+                    if q.first_dirty is None:
+                        q.first_dirty = now
+                    deadline = now + delay
+                    while not q.abandon:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        q.cond.wait(left)
+                delay = min(delay * 2, self._retry_max)
+                continue
+            if failing_since is not None:
+                _log.info(
+                    "state store writes recovered after {:.1f}s ({} failed attempts so far)",
+                    time.monotonic() - failing_since,
+                    self.write_errors,
+                )
+                failing_since = None
+                self.last_error = None
+            delay = self._retry_initial
+            with q.cond:
+                self.in_flight = 0
+                if target > q.durable:
+                    q.durable = target
+                q.cond.notify_all()
+
+    def _others_keep_process_alive(self, main: threading.Thread) -> bool:
+        """True while a non-daemon thread (e.g. a minion) other than writers still runs."""
+        return any(
+            t.is_alive() and not t.daemon and t is not main and not isinstance(t, SnapshotWriter)
+            for t in threading.enumerate()
+        )
+
+    def _drop_pending(self) -> None:
+        """close() gave up: count and log what could not be written (lock held by caller)."""
+        q = self._q
+        if q.pending:
+            self.lost += len(q.pending)
+            sample = ", ".join(sorted(q.pending)[:5])
+            _log.error(
+                "state store {!r} closed with {} snapshots not written (e.g. {}): {}",
+                self._db_path,
+                len(q.pending),
+                sample,
+                self.last_error,
+            )
+            q.pending = {}
+        q.cond.notify_all()
+
+    def _report(self, err: StateStoreError) -> None:
+        """Call the user's on_error callback, which must never kill the writer."""
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(err)
+        except Exception:  # a callback bug must not stop writes
+            _log.exception("state store on_error callback raised")
+
+    # ------------------------------------------------------------------ one batch
+    def _write(self, batch: dict[str, Entry | None]) -> None:
+        """Commit one batch in a single transaction (all or nothing)."""
+        rows: list[Any] = [SNAPSHOT_COLUMNS]
+        deletes: list[tuple[str]] = []
+        for path, entry in batch.items():
+            if entry is None:
+                deletes.append((path,))
+            else:
+                cls, text, ts = entry
+                size = len(text) if text.isascii() else len(text.encode("utf-8"))
+                rows.append((path, cls, text, size, ts))
+        db = self._db
+        started = time.perf_counter()
+        with self._conn_lock:
+            if self.max_pages != self._applied_max_pages:
+                cap = NO_PAGE_CAP if self.max_pages is None else self.max_pages
+                db.execute(f"PRAGMA max_page_count = {int(cap)}")
+                self._applied_max_pages = self.max_pages
+            conn: sqlite3.Connection = db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if len(rows) > 1:
+                    self._table.insert_all(rows, replace=True, batch_size=_ROWS_PER_STATEMENT)
+                if deletes:
+                    conn.executemany(f"DELETE FROM {SNAPSHOT_TABLE} WHERE path = ?", deletes)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    # the original error is the one worth reporting
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        self.batch_seconds_sum += time.perf_counter() - started
+        self.batches += 1
+        self.rows_written += len(rows) - 1 + len(deletes)

@@ -1,0 +1,601 @@
+"""State stores: where persistent minions' snapshots live between messages and processes.
+
+:class:`SQLiteStateStore` (the default, file ``minions.db``) keeps one row per minion path with
+its newest JSON snapshot. Saving only puts the snapshot in a dict under a lock; one writer
+thread commits the dict in batches (WAL, group commit), so a minion that changes state on
+every message costs one dict assignment per message, and 1,000 saves of one path within a
+batch window are written once. :class:`InMemoryStateStore` has the same protocol for tests.
+Snapshots are JSON text only: nothing read from the database is ever unpickled or evaluated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from loguru import logger
+from sqlite_utils import Database
+
+from ._sqlite_writer import (
+    SNAPSHOT_TABLE,
+    Entry,
+    SnapshotWriter,
+    WriteQueue,
+    classify_sqlite_error,
+)
+from .errors import (
+    StateStoreClosed,
+    StateStoreCorrupt,
+    StateStoreError,
+    StateStoreReadOnly,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "SNAPSHOT_TABLE",
+    "InMemoryStateStore",
+    "Migration",
+    "SQLiteStateStore",
+    "StateStore",
+    "StoreStats",
+    "StoredMinion",
+    "open_state_store",
+    "schema_version",
+]
+
+_log = logger.bind(minions=True, component="state_store")
+
+Durability = Literal["batched", "sync"]
+
+
+# ---------------------------------------------------------------------------- data types
+@dataclass(frozen=True)
+class StoredMinion:
+    """One stored snapshot as listed by :meth:`StateStore.stored` (no state, just metadata)."""
+
+    path: str
+    minion_class: str
+    size_bytes: int
+    updated_at: datetime  # timezone-aware, UTC
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Cumulative counters of a store, read by the Prometheus collector at scrape time."""
+
+    rows_written: int = 0  # snapshot rows written or deleted
+    batches: int = 0  # committed write transactions
+    batch_seconds_sum: float = 0.0  # time spent committing them
+    write_errors: int = 0  # failed write attempts (each is retried)
+    pending: int = 0  # snapshots accepted but not yet committed (queue depth)
+    last_error: str | None = None  # message of the current failure streak, None when healthy
+    lost: int = 0  # snapshots dropped because close() timed out while writes kept failing
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """What the runtime needs from a store; implement it to bring your own (e.g. Postgres).
+
+    ``save`` is called on the minion's own thread after every message that changed state,
+    so it must be cheap; durability is promised only after ``flush`` returns True.
+    """
+
+    def load(self, path: str) -> str | None:
+        """Newest snapshot JSON text for a minion path (including unflushed saves), or None."""
+        ...
+
+    def save(self, path: str, minion_class: str, state_json: str) -> None:
+        """Accept a new snapshot for ``path``; replaces any earlier one."""
+        ...
+
+    def delete(self, path: str) -> None:
+        """Forget the snapshot of ``path`` (no error if there is none)."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every accepted save is durable; False if ``timeout`` passed first."""
+        ...
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, release threads and files; idempotent."""
+        ...
+
+    def stored(self) -> list[StoredMinion]:
+        """Metadata of every stored snapshot, sorted by path."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """Cumulative counters for metrics."""
+        ...
+
+
+# ---------------------------------------------------------------------------- schema
+#: A migration gets the open database inside the migration transaction and changes the schema.
+Migration = Callable[[Database], None]
+
+
+def _m1_minion_snapshots(db: Database) -> None:
+    """Schema 1: one row per persistent minion holding its newest JSON snapshot."""
+    db.table(SNAPSHOT_TABLE).create(
+        {
+            "path": str,
+            "minion_class": str,
+            "state_json": str,
+            "size_bytes": int,
+            "updated_at": float,  # unix time, seconds
+        },
+        pk="path",
+        not_null={"minion_class", "state_json", "size_bytes", "updated_at"},
+        if_not_exists=True,
+    )
+
+
+#: Applied in order; migration ``i`` (1-based) brings the file to ``PRAGMA user_version = i``.
+#: Add a new schema by appending a function: never edit or reorder the existing ones.
+MIGRATIONS: list[Migration] = [_m1_minion_snapshots]
+
+
+def schema_version() -> int:
+    """The schema version this code writes (the number of known migrations)."""
+    return len(MIGRATIONS)
+
+
+def _migrate(db: Database, db_path: str) -> int:
+    """Bring the file to the newest schema in one transaction; returns the version found.
+
+    Always writes ``user_version`` so that a file we cannot write fails here, at open,
+    rather than later in the writer thread.
+    """
+    conn: sqlite3.Connection = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        latest = schema_version()
+        if found > latest:
+            raise StateStoreError(
+                f"state store {db_path!r} has schema version {found}, newer than this "
+                f"minions_actors knows ({latest}): upgrade minions_actors or use another file."
+            )
+        for number in range(found + 1, latest + 1):
+            MIGRATIONS[number - 1](db)
+            _log.info("state store {!r}: migrated schema to version {}", db_path, number)
+        conn.execute(f"PRAGMA user_version = {latest}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _check_text(path: str, state_json: str) -> None:
+    if not isinstance(state_json, str):
+        raise TypeError(
+            f"state_json for {path!r} must be JSON text (str), got {type(state_json).__name__}"
+        )
+
+
+# ---------------------------------------------------------------------------- SQLite store
+class SQLiteStateStore:
+    """The default store: a SQLite file (WAL) written by one batching writer thread.
+
+    ``durability="batched"`` (default): ``save`` returns at once; changes are committed at
+    most ``batch_interval`` seconds (plus one commit) later, which is the window that
+    ``kill -9`` can lose; ``flush()`` closes it. ``durability="sync"``: ``save`` returns only
+    after the commit (``synchronous=FULL``), zero loss at a far lower rate.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "minions.db",
+        *,
+        durability: Durability = "batched",
+        batch_interval: float = 0.05,
+        on_error: Callable[[StateStoreError], None] | None = None,
+        max_size_bytes: int | None = None,
+        sync_timeout: float = 10.0,
+        open_timeout: float = 5.0,
+        busy_timeout: float = 0.2,
+        retry_initial: float = 0.05,
+        retry_max: float = 2.0,
+    ) -> None:
+        if durability not in ("batched", "sync"):
+            raise ValueError(f"durability must be 'batched' or 'sync', got {durability!r}")
+        if not (isinstance(batch_interval, (int, float)) and batch_interval >= 0):
+            raise ValueError(f"batch_interval must be seconds >= 0, got {batch_interval!r}")
+        self.path = os.path.abspath(os.fspath(path))
+        self.durability: Durability = durability
+        self.batch_interval = float(batch_interval) if durability == "batched" else 0.0
+        self._sync_timeout = sync_timeout
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self._conn_lock = threading.Lock()
+        self._q = WriteQueue()
+        self._db, self._cache, self.schema_found = self._open(open_timeout, busy_timeout)
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._writer = SnapshotWriter(
+            db=self._db,
+            db_path=self.path,
+            queue=self._q,
+            conn_lock=self._conn_lock,
+            batch_interval=self.batch_interval,
+            retry_initial=retry_initial,
+            retry_max=retry_max,
+            on_error=on_error,
+        )
+        self.max_size_bytes = max_size_bytes
+        self._writer.start()
+
+    # ------------------------------------------------------------------ opening
+    def _open(
+        self, open_timeout: float, busy_timeout: float
+    ) -> tuple[Database, dict[str, Entry], int]:
+        """Create/open the file (0600), set WAL, migrate, and read every row into the cache."""
+        path = self.path
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            raise StateStoreError(
+                f"cannot open state store {path!r}: directory {directory!r} does not exist; "
+                "create it or choose another state_store path."
+            )
+        if os.path.isdir(path):
+            raise StateStoreError(f"state store {path!r} is a directory; give a file path.")
+        if not os.path.exists(path):
+            try:
+                # Created here with 0600 (SQLite gives -wal/-shm the same mode as the file).
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                os.close(fd)
+            except FileExistsError:
+                pass
+            except PermissionError as exc:
+                raise StateStoreReadOnly(
+                    f"cannot create state store {path!r}: directory {directory!r} is not "
+                    f"writable ({exc.strerror}); make it writable or choose another path."
+                ) from exc
+        else:
+            mode = os.stat(path).st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                _log.warning(
+                    "state store {!r} is accessible by other users (mode {:o}); consider chmod 600",
+                    path,
+                    stat.S_IMODE(mode),
+                )
+        try:
+            conn = sqlite3.connect(
+                f"{Path(path).as_uri()}?mode=rw",
+                uri=True,
+                timeout=open_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+        db = Database(conn)
+        try:
+            journal = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            if journal.lower() != "wal":
+                raise StateStoreError(
+                    f"state store {path!r} cannot use WAL journaling (got {journal!r}); "
+                    "put it on a local file system."
+                )
+            sync = "FULL" if self.durability == "sync" else "NORMAL"
+            conn.execute(f"PRAGMA synchronous = {sync}")
+            found = _migrate(db, path)
+            cache: dict[str, Entry] = {
+                row[0]: (row[1], row[2], row[3])
+                for row in conn.execute(
+                    f"SELECT path, minion_class, state_json, updated_at FROM {SNAPSHOT_TABLE}"
+                )
+            }
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._open_error(exc) from exc
+            raise
+        return db, cache, found
+
+    def _open_error(self, exc: sqlite3.Error) -> StateStoreError:
+        err = classify_sqlite_error(exc, self.path)
+        if isinstance(err, StateStoreCorrupt):
+            return StateStoreCorrupt(
+                f"state store {self.path!r} is not a SQLite database or is damaged ({exc}). "
+                "Move the file away (a fresh store is created on the next start) or pass "
+                "another state_store path."
+            )
+        return type(err)(f"cannot open {err}")
+
+    # ------------------------------------------------------------------ protocol
+    def load(self, path: str) -> str | None:
+        """Newest snapshot of ``path`` (O(1): all rows were read once at open)."""
+        entry = self._cache.get(path)
+        return None if entry is None else entry[1]
+
+    def load_many(self, paths: Iterable[str]) -> dict[str, str]:
+        """Snapshots of the given paths that exist, as ``{path: state_json}``."""
+        cache = self._cache
+        found = ((p, cache.get(p)) for p in paths)
+        return {p: e[1] for p, e in found if e is not None}
+
+    def load_all(self) -> dict[str, str]:
+        """Every stored snapshot as ``{path: state_json}``."""
+        with self._q.cond:
+            items = list(self._cache.items())
+        return {p: e[1] for p, e in items}
+
+    def save(self, path: str, minion_class: str, state_json: str) -> None:
+        """Queue a snapshot; in sync mode also wait until it is committed."""
+        _check_text(path, state_json)
+        entry = (minion_class, state_json, time.time())
+        q = self._q
+        with q.cond:
+            if q.closed:
+                raise StateStoreClosed(f"state store {self.path!r} is closed; cannot save {path!r}")
+            q.pending[path] = entry
+            self._cache[path] = entry
+            q.accepted += 1
+            if self.durability == "sync":
+                self._wait_committed(q.accepted, path)
+            elif q.first_dirty is None:
+                q.first_dirty = time.monotonic()
+                q.cond.notify_all()
+
+    def delete(self, path: str) -> None:
+        """Queue the removal of ``path``'s snapshot (sync mode: wait for the commit)."""
+        q = self._q
+        with q.cond:
+            if q.closed:
+                raise StateStoreClosed(
+                    f"state store {self.path!r} is closed; cannot delete {path!r}"
+                )
+            q.pending[path] = None
+            self._cache.pop(path, None)
+            q.accepted += 1
+            if self.durability == "sync":
+                self._wait_committed(q.accepted, path)
+            elif q.first_dirty is None:
+                q.first_dirty = time.monotonic()
+                q.cond.notify_all()
+
+    def _wait_committed(self, target: int, path: str) -> None:
+        """Sync mode, lock held: wake the writer and wait for ``target`` to be durable."""
+        q = self._q
+        q.urgent = True
+        q.cond.notify_all()
+        if not self._wait_durable(target, self._sync_timeout):
+            raise StateStoreError(
+                f"snapshot of {path!r} was not committed to {self.path!r} within "
+                f"{self._sync_timeout}s ({self._writer.last_error or 'writer stopped'}); "
+                "it stays queued and is retried."
+            )
+
+    def _wait_durable(self, target: int, timeout: float | None) -> bool:
+        """Lock held: wait until ``durable >= target``; False on timeout or dead writer."""
+        q = self._q
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while q.durable < target:
+            if not self._writer.is_alive():
+                return False
+            wait = 0.5
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                wait = min(wait, left)
+            q.cond.wait(wait)
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every save accepted so far is committed; False on timeout.
+
+        Committed means it survives ``kill -9`` of this process; surviving a power cut
+        needs ``durability="sync"`` (batched mode runs with ``synchronous=NORMAL``).
+        """
+        q = self._q
+        with q.cond:
+            target = q.accepted
+            if q.durable >= target:
+                return True
+            q.urgent = True
+            q.cond.notify_all()
+            return self._wait_durable(target, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, stop and join the writer thread, close the file; idempotent.
+
+        If writes keep failing for longer than ``timeout`` seconds, the unwritten
+        snapshots are dropped with an error log (counted in ``stats().lost``).
+        """
+        if threading.current_thread() is self._writer:
+            raise RuntimeError(
+                "SQLiteStateStore.close() cannot be called from the writer thread "
+                "(e.g. from on_error); call it from another thread."
+            )
+        with self._close_lock:
+            if self._closed:
+                return
+            q = self._q
+            with q.cond:
+                q.closed = True
+                q.stopping = True
+                q.urgent = True
+                q.cond.notify_all()
+            self._writer.join(timeout)
+            if self._writer.is_alive():
+                with q.cond:
+                    q.abandon = True
+                    q.cond.notify_all()
+                self._writer.join()
+            with self._conn_lock:
+                self._db.close()
+            self._closed = True
+
+    def stored(self) -> list[StoredMinion]:
+        """Metadata of every snapshot (including ones not yet committed), sorted by path."""
+        with self._q.cond:
+            items = sorted(self._cache.items())
+        return [
+            StoredMinion(path=p, minion_class=e[0], size_bytes=_size(e[1]), updated_at=_utc(e[2]))
+            for p, e in items
+        ]
+
+    def stats(self) -> StoreStats:
+        """Counters for metrics; cheap and lock-free."""
+        w = self._writer
+        return StoreStats(
+            rows_written=w.rows_written,
+            batches=w.batches,
+            batch_seconds_sum=w.batch_seconds_sum,
+            write_errors=w.write_errors,
+            pending=len(self._q.pending) + w.in_flight,
+            last_error=w.last_error,
+            lost=w.lost,
+        )
+
+    # ------------------------------------------------------------------ extras
+    @property
+    def max_size_bytes(self) -> int | None:
+        """Size cap of the database file; writing past it fails like a full disk (retried)."""
+        pages = self._writer.max_pages
+        return None if pages is None else pages * self._page_size
+
+    @max_size_bytes.setter
+    def max_size_bytes(self, value: int | None) -> None:
+        if value is not None and value <= 0:
+            raise ValueError(f"max_size_bytes must be positive or None, got {value!r}")
+        self._writer.max_pages = None if value is None else max(1, value // self._page_size)
+        with self._q.cond:
+            self._q.cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` finished."""
+        return self._closed
+
+    def __enter__(self) -> SQLiteStateStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"SQLiteStateStore({self.path!r}, durability={self.durability!r}, "
+            f"batch_interval={self.batch_interval})"
+        )
+
+
+# ---------------------------------------------------------------------------- memory store
+class InMemoryStateStore:
+    """A dict behind the :class:`StateStore` protocol, for tests: no threads, no files.
+
+    Every save is "durable" at once. ``close`` only marks it closed and keeps the data, so
+    one instance can back several systems one after the other (a simulated restart).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[str, Entry] = {}
+        self._rows = 0
+        self.closed = False
+
+    def load(self, path: str) -> str | None:
+        """Newest snapshot of ``path`` or None."""
+        entry = self._data.get(path)
+        return None if entry is None else entry[1]
+
+    def load_many(self, paths: Iterable[str]) -> dict[str, str]:
+        """Snapshots of the given paths that exist."""
+        data = self._data
+        found = ((p, data.get(p)) for p in paths)
+        return {p: e[1] for p, e in found if e is not None}
+
+    def load_all(self) -> dict[str, str]:
+        """Every snapshot as ``{path: state_json}``."""
+        with self._lock:
+            items = list(self._data.items())
+        return {p: e[1] for p, e in items}
+
+    def save(self, path: str, minion_class: str, state_json: str) -> None:
+        """Store the snapshot (replaces the previous one)."""
+        _check_text(path, state_json)
+        with self._lock:
+            self._data[path] = (minion_class, state_json, time.time())
+            self._rows += 1
+
+    def delete(self, path: str) -> None:
+        """Forget ``path``'s snapshot."""
+        with self._lock:
+            if self._data.pop(path, None) is not None:
+                self._rows += 1
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Always True: there is nothing to wait for."""
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Mark closed; the data stays readable and writable."""
+        self.closed = True
+
+    def stored(self) -> list[StoredMinion]:
+        """Metadata of every snapshot, sorted by path."""
+        with self._lock:
+            items = sorted(self._data.items())
+        return [
+            StoredMinion(path=p, minion_class=e[0], size_bytes=_size(e[1]), updated_at=_utc(e[2]))
+            for p, e in items
+        ]
+
+    def stats(self) -> StoreStats:
+        """Counters in the same shape as the SQLite store's (each save is one batch)."""
+        return StoreStats(rows_written=self._rows, batches=self._rows)
+
+    def __repr__(self) -> str:
+        return f"InMemoryStateStore({len(self._data)} snapshots)"
+
+
+# ---------------------------------------------------------------------------- factory
+def open_state_store(spec: object) -> StateStore | None:
+    """Turn ``ActorSystem.start(state_store=...)`` into a store.
+
+    A path (str or os.PathLike) opens a :class:`SQLiteStateStore`; a store instance is
+    returned as is; None means a stateless run.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, (str, os.PathLike)):
+        path: Any = os.fspath(spec)
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"state_store path must be a non-empty str path, got {spec!r}")
+        return SQLiteStateStore(path)
+    if isinstance(spec, StateStore):
+        return spec
+    raise TypeError(
+        "state_store must be a file path (str or os.PathLike) for a SQLite store, an object "
+        "implementing the StateStore protocol (load, save, delete, flush, close, stored, "
+        f"stats), or None for no persistence; got {type(spec).__name__}: {spec!r}"
+    )
