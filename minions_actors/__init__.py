@@ -27,10 +27,19 @@ from .minion import Gru, Minion, Terminated
 from .ref import MinionFuture, MinionRef
 from .supervision import Backoff, OneForAll, OneForOne, RestartType, RestForOne, Strategy
 from .system import ActorSystem
+from .workflows import (
+    AbortWorkflow,
+    Retry,
+    StartWorkflow,
+    Workflow,
+    WorkflowError,
+    WorkflowInfo,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortWorkflow",
     "ActorSystem",
     "AskTimeout",
     "Backoff",
@@ -49,13 +58,18 @@ __all__ = [
     "OneForOne",
     "RestForOne",
     "RestartType",
+    "Retry",
     "SnapshotError",
     "SpawnError",
+    "StartWorkflow",
     "StateStoreError",
     "Strategy",
     "SupervisorGaveUp",
     "SystemAlreadyRunning",
     "SystemNotRunning",
     "Terminated",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowInfo",
     "__version__",
 ]

@@ -27,6 +27,7 @@ from ._mailbox import WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from ._snapshots import Snapshotter, is_persistent
 from .errors import DuplicateName, MinionStopped, SpawnError, SupervisorGaveUp
 from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
+from .workflows import RunStep, StartWorkflow, WorkflowError, WorkflowRunner, workflows_of
 
 if TYPE_CHECKING:
     from ._hooks import Hooks
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 _NOTHING: Any = object()
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
-                      m.ExitRequest})
+                      m.ExitRequest, RunStep, StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 _anonymous = itertools.count(1)
 
@@ -107,6 +108,7 @@ class Cell:
         self.watch_lock = threading.Lock()
         self._watch_closed = False
         self.snapshots: Snapshotter | None = None
+        self.workflows: WorkflowRunner | None = None
 
         # counters read by metrics at scrape time (written only by this cell's thread)
         self.handled = 0
@@ -166,8 +168,8 @@ class Cell:
         if isinstance(message, m.StopRequest):
             message.done.set()
             return
-        if isinstance(message, (WakeUp, m.ExitRequest)):
-            return
+        if isinstance(message, (WakeUp, m.ExitRequest, RunStep)):
+            return  # runtime messages: a RunStep's workflow resumes at the next start
         self.dead_letters += 1
         self.hooks.dead_letter(self, message, self.dead_letters == 1)
 
@@ -339,6 +341,12 @@ class Cell:
                 inner = msg.message
                 if isinstance(inner, _PROXY):
                     result = self._proxy_message(inst, inner)
+                elif inner.__class__ is StartWorkflow:
+                    try:
+                        result = self.start_workflow(inner)
+                    except WorkflowError:  # a bad request, not a bug in the minion
+                        msg.future.set_exception()
+                        return True
                 else:
                     result = inst.on_receive(inner)
             except BaseException as exc:
@@ -364,6 +372,18 @@ class Cell:
             if self.snapshots is not None:
                 self.snapshots.after_message(inst)
             return True
+        if cls is RunStep:
+            assert self.workflows is not None
+            self.workflows.run_step(inst, msg)
+            if self.snapshots is not None:
+                self.snapshots.after_message(inst)
+            return True
+        if cls is StartWorkflow:  # told, not asked: report a bad request, do not crash
+            try:
+                self.start_workflow(msg)
+            except WorkflowError as exc:
+                self.hooks.lifecycle_error(self, exc, "start_workflow")
+            return True
         if cls is m.StopRequest:
             self._stop_requests.append(msg)
             self._terminate(time.monotonic() + self.system.stop_timeout, "stopped")
@@ -383,6 +403,11 @@ class Cell:
         parent = _get_attr_path(inst, msg.attr_path[:-1])
         setattr(parent, msg.attr_path[-1], msg.value)
         return None
+
+    def start_workflow(self, request: StartWorkflow) -> Any:
+        if self.workflows is None:
+            raise WorkflowError(f"{self.describe()} declares no workflows")
+        return self.workflows.start(request.name, request.workflow_id, request.context)
 
     # ----------------------------------------------------------------- incarnations
     def _start_incarnation(self) -> bool:
@@ -407,6 +432,9 @@ class Cell:
                 self.snapshots = Snapshotter(self, self.system.store)
             if self.snapshots is not None:
                 restored = self.snapshots.restore_into(inst)
+            if self.workflows is None and workflows_of(self.cls):
+                self.workflows = WorkflowRunner(self)
+                self.workflows.resume()
             phase = "on_start"
             self.instance = inst
             inst.on_start()

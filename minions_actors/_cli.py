@@ -1,8 +1,9 @@
 """The command line: ``python -m minions_actors`` (also installed as ``minions-actors``).
 
 Commands: ``run pkg.module:function`` (start a system through a function and wait for it),
-``demo``, ``inspect minions.db``, ``--version``. Exit codes: 0 clean shutdown, 1 the system
-failed (escalation at Gru or an unclean stop), 2 bad usage or import, 3 the start failed.
+``demo``, ``inspect minions.db``, ``workflows minions.db [retry|discard ID]``, ``--version``.
+Exit codes: 0 clean shutdown, 1 the system failed (escalation at Gru or an unclean stop),
+2 bad usage or import, 3 the start failed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-dir", default="logs", help="log directory (default: logs)")
     demo.add_argument("--forever", action="store_true",
                       help="keep running (ticking) until SIGTERM/SIGINT")
+
+    wf = sub.add_parser(
+        "workflows", help="list, retry or discard the workflows stored in a state file",
+        description="List workflows (optionally by --status), or act on one: 'retry ID' "
+        "makes a failed or aborted workflow run again from the step where it stopped (it "
+        "resumes the next time its minion starts: restart the app, or use "
+        "system.retry_workflow() in a running one); 'discard ID' deletes it.",
+    )
+    wf.add_argument("db", nargs="?", default="minions.db", help="default: minions.db")
+    wf.add_argument("action", nargs="?", choices=["list", "retry", "discard"], default="list")
+    wf.add_argument("workflow_id", nargs="?", help="the workflow id, for retry and discard")
+    wf.add_argument("--status", choices=["running", "completed", "aborted", "failed"])
+    wf.add_argument("--force", action="store_true", help="discard even a running workflow")
 
     insp = sub.add_parser("inspect", help="show the minions stored in a state file",
                           description="A readable table of the minions stored in a "
@@ -112,6 +126,30 @@ def cmd_inspect(db: str) -> int:
     return EXIT_OK
 
 
+def cmd_workflows(db: str, action: str, workflow_id: str | None, status: str | None,
+                  force: bool) -> int:
+    from ._inspect import discard_workflow_in_file, render_workflows, retry_workflow_in_file
+
+    try:
+        if action == "list":
+            print(render_workflows(db, status=status))
+            return EXIT_OK
+        if not workflow_id:
+            print(f"minions_actors workflows: '{action}' needs a workflow id", file=sys.stderr)
+            return EXIT_USAGE
+        if action == "retry":
+            rec = retry_workflow_in_file(db, workflow_id)
+            print(f"workflow {rec.workflow_id} ({rec.workflow_name}, minion {rec.minion_path}) "
+                  f"will resume at step {rec.step_name!r} when its minion next starts")
+        else:
+            rec = discard_workflow_in_file(db, workflow_id, force=force)
+            print(f"workflow {rec.workflow_id} ({rec.status}) discarded")
+    except Exception as exc:
+        print(f"minions_actors workflows: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minions_actors`` and ``minions-actors``."""
     parser = _parser()
@@ -120,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args.target)
     if args.command == "inspect":
         return cmd_inspect(args.db)
+    if args.command == "workflows":
+        return cmd_workflows(args.db, args.action, args.workflow_id, args.status, args.force)
     if args.command == "demo":
         from .demo import quiet_stderr, run_demo
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._cell import Cell
     from .system import ActorSystem
+    from .workflows import WorkflowInfo
 
 
 class Hooks:
@@ -53,6 +54,21 @@ class Hooks:
 
     def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
         """``snapshot()`` raised or returned something that is not JSON-serialisable."""
+
+    def workflow_started(self, cell: Cell, info: WorkflowInfo, resumed: bool) -> None:
+        """A workflow started, or resumed (after a restart, or by ``retry``)."""
+
+    def workflow_step(self, cell: Cell, workflow: str, step: str, seconds: float,
+                      ok: bool) -> None:
+        """One step ran (``ok``: it returned normally). The only per-step hook: keep it cheap."""
+
+    def workflow_retrying(self, cell: Cell, info: WorkflowInfo, step: str, exc: BaseException,
+                          delay: float) -> None:
+        """A step failed and will be tried again after ``delay`` seconds."""
+
+    def workflow_finished(self, cell: Cell, info: WorkflowInfo,
+                          exc: BaseException | None) -> None:
+        """The workflow ended: ``info.status`` is completed, aborted or failed."""
 
 
 class HookDispatcher(Hooks):
@@ -103,3 +119,18 @@ class HookDispatcher(Hooks):
 
     def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
         self._call("snapshot_error", cell, exc, first)
+
+    def workflow_started(self, cell: Cell, info: WorkflowInfo, resumed: bool) -> None:
+        self._call("workflow_started", cell, info, resumed)
+
+    def workflow_step(self, cell: Cell, workflow: str, step: str, seconds: float,
+                      ok: bool) -> None:
+        self._call("workflow_step", cell, workflow, step, seconds, ok)
+
+    def workflow_retrying(self, cell: Cell, info: WorkflowInfo, step: str, exc: BaseException,
+                          delay: float) -> None:
+        self._call("workflow_retrying", cell, info, step, exc, delay)
+
+    def workflow_finished(self, cell: Cell, info: WorkflowInfo,
+                          exc: BaseException | None) -> None:
+        self._call("workflow_finished", cell, info, exc)

@@ -272,6 +272,32 @@ class LoggingHooks(Hooks):
             suffix,
         )
 
+    def workflow_started(self, cell: _CellView, info: Any, resumed: bool) -> None:
+        self.for_cell(cell, info.workflow_id).info(
+            "workflow {} {} {} at step {!r}", info.name, info.workflow_id,
+            "resumed" if resumed else "started", info.step,
+        )
+
+    def workflow_retrying(self, cell: _CellView, info: Any, step: str, exc: BaseException,
+                          delay: float) -> None:
+        self.for_cell(cell, info.workflow_id).warning(
+            "workflow {} {} step {!r} failed (attempt {}): {!r}; retrying in {:.3f}s",
+            info.name, info.workflow_id, step, info.attempts, exc, delay,
+        )
+
+    def workflow_finished(self, cell: _CellView, info: Any, exc: BaseException | None) -> None:
+        log = self.for_cell(cell, info.workflow_id)
+        if info.status == "failed":
+            log.opt(exception=exc).error(
+                "workflow {} {} failed at step {!r}: {}", info.name, info.workflow_id,
+                info.step, info.error,
+            )
+        elif info.status == "aborted":
+            log.warning("workflow {} {} aborted at step {!r}: {}", info.name,
+                        info.workflow_id, info.step, info.error)
+        else:
+            log.info("workflow {} {} completed", info.name, info.workflow_id)
+
     def snapshot_error(self, cell: _CellView, exc: BaseException, first: bool) -> None:
         log = self.for_cell(cell)
         if first:

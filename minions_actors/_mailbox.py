@@ -59,8 +59,8 @@ class BoundedMailbox:
         self._slots = threading.BoundedSemaphore(size)
 
     def put(self, item: Any, /) -> None:
-        if item is WAKE:
-            self._q.put(item)
+        if item is WAKE or getattr(item, "bypass_bound", False):
+            self._q.put(item)  # runtime messages never wait for room
             return
         if self.overflow == "raise":
             ok = self._slots.acquire(blocking=False)
@@ -71,7 +71,7 @@ class BoundedMailbox:
         self._q.put(item)
 
     def _release(self, item: Any) -> Any:
-        if item is not WAKE:
+        if item is not WAKE and not getattr(item, "bypass_bound", False):
             self._slots.release()
         return item
 

@@ -467,6 +467,21 @@ class MetricsHooks(Hooks):
     def snapshot_error(self, cell: CellView, exc: BaseException, first: bool) -> None:
         self.snapshot_errors.labels(cell.cls_name).inc()
 
+    def workflow_started(self, cell: CellView, info: Any, resumed: bool) -> None:
+        self.count_workflow_started(cell.cls_name, info.name, count=not resumed)
+
+    def workflow_step(self, cell: CellView, workflow: str, step: str, seconds: float,
+                      ok: bool) -> None:
+        self.record_workflow_step(cell.cls_name, workflow, seconds)
+
+    def workflow_finished(self, cell: CellView, info: Any, exc: BaseException | None) -> None:
+        if info.status == "completed":
+            self.count_workflow_completed(cell.cls_name, info.name)
+        elif info.status == "failed":
+            self.count_workflow_failed(cell.cls_name, info.name)
+        else:
+            self.count_workflow_aborted(cell.cls_name, info.name)
+
     def resource_error(self, resource: str) -> None:
         """Count one error of a named runtime resource in ``minions_resource_errors_total``."""
         self.collector.resource_error(resource)
@@ -488,28 +503,31 @@ class MetricsHooks(Hooks):
             self._bound[key] = bound
         return bound
 
-    def workflow_started(self, minion_class: str, workflow: str) -> None:
-        """A workflow run began (or resumed after a process restart)."""
+    def count_workflow_started(
+        self, minion_class: str, workflow: str, count: bool = True
+    ) -> None:
+        """A workflow run began (``count``) or resumed after a restart (in flight only)."""
         starts, _, _, in_flight, _ = self._workflow(minion_class, workflow)
-        starts.inc()
+        if count:
+            starts.inc()
         in_flight.inc()
 
-    def workflow_completed(self, minion_class: str, workflow: str) -> None:
+    def count_workflow_completed(self, minion_class: str, workflow: str) -> None:
         """A workflow run finished all its steps."""
         _, completions, _, in_flight, _ = self._workflow(minion_class, workflow)
         completions.inc()
         in_flight.dec()
 
-    def workflow_failed(self, minion_class: str, workflow: str) -> None:
+    def count_workflow_failed(self, minion_class: str, workflow: str) -> None:
         """A workflow run failed for good (counted in ``minions_workflow_failures_total``)."""
         _, _, failures, in_flight, _ = self._workflow(minion_class, workflow)
         failures.inc()
         in_flight.dec()
 
-    def workflow_aborted(self, minion_class: str, workflow: str) -> None:
+    def count_workflow_aborted(self, minion_class: str, workflow: str) -> None:
         """A workflow run was aborted on purpose: no longer in flight, not a failure."""
         self._workflow(minion_class, workflow)[3].dec()
 
-    def workflow_step(self, minion_class: str, workflow: str, seconds: float) -> None:
+    def record_workflow_step(self, minion_class: str, workflow: str, seconds: float) -> None:
         """A workflow step ran for ``seconds``."""
         self._workflow(minion_class, workflow)[4].observe(seconds)

@@ -12,9 +12,12 @@ from .errors import MinionsError
 from .supervision import OneForOne, Strategy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._cell import Cell
     from .ref import MinionRef
     from .system import ActorSystem
+    from .workflows import WorkflowInfo, WorkflowRunner
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,14 @@ class Minion(pykka.ThreadingActor):
     """How this minion supervises its children (default: one-for-one, 3 restarts in 5 s)."""
 
     _minion_cell: Cell
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check declared workflows when the class is created, not when it first runs."""
+        super().__init_subclass__(**kwargs)
+        from .workflows import workflows_of
+
+        for workflow in workflows_of(cls).values():
+            workflow.check(cls)
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         cell = self.__dict__.get("_minion_cell")
@@ -129,6 +140,39 @@ class Minion(pykka.ThreadingActor):
         from ._messages import EXIT
 
         self._minion_cell.inbox.put(EXIT)
+
+    # -- workflows -------------------------------------------------------------------
+    def start_workflow(
+        self, name: str, workflow_id: str, context: Mapping[str, Any] | None = None
+    ) -> WorkflowInfo:
+        """Start the workflow ``name`` (a :class:`~minions_actors.Workflow` attribute) with
+        ``workflow_id`` as idempotency key: an id that exists already returns the existing
+        workflow and runs nothing again. Its first step runs once the start is durable."""
+        from .workflows import StartWorkflow
+
+        return self._minion_cell.start_workflow(  # type: ignore[no-any-return]
+            StartWorkflow(name, workflow_id, context)
+        )
+
+    def workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """The current state of a workflow, or None when there is no such id."""
+        return self._workflow_runner().get(workflow_id)
+
+    def retry_workflow(self, workflow_id: str) -> WorkflowInfo:
+        """Run a failed or aborted workflow of this minion again from the step it stopped at."""
+        return self._workflow_runner().retry(workflow_id)
+
+    def discard_workflow(self, workflow_id: str) -> bool:
+        """Forget a workflow of this minion (stopping it if it runs); True if it existed."""
+        return self._workflow_runner().discard(workflow_id)
+
+    def _workflow_runner(self) -> WorkflowRunner:
+        from .workflows import WorkflowError
+
+        runner = self._minion_cell.workflows
+        if runner is None:
+            raise WorkflowError(f"{self._minion_cell.describe()} declares no workflows")
+        return runner
 
     # -- hooks for users -------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:

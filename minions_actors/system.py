@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._cell import Cell
 from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
+from ._timer import Timer
 from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
 from .supervision import OneForOne, Strategy
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .metrics import MetricsHooks
     from .persistence import StateStore
     from .ref import MinionRef
+    from .workflows import WorkflowInfo
 
 _DEFAULT = object()
 
@@ -46,6 +48,9 @@ class ActorSystem:
             raise TypeError("create an ActorSystem with ActorSystem.start(...)")
         self.hooks = HookDispatcher()
         self.store: StateStore | None = None
+        self.workflow_store: Any = None
+        self.timer = Timer()
+        self.workflow_retention = 7 * 24 * 3600.0
         self.metrics: MetricsHooks | None = None
         self.stop_timeout = 5.0
         self.shutdown_timeout = 10.0
@@ -80,9 +85,12 @@ class ActorSystem:
         json_logs: bool = False,
         stderr_logs: bool = True,
         log_level: str = "INFO",
+        log_rotation: str | int = "10 MB",
+        log_retention: str | int = 5,
         stop_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         hooks: Iterable[Hooks] = (),
+        workflow_retention: float = 7 * 24 * 3600.0,
     ) -> ActorSystem:
         """Start the system for this process and return it.
 
@@ -94,6 +102,8 @@ class ActorSystem:
         (main thread only). ``stop_timeout`` bounds each minion's stop,
         ``shutdown_timeout`` the whole shutdown. Raises
         :class:`~minions_actors.SystemAlreadyRunning` if a system is already running.
+        ``workflow_retention``: completed workflows are pruned after this many seconds
+        (default 7 days); failed and aborted ones stay until retried or discarded.
         """
         if strategy is None:
             strategy = OneForOne(max_restarts=3, within=5.0)
@@ -102,7 +112,8 @@ class ActorSystem:
                 f"strategy must be OneForOne, OneForAll or RestForOne, got {strategy!r}"
             )
         for label, value in (("stop_timeout", stop_timeout),
-                             ("shutdown_timeout", shutdown_timeout)):
+                             ("shutdown_timeout", shutdown_timeout),
+                             ("workflow_retention", workflow_retention)):
             if not value > 0:
                 raise ValueError(f"{label} must be > 0 seconds, got {value!r}")
         with cls._lock:
@@ -116,12 +127,14 @@ class ActorSystem:
             system = cls(_DEFAULT)
             system.stop_timeout = stop_timeout
             system.shutdown_timeout = shutdown_timeout
+            system.workflow_retention = workflow_retention
             try:
                 system._boot(
                     state_store=state_store, log_sinks=log_sinks, logger=logger,
                     metrics_port=metrics_port, metrics_host=metrics_host, strategy=strategy,
                     file_logs=file_logs, log_dir=log_dir, json_logs=json_logs,
-                    stderr_logs=stderr_logs, log_level=log_level, hooks=hooks,
+                    stderr_logs=stderr_logs, log_level=log_level, log_rotation=log_rotation,
+                    log_retention=log_retention, hooks=hooks,
                 )
             except BaseException:
                 system._teardown(time.monotonic() + shutdown_timeout)
@@ -137,14 +150,14 @@ class ActorSystem:
         self, *, state_store: Any, log_sinks: Iterable[Any], logger: Logger | None,
         metrics_port: int | None, metrics_host: str, strategy: Strategy, file_logs: bool,
         log_dir: Any, json_logs: bool, stderr_logs: bool, log_level: str,
-        hooks: Iterable[Hooks],
+        log_rotation: str | int, log_retention: str | int, hooks: Iterable[Hooks],
     ) -> None:
         from ._logs import LoggingHooks, LogSetup
 
         self._logs = LogSetup(
             logger=logger, log_sinks=tuple(log_sinks), file_logs=file_logs,
             log_dir=str(log_dir), json_logs=json_logs, stderr_logs=stderr_logs,
-            level=log_level,
+            level=log_level, rotation=log_rotation, retention=log_retention,
         )
         self._logs.install()
         self._log = self._logs.log
@@ -155,6 +168,7 @@ class ActorSystem:
             from .persistence import open_state_store
 
             self.store = open_state_store(state_store)
+        self._open_workflow_store()
         if metrics_port is not None:
             from .metrics import MetricsHooks
 
@@ -166,6 +180,27 @@ class ActorSystem:
         gru = Cell(self, None, Gru, (), {}, "gru", "permanent", strategy=strategy)
         self._gru = gru
         gru.thread.start()
+
+    def _open_workflow_store(self) -> None:
+        """Workflows live in the state store when it supports them, else in memory."""
+        from .persistence import InMemoryStateStore, supports_workflows
+
+        store = self.store
+        self.workflow_store = store if store is not None and supports_workflows(store) \
+            else InMemoryStateStore()
+        self._prune_workflows()
+
+    def _prune_workflows(self) -> None:
+        """Delete completed workflows older than the retention, now and periodically."""
+        if self._stopped.is_set():
+            return
+        try:
+            self.workflow_store.prune_workflows(time.time() - self.workflow_retention)
+        except Exception as exc:
+            if self._gru is not None:
+                self.hooks.lifecycle_error(self._gru, exc, "prune-workflows")
+        self.timer.call_later(min(3600.0, max(1.0, self.workflow_retention / 10)),
+                              self._prune_workflows)
 
     @classmethod
     def current(cls) -> ActorSystem | None:
@@ -242,6 +277,52 @@ class ActorSystem:
         """Live minions (Gru excluded): what metrics and introspection read."""
         with self._cells_lock:
             return list(self._cells)
+
+    # ================================================================== workflows
+    def workflows(self, status: str | Iterable[str] | None = None,
+                  minion: str | None = None) -> list[WorkflowInfo]:
+        """Workflows in the store (``status``: running, completed, aborted, failed)."""
+        from .workflows import WorkflowInfo
+
+        return [WorkflowInfo.of(r)
+                for r in self.workflow_store.workflows(minion_path=minion, status=status)]
+
+    def workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """One workflow by id, or None."""
+        from .workflows import WorkflowInfo
+
+        rec = self.workflow_store.get_workflow(workflow_id)
+        return WorkflowInfo.of(rec) if rec is not None else None
+
+    def retry_workflow(self, workflow_id: str, timeout: float = 10.0) -> WorkflowInfo:
+        """Run a failed or aborted workflow again from the step where it stopped.
+
+        Its minion must be running (the retry runs on its thread)."""
+        return self._owner(workflow_id).proxy().retry_workflow(workflow_id).get(timeout=timeout)
+
+    def discard_workflow(self, workflow_id: str, timeout: float = 10.0) -> bool:
+        """Forget a workflow; a running one is stopped first by its minion, if alive."""
+        rec = self.workflow_store.get_workflow(workflow_id)
+        if rec is None:
+            return False
+        owner = self.find(rec.minion_path)
+        if owner is not None and owner.is_alive():
+            return bool(owner.proxy().discard_workflow(workflow_id).get(timeout=timeout))
+        return bool(self.workflow_store.delete_workflow(workflow_id))
+
+    def _owner(self, workflow_id: str) -> MinionRef[Any]:
+        from .workflows import WorkflowError
+
+        rec = self.workflow_store.get_workflow(workflow_id)
+        if rec is None:
+            raise WorkflowError(f"no workflow with id {workflow_id!r}")
+        owner = self.find(rec.minion_path)
+        if owner is None:
+            raise WorkflowError(
+                f"workflow {workflow_id!r} belongs to {rec.minion_path!r}, which is not "
+                f"running: spawn it (the retry then runs there) or use the CLI on the file"
+            )
+        return owner
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every accepted snapshot is durable; True when done in time."""
@@ -329,6 +410,7 @@ class ActorSystem:
         for cell in self.cells():
             if cell.thread is not threading.current_thread():
                 cell.thread.join(max(0.0, deadline - time.monotonic()))
+        self.timer.close(max(0.1, deadline - time.monotonic()))
         stuck = [c for c in self.cells() if c.thread.is_alive()]
         if gru is not None and gru.thread.is_alive():
             stuck.append(gru)

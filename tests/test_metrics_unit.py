@@ -250,16 +250,16 @@ def test_broken_cells_count_as_metrics_errors() -> None:
 def test_workflow_metrics(served: Any) -> None:
     _, m = served
     lab = (("minion_class", "Orders"), ("workflow", "checkout"))
-    m.workflow_started("Orders", "checkout")
+    m.count_workflow_started("Orders", "checkout")
     s = scrape(m)
     assert s[("minions_workflow_failures_total", lab)] == 0  # pre-bound at 0
     assert s[("minions_workflows_in_flight", lab)] == 1
-    m.workflow_started("Orders", "checkout")
-    m.workflow_started("Orders", "checkout")
-    m.workflow_step("Orders", "checkout", 0.3)
-    m.workflow_completed("Orders", "checkout")
-    m.workflow_failed("Orders", "checkout")
-    m.workflow_aborted("Orders", "checkout")
+    m.count_workflow_started("Orders", "checkout")
+    m.count_workflow_started("Orders", "checkout")
+    m.record_workflow_step("Orders", "checkout", 0.3)
+    m.count_workflow_completed("Orders", "checkout")
+    m.count_workflow_failed("Orders", "checkout")
+    m.count_workflow_aborted("Orders", "checkout")
     s = scrape(m)
     assert s[("minions_workflow_starts_total", lab)] == 3
     assert s[("minions_workflow_completions_total", lab)] == 1

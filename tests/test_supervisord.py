@@ -52,8 +52,8 @@ serverurl=unix://{tmp_path}/supervisor.sock
 
 [program:minions]
 command={sys.executable} -m minions_actors run service:main
-directory={ROOT / "examples"}
-environment=MINIONS_DB="{tmp_path}/minions.db",MINIONS_METRICS_PORT="0",PYTHONPATH="{ROOT}",PYTHONUNBUFFERED="1"
+directory={tmp_path}
+environment=MINIONS_DB="{tmp_path}/minions.db",MINIONS_METRICS_PORT="0",PYTHONPATH="{ROOT}/examples:{ROOT}",PYTHONUNBUFFERED="1"
 autostart=true
 autorestart=unexpected
 exitcodes=0
@@ -89,3 +89,4 @@ stdout_logfile={log}
         sup.wait(timeout=30)
     assert boots() == [1, 2]
     assert "the system failed" not in log.read_text()
+    assert (tmp_path / "logs" / "minions.log").exists()  # file logs in the working directory
