@@ -273,7 +273,9 @@ class LoggingHooks(Hooks):
         )
 
     def workflow_started(self, cell: _CellView, info: Any, resumed: bool) -> None:
-        self.for_cell(cell, info.workflow_id).info(
+        # routine starts are DEBUG (thousands per second are normal); resumes are news
+        log = self.for_cell(cell, info.workflow_id)
+        (log.info if resumed else log.debug)(
             "workflow {} {} {} at step {!r}", info.name, info.workflow_id,
             "resumed" if resumed else "started", info.step,
         )
@@ -296,7 +298,7 @@ class LoggingHooks(Hooks):
             log.warning("workflow {} {} aborted at step {!r}: {}", info.name,
                         info.workflow_id, info.step, info.error)
         else:
-            log.info("workflow {} {} completed", info.name, info.workflow_id)
+            log.debug("workflow {} {} completed", info.name, info.workflow_id)
 
     def snapshot_error(self, cell: _CellView, exc: BaseException, first: bool) -> None:
         log = self.for_cell(cell)
