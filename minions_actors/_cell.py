@@ -25,7 +25,7 @@ from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 from . import _messages as m
 from ._mailbox import WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from ._snapshots import Snapshotter, is_persistent
-from .errors import DuplicateName, MinionStopped, SpawnError, SupervisorGaveUp
+from .errors import DuplicateName, MailboxFull, MinionStopped, SpawnError, SupervisorGaveUp
 from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
 from .workflows import RunStep, StartWorkflow, WorkflowError, WorkflowRunner, workflows_of
 
@@ -583,7 +583,10 @@ class Cell:
 
             note = Terminated(self.ref, self.path, self.stop_reason or "stopped")
             for watcher in watchers:
-                watcher.ref.tell(note)
+                try:
+                    watcher.ref.tell(note)
+                except MailboxFull as exc:  # the watcher is not keeping up: say so, go on
+                    self.hooks.lifecycle_error(watcher, exc, "death-watch")
         if self.parent is not None:
             self.hooks.minion_stopped(self, self.stop_reason or "stopped")
             self.system._unregister(self)

@@ -95,13 +95,21 @@ class Snapshotter:
         try:
             text = encode_snapshot(self.cell, instance.snapshot())
         except Exception as exc:
-            key = str(exc)
-            first = key != self._error_key
-            self._error_key = key
-            self.cell.hooks.snapshot_error(self.cell, exc, first)
+            self._report(str(exc), exc)
             return
-        self._error_key = None
-        if text != self.last:
-            self.last = text
-            if self._store is not None:
+        if text == self.last:
+            return
+        self.last = text  # the newest good state: a crash rolls back to it
+        if self._store is not None:
+            try:
                 self._store.save(self.cell.path, self.cell.cls_name, text)
+            except Exception as exc:
+                self._report(f"store: {exc}", exc)
+                return
+        self._error_key = None
+
+    def _report(self, key: str, exc: BaseException) -> None:
+        """Report a snapshot problem; ``first`` is True when it differs from the last one."""
+        first = key != self._error_key
+        self._error_key = key
+        self.cell.hooks.snapshot_error(self.cell, exc, first)

@@ -298,7 +298,10 @@ class ActorSystem:
         """Run a failed or aborted workflow again from the step where it stopped.
 
         Its minion must be running (the retry runs on its thread)."""
-        return self._owner(workflow_id).proxy().retry_workflow(workflow_id).get(timeout=timeout)
+        info: WorkflowInfo = (
+            self._owner(workflow_id).proxy().retry_workflow(workflow_id).get(timeout=timeout)
+        )
+        return info
 
     def discard_workflow(self, workflow_id: str, timeout: float = 10.0) -> bool:
         """Forget a workflow; a running one is stopped first by its minion, if alive."""

@@ -250,3 +250,24 @@ def test_metrics_port_in_use_fails_start_and_releases_the_store(tmp_path: Path) 
         system.shutdown()
     finally:
         holder.close()
+
+
+def test_a_failing_store_is_reported_and_the_minion_keeps_running(tmp_path: Path) -> None:
+    class BrokenStore(InMemoryStateStore):
+        def save(self, path: str, minion_class: str, state_json: str) -> None:
+            raise StateStoreError(f"cannot write {path}: the disk is gone")
+
+    events = Events()
+    system = ActorSystem.start(state_store=BrokenStore(), hooks=[events], **QUIET)
+    try:
+        ref = system.spawn(Account, name="acct")
+        ref.ask(1, timeout=2)
+        ref.ask(2, timeout=2)
+        errors = events.rec.only(lambda e: e[0] == "snapshot_error")
+        assert [e[3] for e in errors] == [True, False]  # reported once, then counted
+        assert "the disk is gone" in errors[0][2]
+        with pytest.raises(ValueError):
+            ref.ask(-1, timeout=2)  # a crash still rolls back to the newest good state
+        assert ref.ask("get", timeout=2)["balance"] == 3
+    finally:
+        system.shutdown()

@@ -288,3 +288,32 @@ def test_many_minions_spawn_and_stop(system: ActorSystem) -> None:
     refs = [system.spawn(Counter, i) for i in range(300)]
     assert sum(r.ask("get", timeout=5) for r in refs) == sum(range(300))
     assert len(system.cells()) == 300
+
+
+def test_terminated_to_a_full_watcher_is_reported_not_raised() -> None:
+    class BusyWatcher(Minion):
+        def on_receive(self, message: Any) -> Any:
+            if isinstance(message, threading.Event):
+                message.wait(10)
+            elif isinstance(message, tuple):
+                self.watch(message[1])
+            return None
+
+    events = Events()
+    system = ActorSystem.start(hooks=[events], **QUIET)
+    gate = threading.Event()
+    try:
+        watcher = system.spawn(BusyWatcher, name="watcher", mailbox_size=1,
+                               mailbox_overflow="raise")
+        target = system.spawn(Worker, Recorder(), "t", name="t")
+        watcher.ask(("watch", target), timeout=2)
+        watcher.tell(gate)  # busy until the gate opens
+        wait_until(lambda: watcher.actor_inbox.qsize() == 0)
+        watcher.tell("filler")  # takes the only slot
+        assert target.stop(timeout=5)  # Terminated cannot fit: reported; the stop completes
+        events.rec.wait_for(lambda e: any(x[:3] == ("lifecycle", "watcher", "death-watch")
+                                          for x in e))
+        assert not target.is_alive()
+    finally:
+        gate.set()
+        system.shutdown()
