@@ -25,7 +25,14 @@ from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 from . import _messages as m
 from ._mailbox import WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from ._snapshots import Snapshotter, is_persistent
-from .errors import DuplicateName, MailboxFull, MinionStopped, SpawnError, SupervisorGaveUp
+from .errors import (
+    DuplicateName,
+    MailboxFull,
+    MinionStopped,
+    SpawnError,
+    SupervisorGaveUp,
+    SystemNotRunning,
+)
 from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
 from .workflows import RunStep, StartWorkflow, WorkflowError, WorkflowRunner, workflows_of
 
@@ -461,6 +468,11 @@ class Cell:
             self.hooks.lifecycle_error(self, err, "on_failure" if crashed else "on_stop")
 
     def _crash(self, exc: BaseException, phase: str) -> None:
+        if isinstance(exc, SystemNotRunning) and not self.system._accepting:
+            # spawning children while the system shuts down: a race with shutdown, not a bug
+            self._end_incarnation(crashed=False)
+            self._report_down(None)
+            return
         self.hooks.minion_crashed(self, exc, phase)
         self._end_incarnation(crashed=True, exc=exc)
         self._report_down(exc)

@@ -29,6 +29,7 @@ class StopRequest:
     """``ref.stop()``: remove the minion for good once earlier messages are handled."""
 
     __slots__ = ("done",)
+    bypass_bound = True  # control messages never wait for room in a bounded mailbox
 
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -38,6 +39,7 @@ class ExitRequest:
     """``self.stop()`` inside a minion: a normal exit; its restart type decides what follows."""
 
     __slots__ = ()
+    bypass_bound = True
 
 
 EXIT = ExitRequest()

@@ -409,14 +409,15 @@ class ActorSystem:
             if gru.thread.is_alive() or not gru.stopped_event.is_set():
                 gru.send_system(_terminate(deadline, "shutdown"))
             if gru.thread.ident is not None and gru.thread is not threading.current_thread():
-                gru.thread.join(max(0.0, deadline - time.monotonic()))
+                # Gru waits for its children until the deadline itself: a little grace
+                gru.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
         for cell in self.cells():
             if cell.thread is not threading.current_thread():
                 cell.thread.join(max(0.0, deadline - time.monotonic()))
         self.timer.close(max(0.1, deadline - time.monotonic()))
         stuck = [c for c in self.cells() if c.thread.is_alive()]
-        if gru is not None and gru.thread.is_alive():
-            stuck.append(gru)
+        if not stuck and gru is not None and gru.thread.is_alive():
+            stuck.append(gru)  # only when no minion holds it up
         if stuck:
             self._clean = False
             from .errors import MinionsError

@@ -317,3 +317,44 @@ def test_terminated_to_a_full_watcher_is_reported_not_raised() -> None:
     finally:
         gate.set()
         system.shutdown()
+
+
+def test_self_stop_works_with_a_full_bounded_mailbox(system: ActorSystem) -> None:
+    class Quits(Minion):
+        def on_receive(self, message: Any) -> Any:
+            if isinstance(message, threading.Event):
+                message.wait(10)
+                self.stop()  # the mailbox is full right now: the exit must still get in
+            return None
+
+    gate = threading.Event()
+    ref = system.spawn(Quits, name="q", restart="transient", mailbox_size=1,
+                       mailbox_overflow="raise")
+    ref.tell(gate)
+    wait_until(lambda: ref.actor_inbox.qsize() == 0)
+    ref.tell("filler")
+    gate.set()
+    assert ref.actor_stopped.wait(5)  # a normal exit: transient, so not restarted
+    assert system.find("q") is None
+
+
+def test_a_stuck_minion_is_reported_by_name_and_gru_is_not() -> None:
+    class Stuck(Minion):
+        def on_receive(self, message: Any) -> Any:
+            message.wait(10)
+
+    events = Events()
+    gate = threading.Event()
+    system = ActorSystem.start(hooks=[events], stop_timeout=0.2, **QUIET)
+    stuck = system.spawn(Stuck, name="stuck")
+    stuck.tell(gate)
+    wait_until(lambda: stuck.actor_inbox.qsize() == 0)
+    try:
+        assert system.shutdown(timeout=0.5) is False  # not clean: a handler is still running
+        reports = events.rec.only(lambda e: e[0] == "lifecycle" and e[2] == "shutdown")
+        assert [r[1] for r in reports] == ["stuck"]
+        assert "did not stop before the shutdown deadline" in reports[0][3]
+        assert system.exit_code == 1
+    finally:
+        gate.set()
+        stuck.actor_stopped.wait(5)

@@ -1,0 +1,67 @@
+"""The programs in examples/ run to completion and print what their docstrings promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(name: str, cwd: Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], timeout=60, capture_output=True, text=True,
+        cwd=cwd,
+    )
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    out = run("quickstart.py", tmp_path).splitlines()
+    assert out == [
+        "ask('get') -> 15",
+        "proxy().add(1) -> 16",
+        "system.get('counter') is the same minion: True",
+        "clean shutdown: True",
+    ]
+    assert list(tmp_path.iterdir()) == []  # no state store, no log files
+
+
+def test_supervision_tree(tmp_path: Path) -> None:
+    out = run("supervision_tree.py", tmp_path).splitlines()
+    assert out == [
+        "before: {'pool/w1': 2, 'pool/w2': 3, 'pool/w3': 4}",
+        "after the crash, w2 did 1 job (fresh state + queued job)",
+        "event: pool/w2 crashed in message: w2 cannot do 'bad job'",
+        "event: pool/w2 restarting (ValueError: w2 cannot do 'bad job')",
+        "same ref after restart: True True",
+        "after: {'pool/w1': 2, 'pool/w2': 1, 'pool/w3': 4}",
+        "starts: {'w1': 1, 'w2': 2, 'w3': 1}",
+        "ask raised: w3 cannot do 'bad job'",
+        "w3 after its restart did 0 jobs; w1 still did 2",
+        "exit code: 0",
+    ]
+
+
+def test_strategies(tmp_path: Path) -> None:
+    out = [line.strip() for line in run("strategies.py", tmp_path).splitlines()]
+    assert out == [
+        "OneForOne: crash b, start b",
+        "restarted: b",
+        "OneForAll: crash b, stop c, stop a, start a, start b, start c",
+        "restarted: a, b, c",
+        "RestForOne: crash b, stop c, start b, start c",
+        "restarted: b, c",
+        "exit code: 0",
+    ]
+
+
+@pytest.mark.parametrize("name", ["quickstart.py", "supervision_tree.py", "strategies.py"])
+def test_examples_say_what_they_are(name: str) -> None:
+    source = (EXAMPLES / name).read_text(encoding="utf-8")
+    assert source.startswith('"""'), f"{name} should open with a docstring saying what it shows"
+    assert "system.shutdown()" in source
