@@ -1,7 +1,10 @@
 """``python -m minions_actors inspect minions.db``: a table of what a state store holds.
 
-The file is opened read-only (``mode=ro``), so inspecting a store that a running system is
-writing is safe; nothing is changed and nothing but JSON metadata is read.
+``render_inspect`` and ``render_workflows`` open the file read-only (``mode=ro``), so
+inspecting a store that a running system is writing is safe; nothing is changed and nothing
+but JSON metadata is read. ``retry_workflow_in_file`` and ``discard_workflow_in_file`` change
+one workflow record directly in the file (the application may be stopped); they wait up to
+``busy_timeout`` seconds for the running application's writer to release its lock.
 """
 
 from __future__ import annotations
@@ -9,13 +12,29 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ._sqlite_writer import SNAPSHOT_TABLE
-from .errors import StateStoreCorrupt, StateStoreError
+from ._sqlite_writer import SNAPSHOT_TABLE, WORKFLOW_COLUMNS, WORKFLOW_TABLE, classify_sqlite_error
+from .errors import (
+    StateStoreCorrupt,
+    StateStoreError,
+    WorkflowRecordNotFound,
+    WorkflowStatusConflict,
+)
+from .persistence import WORKFLOW_STATUSES, WorkflowRecord, _status_set
 
-__all__ = ["render_inspect"]
+__all__ = [
+    "discard_workflow_in_file",
+    "render_inspect",
+    "render_workflows",
+    "retry_workflow_in_file",
+]
+
+#: Longest error text shown in the workflows table.
+_ERROR_WIDTH = 60
 
 
 def _human_size(n: int) -> str:
@@ -34,11 +53,13 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render_inspect(db_path: str | os.PathLike[str]) -> str:
-    """Render the minions stored in ``db_path`` as a text table (path, class, size, update).
+def _connect(db_path: str | os.PathLike[str], *, write: bool, timeout: float) -> tuple[
+    str, sqlite3.Connection, int, bool
+]:
+    """Open an existing store file: (absolute path, connection, schema version, has workflows).
 
-    Raises :class:`StateStoreError` (a :class:`StateStoreCorrupt` for a file that is not a
-    store) with a message ready to print when the file is missing or unreadable.
+    Never creates a file. Raises :class:`StateStoreError` with a printable message when the
+    file is missing, is not a SQLite database, or is not a minions_actors store.
     """
     path = os.path.abspath(os.fspath(db_path))
     if not os.path.exists(path):
@@ -48,29 +69,76 @@ def render_inspect(db_path: str | os.PathLike[str]) -> str:
         )
     if os.path.isdir(path):
         raise StateStoreError(f"{path!r} is a directory, not a state store file.")
+    mode = "rw" if write else "ro"
     try:
-        conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=5.0)
+        conn = sqlite3.connect(
+            f"{Path(path).as_uri()}?mode={mode}", uri=True, timeout=timeout, isolation_level=None
+        )
     except sqlite3.Error as exc:
-        raise StateStoreError(f"cannot open state store {path!r} read-only: {exc}") from exc
+        how = "read-write" if write else "read-only"
+        raise StateStoreError(f"cannot open state store {path!r} {how}: {exc}") from exc
     try:
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            has_table = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                (SNAPSHOT_TABLE,),
-            ).fetchone()
+            tables = {
+                str(r[0])
+                for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
         except sqlite3.DatabaseError as exc:
             raise StateStoreCorrupt(
                 f"{path!r} is not a SQLite database or is damaged ({exc})."
             ) from exc
-        if not has_table:
+        if SNAPSHOT_TABLE not in tables:
             raise StateStoreCorrupt(
                 f"{path!r} is a SQLite database but not a minions_actors state store "
                 f"(no {SNAPSHOT_TABLE} table)."
             )
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        raise
+    return path, conn, version, WORKFLOW_TABLE in tables
+
+
+def _workflow_counts(conn: sqlite3.Connection) -> str:
+    """'2 running, 10 completed' (statuses in their usual order; 'none' when empty)."""
+    counts = dict(
+        conn.execute(f"SELECT status, count(*) FROM {WORKFLOW_TABLE} GROUP BY status").fetchall()
+    )
+    if not counts:
+        return "none"
+    order = [*WORKFLOW_STATUSES, *sorted(set(counts) - set(WORKFLOW_STATUSES))]
+    return ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
+
+
+def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    """Align ``rows`` (the first is the header) into lines with a dashed rule below it."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines: list[str] = []
+    for n, row in enumerate(rows):
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def render_inspect(db_path: str | os.PathLike[str]) -> str:
+    """Render the minions stored in ``db_path`` as a text table (path, class, size, update).
+
+    When the file has the workflows table, a last line counts workflows by status.
+    Raises :class:`StateStoreError` (a :class:`StateStoreCorrupt` for a file that is not a
+    store) with a message ready to print when the file is missing or unreadable.
+    """
+    path, conn, version, has_workflows = _connect(db_path, write=False, timeout=5.0)
+    try:
         rows = conn.execute(
             f"SELECT path, minion_class, size_bytes, updated_at FROM {SNAPSHOT_TABLE} ORDER BY path"
         ).fetchall()
+        workflows_line = f"workflows: {_workflow_counts(conn)}" if has_workflows else None
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
@@ -80,21 +148,176 @@ def render_inspect(db_path: str | os.PathLike[str]) -> str:
         f"{path}: {len(rows)} stored minion{'s' if len(rows) != 1 else ''}, "
         f"{_human_size(total)} of snapshots, schema version {version}"
     )
+    lines = [header]
     if not rows:
-        return header + "\n(no snapshots stored)"
-    table = [("PATH", "CLASS", "SIZE", "LAST UPDATE")] + [
-        (str(r[0]), str(r[1]), _human_size(int(r[2])), _when(float(r[3]))) for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    lines = [header, ""]
-    for n, row in enumerate(table):
-        cells = [
-            row[0].ljust(widths[0]),
-            row[1].ljust(widths[1]),
-            row[2].rjust(widths[2]),
-            row[3].ljust(widths[3]),
+        lines.append("(no snapshots stored)")
+    else:
+        table = [("PATH", "CLASS", "SIZE", "LAST UPDATE")] + [
+            (str(r[0]), str(r[1]), _human_size(int(r[2])), _when(float(r[3]))) for r in rows
         ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+        lines += ["", *_table(table, right={2})]
+    if workflows_line is not None:
+        lines += ["", workflows_line]
     return "\n".join(lines)
+
+
+def _short(text: str | None, width: int = _ERROR_WIDTH) -> str:
+    """One line of at most ``width`` characters ('' for None)."""
+    if not text:
+        return ""
+    one = " ".join(text.split())
+    return one if len(one) <= width else one[: width - 3] + "..."
+
+
+def _step(rec: WorkflowRecord) -> str:
+    if rec.step_name is None:
+        return f"{rec.next_step} (done)" if rec.status == "completed" else str(rec.next_step)
+    return f"{rec.next_step} {rec.step_name}"
+
+
+def render_workflows(
+    db_path: str | os.PathLike[str], status: str | None = None
+) -> str:
+    """Render the workflow records of ``db_path`` (optionally one status) as a text table.
+
+    Columns: id, minion, workflow, status, step (index and name of the next step), attempts,
+    last update and the error (shortened to one line). Ordered by creation time. Opens the
+    file read-only; raises :class:`StateStoreError` like :func:`render_inspect`.
+    """
+    statuses = _status_set(status)
+    path, conn, version, has_workflows = _connect(db_path, write=False, timeout=5.0)
+    try:
+        if not has_workflows:
+            return (
+                f"{path}: no workflows (schema version {version} has no {WORKFLOW_TABLE} "
+                "table; it is added when a newer minions_actors opens the store)"
+            )
+        sql = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE}"
+        params: list[str] = []
+        if statuses is not None:
+            sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            params = sorted(statuses)
+        records = [
+            WorkflowRecord(*row)
+            for row in conn.execute(sql + " ORDER BY created_at, workflow_id", params)
+        ]
+        counts = _workflow_counts(conn)
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+    which = f" with status {status}" if status is not None else ""
+    n = len(records)
+    header = f"{path}: {n} workflow{'s' if n != 1 else ''}{which} ({counts})"
+    if not records:
+        return header + "\n(no workflows" + which + ")"
+    table = [("ID", "MINION", "WORKFLOW", "STATUS", "STEP", "ATTEMPTS", "UPDATED", "ERROR")]
+    table += [
+        (
+            r.workflow_id,
+            r.minion_path,
+            r.workflow_name,
+            r.status,
+            _step(r),
+            str(r.attempts),
+            _when(r.updated_at),
+            _short(r.error),
+        )
+        for r in records
+    ]
+    return "\n".join([header, "", *_table(table, right={5})])
+
+
+def _change_in_file(
+    db_path: str | os.PathLike[str],
+    workflow_id: str,
+    action: str,
+    allowed: frozenset[str] | None,
+    busy_timeout: float,
+) -> tuple[str, WorkflowRecord]:
+    """Run ``action`` ("retry" or "discard") on one record in one write transaction."""
+    path, conn, _version, has_workflows = _connect(db_path, write=True, timeout=busy_timeout)
+    try:
+        if not has_workflows:
+            raise WorkflowRecordNotFound(
+                f"no workflow {workflow_id!r} in {path!r}: the store has no {WORKFLOW_TABLE} "
+                "table (it was never opened by a minions_actors with workflows)"
+            )
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for the app's writer
+            try:
+                row = conn.execute(
+                    f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE} "
+                    "WHERE workflow_id = ?",
+                    (workflow_id,),
+                ).fetchone()
+                if row is None:
+                    raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {path!r}")
+                rec = WorkflowRecord(*row)
+                if allowed is not None and rec.status not in allowed:
+                    raise WorkflowStatusConflict(
+                        f"workflow {workflow_id!r} in {path!r} is {rec.status}: "
+                        + (
+                            "only failed or aborted workflows can be retried"
+                            if action == "retry"
+                            else "discarding a running workflow needs force=True (--force), "
+                            "and only while its application is stopped, or the application "
+                            "writes it back at its next checkpoint"
+                        )
+                    )
+                if action == "retry":
+                    rec.status, rec.attempts, rec.error, rec.finished_at = "running", 0, None, None
+                    rec.updated_at = time.time()
+                    conn.execute(
+                        f"UPDATE {WORKFLOW_TABLE} SET status = 'running', attempts = 0, "
+                        "error = NULL, finished_at = NULL, updated_at = ? WHERE workflow_id = ?",
+                        (rec.updated_at, workflow_id),
+                    )
+                else:
+                    conn.execute(
+                        f"DELETE FROM {WORKFLOW_TABLE} WHERE workflow_id = ?", (workflow_id,)
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise classify_sqlite_error(exc, path) from exc
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+    return path, rec
+
+
+def retry_workflow_in_file(
+    db_path: str | os.PathLike[str], workflow_id: str, *, busy_timeout: float = 5.0
+) -> WorkflowRecord:
+    """Mark a failed or aborted workflow to run again; returns the updated record.
+
+    Sets status ``running``, ``attempts`` 0, clears ``error`` and ``finished_at``; the step
+    to run (``next_step``) and the context are kept, so the workflow resumes at the step that
+    failed the next time its minion starts. Raises :class:`WorkflowRecordNotFound` (a
+    ``KeyError``) for an unknown id and :class:`WorkflowStatusConflict` (a ``ValueError``)
+    for a running or completed workflow.
+    """
+    return _change_in_file(
+        db_path, workflow_id, "retry", frozenset({"failed", "aborted"}), busy_timeout
+    )[1]
+
+
+def discard_workflow_in_file(
+    db_path: str | os.PathLike[str],
+    workflow_id: str,
+    *,
+    force: bool = False,
+    busy_timeout: float = 5.0,
+) -> WorkflowRecord:
+    """Delete one workflow record from the file; returns the record as it was.
+
+    A running workflow is refused (:class:`WorkflowStatusConflict`) unless ``force=True``;
+    use that only while its application is stopped. Unknown ids raise
+    :class:`WorkflowRecordNotFound`.
+    """
+    allowed = None if force else frozenset({"completed", "failed", "aborted"})
+    return _change_in_file(db_path, workflow_id, "discard", allowed, busy_timeout)[1]

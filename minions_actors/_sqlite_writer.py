@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from loguru import logger
 
@@ -28,11 +28,16 @@ from .errors import (
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
+    from .persistence import WorkflowRecord
+
 __all__ = [
     "SNAPSHOT_COLUMNS",
     "SNAPSHOT_TABLE",
+    "WORKFLOW_COLUMNS",
+    "WORKFLOW_TABLE",
     "Entry",
     "SnapshotWriter",
+    "WfEntry",
     "WriteQueue",
     "classify_sqlite_error",
 ]
@@ -46,6 +51,32 @@ SNAPSHOT_COLUMNS = ["path", "minion_class", "state_json", "size_bytes", "updated
 
 #: A pending change: ``(minion_class, state_json, updated_at)``; ``None`` means "delete".
 Entry = tuple[str, str, float]
+
+#: Table holding one row per durable workflow (schema version 2).
+WORKFLOW_TABLE = "workflows"
+#: Its columns, in table order (also the order of :class:`WorkflowRecord`'s fields).
+WORKFLOW_COLUMNS = [
+    "workflow_id",
+    "minion_path",
+    "minion_class",
+    "workflow_name",
+    "status",
+    "next_step",
+    "step_name",
+    "context_json",
+    "attempts",
+    "error",
+    "created_at",
+    "updated_at",
+    "finished_at",
+]
+#: A pending workflow change: a private copy of the record; ``None`` means "delete".
+WfEntry: TypeAlias = "WorkflowRecord | None"
+_WF_UPSERT = (
+    f"INSERT OR REPLACE INTO {WORKFLOW_TABLE} ({', '.join(WORKFLOW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(WORKFLOW_COLUMNS))})"
+)
+_WF_DELETE = f"DELETE FROM {WORKFLOW_TABLE} WHERE workflow_id = ?"
 
 #: How long the idle writer sleeps before checking whether the main thread has ended.
 _IDLE_POLL = 0.25
@@ -97,14 +128,25 @@ class WriteQueue:
 
     ``accepted`` counts every save/delete; ``durable`` is the highest count known to be
     committed. ``flush`` waits for ``durable >= accepted`` as it was when flush began.
+    Workflow records travel in the same batches: ``wf_pending`` (coalesced by id, newest
+    wins) and ``wf_callbacks`` (every ``on_durable`` of the pending saves, none dropped by
+    coalescing). ``wf_inflight`` is the workflow part of the batch being committed, kept
+    readable until the commit is done.
     """
 
     def __init__(self) -> None:
         # Reentrant, so a signal handler that flushes or closes while the main thread is
         # inside save() cannot deadlock.
         self.lock = threading.RLock()
+        # Two conditions on the one lock: the writer waits on ``cond`` (for work), flush and
+        # sync-mode callers on ``durable_cond`` (for commits). A save wakes only the writer,
+        # never the hundreds of threads that may be waiting for their own commit.
         self.cond = threading.Condition(self.lock)
+        self.durable_cond = threading.Condition(self.lock)
         self.pending: dict[str, Entry | None] = {}
+        self.wf_pending: dict[str, WfEntry] = {}
+        self.wf_inflight: dict[str, WfEntry] = {}
+        self.wf_callbacks: list[Callable[[], None]] = []
         self.accepted = 0
         self.durable = 0
         self.first_dirty: float | None = None  # monotonic time the oldest pending change came
@@ -146,6 +188,8 @@ class SnapshotWriter(threading.Thread):
         self._table = db.table(SNAPSHOT_TABLE)
         # statistics (written only by this thread; read racily, which is fine for counters)
         self.rows_written = 0
+        self.workflow_rows_written = 0  # also bumped by prune (under conn_lock)
+        self.callbacks_called = 0
         self.batches = 0
         self.batch_seconds_sum = 0.0
         self.write_errors = 0
@@ -171,14 +215,16 @@ class SnapshotWriter(threading.Thread):
                         self._drop_pending()
                         return
                     now = time.monotonic()
-                    if q.pending and (
+                    dirty = bool(q.pending or q.wf_pending)
+                    if dirty and (
                         q.urgent
                         or q.stopping
+                        or q.wf_callbacks  # someone waits for on_durable: no batch window
                         or q.first_dirty is None
                         or now >= q.first_dirty + self._interval
                     ):
                         break
-                    if not q.pending and q.stopping:
+                    if not dirty and q.stopping:
                         return
                     if not main.is_alive() and not self._others_keep_process_alive(main):
                         # The program ended without close(): write what is left, then stop so
@@ -187,17 +233,22 @@ class SnapshotWriter(threading.Thread):
                         q.closed = True
                         continue
                     wait = _IDLE_POLL  # also bounds how late we notice the main thread ended
-                    if q.pending and q.first_dirty is not None:
+                    if dirty and q.first_dirty is not None:
                         wait = min(wait, max(0.0, q.first_dirty + self._interval - now))
                     q.cond.wait(wait)
                 batch = q.pending
                 q.pending = {}
+                wf_batch = q.wf_pending
+                q.wf_pending = {}
+                q.wf_inflight = wf_batch
+                callbacks = q.wf_callbacks
+                q.wf_callbacks = []
                 target = q.accepted
-                self.in_flight = len(batch)
+                self.in_flight = len(batch) + len(wf_batch)
                 q.first_dirty = None
                 q.urgent = False
             try:
-                self._write(batch)
+                self._write(batch, wf_batch)
             except BaseException as exc:  # every failure is retried and reported
                 err = classify_sqlite_error(exc, self._db_path)
                 self.write_errors += 1
@@ -205,8 +256,10 @@ class SnapshotWriter(threading.Thread):
                 now = time.monotonic()
                 if failing_since is None or now - last_log >= _RELOG_EVERY:
                     _log.error(
-                        "state store write failed ({} snapshots kept, retrying in {:.2f}s): {}",
+                        "state store write failed ({} snapshots and {} workflow records kept, "
+                        "retrying in {:.2f}s): {}",
                         len(batch),
+                        len(wf_batch),
                         delay,
                         err,
                     )
@@ -218,6 +271,12 @@ class SnapshotWriter(threading.Thread):
                     merged = batch
                     merged.update(q.pending)  # newer changes win over the failed batch
                     q.pending = merged
+                    wf_merged = wf_batch
+                    wf_merged.update(q.wf_pending)
+                    q.wf_pending = wf_merged
+                    q.wf_inflight = {}
+                    callbacks.extend(q.wf_callbacks)  # called after the commit that succeeds
+                    q.wf_callbacks = callbacks
                     self.in_flight = 0
                     if q.first_dirty is None:
                         q.first_dirty = now
@@ -240,9 +299,21 @@ class SnapshotWriter(threading.Thread):
             delay = self._retry_initial
             with q.cond:
                 self.in_flight = 0
+                q.wf_inflight = {}
                 if target > q.durable:
                     q.durable = target
-                q.cond.notify_all()
+                q.durable_cond.notify_all()
+            if callbacks:
+                self._call_back(callbacks)
+
+    def _call_back(self, callbacks: list[Callable[[], None]]) -> None:
+        """Call the ``on_durable`` callbacks of a committed batch; a bug in one is logged."""
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a callback bug must not stop writes or other callbacks
+                _log.exception("state store on_durable callback {!r} raised", callback)
+        self.callbacks_called += len(callbacks)
 
     def _others_keep_process_alive(self, main: threading.Thread) -> bool:
         """True while a non-daemon thread (e.g. a minion) other than writers still runs."""
@@ -265,7 +336,22 @@ class SnapshotWriter(threading.Thread):
                 self.last_error,
             )
             q.pending = {}
+        if q.wf_pending or q.wf_callbacks:
+            self.lost += len(q.wf_pending)
+            sample = ", ".join(sorted(q.wf_pending)[:5])
+            _log.error(
+                "state store {!r} closed with {} workflow records not written (e.g. {}); "
+                "their {} on_durable callbacks are not called: {}",
+                self._db_path,
+                len(q.wf_pending),
+                sample,
+                len(q.wf_callbacks),
+                self.last_error,
+            )
+            q.wf_pending = {}
+            q.wf_callbacks = []
         q.cond.notify_all()
+        q.durable_cond.notify_all()
 
     def _report(self, err: StateStoreError) -> None:
         """Call the user's on_error callback, which must never kill the writer."""
@@ -277,8 +363,8 @@ class SnapshotWriter(threading.Thread):
             _log.exception("state store on_error callback raised")
 
     # ------------------------------------------------------------------ one batch
-    def _write(self, batch: dict[str, Entry | None]) -> None:
-        """Commit one batch in a single transaction (all or nothing)."""
+    def _write(self, batch: dict[str, Entry | None], wf_batch: dict[str, WfEntry]) -> None:
+        """Commit one batch (snapshots and workflow records) in a single transaction."""
         rows: list[Any] = [SNAPSHOT_COLUMNS]
         deletes: list[tuple[str]] = []
         for path, entry in batch.items():
@@ -288,6 +374,29 @@ class SnapshotWriter(threading.Thread):
                 cls, text, ts = entry
                 size = len(text) if text.isascii() else len(text.encode("utf-8"))
                 rows.append((path, cls, text, size, ts))
+        wf_rows: list[tuple[Any, ...]] = []
+        wf_deletes: list[tuple[str]] = []
+        for wid, rec in wf_batch.items():
+            if rec is None:
+                wf_deletes.append((wid,))
+            else:
+                wf_rows.append(
+                    (
+                        wid,
+                        rec.minion_path,
+                        rec.minion_class,
+                        rec.workflow_name,
+                        rec.status,
+                        rec.next_step,
+                        rec.step_name,
+                        rec.context_json,
+                        rec.attempts,
+                        rec.error,
+                        rec.created_at,
+                        rec.updated_at,
+                        rec.finished_at,
+                    )
+                )
         db = self._db
         started = time.perf_counter()
         with self._conn_lock:
@@ -302,6 +411,10 @@ class SnapshotWriter(threading.Thread):
                     self._table.insert_all(rows, replace=True, batch_size=_ROWS_PER_STATEMENT)
                 if deletes:
                     conn.executemany(f"DELETE FROM {SNAPSHOT_TABLE} WHERE path = ?", deletes)
+                if wf_rows:
+                    conn.executemany(_WF_UPSERT, wf_rows)
+                if wf_deletes:
+                    conn.executemany(_WF_DELETE, wf_deletes)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -309,6 +422,7 @@ class SnapshotWriter(threading.Thread):
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
+            self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
         self.rows_written += len(rows) - 1 + len(deletes)

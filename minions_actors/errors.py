@@ -75,3 +75,14 @@ class StateStoreFull(StateStoreError):
 
 class StateStoreClosed(StateStoreError):
     """The state store was closed; open a new one to save again."""
+
+
+class WorkflowRecordNotFound(StateStoreError, KeyError):
+    """No workflow record with the given id is in the state store."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WorkflowStatusConflict(StateStoreError, ValueError):
+    """The workflow record's status does not allow the operation (e.g. retrying a running one)."""

@@ -60,6 +60,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "minions_dead_letters_total": "counter",
     "minions_snapshot_errors_total": "counter",
     "minions_snapshot_writes_total": "counter",
+    "minions_workflow_checkpoints_total": "counter",
     "minions_snapshot_write_seconds": "summary",
     "minions_snapshot_queue_depth": "gauge",
     "minions_resource_errors_total": "counter",
@@ -296,9 +297,15 @@ class MinionsCollector(Collector):
         queue = GaugeMetricFamily(
             "minions_snapshot_queue_depth", "Snapshots accepted but not yet written."
         )
+        checkpoints = CounterMetricFamily(
+            "minions_workflow_checkpoints",
+            "Workflow checkpoint rows written to the state store.",
+        )
         resources = dict(self._resource_errors)
         if store_stats is not None:
             writes.add_metric([], self._monotonic("rows", (), store_stats.rows_written))
+            checkpoints.add_metric([], self._monotonic(
+                "checkpoints", (), getattr(store_stats, "workflow_rows_written", 0)))
             write_seconds.add_metric(
                 [],
                 count_value=int(self._monotonic("batches", (), store_stats.batches)),
@@ -306,7 +313,7 @@ class MinionsCollector(Collector):
             )
             queue.add_metric([], store_stats.pending)
             resources["state_store"] = resources.get("state_store", 0) + store_stats.write_errors
-        yield from (writes, write_seconds, queue)
+        yield from (writes, write_seconds, queue, checkpoints)
 
         errors = CounterMetricFamily(
             "minions_resource_errors",

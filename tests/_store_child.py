@@ -4,6 +4,10 @@ Modes:
   loop DB DURABILITY START  save a few paths with i = START+1, START+2, ...; print "F <i>"
                       after each flush() that returned True (batched) or "S <i>" after each
                       save (sync); run until killed.
+  wfloop DB DURABILITY START  run CHAINS workflow chains; chain k saves next_step = START+1,
+                      START+2, ... and prints "W <k> <step>" from on_durable (batched: each
+                      callback saves the chain's next checkpoint; sync: the main thread loops);
+                      snapshots are saved meanwhile so batches mix both; run until killed.
   noclose DB          save and return from the main thread without close(): must still exit.
   lock DB             hold an exclusive write lock (BEGIN EXCLUSIVE) until a line on stdin.
   open DB             drop root's file-permission override, try to open and save; print JSON.
@@ -20,6 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PATHS = [f"crash/m{k}" for k in range(8)]
+CHAINS = 16
 
 
 def _drop_capabilities() -> None:
@@ -60,6 +65,54 @@ def loop(db: str, durability: str, start: int) -> None:
             print(f"F {i}", flush=True)
 
 
+def wfloop(db: str, durability: str, start: int) -> None:
+    import threading
+    from functools import partial
+
+    from minions_actors.persistence import SQLiteStateStore, WorkflowRecord
+
+    store = SQLiteStateStore(db, durability=durability, batch_interval=0.01)  # type: ignore[arg-type]
+    out = threading.Lock()
+    print("R", flush=True)
+
+    def record(k: int, step: int) -> WorkflowRecord:
+        return WorkflowRecord(
+            workflow_id=f"wf{k}", minion_path=f"crash/m{k % 8}", minion_class="Crash",
+            workflow_name="chain", status="running", next_step=step, step_name=f"s{step}",
+            context_json=json.dumps({"step": step, "pad": "y" * (step % 61)}),
+            created_at=1.0 + k, updated_at=float(step),
+        )
+
+    def acked(k: int, step: int) -> None:
+        with out:
+            sys.stdout.write(f"W {k} {step}\n")
+            sys.stdout.flush()
+
+    if durability == "sync":
+        step = start
+        while True:
+            step += 1
+            for k in range(CHAINS):
+                store.save_workflow(record(k, step), on_durable=partial(acked, k, step))
+            store.save(PATHS[step % 8], "Crash", json.dumps({"i": step}))
+
+    def chain(k: int, step: int) -> None:
+        def on_durable() -> None:
+            acked(k, step)
+            chain(k, step + 1)  # the next checkpoint, saved from the writer thread
+
+        store.save_workflow(record(k, step), on_durable=on_durable)
+
+    for k in range(CHAINS):
+        chain(k, start + 1)
+    i = start
+    while True:
+        i += 1
+        store.save(PATHS[i % 8], "Crash", json.dumps({"i": i}))
+        if i % 1000 == 0:
+            store.flush(timeout=10)
+
+
 def lock(db: str) -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("BEGIN EXCLUSIVE")
@@ -88,6 +141,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "loop":
         loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif mode == "wfloop":
+        wfloop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif mode == "noclose":
         import threading
         import time

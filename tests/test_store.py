@@ -223,19 +223,19 @@ def test_appended_migration_upgrades_existing_file(
     with SQLiteStateStore(db) as s:
         s.save("keep", "K", '{"k": 1}')
 
-    def m2_workflows(database: Any) -> None:
-        database.table("workflows").create(
-            {"workflow_id": str, "context_json": str}, pk="workflow_id"
-        )
+    current = persistence.schema_version()
 
-    monkeypatch.setattr(persistence, "MIGRATIONS", [*persistence.MIGRATIONS, m2_workflows])
+    def m_next(database: Any) -> None:
+        database.table("future_things").create({"id": str, "data": str}, pk="id")
+
+    monkeypatch.setattr(persistence, "MIGRATIONS", [*persistence.MIGRATIONS, m_next])
     with SQLiteStateStore(db) as s:
-        assert s.schema_found == 1
+        assert s.schema_found == current
         assert s.load("keep") == '{"k": 1}'
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-        assert conn.execute("SELECT count(*) FROM workflows").fetchone()[0] == 0
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == current + 1
+        assert conn.execute("SELECT count(*) FROM future_things").fetchone()[0] == 0
     finally:
         conn.close()
 
@@ -450,7 +450,8 @@ def test_render_inspect_table(tmp_path: Path) -> None:
         assert s.flush(timeout=5)
         text = render_inspect(str(db))  # works next to a live writer
     lines = text.splitlines()
-    assert "2 stored minions" in lines[0] and "schema version 1" in lines[0]
+    assert "2 stored minions" in lines[0]
+    assert f"schema version {persistence.schema_version()}" in lines[0]
     assert lines[2].split() == ["PATH", "CLASS", "SIZE", "LAST", "UPDATE"]
     assert lines[4].startswith("user/counter ") and "Counter" in lines[4] and "13 B" in lines[4]
     assert "Child" in lines[5] and "2.9 KiB" in lines[5] and "UTC" in lines[5]

@@ -213,9 +213,9 @@ def test_completed_workflows_are_pruned_after_the_retention(rec: Recorder) -> No
         system.shutdown()
 
 
-def test_workflow_metrics_and_logs(rec: Recorder) -> None:
+def test_workflow_metrics_and_logs(rec: Recorder, tmp_path: Path) -> None:
     records: list[Any] = []
-    system = ActorSystem.start(**{**QUIET, "metrics_port": 0},
+    system = ActorSystem.start(**{**QUIET, "metrics_port": 0, "state_store": tmp_path / "m.db"},
                                log_sinks=[(records.append, {"level": "DEBUG"})])
     try:
         ref = system.spawn(Orders, rec, name="orders")
@@ -233,6 +233,7 @@ def test_workflow_metrics_and_logs(rec: Recorder) -> None:
         assert samples[("minions_workflow_completions_total", labels)] == 1
         assert samples[("minions_workflow_starts_total", labels)] == 2
         assert samples[("minions_workflows_in_flight", labels)] == 0
+        assert samples[("minions_workflow_checkpoints_total", ())] >= 2
         failed = [r for r in records if r.record["extra"].get("workflow_id") == "bad"]
         assert any(r.record["level"].name == "ERROR" for r in failed)
     finally:
