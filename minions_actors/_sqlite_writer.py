@@ -26,6 +26,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from loguru import Logger
     from sqlite_utils import Database
 
     from .persistence import WorkflowRecord
@@ -42,7 +43,24 @@ __all__ = [
     "classify_sqlite_error",
 ]
 
-_log = logger.bind(minions=True, component="state_store")
+class _StoreLog:
+    """The logger store records go through: the running system's (set at start) or loguru's.
+
+    One system runs per process, so one module-level setting is enough; the system points
+    it at its own logger (an injected one included) before opening the store.
+    """
+
+    current: Logger = logger.bind(minions=True, component="state_store")
+
+
+store_log = _StoreLog()
+
+
+def use_store_logger(log: Logger | None) -> None:
+    """Send store records through ``log`` (None: back to loguru's global logger)."""
+    store_log.current = (log if log is not None else logger).bind(
+        minions=True, component="state_store"
+    )
 
 #: Table holding one row per persistent minion: its newest snapshot.
 SNAPSHOT_TABLE = "minion_snapshots"
@@ -255,7 +273,7 @@ class SnapshotWriter(threading.Thread):
                 self.last_error = str(err)
                 now = time.monotonic()
                 if failing_since is None or now - last_log >= _RELOG_EVERY:
-                    _log.error(
+                    store_log.current.error(
                         "state store write failed ({} snapshots and {} workflow records kept, "
                         "retrying in {:.2f}s): {}",
                         len(batch),
@@ -289,7 +307,7 @@ class SnapshotWriter(threading.Thread):
                 delay = min(delay * 2, self._retry_max)
                 continue
             if failing_since is not None:
-                _log.info(
+                store_log.current.info(
                     "state store writes recovered after {:.1f}s ({} failed attempts so far)",
                     time.monotonic() - failing_since,
                     self.write_errors,
@@ -312,7 +330,7 @@ class SnapshotWriter(threading.Thread):
             try:
                 callback()
             except Exception:  # a callback bug must not stop writes or other callbacks
-                _log.exception("state store on_durable callback {!r} raised", callback)
+                store_log.current.exception("state store on_durable callback {!r} raised", callback)
         self.callbacks_called += len(callbacks)
 
     def _others_keep_process_alive(self, main: threading.Thread) -> bool:
@@ -328,7 +346,7 @@ class SnapshotWriter(threading.Thread):
         if q.pending:
             self.lost += len(q.pending)
             sample = ", ".join(sorted(q.pending)[:5])
-            _log.error(
+            store_log.current.error(
                 "state store {!r} closed with {} snapshots not written (e.g. {}): {}",
                 self._db_path,
                 len(q.pending),
@@ -339,7 +357,7 @@ class SnapshotWriter(threading.Thread):
         if q.wf_pending or q.wf_callbacks:
             self.lost += len(q.wf_pending)
             sample = ", ".join(sorted(q.wf_pending)[:5])
-            _log.error(
+            store_log.current.error(
                 "state store {!r} closed with {} workflow records not written (e.g. {}); "
                 "their {} on_durable callbacks are not called: {}",
                 self._db_path,
@@ -360,7 +378,7 @@ class SnapshotWriter(threading.Thread):
         try:
             self._on_error(err)
         except Exception:  # a callback bug must not stop writes
-            _log.exception("state store on_error callback raised")
+            store_log.current.exception("state store on_error callback raised")
 
     # ------------------------------------------------------------------ one batch
     def _write(self, batch: dict[str, Entry | None], wf_batch: dict[str, WfEntry]) -> None:

@@ -28,7 +28,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from loguru import logger
 from sqlite_utils import Database
 
 from ._sqlite_writer import (
@@ -39,6 +38,7 @@ from ._sqlite_writer import (
     SnapshotWriter,
     WriteQueue,
     classify_sqlite_error,
+    store_log,
 )
 from .errors import (
     StateStoreClosed,
@@ -66,7 +66,6 @@ __all__ = [
     "supports_workflows",
 ]
 
-_log = logger.bind(minions=True, component="state_store")
 
 Durability = Literal["batched", "sync"]
 
@@ -217,7 +216,7 @@ def _call_inline(on_durable: Callable[[], None] | None) -> None:
     try:
         on_durable()
     except Exception:
-        _log.exception("state store on_durable callback {!r} raised", on_durable)
+        store_log.current.exception("state store on_durable callback {!r} raised", on_durable)
 
 
 @runtime_checkable
@@ -377,7 +376,9 @@ def _migrate(db: Database, db_path: str) -> int:
             )
         for number in range(found + 1, latest + 1):
             MIGRATIONS[number - 1](db)
-            _log.info("state store {!r}: migrated schema to version {}", db_path, number)
+            store_log.current.info(
+                "state store {!r}: migrated schema to version {}", db_path, number
+            )
         conn.execute(f"PRAGMA user_version = {latest}")
         conn.execute("COMMIT")
     except BaseException:
@@ -496,7 +497,7 @@ class SQLiteStateStore:
         else:
             mode = os.stat(path).st_mode
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                _log.warning(
+                store_log.current.warning(
                     "state store {!r} is accessible by other users (mode {:o}); consider chmod 600",
                     path,
                     stat.S_IMODE(mode),

@@ -164,6 +164,9 @@ class ActorSystem:
         self.hooks.add(LoggingHooks(self._logs.log))
         for hook in hooks:
             self.hooks.add(hook)
+        from ._sqlite_writer import use_store_logger
+
+        use_store_logger(self._logs.log)  # store records carry the app's bound fields too
         if state_store is not None:
             from .persistence import open_state_store
 
@@ -442,6 +445,9 @@ class ActorSystem:
         self.hooks.system_stopped(self, self.failure)
         if self._logs is not None:
             self._logs.close()
+        from ._sqlite_writer import use_store_logger
+
+        use_store_logger(None)
         with ActorSystem._lock:
             if ActorSystem._current is self:
                 ActorSystem._current = None

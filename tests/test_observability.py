@@ -112,3 +112,25 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     out = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30,
                          cwd=tmp_path)
     assert out.returncode == 0 and "minions_actors" in out.stdout
+
+
+def test_store_records_go_through_the_injected_logger(tmp_path: Path) -> None:
+    import os
+    import sqlite3
+
+    from loguru import logger
+
+    db = tmp_path / "shared.db"
+    sqlite3.connect(db).close()
+    os.chmod(db, 0o644)  # readable by others: the store warns about it
+    seen: list[dict[str, Any]] = []
+    sink = logger.add(lambda m: seen.append(m.record["extra"]), level="WARNING")
+    try:
+        system = ActorSystem.start(logger=logger.bind(app="shop"), state_store=db,
+                                   metrics_port=None, file_logs=False, stderr_logs=False,
+                                   handle_signals=False)
+        system.shutdown()
+    finally:
+        logger.remove(sink)
+    store = [e for e in seen if e.get("component") == "state_store"]
+    assert store and store[0]["app"] == "shop" and store[0]["minion"] == "gru"
