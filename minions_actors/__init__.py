@@ -25,6 +25,7 @@ from .errors import (
 )
 from .minion import Gru, Minion, Terminated
 from .ref import MinionFuture, MinionRef
+from .sidecar import Sidecar, SidecarCrashed, SidecarError
 from .supervision import Backoff, OneForAll, OneForOne, RestartType, RestForOne, Strategy
 from .system import ActorSystem
 from .workflows import (
@@ -59,6 +60,9 @@ __all__ = [
     "RestForOne",
     "RestartType",
     "Retry",
+    "Sidecar",
+    "SidecarCrashed",
+    "SidecarError",
     "SnapshotError",
     "SpawnError",
     "StartWorkflow",

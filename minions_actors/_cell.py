@@ -227,6 +227,7 @@ class Cell:
                     f"cannot construct {cls.__name__}({shown}) with the arguments given to "
                     f"spawn(): {exc}"
                 ) from None
+        cls.check_args(*args, **kwargs)
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(
                 f"a minion name is a non-empty str without '/', got {name!r} "

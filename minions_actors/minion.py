@@ -67,6 +67,16 @@ class Minion(pykka.ThreadingActor):
         self.__dict__["_minion_ready"] = True
 
     @classmethod
+    def check_args(cls, *args: Any, **kwargs: Any) -> None:
+        """Override to reject bad constructor arguments when ``spawn()`` is called.
+
+        Runs in the caller's thread, before the minion exists; raise ``ValueError`` or
+        ``TypeError`` with a message that says what to fix. A failure in ``__init__`` itself
+        is a crash handled by the supervisor; this hook turns obvious mistakes into errors
+        the caller sees at once.
+        """
+
+    @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> NoReturn:
         """Not used for minions: they are started by their supervisor."""
         raise TypeError(
