@@ -47,9 +47,18 @@ _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.St
                       m.ExitRequest, RunStep, StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 _anonymous = itertools.count(1)
+_cell_ids = itertools.count(1)
+_URN_PREFIX = uuid.uuid4().hex[:12]  # unique per process; a counter makes each cell unique
+_COND_LOCK = threading.Lock()
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
 GROUP_STEP_TIMEOUT = 5.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_info(cls: type[Minion]) -> tuple[bool, bool]:
+    """(persistent, declares workflows) for a minion class, computed once per class."""
+    return is_persistent(cls), bool(workflows_of(cls))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -58,6 +67,19 @@ def _signature(cls: type) -> inspect.Signature | None:
         return inspect.signature(cls)
     except (TypeError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _takes_no_arguments(cls: type) -> bool:
+    """True when ``cls()`` binds (checked once, so argument-less spawns skip the bind)."""
+    sig = _signature(cls)
+    if sig is None:
+        return True
+    try:
+        sig.bind()
+    except TypeError:
+        return False
+    return True
 
 
 def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
@@ -99,7 +121,7 @@ class Cell:
             else f"{parent.path}/{name}"
         )
         self.restart = restart
-        self.urn: str = uuid.uuid4().urn
+        self.urn: str = f"urn:minion:{_URN_PREFIX}:{next(_cell_ids)}"
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
         self.ref: MinionRef[Any] = MinionRef(self)
         self._strategy_override = strategy
@@ -109,7 +131,7 @@ class Cell:
         self.incarnation = 0
         self.children: dict[str, Cell] = {}
         self.children_lock = threading.Lock()
-        self.intensity = RestartIntensity(self.strategy)
+        self.intensity: RestartIntensity | None = None  # per incarnation, see _start_incarnation
         self.watchers: set[Cell] = set()
         self.watching: set[Cell] = set()
         self.watch_lock = threading.Lock()
@@ -128,7 +150,7 @@ class Cell:
         self.stopped_event = threading.Event()  # set once the cell is fully finalised
         self.stop_reason = ""
         self._sys: deque[Any] = deque()
-        self._sys_cond = threading.Condition(threading.Lock())
+        self._sys_cond_: threading.Condition | None = None  # built on first runtime message
         self._terminate_requested = False
         self._held: Any = _NOTHING
         self._stop_requests: list[m.StopRequest] = []
@@ -156,6 +178,18 @@ class Cell:
         return f"<Cell {self.path or 'gru'} {self.cls_name} #{self.incarnation}>"
 
     # ----------------------------------------------------------------- sending
+    @property
+    def _sys_cond(self) -> threading.Condition:
+        """The condition runtime messages signal; most cells only need it at shutdown, so
+        it is built lazily (a Condition costs more than the rest of a spawn)."""
+        cond = self._sys_cond_
+        if cond is None:
+            with _COND_LOCK:
+                cond = self._sys_cond_
+                if cond is None:
+                    cond = self._sys_cond_ = threading.Condition(threading.Lock())
+        return cond
+
     def send_system(self, msg: Any) -> None:
         """Queue a runtime message ahead of user messages and wake the cell."""
         with self._sys_cond:
@@ -216,7 +250,7 @@ class Cell:
             raise SpawnError("Gru is the root of the system and cannot be spawned")
         restart_type = check_restart_type(restart)
         sig = _signature(cls)
-        if sig is not None:
+        if sig is not None and (args or kwargs or not _takes_no_arguments(cls)):
             try:
                 sig.bind(*args, **kwargs)
             except TypeError as exc:
@@ -436,11 +470,11 @@ class Cell:
                 )
             self.last_instance = inst
             phase = "restore"
-            if self.snapshots is None and is_persistent(self.cls):
+            if self.snapshots is None and _class_info(self.cls)[0]:
                 self.snapshots = Snapshotter(self, self.system.store)
             if self.snapshots is not None:
                 restored = self.snapshots.restore_into(inst)
-            if self.workflows is None and workflows_of(self.cls):
+            if self.workflows is None and _class_info(self.cls)[1]:
                 self.workflows = WorkflowRunner(self)
                 self.workflows.resume()
             phase = "on_start"
@@ -529,10 +563,13 @@ class Cell:
             child.send_system(m.Terminate(time.monotonic() + self.system.stop_timeout,
                                           "crashed" if crashed else "exited"))
             return
-        if not self.intensity.record():
+        intensity = self.intensity
+        if intensity is None:  # reports can only arrive after this cell started once
+            intensity = self.intensity = RestartIntensity(self.strategy)
+        if not intensity.record():
             self._give_up(child, msg.exc)
             return
-        delay = self.intensity.next_delay()
+        delay = intensity.next_delay()
         cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
         affected = self.strategy.affected(self.children_in_order(), child)
         group = len(affected) > 1

@@ -574,7 +574,7 @@ class SQLiteStateStore:
         _check_text(path, state_json)
         entry = (minion_class, state_json, time.time())
         q = self._q
-        with q.cond:
+        with q.lock:  # the condition's own lock: a C-level enter on the message path
             if q.closed:
                 raise StateStoreClosed(f"state store {self.path!r} is closed; cannot save {path!r}")
             q.pending[path] = entry

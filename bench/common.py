@@ -1,0 +1,100 @@
+"""Small tools shared by the benchmark adapters: skips, latches, percentiles, RSS, sizes."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+WAIT = 120.0
+"""Upper bound (seconds) on any single wait in a benchmark; a hang fails the run."""
+
+
+class Skip(Exception):
+    """Raised by an adapter that cannot run a scenario; the message is printed as a note."""
+
+
+class Latch:
+    """A countdown latch: ``wait()`` returns once ``count_down()`` was called ``n`` times."""
+
+    __slots__ = ("_done", "_left", "_lock")
+
+    def __init__(self, n: int) -> None:
+        self._left = n
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if n <= 0:
+            self._done.set()
+
+    def count_down(self) -> None:
+        """Count one arrival."""
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
+
+    def wait(self, timeout: float = WAIT) -> None:
+        """Block until the count reached zero; raise TimeoutError after ``timeout`` s."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"latch still waiting for {self._left} arrivals after {timeout}s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of ``values`` by the nearest-rank method."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100.0 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process in bytes (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as fh:
+        resident_pages = int(fh.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each scenario does in one repetition (per mode)."""
+
+    reps: int
+    tell: int
+    ask: int
+    pingpong: int
+    spawn: tuple[int, ...]
+    restart: int
+    persistent: int
+    writer_rows: int
+    memory: int
+    scaling_actors: tuple[int, ...]
+    scaling_msgs: int
+    workflows: int
+    workflow_steps: int
+    slow_scale: float = 0.05
+    """Message counts for process-based peers (Ray, Thespian multiproc) are multiplied by
+    this: they are 10-100x slower and would otherwise dominate the run time."""
+    peers: tuple[str, ...] = field(default=())
+    """Systems left out in this mode (with a note)."""
+
+
+SMOKE = Sizes(
+    reps=1, tell=2_000, ask=200, pingpong=500, spawn=(100,), restart=30, persistent=2_000,
+    writer_rows=5_000, memory=100, scaling_actors=(1, 10, 100), scaling_msgs=2_000,
+    workflows=5, workflow_steps=5, slow_scale=0.1,
+    peers=("ray", "thespian-mp", "dbos"),
+)
+QUICK = Sizes(
+    reps=3, tell=20_000, ask=1_000, pingpong=5_000, spawn=(1_000,), restart=200,
+    persistent=30_000, writer_rows=50_000, memory=1_000,
+    scaling_actors=(1, 10, 100, 1_000), scaling_msgs=20_000, workflows=20,
+    workflow_steps=10, slow_scale=0.05,
+)
+FULL = Sizes(
+    reps=5, tell=200_000, ask=5_000, pingpong=30_000, spawn=(1_000, 10_000), restart=1_000,
+    persistent=200_000, writer_rows=200_000, memory=1_000,
+    scaling_actors=(1, 10, 100, 1_000, 10_000), scaling_msgs=100_000, workflows=50,
+    workflow_steps=10, slow_scale=0.03,
+)
+MODES = {"smoke": SMOKE, "quick": QUICK, "full": FULL}

@@ -1,0 +1,423 @@
+"""Run the minions_actors benchmark suite and print medians, ranges and ratios to peers.
+
+Usage (from the repository root)::
+
+    python -m bench                  # full run (5 repetitions, under 15 minutes)
+    python -m bench --quick          # about a minute
+    python -m bench --smoke          # a few seconds (tests)
+    python bench/run.py --json out.json --plot docs/_static/bench_scaling.png
+
+Every scenario runs each system in turn within each repetition (the order rotates between
+repetitions), so slow drift of the machine affects all systems alike. Results go to
+``bench/results.json`` (``--json PATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # ``python bench/run.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import MODES, Sizes, Skip
+from bench.scenarios import US, Metric, Scenario, Target, build, targets
+from bench.systems import SYSTEM_KEYS, make_system
+from bench.systems.base import System
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JSON = ROOT / "bench" / "results.json"
+
+
+# ------------------------------------------------------------------------ results
+@dataclass
+class Row:
+    """All repetitions of one metric of one system in one scenario."""
+
+    scenario: str
+    title: str
+    metric: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    system: str
+    system_label: str
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+
+def advantage(ours: float, theirs: float, higher_is_better: bool) -> float:
+    """How many times better minions_actors is than a peer (> 1: better)."""
+    if higher_is_better:
+        return ours / theirs if theirs else float("inf")
+    return theirs / ours if ours else float("inf")
+
+
+def fmt(value: float, unit: str) -> str:
+    """A compact human form of ``value`` in ``unit``."""
+    if unit == "us":
+        if value >= 1000:
+            return f"{value / 1000:.2f} ms"
+        return f"{value:.1f} us" if value < 100 else f"{value:.0f} us"
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "KiB":
+        return f"{value:.1f} KiB"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.0f}"
+
+
+# ------------------------------------------------------------------------ runner
+class Runner:
+    """Runs the scenarios, alternating systems within each repetition."""
+
+    def __init__(self, sizes: Sizes, systems: list[str], verbose: bool) -> None:
+        self.sizes = sizes
+        self.verbose = verbose
+        self.adapters: dict[str, System] = {}
+        self.enabled = systems
+        self.rows: dict[tuple[str, str, str], Row] = {}
+        self.notes: list[dict[str, str]] = []
+        self.seconds: dict[str, float] = {}
+
+    def adapter(self, key: str) -> System:
+        if key not in self.adapters:
+            self.adapters[key] = make_system(key)
+        return self.adapters[key]
+
+    def note(self, scenario: str, system: str, text: str) -> None:
+        self.notes.append({"scenario": scenario, "system": system, "note": text})
+        print(f"  note [{scenario} / {system}]: {text}", flush=True)
+
+    def run(self, scenarios: list[Scenario], tmp: Path) -> None:
+        for scen in scenarios:
+            print(f"== {scen.title}", flush=True)
+            t_scen = time.perf_counter()
+            systems = [k for k in scen.systems if k in self.enabled]
+            dead: set[str] = set()
+            for key in systems:
+                try:
+                    self.adapter(key).check()
+                except Skip as exc:
+                    self.note(scen.key, key, str(exc))
+                    dead.add(key)
+            for rep in range(scen.reps or self.sizes.reps):
+                shift = rep % max(1, len(systems))
+                for key in systems[shift:] + systems[:shift]:
+                    if key in dead:
+                        continue
+                    try:
+                        got = scen.run(self.adapter(key), self.sizes, tmp)
+                    except Skip as exc:
+                        self.note(scen.key, key, str(exc))
+                        dead.add(key)
+                        continue
+                    except Exception as exc:
+                        if self.verbose:
+                            traceback.print_exc()
+                        self.note(scen.key, key, f"error: {type(exc).__name__}: {exc}")
+                        dead.add(key)
+                        continue
+                    self._record(scen, key, got)
+                    if self.verbose:
+                        shown = ", ".join(f"{m.key}={fmt(got[m.key], m.unit)}"
+                                          for m in scen.metrics)
+                        print(f"  rep {rep + 1} {key}: {shown}", flush=True)
+            for key in systems:
+                if key in dead:
+                    continue
+                shown = ", ".join(
+                    f"{m.label} {fmt(self.rows[(scen.key, m.key, key)].median, m.unit)}"
+                    for m in scen.metrics if (scen.key, m.key, key) in self.rows
+                )
+                print(f"  {key:<16} {shown}", flush=True)
+            self.seconds[scen.key] = time.perf_counter() - t_scen
+            if self.verbose:
+                print(f"  ({self.seconds[scen.key]:.1f} s)", flush=True)
+
+    def _record(self, scen: Scenario, key: str, got: dict[str, float]) -> None:
+        for m in scen.metrics:
+            row = self.rows.get((scen.key, m.key, key))
+            if row is None:
+                row = Row(scen.key, scen.title, m.key, m.label, m.unit, m.higher_is_better,
+                          key, self.adapter(key).label)
+                self.rows[(scen.key, m.key, key)] = row
+            row.values.append(float(got[m.key]))
+
+    def close(self) -> None:
+        for adapter in self.adapters.values():
+            try:
+                adapter.close()
+            except Exception as exc:
+                print(f"warning: closing {adapter.key} failed: {exc}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------ reporting
+def table_rows(runner: Runner, scenarios: list[Scenario]) -> list[list[str]]:
+    """Rows of the results table: scenario, metric, system, median, min-max, advantage."""
+    out = []
+    for scen in scenarios:
+        for m in scen.metrics:
+            ours = runner.rows.get((scen.key, m.key, US))
+            for key in scen.systems:
+                row = runner.rows.get((scen.key, m.key, key))
+                if row is None:
+                    continue
+                if key == US:
+                    ratio = "-"
+                elif ours is not None:
+                    ratio = f"{advantage(ours.median, row.median, m.higher_is_better):.2f}x"
+                else:
+                    ratio = "n/a"
+                out.append([
+                    scen.title, f"{m.label} ({m.unit})", row.system_label,
+                    fmt(row.median, m.unit),
+                    f"{fmt(min(row.values), m.unit)} - {fmt(max(row.values), m.unit)}", ratio,
+                ])
+    return out
+
+
+def evaluate(
+    runner: Runner, goals: list[Target], scenarios: list[Scenario]
+) -> list[dict[str, Any]]:
+    """Each target with its measured value and met/missed (or n/a when not measured)."""
+    metrics: dict[tuple[str, str], Metric] = {
+        (s.key, m.key): m for s in scenarios for m in s.metrics
+    }
+    out = []
+    for goal in goals:
+        metric = metrics.get((goal.scenario, goal.metric))
+        ours = runner.rows.get((goal.scenario, goal.metric, US))
+        entry: dict[str, Any] = {"target": goal.label, "measured": None, "status": "n/a"}
+        if metric is None or ours is None:
+            out.append(entry)
+            continue
+        if goal.peer is not None:
+            peer = runner.rows.get((goal.scenario, goal.metric, goal.peer))
+            if peer is None:
+                out.append(entry)
+                continue
+            value = advantage(ours.median, peer.median, metric.higher_is_better)
+            met = value >= goal.threshold
+            entry["measured"] = value
+            entry["shown"] = (f"{value:.2f}x ({fmt(ours.median, metric.unit)} vs "
+                              f"{fmt(peer.median, metric.unit)})")
+        else:
+            value = ours.median
+            met = value >= goal.threshold if metric.higher_is_better else value < goal.threshold
+            entry["measured"] = value
+            entry["shown"] = fmt(value, metric.unit)
+        entry["status"] = "met" if met else "MISSED"
+        out.append(entry)
+    return out
+
+
+def render(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    """A plain-text (aligned) or Markdown table."""
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+             "  ".join("-" * w for w in widths)]
+    prev = None
+    for r in rows:
+        shown = list(r)
+        if prev is not None and r[0] == prev[0] and r[1] == prev[1]:
+            shown[0] = shown[1] = ""
+        lines.append("  ".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)).rstrip())
+        prev = r
+    return "\n".join(lines)
+
+
+RESULT_HEADER = ["scenario", "metric", "system", "median", "min - max", "minions advantage"]
+TARGET_HEADER = ["target", "measured", "status"]
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("minions_actors", "pykka", "thespian", "ray", "dbos", "sqlite-utils"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "nproc": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
+        "platform": platform.platform(), "versions": versions,
+    }
+
+
+def plot(runner: Runner, sizes: Sizes, path: Path) -> str | None:
+    """Save the scaling plot (msg/s vs active actors); returns a note when impossible."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install matplotlib); no plot"
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for key in ("minions", "pykka", "thespian-simple", "thespian-mp", "ray"):
+        xs, ys, lo, hi = [], [], [], []
+        for actors in sizes.scaling_actors:
+            row = runner.rows.get((f"scaling_{actors}", "rate", key))
+            if row is None:
+                continue
+            xs.append(actors)
+            ys.append(row.median)
+            lo.append(row.median - min(row.values))
+            hi.append(max(row.values) - row.median)
+        if xs:
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3,
+                        label=runner.adapter(key).label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("active actors (tells round-robin from one sender)")
+    ax.set_ylabel("messages / s (median, min-max)")
+    ax.set_title(f"Throughput vs number of active actors ({os.cpu_count()} cores)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return None
+
+
+def leftovers() -> list[str]:
+    """Threads and child processes still alive after the run (should be none)."""
+    threads = [t.name for t in threading.enumerate()
+               if t is not threading.main_thread() and t.is_alive()]
+    children = [p.name for p in multiprocessing.active_children()]
+    return threads + children
+
+
+# ------------------------------------------------------------------------ main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="about a minute (3 repetitions)")
+    mode.add_argument("--smoke", action="store_true", help="a few seconds (tests)")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file (JSON)")
+    p.add_argument("--reps", type=int, help="repetitions (default per mode)")
+    p.add_argument("--only", help="comma-separated scenario key prefixes (e.g. tell,ask)")
+    p.add_argument("--systems", help=f"comma-separated systems ({', '.join(SYSTEM_KEYS)})")
+    p.add_argument("--plot", type=Path, help="save the scaling plot (matplotlib) here")
+    p.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every repetition")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite; returns the process exit code (0 also when targets are missed)."""
+    args = parse_args(argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    sizes = MODES[mode]
+    if args.reps:
+        sizes = Sizes(**{**asdict(sizes), "reps": args.reps})
+    systems = [k for k in SYSTEM_KEYS if k not in sizes.peers]
+    if args.systems:
+        wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
+        unknown = set(wanted) - set(SYSTEM_KEYS)
+        if unknown:
+            print(f"unknown systems: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        systems = [k for k in SYSTEM_KEYS if k in wanted]
+    scenarios = build(sizes)
+    if args.only:
+        prefixes = [p.strip() for p in args.only.split(",") if p.strip()]
+        scenarios = [s for s in scenarios if any(s.key.startswith(p) for p in prefixes)]
+
+    from loguru import logger
+
+    logger.remove()  # the runtime's records go to a /dev/null sink (see systems/minions_sys)
+    info = machine()
+    print(f"minions_actors benchmarks, mode {mode}, {sizes.reps} repetitions; "
+          f"{info['nproc']} cores, {info['cpu_model']}, Python {info['python']}", flush=True)
+    runner = Runner(sizes, systems, args.verbose)
+    if sizes.peers:
+        runner.note("*", ",".join(sizes.peers), f"left out in {mode} mode")
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="minions-bench-") as tmp:
+            runner.run(scenarios, Path(tmp))
+    finally:
+        runner.close()
+    elapsed = time.perf_counter() - started
+
+    rows = table_rows(runner, scenarios)
+    goals = evaluate(runner, targets(sizes), scenarios)
+    goal_rows = [[g["target"], g.get("shown", "not measured"), g["status"]] for g in goals]
+    print()
+    print(render(RESULT_HEADER, rows, markdown=False))
+    print()
+    print(render(TARGET_HEADER, goal_rows, markdown=False))
+    print(f"\nwall time {elapsed:.0f} s")
+
+    plot_note = plot(runner, sizes, args.plot) if args.plot else None
+    if plot_note:
+        print(f"note: {plot_note}")
+    left = leftovers()
+    if left:
+        print(f"warning: still alive after the run: {', '.join(left)}", file=sys.stderr)
+
+    result = {
+        "meta": {**info, "mode": mode, "sizes": asdict(sizes), "wall_seconds": elapsed,
+                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "systems": systems,
+                 "leftovers": left, "scenario_seconds": runner.seconds},
+        "results": [
+            {**{k: v for k, v in asdict(r).items()}, "median": r.median,
+             "min": min(r.values), "max": max(r.values),
+             "advantage": (None if r.system == US or (r.scenario, r.metric, US) not in runner.rows
+                           else advantage(runner.rows[(r.scenario, r.metric, US)].median,
+                                          r.median, r.higher_is_better))}
+            for r in runner.rows.values()
+        ],
+        "notes": runner.notes,
+        "targets": goals,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results written to {args.json}")
+    if args.markdown:
+        args.markdown.write_text(
+            render(RESULT_HEADER, rows, markdown=True) + "\n\n"
+            + render(TARGET_HEADER, goal_rows, markdown=True) + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

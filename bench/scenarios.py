@@ -1,0 +1,132 @@
+"""The scenarios, their metrics, the systems each compares, and the targets.
+
+A scenario's ``run`` does one repetition for one system and returns its metrics; the runner
+(``bench/run.py``) alternates systems within each repetition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import Sizes
+from bench.systems.base import Metrics, System
+
+ACTOR_SYSTEMS = ("minions", "pykka", "thespian-simple", "thespian-mp", "ray")
+US = "minions"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number a scenario reports."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One benchmark: which systems run it and how one repetition runs."""
+
+    key: str
+    title: str
+    systems: tuple[str, ...]
+    metrics: tuple[Metric, ...]
+    run: Callable[[System, Sizes, Path], Metrics]
+    note: str = ""
+    reps: int | None = None
+    """Repetitions when not the mode's (the slowest scenarios run fewer)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for minions_actors: a ratio to a peer (``peer`` set) or an absolute bound."""
+
+    label: str
+    scenario: str
+    metric: str
+    threshold: float
+    peer: str | None = None
+    """With a peer: minions' advantage (ours/peer, or peer/ours when lower is better) must be
+    >= threshold. Without: the value must beat ``threshold`` in the metric's direction."""
+
+
+RATE = Metric("rate", "throughput", "msg/s", True)
+P50 = Metric("p50", "p50", "us", False)
+P99 = Metric("p99", "p99", "us", False)
+
+
+def scaled(system: System, n: int, sizes: Sizes) -> int:
+    """Message count for ``system``: process-based peers get ``sizes.slow_scale`` of it."""
+    return max(100, int(n * sizes.slow_scale)) if system.slow else n
+
+
+def build(sizes: Sizes) -> list[Scenario]:
+    """The scenario list for one mode."""
+    out = [
+        Scenario("tell_1to1", "tell 1->1", ACTOR_SYSTEMS, (RATE,),
+                 lambda s, z, _t: s.tell(scaled(s, z.tell, z))),
+        Scenario("tell_4to1", "tell 4->1 (4 sender threads)", ACTOR_SYSTEMS, (RATE,),
+                 lambda s, z, _t: s.tell_multi(scaled(s, z.tell, z), 4)),
+        Scenario("ask", "ask round trip", ACTOR_SYSTEMS, (P50, P99),
+                 lambda s, z, _t: s.ask(scaled(s, z.ask, z))),
+        Scenario("pingpong", "ping-pong between two actors", ACTOR_SYSTEMS,
+                 (Metric("rate", "round trips", "rt/s", True),),
+                 lambda s, z, _t: s.pingpong(scaled(s, z.pingpong, z))),
+    ]
+    for n in sizes.spawn:
+        out.append(Scenario(
+            f"spawn_stop_{n}", f"spawn and stop {n:,}", ACTOR_SYSTEMS,
+            (Metric("spawn", "spawn (all started)", "s", False),
+             Metric("stop", "stop all", "s", False)),
+            lambda s, z, _t, n=n: s.spawn_stop(n),  # type: ignore[misc]
+        ))
+    out += [
+        Scenario("memory", f"memory per idle actor ({sizes.memory:,} actors, RSS delta)",
+                 ACTOR_SYSTEMS, (Metric("kib", "RSS per actor", "KiB", False),),
+                 lambda s, z, _t: s.memory(z.memory)),
+        Scenario("restart", "restart latency, crash -> serving again", ACTOR_SYSTEMS,
+                 (P50, P99), lambda s, z, _t: s.restart(z.restart),
+                 note="pykka, Thespian and Ray have no in-process supervisor restart"),
+        Scenario("persistent_tell", "persistent minion tell (SQLite, until flushed)",
+                 ("minions", "pykka"), (RATE,),
+                 lambda s, z, t: s.persistent_tell(z.persistent, t),
+                 note="pykka row: its plain non-persistent tell"),
+        Scenario("snapshot_writer", "snapshot writer (bench/bench_store.py)",
+                 ("minions", "sqlite-utils"), (Metric("rate", "rows", "rows/s", True),),
+                 lambda s, z, t: s.writer(z.writer_rows, t)),
+        Scenario("workflow", "checkpointed workflow steps",
+                 ("minions", "dbos"), (Metric("rate", "steps", "steps/s", True),),
+                 lambda s, z, t: s.workflow(z.workflows, z.workflow_steps, t),
+                 note=f"{sizes.workflows} concurrent workflows x {sizes.workflow_steps} steps"),
+    ]
+    for actors in sizes.scaling_actors:
+        # Past a hundred threads each tell wakes a thread that must win the GIL: rates drop
+        # to thousands per second, so the big configurations send fewer messages.
+        msgs = sizes.scaling_msgs if actors <= 100 else max(actors, sizes.scaling_msgs // 10)
+        out.append(Scenario(
+            f"scaling_{actors}", f"tell round-robin over {actors:,} active actors",
+            ACTOR_SYSTEMS, (RATE,),
+            lambda s, z, _t, a=actors, m=msgs: s.scaling(a, scaled(s, m, z)),  # type: ignore[misc]
+            note=f"{msgs:,} messages per repetition",
+            reps=min(sizes.reps, 3) if actors >= 10_000 else None,
+        ))
+    return out
+
+
+def targets(sizes: Sizes) -> list[Target]:
+    """The goals in the issue, for this mode's sizes."""
+    spawn = max(sizes.spawn)
+    return [
+        Target("tell 1->1 >= 2x raw pykka", "tell_1to1", "rate", 2.0, "pykka"),
+        Target("tell 4->1 >= 2x raw pykka", "tell_4to1", "rate", 2.0, "pykka"),
+        Target("persistent tell >= 1x raw pykka tell", "persistent_tell", "rate", 1.0, "pykka"),
+        Target("ask p50 <= pykka's", "ask", "p50", 1.0, "pykka"),
+        Target(f"spawn {spawn:,} <= pykka's", f"spawn_stop_{spawn}", "spawn", 1.0, "pykka"),
+        Target("restart p50 < 1 ms", "restart", "p50", 1000.0),
+        Target("snapshot writer >= 200k rows/s", "snapshot_writer", "rate", 200_000.0),
+        Target("tell >= 10x Ray actor calls", "tell_1to1", "rate", 10.0, "ray"),
+    ]

@@ -1,0 +1,35 @@
+"""The benchmark suite runs end to end in smoke mode and writes valid JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert elapsed < 40, f"smoke mode took {elapsed:.1f}s"
+    data = json.loads(out.read_text())
+    assert data["meta"]["mode"] == "smoke"
+    assert data["meta"]["leftovers"] == []
+    measured = {(r["scenario"], r["system"]) for r in data["results"]}
+    for scenario in ("tell_1to1", "tell_4to1", "ask", "pingpong", "restart", "scaling_10"):
+        assert (scenario, "minions") in measured, (scenario, proc.stdout[-2000:])
+    assert ("tell_1to1", "pykka") in measured
+    for row in data["results"]:
+        assert row["values"] and all(v > 0 for v in row["values"]), row
+        assert row["min"] <= row["median"] <= row["max"]
+    assert {t["status"] for t in data["targets"]} <= {"met", "MISSED", "n/a"}
+    assert "minions advantage" in proc.stdout
