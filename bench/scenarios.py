@@ -102,6 +102,10 @@ def build(sizes: Sizes) -> list[Scenario]:
                  ("minions", "dbos"), (Metric("rate", "steps", "steps/s", True),),
                  lambda s, z, t: s.workflow(z.workflows, z.workflow_steps, t),
                  note=f"{sizes.workflows} concurrent workflows x {sizes.workflow_steps} steps"),
+        Scenario("workflow_sync", "checkpointed workflow steps, sync durability",
+                 ("minions",), (Metric("rate", "steps", "steps/s", True),),
+                 lambda s, z, t: s.workflow(z.workflows, z.workflow_steps, t, durability="sync"),
+                 note="every checkpoint committed with synchronous=FULL before the next step"),
     ]
     for actors in sizes.scaling_actors:
         # Past a hundred threads each tell wakes a thread that must win the GIL: rates drop

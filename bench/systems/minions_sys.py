@@ -169,7 +169,8 @@ class MinionsSystem(ThreadedSystem):
         rate, _save_us = store.writer(tmp / "writer.db", writer_rows(rows))
         return {"rate": float(rate)}
 
-    def workflow(self, workflows: int, steps: int, tmp: Path) -> Metrics:
+    def workflow(self, workflows: int, steps: int, tmp: Path,
+                 durability: str = "batched") -> Metrics:
         import minions_actors
 
         if not (hasattr(minions_actors, "Workflow") and hasattr(minions_actors, "StartWorkflow")):
@@ -185,7 +186,8 @@ class MinionsSystem(ThreadedSystem):
         attrs: dict[str, Any] = {name: step for name in names}
         attrs["flow"] = Workflow(*names)
         cls = type("BenchWorkflowMinion", (Minion,), attrs)
-        store = SQLiteStateStore(tmp / f"workflow-{time.monotonic_ns()}.db")
+        store = SQLiteStateStore(tmp / f"workflow-{time.monotonic_ns()}.db",
+                                 durability=durability)  # type: ignore[arg-type]
         with self.running(state_store=store):
             assert self._system is not None
             system = self._system
