@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 
 WAIT = 120.0
 """Upper bound (seconds) on any single wait in a benchmark; a hang fails the run."""
@@ -98,3 +100,20 @@ FULL = Sizes(
     workflow_steps=10, slow_scale=0.03,
 )
 MODES = {"smoke": SMOKE, "quick": QUICK, "full": FULL}
+
+
+def fan_in(senders: int, send: Callable[[], None], gate: threading.Barrier) -> float:
+    """Run ``send`` on ``senders`` named threads that all wait on ``gate`` (a barrier for
+    ``senders + 1`` parties), release them together and join them.
+
+    Returns the ``perf_counter()`` time of the release, so the caller times from there.
+    """
+    threads = [threading.Thread(target=send, name=f"bench-sender-{i}")
+               for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    t0 = perf_counter()
+    for thread in threads:
+        thread.join()
+    return t0

@@ -575,33 +575,37 @@ class SQLiteStateStore:
         entry = (minion_class, state_json, time.time())
         q = self._q
         with q.lock:  # the condition's own lock: a C-level enter on the message path
-            if q.closed:
-                raise StateStoreClosed(f"state store {self.path!r} is closed; cannot save {path!r}")
+            self._check_open(path, "save")
             q.pending[path] = entry
             self._cache[path] = entry
-            q.accepted += 1
-            if self.durability == "sync":
-                self._wait_committed(q.accepted, f"snapshot of {path!r}")
-            elif q.first_dirty is None:
-                q.first_dirty = time.monotonic()
-                q.cond.notify_all()
+            self._accepted(f"snapshot of {path!r}")
 
     def delete(self, path: str) -> None:
         """Queue the removal of ``path``'s snapshot (sync mode: wait for the commit)."""
         q = self._q
         with q.cond:
-            if q.closed:
-                raise StateStoreClosed(
-                    f"state store {self.path!r} is closed; cannot delete {path!r}"
-                )
+            self._check_open(path, "delete")
             q.pending[path] = None
             self._cache.pop(path, None)
-            q.accepted += 1
-            if self.durability == "sync":
-                self._wait_committed(q.accepted, f"deletion of {path!r}")
-            elif q.first_dirty is None:
-                q.first_dirty = time.monotonic()
-                q.cond.notify_all()
+            self._accepted(f"deletion of {path!r}")
+
+    def _check_open(self, subject: str, action: str) -> None:
+        """Refuse a change once the store is closed (the caller holds the queue's lock)."""
+        if self._q.closed:
+            raise StateStoreClosed(
+                f"state store {self.path!r} is closed; cannot {action} {subject!r}"
+            )
+
+    def _accepted(self, what: str) -> None:
+        """Count one accepted change (the caller holds the queue's lock): sync mode waits
+        for its commit; batched mode wakes the writer for the first change of a batch."""
+        q = self._q
+        q.accepted += 1
+        if self.durability == "sync":
+            self._wait_committed(q.accepted, what)
+        elif q.first_dirty is None:
+            q.first_dirty = time.monotonic()
+            q.cond.notify_all()
 
     def _wait_committed(self, target: int, what: str) -> None:
         """Sync mode, lock held: wake the writer and wait for ``target`` to be durable."""
@@ -731,10 +735,7 @@ class SQLiteStateStore:
         wid = rec.workflow_id
         q = self._q
         with q.cond:
-            if q.closed:
-                raise StateStoreClosed(
-                    f"state store {self.path!r} is closed; cannot save workflow {wid!r}"
-                )
+            self._check_open(wid, "save workflow")
             q.wf_pending[wid] = rec
             if rec.status == "running":
                 self._wf_live[wid] = rec
@@ -810,18 +811,10 @@ class SQLiteStateStore:
         existed = self.get_workflow(workflow_id) is not None
         q = self._q
         with q.cond:
-            if q.closed:
-                raise StateStoreClosed(
-                    f"state store {self.path!r} is closed; cannot delete workflow {workflow_id!r}"
-                )
+            self._check_open(workflow_id, "delete workflow")
             q.wf_pending[workflow_id] = None
             self._wf_live.pop(workflow_id, None)
-            q.accepted += 1
-            if self.durability == "sync":
-                self._wait_committed(q.accepted, f"deletion of workflow {workflow_id!r}")
-            elif q.first_dirty is None:
-                q.first_dirty = time.monotonic()
-                q.cond.notify_all()
+            self._accepted(f"deletion of workflow {workflow_id!r}")
         return existed
 
     def prune_workflows(

@@ -15,7 +15,7 @@ from functools import cache
 from time import perf_counter
 from typing import Any
 
-from bench.common import WAIT, Skip, percentile
+from bench.common import WAIT, Skip, fan_in, percentile
 from bench.systems.base import Metrics, System
 
 
@@ -117,13 +117,7 @@ class RaySystem(System):
                 for i in range(per):
                     add(i)
 
-            threads = [threading.Thread(target=send) for _ in range(senders)]
-            for t in threads:
-                t.start()
-            gate.wait()
-            t0 = perf_counter()
-            for t in threads:
-                t.join()
+            t0 = fan_in(senders, send, gate)
             got = ray.get(actor.get.remote(), timeout=WAIT)
             elapsed = perf_counter() - t0
             assert got == per * senders, (got, per * senders)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
-from bench.common import WAIT, Skip, percentile, rss_bytes
+from bench.common import WAIT, Skip, fan_in, percentile, rss_bytes
 from bench.systems.base import Metrics, System
 
 if importlib.util.find_spec("thespian") is not None:
@@ -125,13 +125,7 @@ class ThespianSystem(System):
                 except BaseException as exc:
                     errors.append(exc)
 
-            threads = [threading.Thread(target=send) for _ in range(senders)]
-            for t in threads:
-                t.start()
-            gate.wait()
-            t0 = perf_counter()
-            for t in threads:
-                t.join()
+            t0 = fan_in(senders, send, gate)
             if errors:
                 raise errors[0]
             got = self._get(asys, addr)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
-from bench.common import WAIT, Latch, percentile, rss_bytes
+from bench.common import WAIT, Latch, fan_in, percentile, rss_bytes
 from bench.systems.base import Metrics, System
 
 GET = "get"
@@ -127,13 +127,7 @@ class ThreadedSystem(System):
                 for i in range(per):
                     tell(i)
 
-            threads = [threading.Thread(target=send) for _ in range(senders)]
-            for t in threads:
-                t.start()
-            gate.wait()
-            t0 = perf_counter()
-            for t in threads:
-                t.join()
+            t0 = fan_in(senders, send, gate)
             got = ref.ask(GET, timeout=WAIT)
             elapsed = perf_counter() - t0
             assert got == per * senders, (got, per * senders)
