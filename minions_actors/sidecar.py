@@ -254,9 +254,13 @@ class Sidecar(Minion):
     @classmethod
     def check_args(cls, target: object = None, *args: Any, init: object = None,
                    **kwargs: Any) -> None:
-        """Reject a malformed target (or init) at ``spawn()`` time."""
-        check_target(target)
-        if init is not None:
+        """Reject a malformed target (or init) at ``spawn()`` time.
+
+        Only for arguments actually passed: a subclass may fix its target in ``__init__``
+        (then ``__init__`` checks it, as a crash at start)."""
+        if target is not None and cls.__init__ is Sidecar.__init__:
+            check_target(target)
+        if init is not None and cls.__init__ is Sidecar.__init__:
             check_target(init, "init")
 
     def __init__(
