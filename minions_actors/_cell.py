@@ -24,6 +24,7 @@ from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from . import _messages as m
 from ._mailbox import WAKE, Mailbox, Overflow, WakeUp, make_mailbox
+from ._signals import block_shutdown_signals
 from ._snapshots import Snapshotter, is_persistent
 from .errors import (
     DuplicateName,
@@ -300,6 +301,7 @@ class Cell:
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
+        block_shutdown_signals()
         try:
             self._start_incarnation()
             while not self.terminated:

@@ -221,6 +221,9 @@ class SnapshotWriter(threading.Thread):
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         """Wait for a batch, write it, repeat; exit after close() drained the queue."""
+        from ._signals import block_shutdown_signals
+
+        block_shutdown_signals()
         q = self._q
         main = threading.main_thread()
         failing_since: float | None = None

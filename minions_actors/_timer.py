@@ -37,6 +37,9 @@ class Timer:
             self._cond.notify()
 
     def _run(self) -> None:
+        from ._signals import block_shutdown_signals
+
+        block_shutdown_signals()
         while True:
             with self._cond:
                 while not self._closed:

@@ -94,9 +94,14 @@ def _serve(registry: CollectorRegistry, host: str, port: int) -> tuple[Any, thre
         address_family = family
 
     server = make_server(addr, port, make_wsgi_app(registry), _Server, handler_class=_QuietHandler)
+    def serve() -> None:
+        from ._signals import block_shutdown_signals
+
+        block_shutdown_signals()  # request threads inherit the mask
+        server.serve_forever(poll_interval=_POLL_INTERVAL)
+
     thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": _POLL_INTERVAL},
+        target=serve,
         name=f"minions-metrics-{server.server_address[1]}",
         daemon=True,
     )

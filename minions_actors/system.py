@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .workflows import WorkflowInfo
 
 _DEFAULT = object()
+_SIGNAL_POLL = 0.2  # seconds: the longest a signal can wait for the main thread in wait()
 
 
 class ActorSystem:
@@ -348,10 +349,18 @@ class ActorSystem:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the system has stopped (True) or ``timeout`` passed (False)."""
-        stopped = self._stopped.wait(timeout)
-        if stopped:
-            self._restore_signal_handlers()
-        return stopped
+        # On the main thread, wake up now and then: CPython runs signal handlers only when
+        # the main thread executes Python code, and a signal can land on a foreign thread.
+        poll = _SIGNAL_POLL if threading.current_thread() is threading.main_thread() else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = left if poll is None else poll if left is None else min(poll, left)
+            if self._stopped.wait(step):
+                self._restore_signal_handlers()
+                return True
+            if left is not None and time.monotonic() >= deadline:  # type: ignore[operator]
+                return False
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop everything gracefully; idempotent; True when it all stopped in time.
@@ -385,9 +394,13 @@ class ActorSystem:
         )
 
     def _shutdown_in_background(self, timeout: float) -> None:
-        threading.Thread(
-            target=self._do_shutdown, args=(timeout,), name="minions-shutdown", daemon=False
-        ).start()
+        def run() -> None:
+            from ._signals import block_shutdown_signals
+
+            block_shutdown_signals()  # a second signal must reach the main thread
+            self._do_shutdown(timeout)
+
+        threading.Thread(target=run, name="minions-shutdown", daemon=False).start()
 
     def _root_failed(self, exc: BaseException | None) -> None:
         """Gru gave up (escalation) or exited: shut the system down with that status."""
