@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.St
                       m.ExitRequest, RunStep, StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 _anonymous = itertools.count(1)
+_current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
 _cell_ids = itertools.count(1)
 _URN_PREFIX = uuid.uuid4().hex[:12]  # unique per process; a counter makes each cell unique
 _COND_LOCK = threading.Lock()
@@ -146,6 +148,7 @@ class Cell:
         self.busy_seconds = 0.0
         self.restarts = 0
         self.dead_letters = 0
+        self._dead_letter_seq = itertools.count(1)
 
         self.terminated = False  # no more messages will be handled, ever
         self.stopped_event = threading.Event()  # set once the cell is fully finalised
@@ -153,6 +156,7 @@ class Cell:
         self._sys: deque[Any] = deque()
         self._sys_cond_: threading.Condition | None = None  # built on first runtime message
         self._terminate_requested = False
+        self._stop_requested = False  # ref.stop(): no restart, whatever happens next
         self._held: Any = _NOTHING
         self._stop_requests: list[m.StopRequest] = []
         self.thread = threading.Thread(
@@ -196,6 +200,8 @@ class Cell:
         with self._sys_cond:
             if isinstance(msg, m.Terminate):
                 self._terminate_requested = True
+            elif isinstance(msg, m.StopPending):
+                self._stop_requested = True
             self._sys.append(msg)
             self._sys_cond.notify()
         self.inbox.put(WAKE)
@@ -212,8 +218,13 @@ class Cell:
             return
         if isinstance(message, (WakeUp, m.ExitRequest, RunStep)):
             return  # runtime messages: a RunStep's workflow resumes at the next start
-        self.dead_letters += 1
-        self.hooks.dead_letter(self, message, self.dead_letters == 1)
+        self.count_dead_letter(message)
+
+    def count_dead_letter(self, message: Any) -> None:
+        """Count one dead letter (from any thread) and report it; ``first`` exactly once."""
+        n = next(self._dead_letter_seq)  # atomic in CPython, unlike += on an attribute
+        self.dead_letters = max(self.dead_letters, n)
+        self.hooks.dead_letter(self, message, n == 1)
 
     def drain_dead_letters(self) -> None:
         while True:
@@ -302,22 +313,34 @@ class Cell:
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
         block_shutdown_signals()
+        _current.cell = self
         try:
-            self._start_incarnation()
+            self._guarded(self._start_incarnation)
             while not self.terminated:
-                if self._sys:
-                    self._handle_system(self._sys.popleft())
-                elif self.instance is None:
-                    with self._sys_cond:
-                        while not self._sys:
-                            self._sys_cond.wait()
-                else:
-                    self._process_messages()
-        except BaseException as exc:
-            self.hooks.lifecycle_error(self, exc, "runtime")
-            self.stop_reason = self.stop_reason or "runtime-error"
+                self._guarded(self._step)
         finally:
             self._finalize()
+
+    def _step(self) -> None:
+        if self._sys:
+            self._handle_system(self._sys.popleft())
+        elif self.instance is None:
+            with self._sys_cond:
+                while not self._sys:
+                    self._sys_cond.wait()
+        else:
+            self._process_messages()
+
+    def _guarded(self, step: Callable[[], Any]) -> None:
+        """Run one step of the loop; an error outside a handler (a runtime or store fault)
+        is reported and, when an incarnation is live, treated as its crash, so supervision
+        applies instead of the cell vanishing with its children."""
+        try:
+            step()
+        except BaseException as exc:
+            self.hooks.lifecycle_error(self, exc, "runtime")
+            if self.instance is not None:
+                self._crash(exc, "runtime")
 
     def _process_messages(self) -> None:
         """The hot loop: runs until a runtime message arrives or the incarnation ends."""
@@ -422,10 +445,10 @@ class Cell:
             if self.snapshots is not None:
                 self.snapshots.after_message(inst)
             return True
-        if cls is StartWorkflow:  # told, not asked: report a bad request, do not crash
+        if cls is StartWorkflow:  # told, not asked: report a failed request, do not crash
             try:
                 self.start_workflow(msg)
-            except WorkflowError as exc:
+            except Exception as exc:
                 self.hooks.lifecycle_error(self, exc, "start_workflow")
             return True
         if cls is m.StopRequest:
@@ -541,19 +564,24 @@ class Cell:
             if self.instance is not None:
                 self._end_incarnation(crashed=False)
             msg.done.set()
+        elif isinstance(msg, m.StopPending):
+            if self.instance is None:  # crashed or waiting to restart: stop right away
+                self._terminate(time.monotonic() + self.system.stop_timeout, "stopped")
         elif isinstance(msg, m.Restart):
-            if msg.delay > 0:
-                end = time.monotonic() + msg.delay
-                with self._sys_cond:
-                    while not self._terminate_requested:
-                        left = end - time.monotonic()
-                        if left <= 0:
-                            break
-                        self._sys_cond.wait(left)
-            if not self._terminate_requested:
-                self._start_incarnation()
-            if msg.started is not None:
-                msg.started.set()
+            with self._sys_cond:  # the backoff; a stop or terminate request cuts it short
+                while not (self._terminate_requested or self._stop_requested):
+                    left = msg.start_at - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._sys_cond.wait(left)
+            try:
+                if self._stop_requested and not self._terminate_requested:
+                    self._terminate(time.monotonic() + self.system.stop_timeout, "stopped")
+                elif not self._terminate_requested:
+                    self._start_incarnation()
+            finally:
+                if msg.started is not None:
+                    msg.started.set()
 
     def _supervise(self, msg: m.ChildDown) -> None:
         """Apply this cell's strategy to a child whose incarnation ended (OTP semantics)."""
@@ -572,14 +600,18 @@ class Cell:
             self._give_up(child, msg.exc)
             return
         delay = intensity.next_delay()
+        start_at = time.monotonic() + delay  # one backoff for the whole group
         cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
-        affected = self.strategy.affected(self.children_in_order(), child)
+        affected = [
+            c for c in self.strategy.affected(self.children_in_order(), child)
+            if c is child or not (c.terminated or c._terminate_requested or c._stop_requested)
+        ]
         group = len(affected) > 1
         for other in reversed(affected):
             if other is not child:
                 stop = m.StopInstance()
                 other.send_system(stop)
-                stop.done.wait(GROUP_STEP_TIMEOUT)
+                self._wait_unless_terminating(stop.done, GROUP_STEP_TIMEOUT)
         for target in affected:
             if target is not child and target.restart == "temporary":
                 target.send_system(m.Terminate(time.monotonic() + self.system.stop_timeout,
@@ -590,9 +622,19 @@ class Cell:
                 target, delay, cause if target is child else f"sibling {child.path} failed"
             )
             started = threading.Event() if group else None
-            target.send_system(m.Restart(delay, started))
+            target.send_system(m.Restart(start_at, started))
             if started is not None:
-                started.wait(GROUP_STEP_TIMEOUT + delay)
+                self._wait_unless_terminating(
+                    started, GROUP_STEP_TIMEOUT + max(0.0, start_at - time.monotonic())
+                )
+
+    def _wait_unless_terminating(self, event: threading.Event, timeout: float) -> None:
+        """Wait for a sibling's step of a group restart; give up early if we are told to
+        terminate (a shutdown must not queue behind a long group restart)."""
+        end = time.monotonic() + timeout
+        while not event.wait(min(0.05, max(0.0, end - time.monotonic()))):
+            if self._terminate_requested or time.monotonic() >= end:
+                return
 
     def _give_up(self, child: Cell, exc: BaseException | None) -> None:
         """Restart intensity exceeded: stop every child and fail upward (escalate)."""
@@ -604,16 +646,22 @@ class Cell:
         )
         err.__cause__ = exc
         self.hooks.escalated(self, err)
-        self._stop_children(time.monotonic() + self.system.stop_timeout, "escalation")
         if self.is_root:
+            self._stop_children(time.monotonic() + self.system.stop_timeout, "escalation")
             self.system._root_failed(err)
         else:
-            self._crash(err, "supervision")
+            self._crash(err, "supervision")  # stops the children, then fails upward
 
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:
         self.terminated = True
         self.instance = None
+        while self._sys:  # runtime messages we will never handle: release their waiters
+            pending = self._sys.popleft()
+            if isinstance(pending, m.StopInstance):
+                pending.done.set()
+            elif isinstance(pending, m.Restart) and pending.started is not None:
+                pending.started.set()
         parent = self.parent
         if parent is not None:
             with parent.children_lock:

@@ -60,13 +60,19 @@ class ChildDown:
 
 
 class Restart:
-    """To a child: build a new incarnation after ``delay`` seconds, then set ``started``."""
+    """To a child: build a new incarnation at ``start_at`` (monotonic), then set ``started``."""
 
-    __slots__ = ("delay", "started")
+    __slots__ = ("start_at", "started")
 
-    def __init__(self, delay: float, started: threading.Event | None = None) -> None:
-        self.delay = delay
+    def __init__(self, start_at: float, started: threading.Event | None = None) -> None:
+        self.start_at = start_at
         self.started = started
+
+
+class StopPending:
+    """To a cell: ``ref.stop()`` was called; without a live incarnation, stop at once."""
+
+    __slots__ = ()
 
 
 class StopInstance:

@@ -190,9 +190,7 @@ class Minion(pykka.ThreadingActor):
         reply to an ``ask``. The default counts unexpected messages as dead letters and
         ignores :class:`Terminated`."""
         if not isinstance(message, Terminated):
-            cell = self._minion_cell
-            cell.dead_letters += 1
-            cell.hooks.dead_letter(cell, message, cell.dead_letters == 1)
+            self._minion_cell.count_dead_letter(message)
 
     def snapshot(self) -> Any:
         """Return this minion's state as JSON-serialisable data (override to persist)."""

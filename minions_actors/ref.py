@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 import pykka
@@ -141,13 +142,10 @@ class MinionRef(Generic[M]):
         """
         cell = self._cell
         if not cell.terminated:
-            request = m.StopRequest()
-            try:
-                cell.inbox.put(request)
-            except queue.Full:
-                raise MailboxFull(self._full_text()) from None
-        if not block:
-            return True
+            cell.inbox.put(m.StopRequest())  # in order, after the messages already queued
+            cell.send_system(m.StopPending())  # and at once if it is not running now
+        if not block or threading.current_thread() is cell.thread:
+            return True  # a minion cannot wait for its own stop: it happens after this message
         return cell.stopped_event.wait(timeout)
 
     def _full_text(self) -> str:

@@ -60,14 +60,17 @@ class ActorSystem:
         self._log: Logger | None = None
         self._gru: Cell | None = None
         self._cells: dict[Cell, None] = {}
-        self._cells_lock = threading.Lock()
+        self._cells_lock = threading.RLock()  # re-entrant: a signal handler may shut down mid-spawn
         self._accepting = False
-        self._shutdown_lock = threading.Lock()
+        self._shutdown_lock = threading.RLock()
         self._shutdown_started = False
         self._stopped = threading.Event()
         self._clean = True
         self._old_signals: dict[int, Any] = {}
         self._signals_seen = 0
+        self._signal_pipe: tuple[int, int] | None = None
+        self._signal_thread: threading.Thread | None = None
+        self._shutdown_owner: int | None = None
 
     # ================================================================== start
     @classmethod
@@ -374,24 +377,26 @@ class ActorSystem:
         with self._shutdown_lock:
             first = not self._shutdown_started
             self._shutdown_started = True
+            if first and not self._on_minion_thread():
+                self._shutdown_owner = threading.get_ident()
         if first:
             if self._on_minion_thread():
                 self._shutdown_in_background(timeout)
                 return True
             self._do_shutdown(timeout)
-        elif self._on_minion_thread():
-            return True
+        elif self._on_minion_thread() or self._shutdown_owner == threading.get_ident():
+            # a minion cannot wait for its own stop, and a signal handler that interrupted
+            # this thread's own shutdown (e.g. Gru.shutdown() on SIGTERM) must not wait for it
+            return self._stopped.is_set() and self._clean
         self._stopped.wait(timeout)
         return self._stopped.is_set() and self._clean
 
-    def _on_minion_thread(self) -> bool:
-        current = threading.current_thread()
-        with self._cells_lock:
-            cells = list(self._cells)
-        gru = self._gru
-        return any(c.thread is current for c in cells) or (
-            gru is not None and gru.thread is current
-        )
+    @staticmethod
+    def _on_minion_thread() -> bool:
+        """True on a minion's own thread (a thread-local: no lock, safe in a signal handler)."""
+        from ._cell import _current
+
+        return getattr(_current, "cell", None) is not None
 
     def _shutdown_in_background(self, timeout: float) -> None:
         def run() -> None:
@@ -455,6 +460,7 @@ class ActorSystem:
         if self.metrics is not None:
             self.metrics.close()
         self._restore_signal_handlers()
+        self._stop_signal_thread()
         self.hooks.system_stopped(self, self.failure)
         if self._logs is not None:
             self._logs.close()
@@ -468,10 +474,51 @@ class ActorSystem:
 
     # ================================================================== signals
     def _install_signal_handlers(self) -> None:
+        """Install SIGTERM/SIGINT handlers (main thread only) and the thread that acts on
+        them: a handler may interrupt the main thread anywhere, even inside our own locks,
+        so it only writes a byte to a pipe (async-signal-safe) and this thread does the rest.
+        """
         if threading.current_thread() is not threading.main_thread():
             return
+        read_fd, write_fd = os.pipe()
+        self._signal_pipe = (read_fd, write_fd)
+        self._signal_thread = threading.Thread(
+            target=self._signal_loop, args=(read_fd,), name="minions-signals", daemon=False
+        )
+        self._signal_thread.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._old_signals[signum] = signal.signal(signum, self._on_signal)
+
+    def _signal_loop(self, read_fd: int) -> None:
+        """Wait for a signal byte; start the graceful shutdown, or quit on b"q"."""
+        from ._signals import block_shutdown_signals
+
+        block_shutdown_signals()
+        try:
+            while True:
+                byte = os.read(read_fd, 1)
+                if not byte or byte == b"q":
+                    return
+                with self._shutdown_lock:
+                    first = not self._shutdown_started
+                    self._shutdown_started = True
+                if first:
+                    self._do_shutdown(self.shutdown_timeout)
+                    return
+        finally:
+            os.close(read_fd)
+
+    def _stop_signal_thread(self) -> None:
+        pipe, self._signal_pipe = self._signal_pipe, None
+        if pipe is None:
+            return
+        thread = self._signal_thread
+        try:
+            os.write(pipe[1], b"q")
+        finally:
+            os.close(pipe[1])
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
 
     def _restore_signal_handlers(self) -> None:
         """Put back the handlers we replaced; only possible on the main thread.
@@ -493,11 +540,9 @@ class ActorSystem:
         self._signals_seen += 1
         if self._signals_seen > 1:
             os._exit(128 + signum)  # second signal: fast exit, as documented
-        with self._shutdown_lock:
-            first = not self._shutdown_started
-            self._shutdown_started = True
-        if first:
-            self._shutdown_in_background(self.shutdown_timeout)
+        pipe = self._signal_pipe
+        if pipe is not None:
+            os.write(pipe[1], b"s")  # no locks here: the signals thread does the shutdown
 
     # ================================================================== internals
     def _root(self) -> Cell:

@@ -201,10 +201,24 @@ class WorkflowRunner:
 
         return deliver
 
-    def _checkpoint(self, rec: WorkflowRecord, run_next: bool) -> None:
+    def _checkpoint(self, rec: WorkflowRecord, run_next: bool, attempt: int = 0) -> None:
+        """Save ``rec``; the next step is queued once the save is durable. A save that
+        fails (a store fault, a sync commit timing out) is retried with backoff, so the
+        workflow is never left waiting for a checkpoint that will not come."""
+        from .errors import StateStoreClosed
+
         rec.updated_at = time.time()
         deliver = self._schedule(rec.workflow_id) if run_next else None
-        self.store.save_workflow(rec, on_durable=deliver)
+        try:
+            self.store.save_workflow(rec, on_durable=deliver)
+        except StateStoreClosed:
+            return  # shutting down: the last durable checkpoint resumes at the next start
+        except Exception as exc:
+            self.cell.hooks.lifecycle_error(self.cell, exc, "workflow-checkpoint")
+            self.cell.system.timer.call_later(
+                min(5.0, 0.05 * 2 ** attempt),
+                lambda: self._checkpoint(rec, run_next, attempt + 1),
+            )
 
     def resume(self) -> None:
         """Pick up this minion's unfinished workflows (after a process restart)."""
@@ -283,6 +297,10 @@ class WorkflowRunner:
         if definition is None:
             self._finish(rec, "failed", f"{self.cell.cls_name} no longer declares workflow "
                                         f"{rec.workflow_name!r}")
+            return
+        if not 0 <= rec.next_step < len(definition.steps):
+            self._finish(rec, "failed", f"stored step index {rec.next_step} does not exist in "
+                                        f"{definition!r} (was the workflow changed?)")
             return
         step = definition.steps[rec.next_step]
         context = json.loads(rec.context_json)

@@ -183,3 +183,28 @@ def test_a_signal_delivered_to_another_thread_still_shuts_down(tmp_path: Path) -
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "shutting down" in err
+
+
+@pytest.mark.parametrize("handler", ["runtime", "users-gru-shutdown"])
+def test_a_signal_inside_the_runtimes_own_locks_does_not_deadlock(
+    tmp_path: Path, handler: str
+) -> None:
+    # The signal is raised while the main thread holds a runtime lock, the worst moment.
+    script = tmp_path / "reentrant.py"
+    script.write_text(
+        "import signal, sys\n"
+        "from minions_actors import ActorSystem, Gru\n"
+        "mine = sys.argv[1] == 'runtime'\n"
+        "s = ActorSystem.start(state_store=None, metrics_port=None, file_logs=False,\n"
+        "                      stderr_logs=False, handle_signals=mine)\n"
+        "if not mine:  # the deployment guide's pattern\n"
+        "    signal.signal(signal.SIGTERM, lambda *a: Gru.shutdown())\n"
+        "with (s._shutdown_lock if mine else s._cells_lock):\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "print('handled', flush=True)\n"
+        "print('stopped', s.wait(10), flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, str(script), handler], capture_output=True,
+                         text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["handled", "stopped", "True"]
