@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +23,28 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
     )
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_apps() -> Iterator[None]:
+    """Kill any app process a test started and left running (a failing test included)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+    proc: subprocess.Popen[str] = subprocess.Popen(*args, **kwargs)
+    _STARTED.append(proc)
+    return proc
+
+
 def start_app(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
+    proc = popen(
         [sys.executable, "-m", "minions_actors", "run", "tests.apps.signal_app:main"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "APP_DB": str(tmp_path / "app.db"), **env},
@@ -91,7 +113,7 @@ def test_second_signal_forces_a_fast_exit(tmp_path: Path) -> None:
         "    system.spawn(Stuck, name='stuck').tell('go')\n"
         "    return system\n"
     )
-    proc = subprocess.Popen(
+    proc = popen(
         [sys.executable, "-m", "minions_actors", "run", "stuck_app:main"], cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -172,7 +194,7 @@ def test_a_signal_delivered_to_another_thread_still_shuts_down(tmp_path: Path) -
         "    print('READY', flush=True)\n"
         "    return system\n"
     )
-    proc = subprocess.Popen(
+    proc = popen(
         [sys.executable, "-m", "minions_actors", "run", "other_thread_app:main"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
