@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ._sqlite_writer import SNAPSHOT_TABLE, WORKFLOW_COLUMNS, WORKFLOW_TABLE, classify_sqlite_error
+from ._sqlite_writer import (
+    SNAPSHOT_TABLE,
+    WORKFLOW_COLUMNS,
+    WORKFLOW_TABLE,
+    classify_sqlite_error,
+    immediate_transaction,
+)
 from .errors import (
     StateStoreCorrupt,
     StateStoreError,
@@ -243,8 +249,7 @@ def _change_in_file(
                 "table (it was never opened by a minions_actors with workflows)"
             )
         try:
-            conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for the app's writer
-            try:
+            with immediate_transaction(conn):  # waits up to busy_timeout for the app's writer
                 row = conn.execute(
                     f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE} "
                     "WHERE workflow_id = ?",
@@ -276,12 +281,6 @@ def _change_in_file(
                     conn.execute(
                         f"DELETE FROM {WORKFLOW_TABLE} WHERE workflow_id = ?", (workflow_id,)
                     )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise classify_sqlite_error(exc, path) from exc
     finally:

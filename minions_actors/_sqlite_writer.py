@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from loguru import logger
@@ -104,6 +104,21 @@ _ROWS_PER_STATEMENT = 1000
 _RELOG_EVERY = 10.0
 #: SQLite's own upper bound for ``PRAGMA max_page_count`` (means "no cap").
 NO_PAGE_CAP = 4294967294
+
+
+@contextlib.contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any error, roll back and re-raise the original
+    error (a failed ROLLBACK must not hide the failure worth reporting)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def classify_sqlite_error(exc: BaseException, db_path: str) -> StateStoreError:
@@ -426,8 +441,7 @@ class SnapshotWriter(threading.Thread):
                 db.execute(f"PRAGMA max_page_count = {int(cap)}")
                 self._applied_max_pages = self.max_pages
             conn: sqlite3.Connection = db.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(conn):
                 if len(rows) > 1:
                     self._table.insert_all(rows, replace=True, batch_size=_ROWS_PER_STATEMENT)
                 if deletes:
@@ -436,13 +450,6 @@ class SnapshotWriter(threading.Thread):
                     conn.executemany(_WF_UPSERT, wf_rows)
                 if wf_deletes:
                     conn.executemany(_WF_DELETE, wf_deletes)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    # the original error is the one worth reporting
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
             self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1

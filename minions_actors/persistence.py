@@ -14,7 +14,6 @@ and batches as snapshots and calls ``on_durable`` once the record is committed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
@@ -38,6 +37,7 @@ from ._sqlite_writer import (
     SnapshotWriter,
     WriteQueue,
     classify_sqlite_error,
+    immediate_transaction,
     store_log,
 )
 from .errors import (
@@ -365,8 +365,7 @@ def _migrate(db: Database, db_path: str) -> int:
     rather than later in the writer thread.
     """
     conn: sqlite3.Connection = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(conn):
         found = int(conn.execute("PRAGMA user_version").fetchone()[0])
         latest = schema_version()
         if found > latest:
@@ -380,12 +379,6 @@ def _migrate(db: Database, db_path: str) -> int:
                 "state store {!r}: migrated schema to version {}", db_path, number
             )
         conn.execute(f"PRAGMA user_version = {latest}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
     return found
 
 
@@ -856,8 +849,7 @@ class SQLiteStateStore:
                     q.cond.notify_all()
             conn: sqlite3.Connection = self._db.conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate_transaction(conn):
                     cur = conn.execute(
                         f"DELETE FROM {WORKFLOW_TABLE} WHERE status IN "
                         f"({', '.join('?' * len(wanted))}) AND finished_at < ? AND "
@@ -865,12 +857,6 @@ class SQLiteStateStore:
                         [*sorted(wanted), before, json.dumps(list(overlay))],
                     )
                     from_file = max(0, cur.rowcount)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise classify_sqlite_error(exc, self.path) from exc
             self._writer.workflow_rows_written += from_file
