@@ -173,6 +173,10 @@ class Cell:
     def is_root(self) -> bool:
         return self.parent is None
 
+    def _stop_deadline(self) -> float:
+        """When a stop starting now must be done (each minion gets ``stop_timeout``)."""
+        return time.monotonic() + self.system.stop_timeout
+
     def describe(self) -> str:
         return f"minion {self.path or 'gru'!r} ({self.cls_name})"
 
@@ -383,19 +387,33 @@ class Cell:
         """Handle any one message outside the hot loop; False when the incarnation ended."""
         if msg.__class__ in _SPECIAL:
             return self._dispatch_special(inst, msg)
+        ok, value = self._invoke(inst, inst.on_receive, msg)
+        if not ok:
+            self._crash(value, "message")
+        return ok
+
+    def _invoke(
+        self, inst: Minion, handler: Callable[[Any], Any], arg: Any,
+        passthrough: type[BaseException] | None = None,
+    ) -> tuple[bool, Any]:
+        """Run one handler call outside the hot loop (which inlines the same steps): time
+        it, count it, snapshot after success. Returns (True, result) or (False, exception);
+        the caller crashes the incarnation. ``passthrough`` exceptions are re-raised
+        untouched (a rejected request, not a failure of the minion)."""
         t0 = perf_counter()
         try:
-            inst.on_receive(msg)
+            result = handler(arg)
         except BaseException as exc:
+            if passthrough is not None and isinstance(exc, passthrough):
+                raise
             self.busy_seconds += perf_counter() - t0
             self.failed += 1
-            self._crash(exc, "message")
-            return False
+            return False, exc
         self.busy_seconds += perf_counter() - t0
         self.handled += 1
         if self.snapshots is not None:
             self.snapshots.after_message(inst)
-        return True
+        return True, result
 
     def _dispatch_special(self, inst: Minion, msg: Any) -> bool:
         """Handle one message that is not a plain tell; False when the incarnation ended."""
@@ -403,42 +421,30 @@ class Cell:
         if cls is WakeUp:
             return True
         if cls is m.Ask:
-            t0 = perf_counter()
+            inner = msg.message
+            starting = inner.__class__ is StartWorkflow
+            handler: Callable[[Any], Any] = (
+                functools.partial(self._proxy_message, inst) if isinstance(inner, _PROXY)
+                else self.start_workflow if starting
+                else inst.on_receive
+            )
             try:
-                inner = msg.message
-                if isinstance(inner, _PROXY):
-                    result = self._proxy_message(inst, inner)
-                elif inner.__class__ is StartWorkflow:
-                    try:
-                        result = self.start_workflow(inner)
-                    except WorkflowError:  # a bad request, not a bug in the minion
-                        msg.future.set_exception()
-                        return True
-                else:
-                    result = inst.on_receive(inner)
-            except BaseException as exc:
-                self.busy_seconds += perf_counter() - t0
-                self.failed += 1
-                msg.future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
-                self._crash(exc, "message")
+                ok, value = self._invoke(inst, handler, inner,
+                                         passthrough=WorkflowError if starting else None)
+            except WorkflowError:  # a bad request, not a bug in the minion
+                msg.future.set_exception()
+                return True
+            if not ok:
+                msg.future.set_exception(exc_info=(type(value), value, value.__traceback__))
+                self._crash(value, "message")
                 return False
-            self.busy_seconds += perf_counter() - t0
-            self.handled += 1
-            if self.snapshots is not None:
-                self.snapshots.after_message(inst)
-            msg.future.set(result)
+            msg.future.set(value)
             return True
         if cls in _PROXY:  # proxy .defer(): a tell of a method call
-            try:
-                self._proxy_message(inst, msg)
-            except BaseException as exc:
-                self.failed += 1
-                self._crash(exc, "message")
-                return False
-            self.handled += 1
-            if self.snapshots is not None:
-                self.snapshots.after_message(inst)
-            return True
+            ok, value = self._invoke(inst, functools.partial(self._proxy_message, inst), msg)
+            if not ok:
+                self._crash(value, "message")
+            return ok
         if cls is RunStep:
             assert self.workflows is not None
             self.workflows.run_step(inst, msg)
@@ -453,7 +459,7 @@ class Cell:
             return True
         if cls is m.StopRequest:
             self._stop_requests.append(msg)
-            self._terminate(time.monotonic() + self.system.stop_timeout, "stopped")
+            self._terminate(self._stop_deadline(), "stopped")
             return False
         if cls is m.ExitRequest:
             self._end_incarnation(crashed=False)
@@ -516,7 +522,7 @@ class Cell:
     def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
         """Stop the children, then run ``on_stop`` (or ``on_failure`` after a crash)."""
         inst, self.instance = self.instance, None
-        self._stop_children(time.monotonic() + self.system.stop_timeout, "parent-restart")
+        self._stop_children(self._stop_deadline(), "parent-restart")
         if inst is None:
             return
         try:
@@ -566,7 +572,7 @@ class Cell:
             msg.done.set()
         elif isinstance(msg, m.StopPending):
             if self.instance is None:  # crashed or waiting to restart: stop right away
-                self._terminate(time.monotonic() + self.system.stop_timeout, "stopped")
+                self._terminate(self._stop_deadline(), "stopped")
         elif isinstance(msg, m.Restart):
             with self._sys_cond:  # the backoff; a stop or terminate request cuts it short
                 while not (self._terminate_requested or self._stop_requested):
@@ -576,7 +582,7 @@ class Cell:
                     self._sys_cond.wait(left)
             try:
                 if self._stop_requested and not self._terminate_requested:
-                    self._terminate(time.monotonic() + self.system.stop_timeout, "stopped")
+                    self._terminate(self._stop_deadline(), "stopped")
                 elif not self._terminate_requested:
                     self._start_incarnation()
             finally:
@@ -590,7 +596,7 @@ class Cell:
             return  # stale report: the child was restarted or removed meanwhile
         crashed = msg.exc is not None
         if not should_restart(child.restart, crashed):
-            child.send_system(m.Terminate(time.monotonic() + self.system.stop_timeout,
+            child.send_system(m.Terminate(self._stop_deadline(),
                                           "crashed" if crashed else "exited"))
             return
         intensity = self.intensity
@@ -614,7 +620,7 @@ class Cell:
                 self._wait_unless_terminating(stop.done, GROUP_STEP_TIMEOUT)
         for target in affected:
             if target is not child and target.restart == "temporary":
-                target.send_system(m.Terminate(time.monotonic() + self.system.stop_timeout,
+                target.send_system(m.Terminate(self._stop_deadline(),
                                                "sibling-restart"))
                 continue
             target.restarts += 1
@@ -647,7 +653,7 @@ class Cell:
         err.__cause__ = exc
         self.hooks.escalated(self, err)
         if self.is_root:
-            self._stop_children(time.monotonic() + self.system.stop_timeout, "escalation")
+            self._stop_children(self._stop_deadline(), "escalation")
             self.system._root_failed(err)
         else:
             self._crash(err, "supervision")  # stops the children, then fails upward

@@ -33,6 +33,7 @@ class WakeUp:
     """Sentinel put in a mailbox to wake its minion for a runtime (system) message."""
 
     __slots__ = ()
+    bypass_bound = True  # like every runtime message: never waits for room
 
     def __repr__(self) -> str:
         return "<wake-up>"
@@ -59,7 +60,7 @@ class BoundedMailbox:
         self._slots = threading.BoundedSemaphore(size)
 
     def put(self, item: Any, /) -> None:
-        if item is WAKE or getattr(item, "bypass_bound", False):
+        if getattr(item, "bypass_bound", False):
             self._q.put(item)  # runtime messages never wait for room
             return
         if self.overflow == "raise":
@@ -71,7 +72,7 @@ class BoundedMailbox:
         self._q.put(item)
 
     def _release(self, item: Any) -> Any:
-        if item is not WAKE and not getattr(item, "bypass_bound", False):
+        if not getattr(item, "bypass_bound", False):
             self._slots.release()
         return item
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._cell import Cell
 from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
+from ._messages import Terminate
 from ._timer import Timer
 from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
@@ -374,11 +375,7 @@ class ActorSystem:
         added are removed. Called from inside a minion, it runs in the background.
         """
         timeout = self.shutdown_timeout if timeout is None else timeout
-        with self._shutdown_lock:
-            first = not self._shutdown_started
-            self._shutdown_started = True
-            if first and not self._on_minion_thread():
-                self._shutdown_owner = threading.get_ident()
+        first = self._claim_shutdown()
         if first:
             if self._on_minion_thread():
                 self._shutdown_in_background(timeout)
@@ -411,11 +408,19 @@ class ActorSystem:
         """Gru gave up (escalation) or exited: shut the system down with that status."""
         if exc is not None and self.failure is None:
             self.failure = exc
+        if self._claim_shutdown():
+            self._shutdown_in_background(self.shutdown_timeout)
+
+    def _claim_shutdown(self) -> bool:
+        """Mark the shutdown as started; True for the one caller that gets to run it. A
+        caller that is not a minion records its thread, so a nested call from that thread
+        (a signal handler interrupting it) does not wait for itself."""
         with self._shutdown_lock:
             first = not self._shutdown_started
             self._shutdown_started = True
-        if first:
-            self._shutdown_in_background(self.shutdown_timeout)
+            if first and not self._on_minion_thread():
+                self._shutdown_owner = threading.get_ident()
+        return first
 
     def _do_shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -428,7 +433,7 @@ class ActorSystem:
         gru = self._gru
         if gru is not None:
             if gru.thread.is_alive() or not gru.stopped_event.is_set():
-                gru.send_system(_terminate(deadline, "shutdown"))
+                gru.send_system(Terminate(deadline, "shutdown"))
             if gru.thread.ident is not None and gru.thread is not threading.current_thread():
                 # Gru waits for its children until the deadline itself: a little grace
                 gru.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
@@ -499,10 +504,7 @@ class ActorSystem:
                 byte = os.read(read_fd, 1)
                 if not byte or byte == b"q":
                     return
-                with self._shutdown_lock:
-                    first = not self._shutdown_started
-                    self._shutdown_started = True
-                if first:
+                if self._claim_shutdown():
                     self._do_shutdown(self.shutdown_timeout)
                     return
         finally:
@@ -587,8 +589,3 @@ def _shutdown_at_exit(system: ActorSystem) -> None:
     except RuntimeError:  # the interpreter is already shutting down
         pass
 
-
-def _terminate(deadline: float, reason: str) -> Any:
-    from ._messages import Terminate
-
-    return Terminate(deadline, reason)
