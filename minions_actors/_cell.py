@@ -50,8 +50,6 @@ _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.St
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 _anonymous = itertools.count(1)
 _current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
-_cell_ids = itertools.count(1)
-_URN_PREFIX = uuid.uuid4().hex[:12]  # unique per process; a counter makes each cell unique
 _COND_LOCK = threading.Lock()
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
@@ -124,13 +122,13 @@ class Cell:
             else f"{parent.path}/{name}"
         )
         self.restart = restart
-        self.urn: str = f"urn:minion:{_URN_PREFIX}:{next(_cell_ids)}"
+        self.urn: str = uuid.uuid4().urn  # as pykka's: an RFC 4122 URN, unique everywhere
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
-        self.ref: MinionRef[Any] = MinionRef(self)
         self._strategy_override = strategy
 
         self.instance: Minion | None = None
-        self.last_instance: Minion | None = None
+        self.last_instance: Minion | None = None  # the newest one, maybe still in __init__
+        self._up_cond_: threading.Condition | None = None  # built when a proxy waits
         self.incarnation = 0
         self.children: dict[str, Cell] = {}
         self.children_lock = threading.Lock()
@@ -157,10 +155,14 @@ class Cell:
         self._sys_cond_: threading.Condition | None = None  # built on first runtime message
         self._terminate_requested = False
         self._stop_requested = False  # ref.stop(): no restart, whatever happens next
+        self._halted = False  # a BaseException stopped the system: handle nothing more
         self._held: Any = _NOTHING
         self._stop_requests: list[m.StopRequest] = []
+        self.ref: MinionRef[Any] = MinionRef(self)
+        # named like pykka's actor threads (class first), then the path
         self.thread = threading.Thread(
-            target=self._run, name=f"minion:{self.path or 'gru'}", daemon=False
+            target=self._run, name=f"{self.cls_name} (minion:{self.path or 'gru'})",
+            daemon=bool(getattr(cls, "use_daemon_thread", False)),
         )
 
     # ----------------------------------------------------------------- descriptions
@@ -191,12 +193,15 @@ class Cell:
     def _sys_cond(self) -> threading.Condition:
         """The condition runtime messages signal; most cells only need it at shutdown, so
         it is built lazily (a Condition costs more than the rest of a spawn)."""
-        cond = self._sys_cond_
-        if cond is None:
-            with _COND_LOCK:
-                cond = self._sys_cond_
-                if cond is None:
-                    cond = self._sys_cond_ = threading.Condition(threading.Lock())
+        return self._sys_cond_ or self._lazy_condition("_sys_cond_")
+
+    def _lazy_condition(self, attr: str) -> threading.Condition:
+        """Build the condition stored in ``attr`` once, whichever thread asks first."""
+        with _COND_LOCK:
+            cond: threading.Condition | None = getattr(self, attr)
+            if cond is None:
+                cond = threading.Condition(threading.Lock())
+                setattr(self, attr, cond)
         return cond
 
     def send_system(self, msg: Any) -> None:
@@ -213,9 +218,7 @@ class Cell:
     def dead_letter(self, message: Any) -> None:
         """Account for a message that reached a stopped minion (never raises)."""
         if isinstance(message, m.Ask):
-            message.future.set_exception(
-                exc_info=(MinionStopped, MinionStopped(self._stopped_text()), None)
-            )
+            message.future.set_exception(exc_info=(MinionStopped, self.stopped_error(), None))
             return
         if isinstance(message, m.StopRequest):
             message.done.set()
@@ -238,11 +241,34 @@ class Cell:
                 return
             self.dead_letter(item)
 
-    def _stopped_text(self) -> str:
-        return (
-            f"{self.describe()} is stopped ({self.stop_reason or 'stopping'}); "
-            f"spawn it again or look up its replacement with system.get(path)"
-        )
+    def stopped_error(self) -> MinionStopped:
+        """The error for a request to a stopped minion: pykka's text ("<ref> not found"),
+        which code written for pykka may match; why and what to do is a note (3.11+)."""
+        err = MinionStopped(f"{self.ref} not found")
+        add_note = getattr(err, "add_note", None)
+        if add_note is not None:
+            add_note(f"{self.describe()} is stopped ({self.stop_reason or 'stopping'}); "
+                     f"spawn it again or look up its replacement with system.get(path)")
+        return err
+
+    # ----------------------------------------------------------------- proxies
+    def on_own_thread(self) -> bool:
+        return getattr(_current, "cell", None) is self
+
+    def wait_for_instance(self) -> bool:
+        """Block until an instance is live (True) or the minion stopped for good (False)."""
+        cond = self._up_cond_ or self._lazy_condition("_up_cond_")
+        with cond:
+            while self.instance is None and not self.terminated:
+                cond.wait()
+        return self.instance is not None
+
+    def _instance_changed(self) -> None:
+        """Wake proxies waiting in :meth:`wait_for_instance` (cheap when none waits)."""
+        cond = self._up_cond_
+        if cond is not None:
+            with cond:
+                cond.notify_all()
 
     # ----------------------------------------------------------------- children
     def spawn_child(
@@ -328,7 +354,7 @@ class Cell:
     def _step(self) -> None:
         if self._sys:
             self._handle_system(self._sys.popleft())
-        elif self.instance is None:
+        elif self.instance is None or self._halted:
             with self._sys_cond:
                 while not self._sys:
                     self._sys_cond.wait()
@@ -493,13 +519,13 @@ class Cell:
         try:
             inst = self.cls.__new__(self.cls)
             inst.__dict__["_minion_cell"] = self
+            self.last_instance = inst  # a proxy made inside __init__ introspects it
             inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
             if "_minion_ready" not in inst.__dict__:
                 raise TypeError(
                     f"{self.cls_name}.__init__ did not call super().__init__(); "
                     f"a Minion subclass must call it first"
                 )
-            self.last_instance = inst
             phase = "restore"
             if self.snapshots is None and _class_info(self.cls)[0]:
                 self.snapshots = Snapshotter(self, self.system.store)
@@ -510,6 +536,7 @@ class Cell:
                 self.workflows.resume()
             phase = "on_start"
             self.instance = inst
+            self._instance_changed()
             inst.on_start()
         except BaseException as exc:
             self.instance = inst
@@ -540,8 +567,22 @@ class Cell:
             self._report_down(None)
             return
         self.hooks.minion_crashed(self, exc, phase)
+        if not isinstance(exc, Exception):
+            self._halt(exc, phase)
+            return
         self._end_incarnation(crashed=True, exc=exc)
         self._report_down(exc)
+
+    def _halt(self, exc: BaseException, phase: str) -> None:
+        """KeyboardInterrupt, SystemExit and other non-``Exception`` errors stop the whole
+        system, as in pykka: a restart would swallow a Ctrl-C or a ``sys.exit()``. The
+        minion handles nothing more; the shutdown stops it in the usual order (its
+        ``on_stop`` runs if its instance was built). ``SystemExit(0)`` is a clean exit."""
+        if phase in ("init", "restore"):
+            self.instance = None  # nothing was started, so nothing to stop
+        self._halted = True
+        clean = isinstance(exc, SystemExit) and exc.code in (0, None)
+        self.system._root_failed(None if clean else exc)
 
     def _report_down(self, exc: BaseException | None) -> None:
         if self.parent is None:
@@ -662,6 +703,7 @@ class Cell:
     def _finalize(self) -> None:
         self.terminated = True
         self.instance = None
+        self._instance_changed()
         while self._sys:  # runtime messages we will never handle: release their waiters
             pending = self._sys.popleft()
             if isinstance(pending, m.StopInstance):

@@ -19,7 +19,7 @@ from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
 from ._messages import Terminate
 from ._timer import Timer
-from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
+from .errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
 from .supervision import OneForOne, Strategy
 
@@ -278,8 +278,12 @@ class ActorSystem:
             return None
 
     def stop(self, path: str, timeout: float | None = None) -> bool:
-        """Stop the minion at ``path`` for good (no restart); True when it stopped in time."""
-        return self.get(path).stop(timeout=self.stop_timeout if timeout is None else timeout)
+        """Stop the minion at ``path`` for good (no restart); True when it stopped in time,
+        False when it did not stop within the timeout or had stopped already."""
+        try:
+            return self.get(path).stop(timeout=self.stop_timeout if timeout is None else timeout)
+        except AskTimeout:
+            return False
 
     def cells(self) -> list[Cell]:
         """Live minions (Gru excluded): what metrics and introspection read."""
