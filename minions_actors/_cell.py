@@ -50,6 +50,10 @@ _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.St
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 _anonymous = itertools.count(1)
 _current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
+_cell_ids = itertools.count(1)
+# urns have pykka's shape (uuid4 URNs): a random prefix per process, then a counter that
+# makes each cell unique (no os.urandom call per spawn)
+_URN_PREFIX = uuid.uuid4().urn[:-12]
 _COND_LOCK = threading.Lock()
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
@@ -122,7 +126,7 @@ class Cell:
             else f"{parent.path}/{name}"
         )
         self.restart = restart
-        self.urn: str = uuid.uuid4().urn  # as pykka's: an RFC 4122 URN, unique everywhere
+        self.urn: str = f"{_URN_PREFIX}{next(_cell_ids):012x}"
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
         self._strategy_override = strategy
 
