@@ -570,10 +570,10 @@ class Cell:
             self._end_incarnation(crashed=False)
             self._report_down(None)
             return
-        self.hooks.minion_crashed(self, exc, phase)
         if not isinstance(exc, Exception):
             self._halt(exc, phase)
             return
+        self.hooks.minion_crashed(self, exc, phase)
         self._end_incarnation(crashed=True, exc=exc)
         self._report_down(exc)
 
@@ -581,11 +581,14 @@ class Cell:
         """KeyboardInterrupt, SystemExit and other non-``Exception`` errors stop the whole
         system, as in pykka: a restart would swallow a Ctrl-C or a ``sys.exit()``. The
         minion handles nothing more; the shutdown stops it in the usual order (its
-        ``on_stop`` runs if its instance was built). ``SystemExit(0)`` is a clean exit."""
+        ``on_stop`` runs if its instance was built). ``SystemExit(0)`` is a clean exit,
+        not a crash."""
+        clean = isinstance(exc, SystemExit) and exc.code in (0, None)
+        if not clean:
+            self.hooks.minion_crashed(self, exc, phase)
         if phase in ("init", "restore"):
             self.instance = None  # nothing was started, so nothing to stop
         self._halted = True
-        clean = isinstance(exc, SystemExit) and exc.code in (0, None)
         self.system._root_failed(None if clean else exc)
 
     def _report_down(self, exc: BaseException | None) -> None:

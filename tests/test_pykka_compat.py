@@ -10,7 +10,7 @@ from typing import Any
 import pykka
 import pytest
 
-from minions_actors import ActorSystem, AskTimeout, Minion, MinionStopped
+from minions_actors import ActorSystem, AskTimeout, Hooks, Minion, MinionStopped
 
 from .conftest import QUIET, Recorder
 
@@ -183,11 +183,20 @@ def test_keyboard_interrupt_in_a_handler_stops_every_minion(rec: Recorder) -> No
     assert system.exit_code == 1 and isinstance(system.failure, KeyboardInterrupt)
 
 
+class Crashes(Hooks):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def minion_crashed(self, cell: Any, exc: BaseException, phase: str) -> None:
+        self.seen.append(f"{cell.path} {exc!r} in {phase}")
+
+
 @pytest.mark.parametrize("code, exit_code", [(0, 0), (None, 0), (3, 1)])
 def test_system_exit_in_a_handler_stops_the_system(
     rec: Recorder, code: int | None, exit_code: int
 ) -> None:
-    system = ActorSystem.start(**QUIET)
+    crashes = Crashes()
+    system = ActorSystem.start(**QUIET, hooks=[crashes])
     try:
         system.spawn(Interrupted, rec, name="a").tell(SystemExit(code))
         assert system.wait(10)
@@ -195,6 +204,29 @@ def test_system_exit_in_a_handler_stops_the_system(
         system.shutdown(timeout=10)
     assert rec.events == [("init", "a"), ("on_stop", "a")]
     assert system.exit_code == exit_code
+    assert crashes.seen == ([] if exit_code == 0 else ["a SystemExit(3) in message"])
+
+
+def test_keyboard_interrupt_in_on_start_stops_the_system_without_on_stop(rec: Recorder) -> None:
+    class EarlyInterrupt(Interrupted):
+        def on_start(self) -> None:
+            raise KeyboardInterrupt
+
+    class InitInterrupt(Interrupted):
+        def __init__(self, rec: Recorder) -> None:
+            super().__init__(rec)
+            raise KeyboardInterrupt
+
+    for cls, stopped in ((EarlyInterrupt, [("on_stop", "a")]), (InitInterrupt, [])):
+        rec.events.clear()
+        system = ActorSystem.start(**QUIET)
+        try:
+            system.spawn(cls, rec, name="a")
+            assert system.wait(10)
+        finally:
+            system.shutdown(timeout=10)
+        assert rec.events == [("init", "a"), *stopped], cls  # no restart
+        assert system.exit_code == 1
 
 
 class Plain(Minion):
