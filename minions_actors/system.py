@@ -92,6 +92,7 @@ class ActorSystem:
         log_level: str = "INFO",
         log_rotation: str | int = "10 MB",
         log_retention: str | int = 5,
+        log_diagnose: bool = False,
         stop_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         hooks: Iterable[Hooks] = (),
@@ -109,6 +110,8 @@ class ActorSystem:
         :class:`~minions_actors.SystemAlreadyRunning` if a system is already running.
         ``workflow_retention``: completed workflows are pruned after this many seconds
         (default 7 days); failed and aborted ones stay until retried or discarded.
+        ``log_diagnose=True`` lets the runtime's log sinks print local variables in
+        tracebacks (loguru's ``diagnose``; off by default: they hold message contents).
         """
         if strategy is None:
             strategy = OneForOne(max_restarts=3, within=5.0)
@@ -139,7 +142,7 @@ class ActorSystem:
                     metrics_port=metrics_port, metrics_host=metrics_host, strategy=strategy,
                     file_logs=file_logs, log_dir=log_dir, json_logs=json_logs,
                     stderr_logs=stderr_logs, log_level=log_level, log_rotation=log_rotation,
-                    log_retention=log_retention, hooks=hooks,
+                    log_retention=log_retention, log_diagnose=log_diagnose, hooks=hooks,
                 )
             except BaseException:
                 system._teardown(time.monotonic() + shutdown_timeout)
@@ -155,7 +158,8 @@ class ActorSystem:
         self, *, state_store: Any, log_sinks: Iterable[Any], logger: Logger | None,
         metrics_port: int | None, metrics_host: str, strategy: Strategy, file_logs: bool,
         log_dir: Any, json_logs: bool, stderr_logs: bool, log_level: str,
-        log_rotation: str | int, log_retention: str | int, hooks: Iterable[Hooks],
+        log_rotation: str | int, log_retention: str | int, log_diagnose: bool,
+        hooks: Iterable[Hooks],
     ) -> None:
         from ._logs import LoggingHooks, LogSetup
 
@@ -163,6 +167,7 @@ class ActorSystem:
             logger=logger, log_sinks=tuple(log_sinks), file_logs=file_logs,
             log_dir=str(log_dir), json_logs=json_logs, stderr_logs=stderr_logs,
             level=log_level, rotation=log_rotation, retention=log_retention,
+            diagnose=log_diagnose,
         )
         self._logs.install()
         self._log = self._logs.log
