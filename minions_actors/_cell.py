@@ -85,6 +85,13 @@ def _takes_no_arguments(cls: type) -> bool:
     return True
 
 
+def _bind_base(inst: Minion) -> None:
+    """Set the attributes ``Minion.__init__`` sets (imported here: minion imports this module)."""
+    from .minion import Minion
+
+    Minion.__init__(inst)
+
+
 def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
     for name in path:
         root = getattr(root, name)
@@ -493,12 +500,9 @@ class Cell:
         try:
             inst = self.cls.__new__(self.cls)
             inst.__dict__["_minion_cell"] = self
+            # the base attributes first, so a subclass that forgets super().__init__() works
+            _bind_base(inst)
             inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
-            if "_minion_ready" not in inst.__dict__:
-                raise TypeError(
-                    f"{self.cls_name}.__init__ did not call super().__init__(); "
-                    f"a Minion subclass must call it first"
-                )
             self.last_instance = inst
             phase = "restore"
             if self.snapshots is None and _class_info(self.cls)[0]:
