@@ -36,7 +36,14 @@ from .errors import (
     SystemNotRunning,
 )
 from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
-from .workflows import RunStep, StartWorkflow, WorkflowError, WorkflowRunner, workflows_of
+from .workflows import (
+    RunStep,
+    StartWorkflow,
+    WorkflowError,
+    WorkflowRunner,
+    unknown_workflow,
+    workflows_of,
+)
 
 if TYPE_CHECKING:
     from ._hooks import Hooks
@@ -486,7 +493,7 @@ class Cell:
 
     def start_workflow(self, request: StartWorkflow) -> Any:
         if self.workflows is None:
-            raise WorkflowError(f"{self.describe()} declares no workflows")
+            raise unknown_workflow(self.describe(), self.cls, request.name)
         return self.workflows.start(request.name, request.workflow_id, request.context)
 
     # ----------------------------------------------------------------- incarnations

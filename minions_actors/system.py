@@ -22,6 +22,7 @@ from ._timer import Timer
 from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
 from .supervision import OneForOne, Strategy
+from .workflows import WorkflowError, WorkflowWaiters
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -49,6 +50,8 @@ class ActorSystem:
         if _token is not _DEFAULT:
             raise TypeError("create an ActorSystem with ActorSystem.start(...)")
         self.hooks = HookDispatcher()
+        self._workflow_waiters = WorkflowWaiters()
+        self.hooks.add(self._workflow_waiters)
         self.store: StateStore | None = None
         self.workflow_store: Any = None
         self.timer = Timer()
@@ -307,6 +310,32 @@ class ActorSystem:
         rec = self.workflow_store.get_workflow(workflow_id)
         return WorkflowInfo.of(rec) if rec is not None else None
 
+    def wait_workflow(self, workflow_id: str, timeout: float | None = None) -> WorkflowInfo:
+        """Block until the workflow is no longer running and return its final info
+        (``status`` completed, failed or aborted).
+
+        Woken by the workflow's end, not by polling. Raises
+        :class:`~minions_actors.WorkflowTimeout` (a ``TimeoutError``) when it is still
+        running after ``timeout`` seconds, :class:`~minions_actors.WorkflowError` for an
+        unknown id or when called by the minion that runs it (its steps need that thread),
+        and :class:`~minions_actors.SystemNotRunning` when the system shuts down first.
+        """
+        from ._cell import _current
+
+        caller = getattr(_current, "cell", None)
+
+        def read() -> WorkflowInfo | None:
+            info = self.workflow(workflow_id)
+            if (info is not None and info.status == "running" and caller is not None
+                    and info.minion == caller.path):
+                raise WorkflowError(
+                    f"{caller.describe()} cannot wait for its own workflow {workflow_id!r}: "
+                    "its steps run on the thread that would be waiting"
+                )
+            return info
+
+        return self._workflow_waiters.wait(read, workflow_id, timeout)
+
     def retry_workflow(self, workflow_id: str, timeout: float = 10.0) -> WorkflowInfo:
         """Run a failed or aborted workflow again from the step where it stopped.
 
@@ -327,8 +356,6 @@ class ActorSystem:
         return bool(self.workflow_store.delete_workflow(workflow_id))
 
     def _owner(self, workflow_id: str) -> MinionRef[Any]:
-        from .workflows import WorkflowError
-
         rec = self.workflow_store.get_workflow(workflow_id)
         if rec is None:
             raise WorkflowError(f"no workflow with id {workflow_id!r}")
