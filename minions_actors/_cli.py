@@ -92,9 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     _status_option(wf)  # 'workflows --status failed' lists, as 'workflows list --status failed'
     _json_option(wf)
     actions = wf.add_subparsers(dest="action", metavar="ACTION")
-    for name, text in (("list", "list workflows (default)"), ("show", "show one workflow"),
-                       ("retry", "run a failed or aborted workflow again"),
-                       ("discard", "delete one workflow")):
+    texts = ("list workflows (default)", "show one workflow",
+             "run a failed or aborted workflow again", "delete one workflow")
+    for name, text in zip(_WORKFLOW_ACTIONS, texts, strict=True):
         action = actions.add_parser(name, help=text, description=text)
         # options after the action work too; SUPPRESS keeps the ones given before it
         _db_option(action, default=argparse.SUPPRESS)
@@ -234,9 +234,27 @@ def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
     return _store_command("workflows", db, act)
 
 
+_WORKFLOW_ACTIONS = ("list", "show", "retry", "discard")
+
+
+def _old_workflows_syntax(argv: Sequence[str]) -> str | None:
+    """A hint for ``workflows wf.db retry ID`` (the store file was positional before)."""
+    if len(argv) < 2 or argv[0] != "workflows" or argv[1].startswith("-"):
+        return None
+    db = argv[1]
+    if db in _WORKFLOW_ACTIONS or not (db.endswith(".db") or os.path.isfile(db)):
+        return None
+    rest = " ".join(argv[2:]) or "list"
+    return f"the store file is given with --db: workflows --db {db} {rest}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minions_actors`` and ``minions-actors``."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hint = _old_workflows_syntax(argv)
+    if hint is not None:
+        parser.error(hint)
     args = parser.parse_args(argv)
     if args.command == "run":
         return cmd_run(args.target)

@@ -77,6 +77,9 @@ def test_exit_codes_tell_usage_from_nothing_to_do_from_failure(store: Path) -> N
     assert run_cli("workflows", "frobnicate", cwd=cwd).returncode == 2
     assert run_cli("workflows", "--db", "typo.db", cwd=cwd).returncode == 2
     assert run_cli("inspect", "--db", "typo.db", cwd=cwd).returncode == 2
+    old_form = run_cli("workflows", "minions.db", "retry", "job-1", cwd=cwd)  # before --db
+    assert old_form.returncode == 2
+    assert "workflows --db minions.db retry job-1" in old_form.stderr
     # failed: 1 (the file exists but is not a store)
     (cwd / "notes.db").write_text("not a database")
     out = run_cli("inspect", "--db", "notes.db", cwd=cwd)
