@@ -81,12 +81,17 @@ def _default_handler_stream(log: Logger) -> Any:
     ever changes shape, answer None: the runtime then leaves the handlers alone (worst case
     its records also reach stderr through the default handler, never a missing line).
     """
-    core = getattr(log, "_core", None)
-    handlers = getattr(core, "handlers", None)
-    if not isinstance(handlers, Mapping):
+    handlers = _handlers(log)
+    if handlers is None:
         return None
-    handler = handlers.get(_default_handler_ids.get(core, 0))
+    handler = handlers.get(_default_handler_ids.get(getattr(log, "_core", None), 0))
     return getattr(getattr(handler, "_sink", None), "_stream", None)
+
+
+def _handlers(log: Logger) -> Mapping[int, Any] | None:
+    """Loguru's private handler table of ``log``'s core (None if it ever changes shape)."""
+    handlers = getattr(getattr(log, "_core", None), "handlers", None)
+    return handlers if isinstance(handlers, Mapping) else None
 
 
 def _not_runtime_record(record: Record) -> bool:
@@ -207,8 +212,13 @@ class LogSetup:
         self._base.remove(_default_handler_ids.get(core, 0))
 
     def _restore_default_handler(self) -> None:
+        """Put a default handler back, unless the application removed the stand-in (say
+        with ``logger.remove()``): then it wants no default handler."""
         stream, self._swapped_stream = self._swapped_stream, None
         standin, self._standin_id = self._standin_id, None
+        handlers = _handlers(self._base)
+        if handlers is not None and standin not in handlers:
+            return
         if stream is not None:
             # loguru's defaults, as at import
             _default_handler_ids[getattr(self._base, "_core", None)] = self._base.add(stream)

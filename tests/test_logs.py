@@ -344,3 +344,13 @@ def test_runtime_stderr_sink_takes_only_runtime_records_at_its_level(
     err = capsys.readouterr().err
     assert "runtime line" in err
     assert "app line" not in err
+
+
+def test_no_default_handler_comes_back_after_the_application_removed_all() -> None:
+    user_logger = isolated_logger()
+    assert user_logger.add(io.StringIO()) == 0  # stands for loguru's default handler
+    setup = LogSetup(logger=user_logger, file_logs=False, stderr_logs=False)
+    setup.install()
+    user_logger.remove()  # the application drops every handler while the system runs
+    setup.close()
+    assert user_logger._core.handlers == {}
