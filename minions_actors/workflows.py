@@ -157,6 +157,8 @@ class WorkflowWaiters(Hooks):
         self._stopping = False
 
     def workflow_finished(self, cell: Any, info: WorkflowInfo, exc: BaseException | None) -> None:
+        if not self._waiting:  # nobody waits (the usual case): no lock. A waiter that
+            return  # registers after this reads the final record, saved before this hook
         with self._cond:
             if self._waiting[info.workflow_id]:
                 self._finished[info.workflow_id] = info
