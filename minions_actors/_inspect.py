@@ -323,7 +323,10 @@ def render_workflow(rec: WorkflowRecord) -> str:
     """One workflow, field by field, with its context as indented JSON (escaped)."""
     info = workflow_json(rec, context=True)
     ctx = info.pop("context")
-    lines = [f"{key}: {printable(str(value))}" for key, value in info.items()]
+    lines = [
+        f"{key}: {_when(v) if key.endswith('_at') and v is not None else printable(str(v))}"
+        for key, v in info.items()
+    ]
     lines += ["context:", json.dumps(ctx, indent=2, ensure_ascii=True, sort_keys=True)]
     return "\n".join(lines)
 
