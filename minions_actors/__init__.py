@@ -36,6 +36,7 @@ from .workflows import (
     Workflow,
     WorkflowError,
     WorkflowInfo,
+    WorkflowTimeout,
 )
 
 __version__ = "0.1.0"
@@ -77,5 +78,6 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowInfo",
+    "WorkflowTimeout",
     "__version__",
 ]
