@@ -271,6 +271,7 @@ class Cell:
 
     # ----------------------------------------------------------------- proxies
     def on_own_thread(self) -> bool:
+        """True on this minion's thread (where waiting for its instance would deadlock)."""
         return getattr(_current, "cell", None) is self
 
     def wait_for_instance(self) -> bool:
