@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import queue
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from ._snapshots import Snapshotter, is_persistent
 from .errors import (
     DuplicateName,
     MailboxFull,
+    MinionsError,
     MinionStopped,
     SpawnError,
     SupervisorGaveUp,
@@ -53,6 +55,9 @@ _current = threading.local()  # .cell: the cell whose thread this is (unset else
 _cell_ids = itertools.count(1)
 _URN_PREFIX = uuid.uuid4().hex[:12]  # unique per process; a counter makes each cell unique
 _COND_LOCK = threading.Lock()
+_DEAD_LETTER_LOCK = threading.Lock()  # dead letters are counted from any thread, rarely
+# Messages that are answered or released rather than counted when a minion stops.
+_NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, RunStep)
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
 GROUP_STEP_TIMEOUT = 5.0
@@ -148,7 +153,6 @@ class Cell:
         self.busy_seconds = 0.0
         self.restarts = 0
         self.dead_letters = 0
-        self._dead_letter_seq = itertools.count(1)
 
         self.terminated = False  # no more messages will be handled, ever
         self.stopped_event = threading.Event()  # set once the cell is fully finalised
@@ -202,7 +206,7 @@ class Cell:
     def send_system(self, msg: Any) -> None:
         """Queue a runtime message ahead of user messages and wake the cell."""
         with self._sys_cond:
-            if isinstance(msg, m.Terminate):
+            if isinstance(msg, (m.Terminate, m.Halt)):
                 self._terminate_requested = True
             elif isinstance(msg, m.StopPending):
                 self._stop_requested = True
@@ -212,31 +216,49 @@ class Cell:
 
     def dead_letter(self, message: Any) -> None:
         """Account for a message that reached a stopped minion (never raises)."""
+        if isinstance(message, _NOT_DEAD_LETTERS):
+            self._release(message)
+        else:
+            self.count_dead_letter(message)
+
+    def _release(self, message: Any) -> None:
+        """Answer an ask or release a stop waiter that will never be handled; runtime
+        messages need nothing (a RunStep's workflow resumes at the next start)."""
         if isinstance(message, m.Ask):
             message.future.set_exception(
                 exc_info=(MinionStopped, MinionStopped(self._stopped_text()), None)
             )
-            return
-        if isinstance(message, m.StopRequest):
+        elif isinstance(message, m.StopRequest):
             message.done.set()
-            return
-        if isinstance(message, (WakeUp, m.ExitRequest, RunStep)):
-            return  # runtime messages: a RunStep's workflow resumes at the next start
-        self.count_dead_letter(message)
 
-    def count_dead_letter(self, message: Any) -> None:
-        """Count one dead letter (from any thread) and report it; ``first`` exactly once."""
-        n = next(self._dead_letter_seq)  # atomic in CPython, unlike += on an attribute
-        self.dead_letters = max(self.dead_letters, n)
-        self.hooks.dead_letter(self, message, n == 1)
+    def count_dead_letter(self, message: Any, count: int = 1) -> None:
+        """Count dead letters (from any thread) and report them: one message through the
+        ``dead_letter`` hook (``first`` exactly once per minion), several at once through
+        ``messages_dropped``."""
+        with _DEAD_LETTER_LOCK:
+            first = self.dead_letters == 0
+            self.dead_letters += count
+        if count == 1:
+            self.hooks.dead_letter(self, message, first)
+        else:
+            self.hooks.messages_dropped(self, count)
 
     def drain_dead_letters(self) -> None:
+        """Empty the mailbox of a stopped minion, counting its user messages in bulk."""
+        get = self.inbox.get_nowait
+        dropped, last = 0, None
         while True:
             try:
-                item = self.inbox.get_nowait()
-            except Exception:
-                return
-            self.dead_letter(item)
+                item = get()
+            except queue.Empty:
+                break
+            if isinstance(item, _NOT_DEAD_LETTERS):
+                self._release(item)
+            else:
+                dropped += 1
+                last = item
+        if dropped:
+            self.count_dead_letter(last, dropped)
 
     def _stopped_text(self) -> str:
         return (
@@ -309,10 +331,28 @@ class Cell:
             return list(self.children.values())
 
     def _stop_children(self, deadline: float, reason: str) -> None:
-        """Terminate children in reverse start order, each finishing before the next."""
-        for child in reversed(self.children_in_order()):
-            child.send_system(m.Terminate(deadline, reason))
-            child.stopped_event.wait(max(0.0, deadline - time.monotonic()))
+        """Terminate children in reverse start order, each finishing before the next.
+
+        Each child (with its subtree) gets an equal share of the time left, one share
+        being kept for this cell: a stuck child is abandoned when its share is spent, and
+        its older siblings still stop, in order, before this cell's own ``on_stop``."""
+        children = self.children_in_order()
+        for left in range(len(children), 0, -1):
+            child = children[left - 1]
+            now = time.monotonic()
+            share = now + max(0.0, deadline - now) / (left + 1)
+            child.send_system(m.Terminate(share, reason))
+            if not child.stopped_event.wait(max(0.0, share - time.monotonic())):
+                self._abandon(child)
+
+    def _abandon(self, child: Cell) -> None:
+        """Report a child that did not stop in its share of the time; a shutdown reports
+        every minion still running at its end instead (each one once)."""
+        if self.system._shutdown_started:
+            return
+        self.hooks.lifecycle_error(child, MinionsError(
+            f"{child.describe()} did not stop in time and was abandoned; its handler is "
+            f"still running on thread {child.thread.name!r}"), "stop")
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
@@ -328,7 +368,7 @@ class Cell:
     def _step(self) -> None:
         if self._sys:
             self._handle_system(self._sys.popleft())
-        elif self.instance is None:
+        elif self.instance is None or self._terminate_requested:
             with self._sys_cond:
                 while not self._sys:
                     self._sys_cond.wait()
@@ -584,7 +624,7 @@ class Cell:
                 if self._stop_requested and not self._terminate_requested:
                     self._terminate(self._stop_deadline(), "stopped")
                 elif not self._terminate_requested:
-                    self._start_incarnation()
+                    msg.up = self._start_incarnation()
             finally:
                 if msg.started is not None:
                     msg.started.set()
@@ -628,11 +668,17 @@ class Cell:
                 target, delay, cause if target is child else f"sibling {child.path} failed"
             )
             started = threading.Event() if group else None
-            target.send_system(m.Restart(start_at, started))
+            restart = m.Restart(start_at, started)
+            target.send_system(restart)
             if started is not None:
                 self._wait_unless_terminating(
                     started, GROUP_STEP_TIMEOUT + max(0.0, start_at - time.monotonic())
                 )
+                if started.is_set() and not restart.up:
+                    # As OTP: later children wait until this one is up. Its failure is
+                    # reported to us (ChildDown), and handling that report retries the
+                    # group restart from here, counted against the intensity.
+                    return
 
     def _wait_unless_terminating(self, event: threading.Event, timeout: float) -> None:
         """Wait for a sibling's step of a group restart; give up early if we are told to
@@ -651,12 +697,12 @@ class Cell:
             f"{type(exc).__name__ if exc else 'normal exit'}: {exc}"
         )
         err.__cause__ = exc
+        self._stop_children(self._stop_deadline(), "escalation")  # first, as the docs say
         self.hooks.escalated(self, err)
         if self.is_root:
-            self._stop_children(self._stop_deadline(), "escalation")
             self.system._root_failed(err)
         else:
-            self._crash(err, "supervision")  # stops the children, then fails upward
+            self._crash(err, "supervision")  # fails upward (no children are left to stop)
 
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._cell import Cell
 from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
-from ._messages import Terminate
+from ._messages import Halt, Terminate
 from ._timer import Timer
 from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
@@ -430,6 +430,9 @@ class ActorSystem:
     def _teardown(self, deadline: float) -> None:
         """Reverse of start; tolerant of a partial start."""
         self._accepting = False
+        halt = Halt()
+        for cell in self.cells():  # nobody handles another user message from now on
+            cell.send_system(halt)
         gru = self._gru
         if gru is not None:
             if gru.thread.is_alive() or not gru.stopped_event.is_set():
