@@ -300,10 +300,13 @@ class Cell:
                     f"spawn(): {exc}"
                 ) from None
         cls.check_args(*args, **kwargs)
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        if name is not None and (
+            not isinstance(name, str) or not name or "/" in name or not name.isprintable()
+        ):
             raise ValueError(
-                f"a minion name is a non-empty str without '/', got {name!r} "
-                f"(paths are built from names: parent/child)"
+                f"a minion name is a non-empty str of printable characters without '/', got "
+                f"{name!r} (paths are built from names: parent/child; a control character "
+                f"such as a newline could forge log lines)"
             )
         self.system._check_accepting()
         with self.children_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
@@ -20,6 +21,20 @@ M = TypeVar("M", bound="Minion")
 T = TypeVar("T")
 
 
+def check_timeout(timeout: Any) -> float | None:
+    """Validate a ``timeout=`` argument: None or ``inf`` wait forever (returned as None),
+    a number >= 0 is seconds; negative, NaN or a non-number is a clear error."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(
+            f"timeout must be None or a number >= 0 seconds (inf waits forever), got {timeout!r}"
+        )
+    return None if math.isinf(timeout) else float(timeout)
+
+
 class MinionFuture(ThreadingFuture[T]):
     """A pykka future whose timeout names the minion that did not answer."""
 
@@ -30,6 +45,7 @@ class MinionFuture(ThreadingFuture[T]):
         self._minion = minion
 
     def get(self, *, timeout: float | None = None) -> Any:
+        timeout = check_timeout(timeout)
         try:
             return super().get(timeout=timeout)
         except pykka.Timeout:
@@ -115,6 +131,7 @@ class MinionRef(Generic[M]):
         raised here and the minion crashes (its supervisor decides what follows). A reply
         that does not come within ``timeout`` raises :class:`~minions_actors.AskTimeout`.
         """
+        timeout = check_timeout(timeout)
         cell = self._cell
         future: MinionFuture[Any] = MinionFuture(cell.describe())
         if cell.terminated:
@@ -140,6 +157,7 @@ class MinionRef(Generic[M]):
         Returns True when it stopped (or was already stopped); with ``block=False``
         returns at once. Children stop first, then its ``on_stop`` runs.
         """
+        timeout = check_timeout(timeout)
         cell = self._cell
         if not cell.terminated:
             cell.inbox.put(m.StopRequest())  # in order, after the messages already queued
