@@ -627,7 +627,7 @@ class Cell:
                 if self._stop_requested and not self._terminate_requested:
                     self._terminate(self._stop_deadline(), "stopped")
                 elif not self._terminate_requested:
-                    msg.up = self._start_incarnation()
+                    msg.failed = not self._start_incarnation()
             finally:
                 if msg.started is not None:
                     msg.started.set()
@@ -677,7 +677,7 @@ class Cell:
                 self._wait_unless_terminating(
                     started, GROUP_STEP_TIMEOUT + max(0.0, start_at - time.monotonic())
                 )
-                if started.is_set() and not restart.up:
+                if restart.failed:
                     # As OTP: later children wait until this one is up. Its failure is
                     # reported to us (ChildDown), and handling that report retries the
                     # group restart from here, counted against the intensity.

@@ -61,14 +61,14 @@ class ChildDown:
 
 class Restart:
     """To a child: build a new incarnation at ``start_at`` (monotonic), then set ``started``
-    (``up`` tells whether the new incarnation started: a group restart stops at a failure)."""
+    (``failed``: building it crashed; a group restart starts no later child then)."""
 
-    __slots__ = ("start_at", "started", "up")
+    __slots__ = ("failed", "start_at", "started")
 
     def __init__(self, start_at: float, started: threading.Event | None = None) -> None:
         self.start_at = start_at
         self.started = started
-        self.up = False
+        self.failed = False
 
 
 class StopPending:

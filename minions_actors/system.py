@@ -440,7 +440,10 @@ class ActorSystem:
             if gru.thread.ident is not None and gru.thread is not threading.current_thread():
                 # Gru waits for its children until the deadline itself: a little grace
                 gru.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
-        for cell in self.cells():
+        orphans = self.cells()  # left running under a stuck (abandoned) minion: stop them
+        for cell in reversed(orphans):  # youngest first: children before their parents
+            cell.send_system(Terminate(deadline, "shutdown"))
+        for cell in orphans:
             if cell.thread is not threading.current_thread():
                 cell.thread.join(max(0.0, deadline - time.monotonic()))
         self.timer.close(max(0.1, deadline - time.monotonic()))
