@@ -649,12 +649,18 @@ class Cell:
             self._give_up(child, msg.exc)
             return
         delay = intensity.next_delay()
-        start_at = time.monotonic() + delay  # one backoff for the whole group
         cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
         affected = [
             c for c in self.strategy.affected(self.children_in_order(), child)
             if c is child or not (c.terminated or c._terminate_requested or c._stop_requested)
         ]
+        self._restart_children(child, affected, delay, cause)
+
+    def _restart_children(self, child: Cell, affected: list[Cell], delay: float,
+                          cause: str) -> None:
+        """Carry out a restart decision: stop the others in reverse start order, then start
+        each in start order after one backoff; a group waits for each start to finish."""
+        start_at = time.monotonic() + delay  # one backoff for the whole group
         group = len(affected) > 1
         for other in reversed(affected):
             if other is not child:

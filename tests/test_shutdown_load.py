@@ -14,7 +14,7 @@ from pathlib import Path
 from minions_actors.persistence import SNAPSHOT_TABLE
 
 ROOT = Path(__file__).resolve().parent.parent
-SHUTDOWN_TIMEOUT = 3.0
+SHUTDOWN_TIMEOUT = 5.0
 
 
 def test_sigterm_with_a_flooded_backlog_exits_within_the_timeout(tmp_path: Path) -> None:
