@@ -336,16 +336,23 @@ class Cell:
     def _stop_children(self, deadline: float, reason: str) -> None:
         """Terminate children in reverse start order, each finishing before the next.
 
-        Each child (with its subtree) gets an equal share of the time left, one share
-        being kept for this cell: a stuck child is abandoned when its share is spent, and
-        its older siblings still stop, in order, before this cell's own ``on_stop``."""
+        Each child (with its subtree) gets an equal share of the time left among the
+        children still to stop, so a deep chain is not cut short. A child that has not even
+        begun to stop by the time a share of this cell would also be spent (its handler is
+        stuck) is abandoned then, leaving time for its older siblings and for what it
+        leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
         children = self.children_in_order()
         for left in range(len(children), 0, -1):
             child = children[left - 1]
             now = time.monotonic()
-            share = now + max(0.0, deadline - now) / (left + 1)
+            share = now + max(0.0, deadline - now) / left
             child.send_system(m.Terminate(share, reason))
-            if not child.stopped_event.wait(max(0.0, share - time.monotonic())):
+            stuck_at = now + max(0.0, deadline - now) / (left + 1)
+            if child.stopped_event.wait(max(0.0, stuck_at - now)):
+                continue
+            if not child.stop_reason or not child.stopped_event.wait(
+                max(0.0, share - time.monotonic())
+            ):
                 self._abandon(child)
 
     def _abandon(self, child: Cell) -> None:
@@ -593,7 +600,7 @@ class Cell:
             self.parent.send_system(m.ChildDown(self, self.incarnation, exc))
 
     def _terminate(self, deadline: float, reason: str) -> None:
-        self.stop_reason = self.stop_reason or reason
+        self.stop_reason = self.stop_reason or reason  # also tells the parent we are stopping
         inst, self.instance = self.instance, None
         self._stop_children(deadline, reason)
         if inst is not None:

@@ -89,6 +89,9 @@ class Blocker(Minion):
         super().__init__()
         self.rec, self.tag, self.release = rec, tag, release
 
+    def on_start(self) -> None:
+        self.rec.add(("start", self.tag))
+
     def on_receive(self, message: Any) -> None:
         self.rec.add(("busy", self.tag))
         self.release.wait(30)
@@ -98,21 +101,24 @@ class Blocker(Minion):
 
 
 class Parent(Minion):
-    def __init__(self, rec: Recorder, release: threading.Event) -> None:
+    def __init__(self, rec: Recorder, release: threading.Event, layout: str) -> None:
         super().__init__()
-        self.rec, self.release = rec, release
+        self.rec, self.release, self.layout = rec, release, layout
 
     def on_start(self) -> None:
-        self.spawn(Worker, self.rec, "ok", name="ok")
-        self.spawn(Blocker, self.rec, "stuck", self.release, name="stuck")
-        self.spawn(Worker, self.rec, "ok2", name="ok2")
+        for tag in self.layout.split():  # start order
+            if tag == "stuck":
+                self.spawn(Blocker, self.rec, "stuck", self.release, name="stuck")
+            else:
+                self.spawn(Worker, self.rec, tag, name=tag)
 
     def on_stop(self) -> None:
         self.rec.add(("stop", "parent"))
 
 
+@pytest.mark.parametrize("layout", ["ok stuck ok2", "stuck ok ok2", "ok ok2 stuck"])
 @pytest.mark.parametrize("how", ["shutdown(timeout=1)", "stop_timeout=0.5"])
-def test_a_stuck_child_does_not_reorder_the_stop_of_its_siblings(how: str) -> None:
+def test_a_stuck_child_does_not_reorder_the_stop_of_its_siblings(how: str, layout: str) -> None:
     rec = Recorder()
     release = threading.Event()
     options: dict[str, Any] = dict(QUIET, hooks=[StopHooks(rec)])
@@ -120,8 +126,8 @@ def test_a_stuck_child_does_not_reorder_the_stop_of_its_siblings(how: str) -> No
         options["stop_timeout"] = 0.5
     system = ActorSystem.start(**options)
     try:
-        system.spawn(Parent, rec, release, name="parent")
-        rec.wait_for(lambda e: ("start", "ok2") in e)
+        system.spawn(Parent, rec, release, layout, name="parent")
+        rec.wait_for(lambda e: all(("start", tag) in e for tag in layout.split()))
         system.get("parent/stuck").tell("go")
         rec.wait_for(lambda e: ("busy", "stuck") in e)
         if how == "shutdown(timeout=1)":
