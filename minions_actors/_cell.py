@@ -243,20 +243,22 @@ class Cell:
         else:
             self.hooks.messages_dropped(self, count)
 
-    def drain_dead_letters(self) -> None:
-        """Empty the mailbox of a stopped minion, counting its user messages in bulk."""
+    def drain_dead_letters(self, held: Any = _NOTHING) -> None:
+        """Empty the mailbox of a stopped minion (after ``held``, a message taken out but
+        not handled), counting its user messages in bulk."""
         get = self.inbox.get_nowait
-        dropped, last = 0, None
+        dropped, last, item = 0, None, held
         while True:
+            if item is not _NOTHING:
+                if isinstance(item, _NOT_DEAD_LETTERS):
+                    self._release(item)
+                else:
+                    dropped += 1
+                    last = item
             try:
                 item = get()
             except queue.Empty:
                 break
-            if isinstance(item, _NOT_DEAD_LETTERS):
-                self._release(item)
-            else:
-                dropped += 1
-                last = item
         if dropped:
             self.count_dead_letter(last, dropped)
 
@@ -735,10 +737,8 @@ class Cell:
             with parent.children_lock:
                 if parent.children.get(self.name) is self:
                     del parent.children[self.name]
-        if self._held is not _NOTHING:
-            held, self._held = self._held, _NOTHING
-            self.dead_letter(held)
-        self.drain_dead_letters()
+        held, self._held = self._held, _NOTHING
+        self.drain_dead_letters(held)
         with self.watch_lock:
             self._watch_closed = True
             watchers, self.watchers = list(self.watchers), set()

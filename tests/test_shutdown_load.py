@@ -8,10 +8,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from minions_actors import ActorSystem, Hooks, Minion
 from minions_actors.persistence import SNAPSHOT_TABLE
+
+from .conftest import QUIET, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SHUTDOWN_TIMEOUT = 5.0
@@ -50,3 +58,54 @@ def test_sigterm_with_a_flooded_backlog_exits_within_the_timeout(tmp_path: Path)
     with sqlite3.connect(db) as con:
         paths = {row[0] for row in con.execute(f"select path from {SNAPSHOT_TABLE}")}
     assert {f"tally-{i}" for i in range(50)} <= paths
+
+
+class Held(Minion):
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, threading.Event):
+            message.wait(10)  # holds the minion while messages queue up behind
+
+
+class Holder(Minion):
+    def on_start(self) -> None:
+        self.spawn(Held, name="held")
+
+
+class Drops(Hooks):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.singles = 0
+
+    def messages_dropped(self, cell: Any, count: int) -> None:
+        self.calls.append((cell.path, count))
+
+    def dead_letter(self, cell: Any, message: Any, first: bool) -> None:
+        self.singles += 1
+
+
+def test_queued_messages_are_dropped_in_bulk_and_counted(tmp_path: Path) -> None:
+    drops = Drops()
+    records: list[Any] = []
+    system = ActorSystem.start(**{**QUIET, "metrics_port": 0}, hooks=[drops],
+                               log_sinks=[(records.append, {"level": "DEBUG"})])
+    try:
+        holder = system.spawn(Holder, name="holder")
+        held = wait_until(lambda: system.find("holder/held"))
+        gate = threading.Event()
+        held.tell(gate)
+        for i in range(1000):
+            held.tell(i)
+        threading.Timer(0.2, gate.set).start()
+        assert holder.stop(timeout=5)  # stops its child first: the 1000 are never handled
+        assert drops.calls == [("holder/held", 1000)] and drops.singles == 0
+        lines = [str(r) for r in records if "queued messages" in str(r)]
+        assert len(lines) == 1 and "holder/held stopped with 1000 queued messages" in lines[0]
+        assert system.metrics is not None and system.metrics.url is not None
+        with urllib.request.urlopen(system.metrics.url, timeout=5) as response:
+            text = response.read().decode()
+        counted = {s.labels.get("minion_class"): s.value
+                   for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "minions_dead_letters_total"}
+        assert counted.get("Held") == 1000
+    finally:
+        system.shutdown(timeout=10)
