@@ -188,6 +188,12 @@ class Cell:
         return self._strategy_override or self.cls.strategy
 
     @property
+    def accepting(self) -> bool:
+        """False once no user message will be handled again: stopped, told to stop, or
+        halted by a shutdown (it then still handles runtime messages)."""
+        return not (self.terminated or self._terminate_requested)
+
+    @property
     def is_root(self) -> bool:
         return self.parent is None
 

@@ -134,7 +134,7 @@ class MinionRef(Generic[M]):
         timeout = check_timeout(timeout)
         cell = self._cell
         future: MinionFuture[Any] = MinionFuture(cell.describe())
-        if cell.terminated:
+        if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
             try:

@@ -109,3 +109,36 @@ def test_queued_messages_are_dropped_in_bulk_and_counted(tmp_path: Path) -> None
         assert counted.get("Held") == 1000
     finally:
         system.shutdown(timeout=10)
+
+
+class Older(Minion):
+    def on_receive(self, message: Any) -> Any:
+        return "answered"
+
+
+class Younger(Minion):
+    def __init__(self, older: Any, out: list[Any]) -> None:
+        super().__init__()
+        self.older, self.out = older, out
+
+    def on_receive(self, message: Any) -> Any:
+        return "up"
+
+    def on_stop(self) -> None:
+        # stopped first (younger); the older sibling is halted: no handler will run again
+        t0 = time.monotonic()
+        try:
+            self.out.append(self.older.ask("still there?", timeout=5))
+        except Exception as exc:
+            self.out.append(type(exc).__name__)
+        self.out.append(time.monotonic() - t0)
+
+
+def test_an_ask_to_a_halted_minion_fails_at_once_during_shutdown() -> None:
+    out: list[Any] = []
+    system = ActorSystem.start(**QUIET)
+    older = system.spawn(Older, name="older")
+    assert system.spawn(Younger, older, out, name="younger").ask("up?", timeout=5) == "up"
+    assert older.ask("ping", timeout=5) == "answered"
+    assert system.shutdown(timeout=10) is True
+    assert out[0] == "MinionStopped" and out[1] < 1.0, out
