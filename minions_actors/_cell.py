@@ -263,24 +263,33 @@ class Cell:
         else:
             self.hooks.messages_dropped(self, count)
 
-    def drain_dead_letters(self, held: Any = _NOTHING) -> None:
-        """Empty the mailbox of a stopped minion (after ``held``, a message taken out but
-        not handled), counting its user messages in bulk."""
+    def drain_dead_letters(self) -> None:
+        """From a sender's thread: what raced into the mailbox of a minion that just stopped
+        is a dead letter like any later tell, one each."""
+        self._drain(self.dead_letter)
+
+    def _drop_backlog(self, held: Any) -> None:
+        """At the stop: ``held`` (taken out, not handled) and everything still queued are
+        dead letters, counted in bulk (one hook call, however long the backlog)."""
+        dropped: list[Any] = []
+        self._drain(dropped.append, held)
+        if dropped:
+            self.count_dead_letter(dropped[-1], len(dropped))
+
+    def _drain(self, dead: Callable[[Any], Any], item: Any = _NOTHING) -> None:
+        """Empty the mailbox (after ``item``): answer or release what needs it, pass user
+        messages to ``dead``."""
         get = self.inbox.get_nowait
-        dropped, last, item = 0, None, held
         while True:
             if item is not _NOTHING:
                 if isinstance(item, _NOT_DEAD_LETTERS):
                     self._release(item)
                 else:
-                    dropped += 1
-                    last = item
+                    dead(item)
             try:
                 item = get()
             except queue.Empty:
-                break
-        if dropped:
-            self.count_dead_letter(last, dropped)
+                return
 
     def _stopped_text(self) -> str:
         return (
@@ -755,7 +764,7 @@ class Cell:
                 if parent.children.get(self.name) is self:
                     del parent.children[self.name]
         held, self._held = self._held, _NOTHING
-        self.drain_dead_letters(held)
+        self._drop_backlog(held)
         with self.watch_lock:
             self._watch_closed = True
             watchers, self.watchers = list(self.watchers), set()

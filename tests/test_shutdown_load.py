@@ -62,8 +62,10 @@ def test_sigterm_with_a_flooded_backlog_exits_within_the_timeout(tmp_path: Path)
 
 class Held(Minion):
     def on_receive(self, message: Any) -> None:
-        if isinstance(message, threading.Event):
-            message.wait(10)  # holds the minion while messages queue up behind
+        if isinstance(message, tuple):
+            entered, gate = message
+            entered.set()
+            gate.wait(10)  # holds the minion while messages queue up behind
 
 
 class Holder(Minion):
@@ -91,10 +93,11 @@ def test_queued_messages_are_dropped_in_bulk_and_counted(tmp_path: Path) -> None
     try:
         holder = system.spawn(Holder, name="holder")
         held = wait_until(lambda: system.find("holder/held"))
-        gate = threading.Event()
-        held.tell(gate)
+        entered, gate = threading.Event(), threading.Event()
+        held.tell((entered, gate))
         for i in range(1000):
             held.tell(i)
+        assert entered.wait(5)
         threading.Timer(0.2, gate.set).start()
         assert holder.stop(timeout=5)  # stops its child first: the 1000 are never handled
         assert drops.calls == [("holder/held", 1000)] and drops.singles == 0
