@@ -629,6 +629,10 @@ class Cell:
 
     def _terminate(self, deadline: float, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason  # also tells the parent we are stopping
+        if deadline <= time.monotonic():
+            # we come late (a stuck handler): our supervisor has moved on without us, so our
+            # own subtree gets a stop_timeout rather than no time at all
+            deadline = self._stop_deadline()
         inst, self.instance = self.instance, None
         self._stop_children(deadline, reason)
         if inst is not None:

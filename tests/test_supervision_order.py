@@ -4,6 +4,7 @@ child, and group restarts that wait for earlier children to be up."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, ClassVar
 
 import pytest
@@ -242,6 +243,35 @@ def test_shutdown_stops_the_children_of_an_abandoned_minion() -> None:
         assert system.shutdown(timeout=1) is False
         assert ("stop", "kid") in rec.events  # not left waiting for a Terminate
         assert {e[1] for e in rec.events if e[0] == "error"} == {"stuck"}
+    finally:
+        release.set()
+        system.shutdown(timeout=10)
+
+
+class Outer(Minion):
+    def __init__(self, rec: Recorder, release: threading.Event) -> None:
+        super().__init__()
+        self.rec, self.release = rec, release
+
+    def on_start(self) -> None:
+        self.spawn(StuckSup, self.rec, self.release, name="stuck")
+
+
+def test_a_minion_that_stops_late_still_stops_its_children() -> None:
+    rec = Recorder()
+    release = threading.Event()
+    system = ActorSystem.start(**QUIET, hooks=[StopHooks(rec)], stop_timeout=0.3)
+    try:
+        outer = system.spawn(Outer, rec, release, name="outer")
+        rec.wait_for(lambda e: ("start", "kid") in e)
+        system.get("outer/stuck").tell("go")
+        rec.wait_for(lambda e: ("busy", "stuck") in e)
+        assert outer.stop(timeout=5)  # gives up on the stuck one after its share
+        time.sleep(0.4)  # no event marks it: let the stop deadline (0.3 s) pass for sure
+        release.set()  # the stuck handler returns: it stops late, its child still properly
+        rec.wait_for(lambda e: ("stopped", "outer/stuck", "stopped") in e)
+        assert ("stop", "kid") in rec.events
+        assert {e[1] for e in rec.events if e[0] == "error"} == {"outer/stuck"}
     finally:
         release.set()
         system.shutdown(timeout=10)
