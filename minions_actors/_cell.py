@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import queue
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from ._snapshots import Snapshotter, is_persistent
 from .errors import (
     DuplicateName,
     MailboxFull,
+    MinionsError,
     MinionStopped,
     SpawnError,
     SupervisorGaveUp,
@@ -62,6 +64,9 @@ _cell_ids = itertools.count(1)
 # makes each cell unique (no os.urandom call per spawn)
 _URN_PREFIX = uuid.uuid4().urn[:-12]
 _COND_LOCK = threading.Lock()
+_DEAD_LETTER_LOCK = threading.Lock()  # dead letters are counted from any thread, rarely
+# Messages that are answered or released rather than counted when a minion stops.
+_NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, RunStep)
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
 GROUP_STEP_TIMEOUT = 5.0
@@ -164,7 +169,6 @@ class Cell:
         self.busy_seconds = 0.0
         self.restarts = 0
         self.dead_letters = 0
-        self._dead_letter_seq = itertools.count(1)
 
         self.terminated = False  # no more messages will be handled, ever
         self.stopped_event = threading.Event()  # set once the cell is fully finalised
@@ -188,6 +192,12 @@ class Cell:
     def strategy(self) -> Strategy:
         """The strategy this cell applies to its children."""
         return self._strategy_override or self.cls.strategy
+
+    @property
+    def accepting(self) -> bool:
+        """False once no user message will be handled again: stopped, told to stop, or
+        halted by a shutdown (it then still handles runtime messages)."""
+        return not (self.terminated or self._terminate_requested)
 
     @property
     def is_root(self) -> bool:
@@ -225,7 +235,7 @@ class Cell:
     def send_system(self, msg: Any) -> None:
         """Queue a runtime message ahead of user messages and wake the cell."""
         with self._sys_cond:
-            if isinstance(msg, m.Terminate):
+            if isinstance(msg, (m.Terminate, m.Halt)):
                 self._terminate_requested = True
             elif isinstance(msg, m.StopPending):
                 self._stop_requested = True
@@ -235,29 +245,58 @@ class Cell:
 
     def dead_letter(self, message: Any) -> None:
         """Account for a message that reached a stopped minion (never raises)."""
+        if isinstance(message, _NOT_DEAD_LETTERS):
+            self._release(message)
+        else:
+            self.count_dead_letter(message)
+
+    def _release(self, message: Any) -> None:
+        """Answer an ask or release a stop waiter that will never be handled; runtime
+        messages need nothing (a RunStep's workflow resumes at the next start)."""
         if isinstance(message, m.Ask):
             message.future.set_exception(exc_info=(MinionStopped, self.stopped_error(), None))
-            return
-        if isinstance(message, m.StopRequest):
+        elif isinstance(message, m.StopRequest):
             message.done.set()
-            return
-        if isinstance(message, (WakeUp, m.ExitRequest, RunStep)):
-            return  # runtime messages: a RunStep's workflow resumes at the next start
-        self.count_dead_letter(message)
 
-    def count_dead_letter(self, message: Any) -> None:
-        """Count one dead letter (from any thread) and report it; ``first`` exactly once."""
-        n = next(self._dead_letter_seq)  # atomic in CPython, unlike += on an attribute
-        self.dead_letters = max(self.dead_letters, n)
-        self.hooks.dead_letter(self, message, n == 1)
+    def count_dead_letter(self, message: Any, count: int = 1) -> None:
+        """Count dead letters (from any thread) and report them: one message through the
+        ``dead_letter`` hook (``first`` exactly once per minion), several at once through
+        ``messages_dropped``."""
+        with _DEAD_LETTER_LOCK:
+            first = self.dead_letters == 0
+            self.dead_letters += count
+        if count == 1:
+            self.hooks.dead_letter(self, message, first)
+        else:
+            self.hooks.messages_dropped(self, count)
 
     def drain_dead_letters(self) -> None:
+        """From a sender's thread: what raced into the mailbox of a minion that just stopped
+        is a dead letter like any later tell, one each."""
+        self._drain(self.dead_letter)
+
+    def _drop_backlog(self, held: Any) -> None:
+        """At the stop: ``held`` (taken out, not handled) and everything still queued are
+        dead letters, counted in bulk (one hook call, however long the backlog)."""
+        dropped: list[Any] = []
+        self._drain(dropped.append, held)
+        if dropped:
+            self.count_dead_letter(dropped[-1], len(dropped))
+
+    def _drain(self, dead: Callable[[Any], Any], item: Any = _NOTHING) -> None:
+        """Empty the mailbox (after ``item``): answer or release what needs it, pass user
+        messages to ``dead``."""
+        get = self.inbox.get_nowait
         while True:
+            if item is not _NOTHING:
+                if isinstance(item, _NOT_DEAD_LETTERS):
+                    self._release(item)
+                else:
+                    dead(item)
             try:
-                item = self.inbox.get_nowait()
-            except Exception:
+                item = get()
+            except queue.Empty:
                 return
-            self.dead_letter(item)
 
     def stopped_error(self) -> MinionStopped:
         """The error for a request to a stopped minion: pykka's text ("<ref> not found"),
@@ -323,10 +362,13 @@ class Cell:
                     f"spawn(): {exc}"
                 ) from None
         cls.check_args(*args, **kwargs)
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        if name is not None and (
+            not isinstance(name, str) or not name or "/" in name or not name.isprintable()
+        ):
             raise ValueError(
-                f"a minion name is a non-empty str without '/', got {name!r} "
-                f"(paths are built from names: parent/child)"
+                f"a minion name is a non-empty str of printable characters without '/', got "
+                f"{name!r} (paths are built from names: parent/child; a control character "
+                f"such as a newline could forge log lines)"
             )
         self.system._check_accepting()
         with self.children_lock:
@@ -354,10 +396,35 @@ class Cell:
             return list(self.children.values())
 
     def _stop_children(self, deadline: float, reason: str) -> None:
-        """Terminate children in reverse start order, each finishing before the next."""
-        for child in reversed(self.children_in_order()):
-            child.send_system(m.Terminate(deadline, reason))
-            child.stopped_event.wait(max(0.0, deadline - time.monotonic()))
+        """Terminate children in reverse start order, each finishing before the next.
+
+        Each child (with its subtree) gets an equal share of the time left among the
+        children still to stop, so a deep chain is not cut short. A child that has not even
+        begun to stop by the time a share of this cell would also be spent (its handler is
+        stuck) is abandoned then, leaving time for its older siblings and for what it
+        leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
+        children = self.children_in_order()
+        for left in range(len(children), 0, -1):
+            child = children[left - 1]
+            now = time.monotonic()
+            share = now + max(0.0, deadline - now) / left
+            child.send_system(m.Terminate(share, reason))
+            stuck_at = now + max(0.0, deadline - now) / (left + 1)
+            if child.stopped_event.wait(max(0.0, stuck_at - now)):
+                continue
+            if not child.stop_reason or not child.stopped_event.wait(
+                max(0.0, share - time.monotonic())
+            ):
+                self._abandon(child)
+
+    def _abandon(self, child: Cell) -> None:
+        """Report a child that did not stop in its share of the time; a shutdown reports
+        every minion still running at its end instead (each one once)."""
+        if self.system._shutdown_started:
+            return
+        self.hooks.lifecycle_error(child, MinionsError(
+            f"{child.describe()} did not stop in time and was abandoned; its handler is "
+            f"still running on thread {child.thread.name!r}"), "stop")
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
@@ -373,7 +440,7 @@ class Cell:
     def _step(self) -> None:
         if self._sys:
             self._handle_system(self._sys.popleft())
-        elif self.instance is None or self._halted:
+        elif self.instance is None or self._halted or self._terminate_requested:
             with self._sys_cond:
                 while not self._sys:
                     self._sys_cond.wait()
@@ -610,7 +677,11 @@ class Cell:
             self.parent.send_system(m.ChildDown(self, self.incarnation, exc))
 
     def _terminate(self, deadline: float, reason: str) -> None:
-        self.stop_reason = self.stop_reason or reason
+        self.stop_reason = self.stop_reason or reason  # also tells the parent we are stopping
+        if deadline <= time.monotonic():
+            # we come late (a stuck handler): our supervisor has moved on without us, so our
+            # own subtree gets a stop_timeout rather than no time at all
+            deadline = self._stop_deadline()
         inst, self.instance = self.instance, None
         self._stop_children(deadline, reason)
         if inst is not None:
@@ -644,7 +715,7 @@ class Cell:
                 if self._stop_requested and not self._terminate_requested:
                     self._terminate(self._stop_deadline(), "stopped")
                 elif not self._terminate_requested:
-                    self._start_incarnation()
+                    msg.failed = not self._start_incarnation()
             finally:
                 if msg.started is not None:
                     msg.started.set()
@@ -666,12 +737,18 @@ class Cell:
             self._give_up(child, msg.exc)
             return
         delay = intensity.next_delay()
-        start_at = time.monotonic() + delay  # one backoff for the whole group
         cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
         affected = [
             c for c in self.strategy.affected(self.children_in_order(), child)
             if c is child or not (c.terminated or c._terminate_requested or c._stop_requested)
         ]
+        self._restart_children(child, affected, delay, cause)
+
+    def _restart_children(self, child: Cell, affected: list[Cell], delay: float,
+                          cause: str) -> None:
+        """Carry out a restart decision: stop the others in reverse start order, then start
+        each in start order after one backoff; a group waits for each start to finish."""
+        start_at = time.monotonic() + delay  # one backoff for the whole group
         group = len(affected) > 1
         for other in reversed(affected):
             if other is not child:
@@ -688,11 +765,17 @@ class Cell:
                 target, delay, cause if target is child else f"sibling {child.path} failed"
             )
             started = threading.Event() if group else None
-            target.send_system(m.Restart(start_at, started))
+            restart = m.Restart(start_at, started)
+            target.send_system(restart)
             if started is not None:
                 self._wait_unless_terminating(
                     started, GROUP_STEP_TIMEOUT + max(0.0, start_at - time.monotonic())
                 )
+                if restart.failed:
+                    # As OTP: later children wait until this one is up. Its failure is
+                    # reported to us (ChildDown), and handling that report retries the
+                    # group restart from here, counted against the intensity.
+                    return
 
     def _wait_unless_terminating(self, event: threading.Event, timeout: float) -> None:
         """Wait for a sibling's step of a group restart; give up early if we are told to
@@ -711,12 +794,12 @@ class Cell:
             f"{type(exc).__name__ if exc else 'normal exit'}: {exc}"
         )
         err.__cause__ = exc
+        self._stop_children(self._stop_deadline(), "escalation")  # first, as the docs say
         self.hooks.escalated(self, err)
         if self.is_root:
-            self._stop_children(self._stop_deadline(), "escalation")
             self.system._root_failed(err)
         else:
-            self._crash(err, "supervision")  # stops the children, then fails upward
+            self._crash(err, "supervision")  # fails upward (no children are left to stop)
 
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:
@@ -734,10 +817,8 @@ class Cell:
             with parent.children_lock:
                 if parent.children.get(self.name) is self:
                     del parent.children[self.name]
-        if self._held is not _NOTHING:
-            held, self._held = self._held, _NOTHING
-            self.dead_letter(held)
-        self.drain_dead_letters()
+        held, self._held = self._held, _NOTHING
+        self._drop_backlog(held)
         with self.watch_lock:
             self._watch_closed = True
             watchers, self.watchers = list(self.watchers), set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -23,6 +24,20 @@ M = TypeVar("M", bound="Minion")
 T = TypeVar("T")
 
 
+def check_timeout(timeout: Any) -> float | None:
+    """Validate a ``timeout=`` argument: None or ``inf`` wait forever (returned as None),
+    a number >= 0 is seconds; negative, NaN or a non-number is a clear error."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(
+            f"timeout must be None or a number >= 0 seconds (inf waits forever), got {timeout!r}"
+        )
+    return None if math.isinf(timeout) else float(timeout)
+
+
 class MinionFuture(ThreadingFuture[T]):
     """A pykka future whose timeout names the minion that did not answer."""
 
@@ -33,6 +48,7 @@ class MinionFuture(ThreadingFuture[T]):
         self._minion = minion
 
     def get(self, *, timeout: float | None = None) -> Any:
+        timeout = check_timeout(timeout)
         try:
             return super().get(timeout=timeout)
         except pykka.Timeout:
@@ -148,9 +164,10 @@ class MinionRef(pykka.ActorRef[M]):
         raised here and the minion crashes (its supervisor decides what follows). A reply
         that does not come within ``timeout`` raises :class:`~minions_actors.AskTimeout`.
         """
+        timeout = check_timeout(timeout)
         cell = self._cell
         future: MinionFuture[Any] = MinionFuture(cell.describe())
-        if cell.terminated:
+        if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
             try:
@@ -194,6 +211,7 @@ class MinionRef(pykka.ActorRef[M]):
         Children stop first, then its ``on_stop`` runs. Inside the minion itself it returns
         True at once: the stop happens after the current message.
         """
+        timeout = check_timeout(timeout)
         cell = self._cell
         future: _StopFuture = _StopFuture(cell.describe())
         if cell.terminated:
