@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from . import _messages as m
-from ._mailbox import WAKE, Mailbox, Overflow, WakeUp, make_mailbox
+from ._mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from ._signals import block_shutdown_signals
 from ._snapshots import Snapshotter, is_persistent
 from .errors import (
@@ -177,7 +177,12 @@ class Cell:
         self._sys_cond_: threading.Condition | None = None  # built on first runtime message
         self._terminate_requested = False
         self._stop_requested = False  # ref.stop(): no restart, whatever happens next
-        self._halted = False  # a BaseException stopped the system: handle nothing more
+        self._interrupted = False  # a BaseException stopped the system: handle nothing more
+        # a shutdown began: only minions may still send (their on_stop exchanges), and the
+        # backlog queued before HALT_MARK is dropped, not handled (see halt())
+        self.closing = False
+        self._mark_passed = False
+        self._halt_dropped: tuple[int, Any] = (0, None)  # (count, last): reported at the end
         self._held: Any = _NOTHING
         self._stop_requests: list[m.StopRequest] = []
         self.ref: MinionRef[Any] = MinionRef(self)
@@ -195,9 +200,12 @@ class Cell:
 
     @property
     def accepting(self) -> bool:
-        """False once no user message will be handled again: stopped, told to stop, or
-        halted by a shutdown (it then still handles runtime messages)."""
-        return not (self.terminated or self._terminate_requested)
+        """False when a message sent now, from this thread, would never be handled: the
+        minion stopped or was told to, or a shutdown began and the sender is not a minion
+        (only the minions' last exchanges are still served, see :meth:`halt`)."""
+        if self.terminated or self._terminate_requested:
+            return False
+        return not self.closing or getattr(_current, "cell", None) is not None
 
     @property
     def is_root(self) -> bool:
@@ -235,13 +243,22 @@ class Cell:
     def send_system(self, msg: Any) -> None:
         """Queue a runtime message ahead of user messages and wake the cell."""
         with self._sys_cond:
-            if isinstance(msg, (m.Terminate, m.Halt)):
+            if isinstance(msg, m.Terminate):
                 self._terminate_requested = True
             elif isinstance(msg, m.StopPending):
                 self._stop_requested = True
             self._sys.append(msg)
             self._sys_cond.notify()
         self.inbox.put(WAKE)
+
+    def halt(self) -> None:
+        """A shutdown began: refuse messages from outside the runtime from now on and drop
+        the backlog (what is queued before the mark) in bulk instead of chewing through it.
+        Messages that minions send after the mark (a younger sibling's ``on_stop`` asking
+        this one) are still handled until this minion's own stop, as in OTP."""
+        self.closing = True
+        self.inbox.put(HALT_MARK)  # the mark is queued before the Halt that looks for it
+        self.send_system(m.Halt())
 
     def dead_letter(self, message: Any) -> None:
         """Account for a message that reached a stopped minion (never raises)."""
@@ -280,8 +297,37 @@ class Cell:
         dead letters, counted in bulk (one hook call, however long the backlog)."""
         dropped: list[Any] = []
         self._drain(dropped.append, held)
+        count, last = self._halt_dropped  # what a shutdown's halt dropped: one report for all
         if dropped:
-            self.count_dead_letter(dropped[-1], len(dropped))
+            count, last = count + len(dropped), dropped[-1]
+        if count:
+            self.count_dead_letter(last, count)
+
+    def _drop_to_mark(self) -> None:
+        """Handle a Halt: drop (in bulk) or release everything queued before HALT_MARK.
+        A stop request in the backlog still stops the minion, after the drop."""
+        item, self._held = self._held, _NOTHING
+        dropped: list[Any] = []
+        get = self.inbox.get_nowait
+        while not self._mark_passed:
+            if item is HALT_MARK:
+                self._mark_passed = True
+            elif item.__class__ is m.StopRequest and self.instance is not None:
+                self._stop_requests.append(item)
+                self._terminate_requested = True  # the stop runs once the drop is done
+            elif isinstance(item, _NOT_DEAD_LETTERS):
+                self._release(item)
+            elif item is not _NOTHING:
+                dropped.append(item)
+            if not self._mark_passed:
+                try:
+                    item = get()
+                except queue.Empty:  # the mark went by in a handler already: nothing left
+                    break
+        if dropped:
+            self._halt_dropped = (len(dropped), dropped[-1])
+        if self._stop_requests and not self.terminated:
+            self._terminate(self._stop_deadline(), "stopped")
 
     def _drain(self, dead: Callable[[Any], Any], item: Any = _NOTHING) -> None:
         """Empty the mailbox (after ``item``): answer or release what needs it, pass user
@@ -440,7 +486,7 @@ class Cell:
     def _step(self) -> None:
         if self._sys:
             self._handle_system(self._sys.popleft())
-        elif self.instance is None or self._halted or self._terminate_requested:
+        elif self.instance is None or self._interrupted or self._terminate_requested:
             with self._sys_cond:
                 while not self._sys:
                     self._sys_cond.wait()
@@ -531,6 +577,8 @@ class Cell:
         """Handle one message that is not a plain tell; False when the incarnation ended."""
         cls = msg.__class__
         if cls is WakeUp:
+            if msg is HALT_MARK:  # reached before its Halt: the backlog is already gone
+                self._mark_passed = True
             return True
         if cls is m.Ask:
             inner = msg.message
@@ -650,13 +698,13 @@ class Cell:
             self._report_down(None)
             return
         if not isinstance(exc, Exception):
-            self._halt(exc, phase)
+            self._stop_system(exc, phase)
             return
         self.hooks.minion_crashed(self, exc, phase)
         self._end_incarnation(crashed=True, exc=exc)
         self._report_down(exc)
 
-    def _halt(self, exc: BaseException, phase: str) -> None:
+    def _stop_system(self, exc: BaseException, phase: str) -> None:
         """KeyboardInterrupt, SystemExit and other non-``Exception`` errors stop the whole
         system, as in pykka: a restart would swallow a Ctrl-C or a ``sys.exit()``. The
         minion handles nothing more; the shutdown stops it in the usual order (its
@@ -667,7 +715,7 @@ class Cell:
             self.hooks.minion_crashed(self, exc, phase)
         if phase in ("init", "restore"):
             self.instance = None  # nothing was started, so nothing to stop
-        self._halted = True
+        self._interrupted = True
         self.system._root_failed(None if clean else exc)
 
     def _report_down(self, exc: BaseException | None) -> None:
@@ -697,6 +745,8 @@ class Cell:
             self._supervise(msg)
         elif isinstance(msg, m.Terminate):
             self._terminate(msg.deadline, msg.reason)
+        elif isinstance(msg, m.Halt):
+            self._drop_to_mark()
         elif isinstance(msg, m.StopInstance):
             if self.instance is not None:
                 self._end_incarnation(crashed=False)
@@ -706,7 +756,7 @@ class Cell:
                 self._terminate(self._stop_deadline(), "stopped")
         elif isinstance(msg, m.Restart):
             with self._sys_cond:  # the backoff; a stop or terminate request cuts it short
-                while not (self._terminate_requested or self._stop_requested):
+                while not (self._terminate_requested or self._stop_requested or self.closing):
                     left = msg.start_at - time.monotonic()
                     if left <= 0:
                         break
@@ -714,7 +764,7 @@ class Cell:
             try:
                 if self._stop_requested and not self._terminate_requested:
                     self._terminate(self._stop_deadline(), "stopped")
-                elif not self._terminate_requested:
+                elif not (self._terminate_requested or self.closing):
                     msg.failed = not self._start_incarnation()
             finally:
                 if msg.started is not None:
@@ -723,7 +773,8 @@ class Cell:
     def _supervise(self, msg: m.ChildDown) -> None:
         """Apply this cell's strategy to a child whose incarnation ended (OTP semantics)."""
         child = msg.child
-        if child.incarnation != msg.incarnation or child.terminated or self.terminated:
+        if (child.incarnation != msg.incarnation or child.terminated or self.terminated
+                or self.closing):  # a shutdown stops the child; it restarts nothing
             return  # stale report: the child was restarted or removed meanwhile
         crashed = msg.exc is not None
         if not should_restart(child.restart, crashed):

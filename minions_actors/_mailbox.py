@@ -40,6 +40,7 @@ class WakeUp:
 
 
 WAKE = WakeUp()
+HALT_MARK = WakeUp()  # queued at a shutdown's start: what is before it is the backlog to drop
 
 
 class BoundedMailbox:

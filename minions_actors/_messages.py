@@ -87,9 +87,9 @@ class StopInstance:
 
 
 class Halt:
-    """To every cell when the system shuts down: handle no more user messages, only runtime
-    messages, until the ``Terminate`` from the parent arrives (nobody keeps chewing a
-    backlog while the tree is stopped)."""
+    """To every cell when the system shuts down: drop the backlog queued before the halt
+    mark at once (nobody keeps chewing it while the tree is stopped); what minions send
+    afterwards is still handled until the ``Terminate`` from the parent arrives."""
 
     __slots__ = ()
 

@@ -134,7 +134,7 @@ class MinionRef(pykka.ActorRef[M]):
         """Send without waiting. Never raises for a stopped minion (that is a dead letter);
         raises :class:`~minions_actors.MailboxFull` when a bounded mailbox stays full."""
         cell = self._cell
-        if cell.terminated:
+        if (cell.terminated or cell.closing) and not cell.accepting:
             cell.dead_letter(message)
             return
         try:

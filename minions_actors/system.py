@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._cell import Cell
 from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
-from ._messages import Halt, Terminate
+from ._messages import Terminate
 from ._timer import Timer
 from .errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
@@ -495,9 +495,8 @@ class ActorSystem:
     def _stop_minions(self, gru: Cell | None, deadline: float) -> None:
         """Halt every minion at once, then stop the tree children-first through Gru, then
         whatever is left under an abandoned (stuck) minion; wait until ``deadline``."""
-        halt = Halt()
-        for cell in self.cells():  # nobody handles another user message from now on
-            cell.send_system(halt)
+        for cell in self.cells():  # from now on no backlog is handled, only minions' last words
+            cell.halt()
         if gru is not None:
             if gru.thread.is_alive() or not gru.stopped_event.is_set():
                 gru.send_system(Terminate(deadline, "shutdown"))
