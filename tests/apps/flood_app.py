@@ -46,6 +46,8 @@ def main() -> ActorSystem:
         shutdown_timeout=float(os.environ.get("APP_SHUTDOWN_TIMEOUT", "3")),
     )
     refs = [system.spawn(Tally, name=f"tally-{i}") for i in range(MINIONS)]
+    for ref in refs:  # each has handled a message (so has a stored row) before the flood
+        ref.ask("first", timeout=10)
     sent = [0, 0]
     for k in range(2):
         threading.Thread(target=_flood, args=(refs, sent, k), name=f"flood-{k}",
