@@ -9,6 +9,7 @@ back under the newer entries, so a retry never writes an older snapshot over a n
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -121,39 +122,82 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         raise
 
 
-def classify_sqlite_error(exc: BaseException, db_path: str) -> StateStoreError:
-    """Turn a sqlite3 exception into the matching :class:`StateStoreError` with a helpful text."""
+#: Margin under ``RLIMIT_FSIZE`` within which an I/O error is taken for "file size limit
+#: reached": SQLite writes one page (at most 64 KiB) plus a 24-byte WAL frame header at a time.
+_FSIZE_MARGIN = 2 * 65536
+
+
+def _fsize_limit_hit(db_path: str) -> int | None:
+    """The soft ``RLIMIT_FSIZE`` when the store's files have reached it, else None.
+
+    Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, which SQLite reports
+    as a generic ``SQLITE_IOERR_WRITE``; the file sizes tell the two apart.
+    """
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not on Linux/macOS
+        return None
+    if soft == resource.RLIM_INFINITY:
+        return None
+    for name in (db_path, db_path + "-wal", db_path + "-journal"):
+        try:
+            if os.path.getsize(name) + _FSIZE_MARGIN >= soft:
+                return int(soft)
+        except OSError:
+            continue
+    return None
+
+
+def classify_sqlite_error(
+    exc: BaseException, db_path: str, *, opening: bool = False
+) -> StateStoreError:
+    """Turn a sqlite3 exception into the matching :class:`StateStoreError` with a helpful text
+    (``opening``: the error happened while opening the file, so the text says so)."""
     if isinstance(exc, StateStoreError):
         return exc
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
     low = text.lower()
+    kind: type[StateStoreError] = StateStoreError
+    what = f"{type(exc).__name__}: {text}"
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in low:
-        return StateStoreLocked(
-            f"state store {db_path!r} is locked by another process or connection ({text}); "
-            "retrying. Stop the other writer (only one process may use a store file)."
+        kind = StateStoreLocked
+        what = (
+            f"the database is locked by another process or connection ({text}); only one "
+            "process may write a store file: stop the other writer"
         )
-    if name.startswith("SQLITE_FULL") or "is full" in low:
-        return StateStoreFull(
-            f"state store {db_path!r} is full ({text}): free disk space (or raise "
-            "max_size_bytes); snapshots are kept in memory and retried."
+    elif name.startswith("SQLITE_FULL") or "is full" in low:
+        kind = StateStoreFull
+        what = f"the disk or the store's size cap is full ({text}): free disk space or " \
+            "raise max_size_bytes"
+    elif (name.startswith("SQLITE_IOERR") or "disk i/o error" in low) and (
+        (limit := _fsize_limit_hit(db_path)) is not None
+    ):
+        kind = StateStoreFull
+        what = (
+            f"the process's file size limit (RLIMIT_FSIZE, `ulimit -f`) of {limit} bytes is "
+            f"reached ({text}): raise it (systemd: LimitFSIZE=) or keep the store smaller"
         )
-    if name.startswith("SQLITE_READONLY") or "readonly" in low:
-        return StateStoreReadOnly(
-            f"state store {db_path!r} cannot be written ({text}): make the file and its "
-            "directory writable by this user, or choose another state_store path."
+    elif name.startswith("SQLITE_READONLY") or "readonly" in low:
+        kind = StateStoreReadOnly
+        what = (
+            f"the file cannot be written ({text}): make the file and its directory writable "
+            "by this user, or choose another state_store path"
         )
-    if (
+    elif (
         name.startswith("SQLITE_NOTADB")
         or name.startswith("SQLITE_CORRUPT")
         or "not a database" in low
         or "malformed" in low
     ):
-        return StateStoreCorrupt(
-            f"state store {db_path!r} is not a valid SQLite database ({text}): move it away "
-            "(the runtime starts a fresh one) or restore it from a backup."
+        kind = StateStoreCorrupt
+        what = (
+            f"it is not a SQLite database or is damaged ({text}): move the file away (a fresh "
+            "store is created on the next start) or restore it from a backup"
         )
-    return StateStoreError(f"state store {db_path!r}: {type(exc).__name__}: {text}")
+    return kind(f"{'cannot open ' if opening else ''}state store {db_path!r}: {what}.")
 
 
 class WriteQueue:

@@ -40,9 +40,9 @@ from ._sqlite_writer import (
     immediate_transaction,
     store_log,
 )
+from ._store_file import OPEN_CHECKS, OpenCheck, OwnerLock, check_pages
 from .errors import (
     StateStoreClosed,
-    StateStoreCorrupt,
     StateStoreError,
     StateStoreReadOnly,
 )
@@ -427,9 +427,13 @@ class SQLiteStateStore:
         busy_timeout: float = 0.2,
         retry_initial: float = 0.05,
         retry_max: float = 2.0,
+        open_check: OpenCheck = "quick",
     ) -> None:
         if durability not in ("batched", "sync"):
             raise ValueError(f"durability must be 'batched' or 'sync', got {durability!r}")
+        if open_check not in OPEN_CHECKS:
+            raise ValueError(f"open_check must be 'quick' or 'none', got {open_check!r}")
+        self._open_check: OpenCheck = open_check
         if not (isinstance(batch_interval, (int, float)) and batch_interval >= 0):
             raise ValueError(f"batch_interval must be seconds >= 0, got {batch_interval!r}")
         self.path = os.path.abspath(os.fspath(path))
@@ -446,6 +450,7 @@ class SQLiteStateStore:
         self._read_lock = threading.Lock()  # guards the read connection, opened on first use
         self._rconn: sqlite3.Connection | None = None
         self._open_timeout = open_timeout
+        self._owner: OwnerLock | None = None
         self._db, self._cache, self.schema_found = self._open(open_timeout, busy_timeout)
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._writer = SnapshotWriter(
@@ -465,7 +470,8 @@ class SQLiteStateStore:
     def _open(
         self, open_timeout: float, busy_timeout: float
     ) -> tuple[Database, dict[str, Entry], int]:
-        """Create/open the file (0600), set WAL, migrate, and read every row into the cache."""
+        """Create/open the file (0600), take ownership, set WAL, check the pages, migrate,
+        and read every row into the cache."""
         path = self.path
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
@@ -495,6 +501,7 @@ class SQLiteStateStore:
                     path,
                     stat.S_IMODE(mode),
                 )
+        self._owner = OwnerLock(path, open_timeout)
         try:
             conn = sqlite3.connect(
                 f"{Path(path).as_uri()}?mode=rw",
@@ -504,7 +511,8 @@ class SQLiteStateStore:
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise self._open_error(exc) from exc
+            self._owner.release()
+            raise classify_sqlite_error(exc, path, opening=True) from exc
         db = Database(conn)
         try:
             journal = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
@@ -515,6 +523,7 @@ class SQLiteStateStore:
                 )
             sync = "FULL" if self.durability == "sync" else "NORMAL"
             conn.execute(f"PRAGMA synchronous = {sync}")
+            check_pages(conn, path, self._open_check)
             found = _migrate(db, path)
             cache: dict[str, Entry] = {
                 row[0]: (row[1], row[2], row[3])
@@ -529,20 +538,11 @@ class SQLiteStateStore:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         except BaseException as exc:
             conn.close()
+            self._owner.release()
             if isinstance(exc, sqlite3.Error):
-                raise self._open_error(exc) from exc
+                raise classify_sqlite_error(exc, path, opening=True) from exc
             raise
         return db, cache, found
-
-    def _open_error(self, exc: sqlite3.Error) -> StateStoreError:
-        err = classify_sqlite_error(exc, self.path)
-        if isinstance(err, StateStoreCorrupt):
-            return StateStoreCorrupt(
-                f"state store {self.path!r} is not a SQLite database or is damaged ({exc}). "
-                "Move the file away (a fresh store is created on the next start) or pass "
-                "another state_store path."
-            )
-        return type(err)(f"cannot open {err}")
 
     # ------------------------------------------------------------------ protocol
     def load(self, path: str) -> str | None:
@@ -685,6 +685,8 @@ class SQLiteStateStore:
                 if self._rconn is not None:
                     self._rconn.close()
                     self._rconn = None
+            if self._owner is not None:
+                self._owner.release()  # after the last connection: the next owner may start
             self._closed = True
 
     def stored(self) -> list[StoredMinion]:
