@@ -103,6 +103,8 @@ _IDLE_POLL = 0.25
 _ROWS_PER_STATEMENT = 1000
 #: Repeat the "still failing" log line at most this often during a long outage.
 _RELOG_EVERY = 10.0
+#: How many lost paths (or workflow ids) the close-time error line names.
+_LOST_SHOWN = 20
 #: SQLite's own upper bound for ``PRAGMA max_page_count`` (means "no cap").
 NO_PAGE_CAP = 4294967294
 
@@ -407,7 +409,7 @@ class SnapshotWriter(threading.Thread):
         q = self._q
         if q.pending:
             self.lost += len(q.pending)
-            sample = ", ".join(sorted(q.pending)[:5])
+            sample = ", ".join(sorted(q.pending)[:_LOST_SHOWN])
             store_log.current.error(
                 "state store {!r} closed with {} snapshots not written (e.g. {}): {}",
                 self._db_path,
@@ -418,7 +420,7 @@ class SnapshotWriter(threading.Thread):
             q.pending = {}
         if q.wf_pending or q.wf_callbacks:
             self.lost += len(q.wf_pending)
-            sample = ", ".join(sorted(q.wf_pending)[:5])
+            sample = ", ".join(sorted(q.wf_pending)[:_LOST_SHOWN])
             store_log.current.error(
                 "state store {!r} closed with {} workflow records not written (e.g. {}); "
                 "their {} on_durable callbacks are not called: {}",

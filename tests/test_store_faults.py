@@ -220,3 +220,31 @@ def test_open_check_can_be_turned_off_and_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="open_check"):
         SQLiteStateStore(tmp_path / "x.db", open_check="full")  # type: ignore[arg-type]
     SQLiteStateStore(tmp_path / "y.db", open_check="none").close()
+
+
+# ---------------------------------------------------------------------------- shutdown
+def test_shutdown_that_loses_snapshots_returns_false_and_says_what(tmp_path: Path) -> None:
+    from .apps.full_store_app import fill
+
+    lines: list[str] = []
+    store = SQLiteStateStore(tmp_path / "m.db", retry_max=0.05)
+    system = ActorSystem.start(**{**QUIET, "state_store": store, "log_sinks": [lines.append]})
+    fill(system)
+    t0 = time.monotonic()
+    assert system.shutdown(timeout=1.0) is False
+    assert time.monotonic() - t0 < 5
+    assert system.exit_code == 1
+    assert store.stats().lost == 1
+    text = "".join(lines)
+    assert "1 snapshots not written (e.g. big)" in text, text
+    assert "shutdown reports failure" in text
+
+
+def test_run_exits_non_zero_when_the_shutdown_lost_snapshots(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "minions_actors", "run", "tests.apps.full_store_app:main"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "APP_DB": str(tmp_path / "app.db")},
+    )
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "not written (e.g. big)" in proc.stderr and "not clean" in proc.stderr, proc.stderr
