@@ -161,20 +161,21 @@ def workflows_of(cls: type) -> dict[str, Workflow]:
 
 
 def _encode_context(cell: Cell, context: Any) -> str:
-    from ._snapshots import find_unserialisable
+    from ._snapshots import to_json
 
     if not isinstance(context, dict):
         raise WorkflowError(
             f"{cell.describe()}: a workflow context must be a dict, got {type(context).__name__}"
         )
-    try:
-        return json.dumps(context, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        where, kind = find_unserialisable(context) or ("<unknown>", type(exc).__name__)
+    text, problem = to_json(context)
+    if problem is not None:
+        where, kind = problem
         raise WorkflowError(
-            f"{cell.describe()}: the workflow context is not JSON-serialisable at {where!r} "
-            f"({kind}); keep contexts to dicts, lists, str, numbers, bool and None"
-        ) from exc
+            f"{cell.describe()}: the workflow context cannot be stored as JSON unchanged at "
+            f"{where!r}: {kind}; keep contexts to dicts with str keys, lists, str, numbers, "
+            "bool and None, without cycles"
+        )
+    return text  # type: ignore[return-value]  # set when there is no problem
 
 
 class WorkflowRunner:
