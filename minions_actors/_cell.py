@@ -32,6 +32,7 @@ from .errors import (
     MailboxFull,
     MinionStopped,
     SpawnError,
+    StateStoreWriteFailed,
     SupervisorGaveUp,
     SystemNotRunning,
 )
@@ -381,7 +382,11 @@ class Cell:
             self.busy_seconds += perf_counter() - t0
             self.handled += 1
             if after is not None:
-                after(inst)
+                try:
+                    after(inst)
+                except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                    self._crash(exc, "snapshot")
+                    return
 
     def _dispatch_one(self, inst: Minion, msg: Any) -> bool:
         """Handle any one message outside the hot loop; False when the incarnation ended."""
@@ -412,7 +417,10 @@ class Cell:
         self.busy_seconds += perf_counter() - t0
         self.handled += 1
         if self.snapshots is not None:
-            self.snapshots.after_message(inst)
+            try:
+                self.snapshots.after_message(inst)
+            except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                return False, exc
         return True, result
 
     def _dispatch_special(self, inst: Minion, msg: Any) -> bool:
@@ -449,7 +457,11 @@ class Cell:
             assert self.workflows is not None
             self.workflows.run_step(inst, msg)
             if self.snapshots is not None:
-                self.snapshots.after_message(inst)
+                try:
+                    self.snapshots.after_message(inst)
+                except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                    self._crash(exc, "snapshot")
+                    return False
             return True
         if cls is StartWorkflow:  # told, not asked: report a failed request, do not crash
             try:

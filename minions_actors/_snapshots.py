@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .errors import SnapshotError
+from .errors import SnapshotError, StateStoreWriteFailed
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -166,7 +166,10 @@ class Snapshotter:
         return True
 
     def after_message(self, instance: Minion) -> None:
-        """Take a snapshot after a successful message; store it when it changed."""
+        """Take a snapshot after a successful message; store it when it changed.
+
+        Raises :class:`StateStoreWriteFailed` (only a sync-mode store does) when the snapshot
+        could not be made durable: the message then counts as failed."""
         try:
             text = encode_snapshot(self.cell, instance.snapshot())
         except Exception as exc:
@@ -174,10 +177,15 @@ class Snapshotter:
             return
         if text == self.last:
             return
-        self.last = text  # the newest good state: a crash rolls back to it
+        before, self.last = self.last, text  # the newest good state: a crash rolls back to it
         if self._store is not None:
             try:
                 self._store.save(self.cell.path, self.cell.cls_name, text)
+            except StateStoreWriteFailed:
+                # Sync durability: the message is not acknowledged; the caller crashes the
+                # minion, whose restart restores what is stored.
+                self.last = before
+                raise
             except Exception as exc:
                 self._report(f"store: {exc}", exc)
                 return

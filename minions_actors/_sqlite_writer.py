@@ -103,6 +103,9 @@ _IDLE_POLL = 0.25
 _ROWS_PER_STATEMENT = 1000
 #: Repeat the "still failing" log line at most this often during a long outage.
 _RELOG_EVERY = 10.0
+#: Rejected sync batches remembered for their waiters (each waiter checks right after the
+#: wake-up that settles it, so a handful would do).
+_REJECTED_KEPT = 256
 #: How many lost paths (or workflow ids) the close-time error line names.
 _LOST_SHOWN = 20
 #: SQLite's own upper bound for ``PRAGMA max_page_count`` (means "no cap").
@@ -206,7 +209,9 @@ class WriteQueue:
     """Changes accepted from caller threads and not yet committed, plus flush bookkeeping.
 
     ``accepted`` counts every save/delete; ``durable`` is the highest count known to be
-    committed. ``flush`` waits for ``durable >= accepted`` as it was when flush began.
+    settled: committed or, in sync mode, rejected (``rejected`` holds the count ranges of
+    the batches whose commit failed, with the error). ``flush`` waits for
+    ``durable >= accepted`` as it was when flush began.
     Workflow records travel in the same batches: ``wf_pending`` (coalesced by id, newest
     wins) and ``wf_callbacks`` (every ``on_durable`` of the pending saves, none dropped by
     coalescing). ``wf_inflight`` is the workflow part of the batch being committed, kept
@@ -228,6 +233,7 @@ class WriteQueue:
         self.wf_callbacks: list[Callable[[], None]] = []
         self.accepted = 0
         self.durable = 0
+        self.rejected: list[tuple[int, int, StateStoreError]] = []  # (after, up to, error)
         self.first_dirty: float | None = None  # monotonic time the oldest pending change came
         self.urgent = False  # a flush (or sync save) wants the batch now
         self.stopping = False  # close(): write what is pending, then exit
@@ -254,6 +260,7 @@ class SnapshotWriter(threading.Thread):
         retry_initial: float,
         retry_max: float,
         on_error: Callable[[StateStoreError], None] | None,
+        reject_failed: bool = False,
     ) -> None:
         super().__init__(name="minions-store-writer", daemon=False)
         self._db = db
@@ -264,6 +271,8 @@ class SnapshotWriter(threading.Thread):
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._on_error = on_error
+        # sync mode: a failed commit is rejected (its savers get the error), never retried
+        self._reject_failed = reject_failed
         self._table = db.table(SNAPSHOT_TABLE)
         # statistics (written only by this thread; read racily, which is fine for counters)
         self.rows_written = 0
@@ -326,6 +335,7 @@ class SnapshotWriter(threading.Thread):
                 callbacks = q.wf_callbacks
                 q.wf_callbacks = []
                 target = q.accepted
+                settled = q.durable
                 self.in_flight = len(batch) + len(wf_batch)
                 q.first_dirty = None
                 q.urgent = False
@@ -336,6 +346,10 @@ class SnapshotWriter(threading.Thread):
                 self.write_errors += 1
                 self.last_error = str(err)
                 now = time.monotonic()
+                if self._reject_failed:
+                    failing_since = failing_since or now
+                    self._reject(batch, wf_batch, settled, target, err)
+                    continue
                 if failing_since is None or now - last_log >= _RELOG_EVERY:
                     store_log.current.error(
                         "state store write failed ({} snapshots and {} workflow records kept, "
@@ -387,6 +401,34 @@ class SnapshotWriter(threading.Thread):
                 q.durable_cond.notify_all()
             if callbacks:
                 self._call_back(callbacks)
+
+    def _reject(
+        self,
+        batch: dict[str, Entry | None],
+        wf_batch: dict[str, WfEntry],
+        settled: int,
+        target: int,
+        err: StateStoreError,
+    ) -> None:
+        """Sync mode: a batch whose commit failed is dropped, not retried; every saver
+        waiting for it gets the error (and takes its change back from the in-memory view)."""
+        store_log.current.error(
+            "state store commit failed; {} snapshots and {} workflow records are rejected "
+            "(sync mode: their callers get the error, nothing is retried): {}",
+            len(batch),
+            len(wf_batch),
+            err,
+        )
+        self._report(err)
+        q = self._q
+        with q.cond:
+            self.in_flight = 0
+            q.wf_inflight = {}
+            q.rejected.append((settled, target, err))
+            del q.rejected[:-_REJECTED_KEPT]
+            if target > q.durable:
+                q.durable = target
+            q.durable_cond.notify_all()
 
     def _call_back(self, callbacks: list[Callable[[], None]]) -> None:
         """Call the ``on_durable`` callbacks of a committed batch; a bug in one is logged."""

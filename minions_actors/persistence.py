@@ -45,6 +45,7 @@ from .errors import (
     StateStoreClosed,
     StateStoreError,
     StateStoreReadOnly,
+    StateStoreWriteFailed,
 )
 
 __all__ = [
@@ -462,6 +463,7 @@ class SQLiteStateStore:
             retry_initial=retry_initial,
             retry_max=retry_max,
             on_error=on_error,
+            reject_failed=durability == "sync",
         )
         self.max_size_bytes = max_size_bytes
         self._writer.start()
@@ -569,18 +571,25 @@ class SQLiteStateStore:
         q = self._q
         with q.lock:  # the condition's own lock: a C-level enter on the message path
             self._check_open(path, "save")
+            before = self._cache.get(path)
             q.pending[path] = entry
             self._cache[path] = entry
-            self._accepted(f"snapshot of {path!r}")
+            self._accepted(
+                f"snapshot of {path!r}", q.pending, path, entry,
+                lambda: self._undo(self._cache, path, entry, before),
+            )
 
     def delete(self, path: str) -> None:
         """Queue the removal of ``path``'s snapshot (sync mode: wait for the commit)."""
         q = self._q
         with q.cond:
             self._check_open(path, "delete")
+            before = self._cache.pop(path, None)
             q.pending[path] = None
-            self._cache.pop(path, None)
-            self._accepted(f"deletion of {path!r}")
+            self._accepted(
+                f"deletion of {path!r}", q.pending, path, None,
+                lambda: self._undo(self._cache, path, None, before),
+            )
 
     def _check_open(self, subject: str, action: str) -> None:
         """Refuse a change once the store is closed (the caller holds the queue's lock)."""
@@ -589,19 +598,41 @@ class SQLiteStateStore:
                 f"state store {self.path!r} is closed; cannot {action} {subject!r}"
             )
 
-    def _accepted(self, what: str) -> None:
-        """Count one accepted change (the caller holds the queue's lock): sync mode waits
-        for its commit; batched mode wakes the writer for the first change of a batch."""
+    def _accepted(
+        self, what: str, queue: dict[str, Any], key: str, change: object,
+        undo: Callable[[], None],
+    ) -> None:
+        """Count one accepted change (the caller holds the queue's lock): batched mode wakes
+        the writer for the first change of a batch; sync mode waits for its commit and, if
+        that fails, takes the change back (out of ``queue`` if still there, and ``undo``
+        restores the in-memory view) before raising :class:`StateStoreWriteFailed`."""
         q = self._q
         q.accepted += 1
-        if self.durability == "sync":
+        if self.durability != "sync":
+            if q.first_dirty is None:
+                q.first_dirty = time.monotonic()
+                q.cond.notify_all()
+            return
+        try:
             self._wait_committed(q.accepted, what)
-        elif q.first_dirty is None:
-            q.first_dirty = time.monotonic()
-            q.cond.notify_all()
+        except StateStoreWriteFailed:
+            if key in queue and queue[key] is change:
+                del queue[key]  # not taken by the writer yet: it must never be written
+            undo()
+            raise
+
+    @staticmethod
+    def _undo(view: dict[str, Any], key: str, change: object, before: object) -> None:
+        """Put back what ``view[key]`` was, unless a newer change replaced ours meanwhile."""
+        if view.get(key) is change:
+            if before is None:
+                view.pop(key, None)
+            else:
+                view[key] = before
 
     def _wait_committed(self, target: int, what: str) -> None:
-        """Sync mode, lock held: wake the writer and wait for ``target`` to be durable."""
+        """Sync mode, lock held: wake the writer and wait for change number ``target`` to be
+        committed; :class:`StateStoreWriteFailed` when its commit failed or took too long."""
         q = self._q
         if threading.current_thread() is self._writer:
             raise RuntimeError(
@@ -611,11 +642,17 @@ class SQLiteStateStore:
         q.urgent = True
         q.cond.notify_all()
         if not self._wait_durable(target, self._sync_timeout):
-            raise StateStoreError(
-                f"{what} was not committed to {self.path!r} within "
-                f"{self._sync_timeout}s ({self._writer.last_error or 'writer stopped'}); "
-                "it stays queued and is retried."
+            why = self._writer.last_error or "the disk is slow or the writer stopped"
+            raise StateStoreWriteFailed(
+                f"{what} was not committed to {self.path!r} within sync_timeout "
+                f"({self._sync_timeout}s; {why}): it is not acknowledged (if its commit is "
+                "still under way, its outcome is unknown)."
             )
+        for after, upto, err in q.rejected:
+            if after < target <= upto:
+                raise StateStoreWriteFailed(
+                    f"{what} was not committed to {self.path!r} and is not acknowledged: {err}"
+                ) from err
 
     def _wait_durable(self, target: int, timeout: float | None) -> bool:
         """Lock held: wait until ``durable >= target``; False on timeout or dead writer."""
@@ -723,23 +760,29 @@ class SQLiteStateStore:
         batch holding a callback is committed as soon as the writer is free, without waiting
         for ``batch_interval``. Callbacks must be quick and must not call ``flush``/``close``.
         Sync mode: returns after the commit, having called ``on_durable`` on this thread;
-        raises :class:`StateStoreError` after ``sync_timeout`` (the record stays queued and
-        ``on_durable`` is not called). Exceptions from ``on_durable`` are logged.
+        raises :class:`~minions_actors.errors.StateStoreWriteFailed` when the commit fails or
+        takes longer than ``sync_timeout`` (the record is taken back, ``on_durable`` is not
+        called). Exceptions from ``on_durable`` are logged.
         """
         rec = _wf_accept(record)
         wid = rec.workflow_id
         q = self._q
         with q.cond:
             self._check_open(wid, "save workflow")
+            before = self._wf_live.get(wid)
             q.wf_pending[wid] = rec
             if rec.status == "running":
                 self._wf_live[wid] = rec
             else:
                 self._wf_live.pop(wid, None)
-            q.accepted += 1
             if self.durability == "sync":
-                self._wait_committed(q.accepted, f"workflow {wid!r}")
+                live = rec if rec.status == "running" else None
+                self._accepted(
+                    f"workflow {wid!r}", q.wf_pending, wid, rec,
+                    lambda: self._undo(self._wf_live, wid, live, before),
+                )
             else:
+                q.accepted += 1
                 # Wake the writer for the first change of a batch, and for its first callback
                 # (a batch with a callback is committed without waiting for batch_interval).
                 wake = q.first_dirty is None
@@ -808,8 +851,11 @@ class SQLiteStateStore:
         with q.cond:
             self._check_open(workflow_id, "delete workflow")
             q.wf_pending[workflow_id] = None
-            self._wf_live.pop(workflow_id, None)
-            self._accepted(f"deletion of workflow {workflow_id!r}")
+            before = self._wf_live.pop(workflow_id, None)
+            self._accepted(
+                f"deletion of workflow {workflow_id!r}", q.wf_pending, workflow_id, None,
+                lambda: self._undo(self._wf_live, workflow_id, None, before),
+            )
         return existed
 
     def prune_workflows(
