@@ -10,9 +10,11 @@ messages. Supervision *decisions* come from :mod:`minions_actors.supervision`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
+import queue
 import threading
 import time
 import uuid
@@ -32,6 +34,7 @@ from .errors import (
     MailboxFull,
     MinionStopped,
     SpawnError,
+    StateStoreError,
     StateStoreWriteFailed,
     SupervisorGaveUp,
     SystemNotRunning,
@@ -49,6 +52,9 @@ _NOTHING: Any = object()
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
                       m.ExitRequest, RunStep, StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
+# A StartWorkflow ask that fails with these is refused (the asker gets the error); the
+# minion did nothing wrong and does not crash.
+_REFUSED_START = (WorkflowError, StateStoreError)
 _anonymous = itertools.count(1)
 _current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
 _cell_ids = itertools.count(1)
@@ -57,6 +63,13 @@ _COND_LOCK = threading.Lock()
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
 GROUP_STEP_TIMEOUT = 5.0
+
+
+def _answer(future: Any, value: Any) -> None:
+    """Answer an ask from any thread (the store's writer, for a durable workflow start);
+    a future answered already (its asker got an error) stays as it is."""
+    with contextlib.suppress(queue.Full):
+        future.set(value)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -399,7 +412,7 @@ class Cell:
 
     def _invoke(
         self, inst: Minion, handler: Callable[[Any], Any], arg: Any,
-        passthrough: type[BaseException] | None = None,
+        passthrough: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> tuple[bool, Any]:
         """Run one handler call outside the hot loop (which inlines the same steps): time
         it, count it, snapshot after success. Returns (True, result) or (False, exception);
@@ -433,20 +446,25 @@ class Cell:
             starting = inner.__class__ is StartWorkflow
             handler: Callable[[Any], Any] = (
                 functools.partial(self._proxy_message, inst) if isinstance(inner, _PROXY)
-                else self.start_workflow if starting
+                # a start is answered by the runner once its record is durable
+                else functools.partial(self.start_workflow,
+                                       answer=functools.partial(_answer, msg.future))
+                if starting
                 else inst.on_receive
             )
             try:
                 ok, value = self._invoke(inst, handler, inner,
-                                         passthrough=WorkflowError if starting else None)
-            except WorkflowError:  # a bad request, not a bug in the minion
+                                         passthrough=_REFUSED_START if starting else None)
+            except _REFUSED_START:  # a bad request or a start the store refused: no crash
                 msg.future.set_exception()
                 return True
             if not ok:
-                msg.future.set_exception(exc_info=(type(value), value, value.__traceback__))
+                with contextlib.suppress(queue.Full):  # a start may be answered already
+                    msg.future.set_exception(exc_info=(type(value), value, value.__traceback__))
                 self._crash(value, "message")
                 return False
-            msg.future.set(value)
+            if not starting:
+                msg.future.set(value)
             return True
         if cls in _PROXY:  # proxy .defer(): a tell of a method call
             ok, value = self._invoke(inst, functools.partial(self._proxy_message, inst), msg)
@@ -489,10 +507,11 @@ class Cell:
         setattr(parent, msg.attr_path[-1], msg.value)
         return None
 
-    def start_workflow(self, request: StartWorkflow) -> Any:
+    def start_workflow(self, request: StartWorkflow,
+                       answer: Callable[[Any], None] | None = None) -> Any:
         if self.workflows is None:
             raise WorkflowError(f"{self.describe()} declares no workflows")
-        return self.workflows.start(request.name, request.workflow_id, request.context)
+        return self.workflows.start(request.name, request.workflow_id, request.context, answer)
 
     # ----------------------------------------------------------------- incarnations
     def _start_incarnation(self) -> bool:

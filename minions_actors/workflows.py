@@ -10,8 +10,10 @@ step's :class:`Retry` policy; they never crash the minion.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -187,6 +189,10 @@ class WorkflowRunner:
         self.definitions = workflows_of(cell.cls)
         self.running: dict[str, WorkflowRecord] = {}
         self.tokens: dict[str, int] = {}
+        # Answers to StartWorkflow asks, given once the start record is durable; the writer
+        # thread calls them, so the dict is guarded.
+        self._answers: dict[str, list[Callable[[], None]]] = {}
+        self._answers_lock = threading.Lock()
 
     # ------------------------------------------------------------ scheduling
     def _schedule(self, workflow_id: str) -> Callable[[], None]:
@@ -202,23 +208,53 @@ class WorkflowRunner:
 
         return deliver
 
-    def _checkpoint(self, rec: WorkflowRecord, run_next: bool, attempt: int = 0) -> None:
-        """Save ``rec``; the next step is queued once the save is durable. A save that
-        fails (a store fault, a sync commit timing out) is retried with backoff, so the
-        workflow is never left waiting for a checkpoint that will not come."""
-        from .errors import StateStoreClosed
-
+    def _checkpoint(self, rec: WorkflowRecord, run_next: bool, starting: bool = False) -> None:
+        """Save ``rec``; the next step is queued once the save is durable. Raises what the
+        store raises; for the first save of a new workflow (``starting``) the start is then
+        taken back: nothing was started."""
         rec.updated_at = time.time()
         deliver = self._schedule(rec.workflow_id) if run_next else None
+        if starting:
+            deliver = self._answering(rec.workflow_id, deliver)
         try:
             self.store.save_workflow(rec, on_durable=deliver)
+        except Exception:
+            if starting:
+                self.running.pop(rec.workflow_id, None)
+                self.tokens.pop(rec.workflow_id, None)
+                with self._answers_lock:
+                    self._answers.pop(rec.workflow_id, None)
+            raise
+
+    def _answering(self, workflow_id: str, then: Callable[[], None] | None
+                   ) -> Callable[[], None]:
+        """An ``on_durable`` that gives the waiting StartWorkflow answers, then ``then``."""
+
+        def durable() -> None:
+            with self._answers_lock:
+                answers = self._answers.pop(workflow_id, [])
+            for answer in answers:
+                answer()
+            if then is not None:
+                then()
+
+        return durable
+
+    def _save(self, rec: WorkflowRecord, run_next: bool, attempt: int = 0) -> None:
+        """:meth:`_checkpoint` for a workflow already started: a save that fails (a store
+        fault, a sync commit failing) is retried with backoff, so the workflow is never left
+        waiting for a checkpoint that will not come."""
+        from .errors import StateStoreClosed
+
+        try:
+            self._checkpoint(rec, run_next)
         except StateStoreClosed:
             return  # shutting down: the last durable checkpoint resumes at the next start
         except Exception as exc:
             self.cell.hooks.lifecycle_error(self.cell, exc, "workflow-checkpoint")
             self.cell.system.timer.call_later(
                 min(5.0, 0.05 * 2 ** attempt),
-                lambda: self._checkpoint(rec, run_next, attempt + 1),
+                lambda: self._save(rec, run_next, attempt + 1),
             )
 
     def resume(self) -> None:
@@ -231,7 +267,11 @@ class WorkflowRunner:
             self._schedule(rec.workflow_id)()
 
     # ------------------------------------------------------------ user requests
-    def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None) -> WorkflowInfo:
+    def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None,
+              answer: Callable[[WorkflowInfo], None] | None = None) -> WorkflowInfo:
+        """Start (or find) a workflow. ``answer`` gets its info once the start record is
+        durable (at once for an id that exists and is durable); a start that cannot be saved
+        raises instead (a StateStoreError) and starts nothing."""
         from .persistence import WorkflowRecord
 
         definition = self.definitions.get(name)
@@ -244,7 +284,15 @@ class WorkflowRunner:
             raise WorkflowError(f"a workflow id is a non-empty str, got {workflow_id!r}")
         existing = self.running.get(workflow_id) or self.store.get_workflow(workflow_id)
         if existing is not None:
-            return WorkflowInfo.of(existing)
+            info = WorkflowInfo.of(existing)
+            if answer is not None:
+                with self._answers_lock:
+                    waiting = self._answers.get(workflow_id)  # its start is not durable yet
+                    if waiting is not None:
+                        waiting.append(functools.partial(answer, info))
+                if waiting is None:
+                    answer(info)
+            return info
         now = time.time()
         rec = WorkflowRecord(
             workflow_id=workflow_id, minion_path=self.cell.path,
@@ -254,9 +302,13 @@ class WorkflowRunner:
             attempts=0, error=None, created_at=now, updated_at=now, finished_at=None,
         )
         self.running[workflow_id] = rec
-        self.cell.hooks.workflow_started(self.cell, WorkflowInfo.of(rec), False)
-        self._checkpoint(rec, run_next=True)
-        return WorkflowInfo.of(rec)
+        info = WorkflowInfo.of(rec)
+        with self._answers_lock:
+            self._answers[workflow_id] = [] if answer is None else [
+                functools.partial(answer, info)]
+        self._checkpoint(rec, run_next=True, starting=True)
+        self.cell.hooks.workflow_started(self.cell, info, False)
+        return info
 
     def get(self, workflow_id: str) -> WorkflowInfo | None:
         rec = self.running.get(workflow_id) or self.store.get_workflow(workflow_id)
@@ -277,7 +329,7 @@ class WorkflowRunner:
         rec = replace(rec, status="running", attempts=0, error=None, finished_at=None)
         self.running[workflow_id] = rec
         self.cell.hooks.workflow_started(self.cell, WorkflowInfo.of(rec), True)
-        self._checkpoint(rec, run_next=True)
+        self._save(rec, run_next=True)
         return WorkflowInfo.of(rec)
 
     def discard(self, workflow_id: str) -> bool:
@@ -325,7 +377,7 @@ class WorkflowRunner:
                 rec.error = error
                 self.cell.hooks.workflow_retrying(self.cell, WorkflowInfo.of(rec), step, exc,
                                                   delay)
-                self._checkpoint(rec, run_next=False)
+                self._save(rec, run_next=False)
                 self.cell.system.timer.call_later(delay, self._schedule(rec.workflow_id))
             else:
                 self._finish(rec, "failed", error, exc)
@@ -340,7 +392,7 @@ class WorkflowRunner:
             self._finish(rec, "completed", None)
         else:
             rec.step_name = definition.steps[rec.next_step]
-            self._checkpoint(rec, run_next=True)
+            self._save(rec, run_next=True)
 
     def _step_done(self, rec: WorkflowRecord, step: str, t0: float, ok: bool) -> None:
         self.cell.hooks.workflow_step(self.cell, rec.workflow_name, step, perf_counter() - t0, ok)
@@ -352,5 +404,5 @@ class WorkflowRunner:
         rec.finished_at = time.time()
         self.running.pop(rec.workflow_id, None)
         self.tokens.pop(rec.workflow_id, None)
-        self._checkpoint(rec, run_next=False)
+        self._save(rec, run_next=False)
         self.cell.hooks.workflow_finished(self.cell, WorkflowInfo.of(rec), exc)
