@@ -522,20 +522,19 @@ class Cell:
         restored = False
         inst: Minion | None = None
         try:
-            inst = self.cls.__new__(self.cls)
-            inst.__dict__["_minion_cell"] = self
-            inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
-            if "_minion_ready" not in inst.__dict__:
-                raise TypeError(
-                    f"{self.cls_name}.__init__ did not call super().__init__(); "
-                    f"a Minion subclass must call it first"
-                )
-            self.last_instance = inst
+            inst = self._blank()
+            self._initialise(inst)
             phase = "restore"
             if self.snapshots is None and _class_info(self.cls)[0]:
                 self.snapshots = Snapshotter(self, self.system.store)
             if self.snapshots is not None:
-                restored = self.snapshots.restore_into(inst)
+                outcome = self.snapshots.restore_into(inst)
+                if outcome is None:  # the snapshot was quarantined: start from scratch
+                    phase = "init"
+                    inst = self._blank()
+                    self._initialise(inst)
+                    phase = "restore"
+                restored = bool(outcome)
             if self.workflows is None and _class_info(self.cls)[1]:
                 self.workflows = WorkflowRunner(self)
                 self.workflows.resume()
@@ -549,6 +548,23 @@ class Cell:
         if self.parent is not None:
             self.hooks.minion_started(self, restored)
         return True
+
+    def _blank(self) -> Minion:
+        """A new, not yet initialised instance (a crash in ``__init__`` still gets its
+        ``on_failure``)."""
+        inst: Minion = self.cls.__new__(self.cls)
+        inst.__dict__["_minion_cell"] = self
+        return inst
+
+    def _initialise(self, inst: Minion) -> None:
+        """Run ``__init__`` with the spawn arguments; the instance becomes ``last_instance``."""
+        inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
+        if "_minion_ready" not in inst.__dict__:
+            raise TypeError(
+                f"{self.cls_name}.__init__ did not call super().__init__(); "
+                f"a Minion subclass must call it first"
+            )
+        self.last_instance = inst
 
     def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
         """Stop the children, then run ``on_stop`` (or ``on_failure`` after a crash)."""

@@ -158,12 +158,41 @@ class Snapshotter:
         self.last: str | None = store.load(cell.path) if store is not None else None
         self._error_key: str | None = None
 
-    def restore_into(self, instance: Minion) -> bool:
-        """Give a new incarnation the newest good state; True when there was one."""
+    def restore_into(self, instance: Minion) -> bool | None:
+        """Give a new incarnation the newest good state; True when there was one, False
+        when there was none, None when ``restore()`` raised and the class's
+        ``restore_failure = "quarantine"`` moved the snapshot aside (start a fresh instance).
+        With the default ``"crash"`` the exception propagates: a crash in ``restore``."""
         if self.last is None:
             return False
-        instance.restore(json.loads(self.last))
+        try:
+            instance.restore(json.loads(self.last))
+        except Exception as exc:
+            policy = getattr(self.cell.cls, "restore_failure", "crash")
+            if policy not in ("crash", "quarantine"):
+                raise TypeError(
+                    f"{self.cell.cls_name}.restore_failure must be 'crash' or 'quarantine', "
+                    f"got {policy!r}"
+                ) from exc
+            if policy == "crash":
+                raise
+            self._quarantine(exc)
+            return None
         return True
+
+    def _quarantine(self, exc: Exception) -> None:
+        """Set the unloadable snapshot aside (in the store when it can), report, forget it."""
+        if self._store is not None:
+            move = getattr(self._store, "quarantine", None)
+            if move is None:
+                raise SnapshotError(
+                    f"{self.cell.describe()}: restore() raised ({exc!r}) and "
+                    f"{type(self._store).__name__} has no quarantine(path, error) method, so "
+                    "the snapshot cannot be set aside; it is kept and the minion crashes."
+                ) from exc
+            move(self.cell.path, f"{type(exc).__name__}: {exc}")
+        self.last = None
+        self.cell.hooks.snapshot_quarantined(self.cell, exc)
 
     def after_message(self, instance: Minion) -> None:
         """Take a snapshot after a successful message; store it when it changed.

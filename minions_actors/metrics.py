@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: ``phase`` label values of ``minions_crashes_total`` (as passed to ``minion_crashed``).
-CRASH_PHASES = ("init", "restore", "on_start", "message")
+CRASH_PHASES = ("init", "restore", "on_start", "message", "snapshot")
 
 #: ``lifecycle_error`` phases that are failures of a runtime resource (closing the store).
 _RESOURCE_PHASES = {"store-close": "state_store"}
@@ -59,6 +59,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "minions_escalations_total": "counter",
     "minions_dead_letters_total": "counter",
     "minions_snapshot_errors_total": "counter",
+    "minions_snapshots_quarantined_total": "counter",
     "minions_snapshot_writes_total": "counter",
     "minions_workflow_checkpoints_total": "counter",
     "minions_snapshot_write_seconds": "summary",
@@ -380,6 +381,12 @@ class MetricsHooks(Hooks):
             cls,
             registry=r,
         )
+        self.snapshots_quarantined = Counter(
+            "minions_snapshots_quarantined",
+            "Stored snapshots that restore() could not load, moved to the quarantine.",
+            cls,
+            registry=r,
+        )
         self.workflow_starts = Counter(
             "minions_workflow_starts", "Workflows started.", wf, registry=r
         )
@@ -478,6 +485,9 @@ class MetricsHooks(Hooks):
 
     def snapshot_error(self, cell: CellView, exc: BaseException, first: bool) -> None:
         self.snapshot_errors.labels(cell.cls_name).inc()
+
+    def snapshot_quarantined(self, cell: CellView, exc: BaseException) -> None:
+        self.snapshots_quarantined.labels(cell.cls_name).inc()
 
     def workflow_started(self, cell: CellView, info: Any, resumed: bool) -> None:
         self.count_workflow_started(cell.cls_name, info.name, count=not resumed)

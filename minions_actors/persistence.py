@@ -29,6 +29,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from sqlite_utils import Database
 
+from ._quarantine import (
+    QUARANTINE_TABLE,
+    SELECT_QUARANTINED,
+    QuarantinedSnapshot,
+    insert_quarantined,
+    select_quarantined,
+)
 from ._sqlite_writer import (
     SNAPSHOT_TABLE,
     WORKFLOW_COLUMNS,
@@ -56,6 +63,7 @@ __all__ = [
     "WORKFLOW_TABLE",
     "InMemoryStateStore",
     "Migration",
+    "QuarantinedSnapshot",
     "SQLiteStateStore",
     "StateStore",
     "StoreStats",
@@ -935,6 +943,38 @@ class SQLiteStateStore:
             except sqlite3.Error as exc:
                 raise classify_sqlite_error(exc, self.path) from exc
 
+    # ------------------------------------------------------------------ quarantine
+    def quarantine(self, path: str, error: str) -> bool:
+        """Move the snapshot of ``path`` to the quarantine table with ``error``; True if
+        there was one. The copy is committed at once (on this thread); the removal from
+        ``minion_snapshots`` goes through the writer like any delete."""
+        with self._q.cond:
+            entry = self._cache.get(path)
+        if entry is None:
+            return False
+        minion_class, state_json, _ts = entry
+        with self._conn_lock:
+            if self._q.closed:
+                raise StateStoreClosed(
+                    f"state store {self.path!r} is closed; cannot quarantine {path!r}"
+                )
+            conn: sqlite3.Connection = self._db.conn
+            try:
+                with immediate_transaction(conn):
+                    insert_quarantined(conn, path, minion_class, state_json, error)
+            except sqlite3.Error as exc:
+                raise classify_sqlite_error(exc, self.path) from exc
+        self.delete(path)
+        return True
+
+    def quarantined(self) -> list[QuarantinedSnapshot]:
+        """Every quarantined snapshot, oldest first."""
+        exists = self._read(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (QUARANTINE_TABLE,),
+        )
+        return select_quarantined(self._read(SELECT_QUARANTINED, ()) if exists else [])  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ extras
     @property
     def max_size_bytes(self) -> int | None:
@@ -987,6 +1027,7 @@ class InMemoryStateStore:
         self._rows = 0
         self._wf: dict[str, WorkflowRecord] = {}
         self._wf_rows = 0
+        self._quarantined: list[QuarantinedSnapshot] = []
         self.closed = False
 
     def load(self, path: str) -> str | None:
@@ -1022,6 +1063,23 @@ class InMemoryStateStore:
     def flush(self, timeout: float | None = None) -> bool:
         """Always True: there is nothing to wait for."""
         return True
+
+    def quarantine(self, path: str, error: str) -> bool:
+        """Move ``path``'s snapshot to the quarantine list; True if there was one."""
+        with self._lock:
+            entry = self._data.pop(path, None)
+            if entry is None:
+                return False
+            self._rows += 1
+            self._quarantined.append(
+                QuarantinedSnapshot(path, entry[0], entry[1], error, _utc(time.time()))
+            )
+        return True
+
+    def quarantined(self) -> list[QuarantinedSnapshot]:
+        """Every quarantined snapshot, oldest first."""
+        with self._lock:
+            return list(self._quarantined)
 
     def close(self, timeout: float | None = None) -> None:
         """Mark closed; the data stays readable and writable."""
