@@ -208,10 +208,11 @@ class WorkflowRunner:
 
         return deliver
 
-    def _checkpoint(self, rec: WorkflowRecord, run_next: bool, starting: bool = False) -> None:
-        """Save ``rec``; the next step is queued once the save is durable. Raises what the
-        store raises; for the first save of a new workflow (``starting``) the start is then
-        taken back: nothing was started."""
+    def _checkpoint(self, rec: WorkflowRecord, run_next: bool, starting: bool = False,
+                    refuse: bool = False) -> None:
+        """Save ``rec``; the next step is queued once the save is durable (after the answers
+        to the StartWorkflow asks, for the first save: ``starting``). Raises what the store
+        raises; with ``refuse`` the start is then taken back: nothing was started."""
         rec.updated_at = time.time()
         deliver = self._schedule(rec.workflow_id) if run_next else None
         if starting:
@@ -219,7 +220,7 @@ class WorkflowRunner:
         try:
             self.store.save_workflow(rec, on_durable=deliver)
         except Exception:
-            if starting:
+            if refuse:
                 self.running.pop(rec.workflow_id, None)
                 self.tokens.pop(rec.workflow_id, None)
                 with self._answers_lock:
@@ -240,21 +241,22 @@ class WorkflowRunner:
 
         return durable
 
-    def _save(self, rec: WorkflowRecord, run_next: bool, attempt: int = 0) -> None:
-        """:meth:`_checkpoint` for a workflow already started: a save that fails (a store
+    def _save(self, rec: WorkflowRecord, run_next: bool, attempt: int = 0,
+              starting: bool = False) -> None:
+        """:meth:`_checkpoint` for a workflow that is going ahead: a save that fails (a store
         fault, a sync commit failing) is retried with backoff, so the workflow is never left
         waiting for a checkpoint that will not come."""
         from .errors import StateStoreClosed
 
         try:
-            self._checkpoint(rec, run_next)
+            self._checkpoint(rec, run_next, starting)
         except StateStoreClosed:
             return  # shutting down: the last durable checkpoint resumes at the next start
         except Exception as exc:
             self.cell.hooks.lifecycle_error(self.cell, exc, "workflow-checkpoint")
             self.cell.system.timer.call_later(
                 min(5.0, 0.05 * 2 ** attempt),
-                lambda: self._save(rec, run_next, attempt + 1),
+                lambda: self._save(rec, run_next, attempt + 1, starting),
             )
 
     def resume(self) -> None:
@@ -269,9 +271,10 @@ class WorkflowRunner:
     # ------------------------------------------------------------ user requests
     def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None,
               answer: Callable[[WorkflowInfo], None] | None = None) -> WorkflowInfo:
-        """Start (or find) a workflow. ``answer`` gets its info once the start record is
-        durable (at once for an id that exists and is durable); a start that cannot be saved
-        raises instead (a StateStoreError) and starts nothing."""
+        """Start (or find) a workflow. ``answer`` (an ask) gets its info once the start
+        record is durable (at once for an id that exists and is durable); such a start that
+        cannot be saved raises instead (a StateStoreError) and starts nothing, so the asker
+        can retry. Without ``answer`` (a tell) a failed save is retried in the background."""
         from .persistence import WorkflowRecord
 
         definition = self.definitions.get(name)
@@ -306,7 +309,10 @@ class WorkflowRunner:
         with self._answers_lock:
             self._answers[workflow_id] = [] if answer is None else [
                 functools.partial(answer, info)]
-        self._checkpoint(rec, run_next=True, starting=True)
+        if answer is None:
+            self._save(rec, run_next=True, starting=True)
+        else:
+            self._checkpoint(rec, run_next=True, starting=True, refuse=True)
         self.cell.hooks.workflow_started(self.cell, info, False)
         return info
 
