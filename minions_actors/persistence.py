@@ -447,6 +447,7 @@ class SQLiteStateStore:
             raise ValueError(f"batch_interval must be seconds >= 0, got {batch_interval!r}")
         self.path = os.path.abspath(os.fspath(path))
         self.durability: Durability = durability
+        self._sync = durability == "sync"
         self.batch_interval = float(batch_interval) if durability == "batched" else 0.0
         self._sync_timeout = sync_timeout
         self._close_lock = threading.Lock()
@@ -579,25 +580,26 @@ class SQLiteStateStore:
         q = self._q
         with q.lock:  # the condition's own lock: a C-level enter on the message path
             self._check_open(path, "save")
-            before = self._cache.get(path)
+            if self._sync:
+                self._sync_change(f"snapshot of {path!r}", q.pending, path, entry,
+                                  self._cache, entry)
+                return
             q.pending[path] = entry
             self._cache[path] = entry
-            self._accepted(
-                f"snapshot of {path!r}", q.pending, path, entry,
-                lambda: self._undo(self._cache, path, entry, before),
-            )
+            self._accepted()
 
     def delete(self, path: str) -> None:
         """Queue the removal of ``path``'s snapshot (sync mode: wait for the commit)."""
         q = self._q
         with q.cond:
             self._check_open(path, "delete")
-            before = self._cache.pop(path, None)
+            if self._sync:
+                self._sync_change(f"deletion of {path!r}", q.pending, path, None,
+                                  self._cache, None)
+                return
             q.pending[path] = None
-            self._accepted(
-                f"deletion of {path!r}", q.pending, path, None,
-                lambda: self._undo(self._cache, path, None, before),
-            )
+            self._cache.pop(path, None)
+            self._accepted()
 
     def _check_open(self, subject: str, action: str) -> None:
         """Refuse a change once the store is closed (the caller holds the queue's lock)."""
@@ -606,37 +608,41 @@ class SQLiteStateStore:
                 f"state store {self.path!r} is closed; cannot {action} {subject!r}"
             )
 
-    def _accepted(
-        self, what: str, queue: dict[str, Any], key: str, change: object,
-        undo: Callable[[], None],
-    ) -> None:
-        """Count one accepted change (the caller holds the queue's lock): batched mode wakes
-        the writer for the first change of a batch; sync mode waits for its commit and, if
-        that fails, takes the change back (out of ``queue`` if still there, and ``undo``
-        restores the in-memory view) before raising :class:`StateStoreWriteFailed`."""
+    def _accepted(self) -> None:
+        """Batched mode, lock held: count one accepted change; wake the writer for the first
+        change of a batch."""
         q = self._q
         q.accepted += 1
-        if self.durability != "sync":
-            if q.first_dirty is None:
-                q.first_dirty = time.monotonic()
-                q.cond.notify_all()
-            return
+        if q.first_dirty is None:
+            q.first_dirty = time.monotonic()
+            q.cond.notify_all()
+
+    def _sync_change(
+        self, what: str, queue: dict[str, Any], key: str, change: object,
+        view: dict[str, Any], seen: object,
+    ) -> None:
+        """Sync mode, lock held: queue ``change`` under ``key``, make the in-memory ``view``
+        show ``seen`` (None: absent), and wait for the commit. If it fails, take the change
+        back (out of ``queue`` if the writer has not taken it, and ``view`` as it was unless
+        a newer change replaced ours) and raise :class:`StateStoreWriteFailed`."""
+        before = view.get(key)
+        queue[key] = change
+        if seen is None:
+            view.pop(key, None)
+        else:
+            view[key] = seen
+        self._q.accepted += 1
         try:
-            self._wait_committed(q.accepted, what)
+            self._wait_committed(self._q.accepted, what)
         except StateStoreWriteFailed:
             if key in queue and queue[key] is change:
                 del queue[key]  # not taken by the writer yet: it must never be written
-            undo()
+            if view.get(key) is seen:
+                if before is None:
+                    view.pop(key, None)
+                else:
+                    view[key] = before
             raise
-
-    @staticmethod
-    def _undo(view: dict[str, Any], key: str, change: object, before: object) -> None:
-        """Put back what ``view[key]`` was, unless a newer change replaced ours meanwhile."""
-        if view.get(key) is change:
-            if before is None:
-                view.pop(key, None)
-            else:
-                view[key] = before
 
     def _wait_committed(self, target: int, what: str) -> None:
         """Sync mode, lock held: wake the writer and wait for change number ``target`` to be
@@ -777,19 +783,16 @@ class SQLiteStateStore:
         q = self._q
         with q.cond:
             self._check_open(wid, "save workflow")
-            before = self._wf_live.get(wid)
-            q.wf_pending[wid] = rec
-            if rec.status == "running":
-                self._wf_live[wid] = rec
+            live = rec if rec.status == "running" else None
+            if self._sync:
+                self._sync_change(f"workflow {wid!r}", q.wf_pending, wid, rec,
+                                  self._wf_live, live)
             else:
-                self._wf_live.pop(wid, None)
-            if self.durability == "sync":
-                live = rec if rec.status == "running" else None
-                self._accepted(
-                    f"workflow {wid!r}", q.wf_pending, wid, rec,
-                    lambda: self._undo(self._wf_live, wid, live, before),
-                )
-            else:
+                q.wf_pending[wid] = rec
+                if live is not None:
+                    self._wf_live[wid] = rec
+                else:
+                    self._wf_live.pop(wid, None)
                 q.accepted += 1
                 # Wake the writer for the first change of a batch, and for its first callback
                 # (a batch with a callback is committed without waiting for batch_interval).
@@ -858,12 +861,13 @@ class SQLiteStateStore:
         q = self._q
         with q.cond:
             self._check_open(workflow_id, "delete workflow")
-            q.wf_pending[workflow_id] = None
-            before = self._wf_live.pop(workflow_id, None)
-            self._accepted(
-                f"deletion of workflow {workflow_id!r}", q.wf_pending, workflow_id, None,
-                lambda: self._undo(self._wf_live, workflow_id, None, before),
-            )
+            if self._sync:
+                self._sync_change(f"deletion of workflow {workflow_id!r}", q.wf_pending,
+                                  workflow_id, None, self._wf_live, None)
+            else:
+                q.wf_pending[workflow_id] = None
+                self._wf_live.pop(workflow_id, None)
+                self._accepted()
         return existed
 
     def prune_workflows(
