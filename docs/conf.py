@@ -6,6 +6,7 @@ Makefile). No network access is needed: intersphinx is loaded but has no mapping
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -90,6 +91,21 @@ def _no_inline_attribute_types(app, what, name, obj, options, lines):
         lines[:0] = ["..", ""]
 
 
+#: The first line of a runnable example (tests/test_docs_examples.py): for the tests only.
+_EXAMPLE_MARKER = re.compile(r"^(```python[ \t]*\n)# example[ \t]*\n", re.MULTILINE)
+
+
+def strip_example_markers(text):
+    """``text`` without the ``# example`` line that opens runnable ```python blocks."""
+    return _EXAMPLE_MARKER.sub(r"\1", text)
+
+
+def _strip_example_markers(app, docname, source):
+    """Keep the test marker out of the rendered pages (the files on disk keep it)."""
+    source[0] = strip_example_markers(source[0])
+
+
 def setup(app):
+    app.connect("source-read", _strip_example_markers)
     app.connect("autodoc-process-signature", _hide_private_parameters, priority=600)
     app.connect("autodoc-process-docstring", _no_inline_attribute_types, priority=400)

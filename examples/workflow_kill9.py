@@ -46,8 +46,7 @@ def child(db: str) -> None:
     orders = system.spawn(Orders, name="orders")  # same path as before: resumes its work
     info = orders.ask(StartWorkflow("fulfil", "order-1001", {"order": 1001}), timeout=5)
     print(f"  workflow {info.workflow_id}: {info.status} at step {info.step!r}", flush=True)
-    while (info := system.workflow("order-1001")) and info.status == "running":
-        threading.Event().wait(0.01)
+    info = system.wait_workflow("order-1001", timeout=30)
     print(f"  workflow order-1001 {info.status}: {info.context}", flush=True)
     system.shutdown()
 

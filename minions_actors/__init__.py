@@ -35,6 +35,7 @@ from .workflows import (
     Workflow,
     WorkflowError,
     WorkflowInfo,
+    WorkflowTimeout,
 )
 
 __version__ = "0.1.0"
@@ -75,5 +76,6 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowInfo",
+    "WorkflowTimeout",
     "__version__",
 ]

@@ -40,7 +40,14 @@ from .errors import (
     SystemNotRunning,
 )
 from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
-from .workflows import RunStep, StartWorkflow, WorkflowError, WorkflowRunner, workflows_of
+from .workflows import (
+    RunStep,
+    StartWorkflow,
+    WorkflowError,
+    WorkflowRunner,
+    unknown_workflow,
+    workflows_of,
+)
 
 if TYPE_CHECKING:
     from ._hooks import Hooks
@@ -97,6 +104,13 @@ def _takes_no_arguments(cls: type) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _bind_base(inst: Minion) -> None:
+    """Set the attributes ``Minion.__init__`` sets (imported here: minion imports this module)."""
+    from .minion import Minion
+
+    Minion.__init__(inst)
 
 
 def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
@@ -510,7 +524,7 @@ class Cell:
     def start_workflow(self, request: StartWorkflow,
                        answer: Callable[[Any], None] | None = None) -> Any:
         if self.workflows is None:
-            raise WorkflowError(f"{self.describe()} declares no workflows")
+            raise unknown_workflow(self.describe(), self.cls, request.name)
         return self.workflows.start(request.name, request.workflow_id, request.context, answer)
 
     # ----------------------------------------------------------------- incarnations
@@ -554,16 +568,13 @@ class Cell:
         ``on_failure``)."""
         inst: Minion = self.cls.__new__(self.cls)
         inst.__dict__["_minion_cell"] = self
+        # the base attributes first, so a subclass that forgets super().__init__() works
+        _bind_base(inst)
         return inst
 
     def _initialise(self, inst: Minion) -> None:
         """Run ``__init__`` with the spawn arguments; the instance becomes ``last_instance``."""
         inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
-        if "_minion_ready" not in inst.__dict__:
-            raise TypeError(
-                f"{self.cls_name}.__init__ did not call super().__init__(); "
-                f"a Minion subclass must call it first"
-            )
         self.last_instance = inst
 
     def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:

@@ -1,31 +1,59 @@
 """The command line: ``python -m minions_actors`` (also installed as ``minions-actors``).
 
 Commands: ``run pkg.module:function`` (start a system through a function and wait for it),
-``demo``, ``inspect minions.db``, ``workflows minions.db [retry|discard ID]``, ``--version``.
-Exit codes: 0 clean shutdown, 1 the system failed (escalation at Gru or an unclean stop),
-2 bad usage or import, 3 the start failed.
+``demo``, ``inspect [--db DB] [--json]``, ``workflows [--db DB] [list|show|retry|discard]
+[ID]``, ``--version``. Exit codes (:data:`EXIT_CODES`, documented in configuration.md):
+0 done / clean shutdown, 1 failed, 2 bad usage, 3 the start failed, 4 nothing to do.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_START_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_START_FAILED, EXIT_NOTHING_TO_DO = 0, 1, 2, 3, 4
+EXIT_CODES = {
+    EXIT_OK: "done (run, demo: clean shutdown)",
+    EXIT_FAILED: "failed: the system failed (escalation at Gru, minions that did not stop in "
+    "time), or the store file cannot be read or changed (not a store, damaged, locked)",
+    EXIT_USAGE: "bad usage: wrong arguments, a target that cannot be imported, no such file",
+    EXIT_START_FAILED: "the start failed (run, demo: e.g. the metrics port is taken)",
+    EXIT_NOTHING_TO_DO: "nothing to do: no such workflow, or its status does not allow the "
+    "action (retrying a completed workflow)",
+}
+
+
+def _epilog() -> str:
+    return "exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+
+
+def _db_option(parser: argparse.ArgumentParser, default: Any = "minions.db") -> None:
+    parser.add_argument("--db", default=default, metavar="PATH",
+                        help="the state store file (default: minions.db)")
+
+
+def _json_option(parser: argparse.ArgumentParser, default: Any = False) -> None:
+    parser.add_argument("--json", action="store_true", default=default,
+                        help="JSON Lines: one JSON object per record per line (for jq)")
+
+
+def _status_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    parser.add_argument("--status", choices=["running", "completed", "aborted", "failed"],
+                        default=default, help="only workflows with this status")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m minions_actors",
         description="Supervised, persistent actors for long-lived Python processes.",
-        epilog="Exit codes: 0 clean shutdown, 1 the system failed (escalation at Gru), "
-        "2 bad usage or import error, 3 the start failed.",
+        epilog=_epilog(),
     )
     parser.add_argument("--version", action="version", version=f"minions_actors {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -52,22 +80,40 @@ def _parser() -> argparse.ArgumentParser:
                       help="keep running (ticking) until SIGTERM/SIGINT")
 
     wf = sub.add_parser(
-        "workflows", help="list, retry or discard the workflows stored in a state file",
-        description="List workflows (optionally by --status), or act on one: 'retry ID' "
-        "makes a failed or aborted workflow run again from the step where it stopped (it "
-        "resumes the next time its minion starts: restart the app, or use "
-        "system.retry_workflow() in a running one); 'discard ID' deletes it.",
+        "workflows", help="list, show, retry or discard the workflows stored in a state file",
+        description="List workflows (the default action; optionally by --status), show one, "
+        "or act on one: 'retry ID' makes a failed or aborted workflow run again from the "
+        "step where it stopped (it resumes the next time its minion starts: restart the app, "
+        "or use system.retry_workflow() in a running one); 'discard ID' deletes it.",
+        epilog="examples: workflows list --status failed --json; workflows retry order-7; "
+        "workflows --db app.db discard order-7",
     )
-    wf.add_argument("db", nargs="?", default="minions.db", help="default: minions.db")
-    wf.add_argument("action", nargs="?", choices=["list", "retry", "discard"], default="list")
-    wf.add_argument("workflow_id", nargs="?", help="the workflow id, for retry and discard")
-    wf.add_argument("--status", choices=["running", "completed", "aborted", "failed"])
-    wf.add_argument("--force", action="store_true", help="discard even a running workflow")
+    _db_option(wf)
+    _status_option(wf)  # 'workflows --status failed' lists, as 'workflows list --status failed'
+    _json_option(wf)
+    actions = wf.add_subparsers(dest="action", metavar="ACTION")
+    texts = ("list workflows (default)", "show one workflow",
+             "run a failed or aborted workflow again", "delete one workflow")
+    for name, text in zip(_WORKFLOW_ACTIONS, texts, strict=True):
+        action = actions.add_parser(name, help=text, description=text)
+        # options after the action work too; SUPPRESS keeps the ones given before it
+        _db_option(action, default=argparse.SUPPRESS)
+        if name == "list":
+            _status_option(action, default=argparse.SUPPRESS)
+        else:
+            action.add_argument("workflow_id", metavar="ID", help="the workflow id")
+        if name in ("list", "show"):
+            _json_option(action, default=argparse.SUPPRESS)
+        if name == "discard":
+            action.add_argument("--force", action="store_true",
+                                help="discard even a running workflow (app stopped only)")
 
     insp = sub.add_parser("inspect", help="show the minions stored in a state file",
                           description="A readable table of the minions stored in a "
                           "minions.db: path, class, size and last update.")
-    insp.add_argument("db", nargs="?", default="minions.db", help="default: minions.db")
+    insp.add_argument("db_path", nargs="?", metavar="DB", help="same as --db")
+    _db_option(insp)
+    _json_option(insp)
     return parser
 
 
@@ -118,51 +164,112 @@ def cmd_run(target: str) -> int:
     return system.exit_code
 
 
-def cmd_inspect(db: str) -> int:
-    from ._inspect import render_inspect
+def _print_json_lines(objects: Sequence[dict[str, Any]]) -> None:
+    # ensure_ascii: control characters (ESC, C1, bidi) arrive escaped, never raw
+    for obj in objects:
+        print(json.dumps(obj, ensure_ascii=True, sort_keys=True))
+
+
+def _store_command(name: str, db: str, action: Callable[[], int]) -> int:
+    """Run one store command, turning its errors into a message and an exit code."""
+    from ._inspect import printable
+    from .errors import StateStoreError, WorkflowRecordNotFound, WorkflowStatusConflict
 
     try:
-        print(render_inspect(db))
-    except Exception as exc:
-        print(f"minions_actors inspect: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+        return action()
+    except (WorkflowRecordNotFound, WorkflowStatusConflict) as exc:
+        message, code = exc.args[0] if exc.args else str(exc), EXIT_NOTHING_TO_DO
+    except ValueError as exc:  # e.g. an unknown status
+        message, code = str(exc), EXIT_USAGE
+    except StateStoreError as exc:
+        message = str(exc)
+        code = EXIT_FAILED if os.path.isfile(db) else EXIT_USAGE  # no such file: a typo
+    print(f"minions_actors {name}: {printable(str(message))}", file=sys.stderr)
+    return code
 
 
-def cmd_workflows(db: str, action: str, workflow_id: str | None, status: str | None,
-                  force: bool) -> int:
-    from ._inspect import discard_workflow_in_file, render_workflows, retry_workflow_in_file
+def cmd_inspect(db: str, as_json: bool = False) -> int:
+    from ._inspect import read_minions, render_inspect
 
-    try:
-        if action == "list":
-            print(render_workflows(db, status=status))
-            return EXIT_OK
-        if not workflow_id:
-            print(f"minions_actors workflows: '{action}' needs a workflow id", file=sys.stderr)
-            return EXIT_USAGE
-        if action == "retry":
-            rec = retry_workflow_in_file(db, workflow_id)
-            print(f"workflow {rec.workflow_id} ({rec.workflow_name}, minion {rec.minion_path}) "
-                  f"will resume at step {rec.step_name!r} when its minion next starts")
+    def show() -> int:
+        if as_json:
+            _print_json_lines(read_minions(db).minions)
         else:
-            rec = discard_workflow_in_file(db, workflow_id, force=force)
-            print(f"workflow {rec.workflow_id} ({rec.status}) discarded")
-    except Exception as exc:
-        print(f"minions_actors workflows: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+            print(render_inspect(db))
+        return EXIT_OK
+
+    return _store_command("inspect", db, show)
+
+
+def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
+                  status: str | None = None, force: bool = False,
+                  as_json: bool = False) -> int:
+    from . import _inspect as ins
+    from .errors import WorkflowRecordNotFound
+
+    def act() -> int:
+        if action == "list":
+            if as_json:
+                _print_json_lines([ins.workflow_json(r)
+                                   for r in ins.read_workflows(db, status).records])
+            else:
+                print(ins.render_workflows(db, status=status))
+            return EXIT_OK
+        assert workflow_id is not None  # argparse requires it for these actions
+        if action == "show":
+            found = ins.read_workflows(db, workflow_id=workflow_id).records
+            if not found:
+                raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {db!r}")
+            print(json.dumps(ins.workflow_json(found[0], context=True), ensure_ascii=True,
+                             sort_keys=True) if as_json else ins.render_workflow(found[0]))
+            return EXIT_OK
+        if action == "retry":
+            rec = ins.retry_workflow_in_file(db, workflow_id)
+            text = (f"workflow {rec.workflow_id} ({rec.workflow_name}, minion "
+                    f"{rec.minion_path}) will resume at step {rec.step_name!r} when its "
+                    "minion next starts")
+        else:
+            rec = ins.discard_workflow_in_file(db, workflow_id, force=force)
+            text = f"workflow {rec.workflow_id} ({rec.status}) discarded"
+        print(ins.printable(text))
+        return EXIT_OK
+
+    return _store_command("workflows", db, act)
+
+
+_WORKFLOW_ACTIONS = ("list", "show", "retry", "discard")
+
+
+def _old_workflows_syntax(argv: Sequence[str]) -> str | None:
+    """A hint for ``workflows wf.db retry ID`` (the store file was positional before)."""
+    if len(argv) < 2 or argv[0] != "workflows" or argv[1].startswith("-"):
+        return None
+    db = argv[1]
+    if db in _WORKFLOW_ACTIONS or not (db.endswith(".db") or os.path.isfile(db)):
+        return None
+    rest = " ".join(argv[2:]) or "list"
+    return f"the store file is given with --db: workflows --db {db} {rest}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minions_actors`` and ``minions-actors``."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hint = _old_workflows_syntax(argv)
+    if hint is not None:
+        parser.error(hint)
     args = parser.parse_args(argv)
     if args.command == "run":
         return cmd_run(args.target)
     if args.command == "inspect":
-        return cmd_inspect(args.db)
+        if args.db_path is not None and args.db != "minions.db" and args.db_path != args.db:
+            parser.error(f"inspect: two files given ({args.db_path!r} and --db {args.db!r})")
+        return cmd_inspect(args.db_path or args.db, args.json)
     if args.command == "workflows":
-        return cmd_workflows(args.db, args.action, args.workflow_id, args.status, args.force)
+        return cmd_workflows(
+            args.db, args.action or "list", getattr(args, "workflow_id", None),
+            args.status, getattr(args, "force", False), args.json,
+        )
     if args.command == "demo":
         from .demo import quiet_stderr, run_demo
 

@@ -11,12 +11,15 @@ one workflow record directly in the file (the application may be stopped); they 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from ._sqlite_writer import (
     SNAPSHOT_TABLE,
@@ -36,13 +39,38 @@ from .persistence import WORKFLOW_STATUSES, WorkflowRecord, _status_set
 
 __all__ = [
     "discard_workflow_in_file",
+    "printable",
+    "read_minions",
+    "read_workflows",
     "render_inspect",
+    "render_workflow",
     "render_workflows",
     "retry_workflow_in_file",
+    "workflow_json",
 ]
 
 #: Longest error text shown in the workflows table.
 _ERROR_WIDTH = 60
+
+
+class MinionsListing(NamedTuple):
+    """What ``inspect`` reads: the store's path and schema version, one dict per stored
+    minion (path, class, size_bytes, updated_at) and the workflow counts (None: no table)."""
+
+    path: str
+    version: int
+    minions: list[dict[str, Any]]
+    workflow_counts: str | None
+
+
+class WorkflowsListing(NamedTuple):
+    """What ``workflows list`` reads: the records and the counts by status."""
+
+    path: str
+    version: int
+    has_table: bool
+    records: list[WorkflowRecord]
+    counts: str
 
 
 def _human_size(n: int) -> str:
@@ -122,8 +150,23 @@ def _workflow_counts(conn: sqlite3.Connection) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    Stored strings (paths, class names, workflow ids and errors) come from applications:
+    printed raw, an escape sequence in one could retitle, clear or rewrite the operator's
+    terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
-    """Align ``rows`` (the first is the header) into lines with a dashed rule below it."""
+    """Align ``rows`` (the first is the header) into lines with a dashed rule below it;
+    cells are escaped with :func:`printable`."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines: list[str] = []
     for n, row in enumerate(rows):
@@ -137,10 +180,9 @@ def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
     return lines
 
 
-def render_inspect(db_path: str | os.PathLike[str]) -> str:
-    """Render the minions stored in ``db_path`` as a text table (path, class, size, update).
+def read_minions(db_path: str | os.PathLike[str]) -> MinionsListing:
+    """Read the stored minions of ``db_path`` (read-only): what ``inspect`` shows.
 
-    When the file has the workflows table, a last line counts workflows by status.
     Raises :class:`StateStoreError` (a :class:`StateStoreCorrupt` for a file that is not a
     store) with a message ready to print when the file is missing or unreadable.
     """
@@ -149,26 +191,42 @@ def render_inspect(db_path: str | os.PathLike[str]) -> str:
         rows = conn.execute(
             f"SELECT path, minion_class, size_bytes, updated_at FROM {SNAPSHOT_TABLE} ORDER BY path"
         ).fetchall()
-        workflows_line = f"workflows: {_workflow_counts(conn)}" if has_workflows else None
+        counts = _workflow_counts(conn) if has_workflows else None
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
+    minions = [
+        {"path": str(r[0]), "class": str(r[1]), "size_bytes": int(r[2]),
+         "updated_at": float(r[3])}
+        for r in rows
+    ]
+    return MinionsListing(path, version, minions, counts)
 
-    total = sum(int(r[2]) for r in rows)
+
+def render_inspect(db_path: str | os.PathLike[str]) -> str:
+    """Render the minions stored in ``db_path`` as a text table (path, class, size, update).
+
+    When the file has the workflows table, a last line counts workflows by status. Stored
+    strings are escaped (:func:`printable`). Raises like :func:`read_minions`.
+    """
+    listing = read_minions(db_path)
+    rows = listing.minions
+    total = sum(m["size_bytes"] for m in rows)
     header = (
-        f"{path}: {len(rows)} stored minion{'s' if len(rows) != 1 else ''}, "
-        f"{_human_size(total)} of snapshots, schema version {version}"
+        f"{printable(listing.path)}: {len(rows)} stored minion{'s' if len(rows) != 1 else ''}, "
+        f"{_human_size(total)} of snapshots, schema version {listing.version}"
     )
     lines = [header]
     if not rows:
         lines.append("(no snapshots stored)")
     else:
         table = [("PATH", "CLASS", "SIZE", "LAST UPDATE")] + [
-            (str(r[0]), str(r[1]), _human_size(int(r[2])), _when(float(r[3]))) for r in rows
+            (m["path"], m["class"], _human_size(m["size_bytes"]), _when(m["updated_at"]))
+            for m in rows
         ]
         lines += ["", *_table(table, right={2})]
-    if workflows_line is not None:
-        lines += ["", workflows_line]
+    if listing.workflow_counts is not None:
+        lines += ["", f"workflows: {listing.workflow_counts}"]
     return "\n".join(lines)
 
 
@@ -186,28 +244,26 @@ def _step(rec: WorkflowRecord) -> str:
     return f"{rec.next_step} {rec.step_name}"
 
 
-def render_workflows(
-    db_path: str | os.PathLike[str], status: str | None = None
-) -> str:
-    """Render the workflow records of ``db_path`` (optionally one status) as a text table.
-
-    Columns: id, minion, workflow, status, step (index and name of the next step), attempts,
-    last update and the error (shortened to one line). Ordered by creation time. Opens the
-    file read-only; raises :class:`StateStoreError` like :func:`render_inspect`.
-    """
+def read_workflows(
+    db_path: str | os.PathLike[str], status: str | None = None, workflow_id: str | None = None
+) -> WorkflowsListing:
+    """Read the workflow records of ``db_path`` (read-only), optionally of one status or one
+    id, ordered by creation time. Raises like :func:`read_minions`."""
     statuses = _status_set(status)
     path, conn, version, has_workflows = _connect(db_path, write=False, timeout=5.0)
     try:
         if not has_workflows:
-            return (
-                f"{path}: no workflows (schema version {version} has no {WORKFLOW_TABLE} "
-                "table; it is added when a newer minions_actors opens the store)"
-            )
+            return WorkflowsListing(path, version, False, [], "none")
         sql = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE}"
-        params: list[str] = []
+        where, params = [], []
         if statuses is not None:
-            sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
             params = sorted(statuses)
+        if workflow_id is not None:
+            where.append("workflow_id = ?")
+            params.append(workflow_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         records = [
             WorkflowRecord(*row)
             for row in conn.execute(sql + " ORDER BY created_at, workflow_id", params)
@@ -216,9 +272,28 @@ def render_workflows(
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
+    return WorkflowsListing(path, version, True, records, counts)
+
+
+def render_workflows(
+    db_path: str | os.PathLike[str], status: str | None = None
+) -> str:
+    """Render the workflow records of ``db_path`` (optionally one status) as a text table.
+
+    Columns: id, minion, workflow, status, step (index and name of the next step), attempts,
+    last update and the error (shortened to one line); stored strings are escaped
+    (:func:`printable`). Opens the file read-only; raises like :func:`read_minions`.
+    """
+    listing = read_workflows(db_path, status)
+    path, records = printable(listing.path), listing.records
+    if not listing.has_table:
+        return (
+            f"{path}: no workflows (schema version {listing.version} has no {WORKFLOW_TABLE} "
+            "table; it is added when a newer minions_actors opens the store)"
+        )
     which = f" with status {status}" if status is not None else ""
     n = len(records)
-    header = f"{path}: {n} workflow{'s' if n != 1 else ''}{which} ({counts})"
+    header = f"{path}: {n} workflow{'s' if n != 1 else ''}{which} ({listing.counts})"
     if not records:
         return header + "\n(no workflows" + which + ")"
     table = [("ID", "MINION", "WORKFLOW", "STATUS", "STEP", "ATTEMPTS", "UPDATED", "ERROR")]
@@ -236,6 +311,29 @@ def render_workflows(
         for r in records
     ]
     return "\n".join([header, "", *_table(table, right={5})])
+
+
+def workflow_json(rec: WorkflowRecord, context: bool = False) -> dict[str, Any]:
+    """One workflow as the JSON object the CLI prints: :class:`WorkflowInfo`'s fields
+    (``context`` only when asked: it holds application data)."""
+    from .workflows import WorkflowInfo
+
+    info = dataclasses.asdict(WorkflowInfo.of(rec))
+    if not context:
+        del info["context"]
+    return info
+
+
+def render_workflow(rec: WorkflowRecord) -> str:
+    """One workflow, field by field, with its context as indented JSON (escaped)."""
+    info = workflow_json(rec, context=True)
+    ctx = info.pop("context")
+    lines = [
+        f"{key}: {_when(v) if key.endswith('_at') and v is not None else printable(str(v))}"
+        for key, v in info.items()
+    ]
+    lines += ["context:", json.dumps(ctx, indent=2, ensure_ascii=True, sort_keys=True)]
+    return "\n".join(lines)
 
 
 def _change_in_file(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -68,16 +69,33 @@ def _owner_only_opener(path: str, flags: int) -> int:
     return os.open(path, flags, _LOG_FILE_MODE)
 
 
-def _default_stderr_handler_present(log: Logger) -> bool:
-    """Whether loguru's default handler (id 0, stderr) is still installed on ``log``'s core.
+#: Id of loguru's default stderr handler per logger core: 0 at import; a new id once a system
+#: has swapped it for its stand-in and put it back (see :meth:`LogSetup._swap_default_handler`).
+_default_handler_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def _default_handler_stream(log: Logger) -> Any:
+    """The stream of loguru's default handler if it is installed on ``log``'s core, else None.
 
     Loguru exposes no public query for this, so we look at its private core and, if that
-    ever changes shape, answer False (we then add our own stderr sink: worst case a
-    duplicated line, never a missing one).
+    ever changes shape, answer None: the runtime then leaves the handlers alone (worst case
+    its records also reach stderr through the default handler, never a missing line).
     """
-    core = getattr(log, "_core", None)
-    handlers = getattr(core, "handlers", None)
-    return isinstance(handlers, Mapping) and 0 in handlers
+    handlers = _handlers(log)
+    if handlers is None:
+        return None
+    handler = handlers.get(_default_handler_ids.get(getattr(log, "_core", None), 0))
+    return getattr(getattr(handler, "_sink", None), "_stream", None)
+
+
+def _handlers(log: Logger) -> Mapping[int, Any] | None:
+    """Loguru's private handler table of ``log``'s core (None if it ever changes shape)."""
+    handlers = getattr(getattr(log, "_core", None), "handlers", None)
+    return handlers if isinstance(handlers, Mapping) else None
+
+
+def _not_runtime_record(record: Record) -> bool:
+    return not is_runtime_record(record)
 
 
 def _split_sink(item: Any) -> tuple[Any, dict[str, Any]]:
@@ -100,12 +118,17 @@ class LogSetup:
     - ``file_logs``: a rotating, retention-capped ``log_dir/minions.log`` (owner-only, 0600)
       receiving every record at ``level`` or above, the application's too: it is the
       process's log file. ``json_logs=True`` writes JSON lines (loguru ``serialize``).
-    - ``stderr_logs``: runtime records on stderr. If loguru's default handler 0 is still
-      installed it already prints them, so no second stderr sink is added (no duplicate
-      lines); if the application removed handler 0, a stderr sink filtered to runtime records
-      is added.
+    - ``stderr_logs``: runtime records at ``level`` or above on stderr, through a sink of
+      the runtime's own. While the system runs, loguru's default handler (id 0, stderr,
+      from DEBUG up) is swapped for a stand-in with the same stream and loguru's defaults
+      that leaves runtime records out, so ``stderr_logs`` and ``level`` decide what the
+      runtime prints; shutdown puts a default handler back. Sinks the application added
+      are never touched.
+    - ``diagnose``: loguru's ``diagnose`` (values of local variables in tracebacks) for the
+      sinks the runtime adds; off by default, since locals hold message contents.
     - ``log_sinks``: extra sinks, each anything ``logger.add`` accepts, a ``(sink, options)``
-      tuple or a dict with a ``"sink"`` key; options are passed through unchanged.
+      tuple or a dict with a ``"sink"`` key; options are passed through unchanged
+      (``diagnose`` defaults to ``diagnose`` above).
     """
 
     def __init__(
@@ -120,6 +143,7 @@ class LogSetup:
         level: str | int = "INFO",
         rotation: str | int = "10 MB",
         retention: str | int = 5,
+        diagnose: bool = False,
     ) -> None:
         self._base: Logger = logger if logger is not None else _global_logger
         self.log: Logger = self._base.bind(minions=True, minion=GRU_PATH, minion_class=GRU_CLASS)
@@ -131,7 +155,10 @@ class LogSetup:
         self.level = level
         self.rotation = rotation
         self.retention = retention
+        self.diagnose = diagnose
         self._ids: list[int] = []
+        self._swapped_stream: Any = None  # the default handler's stream while swapped out
+        self._standin_id: int | None = None
 
     @property
     def log_file(self) -> Path:
@@ -148,9 +175,10 @@ class LogSetup:
         if self._ids:
             return
         try:
+            self._swap_default_handler()
             if self.file_logs:
                 self._add_file_sink()
-            if self.stderr_logs and not _default_stderr_handler_present(self._base):
+            if self.stderr_logs:
                 self._ids.append(
                     self._base.add(
                         sys.stderr,
@@ -158,14 +186,45 @@ class LogSetup:
                         filter=is_runtime_record,
                         format=_human_format,
                         serialize=self.json_logs,
+                        backtrace=False,
+                        diagnose=self.diagnose,
                     )
                 )
             for item in self._sinks:
                 sink, options = _split_sink(item)
+                options.setdefault("diagnose", self.diagnose)
                 self._ids.append(self._base.add(sink, **options))
         except BaseException:
             self.close()
             raise
+
+    def _swap_default_handler(self) -> None:
+        """Replace loguru's default handler by a stand-in that leaves runtime records out.
+
+        The stand-in is added before the default is removed, so no record falls in the gap.
+        """
+        stream = _default_handler_stream(self._base)
+        if stream is None:
+            return
+        core = getattr(self._base, "_core", None)
+        self._standin_id = self._base.add(stream, filter=_not_runtime_record)
+        self._swapped_stream = stream
+        self._base.remove(_default_handler_ids.get(core, 0))
+
+    def _restore_default_handler(self) -> None:
+        """Put a default handler back, unless the application removed the stand-in (say
+        with ``logger.remove()``): then it wants no default handler."""
+        stream, self._swapped_stream = self._swapped_stream, None
+        standin, self._standin_id = self._standin_id, None
+        handlers = _handlers(self._base)
+        if handlers is not None and standin not in handlers:
+            return
+        if stream is not None:
+            # loguru's defaults, as at import
+            _default_handler_ids[getattr(self._base, "_core", None)] = self._base.add(stream)
+        if standin is not None:
+            with contextlib.suppress(ValueError):  # already removed by the application
+                self._base.remove(standin)
 
     def _add_file_sink(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +239,7 @@ class LogSetup:
             encoding="utf-8",
             enqueue=False,
             opener=_owner_only_opener,
+            diagnose=self.diagnose,
         )
         self._ids.append(handler_id)
         # The opener only sets the mode of files it creates; tighten a pre-existing one too.
@@ -187,7 +247,9 @@ class LogSetup:
             os.chmod(path, _LOG_FILE_MODE)
 
     def close(self) -> None:
-        """Remove only the sinks this setup added (flushing them); safe to call twice."""
+        """Remove only the sinks this setup added (flushing them) and put loguru's default
+        handler back if it was swapped; safe to call twice."""
+        self._restore_default_handler()
         while self._ids:
             handler_id = self._ids.pop()
             with contextlib.suppress(ValueError):  # already removed by someone else

@@ -11,6 +11,7 @@ the minion back to its state after its last successful message even without a st
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import SnapshotError, StateStoreWriteFailed
@@ -24,19 +25,33 @@ def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-try:  # one prebuilt C encoder: json's encode() builds a new one per call (2x the cost)
-    from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
+def _c_encoder() -> Callable[[Any], str] | None:
+    """One prebuilt C encoder (json's ``encode()`` builds a new one per call: 2x the cost),
+    or None where CPython's private accelerator is missing (``json.encoder`` then sets
+    ``c_make_encoder`` to None) or has another shape."""
+    import json.encoder as stdlib
 
-    _c_iterencode = c_make_encoder(
-        None, _not_json, c_encode_basestring, None, ":", ",", False, False, False
-    )
+    make = getattr(stdlib, "c_make_encoder", None)
+    quote = getattr(stdlib, "c_encode_basestring", None)
+    if make is None or quote is None:
+        return None
+    try:
+        iterencode = make(None, _not_json, quote, None, ":", ",", False, False, False)
+    except TypeError:  # a different signature in some future CPython
+        return None
 
-    def _encode(value: Any) -> str:
-        return "".join(_c_iterencode(value, 0))
-except ImportError:  # pragma: no cover - CPython always has the C accelerator
-    _encode = json.JSONEncoder(  # type: ignore[assignment]
-        ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    ).encode
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+def _stdlib_encoder() -> Callable[[Any], str]:
+    """The public-API encoder with the same output (the fallback)."""
+    return json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+_encode: Callable[[Any], str] = _c_encoder() or _stdlib_encoder()
 
 #: The exact types that round-trip through JSON unchanged (``_plain``'s fast path).
 _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})

@@ -8,6 +8,7 @@ run of the demo.
 
 from __future__ import annotations
 
+import sys
 import threading
 import urllib.request
 from typing import Any
@@ -78,8 +79,6 @@ class Team(Minion):
 def quiet_stderr() -> None:
     """For the demo only (an application may do this, the runtime never does): show
     warnings and errors on stderr as one line each; the full records go to the log file."""
-    import sys
-
     from loguru import logger
 
     try:
@@ -100,9 +99,21 @@ def run_demo(
     db: str = "minions.db", metrics_port: int | None = 8081, log_dir: str = "logs",
     forever: bool = False,
 ) -> int:
-    """Run the demo and return the process exit code."""
-    system = ActorSystem.start(state_store=db, metrics_port=metrics_port, log_dir=log_dir,
-                               stderr_logs=False)
+    """Run the demo and return the process exit code (3 when it cannot start)."""
+    from ._cli import EXIT_START_FAILED
+    from .errors import MetricsPortInUse, MinionsError
+
+    try:
+        system = ActorSystem.start(state_store=db, metrics_port=metrics_port, log_dir=log_dir,
+                                   stderr_logs=False)
+    except MetricsPortInUse:
+        print(f"minions_actors demo: cannot start: the metrics port {metrics_port} is in use "
+              f"(another demo or exporter?). Run it with --metrics-port 0 (any free port) or "
+              f"--metrics-port <another port>.", file=sys.stderr)
+        return EXIT_START_FAILED
+    except (MinionsError, OSError) as exc:
+        print(f"minions_actors demo: cannot start: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED
     url = system.metrics.url if system.metrics is not None else None
     print(f"1. system started: state in {db}, metrics at {url}, logs in {log_dir}/")
 

@@ -332,6 +332,25 @@ class MinionsCollector(Collector):
         yield errors
 
 
+class _WithoutCreated(Collector):
+    """Exposes ``metrics`` without their ``_created`` samples.
+
+    prometheus_client adds a ``_created`` sample to every counter and histogram child; the
+    families computed at scrape time have none. Leaving them out here makes every
+    ``minions_*`` family consistent without ``disable_created_metrics()``, which is
+    process-wide and would change the application's own metrics too.
+    """
+
+    def __init__(self, metrics: Sequence[Any]) -> None:
+        self._metrics = list(metrics)
+
+    def collect(self) -> Iterator[Any]:
+        for metric in self._metrics:
+            for family in metric.collect():
+                family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+                yield family
+
+
 class MetricsHooks(Hooks):
     """Owns a system's Prometheus registry and HTTP endpoint and counts lifecycle events.
 
@@ -354,7 +373,7 @@ class MetricsHooks(Hooks):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-        r = self.registry
+        r = None  # not registered one by one: through _WithoutCreated below
         cls = ["minion_class"]
         wf = ["minion_class", "workflow"]
         self.restarts = Counter(
@@ -405,6 +424,12 @@ class MetricsHooks(Hooks):
         self.workflow_step_seconds = Histogram(
             "minions_workflow_step_seconds", "Duration of workflow steps.", wf, registry=r
         )
+        self.registry.register(_WithoutCreated([
+            self.restarts, self.crashes, self.escalations, self.dead_letters,
+            self.snapshot_errors, self.snapshots_quarantined, self.workflow_starts,
+            self.workflow_completions,
+            self.workflow_failures, self.workflows_in_flight, self.workflow_step_seconds,
+        ]))
         self._bound: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {}
 
     # -- HTTP endpoint -------------------------------------------------------------------
@@ -460,6 +485,7 @@ class MetricsHooks(Hooks):
         self.escalations.labels(cls_name)
         self.dead_letters.labels(cls_name)
         self.snapshot_errors.labels(cls_name)
+        self.snapshots_quarantined.labels(cls_name)
         for phase in CRASH_PHASES:
             self.crashes.labels(cls_name, phase)
 

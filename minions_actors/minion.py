@@ -70,7 +70,6 @@ class Minion(pykka.ThreadingActor):
         self.actor_inbox = cell.inbox
         self.actor_stopped = cell.stopped_event
         self._actor_ref = cell.ref  # type: ignore[assignment]
-        self.__dict__["_minion_ready"] = True
 
     @classmethod
     def check_args(cls, *args: Any, **kwargs: Any) -> None:

@@ -384,8 +384,13 @@ def _migrate(db: Database, db_path: str) -> int:
             )
         for number in range(found + 1, latest + 1):
             MIGRATIONS[number - 1](db)
+        if found == 0:  # a new file: creating is not migrating, nothing to tell the operator
+            store_log.current.debug(
+                "state store {!r}: created with schema version {}", db_path, latest
+            )
+        elif found < latest:
             store_log.current.info(
-                "state store {!r}: migrated schema to version {}", db_path, number
+                "state store {!r}: migrated schema from version {} to {}", db_path, found, latest
             )
         conn.execute(f"PRAGMA user_version = {latest}")
     return found

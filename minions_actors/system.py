@@ -22,6 +22,7 @@ from ._timer import Timer
 from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
 from .supervision import OneForOne, Strategy
+from .workflows import WorkflowError, WorkflowWaiters
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -49,6 +50,8 @@ class ActorSystem:
         if _token is not _DEFAULT:
             raise TypeError("create an ActorSystem with ActorSystem.start(...)")
         self.hooks = HookDispatcher()
+        self._workflow_waiters = WorkflowWaiters()
+        self.hooks.add(self._workflow_waiters)
         self.store: StateStore | None = None
         self.workflow_store: Any = None
         self.timer = Timer()
@@ -92,6 +95,7 @@ class ActorSystem:
         log_level: str = "INFO",
         log_rotation: str | int = "10 MB",
         log_retention: str | int = 5,
+        log_diagnose: bool = False,
         stop_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         hooks: Iterable[Hooks] = (),
@@ -109,6 +113,8 @@ class ActorSystem:
         :class:`~minions_actors.SystemAlreadyRunning` if a system is already running.
         ``workflow_retention``: completed workflows are pruned after this many seconds
         (default 7 days); failed and aborted ones stay until retried or discarded.
+        ``log_diagnose=True`` lets the runtime's log sinks print local variables in
+        tracebacks (loguru's ``diagnose``; off by default: they hold message contents).
         """
         if strategy is None:
             strategy = OneForOne(max_restarts=3, within=5.0)
@@ -139,7 +145,7 @@ class ActorSystem:
                     metrics_port=metrics_port, metrics_host=metrics_host, strategy=strategy,
                     file_logs=file_logs, log_dir=log_dir, json_logs=json_logs,
                     stderr_logs=stderr_logs, log_level=log_level, log_rotation=log_rotation,
-                    log_retention=log_retention, hooks=hooks,
+                    log_retention=log_retention, log_diagnose=log_diagnose, hooks=hooks,
                 )
             except BaseException:
                 system._teardown(time.monotonic() + shutdown_timeout)
@@ -155,7 +161,8 @@ class ActorSystem:
         self, *, state_store: Any, log_sinks: Iterable[Any], logger: Logger | None,
         metrics_port: int | None, metrics_host: str, strategy: Strategy, file_logs: bool,
         log_dir: Any, json_logs: bool, stderr_logs: bool, log_level: str,
-        log_rotation: str | int, log_retention: str | int, hooks: Iterable[Hooks],
+        log_rotation: str | int, log_retention: str | int, log_diagnose: bool,
+        hooks: Iterable[Hooks],
     ) -> None:
         from ._logs import LoggingHooks, LogSetup
 
@@ -163,6 +170,7 @@ class ActorSystem:
             logger=logger, log_sinks=tuple(log_sinks), file_logs=file_logs,
             log_dir=str(log_dir), json_logs=json_logs, stderr_logs=stderr_logs,
             level=log_level, rotation=log_rotation, retention=log_retention,
+            diagnose=log_diagnose,
         )
         self._logs.install()
         self._log = self._logs.log
@@ -302,6 +310,32 @@ class ActorSystem:
         rec = self.workflow_store.get_workflow(workflow_id)
         return WorkflowInfo.of(rec) if rec is not None else None
 
+    def wait_workflow(self, workflow_id: str, timeout: float | None = None) -> WorkflowInfo:
+        """Block until the workflow is no longer running and return its final info
+        (``status`` completed, failed or aborted).
+
+        Woken by the workflow's end, not by polling. Raises
+        :class:`~minions_actors.WorkflowTimeout` (a ``TimeoutError``) when it is still
+        running after ``timeout`` seconds, :class:`~minions_actors.WorkflowError` for an
+        unknown id or when called by the minion that runs it (its steps need that thread),
+        and :class:`~minions_actors.SystemNotRunning` when the system shuts down first.
+        """
+        from ._cell import _current
+
+        caller = getattr(_current, "cell", None)
+
+        def read() -> WorkflowInfo | None:
+            info = self.workflow(workflow_id)
+            if (info is not None and info.status == "running" and caller is not None
+                    and info.minion == caller.path):
+                raise WorkflowError(
+                    f"{caller.describe()} cannot wait for its own workflow {workflow_id!r}: "
+                    "its steps run on the thread that would be waiting"
+                )
+            return info
+
+        return self._workflow_waiters.wait(read, workflow_id, timeout)
+
     def retry_workflow(self, workflow_id: str, timeout: float = 10.0) -> WorkflowInfo:
         """Run a failed or aborted workflow again from the step where it stopped.
 
@@ -322,8 +356,6 @@ class ActorSystem:
         return bool(self.workflow_store.delete_workflow(workflow_id))
 
     def _owner(self, workflow_id: str) -> MinionRef[Any]:
-        from .workflows import WorkflowError
-
         rec = self.workflow_store.get_workflow(workflow_id)
         if rec is None:
             raise WorkflowError(f"no workflow with id {workflow_id!r}")

@@ -10,6 +10,7 @@ step's :class:`Retry` policy; they never crash the minion.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from ._hooks import Hooks
 from .errors import MinionsError
 from .supervision import Backoff
 
@@ -38,6 +40,10 @@ class AbortWorkflow(Exception):
 
 class WorkflowError(MinionsError):
     """A workflow request that cannot be honoured (unknown name, id, or wrong status)."""
+
+
+class WorkflowTimeout(WorkflowError, TimeoutError):
+    """``wait_workflow`` gave up: the workflow was still running when the timeout passed."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,69 @@ class WorkflowInfo:
         )
 
 
+class WorkflowWaiters(Hooks):
+    """Wakes ``system.wait_workflow`` callers when their workflow finishes (a hook: no
+    polling) or when the system begins to shut down."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: collections.Counter[str] = collections.Counter()
+        self._finished: dict[str, WorkflowInfo] = {}
+        self._stopping = False
+
+    def workflow_finished(self, cell: Any, info: WorkflowInfo, exc: BaseException | None) -> None:
+        if not self._waiting:  # nobody waits (the usual case): no lock. A waiter that
+            return  # registers after this reads the final record, saved before this hook
+        with self._cond:
+            if self._waiting[info.workflow_id]:
+                self._finished[info.workflow_id] = info
+                self._cond.notify_all()
+
+    def system_stopping(self, system: Any, failure: BaseException | None) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def wait(self, read: Callable[[], WorkflowInfo | None], workflow_id: str,
+             timeout: float | None) -> WorkflowInfo:
+        """Block until ``workflow_id`` is no longer running; ``read`` gets its current info
+        (called once registered, so a finish in between is not missed)."""
+        from .errors import SystemNotRunning
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._waiting[workflow_id] += 1
+        try:
+            info = read()
+            if info is None:
+                raise WorkflowError(f"no workflow with id {workflow_id!r}")
+            with self._cond:
+                while info.status == "running":
+                    info = self._finished.get(workflow_id, info)
+                    if info.status != "running":
+                        break
+                    if self._stopping:
+                        raise SystemNotRunning(
+                            f"the system is shutting down; workflow {workflow_id!r} is still "
+                            f"at step {info.step!r} and resumes there at the next start"
+                        )
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        now = read() or info
+                        raise WorkflowTimeout(
+                            f"workflow {workflow_id!r} did not finish within {timeout} s; "
+                            f"it is at step {now.step!r} (attempts {now.attempts})"
+                        )
+                    self._cond.wait(left)
+            return info
+        finally:
+            with self._cond:
+                self._waiting[workflow_id] -= 1
+                if not self._waiting[workflow_id]:
+                    del self._waiting[workflow_id]
+                    self._finished.pop(workflow_id, None)
+
+
 class RunStep:
     """Internal message: run the next step of ``workflow_id`` (stale when the token moved on)."""
 
@@ -160,6 +229,20 @@ def workflows_of(cls: type) -> dict[str, Workflow]:
             if isinstance(value, Workflow):
                 found[name] = value
     return found
+
+
+def unknown_workflow(describe: str, cls: type, name: str) -> WorkflowError:
+    """The error for starting a workflow ``cls`` does not declare, saying why when a method
+    of the same name hides it (``charge = Workflow(...)`` then ``def charge``)."""
+    known = ", ".join(sorted(workflows_of(cls))) or "none"
+    text = f"{describe} has no workflow {name!r} (it declares: {known})"
+    if callable(getattr(cls, name, None)):
+        text += (
+            f"; {cls.__name__}.{name} is a method: if the class body declares "
+            f"`{name} = Workflow(...)`, a method named {name!r} defined after it (a step?) "
+            f"replaced it. Give the workflow a name that no method uses"
+        )
+    return WorkflowError(text)
 
 
 def _encode_context(cell: Cell, context: Any) -> str:
@@ -279,10 +362,7 @@ class WorkflowRunner:
 
         definition = self.definitions.get(name)
         if definition is None:
-            known = ", ".join(sorted(self.definitions)) or "none"
-            raise WorkflowError(
-                f"{self.cell.describe()} has no workflow {name!r} (it declares: {known})"
-            )
+            raise unknown_workflow(self.cell.describe(), self.cell.cls, name)
         if not isinstance(workflow_id, str) or not workflow_id:
             raise WorkflowError(f"a workflow id is a non-empty str, got {workflow_id!r}")
         existing = self.running.get(workflow_id) or self.store.get_workflow(workflow_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 from dataclasses import dataclass
@@ -297,15 +298,39 @@ def test_file_sink_takes_application_records_too(tmp_path: Path) -> None:
     assert "app says hi" in (tmp_path / "minions.log").read_text(encoding="utf-8")
 
 
-def test_stderr_sink_added_only_without_default_handler(
+def test_default_handler_is_swapped_for_a_standin_and_put_back() -> None:
+    # A core whose first handler (id 0) stands for loguru's default one: while the setup is
+    # installed, runtime records reach that stream only through the runtime's own sink, at
+    # its level; application records still reach it. Twice: the handler put back by the
+    # first close() (with a new id) is recognised by the second setup.
+    user_logger = isolated_logger()
+    stream = io.StringIO()
+    assert user_logger.add(stream, format="{message}") == 0
+    for round_ in range(2):
+        setup = LogSetup(logger=user_logger, file_logs=False, stderr_logs=True,
+                         level="WARNING", log_sinks=[(stream, {"format": "sink {message}"})])
+        setup.install()
+        try:
+            setup.log.debug("runtime debug")
+            setup.log.warning("runtime warning")
+            user_logger.debug("app debug")
+        finally:
+            setup.close()
+        user_logger.debug("app after close")
+        text = stream.getvalue()
+        stream.truncate(0)
+        stream.seek(0)
+        # the default stream gets the app's records; the runtime's only via the runtime's
+        # own sinks (here the explicit log_sinks entry; stderr is elsewhere)
+        assert text.count("runtime debug") == text.count("sink runtime debug") == 1, round_
+        assert text.count("runtime warning") == text.count("sink runtime warning") == 1
+        assert "app debug" in text and "app after close" in text
+    assert 0 not in user_logger._core.handlers  # it was swapped and put back with a new id
+
+
+def test_runtime_stderr_sink_takes_only_runtime_records_at_its_level(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # The global logger still has loguru's handler 0 (stderr): no second stderr sink.
-    with_default = LogSetup(file_logs=False, stderr_logs=True)
-    with_default.install()
-    assert with_default.handler_ids == ()
-    with_default.close()
-
     # A core without handler 0: the runtime adds its own stderr sink, runtime records only.
     user_logger = isolated_logger()
     setup = LogSetup(logger=user_logger, file_logs=False, stderr_logs=True)
@@ -319,3 +344,13 @@ def test_stderr_sink_added_only_without_default_handler(
     err = capsys.readouterr().err
     assert "runtime line" in err
     assert "app line" not in err
+
+
+def test_no_default_handler_comes_back_after_the_application_removed_all() -> None:
+    user_logger = isolated_logger()
+    assert user_logger.add(io.StringIO()) == 0  # stands for loguru's default handler
+    setup = LogSetup(logger=user_logger, file_logs=False, stderr_logs=False)
+    setup.install()
+    user_logger.remove()  # the application drops every handler while the system runs
+    setup.close()
+    assert user_logger._core.handlers == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,18 +184,38 @@ def test_spawn_errors_are_clear(system: ActorSystem) -> None:
         Counter.start()
 
 
-def test_forgetting_super_init_is_a_clear_crash() -> None:
+def test_forgetting_super_init_is_harmless(tmp_path: Path) -> None:
     class Forgetful(Minion):
-        def __init__(self) -> None:
-            self.x = 1
+        def __init__(self, start: int) -> None:
+            self.count = start  # no super().__init__(): the runtime does not need it
 
-    system = ActorSystem.start(**QUIET)
+        def on_receive(self, message: Any) -> Any:
+            if message == "boom":
+                raise RuntimeError("boom")
+            self.count += message
+            return self.count
+
+        def add(self, n: int) -> int:
+            self.count += n
+            return self.count
+
+        def snapshot(self) -> Any:
+            return {"count": self.count}
+
+        def restore(self, state: Any) -> None:
+            self.count = state["count"]
+
+    system = ActorSystem.start(**{**QUIET, "state_store": tmp_path / "f.db"})
     try:
-        system.spawn(Forgetful, name="f")
-        assert system.wait(10)
-        assert "did not call super().__init__()" in repr(system.failure.__cause__)
+        ref = system.spawn(Forgetful, 1, name="f")
+        assert ref.ask(2, timeout=5) == 3
+        assert ref.proxy().add(1).get(timeout=5) == 4
+        with pytest.raises(RuntimeError):
+            ref.ask("boom", timeout=5)
+        assert ref.ask(0, timeout=5) == 4  # restarted with its last good state, same ref
+        assert system.running and system.failure is None
     finally:
-        system.shutdown()
+        assert system.shutdown()
 
 
 def test_death_watch(system: ActorSystem, rec: Recorder) -> None:

@@ -113,7 +113,7 @@ def test_read_only_tools_work_against_a_live_store(tmp_path: Path, owner: Owner)
     shown = _cli("inspect", str(db))
     assert shown.returncode == 0, shown.stderr
     assert "live/counter" in shown.stdout
-    listed = _cli("workflows", str(db), "list")
+    listed = _cli("workflows", "--db", str(db), "list")
     assert listed.returncode == 0, listed.stderr
     assert owner.proc.poll() is None
 
@@ -130,7 +130,7 @@ def test_read_only_tools_leave_a_closed_store_untouched(tmp_path: Path) -> None:
     before = sorted(os.listdir(tmp_path))
     digest = _digest(db)
     assert not (tmp_path / "minions.db-wal").exists()
-    for args in (("inspect", str(db)), ("workflows", str(db), "list")):
+    for args in (("inspect", str(db)), ("workflows", "--db", str(db), "list")):
         result = _cli(*args)
         assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == before  # no -wal or -shm left behind

@@ -279,12 +279,12 @@ def test_cli_lists_retries_and_discards_workflows(tmp_path: Path, rec: Recorder)
                               capture_output=True, text=True, timeout=30, cwd=tmp_path,
                               env={**os.environ, "PYTHONPATH": str(root)})
 
-    listing = cli(str(db))
+    listing = cli("--db", str(db))
     assert listing.returncode == 0 and "bad" in listing.stdout and "good" in listing.stdout
-    failed = cli(str(db), "--status", "failed")
+    failed = cli("--db", str(db), "--status", "failed")
     assert "bad" in failed.stdout and "good" not in failed.stdout
-    assert cli(str(db), "retry", "good").returncode == 2  # completed: cannot be retried
-    retried = cli(str(db), "retry", "bad")
+    assert cli("--db", str(db), "retry", "good").returncode == 4  # completed: nothing to do
+    retried = cli("--db", str(db), "retry", "bad")
     assert retried.returncode == 0 and "resume at step 'charge'" in retried.stdout
     # the next start of the owning minion resumes it at the failed step
     system = ActorSystem.start(**{**QUIET, "state_store": db})
@@ -293,6 +293,6 @@ def test_cli_lists_retries_and_discards_workflows(tmp_path: Path, rec: Recorder)
         assert done(system, "bad").context["charged"] == 100
     finally:
         system.shutdown()
-    assert cli(str(db), "discard", "bad").returncode == 0
-    assert "bad" not in cli(str(db)).stdout
-    assert cli(str(db), "discard", "nope").returncode == 2
+    assert cli("--db", str(db), "discard", "bad").returncode == 0
+    assert "bad" not in cli("--db", str(db)).stdout
+    assert cli("--db", str(db), "discard", "nope").returncode == 4
