@@ -52,8 +52,9 @@ os.register_at_fork(after_in_child=_close_in_child)
 
 
 def lock_path(db_path: str) -> str:
-    """The sidecar lock file of a store file."""
-    return db_path + ".lock"
+    """The sidecar lock file of a store file (of its real path: two symlinks to one store
+    share one lock)."""
+    return os.path.realpath(db_path) + ".lock"
 
 
 def _recorded_pid(fd: int) -> str:

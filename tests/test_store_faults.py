@@ -80,6 +80,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 # ---------------------------------------------------------------------------- one owner
+def test_a_symlink_to_an_owned_store_is_refused_too(tmp_path: Path, owner: Owner) -> None:
+    link = tmp_path / "elsewhere.db"
+    link.symlink_to(tmp_path / "minions.db")
+    with pytest.raises(StateStoreLocked, match=f"pid {owner.proc.pid}"):
+        SQLiteStateStore(link, open_timeout=0.1)
+
+
 def test_second_process_is_refused_naming_the_file_and_owner_pid(
     tmp_path: Path, owner: Owner
 ) -> None:
@@ -153,6 +160,33 @@ def test_locked_at_open_is_an_accurate_error(tmp_path: Path) -> None:
     text = str(info.value)
     assert text.startswith(f"cannot open state store {str(db)!r}: the database is locked"), text
     assert "retrying" not in text
+
+
+FSIZE_SYNC_CHILD = textwrap.dedent(
+    """
+    import resource, sys
+    from minions_actors.errors import StateStoreWriteFailed
+    from minions_actors.persistence import SQLiteStateStore
+    store = SQLiteStateStore(sys.argv[1], durability="sync")
+    store.save("m", "M", '{"v": 1}')
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+    try:
+        for i in range(100):
+            store.save(f"m{i}", "M", '{"pad": "%s"}' % ("x" * 4000))
+        print("all committed")
+    except StateStoreWriteFailed as exc:
+        print(type(exc.__cause__).__name__, store.load(f"m{i}"), i > 0)
+    """
+)
+
+
+def test_file_size_limit_fails_a_sync_save_and_takes_it_back(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", FSIZE_SYNC_CHILD, str(tmp_path / "m.db")], cwd=ROOT,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["StateStoreFull", "None", "True"], proc.stdout
 
 
 FSIZE_CHILD = textwrap.dedent(
