@@ -315,6 +315,11 @@ class SnapshotWriter(threading.Thread):
                         or now >= q.first_dirty + self._interval
                     ):
                         break
+                    if not dirty and q.durable < q.accepted:
+                        # changes taken back by sync savers that gave up: nothing is left
+                        # to commit, so everything accepted is settled (flush must not wait)
+                        q.durable = q.accepted
+                        q.durable_cond.notify_all()
                     if not dirty and q.stopping:
                         return
                     if not main.is_alive() and not self._others_keep_process_alive(main):

@@ -586,7 +586,7 @@ class SQLiteStateStore:
         with q.lock:  # the condition's own lock: a C-level enter on the message path
             self._check_open(path, "save")
             if self._sync:
-                self._sync_change(f"snapshot of {path!r}", q.pending, path, entry,
+                self._sync_change(f"snapshot of {path!r}", "pending", path, entry,
                                   self._cache, entry)
                 return
             q.pending[path] = entry
@@ -599,7 +599,7 @@ class SQLiteStateStore:
         with q.cond:
             self._check_open(path, "delete")
             if self._sync:
-                self._sync_change(f"deletion of {path!r}", q.pending, path, None,
+                self._sync_change(f"deletion of {path!r}", "pending", path, None,
                                   self._cache, None)
                 return
             q.pending[path] = None
@@ -623,25 +623,33 @@ class SQLiteStateStore:
             q.cond.notify_all()
 
     def _sync_change(
-        self, what: str, queue: dict[str, Any], key: str, change: object,
+        self, what: str, queue: Literal["pending", "wf_pending"], key: str, change: object,
         view: dict[str, Any], seen: object,
     ) -> None:
-        """Sync mode, lock held: queue ``change`` under ``key``, make the in-memory ``view``
-        show ``seen`` (None: absent), and wait for the commit. If it fails, take the change
-        back (out of ``queue`` if the writer has not taken it, and ``view`` as it was unless
-        a newer change replaced ours) and raise :class:`StateStoreWriteFailed`."""
+        """Sync mode, lock held: queue ``change`` under ``key`` in the write queue's
+        ``queue`` (looked up each time: the writer swaps it out), make the in-memory ``view``
+        show ``seen`` (None: absent), and wait for the commit. If it fails, or the writer
+        has not even taken it within ``sync_timeout``, take the change back (``view`` as it
+        was, unless a newer change replaced ours) and raise :class:`StateStoreWriteFailed`."""
+        q = self._q
         before = view.get(key)
-        queue[key] = change
+        getattr(q, queue)[key] = change
         if seen is None:
             view.pop(key, None)
         else:
             view[key] = seen
-        self._q.accepted += 1
+        q.accepted += 1
+
+        def withdraw() -> bool:
+            waiting = getattr(q, queue)
+            if key in waiting and waiting[key] is change:
+                del waiting[key]  # not taken by the writer: it must never be written
+                return True
+            return False
+
         try:
-            self._wait_committed(self._q.accepted, what)
+            self._wait_committed(q.accepted, what, withdraw)
         except StateStoreWriteFailed:
-            if key in queue and queue[key] is change:
-                del queue[key]  # not taken by the writer yet: it must never be written
             if view.get(key) is seen:
                 if before is None:
                     view.pop(key, None)
@@ -649,9 +657,13 @@ class SQLiteStateStore:
                     view[key] = before
             raise
 
-    def _wait_committed(self, target: int, what: str) -> None:
+    def _wait_committed(
+        self, target: int, what: str, withdraw: Callable[[], bool] | None = None
+    ) -> None:
         """Sync mode, lock held: wake the writer and wait for change number ``target`` to be
-        committed; :class:`StateStoreWriteFailed` when its commit failed or took too long."""
+        committed; :class:`StateStoreWriteFailed` when its commit failed. After
+        ``sync_timeout``, a change that ``withdraw`` can still take out of the queue fails;
+        one the writer is already committing is waited for, so its outcome is known."""
         q = self._q
         if threading.current_thread() is self._writer:
             raise RuntimeError(
@@ -660,12 +672,15 @@ class SQLiteStateStore:
             )
         q.urgent = True
         q.cond.notify_all()
-        if not self._wait_durable(target, self._sync_timeout):
-            why = self._writer.last_error or "the disk is slow or the writer stopped"
+        if not self._wait_durable(target, self._sync_timeout) and (
+            withdraw is None or withdraw() or not self._wait_durable(target, None)
+        ):
+            why = self._writer.last_error or "the writer is busy with a slow commit"
+            if not self._writer.is_alive():
+                why = "the writer stopped"
             raise StateStoreWriteFailed(
                 f"{what} was not committed to {self.path!r} within sync_timeout "
-                f"({self._sync_timeout}s; {why}): it is not acknowledged (if its commit is "
-                "still under way, its outcome is unknown)."
+                f"({self._sync_timeout}s; {why}): it is not acknowledged."
             )
         for after, upto, err in q.rejected:
             if after < target <= upto:
@@ -780,7 +795,7 @@ class SQLiteStateStore:
         for ``batch_interval``. Callbacks must be quick and must not call ``flush``/``close``.
         Sync mode: returns after the commit, having called ``on_durable`` on this thread;
         raises :class:`~minions_actors.errors.StateStoreWriteFailed` when the commit fails or
-        takes longer than ``sync_timeout`` (the record is taken back, ``on_durable`` is not
+        does not start within ``sync_timeout`` (the record is taken back, ``on_durable`` is not
         called). Exceptions from ``on_durable`` are logged.
         """
         rec = _wf_accept(record)
@@ -790,7 +805,7 @@ class SQLiteStateStore:
             self._check_open(wid, "save workflow")
             live = rec if rec.status == "running" else None
             if self._sync:
-                self._sync_change(f"workflow {wid!r}", q.wf_pending, wid, rec,
+                self._sync_change(f"workflow {wid!r}", "wf_pending", wid, rec,
                                   self._wf_live, live)
             else:
                 q.wf_pending[wid] = rec
@@ -867,7 +882,7 @@ class SQLiteStateStore:
         with q.cond:
             self._check_open(workflow_id, "delete workflow")
             if self._sync:
-                self._sync_change(f"deletion of workflow {workflow_id!r}", q.wf_pending,
+                self._sync_change(f"deletion of workflow {workflow_id!r}", "wf_pending",
                                   workflow_id, None, self._wf_live, None)
             else:
                 q.wf_pending[workflow_id] = None
