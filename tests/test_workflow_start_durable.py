@@ -3,7 +3,10 @@ holder keeps the store's writer from committing, so "durable" is under the test'
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ from minions_actors.persistence import SQLiteStateStore
 from .conftest import wait_until
 from .test_persistence import QUIET
 from .test_store import LockHolder
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Flow(Minion):
@@ -85,3 +90,57 @@ def test_sync_start_that_cannot_be_stored_is_refused_and_starts_nothing(tmp_path
         wait_until(lambda: in_file(db, "w1") == "completed", what="workflow completed")
     finally:
         assert system.shutdown(timeout=10)
+
+
+START_LOOP = """
+import sys
+from typing import Any
+from minions_actors import ActorSystem, Minion, StartWorkflow, Workflow
+
+class Flow(Minion):
+    flow = Workflow("one")
+
+    def one(self, context: dict[str, Any]) -> None:
+        return None
+
+system = ActorSystem.start(state_store=sys.argv[1], metrics_port=None, file_logs=False,
+                           stderr_logs=False, handle_signals=False)
+ref = system.spawn(Flow, name="f")
+i = int(sys.argv[2])
+while True:
+    i += 1
+    ref.ask(StartWorkflow("flow", f"w{i}", {}), timeout=10)
+    print(i, flush=True)
+"""
+
+
+def _kill_after_acks(db: Path, start: int, acks: int) -> list[int]:
+    """Run the start loop until ``acks`` starts were answered, kill -9 it, return the ids."""
+    proc = subprocess.Popen([sys.executable, "-c", START_LOOP, str(db), str(start)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    answered = [int(proc.stdout.readline()) for _ in range(acks)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    answered += [int(line) for line in proc.stdout.read().split()]  # answered before the kill
+    proc.stdout.close()
+    return answered
+
+
+def _check_kill_rounds(tmp_path: Path, rounds: int) -> None:
+    db = tmp_path / "m.db"
+    start = 0
+    for r in range(rounds):
+        answered = _kill_after_acks(db, start, acks=20 + 37 * (r % 5))
+        missing = [i for i in answered if in_file(db, f"w{i}") is None]
+        assert not missing, f"round {r}: acknowledged starts lost after kill -9: {missing}"
+        start = answered[-1] + 1000
+
+
+def test_acknowledged_starts_survive_kill_9(tmp_path: Path) -> None:
+    _check_kill_rounds(tmp_path, 3)
+
+
+@pytest.mark.slow
+def test_acknowledged_starts_survive_kill_9_campaign(tmp_path: Path) -> None:
+    _check_kill_rounds(tmp_path, 40)
