@@ -8,6 +8,7 @@ strategies; state snapshots survive crashes and process restarts in SQLite.
 from __future__ import annotations
 
 from ._hooks import Hooks
+from ._proxy import MinionProxy
 from .errors import (
     AskTimeout,
     DuplicateName,
@@ -53,6 +54,7 @@ __all__ = [
     "Minion",
     "MinionFuture",
     "MinionNotFound",
+    "MinionProxy",
     "MinionRef",
     "MinionStopped",
     "MinionsError",

@@ -32,6 +32,7 @@ from ._snapshots import Snapshotter, is_persistent
 from .errors import (
     DuplicateName,
     MailboxFull,
+    MinionsError,
     MinionStopped,
     SpawnError,
     StateStoreError,
@@ -65,11 +66,22 @@ _REFUSED_START = (WorkflowError, StateStoreError)
 _anonymous = itertools.count(1)
 _current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
 _cell_ids = itertools.count(1)
-_URN_PREFIX = uuid.uuid4().hex[:12]  # unique per process; a counter makes each cell unique
+# urns have pykka's shape (uuid4 URNs): a random prefix per process, then a counter that
+# makes each cell unique (no os.urandom call per spawn)
+_URN_PREFIX = uuid.uuid4().urn[:-12]
 _COND_LOCK = threading.Lock()
+_DEAD_LETTER_LOCK = threading.Lock()  # dead letters are counted from any thread, rarely
+# Messages that are answered or released rather than counted when a minion stops.
+_NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, RunStep)
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
 GROUP_STEP_TIMEOUT = 5.0
+
+
+def _phase_of(exc: BaseException) -> str:
+    """The crash phase of a failed call through ``_invoke``: its snapshot was refused by a
+    sync-mode store (``"snapshot"``), or the handler raised (``"message"``)."""
+    return "snapshot" if isinstance(exc, StateStoreWriteFailed) else "message"
 
 
 def _answer(future: Any, value: Any) -> None:
@@ -152,13 +164,13 @@ class Cell:
             else f"{parent.path}/{name}"
         )
         self.restart = restart
-        self.urn: str = f"urn:minion:{_URN_PREFIX}:{next(_cell_ids)}"
+        self.urn: str = f"{_URN_PREFIX}{next(_cell_ids):012x}"
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
-        self.ref: MinionRef[Any] = MinionRef(self)
         self._strategy_override = strategy
 
         self.instance: Minion | None = None
-        self.last_instance: Minion | None = None
+        self.last_instance: Minion | None = None  # the newest one, maybe still in __init__
+        self._up_cond_: threading.Condition | None = None  # built when a proxy waits
         self.incarnation = 0
         self.children: dict[str, Cell] = {}
         self.children_lock = threading.Lock()
@@ -176,7 +188,6 @@ class Cell:
         self.busy_seconds = 0.0
         self.restarts = 0
         self.dead_letters = 0
-        self._dead_letter_seq = itertools.count(1)
 
         self.terminated = False  # no more messages will be handled, ever
         self.stopped_event = threading.Event()  # set once the cell is fully finalised
@@ -185,10 +196,14 @@ class Cell:
         self._sys_cond_: threading.Condition | None = None  # built on first runtime message
         self._terminate_requested = False
         self._stop_requested = False  # ref.stop(): no restart, whatever happens next
+        self._halted = False  # a BaseException stopped the system: handle nothing more
         self._held: Any = _NOTHING
         self._stop_requests: list[m.StopRequest] = []
+        self.ref: MinionRef[Any] = MinionRef(self)
+        # named like pykka's actor threads (class first), then the path
         self.thread = threading.Thread(
-            target=self._run, name=f"minion:{self.path or 'gru'}", daemon=False
+            target=self._run, name=f"{self.cls_name} (minion:{self.path or 'gru'})",
+            daemon=bool(getattr(cls, "use_daemon_thread", False)),
         )
 
     # ----------------------------------------------------------------- descriptions
@@ -196,6 +211,12 @@ class Cell:
     def strategy(self) -> Strategy:
         """The strategy this cell applies to its children."""
         return self._strategy_override or self.cls.strategy
+
+    @property
+    def accepting(self) -> bool:
+        """False once no user message will be handled again: stopped, told to stop, or
+        halted by a shutdown (it then still handles runtime messages)."""
+        return not (self.terminated or self._terminate_requested)
 
     @property
     def is_root(self) -> bool:
@@ -219,18 +240,21 @@ class Cell:
     def _sys_cond(self) -> threading.Condition:
         """The condition runtime messages signal; most cells only need it at shutdown, so
         it is built lazily (a Condition costs more than the rest of a spawn)."""
-        cond = self._sys_cond_
-        if cond is None:
-            with _COND_LOCK:
-                cond = self._sys_cond_
-                if cond is None:
-                    cond = self._sys_cond_ = threading.Condition(threading.Lock())
+        return self._sys_cond_ or self._lazy_condition("_sys_cond_")
+
+    def _lazy_condition(self, attr: str) -> threading.Condition:
+        """Build the condition stored in ``attr`` once, whichever thread asks first."""
+        with _COND_LOCK:
+            cond: threading.Condition | None = getattr(self, attr)
+            if cond is None:
+                cond = threading.Condition(threading.Lock())
+                setattr(self, attr, cond)
         return cond
 
     def send_system(self, msg: Any) -> None:
         """Queue a runtime message ahead of user messages and wake the cell."""
         with self._sys_cond:
-            if isinstance(msg, m.Terminate):
+            if isinstance(msg, (m.Terminate, m.Halt)):
                 self._terminate_requested = True
             elif isinstance(msg, m.StopPending):
                 self._stop_requested = True
@@ -240,37 +264,88 @@ class Cell:
 
     def dead_letter(self, message: Any) -> None:
         """Account for a message that reached a stopped minion (never raises)."""
-        if isinstance(message, m.Ask):
-            message.future.set_exception(
-                exc_info=(MinionStopped, MinionStopped(self._stopped_text()), None)
-            )
-            return
-        if isinstance(message, m.StopRequest):
-            message.done.set()
-            return
-        if isinstance(message, (WakeUp, m.ExitRequest, RunStep)):
-            return  # runtime messages: a RunStep's workflow resumes at the next start
-        self.count_dead_letter(message)
+        if isinstance(message, _NOT_DEAD_LETTERS):
+            self._release(message)
+        else:
+            self.count_dead_letter(message)
 
-    def count_dead_letter(self, message: Any) -> None:
-        """Count one dead letter (from any thread) and report it; ``first`` exactly once."""
-        n = next(self._dead_letter_seq)  # atomic in CPython, unlike += on an attribute
-        self.dead_letters = max(self.dead_letters, n)
-        self.hooks.dead_letter(self, message, n == 1)
+    def _release(self, message: Any) -> None:
+        """Answer an ask or release a stop waiter that will never be handled; runtime
+        messages need nothing (a RunStep's workflow resumes at the next start)."""
+        if isinstance(message, m.Ask):
+            message.future.set_exception(exc_info=(MinionStopped, self.stopped_error(), None))
+        elif isinstance(message, m.StopRequest):
+            message.done.set()
+
+    def count_dead_letter(self, message: Any, count: int = 1) -> None:
+        """Count dead letters (from any thread) and report them: one message through the
+        ``dead_letter`` hook (``first`` exactly once per minion), several at once through
+        ``messages_dropped``."""
+        with _DEAD_LETTER_LOCK:
+            first = self.dead_letters == 0
+            self.dead_letters += count
+        if count == 1:
+            self.hooks.dead_letter(self, message, first)
+        else:
+            self.hooks.messages_dropped(self, count)
 
     def drain_dead_letters(self) -> None:
-        while True:
-            try:
-                item = self.inbox.get_nowait()
-            except Exception:
-                return
-            self.dead_letter(item)
+        """From a sender's thread: what raced into the mailbox of a minion that just stopped
+        is a dead letter like any later tell, one each."""
+        self._drain(self.dead_letter)
 
-    def _stopped_text(self) -> str:
-        return (
-            f"{self.describe()} is stopped ({self.stop_reason or 'stopping'}); "
-            f"spawn it again or look up its replacement with system.get(path)"
-        )
+    def _drop_backlog(self, held: Any) -> None:
+        """At the stop: ``held`` (taken out, not handled) and everything still queued are
+        dead letters, counted in bulk (one hook call, however long the backlog)."""
+        dropped: list[Any] = []
+        self._drain(dropped.append, held)
+        if dropped:
+            self.count_dead_letter(dropped[-1], len(dropped))
+
+    def _drain(self, dead: Callable[[Any], Any], item: Any = _NOTHING) -> None:
+        """Empty the mailbox (after ``item``): answer or release what needs it, pass user
+        messages to ``dead``."""
+        get = self.inbox.get_nowait
+        while True:
+            if item is not _NOTHING:
+                if isinstance(item, _NOT_DEAD_LETTERS):
+                    self._release(item)
+                else:
+                    dead(item)
+            try:
+                item = get()
+            except queue.Empty:
+                return
+
+    def stopped_error(self) -> MinionStopped:
+        """The error for a request to a stopped minion: pykka's text ("<ref> not found"),
+        which code written for pykka may match; why and what to do is a note (3.11+)."""
+        err = MinionStopped(f"{self.ref} not found")
+        add_note = getattr(err, "add_note", None)
+        if add_note is not None:
+            add_note(f"{self.describe()} is stopped ({self.stop_reason or 'stopping'}); "
+                     f"spawn it again or look up its replacement with system.get(path)")
+        return err
+
+    # ----------------------------------------------------------------- proxies
+    def on_own_thread(self) -> bool:
+        """True on this minion's thread (where waiting for its instance would deadlock)."""
+        return getattr(_current, "cell", None) is self
+
+    def wait_for_instance(self) -> bool:
+        """Block until an instance is live (True) or the minion stopped for good (False)."""
+        cond = self._up_cond_ or self._lazy_condition("_up_cond_")
+        with cond:
+            while self.instance is None and not self.terminated:
+                cond.wait()
+        return self.instance is not None
+
+    def _instance_changed(self) -> None:
+        """Wake proxies waiting in :meth:`wait_for_instance` (cheap when none waits)."""
+        cond = self._up_cond_
+        if cond is not None:
+            with cond:
+                cond.notify_all()
 
     # ----------------------------------------------------------------- children
     def spawn_child(
@@ -306,10 +381,13 @@ class Cell:
                     f"spawn(): {exc}"
                 ) from None
         cls.check_args(*args, **kwargs)
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        if name is not None and (
+            not isinstance(name, str) or not name or "/" in name or not name.isprintable()
+        ):
             raise ValueError(
-                f"a minion name is a non-empty str without '/', got {name!r} "
-                f"(paths are built from names: parent/child)"
+                f"a minion name is a non-empty str of printable characters without '/', got "
+                f"{name!r} (paths are built from names: parent/child; a control character "
+                f"such as a newline could forge log lines)"
             )
         self.system._check_accepting()
         with self.children_lock:
@@ -337,10 +415,35 @@ class Cell:
             return list(self.children.values())
 
     def _stop_children(self, deadline: float, reason: str) -> None:
-        """Terminate children in reverse start order, each finishing before the next."""
-        for child in reversed(self.children_in_order()):
-            child.send_system(m.Terminate(deadline, reason))
-            child.stopped_event.wait(max(0.0, deadline - time.monotonic()))
+        """Terminate children in reverse start order, each finishing before the next.
+
+        Each child (with its subtree) gets an equal share of the time left among the
+        children still to stop, so a deep chain is not cut short. A child that has not even
+        begun to stop by the time a share of this cell would also be spent (its handler is
+        stuck) is abandoned then, leaving time for its older siblings and for what it
+        leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
+        children = self.children_in_order()
+        for left in range(len(children), 0, -1):
+            child = children[left - 1]
+            now = time.monotonic()
+            share = now + max(0.0, deadline - now) / left
+            child.send_system(m.Terminate(share, reason))
+            stuck_at = now + max(0.0, deadline - now) / (left + 1)
+            if child.stopped_event.wait(max(0.0, stuck_at - now)):
+                continue
+            if not child.stop_reason or not child.stopped_event.wait(
+                max(0.0, share - time.monotonic())
+            ):
+                self._abandon(child)
+
+    def _abandon(self, child: Cell) -> None:
+        """Report a child that did not stop in its share of the time; a shutdown reports
+        every minion still running at its end instead (each one once)."""
+        if self.system._shutdown_started:
+            return
+        self.hooks.lifecycle_error(child, MinionsError(
+            f"{child.describe()} did not stop in time and was abandoned; its handler is "
+            f"still running on thread {child.thread.name!r}"), "stop")
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
@@ -356,7 +459,7 @@ class Cell:
     def _step(self) -> None:
         if self._sys:
             self._handle_system(self._sys.popleft())
-        elif self.instance is None:
+        elif self.instance is None or self._halted or self._terminate_requested:
             with self._sys_cond:
                 while not self._sys:
                     self._sys_cond.wait()
@@ -421,7 +524,7 @@ class Cell:
             return self._dispatch_special(inst, msg)
         ok, value = self._invoke(inst, inst.on_receive, msg)
         if not ok:
-            self._crash(value, "message")
+            self._crash(value, _phase_of(value))
         return ok
 
     def _invoke(
@@ -475,7 +578,7 @@ class Cell:
             if not ok:
                 with contextlib.suppress(queue.Full):  # a start may be answered already
                     msg.future.set_exception(exc_info=(type(value), value, value.__traceback__))
-                self._crash(value, "message")
+                self._crash(value, _phase_of(value))
                 return False
             if not starting:
                 msg.future.set(value)
@@ -483,7 +586,7 @@ class Cell:
         if cls in _PROXY:  # proxy .defer(): a tell of a method call
             ok, value = self._invoke(inst, functools.partial(self._proxy_message, inst), msg)
             if not ok:
-                self._crash(value, "message")
+                self._crash(value, _phase_of(value))
             return ok
         if cls is RunStep:
             assert self.workflows is not None
@@ -554,6 +657,7 @@ class Cell:
                 self.workflows.resume()
             phase = "on_start"
             self.instance = inst
+            self._instance_changed()
             inst.on_start()
         except BaseException as exc:
             self.instance = inst
@@ -564,18 +668,19 @@ class Cell:
         return True
 
     def _blank(self) -> Minion:
-        """A new, not yet initialised instance (a crash in ``__init__`` still gets its
+        """A new, not yet initialised instance, already ``last_instance`` (a proxy made
+        inside ``__init__`` introspects it; a crash in ``__init__`` still gets its
         ``on_failure``)."""
         inst: Minion = self.cls.__new__(self.cls)
         inst.__dict__["_minion_cell"] = self
         # the base attributes first, so a subclass that forgets super().__init__() works
         _bind_base(inst)
+        self.last_instance = inst
         return inst
 
     def _initialise(self, inst: Minion) -> None:
-        """Run ``__init__`` with the spawn arguments; the instance becomes ``last_instance``."""
+        """Run ``__init__`` with the spawn arguments."""
         inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
-        self.last_instance = inst
 
     def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
         """Stop the children, then run ``on_stop`` (or ``on_failure`` after a crash)."""
@@ -597,9 +702,26 @@ class Cell:
             self._end_incarnation(crashed=False)
             self._report_down(None)
             return
+        if not isinstance(exc, Exception):
+            self._halt(exc, phase)
+            return
         self.hooks.minion_crashed(self, exc, phase)
         self._end_incarnation(crashed=True, exc=exc)
         self._report_down(exc)
+
+    def _halt(self, exc: BaseException, phase: str) -> None:
+        """KeyboardInterrupt, SystemExit and other non-``Exception`` errors stop the whole
+        system, as in pykka: a restart would swallow a Ctrl-C or a ``sys.exit()``. The
+        minion handles nothing more; the shutdown stops it in the usual order (its
+        ``on_stop`` runs if its instance was built). ``SystemExit(0)`` is a clean exit,
+        not a crash."""
+        clean = isinstance(exc, SystemExit) and exc.code in (0, None)
+        if not clean:
+            self.hooks.minion_crashed(self, exc, phase)
+        if phase in ("init", "restore"):
+            self.instance = None  # nothing was started, so nothing to stop
+        self._halted = True
+        self.system._root_failed(None if clean else exc)
 
     def _report_down(self, exc: BaseException | None) -> None:
         if self.parent is None:
@@ -608,7 +730,11 @@ class Cell:
             self.parent.send_system(m.ChildDown(self, self.incarnation, exc))
 
     def _terminate(self, deadline: float, reason: str) -> None:
-        self.stop_reason = self.stop_reason or reason
+        self.stop_reason = self.stop_reason or reason  # also tells the parent we are stopping
+        if deadline <= time.monotonic():
+            # we come late (a stuck handler): our supervisor has moved on without us, so our
+            # own subtree gets a stop_timeout rather than no time at all
+            deadline = self._stop_deadline()
         inst, self.instance = self.instance, None
         self._stop_children(deadline, reason)
         if inst is not None:
@@ -642,7 +768,7 @@ class Cell:
                 if self._stop_requested and not self._terminate_requested:
                     self._terminate(self._stop_deadline(), "stopped")
                 elif not self._terminate_requested:
-                    self._start_incarnation()
+                    msg.failed = not self._start_incarnation()
             finally:
                 if msg.started is not None:
                     msg.started.set()
@@ -664,12 +790,18 @@ class Cell:
             self._give_up(child, msg.exc)
             return
         delay = intensity.next_delay()
-        start_at = time.monotonic() + delay  # one backoff for the whole group
         cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
         affected = [
             c for c in self.strategy.affected(self.children_in_order(), child)
             if c is child or not (c.terminated or c._terminate_requested or c._stop_requested)
         ]
+        self._restart_children(child, affected, delay, cause)
+
+    def _restart_children(self, child: Cell, affected: list[Cell], delay: float,
+                          cause: str) -> None:
+        """Carry out a restart decision: stop the others in reverse start order, then start
+        each in start order after one backoff; a group waits for each start to finish."""
+        start_at = time.monotonic() + delay  # one backoff for the whole group
         group = len(affected) > 1
         for other in reversed(affected):
             if other is not child:
@@ -686,11 +818,17 @@ class Cell:
                 target, delay, cause if target is child else f"sibling {child.path} failed"
             )
             started = threading.Event() if group else None
-            target.send_system(m.Restart(start_at, started))
+            restart = m.Restart(start_at, started)
+            target.send_system(restart)
             if started is not None:
                 self._wait_unless_terminating(
                     started, GROUP_STEP_TIMEOUT + max(0.0, start_at - time.monotonic())
                 )
+                if restart.failed:
+                    # As OTP: later children wait until this one is up. Its failure is
+                    # reported to us (ChildDown), and handling that report retries the
+                    # group restart from here, counted against the intensity.
+                    return
 
     def _wait_unless_terminating(self, event: threading.Event, timeout: float) -> None:
         """Wait for a sibling's step of a group restart; give up early if we are told to
@@ -709,17 +847,18 @@ class Cell:
             f"{type(exc).__name__ if exc else 'normal exit'}: {exc}"
         )
         err.__cause__ = exc
+        self._stop_children(self._stop_deadline(), "escalation")  # first, as the docs say
         self.hooks.escalated(self, err)
         if self.is_root:
-            self._stop_children(self._stop_deadline(), "escalation")
             self.system._root_failed(err)
         else:
-            self._crash(err, "supervision")  # stops the children, then fails upward
+            self._crash(err, "supervision")  # fails upward (no children are left to stop)
 
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:
         self.terminated = True
         self.instance = None
+        self._instance_changed()
         while self._sys:  # runtime messages we will never handle: release their waiters
             pending = self._sys.popleft()
             if isinstance(pending, m.StopInstance):
@@ -731,10 +870,8 @@ class Cell:
             with parent.children_lock:
                 if parent.children.get(self.name) is self:
                     del parent.children[self.name]
-        if self._held is not _NOTHING:
-            held, self._held = self._held, _NOTHING
-            self.dead_letter(held)
-        self.drain_dead_letters()
+        held, self._held = self._held, _NOTHING
+        self._drop_backlog(held)
         with self.watch_lock:
             self._watch_closed = True
             watchers, self.watchers = list(self.watchers), set()

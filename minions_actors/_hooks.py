@@ -52,6 +52,10 @@ class Hooks:
     def dead_letter(self, cell: Cell, message: Any, first: bool) -> None:
         """A message reached a stopped minion; ``first`` is True once per minion."""
 
+    def messages_dropped(self, cell: Cell, count: int) -> None:
+        """The minion stopped for good with ``count`` user messages still queued: they are
+        dead letters, reported in one call (not one ``dead_letter`` call each)."""
+
     def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
         """``snapshot()`` raised or returned something that is not JSON-serialisable."""
 
@@ -120,6 +124,9 @@ class HookDispatcher(Hooks):
 
     def dead_letter(self, cell: Cell, message: Any, first: bool) -> None:
         self._call("dead_letter", cell, message, first)
+
+    def messages_dropped(self, cell: Cell, count: int) -> None:
+        self._call("messages_dropped", cell, count)
 
     def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
         self._call("snapshot_error", cell, exc, first)

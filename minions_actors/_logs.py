@@ -261,7 +261,8 @@ class LoggingHooks(Hooks):
 
     Levels: system start/stop INFO (ERROR when stopped by a failure); crashes ERROR with the
     traceback, once per crash; restarts WARNING; escalations and ``on_stop`` errors ERROR;
-    dead letters and snapshot errors WARNING/ERROR for the first one of a minion, DEBUG after.
+    dead letters and snapshot errors WARNING/ERROR for the first one of a minion, DEBUG after;
+    the messages a minion still had queued when it stopped, one WARNING with their count.
     """
 
     def __init__(self, log: Logger) -> None:
@@ -332,6 +333,12 @@ class LoggingHooks(Hooks):
             type(message).__name__,
             cell.path,
             suffix,
+        )
+
+    def messages_dropped(self, cell: _CellView, count: int) -> None:
+        self.for_cell(cell).warning(
+            "minion {} stopped with {} queued messages; they were dropped as dead letters",
+            cell.path, count,
         )
 
     def workflow_started(self, cell: _CellView, info: Any, resumed: bool) -> None:

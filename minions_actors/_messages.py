@@ -60,13 +60,15 @@ class ChildDown:
 
 
 class Restart:
-    """To a child: build a new incarnation at ``start_at`` (monotonic), then set ``started``."""
+    """To a child: build a new incarnation at ``start_at`` (monotonic), then set ``started``
+    (``failed``: building it crashed; a group restart starts no later child then)."""
 
-    __slots__ = ("start_at", "started")
+    __slots__ = ("failed", "start_at", "started")
 
     def __init__(self, start_at: float, started: threading.Event | None = None) -> None:
         self.start_at = start_at
         self.started = started
+        self.failed = False
 
 
 class StopPending:
@@ -82,6 +84,14 @@ class StopInstance:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+
+
+class Halt:
+    """To every cell when the system shuts down: handle no more user messages, only runtime
+    messages, until the ``Terminate`` from the parent arrives (nobody keeps chewing a
+    backlog while the tree is stopped)."""
+
+    __slots__ = ()
 
 
 class Terminate:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -162,9 +163,13 @@ class MinionsCollector(Collector):
         self._system = system
         self._lock = threading.Lock()
         self._retired: dict[str, _ClassTotals] = {}
-        # id -> cell: keeps retired cells alive while a cells() snapshot may still list them,
-        # so an id is never reused by a different cell; pruned at each scrape.
-        self._retired_cells: dict[int, Any] = {}
+        # id -> cell already folded into the totals, held weakly: a stopped cell (its
+        # thread, mailbox and last instance) must not live on until the next scrape. A
+        # cells() snapshot that still lists one holds it, so it is found here while that
+        # matters; an entry goes with its cell, so a reused id never matches.
+        self._retired_cells: weakref.WeakValueDictionary[int, Any] = (
+            weakref.WeakValueDictionary()
+        )
         self._known_classes: set[str] = set()
         self._resource_errors: dict[str, int] = {}
         self._high_water: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -172,7 +177,7 @@ class MinionsCollector(Collector):
     def retire(self, cell: CellView) -> None:
         """Fold a stopped cell's counts into its class's retired totals (once per cell)."""
         with self._lock:
-            if id(cell) in self._retired_cells:
+            if self._retired_cells.get(id(cell)) is cell:
                 return
             totals = self._retired.setdefault(cell.cls_name, _ClassTotals())
             totals.handled += int(cell.handled)
@@ -224,12 +229,8 @@ class MinionsCollector(Collector):
             return None
 
     def _families(self, live: list[Any], store_stats: Any) -> Iterator[Any]:
-        retired_ids = self._retired_cells
-        still_listed = {id(c) for c in live} & retired_ids.keys()
-        for key in list(retired_ids):
-            if key not in still_listed:
-                del retired_ids[key]
-
+        retired = self._retired_cells
+        still_listed = {id(c) for c in live if retired.get(id(c)) is c}
         per_class: dict[str, _ClassTotals] = {
             cls: _ClassTotals(t.handled, t.failed, t.busy_seconds)
             for cls, t in self._retired.items()
@@ -508,6 +509,9 @@ class MetricsHooks(Hooks):
 
     def dead_letter(self, cell: CellView, message: Any, first: bool) -> None:
         self.dead_letters.labels(cell.cls_name).inc()
+
+    def messages_dropped(self, cell: CellView, count: int) -> None:
+        self.dead_letters.labels(cell.cls_name).inc(count)
 
     def snapshot_error(self, cell: CellView, exc: BaseException, first: bool) -> None:
         self.snapshot_errors.labels(cell.cls_name).inc()

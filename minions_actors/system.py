@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._cell import Cell
 from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
-from ._messages import Terminate
+from ._messages import Halt, Terminate
 from ._timer import Timer
-from .errors import MinionNotFound, SystemAlreadyRunning, SystemNotRunning
+from .errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
 from .supervision import OneForOne, Strategy
 from .workflows import WorkflowError, WorkflowWaiters
@@ -286,8 +286,12 @@ class ActorSystem:
             return None
 
     def stop(self, path: str, timeout: float | None = None) -> bool:
-        """Stop the minion at ``path`` for good (no restart); True when it stopped in time."""
-        return self.get(path).stop(timeout=self.stop_timeout if timeout is None else timeout)
+        """Stop the minion at ``path`` for good (no restart); True when it stopped in time,
+        False when it did not stop within the timeout or had stopped already."""
+        try:
+            return self.get(path).stop(timeout=self.stop_timeout if timeout is None else timeout)
+        except AskTimeout:
+            return False
 
     def cells(self) -> list[Cell]:
         """Live minions (Gru excluded): what metrics and introspection read."""
@@ -463,30 +467,9 @@ class ActorSystem:
         """Reverse of start; tolerant of a partial start."""
         self._accepting = False
         gru = self._gru
-        if gru is not None:
-            if gru.thread.is_alive() or not gru.stopped_event.is_set():
-                gru.send_system(Terminate(deadline, "shutdown"))
-            if gru.thread.ident is not None and gru.thread is not threading.current_thread():
-                # Gru waits for its children until the deadline itself: a little grace
-                gru.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
-        for cell in self.cells():
-            if cell.thread is not threading.current_thread():
-                cell.thread.join(max(0.0, deadline - time.monotonic()))
+        self._stop_minions(gru, deadline)
         self.timer.close(max(0.1, deadline - time.monotonic()))
-        stuck = [c for c in self.cells() if c.thread.is_alive()]
-        if not stuck and gru is not None and gru.thread.is_alive():
-            stuck.append(gru)  # only when no minion holds it up
-        if stuck:
-            self._clean = False
-            from .errors import MinionsError
-
-            for cell in stuck:
-                self.hooks.lifecycle_error(
-                    cell, MinionsError(
-                        f"{cell.describe()} did not stop before the shutdown deadline; its "
-                        f"handler is still running on thread {cell.thread.name!r}"
-                    ), "shutdown",
-                )
+        self._report_stuck(gru)
         if self.store is not None:
             self._close_store(gru, deadline)
         if self.metrics is not None:
@@ -529,6 +512,42 @@ class ActorSystem:
             self.hooks.lifecycle_error(gru, exc, "store-close")
         elif self._log is not None:
             self._log.error("state store close failed: {!r}", exc)
+
+    def _stop_minions(self, gru: Cell | None, deadline: float) -> None:
+        """Halt every minion at once, then stop the tree children-first through Gru, then
+        whatever is left under an abandoned (stuck) minion; wait until ``deadline``."""
+        halt = Halt()
+        for cell in self.cells():  # nobody handles another user message from now on
+            cell.send_system(halt)
+        if gru is not None:
+            if gru.thread.is_alive() or not gru.stopped_event.is_set():
+                gru.send_system(Terminate(deadline, "shutdown"))
+            if gru.thread.ident is not None and gru.thread is not threading.current_thread():
+                # Gru waits for its children until the deadline itself: a little grace
+                gru.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        orphans = self.cells()
+        for cell in reversed(orphans):  # youngest first: children before their parents
+            cell.send_system(Terminate(deadline, "shutdown"))
+        for cell in orphans:
+            if cell.thread is not threading.current_thread():
+                cell.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _report_stuck(self, gru: Cell | None) -> None:
+        """Report each minion still running after the deadline; the stop is then unclean."""
+        stuck = [c for c in self.cells() if c.thread.is_alive()]
+        if not stuck and gru is not None and gru.thread.is_alive():
+            stuck.append(gru)  # only when no minion holds it up
+        if stuck:
+            self._clean = False
+            from .errors import MinionsError
+
+            for cell in stuck:
+                self.hooks.lifecycle_error(
+                    cell, MinionsError(
+                        f"{cell.describe()} did not stop before the shutdown deadline; its "
+                        f"handler is still running on thread {cell.thread.name!r}"
+                    ), "shutdown",
+                )
 
     # ================================================================== signals
     def _install_signal_handlers(self) -> None:

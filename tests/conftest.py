@@ -69,7 +69,7 @@ QUIET: dict[str, Any] = dict(
 def runtime_threads() -> list[str]:
     return [
         t.name for t in threading.enumerate()
-        if t.name.startswith(("minion:", "minions-")) and t.is_alive()
+        if (t.name.startswith("minions-") or "(minion:" in t.name) and t.is_alive()
     ]
 
 

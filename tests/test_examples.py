@@ -65,3 +65,14 @@ def test_examples_say_what_they_are(name: str) -> None:
     source = (EXAMPLES / name).read_text(encoding="utf-8")
     assert source.startswith('"""'), f"{name} should open with a docstring saying what it shows"
     assert "system.shutdown()" in source
+
+
+def test_from_pykka(tmp_path: Path) -> None:
+    out = run("from_pykka.py", tmp_path).splitlines()
+    assert out == [
+        "pages to crawl: 3",
+        "a pykka ActorRef: True",
+        "pages crawled: 3",
+        "on_stop: crawled ['a', 'b', 'c']",
+        "exit code: 0",
+    ]

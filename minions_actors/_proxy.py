@@ -1,0 +1,98 @@
+"""Proxies that follow a minion across restarts and work before its first instance exists.
+
+pykka's :class:`~pykka.ActorProxy` introspects one actor object, kept for the proxy's life.
+A minion is a succession of instances built on the minion's own thread, so a proxy is given
+:class:`CurrentInstance`, a stand-in that resolves to whichever instance is current each
+time the proxy looks an attribute up. :class:`MinionProxy` adds the one wait pykka never
+needs (its ``start()`` builds the actor in the caller's thread): an attribute that only
+``__init__`` creates is looked up again once the instance is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pykka
+from pykka._introspection import introspect_attrs
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from .minion import Minion
+    from .ref import MinionRef
+
+M = TypeVar("M", bound="Minion")
+
+
+class CurrentInstance:
+    """Stands for the minion's current instance: the live one, else the newest one built
+    or being built (on the minion's thread, inside ``__init__``), else the class itself."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: Cell) -> None:
+        object.__setattr__(self, "_cell", cell)
+
+    def _target(self) -> Any:
+        cell = self._cell
+        if cell.instance is not None:
+            return cell.instance
+        return cell.cls if cell.last_instance is None else cell.last_instance
+
+    # pykka's introspection reads obj.__class__.mro() and obj.__dict__, then getattr()
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # type: ignore[override]
+        return self._cell.cls  # type: ignore[no-any-return]
+
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        target = self._target()
+        return {} if isinstance(target, type) else vars(target)
+
+    def __dir__(self) -> list[str]:
+        return dir(self._target())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+    def __repr__(self) -> str:
+        return repr(self._target())
+
+    __str__ = __repr__
+
+
+class MinionProxy(pykka.ActorProxy[M]):
+    """A pykka :class:`~pykka.ActorProxy` for a minion (what ``ref.proxy()`` returns).
+
+    It works at once after ``spawn()``: methods and class attributes resolve from the class,
+    and their calls wait in the mailbox like any message (``future.get(timeout=...)`` bounds
+    the wait). An attribute that only ``__init__`` creates waits until the instance is built.
+    After a restart it reaches the new instance. On a stopped minion it raises
+    :class:`~minions_actors.MinionStopped`.
+    """
+
+    actor_ref: MinionRef[M]
+
+    def __init__(self, *, actor_ref: MinionRef[M], attr_path: Any = None) -> None:
+        cell = actor_ref._cell
+        if cell.terminated:
+            raise cell.stopped_error()
+        super().__init__(actor_ref=actor_ref, attr_path=attr_path)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            # private names are never proxied; nor is anything after the instance is up
+            if name.startswith("_") or not self._await_instance():
+                raise
+        self._known_attrs = introspect_attrs(root=self._actor, proxy=self)
+        return super().__getattr__(name)
+
+    def _await_instance(self) -> bool:
+        """Wait for an instance when none is live yet; True when there is one now."""
+        cell = self.actor_ref._cell
+        if cell.instance is not None or cell.on_own_thread():
+            return False
+        if not cell.wait_for_instance():
+            raise cell.stopped_error()
+        return True
