@@ -10,6 +10,7 @@ messages. Supervision *decisions* come from :mod:`minions_actors.supervision`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -34,6 +35,8 @@ from .errors import (
     MinionsError,
     MinionStopped,
     SpawnError,
+    StateStoreError,
+    StateStoreWriteFailed,
     SupervisorGaveUp,
     SystemNotRunning,
 )
@@ -57,6 +60,9 @@ _NOTHING: Any = object()
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
                       m.ExitRequest, RunStep, StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
+# A StartWorkflow ask that fails with these is refused (the asker gets the error); the
+# minion did nothing wrong and does not crash.
+_REFUSED_START = (WorkflowError, StateStoreError)
 _anonymous = itertools.count(1)
 _current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
 _cell_ids = itertools.count(1)
@@ -70,6 +76,19 @@ _NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, RunStep)
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
 GROUP_STEP_TIMEOUT = 5.0
+
+
+def _phase_of(exc: BaseException) -> str:
+    """The crash phase of a failed call through ``_invoke``: its snapshot was refused by a
+    sync-mode store (``"snapshot"``), or the handler raised (``"message"``)."""
+    return "snapshot" if isinstance(exc, StateStoreWriteFailed) else "message"
+
+
+def _answer(future: Any, value: Any) -> None:
+    """Answer an ask from any thread (the store's writer, for a durable workflow start);
+    a future answered already (its asker got an error) stays as it is."""
+    with contextlib.suppress(queue.Full):
+        future.set(value)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -539,7 +558,11 @@ class Cell:
             self.busy_seconds += perf_counter() - t0
             self.handled += 1
             if after is not None:
-                after(inst)
+                try:
+                    after(inst)
+                except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                    self._crash(exc, "snapshot")
+                    return
 
     def _dispatch_one(self, inst: Minion, msg: Any) -> bool:
         """Handle any one message outside the hot loop; False when the incarnation ended."""
@@ -547,12 +570,12 @@ class Cell:
             return self._dispatch_special(inst, msg)
         ok, value = self._invoke(inst, inst.on_receive, msg)
         if not ok:
-            self._crash(value, "message")
+            self._crash(value, _phase_of(value))
         return ok
 
     def _invoke(
         self, inst: Minion, handler: Callable[[Any], Any], arg: Any,
-        passthrough: type[BaseException] | None = None,
+        passthrough: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> tuple[bool, Any]:
         """Run one handler call outside the hot loop (which inlines the same steps): time
         it, count it, snapshot after success. Returns (True, result) or (False, exception);
@@ -570,7 +593,10 @@ class Cell:
         self.busy_seconds += perf_counter() - t0
         self.handled += 1
         if self.snapshots is not None:
-            self.snapshots.after_message(inst)
+            try:
+                self.snapshots.after_message(inst)
+            except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                return False, exc
         return True, result
 
     def _dispatch_special(self, inst: Minion, msg: Any) -> bool:
@@ -585,31 +611,40 @@ class Cell:
             starting = inner.__class__ is StartWorkflow
             handler: Callable[[Any], Any] = (
                 functools.partial(self._proxy_message, inst) if isinstance(inner, _PROXY)
-                else self.start_workflow if starting
+                # a start is answered by the runner once its record is durable
+                else functools.partial(self.start_workflow,
+                                       answer=functools.partial(_answer, msg.future))
+                if starting
                 else inst.on_receive
             )
             try:
                 ok, value = self._invoke(inst, handler, inner,
-                                         passthrough=WorkflowError if starting else None)
-            except WorkflowError:  # a bad request, not a bug in the minion
+                                         passthrough=_REFUSED_START if starting else None)
+            except _REFUSED_START:  # a bad request or a start the store refused: no crash
                 msg.future.set_exception()
                 return True
             if not ok:
-                msg.future.set_exception(exc_info=(type(value), value, value.__traceback__))
-                self._crash(value, "message")
+                with contextlib.suppress(queue.Full):  # a start may be answered already
+                    msg.future.set_exception(exc_info=(type(value), value, value.__traceback__))
+                self._crash(value, _phase_of(value))
                 return False
-            msg.future.set(value)
+            if not starting:
+                msg.future.set(value)
             return True
         if cls in _PROXY:  # proxy .defer(): a tell of a method call
             ok, value = self._invoke(inst, functools.partial(self._proxy_message, inst), msg)
             if not ok:
-                self._crash(value, "message")
+                self._crash(value, _phase_of(value))
             return ok
         if cls is RunStep:
             assert self.workflows is not None
             self.workflows.run_step(inst, msg)
             if self.snapshots is not None:
-                self.snapshots.after_message(inst)
+                try:
+                    self.snapshots.after_message(inst)
+                except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                    self._crash(exc, "snapshot")
+                    return False
             return True
         if cls is StartWorkflow:  # told, not asked: report a failed request, do not crash
             try:
@@ -637,10 +672,11 @@ class Cell:
         setattr(parent, msg.attr_path[-1], msg.value)
         return None
 
-    def start_workflow(self, request: StartWorkflow) -> Any:
+    def start_workflow(self, request: StartWorkflow,
+                       answer: Callable[[Any], None] | None = None) -> Any:
         if self.workflows is None:
             raise unknown_workflow(self.describe(), self.cls, request.name)
-        return self.workflows.start(request.name, request.workflow_id, request.context)
+        return self.workflows.start(request.name, request.workflow_id, request.context, answer)
 
     # ----------------------------------------------------------------- incarnations
     def _start_incarnation(self) -> bool:
@@ -651,17 +687,19 @@ class Cell:
         restored = False
         inst: Minion | None = None
         try:
-            inst = self.cls.__new__(self.cls)
-            inst.__dict__["_minion_cell"] = self
-            # the base attributes first, so a subclass that forgets super().__init__() works
-            _bind_base(inst)
-            self.last_instance = inst  # a proxy made inside __init__ introspects it
-            inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
+            inst = self._blank()
+            self._initialise(inst)
             phase = "restore"
             if self.snapshots is None and _class_info(self.cls)[0]:
                 self.snapshots = Snapshotter(self, self.system.store)
             if self.snapshots is not None:
-                restored = self.snapshots.restore_into(inst)
+                outcome = self.snapshots.restore_into(inst)
+                if outcome is None:  # the snapshot was quarantined: start from scratch
+                    phase = "init"
+                    inst = self._blank()
+                    self._initialise(inst)
+                    phase = "restore"
+                restored = bool(outcome)
             if self.workflows is None and _class_info(self.cls)[1]:
                 self.workflows = WorkflowRunner(self)
                 self.workflows.resume()
@@ -676,6 +714,21 @@ class Cell:
         if self.parent is not None:
             self.hooks.minion_started(self, restored)
         return True
+
+    def _blank(self) -> Minion:
+        """A new, not yet initialised instance, already ``last_instance`` (a proxy made
+        inside ``__init__`` introspects it; a crash in ``__init__`` still gets its
+        ``on_failure``)."""
+        inst: Minion = self.cls.__new__(self.cls)
+        inst.__dict__["_minion_cell"] = self
+        # the base attributes first, so a subclass that forgets super().__init__() works
+        _bind_base(inst)
+        self.last_instance = inst
+        return inst
+
+    def _initialise(self, inst: Minion) -> None:
+        """Run ``__init__`` with the spawn arguments."""
+        inst.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
 
     def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
         """Stop the children, then run ``on_stop`` (or ``on_failure`` after a crash)."""

@@ -158,6 +158,9 @@ def cmd_run(target: str) -> int:
         system.shutdown()
     if system.failure is not None:
         print(f"minions_actors run: the system failed: {system.failure}", file=sys.stderr)
+    elif system.exit_code:
+        print("minions_actors run: the shutdown was not clean (minions did not stop in "
+              "time, or accepted snapshots were lost); see the log", file=sys.stderr)
     return system.exit_code
 
 

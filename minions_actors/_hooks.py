@@ -59,6 +59,10 @@ class Hooks:
     def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
         """``snapshot()`` raised or returned something that is not JSON-serialisable."""
 
+    def snapshot_quarantined(self, cell: Cell, exc: BaseException) -> None:
+        """``restore()`` raised for the stored snapshot, which was moved to the quarantine
+        (the class chose ``restore_failure = "quarantine"``); the minion starts fresh."""
+
     def workflow_started(self, cell: Cell, info: WorkflowInfo, resumed: bool) -> None:
         """A workflow started, or resumed (after a restart, or by ``retry``)."""
 
@@ -126,6 +130,9 @@ class HookDispatcher(Hooks):
 
     def snapshot_error(self, cell: Cell, exc: BaseException, first: bool) -> None:
         self._call("snapshot_error", cell, exc, first)
+
+    def snapshot_quarantined(self, cell: Cell, exc: BaseException) -> None:
+        self._call("snapshot_quarantined", cell, exc)
 
     def workflow_started(self, cell: Cell, info: WorkflowInfo, resumed: bool) -> None:
         self._call("workflow_started", cell, info, resumed)

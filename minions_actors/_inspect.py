@@ -1,8 +1,9 @@
 """``python -m minions_actors inspect minions.db``: a table of what a state store holds.
 
-``render_inspect`` and ``render_workflows`` open the file read-only (``mode=ro``), so
-inspecting a store that a running system is writing is safe; nothing is changed and nothing
-but JSON metadata is read. ``retry_workflow_in_file`` and ``discard_workflow_in_file`` change
+``render_inspect`` and ``render_workflows`` open the file read-only (``mode=ro``; without a
+running owner ``immutable``, so no ``-wal``/``-shm`` file is left behind), so inspecting a
+store that a running system is writing is safe; nothing is changed and nothing but JSON
+metadata is read. ``retry_workflow_in_file`` and ``discard_workflow_in_file`` change
 one workflow record directly in the file (the application may be stopped); they wait up to
 ``busy_timeout`` seconds for the running application's writer to release its lock.
 """
@@ -27,6 +28,7 @@ from ._sqlite_writer import (
     classify_sqlite_error,
     immediate_transaction,
 )
+from ._store_file import read_only_connection
 from .errors import (
     StateStoreCorrupt,
     StateStoreError,
@@ -103,10 +105,13 @@ def _connect(db_path: str | os.PathLike[str], *, write: bool, timeout: float) ->
         )
     if os.path.isdir(path):
         raise StateStoreError(f"{path!r} is a directory, not a state store file.")
-    mode = "rw" if write else "ro"
     try:
-        conn = sqlite3.connect(
-            f"{Path(path).as_uri()}?mode={mode}", uri=True, timeout=timeout, isolation_level=None
+        conn = (
+            sqlite3.connect(
+                f"{Path(path).as_uri()}?mode=rw", uri=True, timeout=timeout, isolation_level=None
+            )
+            if write
+            else read_only_connection(path, timeout)
         )
     except sqlite3.Error as exc:
         how = "read-write" if write else "read-only"

@@ -369,6 +369,15 @@ class LoggingHooks(Hooks):
         else:
             log.debug("workflow {} {} completed", info.name, info.workflow_id)
 
+    def snapshot_quarantined(self, cell: _CellView, exc: BaseException) -> None:
+        self.for_cell(cell).opt(exception=exc).error(
+            "minion {} ({}): restore() raised for its stored snapshot, which was moved to the "
+            "store's quarantine; the minion starts fresh: {!r}",
+            cell.path,
+            cell.cls_name,
+            exc,
+        )
+
     def snapshot_error(self, cell: _CellView, exc: BaseException, first: bool) -> None:
         log = self.for_cell(cell)
         if first:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import SnapshotError
+from .errors import SnapshotError, StateStoreWriteFailed
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -53,7 +53,9 @@ def _stdlib_encoder() -> Callable[[Any], str]:
 
 _encode: Callable[[Any], str] = _c_encoder() or _stdlib_encoder()
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+#: The exact types that round-trip through JSON unchanged (``_plain``'s fast path).
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+_INF = (float("inf"), float("-inf"))
 
 
 def is_persistent(cls: type[Minion]) -> bool:
@@ -63,42 +65,101 @@ def is_persistent(cls: type[Minion]) -> bool:
     return cls.snapshot is not Minion.snapshot and cls.restore is not Minion.restore
 
 
-def find_unserialisable(value: Any, where: str = "") -> tuple[str, str] | None:
-    """Locate the first value JSON cannot hold: (key path such as ``items[2].when``, type)."""
-    if isinstance(value, dict):
+def _plain(value: Any) -> bool:
+    """Fast check that an encodable value decodes back equal: only dicts with str keys,
+    lists and the exact scalar types. False is not an error yet: :func:`find_unserialisable`
+    decides (it accepts subclasses such as OrderedDict or IntEnum, which decode equal).
+    Only called once the C encoder succeeded, so ``value`` has no cycle."""
+    t = value.__class__
+    if t is dict:
         for key, item in value.items():
-            if not isinstance(key, str):
-                return (f"{where}[{key!r}]" if where else repr(key), f"key {type(key).__name__}")
-            found = find_unserialisable(item, f"{where}.{key}" if where else key)
-            if found:
-                return found
-        return None
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = find_unserialisable(item, f"{where}[{index}]")
-            if found:
-                return found
-        return None
-    if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
-        return (where or "<root>", f"float {value!r}")
-    if isinstance(value, _JSON_SCALARS):
-        return None
-    return (where or "<root>", type(value).__name__)
+            if key.__class__ is not str:
+                return False
+            if item.__class__ in _PLAIN_SCALARS or _plain(item):
+                continue
+            return False
+        return True
+    if t is list:
+        for item in value:
+            if item.__class__ in _PLAIN_SCALARS or _plain(item):
+                continue
+            return False
+        return True
+    return t in _PLAIN_SCALARS
+
+
+def find_unserialisable(value: Any) -> tuple[str, str] | None:
+    """Locate the first value that JSON cannot hold or would change: (key path such as
+    ``items[2].when``, what is wrong), or None when ``value`` round-trips unchanged.
+
+    Iterative, so a circular or very deep structure is reported instead of overflowing
+    the stack. Dict keys must be str (JSON would turn ``1`` into ``"1"``), tuples would come
+    back as lists, floats must be finite.
+    """
+    todo: list[tuple[Any, str, tuple[int, ...]]] = [(value, "", ())]
+    while todo:
+        item, where, parents = todo.pop()
+        if isinstance(item, (dict, list, tuple)) and id(item) in parents:
+            return (where, f"circular reference to an enclosing {type(item).__name__}")
+        if isinstance(item, dict):
+            inner = (*parents, id(item))
+            children = []
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    back = f": it would come back as {json.dumps(key)!r}" if isinstance(
+                        key, (int, float, type(None))) else ""
+                    return (f"{where}[{key!r}]" if where else repr(key),
+                            f"{type(key).__name__} key (JSON object keys are str{back})")
+                children.append((sub, f"{where}.{key}" if where else key, inner))
+            todo.extend(reversed(children))
+        elif isinstance(item, tuple):
+            return (where or "<root>", "tuple (it would come back as a list)")
+        elif isinstance(item, list):
+            inner = (*parents, id(item))
+            todo.extend((sub, f"{where}[{i}]", inner) for i, sub in reversed(list(enumerate(item))))
+        elif isinstance(item, float) and (item != item or item in _INF):
+            return (where or "<root>", f"float {item!r}")
+        elif not isinstance(item, (str, int, float, type(None))):
+            return (where or "<root>", type(item).__name__)
+    return None
+
+
+def to_json(value: Any) -> tuple[str | None, tuple[str, str] | None]:
+    """``(text, None)`` when ``value`` round-trips through JSON unchanged, else
+    ``(None, (where, what))``: the one check shared by snapshots and workflow contexts."""
+    try:
+        text = _encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return None, find_unserialisable(value) or ("<unknown>", f"{type(exc).__name__}: {exc}")
+    if _plain(value):
+        return text, None
+    found = find_unserialisable(value)
+    return (None, found) if found else (text, None)
 
 
 def encode_snapshot(cell: Cell, state: Any) -> str:
-    """Encode ``state`` as compact JSON, or raise :class:`SnapshotError` naming the field."""
+    """Encode ``state`` as compact JSON, or raise :class:`SnapshotError` naming the field.
+
+    The hot path: :func:`to_json` inlined (one C encode plus the :func:`_plain` walk)."""
     try:
-        return _encode(state)
+        text: str = _encode(state)
     except (TypeError, ValueError, RecursionError) as exc:
+        problem = find_unserialisable(state) or ("<unknown>", f"{type(exc).__name__}: {exc}")
+    else:
+        if _plain(state):
+            return text
         found = find_unserialisable(state)
-        where, kind = found if found else ("<unknown>", type(exc).__name__)
-        raise SnapshotError(
-            f"{cell.describe()}: snapshot() returned a value that is not JSON-serialisable "
-            f"at {where!r} ({kind}). Return only dicts with str keys, lists, str, int, "
-            f"finite float, bool and None (convert datetimes to ISO strings, sets to lists). "
-            f"The previous snapshot is kept and the minion keeps running."
-        ) from exc
+        if found is None:
+            return text
+        problem = found
+    where, kind = problem
+    raise SnapshotError(
+        f"{cell.describe()}: snapshot() returned a value that JSON cannot store unchanged "
+        f"at {where!r}: {kind}. Return only dicts with str keys, lists, str, int, finite "
+        f"float, bool and None, without cycles (convert datetimes to ISO strings, sets and "
+        f"tuples to lists, int keys to str). The previous snapshot is kept and the minion "
+        f"keeps running."
+    )
 
 
 class Snapshotter:
@@ -112,15 +173,47 @@ class Snapshotter:
         self.last: str | None = store.load(cell.path) if store is not None else None
         self._error_key: str | None = None
 
-    def restore_into(self, instance: Minion) -> bool:
-        """Give a new incarnation the newest good state; True when there was one."""
+    def restore_into(self, instance: Minion) -> bool | None:
+        """Give a new incarnation the newest good state; True when there was one, False
+        when there was none, None when ``restore()`` raised and the class's
+        ``restore_failure = "quarantine"`` moved the snapshot aside (start a fresh instance).
+        With the default ``"crash"`` the exception propagates: a crash in ``restore``."""
         if self.last is None:
             return False
-        instance.restore(json.loads(self.last))
+        try:
+            instance.restore(json.loads(self.last))
+        except Exception as exc:
+            policy = getattr(self.cell.cls, "restore_failure", "crash")
+            if policy not in ("crash", "quarantine"):
+                raise TypeError(
+                    f"{self.cell.cls_name}.restore_failure must be 'crash' or 'quarantine', "
+                    f"got {policy!r}"
+                ) from exc
+            if policy == "crash":
+                raise
+            self._quarantine(exc)
+            return None
         return True
 
+    def _quarantine(self, exc: Exception) -> None:
+        """Set the unloadable snapshot aside (in the store when it can), report, forget it."""
+        if self._store is not None:
+            move = getattr(self._store, "quarantine", None)
+            if move is None:
+                raise SnapshotError(
+                    f"{self.cell.describe()}: restore() raised ({exc!r}) and "
+                    f"{type(self._store).__name__} has no quarantine(path, error) method, so "
+                    "the snapshot cannot be set aside; it is kept and the minion crashes."
+                ) from exc
+            move(self.cell.path, f"{type(exc).__name__}: {exc}")
+        self.last = None
+        self.cell.hooks.snapshot_quarantined(self.cell, exc)
+
     def after_message(self, instance: Minion) -> None:
-        """Take a snapshot after a successful message; store it when it changed."""
+        """Take a snapshot after a successful message; store it when it changed.
+
+        Raises :class:`StateStoreWriteFailed` (only a sync-mode store does) when the snapshot
+        could not be made durable: the message then counts as failed."""
         try:
             text = encode_snapshot(self.cell, instance.snapshot())
         except Exception as exc:
@@ -128,10 +221,15 @@ class Snapshotter:
             return
         if text == self.last:
             return
-        self.last = text  # the newest good state: a crash rolls back to it
+        before, self.last = self.last, text  # the newest good state: a crash rolls back to it
         if self._store is not None:
             try:
                 self._store.save(self.cell.path, self.cell.cls_name, text)
+            except StateStoreWriteFailed:
+                # Sync durability: the message is not acknowledged; the caller crashes the
+                # minion, whose restart restores what is stored.
+                self.last = before
+                raise
             except Exception as exc:
                 self._report(f"store: {exc}", exc)
                 return

@@ -9,6 +9,7 @@ back under the newer entries, so a retry never writes an older snapshot over a n
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -102,6 +103,11 @@ _IDLE_POLL = 0.25
 _ROWS_PER_STATEMENT = 1000
 #: Repeat the "still failing" log line at most this often during a long outage.
 _RELOG_EVERY = 10.0
+#: Rejected sync batches remembered for their waiters (each waiter checks right after the
+#: wake-up that settles it, so a handful would do).
+_REJECTED_KEPT = 256
+#: How many lost paths (or workflow ids) the close-time error line names.
+_LOST_SHOWN = 20
 #: SQLite's own upper bound for ``PRAGMA max_page_count`` (means "no cap").
 NO_PAGE_CAP = 4294967294
 
@@ -121,46 +127,91 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         raise
 
 
-def classify_sqlite_error(exc: BaseException, db_path: str) -> StateStoreError:
-    """Turn a sqlite3 exception into the matching :class:`StateStoreError` with a helpful text."""
+#: Margin under ``RLIMIT_FSIZE`` within which an I/O error is taken for "file size limit
+#: reached": SQLite writes one page (at most 64 KiB) plus a 24-byte WAL frame header at a time.
+_FSIZE_MARGIN = 2 * 65536
+
+
+def _fsize_limit_hit(db_path: str) -> int | None:
+    """The soft ``RLIMIT_FSIZE`` when the store's files have reached it, else None.
+
+    Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, which SQLite reports
+    as a generic ``SQLITE_IOERR_WRITE``; the file sizes tell the two apart.
+    """
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not on Linux/macOS
+        return None
+    if soft == resource.RLIM_INFINITY:
+        return None
+    for name in (db_path, db_path + "-wal", db_path + "-journal"):
+        try:
+            if os.path.getsize(name) + _FSIZE_MARGIN >= soft:
+                return int(soft)
+        except OSError:
+            continue
+    return None
+
+
+def classify_sqlite_error(
+    exc: BaseException, db_path: str, *, opening: bool = False
+) -> StateStoreError:
+    """Turn a sqlite3 exception into the matching :class:`StateStoreError` with a helpful text
+    (``opening``: the error happened while opening the file, so the text says so)."""
     if isinstance(exc, StateStoreError):
         return exc
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
     low = text.lower()
+    kind: type[StateStoreError] = StateStoreError
+    what = f"{type(exc).__name__}: {text}"
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in low:
-        return StateStoreLocked(
-            f"state store {db_path!r} is locked by another process or connection ({text}); "
-            "retrying. Stop the other writer (only one process may use a store file)."
+        kind = StateStoreLocked
+        what = (
+            f"the database is locked by another process or connection ({text}); only one "
+            "process may write a store file: stop the other writer"
         )
-    if name.startswith("SQLITE_FULL") or "is full" in low:
-        return StateStoreFull(
-            f"state store {db_path!r} is full ({text}): free disk space (or raise "
-            "max_size_bytes); snapshots are kept in memory and retried."
+    elif name.startswith("SQLITE_FULL") or "is full" in low:
+        kind = StateStoreFull
+        what = f"the disk or the store's size cap is full ({text}): free disk space or " \
+            "raise max_size_bytes"
+    elif (name.startswith("SQLITE_IOERR") or "disk i/o error" in low) and (
+        (limit := _fsize_limit_hit(db_path)) is not None
+    ):
+        kind = StateStoreFull
+        what = (
+            f"the process's file size limit (RLIMIT_FSIZE, `ulimit -f`) of {limit} bytes is "
+            f"reached ({text}): raise it (systemd: LimitFSIZE=) or keep the store smaller"
         )
-    if name.startswith("SQLITE_READONLY") or "readonly" in low:
-        return StateStoreReadOnly(
-            f"state store {db_path!r} cannot be written ({text}): make the file and its "
-            "directory writable by this user, or choose another state_store path."
+    elif name.startswith("SQLITE_READONLY") or "readonly" in low:
+        kind = StateStoreReadOnly
+        what = (
+            f"the file cannot be written ({text}): make the file and its directory writable "
+            "by this user, or choose another state_store path"
         )
-    if (
+    elif (
         name.startswith("SQLITE_NOTADB")
         or name.startswith("SQLITE_CORRUPT")
         or "not a database" in low
         or "malformed" in low
     ):
-        return StateStoreCorrupt(
-            f"state store {db_path!r} is not a valid SQLite database ({text}): move it away "
-            "(the runtime starts a fresh one) or restore it from a backup."
+        kind = StateStoreCorrupt
+        what = (
+            f"it is not a SQLite database or is damaged ({text}): move the file away (a fresh "
+            "store is created on the next start) or restore it from a backup"
         )
-    return StateStoreError(f"state store {db_path!r}: {type(exc).__name__}: {text}")
+    return kind(f"{'cannot open ' if opening else ''}state store {db_path!r}: {what}.")
 
 
 class WriteQueue:
     """Changes accepted from caller threads and not yet committed, plus flush bookkeeping.
 
     ``accepted`` counts every save/delete; ``durable`` is the highest count known to be
-    committed. ``flush`` waits for ``durable >= accepted`` as it was when flush began.
+    settled: committed or, in sync mode, rejected (``rejected`` holds the count ranges of
+    the batches whose commit failed, with the error). ``flush`` waits for
+    ``durable >= accepted`` as it was when flush began.
     Workflow records travel in the same batches: ``wf_pending`` (coalesced by id, newest
     wins) and ``wf_callbacks`` (every ``on_durable`` of the pending saves, none dropped by
     coalescing). ``wf_inflight`` is the workflow part of the batch being committed, kept
@@ -182,6 +233,7 @@ class WriteQueue:
         self.wf_callbacks: list[Callable[[], None]] = []
         self.accepted = 0
         self.durable = 0
+        self.rejected: list[tuple[int, int, StateStoreError]] = []  # (after, up to, error)
         self.first_dirty: float | None = None  # monotonic time the oldest pending change came
         self.urgent = False  # a flush (or sync save) wants the batch now
         self.stopping = False  # close(): write what is pending, then exit
@@ -208,6 +260,7 @@ class SnapshotWriter(threading.Thread):
         retry_initial: float,
         retry_max: float,
         on_error: Callable[[StateStoreError], None] | None,
+        reject_failed: bool = False,
     ) -> None:
         super().__init__(name="minions-store-writer", daemon=False)
         self._db = db
@@ -218,6 +271,8 @@ class SnapshotWriter(threading.Thread):
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._on_error = on_error
+        # sync mode: a failed commit is rejected (its savers get the error), never retried
+        self._reject_failed = reject_failed
         self._table = db.table(SNAPSHOT_TABLE)
         # statistics (written only by this thread; read racily, which is fine for counters)
         self.rows_written = 0
@@ -260,6 +315,11 @@ class SnapshotWriter(threading.Thread):
                         or now >= q.first_dirty + self._interval
                     ):
                         break
+                    if not dirty and q.durable < q.accepted:
+                        # changes taken back by sync savers that gave up: nothing is left
+                        # to commit, so everything accepted is settled (flush must not wait)
+                        q.durable = q.accepted
+                        q.durable_cond.notify_all()
                     if not dirty and q.stopping:
                         return
                     if not main.is_alive() and not self._others_keep_process_alive(main):
@@ -280,6 +340,7 @@ class SnapshotWriter(threading.Thread):
                 callbacks = q.wf_callbacks
                 q.wf_callbacks = []
                 target = q.accepted
+                settled = q.durable
                 self.in_flight = len(batch) + len(wf_batch)
                 q.first_dirty = None
                 q.urgent = False
@@ -290,6 +351,10 @@ class SnapshotWriter(threading.Thread):
                 self.write_errors += 1
                 self.last_error = str(err)
                 now = time.monotonic()
+                if self._reject_failed:
+                    failing_since = failing_since or now
+                    self._reject(batch, wf_batch, settled, target, err)
+                    continue
                 if failing_since is None or now - last_log >= _RELOG_EVERY:
                     store_log.current.error(
                         "state store write failed ({} snapshots and {} workflow records kept, "
@@ -342,6 +407,34 @@ class SnapshotWriter(threading.Thread):
             if callbacks:
                 self._call_back(callbacks)
 
+    def _reject(
+        self,
+        batch: dict[str, Entry | None],
+        wf_batch: dict[str, WfEntry],
+        settled: int,
+        target: int,
+        err: StateStoreError,
+    ) -> None:
+        """Sync mode: a batch whose commit failed is dropped, not retried; every saver
+        waiting for it gets the error (and takes its change back from the in-memory view)."""
+        store_log.current.error(
+            "state store commit failed; {} snapshots and {} workflow records are rejected "
+            "(sync mode: their callers get the error, nothing is retried): {}",
+            len(batch),
+            len(wf_batch),
+            err,
+        )
+        self._report(err)
+        q = self._q
+        with q.cond:
+            self.in_flight = 0
+            q.wf_inflight = {}
+            q.rejected.append((settled, target, err))
+            del q.rejected[:-_REJECTED_KEPT]
+            if target > q.durable:
+                q.durable = target
+            q.durable_cond.notify_all()
+
     def _call_back(self, callbacks: list[Callable[[], None]]) -> None:
         """Call the ``on_durable`` callbacks of a committed batch; a bug in one is logged."""
         for callback in callbacks:
@@ -363,7 +456,7 @@ class SnapshotWriter(threading.Thread):
         q = self._q
         if q.pending:
             self.lost += len(q.pending)
-            sample = ", ".join(sorted(q.pending)[:5])
+            sample = ", ".join(sorted(q.pending)[:_LOST_SHOWN])
             store_log.current.error(
                 "state store {!r} closed with {} snapshots not written (e.g. {}): {}",
                 self._db_path,
@@ -374,7 +467,7 @@ class SnapshotWriter(threading.Thread):
             q.pending = {}
         if q.wf_pending or q.wf_callbacks:
             self.lost += len(q.wf_pending)
-            sample = ", ".join(sorted(q.wf_pending)[:5])
+            sample = ", ".join(sorted(q.wf_pending)[:_LOST_SHOWN])
             store_log.current.error(
                 "state store {!r} closed with {} workflow records not written (e.g. {}); "
                 "their {} on_durable callbacks are not called: {}",

@@ -73,6 +73,12 @@ class StateStoreFull(StateStoreError):
     """The disk (or the store's ``max_size_bytes`` cap) is full, so snapshots cannot be written."""
 
 
+class StateStoreWriteFailed(StateStoreError):
+    """A sync-mode write was not committed (its commit failed or took longer than
+    ``sync_timeout``), so the message that made it is not acknowledged: the asker gets this
+    error and the minion is rolled back to its stored state (a crash, then a restart)."""
+
+
 class StateStoreClosed(StateStoreError):
     """The state store was closed; open a new one to save again."""
 

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: ``phase`` label values of ``minions_crashes_total`` (as passed to ``minion_crashed``).
-CRASH_PHASES = ("init", "restore", "on_start", "message")
+CRASH_PHASES = ("init", "restore", "on_start", "message", "snapshot")
 
 #: ``lifecycle_error`` phases that are failures of a runtime resource (closing the store).
 _RESOURCE_PHASES = {"store-close": "state_store"}
@@ -60,6 +60,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "minions_escalations_total": "counter",
     "minions_dead_letters_total": "counter",
     "minions_snapshot_errors_total": "counter",
+    "minions_snapshots_quarantined_total": "counter",
     "minions_snapshot_writes_total": "counter",
     "minions_workflow_checkpoints_total": "counter",
     "minions_snapshot_write_seconds": "summary",
@@ -400,6 +401,12 @@ class MetricsHooks(Hooks):
             cls,
             registry=r,
         )
+        self.snapshots_quarantined = Counter(
+            "minions_snapshots_quarantined",
+            "Stored snapshots that restore() could not load, moved to the quarantine.",
+            cls,
+            registry=r,
+        )
         self.workflow_starts = Counter(
             "minions_workflow_starts", "Workflows started.", wf, registry=r
         )
@@ -420,7 +427,8 @@ class MetricsHooks(Hooks):
         )
         self.registry.register(_WithoutCreated([
             self.restarts, self.crashes, self.escalations, self.dead_letters,
-            self.snapshot_errors, self.workflow_starts, self.workflow_completions,
+            self.snapshot_errors, self.snapshots_quarantined, self.workflow_starts,
+            self.workflow_completions,
             self.workflow_failures, self.workflows_in_flight, self.workflow_step_seconds,
         ]))
         self._bound: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {}
@@ -478,6 +486,7 @@ class MetricsHooks(Hooks):
         self.escalations.labels(cls_name)
         self.dead_letters.labels(cls_name)
         self.snapshot_errors.labels(cls_name)
+        self.snapshots_quarantined.labels(cls_name)
         for phase in CRASH_PHASES:
             self.crashes.labels(cls_name, phase)
 
@@ -506,6 +515,9 @@ class MetricsHooks(Hooks):
 
     def snapshot_error(self, cell: CellView, exc: BaseException, first: bool) -> None:
         self.snapshot_errors.labels(cell.cls_name).inc()
+
+    def snapshot_quarantined(self, cell: CellView, exc: BaseException) -> None:
+        self.snapshots_quarantined.labels(cell.cls_name).inc()
 
     def workflow_started(self, cell: CellView, info: Any, resumed: bool) -> None:
         self.count_workflow_started(cell.cls_name, info.name, count=not resumed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
 
 import pykka
 
@@ -40,6 +40,12 @@ class Minion(pykka.ThreadingActor):
 
     strategy: ClassVar[Strategy] = OneForOne(max_restarts=3, within=5.0)
     """How this minion supervises its children (default: one-for-one, 3 restarts in 5 s)."""
+
+    restore_failure: ClassVar[Literal["crash", "quarantine"]] = "crash"
+    """What a :meth:`restore` that raises for the stored snapshot does: ``"crash"`` (the
+    default: a crash, restarted and escalated like any other) or ``"quarantine"`` (the
+    snapshot is moved to the store's quarantine, an ERROR is logged and counted, and the
+    minion starts fresh from its constructor)."""
 
     _minion_cell: Cell
 

@@ -29,6 +29,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from sqlite_utils import Database
 
+from ._quarantine import (
+    QUARANTINE_TABLE,
+    SELECT_QUARANTINED,
+    QuarantinedSnapshot,
+    insert_quarantined,
+    select_quarantined,
+)
 from ._sqlite_writer import (
     SNAPSHOT_TABLE,
     WORKFLOW_COLUMNS,
@@ -40,11 +47,12 @@ from ._sqlite_writer import (
     immediate_transaction,
     store_log,
 )
+from ._store_file import OPEN_CHECKS, OpenCheck, OwnerLock, check_pages
 from .errors import (
     StateStoreClosed,
-    StateStoreCorrupt,
     StateStoreError,
     StateStoreReadOnly,
+    StateStoreWriteFailed,
 )
 
 __all__ = [
@@ -55,6 +63,7 @@ __all__ = [
     "WORKFLOW_TABLE",
     "InMemoryStateStore",
     "Migration",
+    "QuarantinedSnapshot",
     "SQLiteStateStore",
     "StateStore",
     "StoreStats",
@@ -432,13 +441,18 @@ class SQLiteStateStore:
         busy_timeout: float = 0.2,
         retry_initial: float = 0.05,
         retry_max: float = 2.0,
+        open_check: OpenCheck = "quick",
     ) -> None:
         if durability not in ("batched", "sync"):
             raise ValueError(f"durability must be 'batched' or 'sync', got {durability!r}")
+        if open_check not in OPEN_CHECKS:
+            raise ValueError(f"open_check must be 'quick' or 'none', got {open_check!r}")
+        self._open_check: OpenCheck = open_check
         if not (isinstance(batch_interval, (int, float)) and batch_interval >= 0):
             raise ValueError(f"batch_interval must be seconds >= 0, got {batch_interval!r}")
         self.path = os.path.abspath(os.fspath(path))
         self.durability: Durability = durability
+        self._sync = durability == "sync"
         self.batch_interval = float(batch_interval) if durability == "batched" else 0.0
         self._sync_timeout = sync_timeout
         self._close_lock = threading.Lock()
@@ -451,6 +465,7 @@ class SQLiteStateStore:
         self._read_lock = threading.Lock()  # guards the read connection, opened on first use
         self._rconn: sqlite3.Connection | None = None
         self._open_timeout = open_timeout
+        self._owner: OwnerLock | None = None
         self._db, self._cache, self.schema_found = self._open(open_timeout, busy_timeout)
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._writer = SnapshotWriter(
@@ -462,6 +477,7 @@ class SQLiteStateStore:
             retry_initial=retry_initial,
             retry_max=retry_max,
             on_error=on_error,
+            reject_failed=durability == "sync",
         )
         self.max_size_bytes = max_size_bytes
         self._writer.start()
@@ -470,7 +486,8 @@ class SQLiteStateStore:
     def _open(
         self, open_timeout: float, busy_timeout: float
     ) -> tuple[Database, dict[str, Entry], int]:
-        """Create/open the file (0600), set WAL, migrate, and read every row into the cache."""
+        """Create/open the file (0600), take ownership, set WAL, check the pages, migrate,
+        and read every row into the cache."""
         path = self.path
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
@@ -500,6 +517,7 @@ class SQLiteStateStore:
                     path,
                     stat.S_IMODE(mode),
                 )
+        self._owner = OwnerLock(path, open_timeout)
         try:
             conn = sqlite3.connect(
                 f"{Path(path).as_uri()}?mode=rw",
@@ -509,7 +527,8 @@ class SQLiteStateStore:
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise self._open_error(exc) from exc
+            self._owner.release()
+            raise classify_sqlite_error(exc, path, opening=True) from exc
         db = Database(conn)
         try:
             journal = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
@@ -520,6 +539,7 @@ class SQLiteStateStore:
                 )
             sync = "FULL" if self.durability == "sync" else "NORMAL"
             conn.execute(f"PRAGMA synchronous = {sync}")
+            check_pages(conn, path, self._open_check)
             found = _migrate(db, path)
             cache: dict[str, Entry] = {
                 row[0]: (row[1], row[2], row[3])
@@ -534,20 +554,11 @@ class SQLiteStateStore:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         except BaseException as exc:
             conn.close()
+            self._owner.release()
             if isinstance(exc, sqlite3.Error):
-                raise self._open_error(exc) from exc
+                raise classify_sqlite_error(exc, path, opening=True) from exc
             raise
         return db, cache, found
-
-    def _open_error(self, exc: sqlite3.Error) -> StateStoreError:
-        err = classify_sqlite_error(exc, self.path)
-        if isinstance(err, StateStoreCorrupt):
-            return StateStoreCorrupt(
-                f"state store {self.path!r} is not a SQLite database or is damaged ({exc}). "
-                "Move the file away (a fresh store is created on the next start) or pass "
-                "another state_store path."
-            )
-        return type(err)(f"cannot open {err}")
 
     # ------------------------------------------------------------------ protocol
     def load(self, path: str) -> str | None:
@@ -574,18 +585,26 @@ class SQLiteStateStore:
         q = self._q
         with q.lock:  # the condition's own lock: a C-level enter on the message path
             self._check_open(path, "save")
+            if self._sync:
+                self._sync_change(f"snapshot of {path!r}", "pending", path, entry,
+                                  self._cache, entry)
+                return
             q.pending[path] = entry
             self._cache[path] = entry
-            self._accepted(f"snapshot of {path!r}")
+            self._accepted()
 
     def delete(self, path: str) -> None:
         """Queue the removal of ``path``'s snapshot (sync mode: wait for the commit)."""
         q = self._q
         with q.cond:
             self._check_open(path, "delete")
+            if self._sync:
+                self._sync_change(f"deletion of {path!r}", "pending", path, None,
+                                  self._cache, None)
+                return
             q.pending[path] = None
             self._cache.pop(path, None)
-            self._accepted(f"deletion of {path!r}")
+            self._accepted()
 
     def _check_open(self, subject: str, action: str) -> None:
         """Refuse a change once the store is closed (the caller holds the queue's lock)."""
@@ -594,19 +613,57 @@ class SQLiteStateStore:
                 f"state store {self.path!r} is closed; cannot {action} {subject!r}"
             )
 
-    def _accepted(self, what: str) -> None:
-        """Count one accepted change (the caller holds the queue's lock): sync mode waits
-        for its commit; batched mode wakes the writer for the first change of a batch."""
+    def _accepted(self) -> None:
+        """Batched mode, lock held: count one accepted change; wake the writer for the first
+        change of a batch."""
         q = self._q
         q.accepted += 1
-        if self.durability == "sync":
-            self._wait_committed(q.accepted, what)
-        elif q.first_dirty is None:
+        if q.first_dirty is None:
             q.first_dirty = time.monotonic()
             q.cond.notify_all()
 
-    def _wait_committed(self, target: int, what: str) -> None:
-        """Sync mode, lock held: wake the writer and wait for ``target`` to be durable."""
+    def _sync_change(
+        self, what: str, queue: Literal["pending", "wf_pending"], key: str, change: object,
+        view: dict[str, Any], seen: object,
+    ) -> None:
+        """Sync mode, lock held: queue ``change`` under ``key`` in the write queue's
+        ``queue`` (looked up each time: the writer swaps it out), make the in-memory ``view``
+        show ``seen`` (None: absent), and wait for the commit. If it fails, or the writer
+        has not even taken it within ``sync_timeout``, take the change back (``view`` as it
+        was, unless a newer change replaced ours) and raise :class:`StateStoreWriteFailed`."""
+        q = self._q
+        before = view.get(key)
+        getattr(q, queue)[key] = change
+        if seen is None:
+            view.pop(key, None)
+        else:
+            view[key] = seen
+        q.accepted += 1
+
+        def withdraw() -> bool:
+            waiting = getattr(q, queue)
+            if key in waiting and waiting[key] is change:
+                del waiting[key]  # not taken by the writer: it must never be written
+                return True
+            return False
+
+        try:
+            self._wait_committed(q.accepted, what, withdraw)
+        except StateStoreWriteFailed:
+            if view.get(key) is seen:
+                if before is None:
+                    view.pop(key, None)
+                else:
+                    view[key] = before
+            raise
+
+    def _wait_committed(
+        self, target: int, what: str, withdraw: Callable[[], bool] | None = None
+    ) -> None:
+        """Sync mode, lock held: wake the writer and wait for change number ``target`` to be
+        committed; :class:`StateStoreWriteFailed` when its commit failed. After
+        ``sync_timeout``, a change that ``withdraw`` can still take out of the queue fails;
+        one the writer is already committing is waited for, so its outcome is known."""
         q = self._q
         if threading.current_thread() is self._writer:
             raise RuntimeError(
@@ -615,12 +672,21 @@ class SQLiteStateStore:
             )
         q.urgent = True
         q.cond.notify_all()
-        if not self._wait_durable(target, self._sync_timeout):
-            raise StateStoreError(
-                f"{what} was not committed to {self.path!r} within "
-                f"{self._sync_timeout}s ({self._writer.last_error or 'writer stopped'}); "
-                "it stays queued and is retried."
+        if not self._wait_durable(target, self._sync_timeout) and (
+            withdraw is None or withdraw() or not self._wait_durable(target, None)
+        ):
+            why = self._writer.last_error or "the writer is busy with a slow commit"
+            if not self._writer.is_alive():
+                why = "the writer stopped"
+            raise StateStoreWriteFailed(
+                f"{what} was not committed to {self.path!r} within sync_timeout "
+                f"({self._sync_timeout}s; {why}): it is not acknowledged."
             )
+        for after, upto, err in q.rejected:
+            if after < target <= upto:
+                raise StateStoreWriteFailed(
+                    f"{what} was not committed to {self.path!r} and is not acknowledged: {err}"
+                ) from err
 
     def _wait_durable(self, target: int, timeout: float | None) -> bool:
         """Lock held: wait until ``durable >= target``; False on timeout or dead writer."""
@@ -690,6 +756,8 @@ class SQLiteStateStore:
                 if self._rconn is not None:
                     self._rconn.close()
                     self._rconn = None
+            if self._owner is not None:
+                self._owner.release()  # after the last connection: the next owner may start
             self._closed = True
 
     def stored(self) -> list[StoredMinion]:
@@ -726,23 +794,26 @@ class SQLiteStateStore:
         batch holding a callback is committed as soon as the writer is free, without waiting
         for ``batch_interval``. Callbacks must be quick and must not call ``flush``/``close``.
         Sync mode: returns after the commit, having called ``on_durable`` on this thread;
-        raises :class:`StateStoreError` after ``sync_timeout`` (the record stays queued and
-        ``on_durable`` is not called). Exceptions from ``on_durable`` are logged.
+        raises :class:`~minions_actors.errors.StateStoreWriteFailed` when the commit fails or
+        does not start within ``sync_timeout`` (the record is taken back, ``on_durable`` is not
+        called). Exceptions from ``on_durable`` are logged.
         """
         rec = _wf_accept(record)
         wid = rec.workflow_id
         q = self._q
         with q.cond:
             self._check_open(wid, "save workflow")
-            q.wf_pending[wid] = rec
-            if rec.status == "running":
-                self._wf_live[wid] = rec
+            live = rec if rec.status == "running" else None
+            if self._sync:
+                self._sync_change(f"workflow {wid!r}", "wf_pending", wid, rec,
+                                  self._wf_live, live)
             else:
-                self._wf_live.pop(wid, None)
-            q.accepted += 1
-            if self.durability == "sync":
-                self._wait_committed(q.accepted, f"workflow {wid!r}")
-            else:
+                q.wf_pending[wid] = rec
+                if live is not None:
+                    self._wf_live[wid] = rec
+                else:
+                    self._wf_live.pop(wid, None)
+                q.accepted += 1
                 # Wake the writer for the first change of a batch, and for its first callback
                 # (a batch with a callback is committed without waiting for batch_interval).
                 wake = q.first_dirty is None
@@ -810,9 +881,13 @@ class SQLiteStateStore:
         q = self._q
         with q.cond:
             self._check_open(workflow_id, "delete workflow")
-            q.wf_pending[workflow_id] = None
-            self._wf_live.pop(workflow_id, None)
-            self._accepted(f"deletion of workflow {workflow_id!r}")
+            if self._sync:
+                self._sync_change(f"deletion of workflow {workflow_id!r}", "wf_pending",
+                                  workflow_id, None, self._wf_live, None)
+            else:
+                q.wf_pending[workflow_id] = None
+                self._wf_live.pop(workflow_id, None)
+                self._accepted()
         return existed
 
     def prune_workflows(
@@ -892,6 +967,38 @@ class SQLiteStateStore:
             except sqlite3.Error as exc:
                 raise classify_sqlite_error(exc, self.path) from exc
 
+    # ------------------------------------------------------------------ quarantine
+    def quarantine(self, path: str, error: str) -> bool:
+        """Move the snapshot of ``path`` to the quarantine table with ``error``; True if
+        there was one. The copy is committed at once (on this thread); the removal from
+        ``minion_snapshots`` goes through the writer like any delete."""
+        with self._q.cond:
+            entry = self._cache.get(path)
+        if entry is None:
+            return False
+        minion_class, state_json, _ts = entry
+        with self._conn_lock:
+            if self._q.closed:
+                raise StateStoreClosed(
+                    f"state store {self.path!r} is closed; cannot quarantine {path!r}"
+                )
+            conn: sqlite3.Connection = self._db.conn
+            try:
+                with immediate_transaction(conn):
+                    insert_quarantined(conn, path, minion_class, state_json, error)
+            except sqlite3.Error as exc:
+                raise classify_sqlite_error(exc, self.path) from exc
+        self.delete(path)
+        return True
+
+    def quarantined(self) -> list[QuarantinedSnapshot]:
+        """Every quarantined snapshot, oldest first."""
+        exists = self._read(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (QUARANTINE_TABLE,),
+        )
+        return select_quarantined(self._read(SELECT_QUARANTINED, ()) if exists else [])  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ extras
     @property
     def max_size_bytes(self) -> int | None:
@@ -944,6 +1051,7 @@ class InMemoryStateStore:
         self._rows = 0
         self._wf: dict[str, WorkflowRecord] = {}
         self._wf_rows = 0
+        self._quarantined: list[QuarantinedSnapshot] = []
         self.closed = False
 
     def load(self, path: str) -> str | None:
@@ -979,6 +1087,23 @@ class InMemoryStateStore:
     def flush(self, timeout: float | None = None) -> bool:
         """Always True: there is nothing to wait for."""
         return True
+
+    def quarantine(self, path: str, error: str) -> bool:
+        """Move ``path``'s snapshot to the quarantine list; True if there was one."""
+        with self._lock:
+            entry = self._data.pop(path, None)
+            if entry is None:
+                return False
+            self._rows += 1
+            self._quarantined.append(
+                QuarantinedSnapshot(path, entry[0], entry[1], error, _utc(time.time()))
+            )
+        return True
+
+    def quarantined(self) -> list[QuarantinedSnapshot]:
+        """Every quarantined snapshot, oldest first."""
+        with self._lock:
+            return list(self._quarantined)
 
     def close(self, timeout: float | None = None) -> None:
         """Mark closed; the data stays readable and writable."""

@@ -471,12 +471,7 @@ class ActorSystem:
         self.timer.close(max(0.1, deadline - time.monotonic()))
         self._report_stuck(gru)
         if self.store is not None:
-            try:
-                self.store.close(max(1.0, deadline - time.monotonic()))
-            except Exception as exc:
-                self._clean = False
-                if gru is not None:
-                    self.hooks.lifecycle_error(gru, exc, "store-close")
+            self._close_store(gru, deadline)
         if self.metrics is not None:
             self.metrics.close()
         self._restore_signal_handlers()
@@ -491,6 +486,32 @@ class ActorSystem:
             if ActorSystem._current is self:
                 ActorSystem._current = None
         self._stopped.set()
+
+    def _close_store(self, gru: Cell | None, deadline: float) -> None:
+        """Flush and close the store; anything accepted but not written makes the stop
+        unclean (False, exit code 1) and is reported (the store logs which paths)."""
+        assert self.store is not None
+        try:
+            self.store.close(max(1.0, deadline - time.monotonic()))
+        except Exception as exc:
+            self._clean = False
+            self._report_store_fault(gru, exc)
+        lost = getattr(self.store.stats(), "lost", 0)
+        if lost:
+            from .errors import StateStoreError
+
+            self._clean = False
+            self._report_store_fault(gru, StateStoreError(
+                f"{lost} snapshots or workflow records that were accepted could not be "
+                f"written before the store was closed ({self.store.stats().last_error}); "
+                "they are lost and the shutdown reports failure"
+            ))
+
+    def _report_store_fault(self, gru: Cell | None, exc: BaseException) -> None:
+        if gru is not None:
+            self.hooks.lifecycle_error(gru, exc, "store-close")
+        elif self._log is not None:
+            self._log.error("state store close failed: {!r}", exc)
 
     def _stop_minions(self, gru: Cell | None, deadline: float) -> None:
         """Halt every minion at once, then stop the tree children-first through Gru, then

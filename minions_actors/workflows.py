@@ -11,6 +11,7 @@ step's :class:`Retry` policy; they never crash the minion.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import threading
@@ -245,20 +246,21 @@ def unknown_workflow(describe: str, cls: type, name: str) -> WorkflowError:
 
 
 def _encode_context(cell: Cell, context: Any) -> str:
-    from ._snapshots import find_unserialisable
+    from ._snapshots import to_json
 
     if not isinstance(context, dict):
         raise WorkflowError(
             f"{cell.describe()}: a workflow context must be a dict, got {type(context).__name__}"
         )
-    try:
-        return json.dumps(context, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        where, kind = find_unserialisable(context) or ("<unknown>", type(exc).__name__)
+    text, problem = to_json(context)
+    if problem is not None:
+        where, kind = problem
         raise WorkflowError(
-            f"{cell.describe()}: the workflow context is not JSON-serialisable at {where!r} "
-            f"({kind}); keep contexts to dicts, lists, str, numbers, bool and None"
-        ) from exc
+            f"{cell.describe()}: the workflow context cannot be stored as JSON unchanged at "
+            f"{where!r}: {kind}; keep contexts to dicts with str keys, lists, str, numbers, "
+            "bool and None, without cycles"
+        )
+    return text  # type: ignore[return-value]  # set when there is no problem
 
 
 class WorkflowRunner:
@@ -270,6 +272,10 @@ class WorkflowRunner:
         self.definitions = workflows_of(cell.cls)
         self.running: dict[str, WorkflowRecord] = {}
         self.tokens: dict[str, int] = {}
+        # Answers to StartWorkflow asks, given once the start record is durable; the writer
+        # thread calls them, so the dict is guarded.
+        self._answers: dict[str, list[Callable[[], None]]] = {}
+        self._answers_lock = threading.Lock()
 
     # ------------------------------------------------------------ scheduling
     def _schedule(self, workflow_id: str) -> Callable[[], None]:
@@ -285,23 +291,55 @@ class WorkflowRunner:
 
         return deliver
 
-    def _checkpoint(self, rec: WorkflowRecord, run_next: bool, attempt: int = 0) -> None:
-        """Save ``rec``; the next step is queued once the save is durable. A save that
-        fails (a store fault, a sync commit timing out) is retried with backoff, so the
-        workflow is never left waiting for a checkpoint that will not come."""
-        from .errors import StateStoreClosed
-
+    def _checkpoint(self, rec: WorkflowRecord, run_next: bool, starting: bool = False,
+                    refuse: bool = False) -> None:
+        """Save ``rec``; the next step is queued once the save is durable (after the answers
+        to the StartWorkflow asks, for the first save: ``starting``). Raises what the store
+        raises; with ``refuse`` the start is then taken back: nothing was started."""
         rec.updated_at = time.time()
         deliver = self._schedule(rec.workflow_id) if run_next else None
+        if starting:
+            deliver = self._answering(rec.workflow_id, deliver)
         try:
             self.store.save_workflow(rec, on_durable=deliver)
+        except Exception:
+            if refuse:
+                self.running.pop(rec.workflow_id, None)
+                self.tokens.pop(rec.workflow_id, None)
+                with self._answers_lock:
+                    self._answers.pop(rec.workflow_id, None)
+            raise
+
+    def _answering(self, workflow_id: str, then: Callable[[], None] | None
+                   ) -> Callable[[], None]:
+        """An ``on_durable`` that gives the waiting StartWorkflow answers, then ``then``."""
+
+        def durable() -> None:
+            with self._answers_lock:
+                answers = self._answers.pop(workflow_id, [])
+            for answer in answers:
+                answer()
+            if then is not None:
+                then()
+
+        return durable
+
+    def _save(self, rec: WorkflowRecord, run_next: bool, attempt: int = 0,
+              starting: bool = False) -> None:
+        """:meth:`_checkpoint` for a workflow that is going ahead: a save that fails (a store
+        fault, a sync commit failing) is retried with backoff, so the workflow is never left
+        waiting for a checkpoint that will not come."""
+        from .errors import StateStoreClosed
+
+        try:
+            self._checkpoint(rec, run_next, starting)
         except StateStoreClosed:
             return  # shutting down: the last durable checkpoint resumes at the next start
         except Exception as exc:
             self.cell.hooks.lifecycle_error(self.cell, exc, "workflow-checkpoint")
             self.cell.system.timer.call_later(
                 min(5.0, 0.05 * 2 ** attempt),
-                lambda: self._checkpoint(rec, run_next, attempt + 1),
+                lambda: self._save(rec, run_next, attempt + 1, starting),
             )
 
     def resume(self) -> None:
@@ -314,7 +352,12 @@ class WorkflowRunner:
             self._schedule(rec.workflow_id)()
 
     # ------------------------------------------------------------ user requests
-    def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None) -> WorkflowInfo:
+    def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None,
+              answer: Callable[[WorkflowInfo], None] | None = None) -> WorkflowInfo:
+        """Start (or find) a workflow. ``answer`` (an ask) gets its info once the start
+        record is durable (at once for an id that exists and is durable); such a start that
+        cannot be saved raises instead (a StateStoreError) and starts nothing, so the asker
+        can retry. Without ``answer`` (a tell) a failed save is retried in the background."""
         from .persistence import WorkflowRecord
 
         definition = self.definitions.get(name)
@@ -324,7 +367,15 @@ class WorkflowRunner:
             raise WorkflowError(f"a workflow id is a non-empty str, got {workflow_id!r}")
         existing = self.running.get(workflow_id) or self.store.get_workflow(workflow_id)
         if existing is not None:
-            return WorkflowInfo.of(existing)
+            info = WorkflowInfo.of(existing)
+            if answer is not None:
+                with self._answers_lock:
+                    waiting = self._answers.get(workflow_id)  # its start is not durable yet
+                    if waiting is not None:
+                        waiting.append(functools.partial(answer, info))
+                if waiting is None:
+                    answer(info)
+            return info
         now = time.time()
         rec = WorkflowRecord(
             workflow_id=workflow_id, minion_path=self.cell.path,
@@ -334,9 +385,16 @@ class WorkflowRunner:
             attempts=0, error=None, created_at=now, updated_at=now, finished_at=None,
         )
         self.running[workflow_id] = rec
-        self.cell.hooks.workflow_started(self.cell, WorkflowInfo.of(rec), False)
-        self._checkpoint(rec, run_next=True)
-        return WorkflowInfo.of(rec)
+        info = WorkflowInfo.of(rec)
+        with self._answers_lock:
+            self._answers[workflow_id] = [] if answer is None else [
+                functools.partial(answer, info)]
+        if answer is None:
+            self._save(rec, run_next=True, starting=True)
+        else:
+            self._checkpoint(rec, run_next=True, starting=True, refuse=True)
+        self.cell.hooks.workflow_started(self.cell, info, False)
+        return info
 
     def get(self, workflow_id: str) -> WorkflowInfo | None:
         rec = self.running.get(workflow_id) or self.store.get_workflow(workflow_id)
@@ -357,7 +415,7 @@ class WorkflowRunner:
         rec = replace(rec, status="running", attempts=0, error=None, finished_at=None)
         self.running[workflow_id] = rec
         self.cell.hooks.workflow_started(self.cell, WorkflowInfo.of(rec), True)
-        self._checkpoint(rec, run_next=True)
+        self._save(rec, run_next=True)
         return WorkflowInfo.of(rec)
 
     def discard(self, workflow_id: str) -> bool:
@@ -405,7 +463,7 @@ class WorkflowRunner:
                 rec.error = error
                 self.cell.hooks.workflow_retrying(self.cell, WorkflowInfo.of(rec), step, exc,
                                                   delay)
-                self._checkpoint(rec, run_next=False)
+                self._save(rec, run_next=False)
                 self.cell.system.timer.call_later(delay, self._schedule(rec.workflow_id))
             else:
                 self._finish(rec, "failed", error, exc)
@@ -420,7 +478,7 @@ class WorkflowRunner:
             self._finish(rec, "completed", None)
         else:
             rec.step_name = definition.steps[rec.next_step]
-            self._checkpoint(rec, run_next=True)
+            self._save(rec, run_next=True)
 
     def _step_done(self, rec: WorkflowRecord, step: str, t0: float, ok: bool) -> None:
         self.cell.hooks.workflow_step(self.cell, rec.workflow_name, step, perf_counter() - t0, ok)
@@ -432,5 +490,5 @@ class WorkflowRunner:
         rec.finished_at = time.time()
         self.running.pop(rec.workflow_id, None)
         self.tokens.pop(rec.workflow_id, None)
-        self._checkpoint(rec, run_next=False)
+        self._save(rec, run_next=False)
         self.cell.hooks.workflow_finished(self.cell, WorkflowInfo.of(rec), exc)

@@ -244,7 +244,7 @@ def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "garbage.db"
     junk = os.urandom(8192)
     db.write_bytes(junk)
-    with pytest.raises(StateStoreCorrupt, match=r"garbage\.db.*Move the file away"):
+    with pytest.raises(StateStoreCorrupt, match=r"garbage\.db.*move the file away"):
         SQLiteStateStore(db)
     assert db.read_bytes() == junk  # untouched
     assert not [t for t in threading.enumerate() if t.name == "minions-store-writer"]

@@ -131,7 +131,7 @@ def test_bad_requests_are_clear_and_do_not_crash(system: ActorSystem, rec: Recor
     ref = system.spawn(Orders, rec, name="orders")
     with pytest.raises(WorkflowError, match=r"no workflow 'nope' \(it declares: fulfil\)"):
         ref.ask(StartWorkflow("nope", "x", {}), timeout=5)
-    with pytest.raises(WorkflowError, match="not JSON-serialisable at 'when'"):
+    with pytest.raises(WorkflowError, match="cannot be stored as JSON unchanged at 'when'"):
         ref.ask(StartWorkflow("fulfil", "x", {"when": object()}), timeout=5)
     with pytest.raises(WorkflowError, match="non-empty str"):
         ref.ask(StartWorkflow("fulfil", "", {}), timeout=5)
