@@ -34,8 +34,8 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, NoReturn
 
-from .errors import MinionsError
-from .minion import Minion
+from minions_actors.errors import MinionsError
+from minions_actors.runtime.minion import Minion
 
 __all__ = ["Sidecar", "SidecarCrashed", "SidecarError", "check_target", "describe_exit"]
 

@@ -14,24 +14,24 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._cell import Cell
-from ._hooks import HookDispatcher, Hooks
-from ._mailbox import Overflow
-from ._messages import Terminate
-from ._timer import Timer
-from .errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
-from .minion import Gru, Minion
-from .supervision import OneForOne, Strategy
-from .workflows import WorkflowError, WorkflowWaiters
+from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
+from minions_actors.observability.hooks import HookDispatcher, Hooks
+from minions_actors.runtime.cell import Cell
+from minions_actors.runtime.mailbox import Overflow
+from minions_actors.runtime.messages import Terminate
+from minions_actors.runtime.minion import Gru, Minion
+from minions_actors.runtime.supervision import OneForOne, Strategy
+from minions_actors.support.timer import Timer
+from minions_actors.workflows import WorkflowError, WorkflowWaiters
 
 if TYPE_CHECKING:
     from loguru import Logger
 
-    from ._logs import LogSetup
-    from .metrics import MetricsHooks
-    from .persistence import StateStore
-    from .ref import MinionRef
-    from .workflows import WorkflowInfo
+    from minions_actors.observability.logs import LogSetup
+    from minions_actors.observability.metrics import MetricsHooks
+    from minions_actors.persistence import StateStore
+    from minions_actors.runtime.ref import MinionRef
+    from minions_actors.workflows import WorkflowInfo
 
 _DEFAULT = object()
 _SIGNAL_POLL = 0.2  # seconds: the longest a signal can wait for the main thread in wait()
@@ -164,7 +164,7 @@ class ActorSystem:
         log_rotation: str | int, log_retention: str | int, log_diagnose: bool,
         hooks: Iterable[Hooks],
     ) -> None:
-        from ._logs import LoggingHooks, LogSetup
+        from minions_actors.observability.logs import LoggingHooks, LogSetup
 
         self._logs = LogSetup(
             logger=logger, log_sinks=tuple(log_sinks), file_logs=file_logs,
@@ -177,16 +177,16 @@ class ActorSystem:
         self.hooks.add(LoggingHooks(self._logs.log))
         for hook in hooks:
             self.hooks.add(hook)
-        from ._sqlite_writer import use_store_logger
+        from minions_actors.persistence.writer import use_store_logger
 
         use_store_logger(self._logs.log)  # store records carry the app's bound fields too
         if state_store is not None:
-            from .persistence import open_state_store
+            from minions_actors.persistence import open_state_store
 
             self.store = open_state_store(state_store)
         self._open_workflow_store()
         if metrics_port is not None:
-            from .metrics import MetricsHooks
+            from minions_actors.observability.metrics import MetricsHooks
 
             metrics = MetricsHooks(self, host=metrics_host, port=metrics_port)
             metrics.start()
@@ -199,7 +199,7 @@ class ActorSystem:
 
     def _open_workflow_store(self) -> None:
         """Workflows live in the state store when it supports them, else in memory."""
-        from .persistence import InMemoryStateStore, supports_workflows
+        from minions_actors.persistence import InMemoryStateStore, supports_workflows
 
         store = self.store
         self.workflow_store = store if store is not None and supports_workflows(store) \
@@ -302,14 +302,14 @@ class ActorSystem:
     def workflows(self, status: str | Iterable[str] | None = None,
                   minion: str | None = None) -> list[WorkflowInfo]:
         """Workflows in the store (``status``: running, completed, aborted, failed)."""
-        from .workflows import WorkflowInfo
+        from minions_actors.workflows import WorkflowInfo
 
         return [WorkflowInfo.of(r)
                 for r in self.workflow_store.workflows(minion_path=minion, status=status)]
 
     def workflow(self, workflow_id: str) -> WorkflowInfo | None:
         """One workflow by id, or None."""
-        from .workflows import WorkflowInfo
+        from minions_actors.workflows import WorkflowInfo
 
         rec = self.workflow_store.get_workflow(workflow_id)
         return WorkflowInfo.of(rec) if rec is not None else None
@@ -324,7 +324,7 @@ class ActorSystem:
         unknown id or when called by the minion that runs it (its steps need that thread),
         and :class:`~minions_actors.SystemNotRunning` when the system shuts down first.
         """
-        from ._cell import _current
+        from minions_actors.runtime.cell import _current
 
         caller = getattr(_current, "cell", None)
 
@@ -427,13 +427,13 @@ class ActorSystem:
     @staticmethod
     def _on_minion_thread() -> bool:
         """True on a minion's own thread (a thread-local: no lock, safe in a signal handler)."""
-        from ._cell import _current
+        from minions_actors.runtime.cell import _current
 
         return getattr(_current, "cell", None) is not None
 
     def _shutdown_in_background(self, timeout: float) -> None:
         def run() -> None:
-            from ._signals import block_shutdown_signals
+            from minions_actors.support.signals import block_shutdown_signals
 
             block_shutdown_signals()  # a second signal must reach the main thread
             self._do_shutdown(timeout)
@@ -479,7 +479,7 @@ class ActorSystem:
         self.hooks.system_stopped(self, self.failure)
         if self._logs is not None:
             self._logs.close()
-        from ._sqlite_writer import use_store_logger
+        from minions_actors.persistence.writer import use_store_logger
 
         use_store_logger(None)
         with ActorSystem._lock:
@@ -498,7 +498,7 @@ class ActorSystem:
             self._report_store_fault(gru, exc)
         lost = getattr(self.store.stats(), "lost", 0)
         if lost:
-            from .errors import StateStoreError
+            from minions_actors.errors import StateStoreError
 
             self._clean = False
             self._report_store_fault(gru, StateStoreError(
@@ -538,7 +538,7 @@ class ActorSystem:
             stuck.append(gru)  # only when no minion holds it up
         if stuck:
             self._clean = False
-            from .errors import MinionsError
+            from minions_actors.errors import MinionsError
 
             for cell in stuck:
                 self.hooks.lifecycle_error(
@@ -567,7 +567,7 @@ class ActorSystem:
 
     def _signal_loop(self, read_fd: int) -> None:
         """Wait for a signal byte; start the graceful shutdown, or quit on b"q"."""
-        from ._signals import block_shutdown_signals
+        from minions_actors.support.signals import block_shutdown_signals
 
         block_shutdown_signals()
         try:

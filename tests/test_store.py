@@ -18,7 +18,6 @@ import pytest
 from loguru import logger
 
 from minions_actors import persistence
-from minions_actors._inspect import render_inspect
 from minions_actors.errors import (
     StateStoreClosed,
     StateStoreCorrupt,
@@ -27,6 +26,7 @@ from minions_actors.errors import (
     StateStoreLocked,
     StateStoreReadOnly,
 )
+from minions_actors.ops.inspect import render_inspect
 from minions_actors.persistence import (
     InMemoryStateStore,
     SQLiteStateStore,

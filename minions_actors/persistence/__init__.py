@@ -29,14 +29,21 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from sqlite_utils import Database
 
-from ._quarantine import (
+from minions_actors.errors import (
+    StateStoreClosed,
+    StateStoreError,
+    StateStoreReadOnly,
+    StateStoreWriteFailed,
+)
+from minions_actors.persistence.quarantine import (
     QUARANTINE_TABLE,
     SELECT_QUARANTINED,
     QuarantinedSnapshot,
     insert_quarantined,
     select_quarantined,
 )
-from ._sqlite_writer import (
+from minions_actors.persistence.store_file import OPEN_CHECKS, OpenCheck, OwnerLock, check_pages
+from minions_actors.persistence.writer import (
     SNAPSHOT_TABLE,
     WORKFLOW_COLUMNS,
     WORKFLOW_TABLE,
@@ -46,13 +53,6 @@ from ._sqlite_writer import (
     classify_sqlite_error,
     immediate_transaction,
     store_log,
-)
-from ._store_file import OPEN_CHECKS, OpenCheck, OwnerLock, check_pages
-from .errors import (
-    StateStoreClosed,
-    StateStoreError,
-    StateStoreReadOnly,
-    StateStoreWriteFailed,
 )
 
 __all__ = [

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger as _global_logger
 
-from ._hooks import Hooks
+from minions_actors.observability.hooks import Hooks
 
 if TYPE_CHECKING:
     from loguru import Logger, Record

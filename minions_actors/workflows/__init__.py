@@ -21,14 +21,14 @@ from dataclasses import dataclass, field, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ._hooks import Hooks
-from .errors import MinionsError
-from .supervision import Backoff
+from minions_actors.errors import MinionsError
+from minions_actors.observability.hooks import Hooks
+from minions_actors.runtime.supervision import Backoff
 
 if TYPE_CHECKING:
-    from ._cell import Cell
-    from .minion import Minion
-    from .persistence import WorkflowRecord
+    from minions_actors.persistence import WorkflowRecord
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.minion import Minion
 
 STATUSES = ("running", "completed", "aborted", "failed")
 _tokens = itertools.count(1)
@@ -174,7 +174,7 @@ class WorkflowWaiters(Hooks):
              timeout: float | None) -> WorkflowInfo:
         """Block until ``workflow_id`` is no longer running; ``read`` gets its current info
         (called once registered, so a finish in between is not missed)."""
-        from .errors import SystemNotRunning
+        from minions_actors.errors import SystemNotRunning
 
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -246,7 +246,7 @@ def unknown_workflow(describe: str, cls: type, name: str) -> WorkflowError:
 
 
 def _encode_context(cell: Cell, context: Any) -> str:
-    from ._snapshots import to_json
+    from minions_actors.runtime.snapshots import to_json
 
     if not isinstance(context, dict):
         raise WorkflowError(
@@ -329,7 +329,7 @@ class WorkflowRunner:
         """:meth:`_checkpoint` for a workflow that is going ahead: a save that fails (a store
         fault, a sync commit failing) is retried with backoff, so the workflow is never left
         waiting for a checkpoint that will not come."""
-        from .errors import StateStoreClosed
+        from minions_actors.errors import StateStoreClosed
 
         try:
             self._checkpoint(rec, run_next, starting)
@@ -358,7 +358,7 @@ class WorkflowRunner:
         record is durable (at once for an id that exists and is durable); such a start that
         cannot be saved raises instead (a StateStoreError) and starts nothing, so the asker
         can retry. Without ``answer`` (a tell) a failed save is retried in the background."""
-        from .persistence import WorkflowRecord
+        from minions_actors.persistence import WorkflowRecord
 
         definition = self.definitions.get(name)
         if definition is None:

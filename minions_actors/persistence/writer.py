@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from loguru import logger
 
-from .errors import (
+from minions_actors.errors import (
     StateStoreCorrupt,
     StateStoreError,
     StateStoreFull,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from loguru import Logger
     from sqlite_utils import Database
 
-    from .persistence import WorkflowRecord
+    from minions_actors.persistence import WorkflowRecord
 
 __all__ = [
     "SNAPSHOT_COLUMNS",
@@ -291,7 +291,7 @@ class SnapshotWriter(threading.Thread):
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         """Wait for a batch, write it, repeat; exit after close() drained the queue."""
-        from ._signals import block_shutdown_signals
+        from minions_actors.support.signals import block_shutdown_signals
 
         block_shutdown_signals()
         q = self._q

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pykka
 
-    from ._cell import Cell
+    from minions_actors.runtime.cell import Cell
 
 
 class Ask:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._cell import Cell
-    from .system import ActorSystem
-    from .workflows import WorkflowInfo
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.system import ActorSystem
+    from minions_actors.workflows import WorkflowInfo
 
 
 class Hooks:

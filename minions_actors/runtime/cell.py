@@ -25,11 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
-from . import _messages as m
-from ._mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
-from ._signals import block_shutdown_signals
-from ._snapshots import Snapshotter, is_persistent
-from .errors import (
+from minions_actors.errors import (
     DuplicateName,
     MailboxFull,
     MinionsError,
@@ -40,8 +36,18 @@ from .errors import (
     SupervisorGaveUp,
     SystemNotRunning,
 )
-from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
-from .workflows import (
+from minions_actors.runtime import messages as m
+from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
+from minions_actors.runtime.snapshots import Snapshotter, is_persistent
+from minions_actors.runtime.supervision import (
+    RestartIntensity,
+    RestartType,
+    Strategy,
+    check_restart_type,
+    should_restart,
+)
+from minions_actors.support.signals import block_shutdown_signals
+from minions_actors.workflows import (
     RunStep,
     StartWorkflow,
     WorkflowError,
@@ -51,10 +57,10 @@ from .workflows import (
 )
 
 if TYPE_CHECKING:
-    from ._hooks import Hooks
-    from .minion import Minion
-    from .ref import MinionRef
-    from .system import ActorSystem
+    from minions_actors.observability.hooks import Hooks
+    from minions_actors.runtime.minion import Minion
+    from minions_actors.runtime.ref import MinionRef
+    from minions_actors.system import ActorSystem
 
 _NOTHING: Any = object()
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
@@ -120,7 +126,7 @@ def _takes_no_arguments(cls: type) -> bool:
 
 def _bind_base(inst: Minion) -> None:
     """Set the attributes ``Minion.__init__`` sets (imported here: minion imports this module)."""
-    from .minion import Minion
+    from minions_actors.runtime.minion import Minion
 
     Minion.__init__(inst)
 
@@ -148,7 +154,7 @@ class Cell:
         mailbox_put_timeout: float = 1.0,
         strategy: Strategy | None = None,
     ) -> None:
-        from .ref import MinionRef
+        from minions_actors.runtime.ref import MinionRef
 
         self.system = system
         self.hooks: Hooks = system.hooks
@@ -407,7 +413,7 @@ class Cell:
         mailbox_put_timeout: float,
     ) -> MinionRef[Any]:
         """Create, register and start a child cell; return its ref at once."""
-        from .minion import Minion
+        from minions_actors.runtime.minion import Minion
 
         if not (isinstance(cls, type) and issubclass(cls, Minion)):
             raise SpawnError(f"spawn() takes a Minion subclass, got {cls!r}")
@@ -931,7 +937,7 @@ class Cell:
             with target.watch_lock:
                 target.watchers.discard(self)
         if watchers:
-            from .minion import Terminated
+            from minions_actors.runtime.minion import Terminated
 
             note = Terminated(self.ref, self.path, self.stop_reason or "stopped")
             for watcher in watchers:
@@ -957,7 +963,7 @@ class Cell:
             with self.watch_lock:
                 self.watching.add(target)
         else:
-            from .minion import Terminated
+            from minions_actors.runtime.minion import Terminated
 
             self.ref.tell(Terminated(target.ref, target.path, target.stop_reason or "stopped"))
 

@@ -14,12 +14,12 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import SnapshotError, StateStoreWriteFailed
+from minions_actors.errors import SnapshotError, StateStoreWriteFailed
 
 if TYPE_CHECKING:
-    from ._cell import Cell
-    from .minion import Minion
-    from .persistence import StateStore
+    from minions_actors.persistence import StateStore
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.minion import Minion
 
 def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
@@ -60,7 +60,7 @@ _INF = (float("inf"), float("-inf"))
 
 def is_persistent(cls: type[Minion]) -> bool:
     """A minion class is persistent when it overrides both ``snapshot`` and ``restore``."""
-    from .minion import Minion
+    from minions_actors.runtime.minion import Minion
 
     return cls.snapshot is not Minion.snapshot and cls.restore is not Minion.restore
 
