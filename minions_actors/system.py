@@ -174,6 +174,7 @@ class ActorSystem:
         )
         self._logs.install()
         self._log = self._logs.log
+        self.hooks.on_error = self._hook_failed
         self.hooks.add(LoggingHooks(self._logs.log))
         for hook in hooks:
             self.hooks.add(hook)
@@ -462,6 +463,13 @@ class ActorSystem:
         deadline = time.monotonic() + timeout
         self.hooks.system_stopping(self, self.failure)
         self._teardown(deadline)
+
+    def _hook_failed(self, hook_name: str, observer: Hooks, exc: BaseException) -> None:
+        """A hook raised: log it with the hook's and the observer's names (never swallow)."""
+        if self._log is not None:
+            self._log.opt(exception=exc).error(
+                "hook {} of observer {} raised {}: {}", hook_name, type(observer).__name__,
+                type(exc).__name__, exc)
 
     def _teardown(self, deadline: float) -> None:
         """Reverse of start; tolerant of a partial start."""

@@ -33,7 +33,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from minions_actors.errors import MetricsPortInUse
-from minions_actors.observability.hooks import Hooks
+from minions_actors.observability.hooks import Hooks, MinionView
 
 __all__ = [
     "CRASH_PHASES",
@@ -111,27 +111,6 @@ def _serve(registry: CollectorRegistry, host: str, port: int) -> tuple[Any, thre
     return server, thread
 
 
-class CellView(Protocol):
-    """What the metrics read from a cell (read only, cumulative across restarts)."""
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def cls_name(self) -> str: ...
-
-    @property
-    def handled(self) -> int: ...
-
-    @property
-    def failed(self) -> int: ...
-
-    @property
-    def busy_seconds(self) -> float: ...
-
-    def mailbox_depth(self) -> int: ...
-
-
 class SystemView(Protocol):
     """What the metrics read from the system: a snapshot list of live cells (Gru excluded).
 
@@ -174,7 +153,7 @@ class MinionsCollector(Collector):
         self._resource_errors: dict[str, int] = {}
         self._high_water: dict[tuple[str, tuple[str, ...]], float] = {}
 
-    def retire(self, cell: CellView) -> None:
+    def retire(self, cell: MinionView) -> None:
         """Fold a stopped cell's counts into its class's retired totals (once per cell)."""
         with self._lock:
             if self._retired_cells.get(id(cell)) is cell:
@@ -478,7 +457,7 @@ class MetricsHooks(Hooks):
     def system_stopped(self, system: Any, failure: BaseException | None) -> None:
         self.close()
 
-    def minion_started(self, cell: CellView, restored: bool) -> None:
+    def minion_started(self, cell: MinionView, restored: bool) -> None:
         cls_name = cell.cls_name
         self.collector.note_class(cls_name)
         # Create the class's event series at 0 so rate()/increase() see the first event.
@@ -490,43 +469,43 @@ class MetricsHooks(Hooks):
         for phase in CRASH_PHASES:
             self.crashes.labels(cls_name, phase)
 
-    def minion_crashed(self, cell: CellView, exc: BaseException, phase: str) -> None:
+    def minion_crashed(self, cell: MinionView, exc: BaseException, phase: str) -> None:
         self.crashes.labels(cell.cls_name, phase).inc()
 
-    def minion_restarting(self, cell: CellView, delay: float, cause: str) -> None:
+    def minion_restarting(self, cell: MinionView, delay: float, cause: str) -> None:
         self.restarts.labels(cell.cls_name).inc()
 
-    def minion_stopped(self, cell: CellView, reason: str) -> None:
+    def minion_stopped(self, cell: MinionView, reason: str) -> None:
         self.collector.retire(cell)
 
-    def lifecycle_error(self, cell: CellView, exc: BaseException, phase: str) -> None:
+    def lifecycle_error(self, cell: MinionView, exc: BaseException, phase: str) -> None:
         resource = _RESOURCE_PHASES.get(phase)
         if resource is not None:
             self.collector.resource_error(resource)
 
-    def escalated(self, cell: CellView, exc: BaseException) -> None:
+    def escalated(self, cell: MinionView, exc: BaseException) -> None:
         self.escalations.labels(cell.cls_name).inc()
 
-    def dead_letter(self, cell: CellView, message: Any, first: bool) -> None:
+    def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:
         self.dead_letters.labels(cell.cls_name).inc()
 
-    def messages_dropped(self, cell: CellView, count: int) -> None:
+    def messages_dropped(self, cell: MinionView, count: int) -> None:
         self.dead_letters.labels(cell.cls_name).inc(count)
 
-    def snapshot_error(self, cell: CellView, exc: BaseException, first: bool) -> None:
+    def snapshot_error(self, cell: MinionView, exc: BaseException, first: bool) -> None:
         self.snapshot_errors.labels(cell.cls_name).inc()
 
-    def snapshot_quarantined(self, cell: CellView, exc: BaseException) -> None:
+    def snapshot_quarantined(self, cell: MinionView, exc: BaseException) -> None:
         self.snapshots_quarantined.labels(cell.cls_name).inc()
 
-    def workflow_started(self, cell: CellView, info: Any, resumed: bool) -> None:
+    def workflow_started(self, cell: MinionView, info: Any, resumed: bool) -> None:
         self.count_workflow_started(cell.cls_name, info.name, count=not resumed)
 
-    def workflow_step(self, cell: CellView, workflow: str, step: str, seconds: float,
+    def workflow_step(self, cell: MinionView, workflow: str, step: str, seconds: float,
                       ok: bool) -> None:
         self.record_workflow_step(cell.cls_name, workflow, seconds)
 
-    def workflow_finished(self, cell: CellView, info: Any, exc: BaseException | None) -> None:
+    def workflow_finished(self, cell: MinionView, info: Any, exc: BaseException | None) -> None:
         if info.status == "completed":
             self.count_workflow_completed(cell.cls_name, info.name)
         elif info.status == "failed":
