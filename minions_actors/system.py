@@ -12,11 +12,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from minions_actors.observability.hooks import HookDispatcher, Hooks
 from minions_actors.runtime.cell import Cell
+from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.mailbox import Overflow
 from minions_actors.runtime.messages import Terminate
 from minions_actors.runtime.minion import Gru, Minion
@@ -44,7 +45,6 @@ class ActorSystem:
     """
 
     _lock: ClassVar[threading.RLock] = threading.RLock()
-    _current: ClassVar[ActorSystem | None] = None
 
     def __init__(self, _token: object = None) -> None:
         if _token is not _DEFAULT:
@@ -65,9 +65,9 @@ class ActorSystem:
         self._gru: Cell | None = None
         self._cells: dict[Cell, None] = {}
         self._cells_lock = threading.RLock()  # re-entrant: a signal handler may shut down mid-spawn
-        self._accepting = False
+        self._accepts = False
         self._shutdown_lock = threading.RLock()
-        self._shutdown_started = False
+        self._shutting_down = False
         self._stopped = threading.Event()
         self._clean = True
         self._old_signals: dict[int, Any] = {}
@@ -128,7 +128,7 @@ class ActorSystem:
             if not value > 0:
                 raise ValueError(f"{label} must be > 0 seconds, got {value!r}")
         with cls._lock:
-            running = cls._current
+            running = cast("ActorSystem | None", RunningHost.host)
             if running is not None and not running._stopped.is_set():
                 raise SystemAlreadyRunning(
                     "an ActorSystem is already running in this process (one Gru per "
@@ -150,7 +150,7 @@ class ActorSystem:
             except BaseException:
                 system._teardown(time.monotonic() + shutdown_timeout)
                 raise
-            cls._current = system
+            RunningHost.host = system
         _shutdown_at_exit(system)
         if handle_signals:
             system._install_signal_handlers()
@@ -193,7 +193,7 @@ class ActorSystem:
             metrics.start()
             self.metrics = metrics
             self.hooks.hooks.insert(0, metrics)
-        self._accepting = True
+        self._accepts = True
         gru = Cell(self, None, Gru, (), {}, "gru", "permanent", strategy=strategy)
         self._gru = gru
         gru.thread.start()
@@ -222,7 +222,7 @@ class ActorSystem:
     @classmethod
     def current(cls) -> ActorSystem | None:
         """The running system of this process, or None."""
-        system = cls._current
+        system = cast("ActorSystem | None", RunningHost.host)
         if system is None or system._stopped.is_set():
             return None
         return system
@@ -381,7 +381,7 @@ class ActorSystem:
     # ================================================================== lifecycle
     @property
     def running(self) -> bool:
-        return not self._stopped.is_set() and not self._shutdown_started
+        return not self._stopped.is_set() and not self._shutting_down
 
     @property
     def exit_code(self) -> int:
@@ -441,7 +441,7 @@ class ActorSystem:
 
         threading.Thread(target=run, name="minions-shutdown", daemon=False).start()
 
-    def _root_failed(self, exc: BaseException | None) -> None:
+    def root_failed(self, exc: BaseException | None) -> None:
         """Gru gave up (escalation) or exited: shut the system down with that status."""
         if exc is not None and self.failure is None:
             self.failure = exc
@@ -453,8 +453,8 @@ class ActorSystem:
         caller that is not a minion records its thread, so a nested call from that thread
         (a signal handler interrupting it) does not wait for itself."""
         with self._shutdown_lock:
-            first = not self._shutdown_started
-            self._shutdown_started = True
+            first = not self._shutting_down
+            self._shutting_down = True
             if first and not self._on_minion_thread():
                 self._shutdown_owner = threading.get_ident()
         return first
@@ -473,7 +473,7 @@ class ActorSystem:
 
     def _teardown(self, deadline: float) -> None:
         """Reverse of start; tolerant of a partial start."""
-        self._accepting = False
+        self._accepts = False
         gru = self._gru
         self._stop_minions(gru, deadline)
         self.timer.close(max(0.1, deadline - time.monotonic()))
@@ -491,8 +491,8 @@ class ActorSystem:
 
         use_store_logger(None)
         with ActorSystem._lock:
-            if ActorSystem._current is self:
-                ActorSystem._current = None
+            if RunningHost.host is self:
+                RunningHost.host = None
         self._stopped.set()
 
     def _close_store(self, gru: Cell | None, deadline: float) -> None:
@@ -628,23 +628,33 @@ class ActorSystem:
     # ================================================================== internals
     def _root(self) -> Cell:
         gru = self._gru
-        if gru is None or not self._accepting:
+        if gru is None or not self._accepts:
             raise SystemNotRunning(
                 "the ActorSystem is shut down; start a new one with ActorSystem.start()"
             )
         return gru
 
-    def _check_accepting(self) -> None:
-        if not self._accepting:
+    @property
+    def accepting(self) -> bool:
+        """True while new minions are accepted (part of the cells' host interface)."""
+        return self._accepts
+
+    @property
+    def shutdown_started(self) -> bool:
+        """True once shutdown began (part of the cells' host interface)."""
+        return self._shutting_down
+
+    def check_accepting(self) -> None:
+        if not self._accepts:
             raise SystemNotRunning(
                 "the ActorSystem is shutting down and accepts no new minions"
             )
 
-    def _register(self, cell: Cell) -> None:
+    def register_cell(self, cell: Cell) -> None:
         with self._cells_lock:
             self._cells[cell] = None
 
-    def _unregister(self, cell: Cell) -> None:
+    def unregister_cell(self, cell: Cell) -> None:
         with self._cells_lock:
             self._cells.pop(cell, None)
 

@@ -58,9 +58,9 @@ from minions_actors.workflows import (
 
 if TYPE_CHECKING:
     from minions_actors.observability.hooks import Hooks
+    from minions_actors.runtime.host import Host
     from minions_actors.runtime.minion import Minion
     from minions_actors.runtime.ref import MinionRef
-    from minions_actors.system import ActorSystem
 
 _NOTHING: Any = object()
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
@@ -142,7 +142,7 @@ class Cell:
 
     def __init__(
         self,
-        system: ActorSystem,
+        system: Host,
         parent: Cell | None,
         cls: type[Minion],
         args: tuple[Any, ...],
@@ -441,7 +441,7 @@ class Cell:
                 f"{name!r} (paths are built from names: parent/child; a control character "
                 f"such as a newline could forge log lines)"
             )
-        self.system._check_accepting()
+        self.system.check_accepting()
         with self.children_lock:
             if self.terminated or self._terminate_requested:
                 raise MinionStopped(f"{self.describe()} is stopping and cannot spawn children")
@@ -458,7 +458,7 @@ class Cell:
                 mailbox_size, mailbox_overflow, mailbox_put_timeout,
             )
             self.children[name] = child
-        self.system._register(child)
+        self.system.register_cell(child)
         child.thread.start()
         return child.ref
 
@@ -491,7 +491,7 @@ class Cell:
     def _abandon(self, child: Cell) -> None:
         """Report a child that did not stop in its share of the time; a shutdown reports
         every minion still running at its end instead (each one once)."""
-        if self.system._shutdown_started:
+        if self.system.shutdown_started:
             return
         self.hooks.lifecycle_error(child, MinionsError(
             f"{child.describe()} did not stop in time and was abandoned; its handler is "
@@ -751,7 +751,7 @@ class Cell:
             self.hooks.lifecycle_error(self, err, "on_failure" if crashed else "on_stop")
 
     def _crash(self, exc: BaseException, phase: str) -> None:
-        if isinstance(exc, SystemNotRunning) and not self.system._accepting:
+        if isinstance(exc, SystemNotRunning) and not self.system.accepting:
             # spawning children while the system shuts down: a race with shutdown, not a bug
             self._end_incarnation(crashed=False)
             self._report_down(None)
@@ -775,11 +775,11 @@ class Cell:
         if phase in ("init", "restore"):
             self.instance = None  # nothing was started, so nothing to stop
         self._interrupted = True
-        self.system._root_failed(None if clean else exc)
+        self.system.root_failed(None if clean else exc)
 
     def _report_down(self, exc: BaseException | None) -> None:
         if self.parent is None:
-            self.system._root_failed(exc)
+            self.system.root_failed(exc)
         else:
             self.parent.send_system(m.ChildDown(self, self.incarnation, exc))
 
@@ -907,7 +907,7 @@ class Cell:
         self._stop_children(self._stop_deadline(), "escalation")  # first, as the docs say
         self.hooks.escalated(self, err)
         if self.is_root:
-            self.system._root_failed(err)
+            self.system.root_failed(err)
         else:
             self._crash(err, "supervision")  # fails upward (no children are left to stop)
 
@@ -947,7 +947,7 @@ class Cell:
                     self.hooks.lifecycle_error(watcher, exc, "death-watch")
         if self.parent is not None:
             self.hooks.minion_stopped(self, self.stop_reason or "stopped")
-            self.system._unregister(self)
+            self.system.unregister_cell(self)
         self.stopped_event.set()
         for request in self._stop_requests:
             request.done.set()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
 import pykka
 
 from minions_actors.errors import MinionsError
+from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.mailbox import Overflow
 from minions_actors.runtime.supervision import OneForOne, Strategy
 
@@ -112,7 +113,7 @@ class Minion(pykka.ThreadingActor):
     @property
     def system(self) -> ActorSystem:
         """The running :class:`~minions_actors.ActorSystem`."""
-        return self._minion_cell.system
+        return self._minion_cell.system  # type: ignore[return-value]  # the host is the ActorSystem
 
     @property
     def children(self) -> dict[str, MinionRef[Any]]:
@@ -223,12 +224,10 @@ class Gru(Minion):
     @classmethod
     def shutdown(cls, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Gracefully shut down the running :class:`~minions_actors.ActorSystem`, if any."""
-        from minions_actors.system import ActorSystem
-
-        system = ActorSystem.current()
-        if system is None:
+        host = RunningHost.host
+        if host is None:
             return True
-        return system.shutdown(timeout=timeout)
+        return host.shutdown(timeout=timeout)
 
     def on_receive(self, message: Any) -> Any:
         raise MinionsError(f"Gru does not take messages (got {message!r}); spawn a minion")
