@@ -40,11 +40,15 @@ from minions_actors.runtime import messages as m
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
 from minions_actors.runtime.supervision import (
-    RestartIntensity,
+    ChildExit,
+    GiveUp,
+    History,
     RestartType,
+    StopChild,
     Strategy,
+    backoff_delay,
     check_restart_type,
-    should_restart,
+    decide,
 )
 from minions_actors.support.signals import block_shutdown_signals
 from minions_actors.workflows import (
@@ -180,7 +184,7 @@ class Cell:
         self.incarnation = 0
         self.children: dict[str, Cell] = {}
         self.children_lock = threading.Lock()
-        self.intensity: RestartIntensity | None = None  # per incarnation, see _start_incarnation
+        self.restart_history: History = ()  # of this incarnation's children
         self.watchers: set[Cell] = set()
         self.watching: set[Cell] = set()
         self.watch_lock = threading.Lock()
@@ -688,7 +692,7 @@ class Cell:
     def _start_incarnation(self) -> bool:
         """Construct, restore and start a new instance; a failure counts as a crash."""
         self.incarnation += 1
-        self.intensity = RestartIntensity(self.strategy)
+        self.restart_history = ()
         phase = "init"
         restored = False
         inst: Minion | None = None
@@ -835,24 +839,19 @@ class Cell:
         if (child.incarnation != msg.incarnation or child.terminated or self.terminated
                 or self.closing):  # a shutdown stops the child; it restarts nothing
             return  # stale report: the child was restarted or removed meanwhile
-        crashed = msg.exc is not None
-        if not should_restart(child.restart, crashed):
-            child.send_system(m.Terminate(self._stop_deadline(),
-                                          "crashed" if crashed else "exited"))
-            return
-        intensity = self.intensity
-        if intensity is None:  # reports can only arrive after this cell started once
-            intensity = self.intensity = RestartIntensity(self.strategy)
-        if not intensity.record():
+        children = self.children_in_order()
+        leaving = [c for c in children
+                   if c.terminated or c._terminate_requested or c._stop_requested]
+        decision, self.restart_history = decide(
+            ChildExit(child, child.restart, msg.exc, children, leaving),
+            self.strategy, self.restart_history, time.monotonic())
+        if isinstance(decision, StopChild):
+            child.send_system(m.Terminate(self._stop_deadline(), decision.reason))
+        elif isinstance(decision, GiveUp):
             self._give_up(child, msg.exc)
-            return
-        delay = intensity.next_delay()
-        cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
-        affected = [
-            c for c in self.strategy.affected(self.children_in_order(), child)
-            if c is child or not (c.terminated or c._terminate_requested or c._stop_requested)
-        ]
-        self._restart_children(child, affected, delay, cause)
+        else:
+            self._restart_children(child, decision.affected,
+                                   backoff_delay(self.strategy, decision.attempt), decision.cause)
 
     def _restart_children(self, child: Cell, affected: list[Cell], delay: float,
                           cause: str) -> None:

@@ -9,10 +9,9 @@ the job of :mod:`minions_actors.runtime.cell`.
 from __future__ import annotations
 
 import random
-import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
 
 RestartType = Literal["permanent", "transient", "temporary"]
 """When a child is restarted: always, only after a crash, or never."""
@@ -128,29 +127,65 @@ def check_restart_type(restart: object) -> RestartType:
     return restart  # type: ignore[return-value]
 
 
-@dataclass
-class RestartIntensity:
-    """Restarts of one supervisor counted over a sliding window (OTP's intensity/period)."""
+@dataclass(frozen=True)
+class ChildExit(Generic[_T]):
+    """What a supervisor knows when a child's incarnation ended."""
 
-    strategy: Strategy
-    _times: deque[float] = field(default_factory=deque)
+    child: _T
+    restart: RestartType
+    exc: BaseException | None  # None: a normal exit
+    children: Sequence[_T]  # the supervisor's children, in start order
+    leaving: Collection[_T] = ()  # children already stopping for good: never restarted
 
-    def record(self, now: float | None = None) -> bool:
-        """Count one restart; return False when the intensity is exceeded (give up)."""
-        now = time.monotonic() if now is None else now
-        self._times.append(now)
-        horizon = now - self.strategy.within
-        while self._times and self._times[0] < horizon:
-            self._times.popleft()
-        return len(self._times) <= self.strategy.max_restarts
 
-    @property
-    def in_window(self) -> int:
-        """How many restarts are currently inside the window."""
-        return len(self._times)
+@dataclass(frozen=True)
+class StopChild:
+    """Do not restart: the child's restart type says so; stop it for good."""
 
-    def next_delay(self) -> float:
-        """Backoff before the restart just recorded (0 without a backoff policy)."""
-        if self.strategy.backoff is None:
-            return 0.0
-        return self.strategy.backoff.delay(self.in_window)
+    reason: str  # "crashed" or "exited"
+
+
+@dataclass(frozen=True)
+class RestartChildren(Generic[_T]):
+    """Restart ``affected`` (start order: stop in reverse, start in order) after the
+    backoff of restart number ``attempt`` of the window."""
+
+    affected: list[_T]
+    attempt: int
+    cause: str
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """The restart intensity is exceeded: stop every child and fail upward."""
+
+
+History = tuple[float, ...]
+"""When the restarts inside the current window happened (monotonic seconds, oldest first)."""
+
+
+def decide(
+    exit: ChildExit[_T], strategy: Strategy, history: History, now: float
+) -> tuple[StopChild | RestartChildren[_T] | GiveUp, History]:
+    """The supervisor's decision after a child's exit, and the new restart history.
+
+    Pure (no threads, no clock, no randomness) as OTP's ``supervisor:restart/2``: the restart
+    type decides whether to restart at all, the sliding window whether the supervisor gives
+    up, and the strategy's clause (:meth:`Strategy.affected`) which children restart.
+    """
+    crashed = exit.exc is not None
+    if not should_restart(exit.restart, crashed):
+        return StopChild("crashed" if crashed else "exited"), history
+    horizon = now - strategy.within
+    history = (*(t for t in history if t >= horizon), now)
+    if len(history) > strategy.max_restarts:
+        return GiveUp(), history
+    affected = [c for c in strategy.affected(list(exit.children), exit.child)
+                if c is exit.child or c not in exit.leaving]
+    cause = f"{type(exit.exc).__name__}: {exit.exc}" if crashed else "normal exit"
+    return RestartChildren(affected, len(history), cause), history
+
+
+def backoff_delay(strategy: Strategy, attempt: int) -> float:
+    """Seconds to wait before restart number ``attempt`` of the window (0 without backoff)."""
+    return 0.0 if strategy.backoff is None else strategy.backoff.delay(attempt)
