@@ -18,6 +18,26 @@ SystemView = Any
 WorkflowInfo = Any
 
 
+# The ``phase`` of ``minion_crashed``: where the incarnation failed (docs/supervision.md
+# lists them all; metrics label crashes with them).
+PHASE_INIT = "init"  # the constructor raised
+PHASE_RESTORE = "restore"  # restore() raised for the stored snapshot
+PHASE_ON_START = "on_start"
+PHASE_MESSAGE = "message"  # a handler raised
+PHASE_SNAPSHOT = "snapshot"  # a sync-mode store refused the snapshot after a message
+PHASE_RUNTIME = "runtime"  # the runtime itself failed in the minion's thread (a bug)
+PHASE_SUPERVISION = "supervision"  # the minion gave up supervising (intensity exceeded)
+CRASH_PHASES = (PHASE_INIT, PHASE_RESTORE, PHASE_ON_START, PHASE_MESSAGE, PHASE_SNAPSHOT,
+                PHASE_RUNTIME, PHASE_SUPERVISION)
+
+# The ``phase`` of ``lifecycle_error``: a callback or runtime step that must not crash
+# anything raised, and was logged and skipped.
+LIFECYCLE_PHASES = (
+    "on_stop", "on_failure", "start_workflow", "death-watch", "runtime", "stop", "shutdown",
+    "store-close", "prune-workflows", "workflow-checkpoint",
+)
+
+
 class MinionView(Protocol):
     """The one read-only view of a minion that every hook receives (cumulative across
     restarts: a restart keeps the same view)."""
@@ -70,7 +90,7 @@ class Hooks:
         """A new incarnation ran ``on_start`` successfully (``restored``: state came back)."""
 
     def minion_crashed(self, cell: MinionView, exc: BaseException, phase: str) -> None:
-        """The minion crashed; ``phase`` is one of init, restore, on_start, message."""
+        """The minion crashed; ``phase`` is one of :data:`CRASH_PHASES`."""
 
     def minion_restarting(self, cell: MinionView, delay: float, cause: str) -> None:
         """Its supervisor decided to restart it after ``delay`` seconds."""
@@ -79,7 +99,8 @@ class Hooks:
         """The minion stopped for good (``reason``: stop, exit, shutdown, escalation...)."""
 
     def lifecycle_error(self, cell: MinionView, exc: BaseException, phase: str) -> None:
-        """A user callback that must not crash anything raised (``on_stop``, ``on_failure``)."""
+        """A callback that must not crash anything raised; ``phase`` is one of
+        :data:`LIFECYCLE_PHASES`."""
 
     def escalated(self, cell: MinionView, exc: BaseException) -> None:
         """``cell`` exceeded its restart intensity and gave up, failing upward."""

@@ -33,7 +33,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from minions_actors.errors import MetricsPortInUse
-from minions_actors.observability.hooks import Hooks, MinionView
+from minions_actors.observability.hooks import CRASH_PHASES, Hooks, MinionView
 
 __all__ = [
     "CRASH_PHASES",
@@ -42,8 +42,6 @@ __all__ = [
     "MinionsCollector",
 ]
 
-#: ``phase`` label values of ``minions_crashes_total`` (as passed to ``minion_crashed``).
-CRASH_PHASES = ("init", "restore", "on_start", "message", "snapshot")
 
 #: ``lifecycle_error`` phases that are failures of a runtime resource (closing the store).
 _RESOURCE_PHASES = {"store-close": "state_store"}

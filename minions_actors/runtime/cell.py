@@ -36,6 +36,15 @@ from minions_actors.errors import (
     SupervisorGaveUp,
     SystemNotRunning,
 )
+from minions_actors.observability.hooks import (
+    PHASE_INIT,
+    PHASE_MESSAGE,
+    PHASE_ON_START,
+    PHASE_RESTORE,
+    PHASE_RUNTIME,
+    PHASE_SNAPSHOT,
+    PHASE_SUPERVISION,
+)
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
@@ -91,7 +100,7 @@ GROUP_STEP_TIMEOUT = 5.0
 def _phase_of(exc: BaseException) -> str:
     """The crash phase of a failed call through ``_invoke``: its snapshot was refused by a
     sync-mode store (``"snapshot"``), or the handler raised (``"message"``)."""
-    return "snapshot" if isinstance(exc, StateStoreWriteFailed) else "message"
+    return PHASE_SNAPSHOT if isinstance(exc, StateStoreWriteFailed) else PHASE_MESSAGE
 
 
 def _answer(future: Any, value: Any) -> None:
@@ -531,7 +540,7 @@ class Cell:
         except BaseException as exc:
             self.hooks.lifecycle_error(self, exc, "runtime")
             if self.instance is not None:
-                self._crash(exc, "runtime")
+                self._crash(exc, PHASE_RUNTIME)
 
     def _process_messages(self) -> None:
         """The hot loop: runs until a runtime message arrives or the incarnation ends."""
@@ -693,27 +702,27 @@ class Cell:
         """Construct, restore and start a new instance; a failure counts as a crash."""
         self.incarnation += 1
         self.restart_history = ()
-        phase = "init"
+        phase = PHASE_INIT
         restored = False
         inst: Minion | None = None
         try:
             inst = self._blank()
             self._initialise(inst)
-            phase = "restore"
+            phase = PHASE_RESTORE
             if self.snapshots is None and _class_info(self.cls)[0]:
                 self.snapshots = Snapshotter(self, self.system.store)
             if self.snapshots is not None:
                 outcome = self.snapshots.restore_into(inst)
                 if outcome is None:  # the snapshot was quarantined: start from scratch
-                    phase = "init"
+                    phase = PHASE_INIT
                     inst = self._blank()
                     self._initialise(inst)
-                    phase = "restore"
+                    phase = PHASE_RESTORE
                 restored = bool(outcome)
             if self.workflows is None and _class_info(self.cls)[1]:
                 self.workflows = WorkflowRunner(self)
                 self.workflows.resume()
-            phase = "on_start"
+            phase = PHASE_ON_START
             self.instance = inst
             self._instance_changed()
             inst.on_start()
@@ -776,7 +785,7 @@ class Cell:
         clean = isinstance(exc, SystemExit) and exc.code in (0, None)
         if not clean:
             self.hooks.minion_crashed(self, exc, phase)
-        if phase in ("init", "restore"):
+        if phase in (PHASE_INIT, PHASE_RESTORE):
             self.instance = None  # nothing was started, so nothing to stop
         self._interrupted = True
         self.system.root_failed(None if clean else exc)
@@ -908,7 +917,7 @@ class Cell:
         if self.is_root:
             self.system.root_failed(err)
         else:
-            self._crash(err, "supervision")  # fails upward (no children are left to stop)
+            self._crash(err, PHASE_SUPERVISION)  # fails upward (no children are left to stop)
 
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:
