@@ -27,7 +27,7 @@ from minions_actors.errors import (
     WorkflowRecordNotFound,
     WorkflowStatusConflict,
 )
-from minions_actors.persistence import WORKFLOW_STATUSES, WorkflowRecord, _status_set
+from minions_actors.persistence.records import WORKFLOW_STATUSES, WorkflowRecord, _status_set
 from minions_actors.persistence.store_file import read_only_connection
 from minions_actors.persistence.writer import (
     SNAPSHOT_TABLE,
