@@ -28,12 +28,10 @@ from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 from minions_actors.errors import (
     DuplicateName,
     MailboxFull,
-    MinionsError,
     MinionStopped,
     SpawnError,
     StateStoreError,
     StateStoreWriteFailed,
-    SupervisorGaveUp,
     SystemNotRunning,
 )
 from minions_actors.observability.hooks import (
@@ -43,21 +41,16 @@ from minions_actors.observability.hooks import (
     PHASE_RESTORE,
     PHASE_RUNTIME,
     PHASE_SNAPSHOT,
-    PHASE_SUPERVISION,
 )
 from minions_actors.runtime import messages as m
+from minions_actors.runtime import supervisor
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
 from minions_actors.runtime.supervision import (
-    ChildExit,
-    GiveUp,
     History,
     RestartType,
-    StopChild,
     Strategy,
-    backoff_delay,
     check_restart_type,
-    decide,
 )
 from minions_actors.support.signals import block_shutdown_signals
 from minions_actors.workflows import (
@@ -92,10 +85,6 @@ _COND_LOCK = threading.Lock()
 _DEAD_LETTER_LOCK = threading.Lock()  # dead letters are counted from any thread, rarely
 # Messages that are answered or released rather than counted when a minion stops.
 _NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, RunStep)
-
-# How long a supervisor waits for one sibling to stop or start during a group restart.
-GROUP_STEP_TIMEOUT = 5.0
-
 
 def _phase_of(exc: BaseException) -> str:
     """The crash phase of a failed call through ``_invoke``: its snapshot was refused by a
@@ -413,6 +402,15 @@ class Cell:
                 cond.notify_all()
 
     # ----------------------------------------------------------------- children
+    # Supervision is carried out by runtime.supervisor (decided by supervision.decide).
+    children_in_order = supervisor.children_in_order
+    _stop_children = supervisor.stop_children
+    _abandon = supervisor.abandon
+    _supervise = supervisor.supervise
+    _restart_children = supervisor.restart_children
+    _wait_unless_terminating = supervisor.wait_unless_terminating
+    _give_up = supervisor.give_up
+
     def spawn_child(
         self,
         cls: type[Minion],
@@ -474,41 +472,6 @@ class Cell:
         self.system.register_cell(child)
         child.thread.start()
         return child.ref
-
-    def children_in_order(self) -> list[Cell]:
-        with self.children_lock:
-            return list(self.children.values())
-
-    def _stop_children(self, deadline: float, reason: str) -> None:
-        """Terminate children in reverse start order, each finishing before the next.
-
-        Each child (with its subtree) gets an equal share of the time left among the
-        children still to stop, so a deep chain is not cut short. A child that has not even
-        begun to stop by the time a share of this cell would also be spent (its handler is
-        stuck) is abandoned then, leaving time for its older siblings and for what it
-        leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
-        children = self.children_in_order()
-        for left in range(len(children), 0, -1):
-            child = children[left - 1]
-            now = time.monotonic()
-            share = now + max(0.0, deadline - now) / left
-            child.send_system(m.Terminate(share, reason))
-            stuck_at = now + max(0.0, deadline - now) / (left + 1)
-            if child.stopped_event.wait(max(0.0, stuck_at - now)):
-                continue
-            if not child.stop_reason or not child.stopped_event.wait(
-                max(0.0, share - time.monotonic())
-            ):
-                self._abandon(child)
-
-    def _abandon(self, child: Cell) -> None:
-        """Report a child that did not stop in its share of the time; a shutdown reports
-        every minion still running at its end instead (each one once)."""
-        if self.system.shutdown_started:
-            return
-        self.hooks.lifecycle_error(child, MinionsError(
-            f"{child.describe()} did not stop in time and was abandoned; its handler is "
-            f"still running on thread {child.thread.name!r}"), "stop")
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
@@ -841,83 +804,6 @@ class Cell:
             finally:
                 if msg.started is not None:
                     msg.started.set()
-
-    def _supervise(self, msg: m.ChildDown) -> None:
-        """Apply this cell's strategy to a child whose incarnation ended (OTP semantics)."""
-        child = msg.child
-        if (child.incarnation != msg.incarnation or child.terminated or self.terminated
-                or self.closing):  # a shutdown stops the child; it restarts nothing
-            return  # stale report: the child was restarted or removed meanwhile
-        children = self.children_in_order()
-        leaving = [c for c in children
-                   if c.terminated or c._terminate_requested or c._stop_requested]
-        decision, self.restart_history = decide(
-            ChildExit(child, child.restart, msg.exc, children, leaving),
-            self.strategy, self.restart_history, time.monotonic())
-        if isinstance(decision, StopChild):
-            child.send_system(m.Terminate(self._stop_deadline(), decision.reason))
-        elif isinstance(decision, GiveUp):
-            self._give_up(child, msg.exc)
-        else:
-            self._restart_children(child, decision.affected,
-                                   backoff_delay(self.strategy, decision.attempt), decision.cause)
-
-    def _restart_children(self, child: Cell, affected: list[Cell], delay: float,
-                          cause: str) -> None:
-        """Carry out a restart decision: stop the others in reverse start order, then start
-        each in start order after one backoff; a group waits for each start to finish."""
-        start_at = time.monotonic() + delay  # one backoff for the whole group
-        group = len(affected) > 1
-        for other in reversed(affected):
-            if other is not child:
-                stop = m.StopInstance()
-                other.send_system(stop)
-                self._wait_unless_terminating(stop.done, GROUP_STEP_TIMEOUT)
-        for target in affected:
-            if target is not child and target.restart == "temporary":
-                target.send_system(m.Terminate(self._stop_deadline(),
-                                               "sibling-restart"))
-                continue
-            target.restarts += 1
-            self.hooks.minion_restarting(
-                target, delay, cause if target is child else f"sibling {child.path} failed"
-            )
-            started = threading.Event() if group else None
-            restart = m.Restart(start_at, started)
-            target.send_system(restart)
-            if started is not None:
-                self._wait_unless_terminating(
-                    started, GROUP_STEP_TIMEOUT + max(0.0, start_at - time.monotonic())
-                )
-                if restart.failed:
-                    # As OTP: later children wait until this one is up. Its failure is
-                    # reported to us (ChildDown), and handling that report retries the
-                    # group restart from here, counted against the intensity.
-                    return
-
-    def _wait_unless_terminating(self, event: threading.Event, timeout: float) -> None:
-        """Wait for a sibling's step of a group restart; give up early if we are told to
-        terminate (a shutdown must not queue behind a long group restart)."""
-        end = time.monotonic() + timeout
-        while not event.wait(min(0.05, max(0.0, end - time.monotonic()))):
-            if self._terminate_requested or time.monotonic() >= end:
-                return
-
-    def _give_up(self, child: Cell, exc: BaseException | None) -> None:
-        """Restart intensity exceeded: stop every child and fail upward (escalate)."""
-        strategy = self.strategy
-        err = SupervisorGaveUp(
-            f"{self.describe()} gave up: more than {strategy.max_restarts} restarts within "
-            f"{strategy.within}s; the last failure was in {child.path!r}: "
-            f"{type(exc).__name__ if exc else 'normal exit'}: {exc}"
-        )
-        err.__cause__ = exc
-        self._stop_children(self._stop_deadline(), "escalation")  # first, as the docs say
-        self.hooks.escalated(self, err)
-        if self.is_root:
-            self.system.root_failed(err)
-        else:
-            self._crash(err, PHASE_SUPERVISION)  # fails upward (no children are left to stop)
 
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:
