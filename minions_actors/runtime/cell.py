@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import itertools
 import queue
 import threading
@@ -29,7 +28,6 @@ from minions_actors.errors import (
     DuplicateName,
     MailboxFull,
     MinionStopped,
-    SpawnError,
     StateStoreError,
     StateStoreWriteFailed,
     SystemNotRunning,
@@ -46,11 +44,11 @@ from minions_actors.runtime import messages as m
 from minions_actors.runtime import supervisor
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
+from minions_actors.runtime.spawning import check_spawn
 from minions_actors.runtime.supervision import (
     History,
     RestartType,
     Strategy,
-    check_restart_type,
 )
 from minions_actors.support.signals import block_shutdown_signals
 from minions_actors.workflows import (
@@ -103,27 +101,6 @@ def _answer(future: Any, value: Any) -> None:
 def _class_info(cls: type[Minion]) -> tuple[bool, bool]:
     """(persistent, declares workflows) for a minion class, computed once per class."""
     return is_persistent(cls), bool(workflows_of(cls))
-
-
-@functools.lru_cache(maxsize=1024)
-def _signature(cls: type) -> inspect.Signature | None:
-    try:
-        return inspect.signature(cls)
-    except (TypeError, ValueError):
-        return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _takes_no_arguments(cls: type) -> bool:
-    """True when ``cls()`` binds (checked once, so argument-less spawns skip the bind)."""
-    sig = _signature(cls)
-    if sig is None:
-        return True
-    try:
-        sig.bind()
-    except TypeError:
-        return False
-    return True
 
 
 def _bind_base(inst: Minion) -> None:
@@ -424,34 +401,7 @@ class Cell:
         mailbox_put_timeout: float,
     ) -> MinionRef[Any]:
         """Create, register and start a child cell; return its ref at once."""
-        from minions_actors.runtime.minion import Minion
-
-        if not (isinstance(cls, type) and issubclass(cls, Minion)):
-            raise SpawnError(f"spawn() takes a Minion subclass, got {cls!r}")
-        if cls.__dict__.get("_minions_is_gru"):
-            raise SpawnError("Gru is the root of the system and cannot be spawned")
-        restart_type = check_restart_type(restart)
-        sig = _signature(cls)
-        if sig is not None and (args or kwargs or not _takes_no_arguments(cls)):
-            try:
-                sig.bind(*args, **kwargs)
-            except TypeError as exc:
-                shown = ", ".join(
-                    str(p.replace(annotation=p.empty)) for p in sig.parameters.values()
-                )
-                raise SpawnError(
-                    f"cannot construct {cls.__name__}({shown}) with the arguments given to "
-                    f"spawn(): {exc}"
-                ) from None
-        cls.check_args(*args, **kwargs)
-        if name is not None and (
-            not isinstance(name, str) or not name or "/" in name or not name.isprintable()
-        ):
-            raise ValueError(
-                f"a minion name is a non-empty str of printable characters without '/', got "
-                f"{name!r} (paths are built from names: parent/child; a control character "
-                f"such as a newline could forge log lines)"
-            )
+        restart_type = check_spawn(cls, args, kwargs, name, restart)
         self.system.check_accepting()
         with self.children_lock:
             if self.terminated or self._terminate_requested:
