@@ -389,7 +389,7 @@ class Sidecar(Minion):
                     f"{self._who()}: process {pid} did not answer within {timeout}s "
                     f"{doing}; it was killed", target=self.target, pid=pid,
                 )
-            if cell._terminate_requested or cell.closing:  # shutting down: no call_timeout wait
+            if cell.stopping:  # shutting down: no call_timeout wait
                 pid = proc.pid
                 self._stop_process(0.0)
                 raise SidecarCrashed(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from minions_actors.observability.hooks import HookDispatcher, Hooks
-from minions_actors.runtime.cell import Cell
+from minions_actors.runtime.cell import Cell, current_cell
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.mailbox import Overflow
 from minions_actors.runtime.messages import Terminate
@@ -325,9 +325,7 @@ class ActorSystem:
         unknown id or when called by the minion that runs it (its steps need that thread),
         and :class:`~minions_actors.SystemNotRunning` when the system shuts down first.
         """
-        from minions_actors.runtime.cell import _current
-
-        caller = getattr(_current, "cell", None)
+        caller = current_cell()
 
         def read() -> WorkflowInfo | None:
             info = self.workflow(workflow_id)
@@ -428,9 +426,7 @@ class ActorSystem:
     @staticmethod
     def _on_minion_thread() -> bool:
         """True on a minion's own thread (a thread-local: no lock, safe in a signal handler)."""
-        from minions_actors.runtime.cell import _current
-
-        return getattr(_current, "cell", None) is not None
+        return current_cell() is not None
 
     def _shutdown_in_background(self, timeout: float) -> None:
         def run() -> None:

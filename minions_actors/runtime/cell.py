@@ -75,6 +75,12 @@ _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 _REFUSED_START = (WorkflowError, StateStoreError)
 _anonymous = itertools.count(1)
 _current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
+
+
+def current_cell() -> Cell | None:
+    """The cell whose thread this is, or None outside minions' threads (a thread-local:
+    no lock, safe in a signal handler)."""
+    return getattr(_current, "cell", None)
 _cell_ids = itertools.count(1)
 # urns have pykka's shape (uuid4 URNs): a random prefix per process, then a counter that
 # makes each cell unique (no os.urandom call per spawn)
@@ -357,6 +363,11 @@ class Cell:
             add_note(f"{self.describe()} is stopped ({self.stop_reason or 'stopping'}); "
                      f"spawn it again or look up its replacement with system.get(path)")
         return err
+
+    @property
+    def stopping(self) -> bool:
+        """True once the minion was told to terminate or a shutdown halted it."""
+        return self._terminate_requested or self.closing
 
     # ----------------------------------------------------------------- proxies
     def on_own_thread(self) -> bool:
