@@ -13,7 +13,6 @@ from minions_actors.persistence.records import (
     StoredMinion,
     StoreStats,
     WorkflowRecord,
-    _call_inline,
     _check_text,
     _prunable,
     _size,
@@ -26,6 +25,7 @@ from minions_actors.persistence.records import (
 )
 from minions_actors.persistence.writer import (
     Entry,
+    _call_inline,
 )
 
 

@@ -3,14 +3,12 @@ records and their statuses."""
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-
-from minions_actors.persistence.writer import (
-    store_log,
-)
+from typing import Any
 
 
 # ---------------------------------------------------------------------------- data types
@@ -73,23 +71,17 @@ class WorkflowRecord:
         return self.status in FINISHED_STATUSES
 
 
+#: The workflow table's columns, in table order: the fields of :class:`WorkflowRecord` (one
+#: definition; the row tuple, the SELECT and the copy below all follow it).
+WORKFLOW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(WorkflowRecord))
+
+#: A record's row tuple, in column order (C speed: the writer builds one per saved record).
+workflow_row: Callable[[WorkflowRecord], tuple[Any, ...]] = operator.attrgetter(*WORKFLOW_COLUMNS)
+
+
 def _wf_clone(r: WorkflowRecord) -> WorkflowRecord:
-    """A field-for-field copy (4x faster than ``dataclasses.replace``)."""
-    return WorkflowRecord(
-        r.workflow_id,
-        r.minion_path,
-        r.minion_class,
-        r.workflow_name,
-        r.status,
-        r.next_step,
-        r.step_name,
-        r.context_json,
-        r.attempts,
-        r.error,
-        r.created_at,
-        r.updated_at,
-        r.finished_at,
-    )
+    """A field-for-field copy (several times faster than ``dataclasses.replace``)."""
+    return WorkflowRecord(*workflow_row(r))
 
 
 def _wf_accept(r: WorkflowRecord) -> WorkflowRecord:
@@ -150,16 +142,6 @@ def _prunable(r: WorkflowRecord, before: float, statuses: frozenset[str]) -> boo
 
 def _wf_sorted(records: Iterable[WorkflowRecord]) -> list[WorkflowRecord]:
     return sorted(records, key=lambda r: (r.created_at, r.workflow_id))
-
-
-def _call_inline(on_durable: Callable[[], None] | None) -> None:
-    """Sync and in-memory stores call ``on_durable`` on the saving thread; bugs are logged."""
-    if on_durable is None:
-        return
-    try:
-        on_durable()
-    except Exception:
-        store_log.current.exception("state store on_durable callback {!r} raised", on_durable)
 
 
 def _utc(ts: float) -> datetime:
