@@ -28,7 +28,7 @@ from minions_actors.persistence.records import (
     WorkflowRecord,
 )
 from minions_actors.persistence.schema import MIGRATIONS, Migration, schema_version
-from minions_actors.persistence.sqlite import SQLiteStateStore
+from minions_actors.persistence.sqlite import Durability, SQLiteStateStore
 from minions_actors.persistence.writer import SNAPSHOT_TABLE, WORKFLOW_TABLE
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "SNAPSHOT_TABLE",
     "WORKFLOW_STATUSES",
     "WORKFLOW_TABLE",
+    "Durability",
     "InMemoryStateStore",
     "Migration",
     "QuarantinedSnapshot",
