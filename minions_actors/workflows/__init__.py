@@ -21,7 +21,10 @@ from dataclasses import dataclass, field, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from minions_actors.errors import MinionsError
+# defined in errors.py (every exception lives there), importable from here as documented
+from minions_actors.errors import AbortWorkflow as AbortWorkflow
+from minions_actors.errors import WorkflowError as WorkflowError
+from minions_actors.errors import WorkflowTimeout as WorkflowTimeout
 from minions_actors.observability.hooks import Hooks
 from minions_actors.runtime.supervision import Backoff
 
@@ -32,18 +35,6 @@ if TYPE_CHECKING:
 
 STATUSES = ("running", "completed", "aborted", "failed")
 _tokens = itertools.count(1)
-
-
-class AbortWorkflow(Exception):
-    """Raise inside a step to end the workflow cleanly with status ``"aborted"``."""
-
-
-class WorkflowError(MinionsError):
-    """A workflow request that cannot be honoured (unknown name, id, or wrong status)."""
-
-
-class WorkflowTimeout(WorkflowError, TimeoutError):
-    """``wait_workflow`` gave up: the workflow was still running when the timeout passed."""
 
 
 @dataclass(frozen=True)
