@@ -9,7 +9,7 @@ the job of :mod:`minions_actors.runtime.cell`.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
@@ -127,6 +127,10 @@ def check_restart_type(restart: object) -> RestartType:
     return restart  # type: ignore[return-value]
 
 
+def _never(child: object) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class ChildExit(Generic[_T]):
     """What a supervisor knows when a child's incarnation ended."""
@@ -135,7 +139,7 @@ class ChildExit(Generic[_T]):
     restart: RestartType
     exc: BaseException | None  # None: a normal exit
     children: Sequence[_T]  # the supervisor's children, in start order
-    leaving: Collection[_T] = ()  # children already stopping for good: never restarted
+    leaving: Callable[[_T], bool] = _never  # already stopping for good: never restarted
 
 
 @dataclass(frozen=True)
@@ -180,8 +184,9 @@ def decide(
     history = (*(t for t in history if t >= horizon), now)
     if len(history) > strategy.max_restarts:
         return GiveUp(), history
+    leaving = exit.leaving
     affected = [c for c in strategy.affected(list(exit.children), exit.child)
-                if c is exit.child or c not in exit.leaving]
+                if c is exit.child or not leaving(c)]
     cause = f"{type(exit.exc).__name__}: {exit.exc}" if crashed else "normal exit"
     return RestartChildren(affected, len(history), cause), history
 

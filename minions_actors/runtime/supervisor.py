@@ -68,17 +68,19 @@ def abandon(cell: Cell, child: Cell) -> None:
         f"still running on thread {child.thread.name!r}"), "stop")
 
 
+def _leaving(child: Cell) -> bool:
+    """A child already stopping for good: a group restart leaves it alone."""
+    return child.terminated or child._terminate_requested or child._stop_requested
+
+
 def supervise(cell: Cell, msg: m.ChildDown) -> None:
     """Apply this cell's strategy to a child whose incarnation ended (OTP semantics)."""
     child = msg.child
     if (child.incarnation != msg.incarnation or child.terminated or cell.terminated
             or cell.closing):  # a shutdown stops the child; it restarts nothing
         return  # stale report: the child was restarted or removed meanwhile
-    children = cell.children_in_order()
-    leaving = [c for c in children
-               if c.terminated or c._terminate_requested or c._stop_requested]
     decision, cell.restart_history = decide(
-        ChildExit(child, child.restart, msg.exc, children, leaving),
+        ChildExit(child, child.restart, msg.exc, cell.children_in_order(), _leaving),
         cell.strategy, cell.restart_history, time.monotonic())
     if isinstance(decision, StopChild):
         child.send_system(m.Terminate(cell._stop_deadline(), decision.reason))
