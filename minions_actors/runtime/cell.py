@@ -31,6 +31,7 @@ from minions_actors.errors import (
     StateStoreError,
     StateStoreWriteFailed,
     SystemNotRunning,
+    WorkflowError,
 )
 from minions_actors.observability.hooks import (
     PHASE_INIT,
@@ -42,6 +43,7 @@ from minions_actors.observability.hooks import (
 )
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import supervisor
+from minions_actors.runtime.extensions import CellWorkflows, Extensions
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
 from minions_actors.runtime.spawning import check_spawn
@@ -51,14 +53,6 @@ from minions_actors.runtime.supervision import (
     Strategy,
 )
 from minions_actors.support.signals import block_shutdown_signals
-from minions_actors.workflows import (
-    RunStep,
-    StartWorkflow,
-    WorkflowError,
-    WorkflowRunner,
-    unknown_workflow,
-    workflows_of,
-)
 
 if TYPE_CHECKING:
     from minions_actors.observability.hooks import Hooks
@@ -68,7 +62,7 @@ if TYPE_CHECKING:
 
 _NOTHING: Any = object()
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
-                      m.ExitRequest, RunStep, StartWorkflow})
+                      m.ExitRequest, m.RunStep, m.StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 # A StartWorkflow ask that fails with these is refused (the asker gets the error); the
 # minion did nothing wrong and does not crash.
@@ -88,7 +82,7 @@ _URN_PREFIX = uuid.uuid4().urn[:-12]
 _COND_LOCK = threading.Lock()
 _DEAD_LETTER_LOCK = threading.Lock()  # dead letters are counted from any thread, rarely
 # Messages that are answered or released rather than counted when a minion stops.
-_NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, RunStep)
+_NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
 
 def _phase_of(exc: BaseException) -> str:
     """The crash phase of a failed call through ``_invoke``: its snapshot was refused by a
@@ -106,7 +100,8 @@ def _answer(future: Any, value: Any) -> None:
 @functools.lru_cache(maxsize=1024)
 def _class_info(cls: type[Minion]) -> tuple[bool, bool]:
     """(persistent, declares workflows) for a minion class, computed once per class."""
-    return is_persistent(cls), bool(workflows_of(cls))
+    support = Extensions.workflows
+    return is_persistent(cls), support is not None and support.declared(cls)
 
 
 def _bind_base(inst: Minion) -> None:
@@ -171,7 +166,7 @@ class Cell:
         self.watch_lock = threading.Lock()
         self._watch_closed = False
         self.snapshots: Snapshotter | None = None
-        self.workflows: WorkflowRunner | None = None
+        self.workflows: CellWorkflows | None = None
 
         # counters read by metrics at scrape time (written only by this cell's thread)
         self.handled = 0
@@ -551,7 +546,7 @@ class Cell:
             return True
         if cls is m.Ask:
             inner = msg.message
-            starting = inner.__class__ is StartWorkflow
+            starting = inner.__class__ is m.StartWorkflow
             handler: Callable[[Any], Any] = (
                 functools.partial(self._proxy_message, inst) if isinstance(inner, _PROXY)
                 # a start is answered by the runner once its record is durable
@@ -579,7 +574,7 @@ class Cell:
             if not ok:
                 self._crash(value, _phase_of(value))
             return ok
-        if cls is RunStep:
+        if cls is m.RunStep:
             assert self.workflows is not None
             self.workflows.run_step(inst, msg)
             if self.snapshots is not None:
@@ -589,7 +584,7 @@ class Cell:
                     self._crash(exc, "snapshot")
                     return False
             return True
-        if cls is StartWorkflow:  # told, not asked: report a failed request, do not crash
+        if cls is m.StartWorkflow:  # told, not asked: report a failed request, do not crash
             try:
                 self.start_workflow(msg)
             except Exception as exc:
@@ -615,10 +610,13 @@ class Cell:
         setattr(parent, msg.attr_path[-1], msg.value)
         return None
 
-    def start_workflow(self, request: StartWorkflow,
+    def start_workflow(self, request: m.StartWorkflow,
                        answer: Callable[[Any], None] | None = None) -> Any:
         if self.workflows is None:
-            raise unknown_workflow(self.describe(), self.cls, request.name)
+            support = Extensions.workflows
+            if support is None:
+                raise WorkflowError(f"{self.describe()}: workflows are not available")
+            raise support.unknown(self.describe(), self.cls, request.name)
         return self.workflows.start(request.name, request.workflow_id, request.context, answer)
 
     # ----------------------------------------------------------------- incarnations
@@ -644,7 +642,8 @@ class Cell:
                     phase = PHASE_RESTORE
                 restored = bool(outcome)
             if self.workflows is None and _class_info(self.cls)[1]:
-                self.workflows = WorkflowRunner(self)
+                assert Extensions.workflows is not None  # declared() said so
+                self.workflows = Extensions.workflows.runner(self)
                 self.workflows.resume()
             phase = PHASE_ON_START
             self.instance = inst

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, cast
 
 import pykka
 
-from minions_actors.errors import MinionsError
+from minions_actors.errors import MinionsError, WorkflowError
+from minions_actors.runtime.extensions import Extensions
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.mailbox import Overflow
+from minions_actors.runtime.messages import StartWorkflow
 from minions_actors.runtime.supervision import OneForOne, Strategy
 
 if TYPE_CHECKING:
@@ -53,10 +55,9 @@ class Minion(pykka.ThreadingActor):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check declared workflows when the class is created, not when it first runs."""
         super().__init_subclass__(**kwargs)
-        from minions_actors.workflows import workflows_of
-
-        for workflow in workflows_of(cls).values():
-            workflow.check(cls)
+        support = Extensions.workflows  # None while the runtime itself defines Gru
+        if support is not None:
+            support.check_class(cls)
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         cell = self.__dict__.get("_minion_cell")
@@ -164,8 +165,6 @@ class Minion(pykka.ThreadingActor):
         """Start the workflow ``name`` (a :class:`~minions_actors.Workflow` attribute) with
         ``workflow_id`` as idempotency key: an id that exists already returns the existing
         workflow and runs nothing again. Its first step runs once the start is durable."""
-        from minions_actors.workflows import StartWorkflow
-
         return self._minion_cell.start_workflow(  # type: ignore[no-any-return]
             StartWorkflow(name, workflow_id, context)
         )
@@ -183,12 +182,10 @@ class Minion(pykka.ThreadingActor):
         return self._workflow_runner().discard(workflow_id)
 
     def _workflow_runner(self) -> WorkflowRunner:
-        from minions_actors.workflows import WorkflowError
-
         runner = self._minion_cell.workflows
         if runner is None:
             raise WorkflowError(f"{self._minion_cell.describe()} declares no workflows")
-        return runner
+        return cast("WorkflowRunner", runner)  # the runner the workflows extension built
 
     # -- hooks for users -------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:

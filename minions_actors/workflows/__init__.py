@@ -26,6 +26,9 @@ from minions_actors.errors import AbortWorkflow as AbortWorkflow
 from minions_actors.errors import WorkflowError as WorkflowError
 from minions_actors.errors import WorkflowTimeout as WorkflowTimeout
 from minions_actors.observability.hooks import Hooks
+from minions_actors.runtime.extensions import Extensions
+from minions_actors.runtime.messages import RunStep as RunStep
+from minions_actors.runtime.messages import StartWorkflow as StartWorkflow
 from minions_actors.runtime.supervision import Backoff
 
 if TYPE_CHECKING:
@@ -97,16 +100,6 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"Workflow({', '.join(map(repr, self.steps))})"
-
-
-@dataclass(frozen=True)
-class StartWorkflow:
-    """A message that starts a workflow: ``ref.ask(StartWorkflow("fulfil", "order-7", {...}))``
-    returns its :class:`WorkflowInfo`. An id that exists already returns the existing one."""
-
-    name: str
-    workflow_id: str
-    context: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,17 +192,6 @@ class WorkflowWaiters(Hooks):
                 if not self._waiting[workflow_id]:
                     del self._waiting[workflow_id]
                     self._finished.pop(workflow_id, None)
-
-
-class RunStep:
-    """Internal message: run the next step of ``workflow_id`` (stale when the token moved on)."""
-
-    __slots__ = ("token", "workflow_id")
-    bypass_bound = True  # runtime messages never wait for room in a bounded mailbox
-
-    def __init__(self, workflow_id: str, token: int) -> None:
-        self.workflow_id = workflow_id
-        self.token = token
 
 
 def workflows_of(cls: type) -> dict[str, Workflow]:
@@ -483,3 +465,27 @@ class WorkflowRunner:
         self.tokens.pop(rec.workflow_id, None)
         self._save(rec, run_next=False)
         self.cell.hooks.workflow_finished(self.cell, WorkflowInfo.of(rec), exc)
+
+
+class _WorkflowSupport:
+    """How the runtime reaches workflows without importing them (see runtime.extensions)."""
+
+    @staticmethod
+    def declared(cls: type) -> bool:
+        return bool(workflows_of(cls))
+
+    @staticmethod
+    def check_class(cls: type) -> None:
+        for workflow in workflows_of(cls).values():
+            workflow.check(cls)
+
+    @staticmethod
+    def runner(cell: Cell) -> WorkflowRunner:
+        return WorkflowRunner(cell)
+
+    @staticmethod
+    def unknown(describe: str, cls: type, name: str) -> WorkflowError:
+        return unknown_workflow(describe, cls, name)
+
+
+Extensions.workflows = _WorkflowSupport()
