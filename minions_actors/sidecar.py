@@ -32,7 +32,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from minions_actors.errors import SidecarCrashed, SidecarError
 from minions_actors.runtime.minion import Minion
@@ -210,6 +210,10 @@ class Sidecar(Minion):
     ``init``); ``stop_timeout`` is how long a clean exit may take before the child is
     terminated, then killed.
     """
+
+    # every call waits for the child process (up to call_timeout): a thread of its own,
+    # so a slow native call never holds a pool worker
+    dedicated_thread: ClassVar[bool | None] = True
 
     # class-level defaults: on_failure must work even when __init__ raised early
     _proc: BaseProcess | None = None

@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from minions_actors.observability.hooks import HookDispatcher, Hooks
 from minions_actors.runtime.cell import Cell, current_cell
+from minions_actors.runtime.dispatch import (
+    DEDICATED,
+    Dispatcher,
+    WorkerPool,
+    check_pool_options,
+    execution_mode,
+)
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.mailbox import Overflow
 from minions_actors.runtime.messages import Terminate
@@ -55,6 +62,9 @@ class ActorSystem:
         self.store: StateStore | None = None
         self.workflow_store: Any = None
         self.timer = Timer()
+        self.worker_pool = WorkerPool(on_starved=self._worker_starved,
+                                      on_error=self._pool_fault)
+        self.dispatcher: Dispatcher = self.worker_pool
         self.workflow_retention = 7 * 24 * 3600.0
         self.metrics: MetricsHooks | None = None
         self.stop_timeout = 5.0
@@ -100,6 +110,11 @@ class ActorSystem:
         shutdown_timeout: float = 10.0,
         hooks: Iterable[Hooks] = (),
         workflow_retention: float = 7 * 24 * 3600.0,
+        execution: str | None = None,
+        pool_size: int | None = None,
+        pool_throughput: int = 64,
+        starvation_threshold: float = 1.0,
+        pool_max_workers: int | None = None,
     ) -> ActorSystem:
         """Start the system for this process and return it.
 
@@ -115,7 +130,14 @@ class ActorSystem:
         (default 7 days); failed and aborted ones stay until retried or discarded.
         ``log_diagnose=True`` lets the runtime's log sinks print local variables in
         tracebacks (loguru's ``diagnose``; off by default: they hold message contents).
+        ``execution``: ``"pooled"`` (default; ``$MINIONS_EXECUTION`` when None) runs minions
+        in turns on a shared pool of ``pool_size`` workers (default from the CPU count),
+        ``pool_throughput`` messages per turn; a handler stuck longer than
+        ``starvation_threshold`` seconds is reported and its worker replaced, up to
+        ``pool_max_workers`` workers. ``"dedicated"`` gives every minion its own thread.
         """
+        execution = execution_mode(execution)
+        check_pool_options(pool_size, pool_throughput, starvation_threshold, pool_max_workers)
         if strategy is None:
             strategy = OneForOne(max_restarts=3, within=5.0)
         if not isinstance(strategy, Strategy):
@@ -139,6 +161,8 @@ class ActorSystem:
             system.stop_timeout = stop_timeout
             system.shutdown_timeout = shutdown_timeout
             system.workflow_retention = workflow_retention
+            system._configure_pool(execution, pool_size, pool_throughput,
+                                   starvation_threshold, pool_max_workers)
             try:
                 system._boot(
                     state_store=state_store, log_sinks=log_sinks, logger=logger,
@@ -156,6 +180,22 @@ class ActorSystem:
             system._install_signal_handlers()
         system.hooks.system_started(system)
         return system
+
+    def _configure_pool(self, execution: str, size: int | None, throughput: int,
+                        starvation_threshold: float, max_workers: int | None) -> None:
+        self.worker_pool = WorkerPool(
+            size=size, throughput=throughput, starvation_threshold=starvation_threshold,
+            max_workers=max_workers, on_starved=self._worker_starved,
+            on_error=self._pool_fault)
+        self.dispatcher = self.worker_pool if execution == "pooled" else DEDICATED
+
+    def _worker_starved(self, cell: Cell, seconds: float) -> None:
+        self.hooks.worker_starved(cell, seconds)
+
+    def _pool_fault(self, exc: BaseException) -> None:
+        gru = self._gru
+        if gru is not None:
+            self.hooks.lifecycle_error(gru, exc, "worker-pool")
 
     def _boot(
         self, *, state_store: Any, log_sinks: Iterable[Any], logger: Logger | None,
@@ -196,7 +236,7 @@ class ActorSystem:
         self._accepts = True
         gru = Cell(self, None, Gru, (), {}, "gru", "permanent", strategy=strategy)
         self._gru = gru
-        gru.thread.start()
+        gru.dispatcher.start(gru)
 
     def _open_workflow_store(self) -> None:
         """Workflows live in the state store when it supports them, else in memory."""
@@ -244,6 +284,7 @@ class ActorSystem:
         mailbox_size: int | None = None,
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
+        dedicated_thread: bool | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
         """Start a top-level minion supervised by Gru and return its ref at once.
@@ -254,11 +295,14 @@ class ActorSystem:
         ``"permanent"``, ``"transient"`` or ``"temporary"``. ``mailbox_size`` bounds the
         mailbox; when full, ``tell`` waits up to ``mailbox_put_timeout`` seconds
         (``mailbox_overflow="block"``) or fails at once (``"raise"``) with
-        :class:`~minions_actors.MailboxFull`.
+        :class:`~minions_actors.MailboxFull`. ``dedicated_thread=True`` runs it on a
+        thread of its own, ``False`` on the worker pool (default: the class's
+        ``dedicated_thread``, else the system's ``execution`` mode).
         """
         return self._root().spawn_child(
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+            dedicated_thread=dedicated_thread,
         )
 
     def get(self, path: str) -> MinionRef[Any]:
@@ -474,6 +518,7 @@ class ActorSystem:
         self._stop_minions(gru, deadline)
         self.timer.close(max(0.1, deadline - time.monotonic()))
         self._report_stuck(gru)
+        self.worker_pool.close(max(0.1, deadline - time.monotonic()))
         if self.store is not None:
             self._close_store(gru, deadline)
         if self.metrics is not None:
@@ -523,22 +568,20 @@ class ActorSystem:
         for cell in self.cells():  # from now on no backlog is handled, only minions' last words
             cell.halt()
         if gru is not None:
-            if gru.thread.is_alive() or not gru.stopped_event.is_set():
+            if not gru.stopped_event.is_set():
                 gru.send_system(Terminate(deadline, "shutdown"))
-            if gru.thread.ident is not None and gru.thread is not threading.current_thread():
-                # Gru waits for its children until the deadline itself: a little grace
-                gru.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+            # Gru waits for its children until the deadline itself: a little grace
+            gru.join(max(0.0, deadline - time.monotonic()) + 0.5)
         orphans = self.cells()
         for cell in reversed(orphans):  # youngest first: children before their parents
             cell.send_system(Terminate(deadline, "shutdown"))
         for cell in orphans:
-            if cell.thread is not threading.current_thread():
-                cell.thread.join(max(0.0, deadline - time.monotonic()))
+            cell.join(max(0.0, deadline - time.monotonic()))
 
     def _report_stuck(self, gru: Cell | None) -> None:
         """Report each minion still running after the deadline; the stop is then unclean."""
-        stuck = [c for c in self.cells() if c.thread.is_alive()]
-        if not stuck and gru is not None and gru.thread.is_alive():
+        stuck = [c for c in self.cells() if c.running()]
+        if not stuck and gru is not None and gru.running():
             stuck.append(gru)  # only when no minion holds it up
         if stuck:
             self._clean = False
@@ -548,7 +591,7 @@ class ActorSystem:
                 self.hooks.lifecycle_error(
                     cell, MinionsError(
                         f"{cell.describe()} did not stop before the shutdown deadline; its "
-                        f"handler is still running on thread {cell.thread.name!r}"
+                        f"handler is still running on {cell.where()}"
                     ), "shutdown",
                 )
 

@@ -73,6 +73,15 @@ def runtime_threads() -> list[str]:
     ]
 
 
+@pytest.fixture(params=["pooled", "dedicated"])
+def execution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test under both execution modes: the default mode of every system it starts
+    (also in child processes) is set through ``MINIONS_EXECUTION``. Suites opt in with
+    ``pytestmark = pytest.mark.usefixtures("execution")``."""
+    monkeypatch.setenv("MINIONS_EXECUTION", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
 def rec() -> Recorder:
     return Recorder()

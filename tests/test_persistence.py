@@ -24,6 +24,8 @@ from minions_actors.persistence import InMemoryStateStore, SQLiteStateStore
 
 from .conftest import Recorder, runtime_threads
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 QUIET: dict[str, Any] = dict(metrics_port=None, file_logs=False, stderr_logs=False,
                              handle_signals=False)
 

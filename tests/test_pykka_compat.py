@@ -14,6 +14,8 @@ from minions_actors import ActorSystem, AskTimeout, Hooks, Minion, MinionStopped
 
 from .conftest import QUIET, Recorder
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 
 class SlowInit(Minion):
     def __init__(self, gate: threading.Event) -> None:
@@ -237,10 +239,21 @@ class Daemonic(Minion):
     use_daemon_thread = True
 
 
+class Where(Minion):
+    def on_receive(self, message: Any) -> Any:
+        return threading.current_thread().name
+
+
 def test_thread_is_named_after_the_class_and_honours_use_daemon_thread(
     system: ActorSystem,
 ) -> None:
-    plain, daemonic = system.spawn(Plain, name="p"), system.spawn(Daemonic, name="d")
+    # pykka's thread rules apply to a minion with a dedicated thread
+    plain = system.spawn(Plain, name="p", dedicated_thread=True)
+    daemonic = system.spawn(Daemonic, name="d", dedicated_thread=True)
     assert plain._cell.thread.name.startswith("Plain") and "p" in plain._cell.thread.name
     assert not plain._cell.thread.daemon
     assert daemonic._cell.thread.name.startswith("Daemonic") and daemonic._cell.thread.daemon
+    # a pooled minion has no thread of its own: its turns run on the named pool workers
+    pooled = system.spawn(Where, name="w", dedicated_thread=False)
+    assert pooled._cell.thread is None
+    assert pooled.ask("where", timeout=5).startswith("minions-worker-")

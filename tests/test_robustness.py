@@ -6,6 +6,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from minions_actors import (
     ActorSystem,
     Backoff,
@@ -19,6 +21,8 @@ from minions_actors.persistence import InMemoryStateStore, WorkflowRecord
 
 from .conftest import QUIET, Recorder, runtime_threads, wait_until
 from .minions_for_tests import Worker
+
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
 
 
 def test_stopping_a_crashed_child_from_its_parents_handler_does_not_deadlock(

@@ -26,6 +26,8 @@ from minions_actors import (
 from .conftest import QUIET, Recorder, runtime_threads, wait_until
 from .minions_for_tests import Sup, Watcher, Worker
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 
 class Counter(Minion):
     def __init__(self, start: int = 0) -> None:

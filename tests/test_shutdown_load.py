@@ -14,12 +14,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from minions_actors import ActorSystem, Hooks, Minion, MinionStopped
 from minions_actors.persistence import SNAPSHOT_TABLE
 
 from .conftest import QUIET, wait_until
+
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
 
 ROOT = Path(__file__).resolve().parent.parent
 SHUTDOWN_TIMEOUT = 5.0

@@ -19,6 +19,8 @@ from minions_actors import (
 from .conftest import QUIET, Recorder, wait_until
 from .minions_for_tests import AllSup, RestSup, Sup, TightSup, Worker
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 
 def starts(rec: Recorder, tag: str) -> int:
     return rec.count(("start", tag))

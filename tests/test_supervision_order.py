@@ -14,6 +14,8 @@ from minions_actors import ActorSystem, Hooks, Minion, OneForAll, OneForOne, Res
 from .conftest import QUIET, Recorder
 from .minions_for_tests import Watcher, Worker
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 
 class StopHooks(Hooks):
     """Records minion_stopped, escalated and crash events in order, with reasons."""

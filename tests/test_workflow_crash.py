@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["s1", "s2", "s3", "s4"]
 

@@ -21,6 +21,8 @@ from .conftest import wait_until
 from .test_persistence import QUIET
 from .test_store import LockHolder
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -22,6 +22,8 @@ from minions_actors import (
 
 from .conftest import QUIET
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 
 class Gated(Minion):
     """``run``'s second step waits for ``gate``; ``fail`` fails at once."""
@@ -44,6 +46,8 @@ class Gated(Minion):
         raise ValueError("card declined")
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, threading.Event):  # hold the minion until the test is ready
+            assert message.wait(10)
         if message == "wait-own":
             return self.system.wait_workflow("own", timeout=1)
         return None
@@ -78,9 +82,16 @@ def test_wait_errors(system: ActorSystem) -> None:
     ref = system.spawn(Gated, gate, name="gated")
     with pytest.raises(WorkflowError, match="no workflow with id 'nope'"):
         system.wait_workflow("nope", timeout=1)
-    ref.ask(StartWorkflow("run", "own"), timeout=5)
+    # wait-own must be queued before the workflow's first step (queued once the start is
+    # durable), or the blocking second step could come first: hold the minion meanwhile
+    hold = threading.Event()
+    ref.tell(hold)
+    started = ref.ask(StartWorkflow("run", "own"), block=False)
+    waiting = ref.ask("wait-own", block=False)
+    hold.set()
+    started.get(timeout=5)
     with pytest.raises(WorkflowError, match="cannot wait for its own workflow 'own'"):
-        ref.ask("wait-own", timeout=5)
+        waiting.get(timeout=5)
     gate.set()
 
 

@@ -23,6 +23,8 @@ from minions_actors import (
 
 from .conftest import QUIET, Recorder, wait_until
 
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
 FAST = Backoff(initial=0.01, maximum=0.05, jitter=0)
 
 

@@ -112,6 +112,10 @@ class Hooks:
         """The minion stopped for good with ``count`` user messages still queued: they are
         dead letters, reported in one call (not one ``dead_letter`` call each)."""
 
+    def worker_starved(self, cell: MinionView, seconds: float) -> None:
+        """A pooled minion's handler has held its worker for ``seconds`` (beyond the
+        starvation threshold); the pool adds a worker meanwhile. Once per stuck handler."""
+
     def snapshot_error(self, cell: MinionView, exc: BaseException, first: bool) -> None:
         """``snapshot()`` raised or returned something that is not JSON-serialisable."""
 
@@ -188,6 +192,9 @@ class HookDispatcher(Hooks):
 
     def messages_dropped(self, cell: MinionView, count: int) -> None:
         self._call("messages_dropped", cell, count)
+
+    def worker_starved(self, cell: MinionView, seconds: float) -> None:
+        self._call("worker_starved", cell, seconds)
 
     def snapshot_error(self, cell: MinionView, exc: BaseException, first: bool) -> None:
         self._call("snapshot_error", cell, exc, first)

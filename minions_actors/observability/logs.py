@@ -325,6 +325,13 @@ class LoggingHooks(Hooks):
             suffix,
         )
 
+    def worker_starved(self, cell: MinionView, seconds: float) -> None:
+        self.for_cell(cell).warning(
+            "minion {} ({}) has blocked a pool worker for {:.1f}s in one handler; another "
+            "worker was added meanwhile. If it blocks on purpose (a socket, a long call), "
+            "spawn it with dedicated_thread=True", cell.path, cell.cls_name, seconds,
+        )
+
     def messages_dropped(self, cell: MinionView, count: int) -> None:
         self.for_cell(cell).warning(
             "minion {} stopped with {} queued messages; they were dropped as dead letters",

@@ -193,6 +193,26 @@ class MinionsCollector(Collector):
         store_stats = self._store_stats()
         with self._lock:
             yield from self._families(live, store_stats)
+            yield from self._pool_families(getattr(self._system, "worker_pool", None))
+
+    def _pool_families(self, pool: Any) -> Iterator[Any]:
+        """The shared worker pool: its size, busy workers, run queue, starvation events."""
+        if pool is None:
+            return
+        gauges = (("minions_pool_workers", "Worker threads in the shared pool.", pool.workers),
+                  ("minions_pool_busy_workers", "Pool workers running a minion's turn now.",
+                   pool.busy),
+                  ("minions_pool_run_queue", "Minions with mail waiting for a pool worker.",
+                   pool.queued))
+        for name, text, read in gauges:
+            family = GaugeMetricFamily(name, text)
+            family.add_metric([], read())
+            yield family
+        starved = CounterMetricFamily(
+            "minions_pool_starvation_events",
+            "Handlers that held a pool worker beyond the starvation threshold.")
+        starved.add_metric([], self._monotonic("starved", (), pool.starvation_events))
+        yield starved
 
     def _store_stats(self) -> Any:
         store = getattr(self._system, "store", None)

@@ -43,8 +43,17 @@ from minions_actors.observability.hooks import (
 )
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import supervisor
+from minions_actors.runtime.dispatch import Dispatcher, WorkerPool, blocking, choose
 from minions_actors.runtime.extensions import CellWorkflows, Extensions
-from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
+from minions_actors.runtime.mailbox import (
+    HALT_MARK,
+    WAKE,
+    Mailbox,
+    Overflow,
+    ScheduledMailbox,
+    WakeUp,
+    make_mailbox,
+)
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
 from minions_actors.runtime.spawning import check_spawn
 from minions_actors.runtime.supervision import (
@@ -61,6 +70,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.ref import MinionRef
 
 _NOTHING: Any = object()
+_FOREVER = 1 << 62  # a dedicated thread's budget: it handles messages until told otherwise
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
                       m.ExitRequest, m.RunStep, m.StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
@@ -133,6 +143,7 @@ class Cell:
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
         strategy: Strategy | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         from minions_actors.runtime.ref import MinionRef
 
@@ -151,7 +162,12 @@ class Cell:
         )
         self.restart = restart
         self.urn: str = f"{_URN_PREFIX}{next(_cell_ids):012x}"
+        self.dispatcher: Dispatcher = dispatcher or system.dispatcher
+        self.thread: threading.Thread | None = None  # a dedicated thread, when it has one
+        self.sched = threading.Lock()  # held while queued or running on the pool
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
+        if isinstance(self.dispatcher, WorkerPool):
+            self.inbox = ScheduledMailbox(self.inbox, self, self.dispatcher.schedule_put)
         self._strategy_override = strategy
 
         self.instance: Minion | None = None
@@ -190,12 +206,9 @@ class Cell:
         self._halt_dropped: tuple[int, Any] = (0, None)  # (count, last): reported at the end
         self._held: Any = _NOTHING
         self._stop_requests: list[m.StopRequest] = []
+        self._parked: m.Restart | None = None  # a pooled restart waiting for its backoff
+        self._finalized = False
         self.ref: MinionRef[Any] = MinionRef(self)
-        # named like pykka's actor threads (class first), then the path
-        self.thread = threading.Thread(
-            target=self._run, name=f"{self.cls_name} (minion:{self.path or 'gru'})",
-            daemon=bool(getattr(cls, "use_daemon_thread", False)),
-        )
 
     # ----------------------------------------------------------------- descriptions
     @property
@@ -372,7 +385,7 @@ class Cell:
     def wait_for_instance(self) -> bool:
         """Block until an instance is live (True) or the minion stopped for good (False)."""
         cond = self._up_cond_ or self._lazy_condition("_up_cond_")
-        with cond:
+        with blocking(), cond:
             while self.instance is None and not self.terminated:
                 cond.wait()
         return self.instance is not None
@@ -405,9 +418,12 @@ class Cell:
         mailbox_size: int | None,
         mailbox_overflow: Overflow,
         mailbox_put_timeout: float,
+        dedicated_thread: bool | None = None,
     ) -> MinionRef[Any]:
         """Create, register and start a child cell; return its ref at once."""
         restart_type = check_spawn(cls, args, kwargs, name, restart)
+        dispatcher = choose(self.system.dispatcher, self.system.worker_pool, cls,
+                            dedicated_thread)
         self.system.check_accepting()
         with self.children_lock:
             if self.terminated or self._terminate_requested:
@@ -422,15 +438,28 @@ class Cell:
                 )
             child = Cell(
                 self.system, self, cls, args, kwargs, name, restart_type,
-                mailbox_size, mailbox_overflow, mailbox_put_timeout,
+                mailbox_size, mailbox_overflow, mailbox_put_timeout, dispatcher=dispatcher,
             )
             self.children[name] = child
         self.system.register_cell(child)
-        child.thread.start()
+        child.dispatcher.start(child)
         return child.ref
 
     # ----------------------------------------------------------------- the thread
-    def _run(self) -> None:
+    def running(self) -> bool:
+        """True until the cell's loop has finished (its thread or its last turn)."""
+        return self.dispatcher.running(self)
+
+    def join(self, timeout: float | None) -> None:
+        """Wait up to ``timeout`` seconds for the cell's loop to finish."""
+        self.dispatcher.join(self, timeout)
+
+    def where(self) -> str:
+        """Where this minion's handlers run (a thread's name), for error messages."""
+        return self.dispatcher.where(self)
+
+    def run_forever(self) -> None:
+        """A dedicated thread's loop: handle messages until the minion stops for good."""
         block_shutdown_signals()
         _current.cell = self
         try:
@@ -440,6 +469,80 @@ class Cell:
         finally:
             self._finalize()
 
+    def run_turn(self, throughput: int) -> bool:
+        """One turn on a pool worker: runtime messages, then up to ``throughput`` user
+        messages, never waiting. True when mail is left for another turn."""
+        if self._finalized:
+            return False
+        _current.cell = self
+        try:
+            if self.incarnation == 0:
+                self._guarded(self._start_incarnation)
+            budget = throughput
+            while not self.terminated:
+                if self._sys:
+                    if self._is_parked():
+                        return False
+                    self._guarded(self._next_system)
+                elif self.instance is None or self._interrupted or self._terminate_requested:
+                    return False
+                elif budget <= 0:
+                    return True
+                else:
+                    left = self._guarded(functools.partial(
+                        self._process_messages, self.inbox.get_nowait, budget))
+                    if left is not None:  # None: a runtime fault, handled as a crash
+                        if left < 0:  # the mailbox is empty
+                            return False
+                        budget = left
+            self._finalize()
+            return False
+        finally:
+            _current.cell = None
+
+    def has_work(self) -> bool:
+        """After a pooled turn: is there something this cell can do now?"""
+        if self._finalized:
+            return False
+        if self._sys:
+            return not self._is_parked()
+        if self.instance is None or self._interrupted or self._terminate_requested:
+            return self.incarnation == 0
+        return not self.inbox.empty()
+
+    def _next_system(self) -> None:
+        self._handle_system(self._sys.popleft())
+
+    def _is_parked(self) -> bool:
+        """A pooled restart waits for its backoff (the timer wakes the cell): nothing to
+        do until then, unless a stop cuts the backoff short."""
+        parked = self._parked
+        if parked is None or not self._sys or self._sys[0] is not parked:
+            return False
+        if self._backoff_left(parked) > 0:
+            return True
+        self._parked = None
+        return False
+
+    def _backoff_left(self, msg: m.Restart) -> float:
+        if self._terminate_requested or self._stop_requested or self.closing:
+            return 0.0
+        return msg.start_at - time.monotonic()
+
+    def _park(self, msg: m.Restart) -> bool:
+        """On the pool, wait for a restart's backoff without holding a worker."""
+        left = self._backoff_left(msg)
+        if left <= 0:
+            return False
+        self._sys.appendleft(msg)
+        if self._parked is not msg:
+            self._parked = msg
+            self.system.timer.call_later(left, self._wake)
+        return True
+
+    def _wake(self) -> None:
+        self.inbox.put(WAKE)
+
     def _step(self) -> None:
         if self._sys:
             self._handle_system(self._sys.popleft())
@@ -448,59 +551,67 @@ class Cell:
                 while not self._sys:
                     self._sys_cond.wait()
         else:
-            self._process_messages()
+            self._process_messages(self.inbox.get, _FOREVER)
 
-    def _guarded(self, step: Callable[[], Any]) -> None:
-        """Run one step of the loop; an error outside a handler (a runtime or store fault)
-        is reported and, when an incarnation is live, treated as its crash, so supervision
-        applies instead of the cell vanishing with its children."""
+    def _guarded(self, step: Callable[[], Any]) -> Any:
+        """Run one step of the loop and return its result; an error outside a handler (a
+        runtime or store fault) is reported and, when an incarnation is live, treated as its
+        crash, so supervision applies instead of the cell vanishing with its children."""
         try:
-            step()
+            return step()
         except BaseException as exc:
             self.hooks.lifecycle_error(self, exc, "runtime")
             if self.instance is not None:
                 self._crash(exc, PHASE_RUNTIME)
+            return None
 
-    def _process_messages(self) -> None:
-        """The hot loop: runs until a runtime message arrives or the incarnation ends."""
+    def _process_messages(self, get: Callable[[], Any], budget: int) -> int:
+        """The hot loop: runs until a runtime message arrives, the incarnation ends or
+        ``budget`` messages were handled; returns the budget left, or -1 when ``get``
+        (a pooled turn's non-blocking one) found the mailbox empty."""
         inst = self.instance
         assert inst is not None
         if self._held is not _NOTHING:
             msg, self._held = self._held, _NOTHING
+            budget -= 1
             if not self._dispatch_one(inst, msg):
-                return
-        get = self.inbox.get
+                return budget
         sysq = self._sys
         receive = inst.on_receive
         snaps = self.snapshots
         after = snaps.after_message if snaps is not None else None
         special = _SPECIAL
-        while True:
-            msg = get()
-            if sysq:
-                if msg is not WAKE:
-                    self._held = msg
-                return
-            if msg.__class__ in special:
-                if not self._dispatch_special(inst, msg):
-                    return
-                continue
-            t0 = perf_counter()
-            try:
-                receive(msg)
-            except BaseException as exc:
-                self.busy_seconds += perf_counter() - t0
-                self.failed += 1
-                self._crash(exc, "message")
-                return
-            self.busy_seconds += perf_counter() - t0
-            self.handled += 1
-            if after is not None:
+        try:
+            while budget > 0:
+                msg = get()
+                if sysq:
+                    if msg is not WAKE:
+                        self._held = msg
+                    return budget
+                budget -= 1
+                if msg.__class__ in special:
+                    if not self._dispatch_special(inst, msg):
+                        return budget
+                    continue
+                t0 = perf_counter()
                 try:
-                    after(inst)
-                except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-                    self._crash(exc, "snapshot")
-                    return
+                    receive(msg)
+                except BaseException as exc:
+                    self.busy_seconds += perf_counter() - t0
+                    self.failed += 1
+                    self._crash(exc, "message")
+                    return budget
+                self.busy_seconds += perf_counter() - t0
+                self.handled += 1
+                if after is not None:
+                    try:
+                        after(inst)
+                    except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                        self._crash(exc, "snapshot")
+                        return budget
+        except queue.Empty:
+            return -1
+        return budget
 
     def _dispatch_one(self, inst: Minion, msg: Any) -> bool:
         """Handle any one message outside the hot loop; False when the incarnation ended."""
@@ -750,6 +861,8 @@ class Cell:
             if self.instance is None:  # crashed or waiting to restart: stop right away
                 self._terminate(self._stop_deadline(), "stopped")
         elif isinstance(msg, m.Restart):
+            if self.thread is None and self._park(msg):
+                return
             with self._sys_cond:  # the backoff; a stop or terminate request cuts it short
                 while not (self._terminate_requested or self._stop_requested or self.closing):
                     left = msg.start_at - time.monotonic()
@@ -767,6 +880,7 @@ class Cell:
 
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:
+        self._finalized = True
         self.terminated = True
         self.instance = None
         self._instance_changed()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from minions_actors.observability.hooks import Hooks
     from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.dispatch import Dispatcher, WorkerPool
     from minions_actors.runtime.snapshots import SnapshotStore
     from minions_actors.support.timer import Timer
 
@@ -27,6 +28,16 @@ class Host(Protocol):
 
     @property
     def store(self) -> SnapshotStore | None: ...
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Where minions run unless they choose (the pool, or dedicated threads)."""
+        ...
+
+    @property
+    def worker_pool(self) -> WorkerPool:
+        """The shared worker pool (minions with ``dedicated_thread=False`` run there)."""
+        ...
 
     @property
     def workflow_store(self) -> Any: ...

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
+
+from minions_actors.runtime.dispatch import blocking
 
 Overflow = Literal["block", "raise"]
 
@@ -67,7 +70,10 @@ class BoundedMailbox:
         if self.overflow == "raise":
             ok = self._slots.acquire(blocking=False)
         else:
-            ok = self._slots.acquire(timeout=self._put_timeout)
+            ok = self._slots.acquire(blocking=False)
+            if not ok:  # a pooled sender waits for room: let another worker serve the receiver
+                with blocking():
+                    ok = self._slots.acquire(timeout=self._put_timeout)
         if not ok:
             raise queue.Full
         self._q.put(item)
@@ -88,6 +94,33 @@ class BoundedMailbox:
 
     def empty(self) -> bool:
         return self._q.empty()
+
+
+class ScheduledMailbox:
+    """A pooled minion's mailbox: putting a message also queues the minion on the worker
+    pool, unless it is queued or running already (``cell.sched`` is held meanwhile: a
+    lock's non-blocking acquire is an atomic test-and-set)."""
+
+    __slots__ = ("_acquire", "_cell", "_enqueue", "_put", "empty", "get", "get_nowait",
+                 "inner", "overflow", "qsize", "size")
+
+    def __init__(self, inner: Mailbox, cell: Any, enqueue: Callable[[Any], None]) -> None:
+        self.inner = inner
+        self._put = inner.put
+        self._cell = cell
+        self._acquire = cell.sched.acquire
+        self._enqueue = enqueue
+        self.get = inner.get
+        self.get_nowait = inner.get_nowait
+        self.qsize = inner.qsize
+        self.empty = inner.empty
+        self.size = getattr(inner, "size", None)
+        self.overflow = getattr(inner, "overflow", None)
+
+    def put(self, item: Any, /) -> None:
+        self._put(item)
+        if self._acquire(False):
+            self._enqueue(self._cell)
 
 
 def make_mailbox(

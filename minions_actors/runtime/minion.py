@@ -35,7 +35,8 @@ class Terminated:
 class Minion(pykka.ThreadingActor):
     """An actor with a supervisor: subclass it and start it with ``system.spawn``.
 
-    One thread, one mailbox, one message at a time. Plain messages go to
+    One mailbox, one message at a time, on the system's worker pool (or on a thread of its
+    own: :attr:`dedicated_thread`). Plain messages go to
     :meth:`on_receive`; public methods can be called through ``ref.proxy()``. Override
     :meth:`snapshot` and :meth:`restore` to make the minion persistent. A minion that
     spawns children supervises them with its class attribute :attr:`strategy`.
@@ -49,6 +50,12 @@ class Minion(pykka.ThreadingActor):
     default: a crash, restarted and escalated like any other) or ``"quarantine"`` (the
     snapshot is moved to the store's quarantine, an ERROR is logged and counted, and the
     minion starts fresh from its constructor)."""
+
+    dedicated_thread: ClassVar[bool | None] = None
+    """``True``: run this minion on a thread of its own (for handlers that block for long:
+    a socket read loop, a long C call); ``False``: on the shared worker pool; ``None`` (the
+    default): the system's ``execution`` mode. ``spawn(..., dedicated_thread=...)`` overrides
+    it. pykka's ``use_daemon_thread`` applies to a dedicated thread."""
 
     _minion_cell: Cell
 
@@ -131,12 +138,15 @@ class Minion(pykka.ThreadingActor):
         mailbox_size: int | None = None,
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
+        dedicated_thread: bool | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
-        """Start a child that this minion supervises; its path is ``self.path/name``."""
+        """Start a child that this minion supervises; its path is ``self.path/name``.
+        ``dedicated_thread`` as in :meth:`ActorSystem.spawn`."""
         return self._minion_cell.spawn_child(
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+            dedicated_thread=dedicated_thread,
         )
 
     def watch(self, ref: MinionRef[Any]) -> None:

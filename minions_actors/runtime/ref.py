@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import math
 import queue
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -14,6 +13,7 @@ from pykka import ThreadingFuture
 
 from minions_actors.errors import AskTimeout, MailboxFull
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.dispatch import blocking
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ class MinionFuture(ThreadingFuture[T]):
     def get(self, *, timeout: float | None = None) -> Any:
         timeout = check_timeout(timeout)
         try:
-            return super().get(timeout=timeout)
+            with blocking():  # a pool worker waiting here is replaced meanwhile
+                return super().get(timeout=timeout)
         except pykka.Timeout:
             raise AskTimeout(self._timeout_text(timeout)) from None
 
@@ -222,7 +223,7 @@ class MinionRef(pykka.ActorRef[M]):
             future.set_get_hook(functools.partial(_wait_stopped, cell))
         if not block:
             return future
-        if threading.current_thread() is cell.thread:
+        if cell.on_own_thread():
             return True  # a minion cannot wait for its own stop: it happens after this message
         return future.get(timeout=timeout)  # type: ignore[no-any-return]
 

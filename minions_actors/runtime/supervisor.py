@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from minions_actors.errors import MinionsError, SupervisorGaveUp
 from minions_actors.observability.hooks import PHASE_SUPERVISION
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.dispatch import blocking
 from minions_actors.runtime.supervision import (
     ChildExit,
     GiveUp,
@@ -43,7 +44,11 @@ def stop_children(cell: Cell, deadline: float, reason: str) -> None:
     begun to stop by the time a share of this cell would also be spent (its handler is
     stuck) is abandoned then, leaving time for its older siblings and for what it
     leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
-    children = cell.children_in_order()
+    with blocking():  # on a pool worker, another worker runs the children meanwhile
+        _stop_in_order(cell, cell.children_in_order(), deadline, reason)
+
+
+def _stop_in_order(cell: Cell, children: list[Cell], deadline: float, reason: str) -> None:
     for left in range(len(children), 0, -1):
         child = children[left - 1]
         now = time.monotonic()
@@ -65,7 +70,7 @@ def abandon(cell: Cell, child: Cell) -> None:
         return
     cell.hooks.lifecycle_error(child, MinionsError(
         f"{child.describe()} did not stop in time and was abandoned; its handler is "
-        f"still running on thread {child.thread.name!r}"), "stop")
+        f"still running on {child.where()}"), "stop")
 
 
 def _leaving(child: Cell) -> bool:
@@ -129,6 +134,11 @@ def wait_unless_terminating(cell: Cell, event: threading.Event, timeout: float) 
     """Wait for a sibling's step of a group restart; give up early if we are told to
     terminate (a shutdown must not queue behind a long group restart)."""
     end = time.monotonic() + timeout
+    with blocking():
+        _wait_polling(cell, event, end)
+
+
+def _wait_polling(cell: Cell, event: threading.Event, end: float) -> None:
     while not event.wait(min(0.05, max(0.0, end - time.monotonic()))):
         if cell._terminate_requested or time.monotonic() >= end:
             return

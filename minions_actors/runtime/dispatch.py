@@ -1,0 +1,400 @@
+"""Where a minion's turns run: the shared worker pool (default) or a dedicated thread.
+
+A :class:`Dispatcher` starts a cell, tells whether it still runs, waits for its end and
+names where it runs. :data:`DEDICATED` gives each cell its own thread (pykka's model, for
+handlers that block for long); :class:`WorkerPool` runs *turns* of many cells on a few named
+worker threads: a cell with mail is queued once, a worker handles up to ``throughput`` of its
+messages, then the cell goes to the back of the run queue if it still has mail::
+
+    senders --tell--> [mailbox A] [mailbox B] ... [mailbox Z]    (idle: no thread)
+                          |  first message schedules the cell once
+                          v
+                 run queue: A -> C -> B ...  (FIFO, fair: one turn each)
+                    |          |          |
+               worker-1   worker-2   (+ a compensating worker while one waits
+                                      in ask()/get(), or is stuck in a handler)
+
+A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
+stopping children) announces it through :func:`blocking`: the pool starts another worker so
+the minion it waits for can still run (as a fork-join pool's managed blocker). A worker stuck
+in one handler beyond ``starvation_threshold`` is reported once (``worker_starved`` hook:
+a WARNING and a metric) and compensated the same way, up to ``max_workers``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from minions_actors.support.signals import block_shutdown_signals
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
+
+EXECUTION_MODES = ("pooled", "dedicated")
+_local = threading.local()  # .slot: the worker slot of this pool thread (unset elsewhere)
+
+
+class Dispatcher(Protocol):
+    """How a cell's message loop gets a thread to run on."""
+
+    name: str
+
+    def start(self, cell: Cell) -> None:
+        """Begin running ``cell`` (its first turn builds the first incarnation)."""
+        ...
+
+    def running(self, cell: Cell) -> bool:
+        """True while the cell has not finished (its loop may still run)."""
+        ...
+
+    def join(self, cell: Cell, timeout: float | None) -> None:
+        """Wait up to ``timeout`` seconds for the cell to finish."""
+        ...
+
+    def where(self, cell: Cell) -> str:
+        """Where the cell's handlers run, for error messages."""
+        ...
+
+
+class DedicatedThreads:
+    """One thread per cell, running its loop until the minion stops (today's behaviour).
+    Named like pykka's actor threads; ``use_daemon_thread`` on the class applies."""
+
+    name = "dedicated"
+
+    def start(self, cell: Cell) -> None:
+        thread = threading.Thread(
+            target=cell.run_forever, name=f"{cell.cls_name} (minion:{cell.path or 'gru'})",
+            daemon=bool(getattr(cell.cls, "use_daemon_thread", False)),
+        )
+        cell.thread = thread
+        thread.start()
+
+    def running(self, cell: Cell) -> bool:
+        thread = cell.thread
+        return thread is not None and thread.is_alive()
+
+    def join(self, cell: Cell, timeout: float | None) -> None:
+        thread = cell.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def where(self, cell: Cell) -> str:
+        thread = cell.thread
+        return f"thread {thread.name if thread is not None else '?'!r}"
+
+
+DEDICATED = DedicatedThreads()
+
+
+def default_pool_size() -> int:
+    """Workers for the CPU count: the GIL lets one run Python at a time, so a few more than
+    one keep the CPU busy while others wait on I/O or locks."""
+    return max(2, min(8, (os.cpu_count() or 1) + 1))
+
+
+class _Slot:
+    """One worker thread's state, read by the starvation monitor without a lock."""
+
+    __slots__ = ("blocked", "cell", "progress", "reported", "since", "stuck", "thread", "turn")
+
+    def __init__(self) -> None:
+        self.cell: Cell | None = None
+        self.turn = 0
+        self.blocked = 0  # nested runtime waits (ask, get, stopping children)
+        self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
+        self.since = 0.0
+        self.reported = False
+        self.stuck = False  # reported stuck: counted as blocked until its turn ends
+        self.thread: threading.Thread | None = None
+
+
+@contextlib.contextmanager
+def blocking() -> Iterator[None]:
+    """Wrap a wait inside the runtime: on a pool worker, another worker is started while this
+    one waits, so the minion being waited for can run even if every worker waits."""
+    slot: _Slot | None = getattr(_local, "slot", None)
+    pool: WorkerPool | None = getattr(_local, "pool", None)
+    if slot is None or pool is None:
+        yield
+        return
+    pool.compensate(slot, +1)
+    try:
+        yield
+    finally:
+        pool.compensate(slot, -1)
+
+
+def on_worker() -> bool:
+    """True on a pool worker thread."""
+    return getattr(_local, "slot", None) is not None
+
+
+class WorkerPool:
+    """The shared pool: a FIFO run queue of cells with mail, served by named workers."""
+
+    name = "pooled"
+
+    def __init__(
+        self,
+        *,
+        size: int | None = None,
+        throughput: int = 64,
+        starvation_threshold: float = 1.0,
+        max_workers: int | None = None,
+        on_starved: Callable[[Cell, float], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.size = default_pool_size() if size is None else size
+        self.throughput = throughput
+        self.starvation_threshold = starvation_threshold
+        self.max_workers = max(self.size, 128 if max_workers is None else max_workers)
+        self.starvation_events = 0
+        self._on_starved = on_starved
+        self._on_error = on_error
+        self._runq: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
+        self.schedule_put = self._runq.put
+        self._lock = threading.Lock()
+        self._slots: list[_Slot] = []
+        self._blocked = 0  # workers waiting in the runtime or stuck in a handler
+        self._retire = 0  # workers asked to leave (compensation no longer needed)
+        self._closed = False
+        self._names = itertools.count(1)
+        self._monitor: threading.Thread | None = None
+        self._monitor_stop = threading.Event()
+        self._started = False
+
+    # ----------------------------------------------------------------- Dispatcher
+    def start(self, cell: Cell) -> None:
+        if not self._started:
+            self._start_workers()
+        cell.thread = None
+        if cell.sched.acquire(False):
+            self.schedule_put(cell)
+
+    def running(self, cell: Cell) -> bool:
+        return not cell.stopped_event.is_set()
+
+    def join(self, cell: Cell, timeout: float | None) -> None:
+        if cell.on_own_thread():
+            return
+        with blocking():
+            cell.stopped_event.wait(timeout)
+
+    def where(self, cell: Cell) -> str:
+        for slot in list(self._slots):
+            if slot.cell is cell and slot.thread is not None:
+                return f"pool worker {slot.thread.name!r}"
+        return "the worker pool"
+
+    # ----------------------------------------------------------------- metrics
+    def workers(self) -> int:
+        return len(self._slots)
+
+    def busy(self) -> int:
+        return sum(1 for slot in list(self._slots) if slot.cell is not None)
+
+    def queued(self) -> int:
+        return self._runq.qsize()
+
+    def threads(self) -> list[threading.Thread]:
+        return [s.thread for s in list(self._slots) if s.thread is not None]
+
+    # ----------------------------------------------------------------- workers
+    def _start_workers(self) -> None:
+        with self._lock:
+            if self._started or self._closed:
+                return
+            self._started = True
+            for _ in range(self.size):
+                self._add_worker()
+        self._monitor = threading.Thread(target=self._watch, name="minions-pool-monitor",
+                                         daemon=True)
+        self._monitor.start()
+
+    def _add_worker(self) -> None:
+        """Start one more worker (the caller holds the lock)."""
+        slot = _Slot()
+        slot.thread = threading.Thread(target=self._work, args=(slot,),
+                                       name=f"minions-worker-{next(self._names)}")
+        self._slots.append(slot)
+        slot.thread.start()
+
+    def compensate(self, slot: _Slot, delta: int) -> None:
+        """A worker begins (+1) or ends (-1) a wait: keep ``size`` workers able to run."""
+        with self._lock:
+            slot.blocked += delta
+            if delta > 0 and slot.blocked == 1:
+                self._blocked += 1
+                self._grow()
+            elif delta < 0 and slot.blocked == 0:
+                self._blocked -= 1
+                self._shrink()
+
+    def _grow(self) -> None:
+        if self._retire:
+            self._retire -= 1  # a worker about to leave stays instead
+        elif not self._closed and len(self._slots) - self._blocked < self.size \
+                and len(self._slots) < self.max_workers:
+            self._add_worker()
+
+    def _shrink(self) -> None:
+        if len(self._slots) - self._retire - self._blocked > self.size:
+            self._retire += 1  # the next worker to finish a turn leaves
+
+    def _work(self, slot: _Slot) -> None:
+        block_shutdown_signals()
+        _local.slot = slot
+        _local.pool = self
+        get = self._runq.get
+        throughput = self.throughput
+        try:
+            while True:
+                cell = get()
+                if cell is None:
+                    return
+                slot.turn += 1
+                slot.cell = cell
+                try:
+                    again = cell.run_turn(throughput)
+                except BaseException as exc:  # run_turn guards its steps: a runtime bug
+                    again = False
+                    if self._on_error is not None:
+                        self._on_error(exc)
+                slot.cell = None
+                if slot.stuck:
+                    self._unstick(slot)
+                # release, then look again: a message that arrived meanwhile saw the cell
+                # scheduled and did not queue it
+                cell.sched.release()
+                if (again or cell.has_work()) and cell.sched.acquire(False):
+                    self.schedule_put(cell)
+                cell = None  # a stopped minion must not live on in this frame
+                if self._retire and self._leave(slot):
+                    return
+        finally:
+            with self._lock:
+                if slot in self._slots:
+                    self._slots.remove(slot)
+
+    def _leave(self, slot: _Slot) -> bool:
+        with self._lock:
+            if self._retire and slot.blocked == 0:
+                self._retire -= 1
+                self._slots.remove(slot)
+                return True
+        return False
+
+    # ----------------------------------------------------------------- starvation
+    def _watch(self) -> None:
+        """Every fraction of the threshold, look for a worker stuck in one handler."""
+        block_shutdown_signals()
+        period = max(0.01, self.starvation_threshold / 4)
+        while not self._monitor_stop.wait(period):
+            self.check_starvation(time.monotonic())
+
+    def check_starvation(self, now: float) -> None:
+        for slot in list(self._slots):
+            cell = slot.cell
+            if cell is None or slot.blocked:
+                slot.progress = (-1, -1)
+                continue
+            mark = (slot.turn, cell.handled + cell.failed)
+            if mark != slot.progress:
+                slot.progress, slot.since, slot.reported = mark, now, False
+                continue
+            stuck = now - slot.since
+            if stuck < self.starvation_threshold or slot.reported:
+                continue
+            slot.reported = True
+            self.starvation_events += 1
+            if self._on_starved is not None:
+                self._on_starved(cell, stuck)
+            self._compensate_stuck(slot, cell)
+
+    def _compensate_stuck(self, slot: _Slot, cell: Cell) -> None:
+        """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
+        with self._lock:
+            slot.stuck = True
+            self._blocked += 1
+            self._grow()
+        if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
+            self._unstick(slot)
+
+    def _unstick(self, slot: _Slot) -> None:
+        with self._lock:
+            if slot.stuck:
+                slot.stuck = False
+                self._blocked -= 1
+                self._shrink()
+
+    # ----------------------------------------------------------------- shutdown
+    def close(self, timeout: float) -> list[threading.Thread]:
+        """Stop the workers once they finish their turns; join each within ``timeout``.
+        Returns the threads still alive (a handler that never returns)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._closed = True
+            slots = list(self._slots)
+        self._monitor_stop.set()
+        for _ in range(len(slots) + 1):
+            self._runq.put(None)
+        left = []
+        for slot in slots:
+            thread = slot.thread
+            if thread is None or thread is threading.current_thread():
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                left.append(thread)
+        if self._monitor is not None and self._monitor is not threading.current_thread():
+            self._monitor.join(max(0.0, deadline - time.monotonic()))
+        return left
+
+
+def choose(default: Dispatcher, pool: WorkerPool, cls: type[Any],
+           dedicated_thread: bool | None) -> Dispatcher:
+    """The dispatcher for a spawn: the option, else the class attribute, else the system's
+    ``default`` (the pool, or dedicated threads under ``execution="dedicated"``)."""
+    if dedicated_thread is None:
+        dedicated_thread = getattr(cls, "dedicated_thread", None)
+    if dedicated_thread is None:
+        return default
+    return DEDICATED if dedicated_thread else pool
+
+
+def execution_mode(execution: str | None) -> str:
+    """``execution`` checked; None: ``$MINIONS_EXECUTION``, else ``"pooled"``."""
+    if execution is None:
+        execution = os.environ.get("MINIONS_EXECUTION") or "pooled"
+    if execution not in EXECUTION_MODES:
+        raise ValueError(
+            f"execution must be 'pooled' (minions share a worker pool) or 'dedicated' "
+            f"(a thread per minion), got {execution!r}"
+        )
+    return execution
+
+
+def check_pool_options(size: int | None, throughput: int, starvation_threshold: float,
+                       max_workers: int | None) -> None:
+    """Reject bad pool options with what was wrong and what is accepted."""
+    for label, value, low in (("pool_size", size, 1), ("pool_throughput", throughput, 1),
+                              ("pool_max_workers", max_workers, 1)):
+        if value is None and label != "pool_throughput":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{label} must be an int >= {low}, got {value!r}")
+    if isinstance(starvation_threshold, bool) or not isinstance(
+            starvation_threshold, (int, float)) or not starvation_threshold > 0:
+        raise ValueError(
+            f"starvation_threshold must be > 0 seconds, got {starvation_threshold!r}")
+    if size is not None and max_workers is not None and max_workers < size:
+        raise ValueError(
+            f"pool_max_workers ({max_workers}) must be >= pool_size ({size})")
