@@ -17,7 +17,6 @@ import queue
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -50,7 +49,6 @@ from minions_actors.runtime.mailbox import (
     WAKE,
     Mailbox,
     Overflow,
-    ScheduledMailbox,
     WakeUp,
     make_mailbox,
 )
@@ -61,6 +59,7 @@ from minions_actors.runtime.supervision import (
     RestartType,
     Strategy,
 )
+from minions_actors.support.events import LazyEvent
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -70,6 +69,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.ref import MinionRef
 
 _NOTHING: Any = object()
+_NO_CELLS: frozenset[Any] = frozenset()
 _FOREVER = 1 << 62  # a dedicated thread's budget: it handles messages until told otherwise
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
                       m.ExitRequest, m.RunStep, m.StartWorkflow})
@@ -130,6 +130,19 @@ def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
 class Cell:
     """Runtime state of one minion; see the module docstring."""
 
+    # slots: a million idle minions are a million cells (a dict each would double them)
+    __slots__ = (
+        "__weakref__", "_finalized", "_halt_dropped", "_held", "_interrupted", "_mark_passed",
+        "_parked", "_stop_requested", "_stop_requests", "_strategy_override", "_sys",
+        "_sys_cond_", "_terminate_requested", "_up_cond_", "_watch_closed", "args",
+        "busy_seconds", "children", "children_lock", "closing", "cls", "cls_name",
+        "dead_letters", "dispatcher", "failed", "handled", "hooks", "inbox", "incarnation",
+        "instance", "kwargs", "last_instance", "name", "parent", "path", "pooled", "ref",
+        "restart", "restart_history", "restarts", "sched", "snapshots", "stop_reason",
+        "stopped_event", "system", "terminated", "thread", "urn", "watch_lock", "watchers",
+        "watching", "workflows",
+    )
+
     def __init__(
         self,
         system: Host,
@@ -165,9 +178,9 @@ class Cell:
         self.dispatcher: Dispatcher = dispatcher or system.dispatcher
         self.thread: threading.Thread | None = None  # a dedicated thread, when it has one
         self.sched = threading.Lock()  # held while queued or running on the pool
-        self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
-        if isinstance(self.dispatcher, WorkerPool):
-            self.inbox = ScheduledMailbox(self.inbox, self, self.dispatcher.schedule_put)
+        self.pooled = isinstance(self.dispatcher, WorkerPool)
+        self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout,
+                                           self if self.pooled else None)
         self._strategy_override = strategy
 
         self.instance: Minion | None = None
@@ -177,8 +190,9 @@ class Cell:
         self.children: dict[str, Cell] = {}
         self.children_lock = threading.Lock()
         self.restart_history: History = ()  # of this incarnation's children
-        self.watchers: set[Cell] = set()
-        self.watching: set[Cell] = set()
+        # copied on write under watch_lock: most minions never watch nor are watched
+        self.watchers: frozenset[Cell] = _NO_CELLS
+        self.watching: frozenset[Cell] = _NO_CELLS
         self.watch_lock = threading.Lock()
         self._watch_closed = False
         self.snapshots: Snapshotter | None = None
@@ -192,9 +206,9 @@ class Cell:
         self.dead_letters = 0
 
         self.terminated = False  # no more messages will be handled, ever
-        self.stopped_event = threading.Event()  # set once the cell is fully finalised
+        self.stopped_event = LazyEvent()  # set once the cell is fully finalised
         self.stop_reason = ""
-        self._sys: deque[Any] = deque()
+        self._sys: list[Any] = []  # runtime messages: rare, few, a list is lighter than a deque
         self._sys_cond_: threading.Condition | None = None  # built on first runtime message
         self._terminate_requested = False
         self._stop_requested = False  # ref.stop(): no restart, whatever happens next
@@ -260,14 +274,20 @@ class Cell:
 
     def send_system(self, msg: Any) -> None:
         """Queue a runtime message ahead of user messages and wake the cell."""
-        with self._sys_cond:
-            if isinstance(msg, m.Terminate):
-                self._terminate_requested = True
-            elif isinstance(msg, m.StopPending):
-                self._stop_requested = True
-            self._sys.append(msg)
-            self._sys_cond.notify()
+        if self.pooled:  # nobody waits on a condition: the wake-up schedules the cell
+            self._queue_system(msg)  # (list.append is atomic; the flags are set first)
+        else:
+            with self._sys_cond:
+                self._queue_system(msg)
+                self._sys_cond.notify()
         self.inbox.put(WAKE)
+
+    def _queue_system(self, msg: Any) -> None:
+        if isinstance(msg, m.Terminate):
+            self._terminate_requested = True
+        elif isinstance(msg, m.StopPending):
+            self._stop_requested = True
+        self._sys.append(msg)
 
     def halt(self) -> None:
         """A shutdown began: refuse messages from outside the runtime from now on and drop
@@ -286,12 +306,10 @@ class Cell:
             self.count_dead_letter(message)
 
     def _release(self, message: Any) -> None:
-        """Answer an ask or release a stop waiter that will never be handled; runtime
-        messages need nothing (a RunStep's workflow resumes at the next start)."""
+        """Answer an ask that will never be handled; runtime messages need nothing (a stop
+        waiter watches the stopped event; a RunStep's workflow resumes at the next start)."""
         if isinstance(message, m.Ask):
             message.future.set_exception(exc_info=(MinionStopped, self.stopped_error(), None))
-        elif isinstance(message, m.StopRequest):
-            message.done.set()
 
     def count_dead_letter(self, message: Any, count: int = 1) -> None:
         """Count dead letters (from any thread) and report them: one message through the
@@ -511,7 +529,7 @@ class Cell:
         return not self.inbox.empty()
 
     def _next_system(self) -> None:
-        self._handle_system(self._sys.popleft())
+        self._handle_system(self._sys.pop(0))
 
     def _is_parked(self) -> bool:
         """A pooled restart waits for its backoff (the timer wakes the cell): nothing to
@@ -534,7 +552,7 @@ class Cell:
         left = self._backoff_left(msg)
         if left <= 0:
             return False
-        self._sys.appendleft(msg)
+        self._sys.insert(0, msg)
         if self._parked is not msg:
             self._parked = msg
             self.system.timer.call_later(left, self._wake)
@@ -545,7 +563,7 @@ class Cell:
 
     def _step(self) -> None:
         if self._sys:
-            self._handle_system(self._sys.popleft())
+            self._handle_system(self._sys.pop(0))
         elif self.instance is None or self._interrupted or self._terminate_requested:
             with self._sys_cond:
                 while not self._sys:
@@ -885,7 +903,7 @@ class Cell:
         self.instance = None
         self._instance_changed()
         while self._sys:  # runtime messages we will never handle: release their waiters
-            pending = self._sys.popleft()
+            pending = self._sys.pop(0)
             if isinstance(pending, m.StopInstance):
                 pending.done.set()
             elif isinstance(pending, m.Restart) and pending.started is not None:
@@ -899,11 +917,11 @@ class Cell:
         self._drop_backlog(held)
         with self.watch_lock:
             self._watch_closed = True
-            watchers, self.watchers = list(self.watchers), set()
-            watching, self.watching = list(self.watching), set()
+            watchers, self.watchers = self.watchers, _NO_CELLS
+            watching, self.watching = self.watching, _NO_CELLS
         for target in watching:
             with target.watch_lock:
-                target.watchers.discard(self)
+                target.watchers = target.watchers - {self}
         if watchers:
             from minions_actors.runtime.minion import Terminated
 
@@ -917,8 +935,6 @@ class Cell:
             self.hooks.minion_stopped(self, self.stop_reason or "stopped")
             self.system.unregister_cell(self)
         self.stopped_event.set()
-        for request in self._stop_requests:
-            request.done.set()
 
     # ----------------------------------------------------------------- death watch
     def watch(self, target: Cell) -> None:
@@ -926,10 +942,10 @@ class Cell:
         with target.watch_lock:
             alive = not target._watch_closed
             if alive:
-                target.watchers.add(self)
+                target.watchers = target.watchers | {self}
         if alive:
             with self.watch_lock:
-                self.watching.add(target)
+                self.watching = self.watching | {target}
         else:
             from minions_actors.runtime.minion import Terminated
 
@@ -937,6 +953,6 @@ class Cell:
 
     def unwatch(self, target: Cell) -> None:
         with target.watch_lock:
-            target.watchers.discard(self)
+            target.watchers = target.watchers - {self}
         with self.watch_lock:
-            self.watching.discard(target)
+            self.watching = self.watching - {target}

@@ -23,13 +23,12 @@ a WARNING and a metric) and compensated the same way, up to ``max_workers``.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from minions_actors.support.signals import block_shutdown_signals
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
 
 EXECUTION_MODES = ("pooled", "dedicated")
+KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it leaves
 _local = threading.local()  # .slot: the worker slot of this pool thread (unset elsewhere)
 
 
@@ -103,9 +103,11 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("blocked", "cell", "progress", "reported", "since", "stuck", "thread", "turn")
+    __slots__ = ("blocked", "cell", "pool", "progress", "reported", "since", "stuck", "thread",
+                 "turn")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
         self.cell: Cell | None = None
         self.turn = 0
         self.blocked = 0  # nested runtime waits (ask, get, stopping children)
@@ -116,20 +118,30 @@ class _Slot:
         self.thread: threading.Thread | None = None
 
 
-@contextlib.contextmanager
-def blocking() -> Iterator[None]:
-    """Wrap a wait inside the runtime: on a pool worker, another worker is started while this
-    one waits, so the minion being waited for can run even if every worker waits."""
-    slot: _Slot | None = getattr(_local, "slot", None)
-    pool: WorkerPool | None = getattr(_local, "pool", None)
-    if slot is None or pool is None:
-        yield
-        return
-    pool.compensate(slot, +1)
-    try:
-        yield
-    finally:
-        pool.compensate(slot, -1)
+class _Blocking:
+    """``with blocking():`` around a wait inside the runtime. On a pool worker, the pool
+    keeps ``size`` workers able to run while this one waits (starting one if none is idle),
+    so the minion being waited for runs even if every worker waits. Elsewhere: nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        slot: _Slot | None = getattr(_local, "slot", None)
+        if slot is not None:
+            slot.pool.compensate(slot, +1)
+
+    def __exit__(self, *exc: object) -> None:
+        slot: _Slot | None = getattr(_local, "slot", None)
+        if slot is not None:
+            slot.pool.compensate(slot, -1)
+
+
+_BLOCKING = _Blocking()
+
+
+def blocking() -> _Blocking:
+    """See :class:`_Blocking` (one shared, stateless context manager)."""
+    return _BLOCKING
 
 
 def on_worker() -> bool:
@@ -164,7 +176,6 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._blocked = 0  # workers waiting in the runtime or stuck in a handler
-        self._retire = 0  # workers asked to leave (compensation no longer needed)
         self._closed = False
         self._names = itertools.count(1)
         self._monitor: threading.Thread | None = None
@@ -221,7 +232,7 @@ class WorkerPool:
 
     def _add_worker(self) -> None:
         """Start one more worker (the caller holds the lock)."""
-        slot = _Slot()
+        slot = _Slot(self)
         slot.thread = threading.Thread(target=self._work, args=(slot,),
                                        name=f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
@@ -236,28 +247,28 @@ class WorkerPool:
                 self._grow()
             elif delta < 0 and slot.blocked == 0:
                 self._blocked -= 1
-                self._shrink()
 
     def _grow(self) -> None:
-        if self._retire:
-            self._retire -= 1  # a worker about to leave stays instead
-        elif not self._closed and len(self._slots) - self._blocked < self.size \
+        """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
+        workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
+        start a thread each."""
+        if not self._closed and len(self._slots) - self._blocked < self.size \
                 and len(self._slots) < self.max_workers:
             self._add_worker()
-
-    def _shrink(self) -> None:
-        if len(self._slots) - self._retire - self._blocked > self.size:
-            self._retire += 1  # the next worker to finish a turn leaves
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
         _local.slot = slot
-        _local.pool = self
         get = self._runq.get
         throughput = self.throughput
         try:
             while True:
-                cell = get()
+                try:
+                    cell = get(timeout=KEEPALIVE)
+                except queue.Empty:
+                    if self._leave(slot):
+                        return
+                    continue
                 if cell is None:
                     return
                 slot.turn += 1
@@ -277,17 +288,15 @@ class WorkerPool:
                 if (again or cell.has_work()) and cell.sched.acquire(False):
                     self.schedule_put(cell)
                 cell = None  # a stopped minion must not live on in this frame
-                if self._retire and self._leave(slot):
-                    return
         finally:
             with self._lock:
                 if slot in self._slots:
                     self._slots.remove(slot)
 
     def _leave(self, slot: _Slot) -> bool:
+        """An idle worker leaves when more than ``size`` workers are not blocked."""
         with self._lock:
-            if self._retire and slot.blocked == 0:
-                self._retire -= 1
+            if len(self._slots) - self._blocked > self.size:
                 self._slots.remove(slot)
                 return True
         return False
@@ -333,7 +342,6 @@ class WorkerPool:
             if slot.stuck:
                 slot.stuck = False
                 self._blocked -= 1
-                self._shrink()
 
     # ----------------------------------------------------------------- shutdown
     def close(self, timeout: float) -> list[threading.Thread]:

@@ -123,16 +123,40 @@ class ScheduledMailbox:
             self._enqueue(self._cell)
 
 
+class PooledMailbox(queue.SimpleQueue):  # type: ignore[type-arg]
+    """A pooled minion's unbounded mailbox: a C queue whose ``put`` also schedules the
+    minion (the common case of :class:`ScheduledMailbox`, without a wrapper per call)."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: Any) -> None:
+        super().__init__()
+        self._cell = cell
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        _simple_put(self, item)
+        cell = self._cell
+        if cell.sched.acquire(False):
+            cell.dispatcher.schedule_put(cell)
+
+
+_simple_put = queue.SimpleQueue.put
+
+
 def make_mailbox(
-    size: int | None, overflow: Overflow = "block", put_timeout: float = 1.0
+    size: int | None, overflow: Overflow = "block", put_timeout: float = 1.0,
+    pooled_cell: Any = None,
 ) -> Mailbox:
     """Build the mailbox for ``mailbox_size`` (None: unbounded), validating the options."""
     if overflow not in ("block", "raise"):
         raise ValueError(f"mailbox_overflow must be 'block' or 'raise', got {overflow!r}")
     if size is None:
-        return queue.SimpleQueue()
+        return queue.SimpleQueue() if pooled_cell is None else PooledMailbox(pooled_cell)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"mailbox_size must be None (unbounded) or an int >= 1, got {size!r}")
     if put_timeout < 0:
         raise ValueError(f"mailbox_put_timeout must be >= 0 seconds, got {put_timeout!r}")
-    return BoundedMailbox(size, overflow, put_timeout)
+    bounded = BoundedMailbox(size, overflow, put_timeout)
+    if pooled_cell is None:
+        return bounded
+    return ScheduledMailbox(bounded, pooled_cell, pooled_cell.dispatcher.schedule_put)

@@ -30,11 +30,8 @@ class Ask:
 class StopRequest:
     """``ref.stop()``: remove the minion for good once earlier messages are handled."""
 
-    __slots__ = ("done",)
+    __slots__ = ()
     bypass_bound = True  # control messages never wait for room in a bounded mailbox
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
 
 
 class ExitRequest:

@@ -96,7 +96,7 @@ class MinionRef(pykka.ActorRef[M]):
         self.actor_class = cell.cls  # type: ignore[assignment]
         self.actor_urn = cell.urn
         self.actor_inbox = cell.inbox  # type: ignore[assignment]
-        self.actor_stopped = cell.stopped_event
+        self.actor_stopped = cell.stopped_event  # type: ignore[assignment]  # Event-like
         self.path = cell.path
 
     # -- identity ------------------------------------------------------------------

@@ -44,8 +44,10 @@ def stop_children(cell: Cell, deadline: float, reason: str) -> None:
     begun to stop by the time a share of this cell would also be spent (its handler is
     stuck) is abandoned then, leaving time for its older siblings and for what it
     leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
-    with blocking():  # on a pool worker, another worker runs the children meanwhile
-        _stop_in_order(cell, cell.children_in_order(), deadline, reason)
+    children = cell.children_in_order()
+    if children:
+        with blocking():  # on a pool worker, another worker runs the children meanwhile
+            _stop_in_order(cell, children, deadline, reason)
 
 
 def _stop_in_order(cell: Cell, children: list[Cell], deadline: float, reason: str) -> None:
