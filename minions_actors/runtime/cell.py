@@ -518,6 +518,18 @@ class Cell:
         finally:
             _current.cell = None
 
+    def linger(self, timeout: float) -> bool:
+        """After a pooled turn that emptied the mailbox: wait up to ``timeout`` for the
+        next message (kept for the next turn); True when one came."""
+        if (self._finalized or self._sys or self._held is not _NOTHING
+                or self.instance is None or self._interrupted or self._terminate_requested):
+            return False
+        try:
+            self._held = self.inbox.get(True, timeout)
+        except queue.Empty:
+            return False
+        return True
+
     def has_work(self) -> bool:
         """After a pooled turn: is there something this cell can do now?"""
         if self._finalized:

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 EXECUTION_MODES = ("pooled", "dedicated")
 KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it leaves
+# When a turn empties the mailbox and no other minion waits for a worker, the worker waits
+# this long on the same mailbox before giving the minion up: the next message then wakes it
+# directly, as a dedicated thread would, instead of queueing the minion again.
+LINGER = 0.001
 _local = threading.local()  # .slot: the worker slot of this pool thread (unset elsewhere)
 
 
@@ -275,6 +279,8 @@ class WorkerPool:
                 slot.cell = cell
                 try:
                     again = cell.run_turn(throughput)
+                    while not again and self._runq.empty() and cell.linger(LINGER):
+                        again = cell.run_turn(throughput)
                 except BaseException as exc:  # run_turn guards its steps: a runtime bug
                     again = False
                     if self._on_error is not None:

@@ -23,7 +23,7 @@ class Mailbox(Protocol):
 
     def put(self, item: Any, /) -> None: ...
 
-    def get(self) -> Any: ...
+    def get(self, block: bool = True, timeout: float | None = None) -> Any: ...
 
     def get_nowait(self) -> Any: ...
 
@@ -83,8 +83,8 @@ class BoundedMailbox:
             self._slots.release()
         return item
 
-    def get(self) -> Any:
-        return self._release(self._q.get())
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self._release(self._q.get(block, timeout))
 
     def get_nowait(self) -> Any:
         return self._release(self._q.get_nowait())
