@@ -77,8 +77,8 @@ def fmt(value: float, unit: str) -> str:
         return f"{value:.1f} us" if value < 100 else f"{value:.0f} us"
     if unit == "s":
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-    if unit == "KiB":
-        return f"{value:.1f} KiB"
+    if unit in ("KiB", "MiB"):
+        return f"{value:.1f} {unit}" if value < 1000 else f"{value:.0f} {unit}"
     if value >= 1e6:
         return f"{value / 1e6:.2f}M"
     if value >= 1e4:

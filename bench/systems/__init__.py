@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bench.systems.base import System
 
-SYSTEM_KEYS = ("minions", "pykka", "thespian-simple", "thespian-mp", "ray", "sqlite-utils",
-               "dbos")
+SYSTEM_KEYS = ("minions", "minions-dedicated", "pykka", "thespian-simple", "thespian-mp", "ray",
+               "sqlite-utils", "dbos")
 
 
 def make_system(key: str) -> System:
@@ -14,6 +14,10 @@ def make_system(key: str) -> System:
         from bench.systems.minions_sys import MinionsSystem
 
         return MinionsSystem()
+    if key == "minions-dedicated":
+        from bench.systems.minions_sys import MinionsDedicated
+
+        return MinionsDedicated()
     if key == "sqlite-utils":
         from bench.systems.minions_sys import SqliteUtilsBaseline
 

@@ -73,6 +73,11 @@ class System:
         """Checkpointed workflow steps per second: {"rate": steps/s}."""
         raise self._nope("workflow")
 
+    def million(self, n: int) -> Metrics:
+        """In a fresh process: spawn ``n`` actors, one message each, stop all:
+        {"total": s, "spawn": s, "tell": s, "stop": s, "peak_mib": peak RSS in MiB}."""
+        raise self._nope("million-actor")
+
     def scaling(self, actors: int, n: int) -> Metrics:
         """``n`` tells round-robin over ``actors`` actors from one sender: {"rate": msg/s}."""
         raise self._nope("scaling")

@@ -90,12 +90,14 @@ def writer_rows(n: int) -> list[tuple[str, str, str, int, float]]:
 
 
 class MinionsSystem(ThreadedSystem):
-    """minions_actors ``ActorSystem`` with Gru supervising every benchmark minion."""
+    """minions_actors ``ActorSystem`` with Gru supervising every benchmark minion (pooled:
+    the default execution mode)."""
 
     key = "minions"
     label = "minions_actors"
     counter_cls = MinionCounter
     ping_cls = MinionPing
+    execution = "pooled"
 
     def __init__(self) -> None:
         self._system: ActorSystem | None = None
@@ -109,7 +111,7 @@ class MinionsSystem(ThreadedSystem):
         return ActorSystem.start(
             state_store=state_store, metrics_port=None, file_logs=False, stderr_logs=False,
             handle_signals=False, strategy=OneForOne(max_restarts=10**9, within=1),
-            log_sinks=[(self._null, {"level": "INFO"})],
+            log_sinks=[(self._null, {"level": "INFO"})], execution=self.execution,
         )
 
     @contextmanager
@@ -209,6 +211,23 @@ class MinionsSystem(ThreadedSystem):
                     raise RuntimeError(f"workflow {wid} ended {info.status}: {info.error}")
             elapsed = perf_counter() - t0
         return {"rate": workflows * steps / elapsed}
+
+
+    def million(self, n: int) -> Metrics:
+        from bench.millionchild import measure
+
+        return measure(n)
+
+
+class MinionsDedicated(MinionsSystem):
+    """The same, every minion on a thread of its own (``execution="dedicated"``)."""
+
+    key = "minions-dedicated"
+    label = "minions_actors, dedicated threads"
+    execution = "dedicated"
+
+    def million(self, n: int) -> Metrics:
+        raise Skip("a million threads do not fit in one process (pooled minions only)")
 
 
 class SqliteUtilsBaseline(System):

@@ -42,7 +42,8 @@ from minions_actors.observability.hooks import (
 )
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import supervisor
-from minions_actors.runtime.dispatch import Dispatcher, WorkerPool, blocking, choose
+from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.dispatch import NOTHING, Dispatcher, WorkerPool, choose
 from minions_actors.runtime.extensions import CellWorkflows, Extensions
 from minions_actors.runtime.mailbox import (
     HALT_MARK,
@@ -508,7 +509,7 @@ class Cell:
                     return True
                 else:
                     left = self._guarded(functools.partial(
-                        self._process_messages, self.inbox.get_nowait, budget))
+                        self._process_messages, self.inbox.get_nowait, budget, self._linger))
                     if left is not None:  # None: a runtime fault, handled as a crash
                         if left < 0:  # the mailbox is empty
                             return False
@@ -518,17 +519,11 @@ class Cell:
         finally:
             _current.cell = None
 
-    def linger(self, timeout: float) -> bool:
-        """After a pooled turn that emptied the mailbox: wait up to ``timeout`` for the
-        next message (kept for the next turn); True when one came."""
-        if (self._finalized or self._sys or self._held is not _NOTHING
-                or self.instance is None or self._interrupted or self._terminate_requested):
-            return False
-        try:
-            self._held = self.inbox.get(True, timeout)
-        except queue.Empty:
-            return False
-        return True
+    def _linger(self) -> Any:
+        """A pooled turn emptied the mailbox: the pool may wait a little for the next
+        message (see ``dispatch.LINGER``); ``_NOTHING`` when none came."""
+        got = self.dispatcher.linger(self.inbox)  # type: ignore[attr-defined]  # pooled only
+        return _NOTHING if got is NOTHING else got
 
     def has_work(self) -> bool:
         """After a pooled turn: is there something this cell can do now?"""
@@ -595,52 +590,64 @@ class Cell:
                 self._crash(exc, PHASE_RUNTIME)
             return None
 
-    def _process_messages(self, get: Callable[[], Any], budget: int) -> int:
+    def _process_messages(self, get: Callable[[], Any], budget: int,
+                          linger: Callable[[], Any] | None = None) -> int:
         """The hot loop: runs until a runtime message arrives, the incarnation ends or
         ``budget`` messages were handled; returns the budget left, or -1 when ``get``
-        (a pooled turn's non-blocking one) found the mailbox empty."""
+        (a pooled turn's non-blocking one) found the mailbox empty and ``linger`` brought
+        no message either."""
         inst = self.instance
         assert inst is not None
-        if self._held is not _NOTHING:
-            msg, self._held = self._held, _NOTHING
-            budget -= 1
-            if not self._dispatch_one(inst, msg):
-                return budget
+        while True:
+            if self._held is not _NOTHING:
+                msg, self._held = self._held, _NOTHING
+                budget -= 1
+                if not self._dispatch_one(inst, msg):
+                    return budget
+            try:
+                return self._hot_loop(inst, get, budget)
+            except queue.Empty:
+                self._held = _NOTHING if linger is None else linger()
+                if self._held is _NOTHING:
+                    return -1
+                if self._sys or budget <= 0:  # the turn loop takes it from here
+                    return max(budget, 0)
+
+    def _hot_loop(self, inst: Minion, get: Callable[[], Any], budget: int) -> int:
+        """Handle messages until a runtime message, the end of the incarnation or of the
+        budget (returned); ``queue.Empty`` from ``get`` propagates."""
         sysq = self._sys
         receive = inst.on_receive
         snaps = self.snapshots
         after = snaps.after_message if snaps is not None else None
         special = _SPECIAL
-        try:
-            while budget > 0:
-                msg = get()
-                if sysq:
-                    if msg is not WAKE:
-                        self._held = msg
+        while budget > 0:
+            msg = get()
+            if sysq:
+                if msg is not WAKE:
+                    self._held = msg
+                return budget
+            budget -= 1
+            if msg.__class__ in special:
+                if not self._dispatch_special(inst, msg):
                     return budget
-                budget -= 1
-                if msg.__class__ in special:
-                    if not self._dispatch_special(inst, msg):
-                        return budget
-                    continue
-                t0 = perf_counter()
-                try:
-                    receive(msg)
-                except BaseException as exc:
-                    self.busy_seconds += perf_counter() - t0
-                    self.failed += 1
-                    self._crash(exc, "message")
-                    return budget
+                continue
+            t0 = perf_counter()
+            try:
+                receive(msg)
+            except BaseException as exc:
                 self.busy_seconds += perf_counter() - t0
-                self.handled += 1
-                if after is not None:
-                    try:
-                        after(inst)
-                    except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-                        self._crash(exc, "snapshot")
-                        return budget
-        except queue.Empty:
-            return -1
+                self.failed += 1
+                self._crash(exc, "message")
+                return budget
+            self.busy_seconds += perf_counter() - t0
+            self.handled += 1
+            if after is not None:
+                try:
+                    after(inst)
+                except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                    self._crash(exc, "snapshot")
+                    return budget
         return budget
 
     def _dispatch_one(self, inst: Minion, msg: Any) -> bool:

@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from minions_actors.runtime.blocking import _local, blocking
+from minions_actors.runtime.mailbox import WAKE
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -39,10 +41,11 @@ if TYPE_CHECKING:
 EXECUTION_MODES = ("pooled", "dedicated")
 KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it leaves
 # When a turn empties the mailbox and no other minion waits for a worker, the worker waits
-# this long on the same mailbox before giving the minion up: the next message then wakes it
-# directly, as a dedicated thread would, instead of queueing the minion again.
-LINGER = 0.001
-_local = threading.local()  # .slot: the worker slot of this pool thread (unset elsewhere)
+# up to this long on the same mailbox before giving the minion up: the next message then
+# wakes it directly, as a dedicated thread would (an ask round trip costs a third less than
+# queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
+LINGER = 0.02
+NOTHING: Any = object()  # linger(): no message came
 
 
 class Dispatcher(Protocol):
@@ -107,8 +110,8 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("blocked", "cell", "pool", "progress", "reported", "since", "stuck", "thread",
-                 "turn")
+    __slots__ = ("blocked", "cell", "lingering", "pool", "progress", "reported", "since",
+                 "stuck", "thread", "turn")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -119,33 +122,8 @@ class _Slot:
         self.since = 0.0
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
+        self.lingering: Any = None  # the mailbox this worker waits on after a turn
         self.thread: threading.Thread | None = None
-
-
-class _Blocking:
-    """``with blocking():`` around a wait inside the runtime. On a pool worker, the pool
-    keeps ``size`` workers able to run while this one waits (starting one if none is idle),
-    so the minion being waited for runs even if every worker waits. Elsewhere: nothing."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        slot: _Slot | None = getattr(_local, "slot", None)
-        if slot is not None:
-            slot.pool.compensate(slot, +1)
-
-    def __exit__(self, *exc: object) -> None:
-        slot: _Slot | None = getattr(_local, "slot", None)
-        if slot is not None:
-            slot.pool.compensate(slot, -1)
-
-
-_BLOCKING = _Blocking()
-
-
-def blocking() -> _Blocking:
-    """See :class:`_Blocking` (one shared, stateless context manager)."""
-    return _BLOCKING
 
 
 def on_worker() -> bool:
@@ -176,7 +154,8 @@ class WorkerPool:
         self._on_starved = on_starved
         self._on_error = on_error
         self._runq: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
-        self.schedule_put = self._runq.put
+        self._idle = 0  # workers waiting for the run queue (approximate: a hint)
+        self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._blocked = 0  # workers waiting in the runtime or stuck in a handler
@@ -218,6 +197,31 @@ class WorkerPool:
 
     def queued(self) -> int:
         return self._runq.qsize()
+
+    def schedule_put(self, cell: Cell) -> None:
+        """Queue a minion that has mail (its ``sched`` lock is held). When no worker is
+        idle, one that lingers on another minion's mailbox is woken to serve the queue."""
+        self._runq.put(cell)
+        if not self._idle:
+            for slot in self._slots:
+                box = slot.lingering
+                if box is not None:
+                    box.put(WAKE)
+                    return
+
+    def linger(self, inbox: Any) -> Any:
+        """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
+        for its next message (see ``LINGER``); ``NOTHING`` when none came."""
+        slot: _Slot | None = getattr(_local, "slot", None)
+        if slot is None or not self._runq.empty():
+            return NOTHING
+        slot.lingering = inbox
+        try:
+            return inbox.get(True, self._linger)
+        except queue.Empty:
+            return NOTHING
+        finally:
+            slot.lingering = None
 
     def threads(self) -> list[threading.Thread]:
         return [s.thread for s in list(self._slots) if s.thread is not None]
@@ -267,20 +271,21 @@ class WorkerPool:
         throughput = self.throughput
         try:
             while True:
+                self._idle += 1
                 try:
                     cell = get(timeout=KEEPALIVE)
                 except queue.Empty:
+                    self._idle -= 1
                     if self._leave(slot):
                         return
                     continue
+                self._idle -= 1
                 if cell is None:
                     return
                 slot.turn += 1
                 slot.cell = cell
                 try:
                     again = cell.run_turn(throughput)
-                    while not again and self._runq.empty() and cell.linger(LINGER):
-                        again = cell.run_turn(throughput)
                 except BaseException as exc:  # run_turn guards its steps: a runtime bug
                     again = False
                     if self._on_error is not None:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-from minions_actors.runtime.dispatch import blocking
+from minions_actors.runtime.blocking import blocking
 
 Overflow = Literal["block", "raise"]
 

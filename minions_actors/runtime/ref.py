@@ -13,7 +13,7 @@ from pykka import ThreadingFuture
 
 from minions_actors.errors import AskTimeout, MailboxFull
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.dispatch import blocking
+from minions_actors.runtime.blocking import blocking
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
 if TYPE_CHECKING:

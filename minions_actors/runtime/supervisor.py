@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from minions_actors.errors import MinionsError, SupervisorGaveUp
 from minions_actors.observability.hooks import PHASE_SUPERVISION
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.dispatch import blocking
+from minions_actors.runtime.blocking import blocking
 from minions_actors.runtime.supervision import (
     ChildExit,
     GiveUp,

@@ -1,0 +1,77 @@
+"""A million minions in a fresh interpreter: spawn, one message each, stop all.
+
+``python -m bench.millionchild N`` prints one JSON line with the seconds of each phase and
+the peak RSS of the process (``ru_maxrss``), so earlier scenarios cannot inflate it.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from bench.common import WAIT, Latch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure(n: int) -> dict[str, float]:
+    """Run the child with ``n`` minions and return its metrics."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.millionchild", str(n)],
+        cwd=ROOT, capture_output=True, text=True, timeout=max(WAIT, n / 1000), check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"million child failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of the child process."""
+    from loguru import logger
+
+    from minions_actors import ActorSystem, Minion
+
+    class Once(Minion):
+        """Counts its one message down on a shared latch."""
+
+        def __init__(self, done: Latch) -> None:
+            super().__init__()
+            self.done = done
+
+        def on_receive(self, message: Any) -> None:
+            self.done.count_down()
+
+    logger.remove()
+    n = int(argv[0])
+    system = ActorSystem.start(state_store=None, metrics_port=None, file_logs=False,
+                               stderr_logs=False, handle_signals=False)
+    try:
+        done = Latch(n)
+        t0 = perf_counter()
+        refs = [system.spawn(Once, done) for _ in range(n)]
+        t1 = perf_counter()
+        for ref in refs:
+            ref.tell(1)
+        done.wait(max(WAIT, n / 1000))
+        t2 = perf_counter()
+        for ref in refs:
+            ref.stop(block=False)
+        for ref in refs:
+            if not ref.actor_stopped.wait(WAIT):
+                raise TimeoutError(f"{ref!r} did not stop")
+        t3 = perf_counter()
+    finally:
+        system.shutdown(timeout=WAIT)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"total": t3 - t0, "spawn": t1 - t0, "tell": t2 - t1, "stop": t3 - t2,
+                      "peak_mib": peak}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
