@@ -289,7 +289,7 @@ def plot(runner: Runner, sizes: Sizes, path: Path) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install matplotlib); no plot"
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for key in ("minions", "pykka", "thespian-simple", "thespian-mp", "ray"):
+    for key in ("minions", "minions-dedicated", "pykka", "thespian-simple", "thespian-mp", "ray"):
         xs, ys, lo, hi = [], [], [], []
         for actors in sizes.scaling_actors:
             row = runner.rows.get((f"scaling_{actors}", "rate", key))

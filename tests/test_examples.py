@@ -76,3 +76,12 @@ def test_from_pykka(tmp_path: Path) -> None:
         "on_stop: crawled ['a', 'b', 'c']",
         "exit code: 0",
     ]
+
+
+def test_many_minions(tmp_path: Path) -> None:
+    assert run("many_minions.py", tmp_path).splitlines() == [
+        "20,000 devices, threads added: 0",
+        "sum of the last readings: 399980000",
+        "the reader runs on: Reader (minion:reader)",
+        "clean shutdown: True",
+    ]
