@@ -111,7 +111,7 @@ class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
     __slots__ = ("blocked", "cell", "lingering", "pool", "progress", "reported", "since",
-                 "stuck", "thread", "turn")
+                 "stuck", "thread", "turn", "waiting")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -123,6 +123,7 @@ class _Slot:
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
+        self.waiting = False  # waiting for the run queue (idle)
         self.thread: threading.Thread | None = None
 
 
@@ -154,7 +155,6 @@ class WorkerPool:
         self._on_starved = on_starved
         self._on_error = on_error
         self._runq: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
-        self._idle = 0  # workers waiting for the run queue (approximate: a hint)
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
@@ -202,12 +202,14 @@ class WorkerPool:
         """Queue a minion that has mail (its ``sched`` lock is held). When no worker is
         idle, one that lingers on another minion's mailbox is woken to serve the queue."""
         self._runq.put(cell)
-        if not self._idle:
-            for slot in self._slots:
-                box = slot.lingering
-                if box is not None:
-                    box.put(WAKE)
-                    return
+        lingering = None
+        for slot in self._slots:
+            if slot.waiting:
+                return  # an idle worker takes it
+            if lingering is None:
+                lingering = slot.lingering
+        if lingering is not None:
+            lingering.put(WAKE)
 
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
@@ -271,15 +273,15 @@ class WorkerPool:
         throughput = self.throughput
         try:
             while True:
-                self._idle += 1
+                slot.waiting = True
                 try:
                     cell = get(timeout=KEEPALIVE)
                 except queue.Empty:
-                    self._idle -= 1
+                    slot.waiting = False
                     if self._leave(slot):
                         return
                     continue
-                self._idle -= 1
+                slot.waiting = False
                 if cell is None:
                     return
                 slot.turn += 1
