@@ -508,8 +508,8 @@ class Cell:
                 elif budget <= 0:
                     return True
                 else:
-                    left = self._guarded(functools.partial(
-                        self._process_messages, self.inbox.get_nowait, budget, self._linger))
+                    left = self._guarded(self._process_messages, self.inbox.get_nowait,
+                                         budget, self._linger)
                     if left is not None:  # None: a runtime fault, handled as a crash
                         if left < 0:  # the mailbox is empty
                             return False
@@ -578,12 +578,12 @@ class Cell:
         else:
             self._process_messages(self.inbox.get, _FOREVER)
 
-    def _guarded(self, step: Callable[[], Any]) -> Any:
+    def _guarded(self, step: Callable[..., Any], *args: Any) -> Any:
         """Run one step of the loop and return its result; an error outside a handler (a
         runtime or store fault) is reported and, when an incarnation is live, treated as its
         crash, so supervision applies instead of the cell vanishing with its children."""
         try:
-            return step()
+            return step(*args)
         except BaseException as exc:
             self.hooks.lifecycle_error(self, exc, "runtime")
             if self.instance is not None:
