@@ -14,6 +14,7 @@ from pykka import ThreadingFuture
 from minions_actors.errors import AskTimeout, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.mailbox import PooledMailbox
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
 if TYPE_CHECKING:
@@ -86,12 +87,18 @@ class MinionRef(pykka.ActorRef[M]):
     :class:`pykka.ActorRef`, so code typed against pykka accepts it.
     """
 
-    __slots__ = ("_cell", "_put", "_target", "path")
+    __slots__ = ("_cell", "_put", "_sched", "_target", "path")
 
     # pykka's __init__ needs a built actor; a minion's ref exists before its first instance
     def __init__(self, cell: Cell) -> None:
         self._cell = cell
         self._put = cell.inbox.put
+        # a pooled minion's unbounded mailbox: put with the C queue's own method and queue
+        # the minion here (PooledMailbox.put does the same, one Python call slower)
+        self._sched: Any = None
+        if isinstance(cell.inbox, PooledMailbox):
+            self._put = queue.SimpleQueue.put.__get__(cell.inbox)
+            self._sched = cell.sched
         self._target: CurrentInstance | None = None
         self.actor_class = cell.cls  # type: ignore[assignment]
         self.actor_urn = cell.urn
@@ -142,6 +149,9 @@ class MinionRef(pykka.ActorRef[M]):
             self._put(message)
         except queue.Full:
             raise MailboxFull(self._full_text()) from None
+        sched = self._sched
+        if sched is not None and sched.acquire(False):
+            cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # the pool's
         if cell.terminated:
             cell.drain_dead_letters()
 
@@ -175,6 +185,9 @@ class MinionRef(pykka.ActorRef[M]):
                 self._put(m.Ask(message, future))
             except queue.Full:
                 raise MailboxFull(self._full_text()) from None
+            sched = self._sched
+            if sched is not None and sched.acquire(False):
+                cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
             if cell.terminated:
                 cell.drain_dead_letters()
         if block:
