@@ -81,6 +81,7 @@ from pathlib import Path
 from prometheus_client import generate_latest  # noqa: F401 - proves the client is importable
 
 from minions_actors.metrics import MetricsHooks
+from minions_actors.runtime.dispatch import WorkerPool
 
 here = Path(sys.argv[1])
 errors: list[str] = []
@@ -99,6 +100,7 @@ else:
 # Every sample name the metrics module can expose, derived from a live registry.
 class _System:
     store = None
+    worker_pool = WorkerPool()  # not started: its families are exported all the same
 
     def cells(self) -> list[object]:
         return []
