@@ -264,3 +264,30 @@ def test_bad_pool_options_are_clear_errors(option: str, value: Any, text: str) -
 def test_max_workers_below_pool_size_is_refused() -> None:
     with pytest.raises(ValueError, match=r"pool_max_workers \(2\) must be >= pool_size \(4\)"):
         ActorSystem.start(**QUIET, pool_size=4, pool_max_workers=2)
+
+
+class TellThenBlock(Minion):
+    """Tells ``peer`` then blocks on ``gate`` (not a runtime wait the pool can see)."""
+
+    def on_receive(self, message: Any) -> Any:
+        peer, gate = message
+        peer.tell("from a blocked handler")
+        assert gate.wait(30)
+
+
+def test_mail_sent_by_a_handler_that_then_blocks_is_still_delivered() -> None:
+    # what a handler sends runs next on its worker (no hand-off between threads); if the
+    # handler then blocks, the starvation monitor hands that minion to another worker
+    system = ActorSystem.start(**QUIET, pool_size=1, starvation_threshold=0.2)
+    gate = threading.Event()
+    try:
+        log: list[Any] = []
+        peer = system.spawn(Logger, "peer", log)
+        peer.ask("ready", timeout=5)
+        system.spawn(TellThenBlock).tell((peer, gate))
+        wait_until(lambda: ("peer", "from a blocked handler") in log, timeout=5,
+                   what="the peer got the message while the sender is still blocked")
+        assert not gate.is_set()
+    finally:
+        gate.set()
+        system.shutdown(timeout=10)

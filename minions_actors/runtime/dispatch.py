@@ -14,6 +14,10 @@ messages, then the cell goes to the back of the run queue if it still has mail::
                worker-1   worker-2   (+ a compensating worker while one waits
                                       in ask()/get(), or is stuck in a handler)
 
+A message a turn sends to an idle minion makes that minion the worker's *runnext*: it runs
+right after the turn on the same worker (no hand-off of the GIL to another thread), unless
+the worker starts waiting first (then it goes to the run queue).
+
 A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
 stopping children) announces it through :func:`blocking`: the pool starts another worker so
 the minion it waits for can still run (as a fork-join pool's managed blocker). A worker stuck
@@ -110,8 +114,8 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("blocked", "cell", "lingering", "pool", "progress", "reported", "since",
-                 "stuck", "thread", "turn", "waiting")
+    __slots__ = ("blocked", "cell", "hops", "lingering", "pool", "progress", "reported",
+                 "runnext", "since", "stuck", "thread", "turn", "waiting")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -124,6 +128,11 @@ class _Slot:
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
         self.waiting = False  # waiting for the run queue (idle)
+        # a minion this worker's turn sent mail to: it runs next on this worker, without a
+        # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
+        # can take it away from a stuck worker without a lock.
+        self.runnext: list[Cell] = []
+        self.hops = 0  # turns taken from runnext in a row
         self.thread: threading.Thread | None = None
 
 
@@ -199,8 +208,15 @@ class WorkerPool:
         return self._runq.qsize()
 
     def schedule_put(self, cell: Cell) -> None:
-        """Queue a minion that has mail (its ``sched`` lock is held). When no worker is
-        idle, one that lingers on another minion's mailbox is woken to serve the queue."""
+        """Queue a minion that has mail (its ``sched`` lock is held). Sent from a turn on
+        this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
+        to the run queue, and when no worker is idle, one that lingers on another minion's
+        mailbox is woken to serve the queue."""
+        slot: _Slot | None = getattr(_local, "slot", None)
+        if slot is not None and slot.cell is not None and not slot.runnext \
+                and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
+            slot.runnext.append(cell)
+            return
         self._runq.put(cell)
         lingering = None
         for slot in self._slots:
@@ -215,7 +231,7 @@ class WorkerPool:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
         for its next message (see ``LINGER``); ``NOTHING`` when none came."""
         slot: _Slot | None = getattr(_local, "slot", None)
-        if slot is None or not self._runq.empty():
+        if slot is None or slot.runnext or not self._runq.empty():
             return NOTHING
         slot.lingering = inbox
         try:
@@ -250,6 +266,8 @@ class WorkerPool:
 
     def compensate(self, slot: _Slot, delta: int) -> None:
         """A worker begins (+1) or ends (-1) a wait: keep ``size`` workers able to run."""
+        if delta > 0:
+            self.flush_runnext(slot)  # what it would have run next must not wait for it
         with self._lock:
             slot.blocked += delta
             if delta > 0 and slot.blocked == 1:
@@ -273,17 +291,19 @@ class WorkerPool:
         throughput = self.throughput
         try:
             while True:
-                slot.waiting = True
-                try:
-                    cell = get(timeout=KEEPALIVE)
-                except queue.Empty:
-                    slot.waiting = False
-                    if self._leave(slot):
-                        return
-                    continue
-                slot.waiting = False
+                cell = self._next_local(slot)
                 if cell is None:
-                    return
+                    slot.waiting = True
+                    try:
+                        cell = get(timeout=KEEPALIVE)
+                    except queue.Empty:
+                        slot.waiting = False
+                        if self._leave(slot):
+                            return
+                        continue
+                    slot.waiting = False
+                    if cell is None:
+                        return
                 slot.turn += 1
                 slot.cell = cell
                 try:
@@ -305,6 +325,31 @@ class WorkerPool:
             with self._lock:
                 if slot in self._slots:
                     self._slots.remove(slot)
+
+    def _next_local(self, slot: _Slot) -> Cell | None:
+        """The minion in this worker's runnext, unless the run queue has waited for
+        ``throughput`` such turns in a row (then runnext joins the queue: two minions that
+        keep messaging each other cannot starve it)."""
+        try:
+            cell = slot.runnext.pop()
+        except IndexError:
+            slot.hops = 0
+            return None
+        slot.hops += 1
+        if slot.hops > self.throughput and not self._runq.empty():
+            slot.hops = 0
+            self._runq.put(cell)
+            return None
+        return cell
+
+    def flush_runnext(self, slot: _Slot) -> None:
+        """Move ``slot``'s runnext to the run queue (its worker waits or is stuck), so
+        another worker serves it (from any thread: pop() is atomic)."""
+        try:
+            cell = slot.runnext.pop()
+        except IndexError:
+            return
+        self._runq.put(cell)
 
     def _leave(self, slot: _Slot) -> bool:
         """An idle worker leaves when more than ``size`` workers are not blocked."""
@@ -343,6 +388,7 @@ class WorkerPool:
 
     def _compensate_stuck(self, slot: _Slot, cell: Cell) -> None:
         """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
+        self.flush_runnext(slot)
         with self._lock:
             slot.stuck = True
             self._blocked += 1
