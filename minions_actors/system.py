@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from minions_actors.observability.logs import LogSetup
     from minions_actors.observability.metrics import MetricsHooks
     from minions_actors.persistence import StateStore
+    from minions_actors.runtime.host import SystemAPI
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.workflows import WorkflowInfo
 
@@ -657,6 +658,10 @@ class ActorSystem:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<ActorSystem {state}, {len(self._cells)} minions>"
+
+
+if TYPE_CHECKING:  # mypy checks that ActorSystem is what a minion's ``self.system`` promises
+    _SYSTEM_API: type[SystemAPI] = ActorSystem
 
 
 def _shutdown_at_exit(system: ActorSystem) -> None:

@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from minions_actors.records import WorkflowInfo
+
 # What hooks receive. They are protocols, so that this layer (below the runtime) names no
-# runtime class: the runtime passes its cell as the ``MinionView``, the system itself as the
-# ``SystemView`` and a workflow's :class:`~minions_actors.WorkflowInfo` as ``info``.
+# runtime class: the runtime passes its cell as the ``MinionView`` and the system itself as
+# the ``SystemView``; a workflow's ``info`` is a :class:`~minions_actors.WorkflowInfo`
+# (plain data from :mod:`minions_actors.records`, below this layer).
 SystemView = Any
-WorkflowInfo = Any
 
 
 # The ``phase`` of ``minion_crashed``: where the incarnation failed (docs/supervision.md

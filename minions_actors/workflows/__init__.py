@@ -26,17 +26,18 @@ from minions_actors.errors import AbortWorkflow as AbortWorkflow
 from minions_actors.errors import WorkflowError as WorkflowError
 from minions_actors.errors import WorkflowTimeout as WorkflowTimeout
 from minions_actors.observability.hooks import Hooks
+from minions_actors.records import WORKFLOW_STATUSES, WorkflowRecord
+from minions_actors.records import WorkflowInfo as WorkflowInfo
 from minions_actors.runtime.extensions import Extensions
 from minions_actors.runtime.messages import RunStep as RunStep
 from minions_actors.runtime.messages import StartWorkflow as StartWorkflow
 from minions_actors.runtime.supervision import Backoff
 
 if TYPE_CHECKING:
-    from minions_actors.persistence import WorkflowRecord
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.minion import Minion
 
-STATUSES = ("running", "completed", "aborted", "failed")
+STATUSES = WORKFLOW_STATUSES  # the one tuple, in minions_actors.records
 _tokens = itertools.count(1)
 
 
@@ -100,35 +101,6 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"Workflow({', '.join(map(repr, self.steps))})"
-
-
-@dataclass(frozen=True)
-class WorkflowInfo:
-    """A read-only view of one workflow: where it is, its context, how it ended."""
-
-    workflow_id: str
-    name: str
-    minion: str
-    minion_class: str
-    status: str
-    step: str | None
-    step_index: int
-    context: dict[str, Any]
-    attempts: int
-    error: str | None
-    created_at: float
-    updated_at: float
-    finished_at: float | None
-
-    @classmethod
-    def of(cls, rec: WorkflowRecord) -> WorkflowInfo:
-        return cls(
-            workflow_id=rec.workflow_id, name=rec.workflow_name, minion=rec.minion_path,
-            minion_class=rec.minion_class, status=rec.status, step=rec.step_name,
-            step_index=rec.next_step, context=json.loads(rec.context_json),
-            attempts=rec.attempts, error=rec.error, created_at=rec.created_at,
-            updated_at=rec.updated_at, finished_at=rec.finished_at,
-        )
 
 
 class WorkflowWaiters(Hooks):
@@ -331,8 +303,6 @@ class WorkflowRunner:
         record is durable (at once for an id that exists and is durable); such a start that
         cannot be saved raises instead (a StateStoreError) and starts nothing, so the asker
         can retry. Without ``answer`` (a tell) a failed save is retried in the background."""
-        from minions_actors.persistence import WorkflowRecord
-
         definition = self.definitions.get(name)
         if definition is None:
             raise unknown_workflow(self.cell.describe(), self.cell.cls, name)
