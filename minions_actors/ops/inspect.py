@@ -27,15 +27,15 @@ from minions_actors.errors import (
     WorkflowRecordNotFound,
     WorkflowStatusConflict,
 )
-from minions_actors.persistence.records import WORKFLOW_STATUSES, WorkflowRecord, _status_set
-from minions_actors.persistence.store_file import read_only_connection
-from minions_actors.persistence.writer import (
+from minions_actors.persistence.records import _status_set
+from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
-    WORKFLOW_COLUMNS,
     WORKFLOW_TABLE,
     classify_sqlite_error,
     immediate_transaction,
 )
+from minions_actors.persistence.store_file import read_only_connection
+from minions_actors.records import WORKFLOW_COLUMNS, WORKFLOW_STATUSES, WorkflowRecord
 
 __all__ = [
     "discard_workflow_in_file",
