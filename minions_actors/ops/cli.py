@@ -237,8 +237,10 @@ def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
             found = ins.read_workflows(db, workflow_id=workflow_id).records
             if not found:
                 raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {db!r}")
-            print(json.dumps(ins.workflow_json(found[0], context=True), ensure_ascii=True,
-                             sort_keys=True) if as_json else ins.render_workflow(found[0]))
+            if as_json:
+                _print_json_lines([ins.workflow_json(found[0], context=True)])
+            else:
+                print(ins.render_workflow(found[0]))
             return EXIT_OK
         if action == "retry":
             rec = ins.retry_workflow_in_file(db, workflow_id)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from minions_actors.errors import AbortWorkflow, WorkflowError
 from minions_actors.records import WorkflowInfo, WorkflowRecord
 from minions_actors.runtime.messages import RunStep
+from minions_actors.runtime.snapshots import to_json
 from minions_actors.workflows.declare import Workflow, unknown_workflow, workflows_of
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ _tokens = itertools.count(1)
 
 
 def _encode_context(cell: Cell, context: Any) -> str:
-    from minions_actors.runtime.snapshots import to_json
-
     if not isinstance(context, dict):
         raise WorkflowError(
             f"{cell.describe()}: a workflow context must be a dict, got {type(context).__name__}"
