@@ -7,22 +7,12 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from minions_actors.observability.hooks import MinionView
-
-
-class SystemView(Protocol):
-    """What the metrics read from the system: a snapshot list of live cells (Gru excluded).
-
-    ``system.store`` (optional, may be None) is read with ``getattr`` so that stores without
-    ``stats()`` (e.g. an in-memory test store) simply export no snapshot numbers.
-    """
-
-    def cells(self) -> Sequence[Any]: ...
+from minions_actors.observability.hooks import MinionView, SystemView
 
 
 @dataclass

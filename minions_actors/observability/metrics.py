@@ -24,8 +24,8 @@ from prometheus_client import (
 )
 
 from minions_actors.errors import MetricsPortInUse
-from minions_actors.observability.collector import MinionsCollector, SystemView, WithoutCreated
-from minions_actors.observability.hooks import CRASH_PHASES, Hooks, MinionView
+from minions_actors.observability.collector import MinionsCollector, WithoutCreated
+from minions_actors.observability.hooks import CRASH_PHASES, Hooks, MinionView, SystemView
 from minions_actors.observability.metrics_http import serve_metrics
 
 __all__ = [
