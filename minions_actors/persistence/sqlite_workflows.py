@@ -29,7 +29,7 @@ from minions_actors.persistence.sqlite_common import (
     wf_record,
 )
 from minions_actors.persistence.sqlite_core import StoreCore
-from minions_actors.persistence.writer import _call_inline
+from minions_actors.persistence.write_queue import _call_inline
 
 
 class WorkflowTable(StoreCore):

@@ -1,4 +1,5 @@
-"""The queue between the threads that save and the store's writer thread."""
+"""The queue between the threads that save and the store's writer thread, and how an
+``on_durable`` callback runs when no writer thread is involved."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import threading
 from collections.abc import Callable
 
 from minions_actors.errors import StateStoreError
-from minions_actors.persistence.sqlite_common import Entry, WfEntry
+from minions_actors.persistence.sqlite_common import Entry, WfEntry, store_log
+
+#: How many lost paths (or workflow ids) the close-time error line names.
+_LOST_SHOWN = 20
 
 
 class WriteQueue:
@@ -43,3 +47,46 @@ class WriteQueue:
         self.stopping = False  # close(): write what is pending, then exit
         self.abandon = False  # close() timed out: exit without writing
         self.closed = False  # no new saves accepted
+
+    def drop_pending(self, db_path: str, why: str | None) -> int:
+        """Close gave up waiting: drop every unwritten change, log what was lost and why,
+        wake every waiter; returns how many records were lost (lock held by the caller)."""
+        lost = 0
+        if self.pending:
+            lost += len(self.pending)
+            sample = ", ".join(sorted(self.pending)[:_LOST_SHOWN])
+            store_log.current.error(
+                "state store {!r} closed with {} snapshots not written (e.g. {}): {}",
+                db_path,
+                len(self.pending),
+                sample,
+                why,
+            )
+            self.pending = {}
+        if self.wf_pending or self.wf_callbacks:
+            lost += len(self.wf_pending)
+            sample = ", ".join(sorted(self.wf_pending)[:_LOST_SHOWN])
+            store_log.current.error(
+                "state store {!r} closed with {} workflow records not written (e.g. {}); "
+                "their {} on_durable callbacks are not called: {}",
+                db_path,
+                len(self.wf_pending),
+                sample,
+                len(self.wf_callbacks),
+                why,
+            )
+            self.wf_pending = {}
+            self.wf_callbacks = []
+        self.cond.notify_all()
+        self.durable_cond.notify_all()
+        return lost
+
+
+def _call_inline(on_durable: Callable[[], None] | None) -> None:
+    """Sync and in-memory stores call ``on_durable`` on the saving thread; bugs are logged."""
+    if on_durable is None:
+        return
+    try:
+        on_durable()
+    except Exception:
+        store_log.current.exception("state store on_durable callback {!r} raised", on_durable)

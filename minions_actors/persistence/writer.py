@@ -62,8 +62,6 @@ _RELOG_EVERY = 10.0
 #: Rejected sync batches remembered for their waiters (each waiter checks right after the
 #: wake-up that settles it, so a handful would do).
 _REJECTED_KEPT = 256
-#: How many lost paths (or workflow ids) the close-time error line names.
-_LOST_SHOWN = 20
 #: SQLite's own upper bound for ``PRAGMA max_page_count`` (means "no cap").
 NO_PAGE_CAP = 4294967294
 
@@ -323,34 +321,7 @@ class SnapshotWriter(threading.Thread):
 
     def _drop_pending(self) -> None:
         """close() gave up: count and log what could not be written (lock held by caller)."""
-        q = self._q
-        if q.pending:
-            self.lost += len(q.pending)
-            sample = ", ".join(sorted(q.pending)[:_LOST_SHOWN])
-            store_log.current.error(
-                "state store {!r} closed with {} snapshots not written (e.g. {}): {}",
-                self._db_path,
-                len(q.pending),
-                sample,
-                self.last_error,
-            )
-            q.pending = {}
-        if q.wf_pending or q.wf_callbacks:
-            self.lost += len(q.wf_pending)
-            sample = ", ".join(sorted(q.wf_pending)[:_LOST_SHOWN])
-            store_log.current.error(
-                "state store {!r} closed with {} workflow records not written (e.g. {}); "
-                "their {} on_durable callbacks are not called: {}",
-                self._db_path,
-                len(q.wf_pending),
-                sample,
-                len(q.wf_callbacks),
-                self.last_error,
-            )
-            q.wf_pending = {}
-            q.wf_callbacks = []
-        q.cond.notify_all()
-        q.durable_cond.notify_all()
+        self.lost += self._q.drop_pending(self._db_path, self.last_error)
 
     def _report(self, err: StateStoreError) -> None:
         """Call the user's on_error callback, which must never kill the writer."""
@@ -401,13 +372,3 @@ class SnapshotWriter(threading.Thread):
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
         self.rows_written += len(rows) - 1 + len(deletes)
-
-
-def _call_inline(on_durable: Callable[[], None] | None) -> None:
-    """Sync and in-memory stores call ``on_durable`` on the saving thread; bugs are logged."""
-    if on_durable is None:
-        return
-    try:
-        on_durable()
-    except Exception:
-        store_log.current.exception("state store on_durable callback {!r} raised", on_durable)
