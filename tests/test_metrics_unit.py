@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from minions_actors.errors import MetricsPortInUse
 from minions_actors.metrics import METRIC_FAMILIES, MetricsHooks
+from minions_actors.runtime.dispatch import WorkerPool
 
 
 @dataclass
@@ -52,6 +53,7 @@ class FakeStore:
 class FakeSystem:
     live: list[FakeCell] = field(default_factory=list)
     store: FakeStore | None = None
+    worker_pool: WorkerPool = field(default_factory=WorkerPool)  # not started: no threads
 
     def cells(self) -> list[FakeCell]:
         return list(self.live)
