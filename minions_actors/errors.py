@@ -136,10 +136,24 @@ class SidecarCrashed(SidecarError):
         self.exitcode = exitcode
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_crashed, (str(self), self.target, self.pid, self.exitcode))
+        return (_rebuild_crashed,
+                (str(self), self.target, self.pid, self.exitcode, type(self)))
+
+
+class PlacementError(MinionsError):
+    """A placement (``spawn(..., placement=...)``) cannot be used as asked: an option is
+    wrong, an optional dependency is missing, or placed code used something that stays in
+    the home process (``self.spawn``, ``self.system``...)."""
+
+
+class ChildProcessCrashed(SidecarCrashed):
+    """The child process of a minion placed with ``placement=ChildProcess()`` died or timed
+    out. A :class:`SidecarCrashed` (a sidecar is the function-shaped case of the same
+    mechanism), so one ``except`` covers both."""
 
 
 def _rebuild_crashed(
-    message: str, target: str, pid: int | None, exitcode: int | None
+    message: str, target: str, pid: int | None, exitcode: int | None,
+    cls: type[SidecarCrashed] = SidecarCrashed,
 ) -> SidecarCrashed:
-    return SidecarCrashed(message, target=target, pid=pid, exitcode=exitcode)
+    return cls(message, target=target, pid=pid, exitcode=exitcode)
