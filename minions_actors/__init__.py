@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from minions_actors.errors import (
     AskTimeout,
+    ChildProcessCrashed,
     DuplicateName,
     MailboxFull,
     MetricsPortInUse,
     MinionNotFound,
     MinionsError,
     MinionStopped,
+    PlacementError,
     SnapshotError,
     SpawnError,
     StateStoreError,
@@ -23,6 +25,7 @@ from minions_actors.errors import (
     SystemNotRunning,
 )
 from minions_actors.observability.hooks import Hooks
+from minions_actors.placement import ChildProcess, Placement
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
 from minions_actors.runtime.ref import MinionFuture, MinionRef
@@ -53,6 +56,8 @@ __all__ = [
     "ActorSystem",
     "AskTimeout",
     "Backoff",
+    "ChildProcess",
+    "ChildProcessCrashed",
     "DuplicateName",
     "Gru",
     "Hooks",
@@ -67,6 +72,8 @@ __all__ = [
     "MinionsError",
     "OneForAll",
     "OneForOne",
+    "Placement",
+    "PlacementError",
     "RestForOne",
     "RestartType",
     "Retry",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from minions_actors.observability.logs import LogSetup
     from minions_actors.observability.metrics import MetricsHooks
     from minions_actors.persistence import StateStore
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.workflows import WorkflowInfo
 
@@ -244,6 +245,7 @@ class ActorSystem:
         mailbox_size: int | None = None,
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
+        placement: Placement | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
         """Start a top-level minion supervised by Gru and return its ref at once.
@@ -254,11 +256,14 @@ class ActorSystem:
         ``"permanent"``, ``"transient"`` or ``"temporary"``. ``mailbox_size`` bounds the
         mailbox; when full, ``tell`` waits up to ``mailbox_put_timeout`` seconds
         (``mailbox_overflow="block"``) or fails at once (``"raise"``) with
-        :class:`~minions_actors.MailboxFull`.
+        :class:`~minions_actors.MailboxFull`. ``placement`` says where the minion's code
+        runs: in this process (None, the default) or in a child process
+        (:class:`~minions_actors.ChildProcess`); the ref, supervision and state stay here.
         """
         return self._root().spawn_child(
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+            placement=placement,
         )
 
     def get(self, path: str) -> MinionRef[Any]:

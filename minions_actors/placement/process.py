@@ -163,8 +163,10 @@ class ChildChannel:
         self.proc, self.conn, self.pid = proc, parent_conn, proc.pid
         return self.receive(timeout, "while starting")
 
-    def call(self, request: Any, timeout: float | None, doing: str) -> Any:
-        """Send ``request`` (pickled) and return the reply's value, raising its error."""
+    def call(self, request: Any, timeout: float | None, doing: str, *,
+             interruptible: bool = True) -> Any:
+        """Send ``request`` (pickled) and return the reply's value, raising its error;
+        ``interruptible``: abandon the wait when the owning minion is being stopped."""
         conn = self.conn
         if conn is None:
             raise self.crashed(
@@ -185,9 +187,9 @@ class ChildChannel:
             conn.send_bytes(data)
         except OSError:
             pass  # the child is gone: receive reports how it ended
-        return self.receive(timeout, doing)
+        return self.receive(timeout, doing, interruptible)
 
-    def receive(self, timeout: float | None, doing: str) -> Any:
+    def receive(self, timeout: float | None, doing: str, interruptible: bool = True) -> Any:
         """Wait for the child's next reply; raise its error, or ``crashed``."""
         conn, proc = self.conn, self.proc
         assert conn is not None and proc is not None
@@ -196,7 +198,7 @@ class ChildChannel:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 self._abandon(f"did not answer within {timeout}s {doing}; it was killed")
-            if self.stopping():  # shutting down: no call_timeout wait
+            if interruptible and self.stopping():  # shutting down: no call_timeout wait
                 self._abandon(f"was abandoned {doing} because the minion is stopping, and "
                               f"killed")
             ready = wait([conn, proc.sentinel], _SLICE if left is None else min(left, _SLICE))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.system import ActorSystem
     from minions_actors.workflows import WorkflowInfo, WorkflowRunner
@@ -131,12 +132,14 @@ class Minion(pykka.ThreadingActor):
         mailbox_size: int | None = None,
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
+        placement: Placement | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
         """Start a child that this minion supervises; its path is ``self.path/name``."""
         return self._minion_cell.spawn_child(
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+            placement=placement,
         )
 
     def watch(self, ref: MinionRef[Any]) -> None:
