@@ -76,3 +76,14 @@ def test_from_pykka(tmp_path: Path) -> None:
         "on_stop: crawled ['a', 'b', 'c']",
         "exit code: 0",
     ]
+
+
+def test_placement_child(tmp_path: Path) -> None:
+    out = run("placement_child.py", tmp_path).splitlines()
+    assert out == [
+        "served in another process: True",
+        "ask raised ChildProcessCrashed, killed by SIGSEGV: True",
+        "restarted in a fresh process: True",
+        "state after restart: 3",
+        "clean shutdown: True",
+    ]
