@@ -17,6 +17,7 @@ from minions_actors.errors import (
     MinionsError,
     MinionStopped,
     PlacementError,
+    RayActorLost,
     SnapshotError,
     SpawnError,
     StateStoreError,
@@ -25,7 +26,7 @@ from minions_actors.errors import (
     SystemNotRunning,
 )
 from minions_actors.observability.hooks import Hooks
-from minions_actors.placement import ChildProcess, Placement
+from minions_actors.placement import ChildProcess, Placement, Ray
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
 from minions_actors.runtime.ref import MinionFuture, MinionRef
@@ -74,6 +75,8 @@ __all__ = [
     "OneForOne",
     "Placement",
     "PlacementError",
+    "Ray",
+    "RayActorLost",
     "RestForOne",
     "RestartType",
     "Retry",

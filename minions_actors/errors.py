@@ -152,6 +152,12 @@ class ChildProcessCrashed(SidecarCrashed):
     mechanism), so one ``except`` covers both."""
 
 
+class RayActorLost(MinionsError):
+    """The Ray actor of a minion placed with ``placement=Ray(...)`` died (``RayActorError``:
+    the actor process or its node is gone), timed out or was abandoned at a stop. A crash
+    of the minion: its supervisor restarts it as a new actor with its last snapshot."""
+
+
 def _rebuild_crashed(
     message: str, target: str, pid: int | None, exitcode: int | None,
     cls: type[SidecarCrashed] = SidecarCrashed,

@@ -118,6 +118,28 @@ def next_request(conn: Connection, parent_pid: int, what: str) -> tuple[bool, An
 
 
 # ------------------------------------------------------------------------- the parent side
+def unpack(data: bytes, who: str, target: str) -> Any:
+    """The value of a reply made by :func:`ok_reply`, or raise the error it carries."""
+    try:
+        reply = pickle.loads(data)
+    except Exception as exc:
+        raise SidecarError(
+            f"{who}: the reply cannot be unpickled in this process "
+            f"({type(exc).__name__}: {exc}); return plain data, not objects of the "
+            f"native library"
+        ) from exc
+    kind = reply[0]
+    if kind == "ok":
+        return reply[1]
+    if kind == "error":
+        raise reply[1] from RemoteTraceback(reply[2])
+    _, type_name, text, tb = reply
+    raise SidecarError(
+        f"{target} raised {type_name}: {text} (reported as SidecarError because "
+        f"the exception cannot be pickled)"
+    ) from RemoteTraceback(tb)
+
+
 class ChildChannel:
     """One child process and its duplex pipe, used from one thread at a time.
 
@@ -218,24 +240,7 @@ class ChildChannel:
         raise self.crashed(f"{self.who}: process {pid} {what}", target=self.target, pid=pid)
 
     def _unpack(self, data: bytes) -> Any:
-        try:
-            reply = pickle.loads(data)
-        except Exception as exc:
-            raise SidecarError(
-                f"{self.who}: the reply cannot be unpickled in this process "
-                f"({type(exc).__name__}: {exc}); return plain data, not objects of the "
-                f"native library"
-            ) from exc
-        kind = reply[0]
-        if kind == "ok":
-            return reply[1]
-        if kind == "error":
-            raise reply[1] from RemoteTraceback(reply[2])
-        _, type_name, text, tb = reply
-        raise SidecarError(
-            f"{self.target} raised {type_name}: {text} (reported as SidecarError because "
-            f"the exception cannot be pickled)"
-        ) from RemoteTraceback(tb)
+        return unpack(data, self.who, self.target)
 
     def _died(self, doing: str) -> NoReturn:
         proc = self.proc

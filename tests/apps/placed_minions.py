@@ -79,3 +79,32 @@ class Steps(Minion):
 
     def second(self, context: dict[str, Any]) -> dict[str, Any]:
         return {**context, "second": os.getpid()}
+
+
+class Where(Minion):
+    """Persistent counter that says where it runs (for Ray placement)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def on_receive(self, message: Any) -> Any:
+        import ray
+
+        if message == "where":
+            context = ray.get_runtime_context()
+            return {"pid": os.getpid(), "actor": context.get_actor_id(),
+                    "node": context.get_node_id()}
+        if message == "count":
+            return self.count
+        if message == "boom":
+            self.count = -1
+            raise KeyError("boom on ray")
+        self.count += message
+        return self.count
+
+    def snapshot(self) -> Any:
+        return {"count": self.count}
+
+    def restore(self, state: Any) -> None:
+        self.count = state["count"]
