@@ -166,3 +166,27 @@ def test_bad_placements_are_clear_errors_at_spawn(system: ActorSystem) -> None:
         ChildProcess(start_method="teleport")
     with pytest.raises(PlacementError, match="call_timeout"):
         ChildProcess(call_timeout=0)
+
+
+def test_a_crash_inside_a_batch_of_tells_drops_only_the_crashing_message(
+    system: ActorSystem, events: Events,
+) -> None:
+    # told before the child is up: they wait in the mailbox and travel as one batch
+    ref = system.spawn(Ledger, name="batched", placement=HERE)
+    for message in (1, 2, "boom", 3, 4):
+        ref.tell(message)
+    assert ref.ask("seen", timeout=20) == [1, 2, 3, 4]  # boom rolled back, 3 and 4 kept
+    assert ref.ask("total", timeout=5) == 10
+    assert len(events.crashes("batched")) == 1
+
+
+def test_a_segfault_inside_a_batch_loses_no_other_message(
+    system: ActorSystem, events: Events,
+) -> None:
+    ref = system.spawn(Ledger, name="batched-native", placement=HERE)
+    for message in (1, 2, "segfault", 3):
+        ref.tell(message)
+    assert ref.ask("seen", timeout=30) == [1, 2, 3]
+    crashes = events.crashes("batched-native")
+    assert len(crashes) == 2  # in the batch, then alone when the batch is handled again
+    assert all(isinstance(exc, ChildProcessCrashed) for _, exc in crashes)

@@ -9,10 +9,12 @@ available where the code runs.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from typing import Any
 
 from minions_actors.errors import PlacementError
+from minions_actors.placement.process import PROTOCOL, error_reply
 from minions_actors.runtime.cell import proxy_message
 from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.snapshots import is_persistent
@@ -71,6 +73,28 @@ class Away:
     def public_names(self) -> list[str]:
         return [n for n in vars(self.inst) if not n.startswith("_")]
 
+    def handle_batch(self, messages: list[Any]) -> tuple[int, Any, bytes | None]:
+        """Tell each message in order; stop at the first that raises. Returns (how many
+        succeeded, the snapshot outcome after the last of them, the error reply of the
+        failing one). A persistent class's snapshot is copied after each message, because
+        a later handler may change what the previous snapshot refers to."""
+        inst, outcome = self.inst, None
+        for done, message in enumerate(messages):
+            try:
+                inst.on_receive(message)
+            except Exception as exc:
+                return done, outcome, error_reply(exc)
+            if self.persistent:
+                outcome = self._snapshot(copy=True)
+        return len(messages), outcome, None
+
+    def _snapshot(self, copy: bool = False) -> tuple[bool, Any]:
+        try:
+            state = self.inst.snapshot()
+            return True, pickle.loads(pickle.dumps(state, PROTOCOL)) if copy else state
+        except Exception as exc:
+            return False, f"snapshot() raised {type(exc).__name__}: {exc}"
+
     def handle(self, request: tuple[str, Any]) -> tuple[Any, Any]:
         """Run one request; return (result, snapshot outcome): ``(True, state)`` or
         ``(False, error text)`` after a message of a persistent class, else None."""
@@ -78,6 +102,8 @@ class Away:
         inst = self.inst
         if kind == "receive":
             result = inst.on_receive(arg)
+        elif kind == "batch":
+            return self.handle_batch(arg), None
         elif kind == "proxy":
             result = proxy_message(inst, arg)
         elif kind == "restore":
@@ -94,9 +120,4 @@ class Away:
             return None, None
         else:
             raise PlacementError(f"unknown request {kind!r} for a placed minion")
-        if not self.persistent:
-            return result, None
-        try:
-            return result, (True, inst.snapshot())
-        except Exception as exc:
-            return result, (False, f"snapshot() raised {type(exc).__name__}: {exc}")
+        return result, self._snapshot() if self.persistent else None

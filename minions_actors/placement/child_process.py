@@ -23,7 +23,7 @@ from minions_actors.placement.process import (
     next_request,
     ok_reply,
 )
-from minions_actors.placement.standin import Request, StandIn
+from minions_actors.placement.standin import Request, StandIn, check_max_batch
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -95,15 +95,18 @@ class ChildProcess:
     crash. ``start_method`` is the :mod:`multiprocessing` start method (``"spawn"``, the
     default, needs the ``if __name__ == "__main__":`` guard in the main script);
     ``start_timeout`` bounds the start and the constructor, ``stop_timeout`` the
-    ``on_stop`` and the clean exit.
+    ``on_stop`` and the clean exit. Up to ``max_batch`` consecutive tells waiting in the
+    mailbox travel in one call (1: one call per message).
     """
 
     call_timeout: float | None = None
     start_timeout: float = 30.0
     stop_timeout: float = 2.0
     start_method: str = "spawn"
+    max_batch: int = 256
 
     def __post_init__(self) -> None:
+        check_max_batch(self.max_batch, "ChildProcess")
         methods = multiprocessing.get_all_start_methods()
         if self.start_method not in methods:
             raise PlacementError(

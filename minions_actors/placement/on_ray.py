@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from minions_actors.errors import PlacementError, RayActorLost
 from minions_actors.placement.away import Away
 from minions_actors.placement.process import error_reply, ok_reply, unpack
-from minions_actors.placement.standin import Request, StandIn
+from minions_actors.placement.standin import Request, StandIn, check_max_batch
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -137,11 +137,13 @@ class Ray:
     Call ``ray.init(...)`` before spawning (otherwise Ray starts a local cluster on first
     use, as it always does). ``call_timeout`` bounds each handler call (None: no limit),
     ``start_timeout`` the actor's scheduling and constructor, ``stop_timeout`` its
-    ``on_stop``.
+    ``on_stop``. Up to ``max_batch`` consecutive tells waiting in the mailbox travel in one
+    actor call (1: one call per message).
     """
 
     def __init__(self, *, call_timeout: float | None = None, start_timeout: float = 60.0,
-                 stop_timeout: float = 5.0, **options: Any) -> None:
+                 stop_timeout: float = 5.0, max_batch: int = 256, **options: Any) -> None:
+        check_max_batch(max_batch, "Ray")
         if importlib.util.find_spec("ray") is None:
             _ray()  # raises the error that says how to install it
         refused = sorted(set(options) & set(_OURS))
@@ -162,6 +164,7 @@ class Ray:
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.max_batch = max_batch
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pykka.messages import ProxyCall
 
+from minions_actors.errors import PlacementError
+from minions_actors.placement.process import unpack
 from minions_actors.runtime.minion import Minion
 
 if TYPE_CHECKING:
@@ -48,12 +51,25 @@ class Remote(Protocol):
 class RemotePlacement(Protocol):
     """A placement whose minions run through a :class:`Remote` (one per incarnation)."""
 
+    @property
+    def max_batch(self) -> int:
+        """How many consecutive tells may travel in one call."""
+        ...
+
     def remote(self, cell: Cell) -> Remote: ...
 
 
 class SnapshotFailed(Exception):
     """``snapshot()`` raised where the code runs; re-raised at home by the stand-in's
     ``snapshot()`` so the snapshotter reports it as for a local minion."""
+
+
+def check_max_batch(value: object, placement: str) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise PlacementError(
+            f"{placement}(max_batch=...) is how many tells may travel in one call: an int "
+            f">= 1, got {value!r}"
+        )
 
 
 def describe_message(message: Any) -> str:
@@ -67,12 +83,14 @@ class StandIn(Minion):
     _minion_remote: Remote | None = None
     _minion_state: Any = None
     _minion_built = False
+    _minion_max_batch = 1  # set from the placement: consecutive tells sent in one call
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         cell = self._minion_cell
         placement = cast("RemotePlacement", cell.placement)
         self._minion_remote = remote = placement.remote(cell)
+        self._minion_max_batch = placement.max_batch
         for name in remote.open(cell, args, kwargs):  # names only, for proxy introspection
             self.__dict__.setdefault(name, None)
         self._minion_built = True
@@ -88,6 +106,22 @@ class StandIn(Minion):
     # -- what the cell calls ---------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         return self._minion_call(("receive", message), describe_message(message))
+
+    def _minion_receive_batch(self, messages: Sequence[Any]) -> tuple[int, BaseException | None]:
+        """Tell several messages in one call (see :mod:`minions_actors.runtime.batching`)."""
+        remote = self._minion_remote
+        assert remote is not None
+        (done, outcome, error), _ = remote.request(
+            ("batch", list(messages)), f"while handling a batch of {len(messages)} tells")
+        if outcome is not None:
+            self._minion_state = outcome
+        if error is None:
+            return done, None
+        try:
+            unpack(error, repr(self), self._minion_cell.cls_name)
+        except BaseException as exc:
+            return done, exc
+        return done, None  # pragma: no cover - an error reply always raises
 
     def _minion_forward(self, message: Any) -> Any:
         doing = f"while handling proxy access to {'.'.join(message.attr_path)!r}"

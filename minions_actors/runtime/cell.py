@@ -43,6 +43,7 @@ from minions_actors.observability.hooks import (
 )
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import supervisor
+from minions_actors.runtime.batching import run_batched
 from minions_actors.runtime.extensions import CellWorkflows, Extensions
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
@@ -486,6 +487,10 @@ class Cell:
             msg, self._held = self._held, _NOTHING
             if not self._dispatch_one(inst, msg):
                 return
+        batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's stand-in
+        if batched is not None:
+            run_batched(self, inst, batched, _SPECIAL)
+            return
         get = self.inbox.get
         sysq = self._sys
         receive = inst.on_receive
