@@ -111,11 +111,10 @@ class _RayRemote:
                 self.close(graceful=False)
                 raise RayActorLost(f"{self.who}: the call {doing} was abandoned because the "
                                    f"minion is stopping, and the actor killed")
-            ready, _ = ray.wait([ref], timeout=_SLICE if left is None else min(left, _SLICE))
-            if not ready:
+            try:  # one ray.get per slice (ray.wait then ray.get costs a second round trip)
+                data = ray.get(ref, timeout=_SLICE if left is None else min(left, _SLICE))
+            except ray.exceptions.GetTimeoutError:
                 continue
-            try:
-                data = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
                 self.actor = None
                 raise RayActorLost(f"{self.who}: the actor died {doing} ({exc})") from exc
