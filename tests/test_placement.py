@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,18 @@ def test_a_segfault_inside_a_batch_loses_no_other_message(
     crashes = events.crashes("batched-native")
     assert len(crashes) == 2  # in the batch, then alone when the batch is handled again
     assert all(isinstance(exc, ChildProcessCrashed) for _, exc in crashes)
+
+
+def test_ray_placement_without_ray_says_what_to_install(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if ray were not installed\n"
+        "import minions_actors\n"
+        "try:\n"
+        "    minions_actors.Ray(num_cpus=1)\n"
+        "except minions_actors.PlacementError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert "pip install 'minions-actors[ray]'" in out.stdout, out.stderr

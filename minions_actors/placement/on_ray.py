@@ -12,7 +12,6 @@ actor restarts are turned off: supervision is ours.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -143,8 +142,7 @@ class Ray:
     def __init__(self, *, call_timeout: float | None = None, start_timeout: float = 60.0,
                  stop_timeout: float = 5.0, max_batch: int = 256, **options: Any) -> None:
         check_max_batch(max_batch, "Ray")
-        if importlib.util.find_spec("ray") is None:
-            _ray()  # raises the error that says how to install it
+        _ray()  # imported here, when a Ray placement is asked for; or a clear error
         refused = sorted(set(options) & set(_OURS))
         if refused:
             raise PlacementError(
