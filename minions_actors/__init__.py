@@ -26,7 +26,7 @@ from minions_actors.errors import (
     SystemNotRunning,
 )
 from minions_actors.observability.hooks import Hooks
-from minions_actors.placement import ChildProcess, Placement, Ray
+from minions_actors.placement import ChildProcess, KeyedGroup, Placement, Ray
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
 from minions_actors.runtime.ref import MinionFuture, MinionRef
@@ -62,6 +62,7 @@ __all__ = [
     "DuplicateName",
     "Gru",
     "Hooks",
+    "KeyedGroup",
     "MailboxFull",
     "MetricsPortInUse",
     "Minion",

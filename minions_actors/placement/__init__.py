@@ -3,7 +3,8 @@ cluster. The ref, the supervisor, the state store and the metrics stay home; onl
 calls travel."""
 
 from minions_actors.placement.child_process import ChildProcess
+from minions_actors.placement.keyed import KeyedGroup
 from minions_actors.placement.on_ray import Ray
 from minions_actors.runtime.placement import Placement
 
-__all__ = ["ChildProcess", "Placement", "Ray"]
+__all__ = ["ChildProcess", "KeyedGroup", "Placement", "Ray"]

@@ -108,3 +108,26 @@ class Where(Minion):
 
     def restore(self, state: Any) -> None:
         self.count = state["count"]
+
+
+class Account(Minion):
+    """A per-key entity for keyed groups: persistent balance, says where it runs."""
+
+    def __init__(self, currency: str) -> None:
+        super().__init__()
+        self.currency = currency
+        self.balance = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "where":
+            return os.getpid()
+        if message == "balance":
+            return f"{self.balance} {self.currency}"
+        self.balance += message
+        return None
+
+    def snapshot(self) -> Any:
+        return {"balance": self.balance}
+
+    def restore(self, state: Any) -> None:
+        self.balance = state["balance"]
