@@ -152,6 +152,22 @@ class ChildProcessCrashed(SidecarCrashed):
     mechanism), so one ``except`` covers both."""
 
 
+class RemoteTraceback(Exception):
+    """Carries the child's formatted traceback as the ``__cause__`` of a re-raised error."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"\n\nTraceback in the process that ran it:\n{self.text}"
+
+
+class SnapshotFailed(MinionsError):
+    """``snapshot()`` raised where the code runs; re-raised at home by the stand-in's
+    ``snapshot()`` so the snapshotter reports it as for a local minion."""
+
+
 class RayActorLost(MinionsError):
     """The Ray actor of a minion placed with ``placement=Ray(...)`` died (``RayActorError``:
     the actor process or its node is gone), timed out or was abandoned at a stop. A crash

@@ -24,7 +24,7 @@ from minions_actors import (
     StartWorkflow,
 )
 
-from .apps.placed_minions import Ledger, Steps, Stopper
+from .apps.placed_minions import Fickle, Ledger, Steps, Stopper
 from .conftest import QUIET
 from .test_sidecar import Events, child_pids, tracker_pid
 
@@ -207,3 +207,22 @@ def test_ray_placement_without_ray_says_what_to_install(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
     assert "pip install 'minions-actors[ray]'" in out.stdout, out.stderr
+
+
+class SnapshotErrors(Events):
+    def snapshot_error(self, cell: Any, exc: BaseException, first: bool) -> None:
+        self.rec.add(("snapshot_error", cell.path, str(exc)))
+
+
+def test_a_failing_snapshot_in_the_child_is_reported_and_the_minion_runs_on() -> None:
+    events = SnapshotErrors()
+    system = _start(events)
+    try:
+        ref = system.spawn(Fickle, name="fickle", placement=HERE)
+        assert ref.ask(2, timeout=20) == 2  # snapshot() raises there: reported, no crash
+        assert ref.ask(1, timeout=20) == 3
+        [(_, path, text)] = events.rec.only(lambda e: e[0] == "snapshot_error")
+        assert path == "fickle" and "cannot snapshot two" in text
+        assert events.crashes("fickle") == []
+    finally:
+        assert system.shutdown(timeout=10)

@@ -23,24 +23,13 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, NoReturn
 
-from minions_actors.errors import SidecarCrashed, SidecarError
+from minions_actors.errors import RemoteTraceback, SidecarCrashed, SidecarError
 
 # How often a long call checks whether the minion is being stopped (shutdown must not wait
 # for the call's timeout). Replies are read as soon as they arrive, whatever this value.
 _SLICE = 0.1
 STOP = pickle.dumps(None)  # the request that asks a child to exit cleanly
 PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
-class RemoteTraceback(Exception):
-    """Carries the child's formatted traceback as the ``__cause__`` of a re-raised error."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return f"\n\nTraceback in the child process:\n{self.text}"
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pykka.messages import ProxyCall
 
-from minions_actors.errors import PlacementError
+from minions_actors.errors import PlacementError, SnapshotFailed
 from minions_actors.placement.process import unpack
 from minions_actors.runtime.minion import Minion
 
@@ -57,11 +57,6 @@ class RemotePlacement(Protocol):
         ...
 
     def remote(self, cell: Cell) -> Remote: ...
-
-
-class SnapshotFailed(Exception):
-    """``snapshot()`` raised where the code runs; re-raised at home by the stand-in's
-    ``snapshot()`` so the snapshotter reports it as for a local minion."""
 
 
 def check_max_batch(value: object, placement: str) -> None:

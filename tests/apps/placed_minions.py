@@ -131,3 +131,23 @@ class Account(Minion):
 
     def restore(self, state: Any) -> None:
         self.balance = state["balance"]
+
+
+class Fickle(Minion):
+    """Its snapshot() raises while ``n`` is 2 (a bug in snapshot(), not in a handler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def on_receive(self, message: Any) -> Any:
+        self.n += message
+        return self.n
+
+    def snapshot(self) -> Any:
+        if self.n == 2:
+            raise RuntimeError("cannot snapshot two")
+        return {"n": self.n}
+
+    def restore(self, state: Any) -> None:
+        self.n = state["n"]
