@@ -1,5 +1,8 @@
 """Ray rows of ``python -m bench.placement``: a Ray-placed minion vs raw Ray actor calls, on
-one local Ray (``ray.init(num_cpus=2, include_dashboard=False)``), side by side."""
+one local Ray (``ray.init(num_cpus=2, include_dashboard=False)``), side by side.
+
+The raw calls carry the same message as the minion's tells and asks (a method call with
+one argument): the anchor is a raw Ray actor call doing the same job."""
 
 from __future__ import annotations
 
@@ -34,14 +37,14 @@ class RawCount:
     def add(self, _message: Any) -> None:
         self.count += 1
 
-    def get(self) -> int:
+    def get(self, _message: Any) -> int:
         return self.count
 
 
 def _raw_rates(ray: Any, n_tells: int, n_asks: int) -> tuple[float, float]:
     """Raw Ray from one caller: tell rate (fire n calls, wait for all) and ask p50 (us)."""
     actor = ray.remote(num_cpus=0)(RawCount).remote()
-    ray.get(actor.get.remote())
+    ray.get(actor.get.remote("get"))
     t0 = perf_counter()
     refs = [actor.add.remote(i) for i in range(n_tells)]
     ray.get(refs)
@@ -49,7 +52,7 @@ def _raw_rates(ray: Any, n_tells: int, n_asks: int) -> tuple[float, float]:
     times = []
     for _ in range(n_asks):
         t1 = perf_counter()
-        ray.get(actor.get.remote())
+        ray.get(actor.get.remote("get"))  # carries the same message as the ask
         times.append(perf_counter() - t1)
     ray.kill(actor)
     return rate, percentile(times, 50) * 1e6

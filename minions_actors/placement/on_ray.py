@@ -12,12 +12,13 @@ actor restarts are turned off: supervision is ours.
 from __future__ import annotations
 
 import functools
+import pickle
 import time
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import PlacementError, RayActorLost
 from minions_actors.placement.away import Away
-from minions_actors.placement.process import error_reply, ok_reply, unpack
+from minions_actors.placement.process import dumps_request, error_reply, ok_reply, unpack
 from minions_actors.placement.standin import Request, StandIn, check_max_batch
 
 if TYPE_CHECKING:
@@ -57,11 +58,11 @@ class _Host:
         except Exception as exc:
             return error_reply(exc)
 
-    def handle(self, request: Request) -> bytes:
+    def handle(self, data: bytes) -> bytes:
         away = self.away
         assert away is not None
         try:
-            return ok_reply(away.handle(request), type(away.inst).__qualname__)
+            return ok_reply(away.handle(pickle.loads(data)), type(away.inst).__qualname__)
         except Exception as exc:
             return error_reply(exc)
 
@@ -90,10 +91,11 @@ class _RayRemote:
         return names
 
     def request(self, request: Request, doing: str, *, stopping: bool = False) -> Any:
+        # pickled here: Ray passes bytes at less cost than it serialises a tuple
+        ref = self.actor.handle.remote(dumps_request(request, self.who, doing))
         if stopping:
-            return self._get(self.actor.handle.remote(request), self.placement.stop_timeout,
-                             doing, interruptible=False)
-        return self._get(self.actor.handle.remote(request), self.placement.call_timeout, doing)
+            return self._get(ref, self.placement.stop_timeout, doing, interruptible=False)
+        return self._get(ref, self.placement.call_timeout, doing)
 
     def _get(self, ref: Any, timeout: float | None, doing: str,
              interruptible: bool = True) -> Any:

@@ -107,6 +107,20 @@ def next_request(conn: Connection, parent_pid: int, what: str) -> tuple[bool, An
 
 
 # ------------------------------------------------------------------------- the parent side
+def dumps_request(request: Any, who: str, doing: str) -> bytes:
+    """Pickle a request, or raise a :class:`SidecarError` that says what cannot travel."""
+    try:
+        return pickle.dumps(request, protocol=PROTOCOL)
+    except Exception as exc:
+        raise SidecarError(
+            f"{who} cannot send {doing.removeprefix('while handling ')}: it cannot "
+            f"be pickled ({type(exc).__name__}: {exc}); messages and results that cross "
+            f"to another process must be picklable: plain data, or instances of classes "
+            f"defined at module level (no lambdas, locks, sockets, open files or "
+            f"generators)"
+        ) from exc
+
+
 def unpack(data: bytes, who: str, target: str) -> Any:
     """The value of a reply made by :func:`ok_reply`, or raise the error it carries."""
     try:
@@ -184,16 +198,7 @@ class ChildChannel:
                 f"{self.who} has no process (it failed to start or was stopped)",
                 target=self.target,
             )
-        try:
-            data = pickle.dumps(request, protocol=PROTOCOL)
-        except Exception as exc:
-            raise SidecarError(
-                f"{self.who} cannot send {doing.removeprefix('while handling ')}: it cannot "
-                f"be pickled ({type(exc).__name__}: {exc}); messages and results that cross "
-                f"to a child process must be picklable: plain data, or instances of classes "
-                f"defined at module level (no lambdas, locks, sockets, open files or "
-                f"generators)"
-            ) from exc
+        data = dumps_request(request, self.who, doing)
         try:
             conn.send_bytes(data)
         except OSError:
