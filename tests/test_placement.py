@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -226,3 +228,29 @@ def test_a_failing_snapshot_in_the_child_is_reported_and_the_minion_runs_on() ->
         assert events.crashes("fickle") == []
     finally:
         assert system.shutdown(timeout=10)
+
+
+@pytest.mark.parametrize("how", ["abort", "sigkill"])
+def test_abort_and_an_oom_kill_are_crashes_like_a_segfault(
+    system: ActorSystem, events: Events, how: str,
+) -> None:
+    ref = system.spawn(Ledger, name=how, placement=HERE)
+    assert ref.ask(2, timeout=20) == 2
+    pid = ref.ask("pid", timeout=5)
+    if how == "abort":
+        with pytest.raises(ChildProcessCrashed, match="killed by SIGABRT"):
+            ref.ask("abort", timeout=20)
+    else:  # what the OOM killer does
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ChildProcessCrashed, match=r"killed by SIGKILL \(out of memory\?"):
+            ref.ask(1, timeout=20)
+    events.wait_crashes(how)
+    assert ref.ask("total", timeout=20) == 2
+    assert ref.ask("pid", timeout=5) != pid
+
+
+def test_the_crash_error_keeps_its_class_when_pickled() -> None:
+    exc = ChildProcessCrashed("gone", target="m:C", pid=7, exitcode=-9)
+    back = pickle.loads(pickle.dumps(exc))
+    assert type(back) is ChildProcessCrashed
+    assert (str(back), back.target, back.pid, back.exitcode) == ("gone", "m:C", 7, -9)

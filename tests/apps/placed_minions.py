@@ -29,6 +29,8 @@ class Ledger(Minion):
             return self.seen
         if message == "segfault":
             return ctypes.string_at(0)  # reads address 0: SIGSEGV, a real native crash
+        if message == "abort":
+            os.abort()  # SIGABRT, as a failed assertion in C would
         if message == "boom":
             self.total = -1_000  # changed, then crashed: the rollback must undo it
             raise ValueError("boom in the child")
