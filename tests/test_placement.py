@@ -254,3 +254,25 @@ def test_the_crash_error_keeps_its_class_when_pickled() -> None:
     back = pickle.loads(pickle.dumps(exc))
     assert type(back) is ChildProcessCrashed
     assert (str(back), back.target, back.pid, back.exitcode) == ("gone", "m:C", 7, -9)
+
+
+class Dropped(Events):
+    def messages_dropped(self, cell: Any, count: int) -> None:
+        self.rec.add(("dropped", cell.path, count))
+
+    def dead_letter(self, cell: Any, message: Any, first: bool) -> None:
+        self.rec.add(("dropped", cell.path, 1))
+
+
+def test_the_rest_of_a_crashed_batch_of_a_temporary_minion_are_dead_letters() -> None:
+    events = Dropped()
+    system = _start(events)
+    try:
+        ref = system.spawn(Ledger, name="once", restart="temporary", placement=HERE)
+        for message in (1, "boom", 2, 3):
+            ref.tell(message)
+        events.rec.wait_for(
+            lambda evs: sum(e[2] for e in evs if e[:2] == ("dropped", "once")) == 2,
+            timeout=20)
+    finally:
+        assert system.shutdown(timeout=10)

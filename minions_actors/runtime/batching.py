@@ -8,9 +8,10 @@ messages of the batch succeeded and the error of the one that failed; the snapsh
 returns is the state after the last successful one. As for a local minion, the failing
 message is dropped and the minion crashes; the messages after it in the batch, already
 taken from the mailbox, are *carried* to the next incarnation and handled first, so no
-queued message is lost. When the call itself fails (the process or the actor died), the
-whole batch is carried and handled again one message at a time, so that the culprit
-crashes alone (it crashes twice: once in the batch, once on its own).
+queued message is lost (a temporary or stopping minion has no next incarnation: they are
+dead letters, as what is left in its mailbox). When the call itself fails (the process or
+the actor died), the whole batch is carried and handled again one message at a time, so
+that the culprit crashes alone (it crashes twice: once in the batch, once on its own).
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def _handle(cell: Cell, inst: Minion, receive_batch: ReceiveBatch, batch: list[A
     if after is not _NOTHING and after is not WAKE:
         rest.append(after)
     if rest:
-        _carried[cell] = rest
+        if cell.restart == "temporary" or cell.stopping:  # no next incarnation: dead letters
+            cell.count_dead_letter(rest[-1], len(rest))
+        else:
+            _carried[cell] = rest
     cell._crash(error, "snapshot" if isinstance(error, StateStoreWriteFailed) else "message")
     return False
