@@ -106,7 +106,7 @@ def test_a_dead_actor_is_restarted_with_its_last_state(
 
 
 def _urn(system: ActorSystem, path: str) -> str:
-    return system.get(path)._cell.urn[-12:]
+    return system.get(path).actor_urn[-12:]
 
 
 def test_shutdown_kills_every_actor_it_placed(ray_local: Any, events: Events) -> None:
