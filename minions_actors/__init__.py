@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from minions_actors.errors import (
     AskTimeout,
+    ChildProcessCrashed,
     DuplicateName,
     MailboxFull,
     MetricsPortInUse,
     MinionNotFound,
     MinionsError,
     MinionStopped,
+    PlacementError,
+    RayActorLost,
     SnapshotError,
     SpawnError,
     StateStoreError,
@@ -23,6 +26,7 @@ from minions_actors.errors import (
     SystemNotRunning,
 )
 from minions_actors.observability.hooks import Hooks
+from minions_actors.placement import ChildProcess, KeyedGroup, Placement, Ray
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
 from minions_actors.runtime.ref import MinionFuture, MinionRef
@@ -53,9 +57,12 @@ __all__ = [
     "ActorSystem",
     "AskTimeout",
     "Backoff",
+    "ChildProcess",
+    "ChildProcessCrashed",
     "DuplicateName",
     "Gru",
     "Hooks",
+    "KeyedGroup",
     "MailboxFull",
     "MetricsPortInUse",
     "Minion",
@@ -67,6 +74,10 @@ __all__ = [
     "MinionsError",
     "OneForAll",
     "OneForOne",
+    "Placement",
+    "PlacementError",
+    "Ray",
+    "RayActorLost",
     "RestForOne",
     "RestartType",
     "Retry",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from minions_actors.observability.metrics import MetricsHooks
     from minions_actors.persistence import StateStore
     from minions_actors.runtime.host import SystemAPI
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.workflows import WorkflowInfo
 
@@ -286,6 +287,7 @@ class ActorSystem:
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
         dedicated_thread: bool | None = None,
+        placement: Placement | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
         """Start a top-level minion supervised by Gru and return its ref at once.
@@ -298,12 +300,16 @@ class ActorSystem:
         (``mailbox_overflow="block"``) or fails at once (``"raise"``) with
         :class:`~minions_actors.MailboxFull`. ``dedicated_thread=True`` runs it on a
         thread of its own, ``False`` on the worker pool (default: the class's
-        ``dedicated_thread``, else the system's ``execution`` mode).
+        ``dedicated_thread``, else the system's ``execution`` mode). ``placement`` says
+        where the minion's code runs: in this process (None, the default) or in a child
+        process (:class:`~minions_actors.ChildProcess`, on a dedicated thread here); the
+        ref, supervision and state stay here.
         """
         return self._root().spawn_child(
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
             dedicated_thread=dedicated_thread,
+            placement=placement,
         )
 
     def get(self, path: str) -> MinionRef[Any]:

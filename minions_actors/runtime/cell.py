@@ -42,8 +42,9 @@ from minions_actors.observability.hooks import (
 )
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import supervisor
+from minions_actors.runtime.batching import run_batched
 from minions_actors.runtime.blocking import blocking
-from minions_actors.runtime.dispatch import NOTHING, Dispatcher, WorkerPool, choose
+from minions_actors.runtime.dispatch import DEDICATED, NOTHING, Dispatcher, WorkerPool, choose
 from minions_actors.runtime.extensions import CellWorkflows, Extensions
 from minions_actors.runtime.mailbox import (
     HALT_MARK,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from minions_actors.observability.hooks import Hooks
     from minions_actors.runtime.host import Host
     from minions_actors.runtime.minion import Minion
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
 
 _NOTHING: Any = object()
@@ -128,6 +130,17 @@ def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
     return root
 
 
+def proxy_message(inst: Any, msg: Any) -> Any:
+    """Carry out a proxy message on ``inst``: call, read or set the attribute at its path."""
+    if isinstance(msg, ProxyCall):
+        return _get_attr_path(inst, msg.attr_path)(*msg.args, **msg.kwargs)
+    if isinstance(msg, ProxyGetAttr):
+        return _get_attr_path(inst, msg.attr_path)
+    parent = _get_attr_path(inst, msg.attr_path[:-1])
+    setattr(parent, msg.attr_path[-1], msg.value)
+    return None
+
+
 class Cell:
     """Runtime state of one minion; see the module docstring."""
 
@@ -138,7 +151,8 @@ class Cell:
         "_sys_cond_", "_terminate_requested", "_up_cond_", "_watch_closed", "args",
         "busy_seconds", "children", "children_lock", "closing", "cls", "cls_name",
         "dead_letters", "dispatcher", "failed", "handled", "hooks", "inbox", "incarnation",
-        "instance", "kwargs", "last_instance", "name", "parent", "path", "pooled", "ref",
+        "instance", "kwargs", "last_instance", "name", "parent", "path", "placement", "pooled",
+        "ref",
         "restart", "restart_history", "restarts", "sched", "snapshots", "stop_reason",
         "stopped_event", "system", "terminated", "thread", "urn", "watch_lock", "watchers",
         "watching", "workflows",
@@ -158,6 +172,7 @@ class Cell:
         mailbox_put_timeout: float = 1.0,
         strategy: Strategy | None = None,
         dispatcher: Dispatcher | None = None,
+        placement: Placement | None = None,
     ) -> None:
         from minions_actors.runtime.ref import MinionRef
 
@@ -183,6 +198,7 @@ class Cell:
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout,
                                            self if self.pooled else None)
         self._strategy_override = strategy
+        self.placement = placement  # None: the instance is built and runs here
 
         self.instance: Minion | None = None
         self.last_instance: Minion | None = None  # the newest one, maybe still in __init__
@@ -438,11 +454,15 @@ class Cell:
         mailbox_overflow: Overflow,
         mailbox_put_timeout: float,
         dedicated_thread: bool | None = None,
+        placement: Placement | None = None,
     ) -> MinionRef[Any]:
         """Create, register and start a child cell; return its ref at once."""
         restart_type = check_spawn(cls, args, kwargs, name, restart)
-        dispatcher = choose(self.system.dispatcher, self.system.worker_pool, cls,
-                            dedicated_thread)
+        if placement is not None:
+            placement.check(cls)
+        # a placed minion's batches block on its mailbox: it keeps a thread of its own
+        dispatcher = DEDICATED if placement is not None else choose(
+            self.system.dispatcher, self.system.worker_pool, cls, dedicated_thread)
         self.system.check_accepting()
         with self.children_lock:
             if self.terminated or self._terminate_requested:
@@ -458,6 +478,7 @@ class Cell:
             child = Cell(
                 self.system, self, cls, args, kwargs, name, restart_type,
                 mailbox_size, mailbox_overflow, mailbox_put_timeout, dispatcher=dispatcher,
+                placement=placement,
             )
             self.children[name] = child
         self.system.register_cell(child)
@@ -604,6 +625,10 @@ class Cell:
                 budget -= 1
                 if not self._dispatch_one(inst, msg):
                     return budget
+            batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's
+            if batched is not None:  # stand-in (on a dedicated thread: it waits for mail)
+                run_batched(self, inst, batched, _SPECIAL)
+                return budget
             try:
                 return self._hot_loop(inst, get, budget)
             except queue.Empty:
@@ -750,13 +775,10 @@ class Cell:
 
     @staticmethod
     def _proxy_message(inst: Minion, msg: Any) -> Any:
-        if isinstance(msg, ProxyCall):
-            return _get_attr_path(inst, msg.attr_path)(*msg.args, **msg.kwargs)
-        if isinstance(msg, ProxyGetAttr):
-            return _get_attr_path(inst, msg.attr_path)
-        parent = _get_attr_path(inst, msg.attr_path[:-1])
-        setattr(parent, msg.attr_path[-1], msg.value)
-        return None
+        forward = getattr(inst, "_minion_forward", None)  # a placed minion's stand-in
+        if forward is not None:
+            return forward(msg)
+        return proxy_message(inst, msg)
 
     def start_workflow(self, request: m.StartWorkflow,
                        answer: Callable[[Any], None] | None = None) -> Any:
@@ -809,7 +831,9 @@ class Cell:
         """A new, not yet initialised instance, already ``last_instance`` (a proxy made
         inside ``__init__`` introspects it; a crash in ``__init__`` still gets its
         ``on_failure``)."""
-        inst: Minion = self.cls.__new__(self.cls)
+        placement = self.placement
+        inst: Minion = (self.cls.__new__(self.cls) if placement is None
+                        else placement.stand_in(self.cls))
         inst.__dict__["_minion_cell"] = self
         # the base attributes first, so a subclass that forgets super().__init__() works
         _bind_base(inst)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.dispatch import Dispatcher, WorkerPool
     from minions_actors.runtime.mailbox import Overflow
     from minions_actors.runtime.minion import Minion
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.runtime.snapshots import SnapshotStore
     from minions_actors.support.timer import Timer
@@ -126,6 +127,7 @@ class SystemAPI(Host, Protocol):
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
         dedicated_thread: bool | None = None,
+        placement: Placement | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]: ...
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.extensions import CellWorkflows
     from minions_actors.runtime.host import SystemAPI
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
 
 
@@ -142,6 +143,7 @@ class Minion(pykka.ThreadingActor):
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
         dedicated_thread: bool | None = None,
+        placement: Placement | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
         """Start a child that this minion supervises; its path is ``self.path/name``.
@@ -150,6 +152,7 @@ class Minion(pykka.ThreadingActor):
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
             dedicated_thread=dedicated_thread,
+            placement=placement,
         )
 
     def watch(self, ref: MinionRef[Any]) -> None:
