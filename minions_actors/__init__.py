@@ -25,7 +25,9 @@ from .errors import (
     SystemNotRunning,
 )
 from .minion import Gru, Minion, Terminated
+from .pipelines import Batch, Pipeline, PipelineError
 from .ref import MinionFuture, MinionRef
+from .resources import Resource, ResourceError, ResourceUnavailable, uses
 from .sidecar import Sidecar, SidecarCrashed, SidecarError
 from .supervision import Backoff, OneForAll, OneForOne, RestartType, RestForOne, Strategy
 from .system import ActorSystem
@@ -46,6 +48,7 @@ __all__ = [
     "ActorSystem",
     "AskTimeout",
     "Backoff",
+    "Batch",
     "DuplicateName",
     "Gru",
     "Hooks",
@@ -60,6 +63,11 @@ __all__ = [
     "MinionsError",
     "OneForAll",
     "OneForOne",
+    "Pipeline",
+    "PipelineError",
+    "Resource",
+    "ResourceError",
+    "ResourceUnavailable",
     "RestForOne",
     "RestartType",
     "Retry",
@@ -80,4 +88,5 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowTimeout",
     "__version__",
+    "uses",
 ]

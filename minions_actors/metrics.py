@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 
 from ._hooks import Hooks
 from .errors import MetricsPortInUse
+from .resource_metrics import EXTENSION_FAMILIES, ResourceMetrics
 
 __all__ = [
     "CRASH_PHASES",
@@ -71,6 +72,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "minions_workflow_failures_total": "counter",
     "minions_workflows_in_flight": "gauge",
     "minions_workflow_step_seconds": "histogram",
+    **EXTENSION_FAMILIES,  # user resources and pipelines (resource_metrics.py)
 }
 
 
@@ -425,11 +427,14 @@ class MetricsHooks(Hooks):
         self.workflow_step_seconds = Histogram(
             "minions_workflow_step_seconds", "Duration of workflow steps.", wf, registry=r
         )
+        #: user resources' calls and pipelines' events (resources.py, pipelines.py)
+        self.extensions = ResourceMetrics()
         self.registry.register(_WithoutCreated([
             self.restarts, self.crashes, self.escalations, self.dead_letters,
             self.snapshot_errors, self.snapshots_quarantined, self.workflow_starts,
             self.workflow_completions,
             self.workflow_failures, self.workflows_in_flight, self.workflow_step_seconds,
+            *self.extensions.metrics(),
         ]))
         self._bound: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {}
 

@@ -18,6 +18,7 @@ from ._cell import Cell
 from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
 from ._messages import Terminate
+from ._resource_registry import ResourceRegistry
 from ._timer import Timer
 from .errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .metrics import MetricsHooks
     from .persistence import StateStore
     from .ref import MinionRef
+    from .resources import Resource
     from .workflows import WorkflowInfo
 
 _DEFAULT = object()
@@ -52,6 +54,9 @@ class ActorSystem:
         self.hooks = HookDispatcher()
         self._workflow_waiters = WorkflowWaiters()
         self.hooks.add(self._workflow_waiters)
+        #: user resources (resources.py): opened for their users, closed after the last
+        self.resources = ResourceRegistry(self)
+        self.hooks.add(self.resources)
         self.store: StateStore | None = None
         self.workflow_store: Any = None
         self.timer = Timer()
@@ -100,6 +105,7 @@ class ActorSystem:
         shutdown_timeout: float = 10.0,
         hooks: Iterable[Hooks] = (),
         workflow_retention: float = 7 * 24 * 3600.0,
+        resources: Iterable[Resource] = (),
     ) -> ActorSystem:
         """Start the system for this process and return it.
 
@@ -115,6 +121,8 @@ class ActorSystem:
         (default 7 days); failed and aborted ones stay until retried or discarded.
         ``log_diagnose=True`` lets the runtime's log sinks print local variables in
         tracebacks (loguru's ``diagnose``; off by default: they hold message contents).
+        ``resources``: :class:`~minions_actors.Resource` instances to register (each under
+        its default name; ``system.resources.add()`` registers more, or by another name).
         """
         if strategy is None:
             strategy = OneForOne(max_restarts=3, within=5.0)
@@ -147,6 +155,8 @@ class ActorSystem:
                     stderr_logs=stderr_logs, log_level=log_level, log_rotation=log_rotation,
                     log_retention=log_retention, log_diagnose=log_diagnose, hooks=hooks,
                 )
+                for resource in resources:
+                    system.resources.add(resource)
             except BaseException:
                 system._teardown(time.monotonic() + shutdown_timeout)
                 raise
