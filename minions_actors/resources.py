@@ -136,12 +136,10 @@ def uses(target: str | type[R]) -> Any:
 @functools.lru_cache(maxsize=1024)
 def declared(cls: type) -> tuple[str, ...]:
     """The resource names ``cls`` declares with :func:`uses` (in declaration order)."""
-    names: dict[str, None] = {}
-    for klass in reversed(cls.__mro__):
-        for value in vars(klass).values():
-            if isinstance(value, Uses):
-                names[value.resource_name] = None
-    return tuple(names)
+    attrs: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):  # a subclass may override (or drop) a declaration
+        attrs.update(vars(klass))
+    return tuple(dict.fromkeys(v.resource_name for v in attrs.values() if isinstance(v, Uses)))
 
 
 class Handle:
