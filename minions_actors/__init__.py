@@ -25,7 +25,7 @@ from .errors import (
     SystemNotRunning,
 )
 from .minion import Gru, Minion, Terminated
-from .pipelines import Batch, Pipeline, PipelineError
+from .pipelines import Batch, FileTail, Pipeline, PipelineError
 from .ref import MinionFuture, MinionRef
 from .resources import Resource, ResourceError, ResourceUnavailable, uses
 from .sidecar import Sidecar, SidecarCrashed, SidecarError
@@ -50,6 +50,7 @@ __all__ = [
     "Backoff",
     "Batch",
     "DuplicateName",
+    "FileTail",
     "Gru",
     "Hooks",
     "MailboxFull",

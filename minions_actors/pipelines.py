@@ -10,7 +10,8 @@ A turn does one of three things, in this order:
    pipeline waits for room, up to that mailbox's ``mailbox_put_timeout`` per try, and tries
    again next turn; nothing is dropped and nothing is buffered beyond the one batch);
 2. wait (at most ``max_wait`` seconds per turn) until every subscriber has *handled* the
-   batch, then commit the batch's position (the snapshot after this turn persists it);
+   batch, then commit the batch's position (the snapshot after this turn persists it,
+   before the next ``produce()`` can crash);
 3. call :meth:`Pipeline.produce` for the next batch. No events: the next turn comes after
    ``poll_interval`` seconds (a poll); events: the next turn comes at once.
 
@@ -23,11 +24,12 @@ resumes at its last committed position and may deliver the events after it again
 from __future__ import annotations
 
 import itertools
+import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from .errors import AskTimeout, MailboxFull, MinionsError
 from .minion import Minion
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from ._cell import Cell
     from .ref import MinionRef
 
-__all__ = ["Batch", "Pipeline", "PipelineError"]
+__all__ = ["Batch", "FileTail", "Pipeline", "PipelineError"]
 
 _generations = itertools.count(1)
 _RETRY_FULL = 0.02  # seconds before another try at a mailbox that refused at once ("raise")
@@ -151,11 +153,13 @@ class Pipeline(Minion):
         if self._outbox and not self._deliver():
             return
         if self._acks:
-            if not self._handled(perf_counter() + self.max_wait):
-                self._next_turn(0.0)
-                return
-            self._acks = []
-        self.position = self._pending  # every subscriber handled the batch: commit it
+            if self._handled(perf_counter() + self.max_wait):
+                # every subscriber handled the batch: commit its position in a turn of its
+                # own, so the snapshot after it keeps the commit even if produce() crashes
+                self._acks = []
+                self.position = self._pending
+            self._next_turn(0.0)
+            return
         batch = self._produce()
         if batch is None or not batch.events:
             if batch is not None:
@@ -244,3 +248,46 @@ class Pipeline(Minion):
                                 "running; spawn it before the pipeline (the pipeline's "
                                 "supervisor retries with backoff)")
         return ref
+
+
+class FileTail(Pipeline):
+    """Tails a text file: each complete line is an event (a str without its newline), the
+    position is the byte offset after the last line delivered. A missing file is waited
+    for; a file shorter than the position (truncated or replaced) is read from the start.
+    """
+
+    batch_size: ClassVar[int] = 100
+    poll_interval: ClassVar[float] = 0.2
+
+    def __init__(self, file_path: str | os.PathLike[str],
+                 subscribers: Sequence[str | MinionRef[Any]]) -> None:
+        super().__init__()
+        self.file_path = os.fspath(file_path)
+        self.subscribers = list(subscribers)
+
+    def open(self, position: Any) -> None:
+        self._file: IO[bytes] | None = None
+        self._offset = int(position or 0)
+
+    def produce(self) -> Batch | None:
+        if self._file is None:
+            try:
+                self._file = open(self.file_path, "rb")  # noqa: SIM115 - closed in close()
+            except FileNotFoundError:
+                return None
+        if os.fstat(self._file.fileno()).st_size < self._offset:
+            self._offset = 0
+        self._file.seek(self._offset)
+        lines: list[str] = []
+        for _ in range(self.batch_size):
+            line = self._file.readline()
+            if not line.endswith(b"\n"):
+                break  # end of file, or a line still being written: wait for the rest
+            self._offset += len(line)
+            lines.append(line[:-1].decode("utf-8", "replace"))
+        return Batch(lines, self._offset) if lines else None
+
+    def close(self) -> None:
+        file, self._file = getattr(self, "_file", None), None
+        if file is not None:
+            file.close()
