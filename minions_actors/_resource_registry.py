@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._hooks import Hooks
+from ._resource_threads import HealthChecks, run_bounded
 from .resources import (
     Handle,
     Resource,
@@ -121,7 +121,8 @@ class ResourceRegistry(Hooks):
         self._lock = threading.Lock()
         self._open: list[Entry] = []  # in the order they opened
         self._handles: dict[tuple[str, str], Handle] = {}
-        self._health: _HealthChecks | None = None
+        self._health: HealthChecks | None = None
+        self._closed = False  # the system stopped: no health thread is started again
 
     # ------------------------------------------------------------------ public
     def add(self, resource: Resource, name: str | None = None) -> str:
@@ -180,7 +181,9 @@ class ResourceRegistry(Hooks):
 
     def close_all(self) -> None:
         """Close what is still open, newest first (end of a shutdown)."""
-        health, self._health = self._health, None
+        with self._lock:
+            self._closed = True
+            health, self._health = self._health, None
         if health is not None:
             health.close()
         with self._lock:
@@ -253,7 +256,7 @@ class ResourceRegistry(Hooks):
         self.log(entry.name, who).info("resource {} opened (first user: {})", entry.name, who)
         interval = type(entry.resource).health_interval
         if interval:
-            self._checks().schedule(entry, time.monotonic() + interval)
+            self._schedule(entry, time.monotonic() + interval)
 
     def _let_go(self, entry: Entry, user: object) -> None:
         with entry.lock:
@@ -281,11 +284,15 @@ class ResourceRegistry(Hooks):
             self.log(entry.name, "").error("resource {} failed to close: {}: {}",
                                            entry.name, type(exc).__name__, exc)
 
-    def _checks(self) -> _HealthChecks:
+    def _schedule(self, entry: Entry, at: float) -> None:
+        """Have the health thread (started on first use) look at ``entry`` at ``at``."""
         with self._lock:
+            if self._closed:
+                return
             if self._health is None:
-                self._health = _HealthChecks(self._check)
-            return self._health
+                self._health = HealthChecks(self._check)
+            health = self._health
+        health.schedule(entry, at)
 
     def _check(self, entry: Entry) -> None:
         """Health thread: check an open resource, or try to reopen an unhealthy one."""
@@ -294,8 +301,8 @@ class ResourceRegistry(Hooks):
             if entry.state == "open":
                 why = _unhealthy(resource)
                 if why is None:
-                    self._checks().schedule(entry, time.monotonic()
-                                            + (type(resource).health_interval or 1.0))
+                    self._schedule(entry, time.monotonic()
+                                   + (type(resource).health_interval or 1.0))
                     return
                 entry.state, entry.reason, entry.attempts = "unhealthy", why, 0
                 self.count_error(entry.name)
@@ -308,7 +315,7 @@ class ResourceRegistry(Hooks):
                 return  # closed meanwhile: nothing to watch
             delay = type(resource).reopen_backoff.delay(entry.attempts + 1)
             entry.next_try = time.monotonic() + delay
-            self._checks().schedule(entry, entry.next_try)
+            self._schedule(entry, entry.next_try)
 
     def _reopen(self, entry: Entry) -> bool:
         entry.attempts += 1
@@ -326,7 +333,7 @@ class ResourceRegistry(Hooks):
                                       entry.attempts)
         entry.state, entry.reason, entry.attempts = "open", "", 0
         interval = type(entry.resource).health_interval or 1.0
-        self._checks().schedule(entry, time.monotonic() + interval)
+        self._schedule(entry, time.monotonic() + interval)
         return True
 
     def count_error(self, name: str) -> None:
@@ -345,71 +352,3 @@ def _unhealthy(resource: Resource) -> str | None:
     except Exception as exc:
         return f"its health check raised {type(exc).__name__}: {exc}"
     return None if ok else "its health check returned False"
-
-
-def run_bounded(fn: Callable[[], Any], timeout: float, name: str) -> BaseException | None:
-    """Run ``fn`` on a named thread, waiting at most ``timeout`` seconds: what it raised,
-    a TimeoutError if it is still running (left behind on its daemon thread), or None."""
-    from ._signals import block_shutdown_signals
-
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        block_shutdown_signals()
-        try:
-            fn()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return TimeoutError(f"it did not return within {timeout}s (stop_timeout); it is left "
-                            f"running on thread {name!r}")
-    return errors[0] if errors else None
-
-
-class _HealthChecks:
-    """One named thread (``minions-resource-health``) that runs due checks and reopens."""
-
-    def __init__(self, check: Callable[[Entry], None]) -> None:
-        self._check = check
-        self._due: dict[Entry, float] = {}
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="minions-resource-health",
-                                        daemon=False)
-        self._thread.start()
-
-    def schedule(self, entry: Entry, at: float) -> None:
-        with self._cond:
-            self._due[entry] = at
-            self._cond.notify()
-
-    def close(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        from ._signals import block_shutdown_signals
-
-        block_shutdown_signals()
-        while True:
-            with self._cond:
-                ready: list[Entry] = []
-                while not self._closed and not ready:
-                    now = time.monotonic()
-                    ready = [e for e, at in self._due.items() if at <= now]
-                    if not ready:
-                        soonest = min(self._due.values(), default=None)
-                        self._cond.wait(None if soonest is None else soonest - now)
-                if self._closed:
-                    return
-                for entry in ready:
-                    del self._due[entry]
-            for entry in ready:
-                self._check(entry)
