@@ -3,9 +3,14 @@ measured calls (scraped over HTTP) and logs without arguments."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -365,3 +370,22 @@ def test_a_close_that_hangs_is_bounded_by_stop_timeout() -> None:
     assert any("resource stuck failed to close: TimeoutError" in r for r in records)
     stuck.release.set()
     wait_until(lambda: "minions-resource-stuck" not in runtime_threads())
+
+
+def test_sigterm_closes_resources_after_their_users_in_reverse_order() -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minions_actors", "run", "tests.apps.resource_app:main"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        assert lines == ["open db", "open cache (db says 42)", "READY"], proc.stderr
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["on_stop user", "close cache", "close db"]
