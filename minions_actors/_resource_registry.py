@@ -193,6 +193,8 @@ class ResourceRegistry(Hooks):
                 entry.users.clear()
                 if entry.state != "closed":
                     self._close(entry)
+        for entry in self._snapshot():  # the objects may be registered with a later system
+            entry.resource.__dict__.pop("_minions_entry", None)
 
     def minion_stopped(self, cell: Any, reason: str) -> None:
         self.release(cell)

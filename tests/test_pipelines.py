@@ -80,36 +80,43 @@ def test_a_full_mailbox_makes_the_pipeline_wait_without_dropping(rec: Recorder) 
                             mailbox_put_timeout=0.05)
         pipe = system.spawn(Numbers, 40, 10, ["slow"], rec, name="numbers")
         assert system.metrics is not None
-        blocked = system.metrics.extensions.backpressure_seconds.labels("numbers")
-        wait_until(lambda: blocked._value.get() > 0.1, what="the pipeline waiting for room")
+        sample = system.metrics.registry.get_sample_value
+        wait_until(lambda: (sample("minions_pipeline_backpressure_seconds_total",
+                                   {"pipeline": "numbers"}) or 0) > 0.1,
+                   what="the pipeline waiting for room")
         for _ in range(20):  # while blocked: never more than the bound in the mailbox
-            assert slow._cell.mailbox_depth() <= 3
+            assert sample("minions_mailbox_depth", {"minion_class": "Collect"}) <= 3
             time.sleep(0.005)
         assert got(rec, "slow") == []
+        assert slow.is_alive()
         gate.set()
         rec.wait_for(lambda _: len(got(rec, "slow")) == 40)
         assert got(rec, "slow") == list(range(40))  # nothing dropped, in order
         wait_until(lambda: pipe.proxy().position.get(timeout=1) == 40)
-        events = system.metrics.extensions.events.labels("numbers")._value.get()
-        assert events == 40
-        assert system.metrics.dead_letters.labels("Collect")._value.get() == 0
+        assert sample("minions_pipeline_events_total", {"pipeline": "numbers"}) == 40
+        assert sample("minions_dead_letters_total", {"minion_class": "Collect"}) == 0
     finally:
         gate.set()
         assert system.shutdown()
 
 
-def test_a_blocked_pipeline_still_stops_promptly(system: ActorSystem, rec: Recorder) -> None:
+def test_a_blocked_pipeline_still_stops_promptly(rec: Recorder) -> None:
+    system = ActorSystem.start(**{**QUIET, "metrics_port": 0})
     gate = threading.Event()
     try:
         system.spawn(Collect, rec, gate, name="slow", mailbox_size=1, mailbox_put_timeout=0.2)
         pipe = system.spawn(Numbers, 1000, 100, ["slow"], rec, name="numbers")
-        wait_until(lambda: system.find("slow") is not None and
-                   system.get("slow")._cell.mailbox_depth() >= 1)
+        assert system.metrics is not None
+        sample = system.metrics.registry.get_sample_value
+        wait_until(lambda: (sample("minions_pipeline_backpressure_seconds_total",
+                                   {"pipeline": "numbers"}) or 0) > 0,
+                   what="the pipeline waiting for room")
         t0 = time.monotonic()
         assert pipe.stop(timeout=3)
-        assert time.monotonic() - t0 < 1.5
+        assert time.monotonic() - t0 < 1.5  # one try at the full mailbox (0.2 s), then the stop
     finally:
         gate.set()
+        system.shutdown()
 
 
 class Crashes(Hooks):
@@ -133,9 +140,9 @@ def test_an_exception_while_producing_is_a_crash_and_the_restart_resumes(rec: Re
         received = got(rec, "sink")
         assert sorted(set(received)) == list(range(30))  # at least once, nothing lost
         assert system.metrics is not None
-        ext = system.metrics.extensions
-        assert ext.produce_errors.labels("numbers")._value.get() == 1
-        assert system.metrics.restarts.labels("Numbers")._value.get() == 1
+        sample = system.metrics.registry.get_sample_value
+        assert sample("minions_pipeline_produce_errors_total", {"pipeline": "numbers"}) == 1
+        assert sample("minions_restarts_total", {"minion_class": "Numbers"}) == 1
     finally:
         system.shutdown()
 

@@ -97,6 +97,9 @@ def test_open_before_first_user_close_after_last_in_reverse_order(rec: Recorder)
     # cache, then db
     assert rec.events[4:] == ["stop b", "stop a", "close cache", "close db"]
     assert system.resources.state("db") == "closed"
+    # once the system stopped, the same objects can be registered with the next one
+    again = ActorSystem.start(**QUIET, resources=[system.resources.get("cache")])
+    again.shutdown()
 
 
 def test_last_user_stopping_closes_and_next_user_reopens(system: ActorSystem,
