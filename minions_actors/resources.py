@@ -125,11 +125,19 @@ class Uses(Generic[R]):
         return f"uses({self.resource_name!r})"
 
 
-def uses(target: str | type[R]) -> Any:
+@overload
+def uses(target: type[R]) -> Uses[R]: ...
+
+
+@overload
+def uses(target: str) -> Uses[Any]: ...
+
+
+def uses(target: str | type[R]) -> Uses[Any]:
     """Declare, as a class attribute of a minion (or of a resource), that it uses the
     resource registered under ``target`` (a name, or a :class:`Resource` subclass meaning
     its default name). The runtime opens it before the minion is built; on an instance
-    the attribute is a measured handle to it."""
+    the attribute is a measured handle to it (typed as the class, for ``uses(Class)``)."""
     return Uses(target)
 
 
