@@ -40,7 +40,6 @@ from .errors import (
     SupervisorGaveUp,
     SystemNotRunning,
 )
-from .resources import declared as declared_resources
 from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
 from .workflows import (
     RunStep,
@@ -688,8 +687,7 @@ class Cell:
         restored = False
         inst: Minion | None = None
         try:
-            if declared_resources(self.cls):  # opened before the instance exists (resources.py)
-                self.system.resources.acquire(self)
+            self.system.prepare_incarnation(self)  # opens the class's resources, if any
             inst = self._blank()
             self._initialise(inst)
             phase = "restore"

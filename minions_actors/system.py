@@ -18,10 +18,10 @@ from ._cell import Cell
 from ._hooks import HookDispatcher, Hooks
 from ._mailbox import Overflow
 from ._messages import Terminate
-from ._resource_registry import ResourceRegistry
 from ._timer import Timer
 from .errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from .minion import Gru, Minion
+from .resources.registry import ResourceRegistry
 from .supervision import OneForOne, Strategy
 from .workflows import WorkflowError, WorkflowWaiters
 
@@ -302,6 +302,11 @@ class ActorSystem:
             return self.get(path).stop(timeout=self.stop_timeout if timeout is None else timeout)
         except AskTimeout:
             return False
+
+    def prepare_incarnation(self, cell: Cell) -> None:
+        """Called by ``cell`` before it builds an instance: open the resources its class
+        declares (raising fails the start: a crash in phase ``init``)."""
+        self.resources.acquire(cell)
 
     def cells(self) -> list[Cell]:
         """Live minions (Gru excluded): what metrics and introspection read."""

@@ -13,7 +13,7 @@ closes it once the last of its users has stopped for good, its own dependencies 
 (reverse order): during a shutdown, as the minions stop. What a minion gets is a *handle*:
 every public method call through it is counted and timed per resource and method, and a
 failure is logged with the resource's name and the calling minion's path, never with the
-call's arguments. The registry itself lives in :mod:`minions_actors._resource_registry`.
+call's arguments. The registry itself lives in :mod:`minions_actors.resources.registry`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import functools
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
-from .errors import MinionsError
-from .supervision import Backoff
+from ..errors import MinionsError
+from ..supervision import Backoff
 
 if TYPE_CHECKING:
-    from ._resource_registry import Entry
+    from .registry import Entry
 
 __all__ = ["Resource", "ResourceError", "ResourceUnavailable", "uses"]
 
@@ -116,7 +116,7 @@ class Uses(Generic[R]):
     def __get__(self, inst: object | None, owner: type) -> Any:
         if inst is None:
             return self
-        from ._resource_registry import registry_of_user
+        from .registry import registry_of_user
 
         registry, user = registry_of_user(inst)
         return registry.handle(self.resource_name, user)

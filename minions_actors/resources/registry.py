@@ -1,11 +1,11 @@
 """The system's resource registry: opens resources for their users, closes them after the
 last one, checks their health and reopens them (see :mod:`minions_actors.resources`).
 
-It attaches to the runtime at three points only: the cell asks :meth:`ResourceRegistry.
-acquire` before it builds an instance of a class that declares resources (a failure is a
-crash in phase ``init``), and, as a :class:`~minions_actors.Hooks` observer,
-``minion_stopped`` releases the minion's holds (the last one closes the resource) and
-``system_stopped`` closes whatever is still open (a minion stuck past the deadline).
+It attaches to the runtime at three points only: before a cell builds an instance, the
+system's ``prepare_incarnation`` calls :meth:`ResourceRegistry.acquire` (a failure is a crash
+in phase ``init``); as a :class:`~minions_actors.Hooks` observer, ``minion_stopped`` releases
+the minion's holds (the last one closes the resource) and ``system_stopped`` closes whatever
+is still open (a minion stuck past the deadline).
 
 Locks: one per resource, taken in dependency order (a resource before those it uses), so
 opening and closing chains cannot deadlock; a cycle is refused with a clear error.
@@ -17,9 +17,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._hooks import Hooks
-from ._resource_threads import HealthChecks, run_bounded
-from .resources import (
+from .._hooks import Hooks
+from . import (
     Handle,
     Resource,
     ResourceError,
@@ -28,11 +27,10 @@ from .resources import (
     default_name,
     public_methods,
 )
+from .threads import HealthChecks, run_bounded
 
 if TYPE_CHECKING:
     from loguru import Logger
-
-    from .system import ActorSystem
 
 _MISSING = object()
 _NO_SERIES = (None, None, None)
@@ -115,8 +113,8 @@ class ResourceRegistry(Hooks):
     """``system.resources``: register resources with :meth:`add`; inspect with
     :meth:`get` and :meth:`state`."""
 
-    def __init__(self, system: ActorSystem) -> None:
-        self.system = system
+    def __init__(self, system: Any) -> None:
+        self.system = system  # the ActorSystem (its metrics, log and stop_timeout)
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
         self._open: list[Entry] = []  # in the order they opened
@@ -344,7 +342,8 @@ class ResourceRegistry(Hooks):
             metrics.resource_error(name)
 
     def log(self, name: str, user: str) -> Logger:
-        return self.system.log.bind(minions=True, resource=name, minion=user or "gru")
+        log: Logger = self.system.log
+        return log.bind(minions=True, resource=name, minion=user or "gru")
 
 
 def _unhealthy(resource: Resource) -> str | None:
