@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from .errors import AskTimeout, MailboxFull, MinionsError
-from .minion import Minion
+from minions_actors.errors import AskTimeout, MailboxFull, MinionsError
+from minions_actors.minion import Minion
 
 if TYPE_CHECKING:
-    from ._cell import Cell
-    from .ref import MinionRef
+    from minions_actors._cell import Cell
+    from minions_actors.ref import MinionRef
 
 __all__ = ["Batch", "FileTail", "Pipeline", "PipelineError"]
 

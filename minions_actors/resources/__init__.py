@@ -22,11 +22,11 @@ import functools
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
-from ..errors import MinionsError
-from ..supervision import Backoff
+from minions_actors.errors import MinionsError
+from minions_actors.supervision import Backoff
 
 if TYPE_CHECKING:
-    from .registry import Entry
+    from minions_actors.resources.registry import Entry
 
 __all__ = ["Resource", "ResourceError", "ResourceUnavailable", "uses"]
 
@@ -116,7 +116,7 @@ class Uses(Generic[R]):
     def __get__(self, inst: object | None, owner: type) -> Any:
         if inst is None:
             return self
-        from .registry import registry_of_user
+        from minions_actors.resources.registry import registry_of_user
 
         registry, user = registry_of_user(inst)
         return registry.handle(self.resource_name, user)

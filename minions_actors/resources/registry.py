@@ -17,8 +17,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._hooks import Hooks
-from . import (
+from minions_actors._hooks import Hooks
+from minions_actors.resources import (
     Handle,
     Resource,
     ResourceError,
@@ -27,7 +27,7 @@ from . import (
     default_name,
     public_methods,
 )
-from .threads import HealthChecks, run_bounded
+from minions_actors.resources.threads import HealthChecks, run_bounded
 
 if TYPE_CHECKING:
     from loguru import Logger
