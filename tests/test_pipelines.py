@@ -4,6 +4,7 @@ restart from the committed position, metrics, clear errors."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from minions_actors import ActorSystem, Batch, Hooks, Minion, Pipeline
 from tests.conftest import QUIET, Recorder, wait_until
@@ -202,10 +205,41 @@ def test_position_resumes_after_kill_9(tmp_path: Path) -> None:
     assert resumed_at > 0  # resumed, not read again from the start
     after = [n for epoch, n in _ledger(ledger) if epoch == 2]
     # the committed position is a byte offset: line n starts at len(lines before n)
-    offset_of = {n: sum(len(f"{k}\n") for k in range(n)) for n in (after[0],)}
-    assert offset_of[after[0]] == resumed_at
+    assert _offset(after[0]) == resumed_at
     assert after == list(range(after[0], total))
     # at least once: the second run starts at or before the first line the first run
     # had not handled yet, so nothing is lost (lines in between are delivered twice)
     handled_first = {n for _, n in before}
     assert set(range(after[0])) <= handled_first
+
+
+@pytest.mark.slow
+def test_kill_9_campaign_loses_no_line(tmp_path: Path) -> None:
+    """Ten runs killed at random points, then one that finishes: every line is delivered
+    (at least once), and each run resumes at or before the first line not yet handled."""
+    total = 6000
+    source, ledger, db = tmp_path / "input.txt", tmp_path / "ledger", tmp_path / "state.db"
+    source.write_text("".join(f"{n}\n" for n in range(total)))
+    rng = random.Random(13)
+    for epoch in range(1, 11):
+        proc = _child(db, source, ledger, epoch, total - 1)
+        try:
+            assert proc.stdout is not None
+            resumed = int(proc.stdout.readline().split()[1])
+            handled = {n for _, n in _ledger(ledger)} if ledger.exists() else set()
+            assert resumed <= _offset(min(set(range(total)) - handled, default=total))
+            time.sleep(rng.uniform(0.05, 0.4))  # a random point in the stream
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            proc.kill()
+            proc.communicate()
+    final = _child(db, source, ledger, 99, total - 1)
+    _, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err
+    assert {n for _, n in _ledger(ledger)} == set(range(total))
+
+
+def _offset(line: int) -> int:
+    """The byte offset where line number ``line`` starts in the campaign's input."""
+    return sum(len(f"{k}\n") for k in range(line))
