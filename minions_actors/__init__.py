@@ -7,9 +7,7 @@ strategies; state snapshots survive crashes and process restarts in SQLite.
 
 from __future__ import annotations
 
-from ._hooks import Hooks
-from ._proxy import MinionProxy
-from .errors import (
+from minions_actors.errors import (
     AskTimeout,
     DuplicateName,
     MailboxFull,
@@ -24,14 +22,23 @@ from .errors import (
     SystemAlreadyRunning,
     SystemNotRunning,
 )
-from .minion import Gru, Minion, Terminated
-from .pipelines import Batch, FileTail, Pipeline, PipelineError
-from .ref import MinionFuture, MinionRef
-from .resources import Resource, ResourceError, ResourceUnavailable, uses
-from .sidecar import Sidecar, SidecarCrashed, SidecarError
-from .supervision import Backoff, OneForAll, OneForOne, RestartType, RestForOne, Strategy
-from .system import ActorSystem
-from .workflows import (
+from minions_actors.observability.hooks import Hooks
+from minions_actors.pipelines import Batch, FileTail, Pipeline, PipelineError
+from minions_actors.resources import Resource, ResourceError, ResourceUnavailable, uses
+from minions_actors.runtime.minion import Gru, Minion, Terminated
+from minions_actors.runtime.proxy import MinionProxy
+from minions_actors.runtime.ref import MinionFuture, MinionRef
+from minions_actors.runtime.supervision import (
+    Backoff,
+    OneForAll,
+    OneForOne,
+    RestartType,
+    RestForOne,
+    Strategy,
+)
+from minions_actors.sidecar import Sidecar, SidecarCrashed, SidecarError
+from minions_actors.system import ActorSystem
+from minions_actors.workflows import (
     AbortWorkflow,
     Retry,
     StartWorkflow,

@@ -1,5 +1,5 @@
-"""``python -m minions_actors``: see :mod:`minions_actors._cli`."""
+"""``python -m minions_actors``: see :mod:`minions_actors.ops.cli`."""
 
-from ._cli import main
+from minions_actors.ops.cli import main
 
 raise SystemExit(main())

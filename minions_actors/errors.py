@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pykka
 
 
@@ -92,3 +94,66 @@ class WorkflowRecordNotFound(StateStoreError, KeyError):
 
 class WorkflowStatusConflict(StateStoreError, ValueError):
     """The workflow record's status does not allow the operation (e.g. retrying a running one)."""
+
+
+# ---- workflows (re-exported by minions_actors.workflows)
+class AbortWorkflow(Exception):
+    """Raise inside a step to end the workflow cleanly with status ``"aborted"``."""
+
+
+class WorkflowError(MinionsError):
+    """A workflow request that cannot be honoured (unknown name, id, or wrong status)."""
+
+
+class WorkflowTimeout(WorkflowError, TimeoutError):
+    """``wait_workflow`` gave up: the workflow was still running when the timeout passed."""
+
+
+# ---- sidecars (re-exported by minions_actors.sidecar)
+class ResourceError(MinionsError):
+    """A resource is not registered, or could not be opened: the minions that need it do
+    not start (a crash in phase ``init``, handled by their supervisor's strategy)."""
+
+
+class ResourceUnavailable(ResourceError):
+    """A call reached a resource that is closed, or reopening after a failed health check."""
+
+
+class PipelineError(MinionsError):
+    """A pipeline cannot run: no subscribers, or a subscriber that is not (or no longer)
+    running. Raised in the pipeline, so it is a crash its supervisor handles."""
+
+
+class SidecarError(MinionsError):
+    """A sidecar call failed without the child dying: something could not be pickled, the
+    function raised an exception that cannot be pickled, or the target could not be loaded
+    in the child. The message says which."""
+
+
+class SidecarCrashed(SidecarError):
+    """The sidecar's child process died (segfault, ``os._exit``, OOM kill...) or did not
+    answer within ``call_timeout`` and was killed.
+
+    Raised in the sidecar minion, so it is a crash: the supervisor restarts the minion,
+    which starts a fresh process. ``pid`` and ``exitcode`` (negative: the signal number, as
+    in :attr:`multiprocessing.Process.exitcode`; None when it had to be killed) say which
+    process ended and how.
+    """
+
+    def __init__(
+        self, message: str, *, target: str = "", pid: int | None = None,
+        exitcode: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.target = target
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_crashed, (str(self), self.target, self.pid, self.exitcode))
+
+
+def _rebuild_crashed(
+    message: str, target: str, pid: int | None, exitcode: int | None
+) -> SidecarCrashed:
+    return SidecarCrashed(message, target=target, pid=pid, exitcode=exitcode)

@@ -31,22 +31,17 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from minions_actors.errors import AskTimeout, MailboxFull, MinionsError
-from minions_actors.minion import Minion
+from minions_actors.errors import AskTimeout, MailboxFull, PipelineError
+from minions_actors.runtime.minion import Minion
 
 if TYPE_CHECKING:
-    from minions_actors._cell import Cell
-    from minions_actors.ref import MinionRef
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.ref import MinionRef
 
 __all__ = ["Batch", "FileTail", "Pipeline", "PipelineError"]
 
 _generations = itertools.count(1)
 _RETRY_FULL = 0.02  # seconds before another try at a mailbox that refused at once ("raise")
-
-
-class PipelineError(MinionsError):
-    """A pipeline cannot run: no subscribers, or a subscriber that is not (or no longer)
-    running. Raised in the pipeline, so it is a crash its supervisor handles."""
 
 
 @dataclass(frozen=True)

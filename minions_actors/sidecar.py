@@ -34,8 +34,8 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, NoReturn
 
-from .errors import MinionsError
-from .minion import Minion
+from minions_actors.errors import SidecarCrashed, SidecarError
+from minions_actors.runtime.minion import Minion
 
 __all__ = ["Sidecar", "SidecarCrashed", "SidecarError", "check_target", "describe_exit"]
 
@@ -44,41 +44,6 @@ __all__ = ["Sidecar", "SidecarCrashed", "SidecarError", "check_target", "describ
 _SLICE = 0.1
 _STOP = pickle.dumps(None)  # the request that asks the child to exit cleanly
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
-class SidecarError(MinionsError):
-    """A sidecar call failed without the child dying: something could not be pickled, the
-    function raised an exception that cannot be pickled, or the target could not be loaded
-    in the child. The message says which."""
-
-
-class SidecarCrashed(SidecarError):
-    """The sidecar's child process died (segfault, ``os._exit``, OOM kill...) or did not
-    answer within ``call_timeout`` and was killed.
-
-    Raised in the sidecar minion, so it is a crash: the supervisor restarts the minion,
-    which starts a fresh process. ``pid`` and ``exitcode`` (negative: the signal number, as
-    in :attr:`multiprocessing.Process.exitcode`; None when it had to be killed) say which
-    process ended and how.
-    """
-
-    def __init__(
-        self, message: str, *, target: str = "", pid: int | None = None,
-        exitcode: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.target = target
-        self.pid = pid
-        self.exitcode = exitcode
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_crashed, (str(self), self.target, self.pid, self.exitcode))
-
-
-def _rebuild_crashed(
-    message: str, target: str, pid: int | None, exitcode: int | None
-) -> SidecarCrashed:
-    return SidecarCrashed(message, target=target, pid=pid, exitcode=exitcode)
 
 
 class _RemoteTraceback(Exception):
@@ -389,7 +354,7 @@ class Sidecar(Minion):
                     f"{self._who()}: process {pid} did not answer within {timeout}s "
                     f"{doing}; it was killed", target=self.target, pid=pid,
                 )
-            if cell._terminate_requested or cell.closing:  # shutting down: no call_timeout wait
+            if cell.stopping:  # shutting down: no call_timeout wait
                 pid = proc.pid
                 self._stop_process(0.0)
                 raise SidecarCrashed(

@@ -12,28 +12,29 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from ._cell import Cell
-from ._hooks import HookDispatcher, Hooks
-from ._mailbox import Overflow
-from ._messages import Terminate
-from ._timer import Timer
-from .errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
-from .minion import Gru, Minion
-from .resources.registry import ResourceRegistry
-from .supervision import OneForOne, Strategy
-from .workflows import WorkflowError, WorkflowWaiters
+from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
+from minions_actors.observability.hooks import HookDispatcher, Hooks
+from minions_actors.resources.registry import ResourceRegistry
+from minions_actors.runtime.cell import Cell, current_cell
+from minions_actors.runtime.host import RunningHost
+from minions_actors.runtime.mailbox import Overflow
+from minions_actors.runtime.messages import Terminate
+from minions_actors.runtime.minion import Gru, Minion
+from minions_actors.runtime.supervision import OneForOne, Strategy
+from minions_actors.support.timer import Timer
+from minions_actors.workflows import WorkflowError, WorkflowWaiters
 
 if TYPE_CHECKING:
     from loguru import Logger
 
-    from ._logs import LogSetup
-    from .metrics import MetricsHooks
-    from .persistence import StateStore
-    from .ref import MinionRef
-    from .resources import Resource
-    from .workflows import WorkflowInfo
+    from minions_actors.observability.logs import LogSetup
+    from minions_actors.observability.metrics import MetricsHooks
+    from minions_actors.persistence import StateStore
+    from minions_actors.resources import Resource
+    from minions_actors.runtime.ref import MinionRef
+    from minions_actors.workflows import WorkflowInfo
 
 _DEFAULT = object()
 _SIGNAL_POLL = 0.2  # seconds: the longest a signal can wait for the main thread in wait()
@@ -46,7 +47,6 @@ class ActorSystem:
     """
 
     _lock: ClassVar[threading.RLock] = threading.RLock()
-    _current: ClassVar[ActorSystem | None] = None
 
     def __init__(self, _token: object = None) -> None:
         if _token is not _DEFAULT:
@@ -70,9 +70,9 @@ class ActorSystem:
         self._gru: Cell | None = None
         self._cells: dict[Cell, None] = {}
         self._cells_lock = threading.RLock()  # re-entrant: a signal handler may shut down mid-spawn
-        self._accepting = False
+        self._accepts = False
         self._shutdown_lock = threading.RLock()
-        self._shutdown_started = False
+        self._shutting_down = False
         self._stopped = threading.Event()
         self._clean = True
         self._old_signals: dict[int, Any] = {}
@@ -136,7 +136,7 @@ class ActorSystem:
             if not value > 0:
                 raise ValueError(f"{label} must be > 0 seconds, got {value!r}")
         with cls._lock:
-            running = cls._current
+            running = cast("ActorSystem | None", RunningHost.host)
             if running is not None and not running._stopped.is_set():
                 raise SystemAlreadyRunning(
                     "an ActorSystem is already running in this process (one Gru per "
@@ -160,7 +160,7 @@ class ActorSystem:
             except BaseException:
                 system._teardown(time.monotonic() + shutdown_timeout)
                 raise
-            cls._current = system
+            RunningHost.host = system
         _shutdown_at_exit(system)
         if handle_signals:
             system._install_signal_handlers()
@@ -174,7 +174,7 @@ class ActorSystem:
         log_rotation: str | int, log_retention: str | int, log_diagnose: bool,
         hooks: Iterable[Hooks],
     ) -> None:
-        from ._logs import LoggingHooks, LogSetup
+        from minions_actors.observability.logs import LoggingHooks, LogSetup
 
         self._logs = LogSetup(
             logger=logger, log_sinks=tuple(log_sinks), file_logs=file_logs,
@@ -184,32 +184,33 @@ class ActorSystem:
         )
         self._logs.install()
         self._log = self._logs.log
+        self.hooks.on_error = self._hook_failed
         self.hooks.add(LoggingHooks(self._logs.log))
         for hook in hooks:
             self.hooks.add(hook)
-        from ._sqlite_writer import use_store_logger
+        from minions_actors.persistence.writer import use_store_logger
 
         use_store_logger(self._logs.log)  # store records carry the app's bound fields too
         if state_store is not None:
-            from .persistence import open_state_store
+            from minions_actors.persistence import open_state_store
 
             self.store = open_state_store(state_store)
         self._open_workflow_store()
         if metrics_port is not None:
-            from .metrics import MetricsHooks
+            from minions_actors.observability.metrics import MetricsHooks
 
             metrics = MetricsHooks(self, host=metrics_host, port=metrics_port)
             metrics.start()
             self.metrics = metrics
             self.hooks.hooks.insert(0, metrics)
-        self._accepting = True
+        self._accepts = True
         gru = Cell(self, None, Gru, (), {}, "gru", "permanent", strategy=strategy)
         self._gru = gru
         gru.thread.start()
 
     def _open_workflow_store(self) -> None:
         """Workflows live in the state store when it supports them, else in memory."""
-        from .persistence import InMemoryStateStore, supports_workflows
+        from minions_actors.persistence import InMemoryStateStore, supports_workflows
 
         store = self.store
         self.workflow_store = store if store is not None and supports_workflows(store) \
@@ -231,7 +232,7 @@ class ActorSystem:
     @classmethod
     def current(cls) -> ActorSystem | None:
         """The running system of this process, or None."""
-        system = cls._current
+        system = cast("ActorSystem | None", RunningHost.host)
         if system is None or system._stopped.is_set():
             return None
         return system
@@ -317,14 +318,14 @@ class ActorSystem:
     def workflows(self, status: str | Iterable[str] | None = None,
                   minion: str | None = None) -> list[WorkflowInfo]:
         """Workflows in the store (``status``: running, completed, aborted, failed)."""
-        from .workflows import WorkflowInfo
+        from minions_actors.workflows import WorkflowInfo
 
         return [WorkflowInfo.of(r)
                 for r in self.workflow_store.workflows(minion_path=minion, status=status)]
 
     def workflow(self, workflow_id: str) -> WorkflowInfo | None:
         """One workflow by id, or None."""
-        from .workflows import WorkflowInfo
+        from minions_actors.workflows import WorkflowInfo
 
         rec = self.workflow_store.get_workflow(workflow_id)
         return WorkflowInfo.of(rec) if rec is not None else None
@@ -339,9 +340,7 @@ class ActorSystem:
         unknown id or when called by the minion that runs it (its steps need that thread),
         and :class:`~minions_actors.SystemNotRunning` when the system shuts down first.
         """
-        from ._cell import _current
-
-        caller = getattr(_current, "cell", None)
+        caller = current_cell()
 
         def read() -> WorkflowInfo | None:
             info = self.workflow(workflow_id)
@@ -395,7 +394,7 @@ class ActorSystem:
     # ================================================================== lifecycle
     @property
     def running(self) -> bool:
-        return not self._stopped.is_set() and not self._shutdown_started
+        return not self._stopped.is_set() and not self._shutting_down
 
     @property
     def exit_code(self) -> int:
@@ -442,20 +441,18 @@ class ActorSystem:
     @staticmethod
     def _on_minion_thread() -> bool:
         """True on a minion's own thread (a thread-local: no lock, safe in a signal handler)."""
-        from ._cell import _current
-
-        return getattr(_current, "cell", None) is not None
+        return current_cell() is not None
 
     def _shutdown_in_background(self, timeout: float) -> None:
         def run() -> None:
-            from ._signals import block_shutdown_signals
+            from minions_actors.support.signals import block_shutdown_signals
 
             block_shutdown_signals()  # a second signal must reach the main thread
             self._do_shutdown(timeout)
 
         threading.Thread(target=run, name="minions-shutdown", daemon=False).start()
 
-    def _root_failed(self, exc: BaseException | None) -> None:
+    def root_failed(self, exc: BaseException | None) -> None:
         """Gru gave up (escalation) or exited: shut the system down with that status."""
         if exc is not None and self.failure is None:
             self.failure = exc
@@ -467,8 +464,8 @@ class ActorSystem:
         caller that is not a minion records its thread, so a nested call from that thread
         (a signal handler interrupting it) does not wait for itself."""
         with self._shutdown_lock:
-            first = not self._shutdown_started
-            self._shutdown_started = True
+            first = not self._shutting_down
+            self._shutting_down = True
             if first and not self._on_minion_thread():
                 self._shutdown_owner = threading.get_ident()
         return first
@@ -478,9 +475,16 @@ class ActorSystem:
         self.hooks.system_stopping(self, self.failure)
         self._teardown(deadline)
 
+    def _hook_failed(self, hook_name: str, observer: Hooks, exc: BaseException) -> None:
+        """A hook raised: log it with the hook's and the observer's names (never swallow)."""
+        if self._log is not None:
+            self._log.opt(exception=exc).error(
+                "hook {} of observer {} raised {}: {}", hook_name, type(observer).__name__,
+                type(exc).__name__, exc)
+
     def _teardown(self, deadline: float) -> None:
         """Reverse of start; tolerant of a partial start."""
-        self._accepting = False
+        self._accepts = False
         gru = self._gru
         self._stop_minions(gru, deadline)
         self.timer.close(max(0.1, deadline - time.monotonic()))
@@ -494,12 +498,12 @@ class ActorSystem:
         self.hooks.system_stopped(self, self.failure)
         if self._logs is not None:
             self._logs.close()
-        from ._sqlite_writer import use_store_logger
+        from minions_actors.persistence.writer import use_store_logger
 
         use_store_logger(None)
         with ActorSystem._lock:
-            if ActorSystem._current is self:
-                ActorSystem._current = None
+            if RunningHost.host is self:
+                RunningHost.host = None
         self._stopped.set()
 
     def _close_store(self, gru: Cell | None, deadline: float) -> None:
@@ -513,7 +517,7 @@ class ActorSystem:
             self._report_store_fault(gru, exc)
         lost = getattr(self.store.stats(), "lost", 0)
         if lost:
-            from .errors import StateStoreError
+            from minions_actors.errors import StateStoreError
 
             self._clean = False
             self._report_store_fault(gru, StateStoreError(
@@ -553,7 +557,7 @@ class ActorSystem:
             stuck.append(gru)  # only when no minion holds it up
         if stuck:
             self._clean = False
-            from .errors import MinionsError
+            from minions_actors.errors import MinionsError
 
             for cell in stuck:
                 self.hooks.lifecycle_error(
@@ -582,7 +586,7 @@ class ActorSystem:
 
     def _signal_loop(self, read_fd: int) -> None:
         """Wait for a signal byte; start the graceful shutdown, or quit on b"q"."""
-        from ._signals import block_shutdown_signals
+        from minions_actors.support.signals import block_shutdown_signals
 
         block_shutdown_signals()
         try:
@@ -635,23 +639,33 @@ class ActorSystem:
     # ================================================================== internals
     def _root(self) -> Cell:
         gru = self._gru
-        if gru is None or not self._accepting:
+        if gru is None or not self._accepts:
             raise SystemNotRunning(
                 "the ActorSystem is shut down; start a new one with ActorSystem.start()"
             )
         return gru
 
-    def _check_accepting(self) -> None:
-        if not self._accepting:
+    @property
+    def accepting(self) -> bool:
+        """True while new minions are accepted (part of the cells' host interface)."""
+        return self._accepts
+
+    @property
+    def shutdown_started(self) -> bool:
+        """True once shutdown began (part of the cells' host interface)."""
+        return self._shutting_down
+
+    def check_accepting(self) -> None:
+        if not self._accepts:
             raise SystemNotRunning(
                 "the ActorSystem is shutting down and accepts no new minions"
             )
 
-    def _register(self, cell: Cell) -> None:
+    def register_cell(self, cell: Cell) -> None:
         with self._cells_lock:
             self._cells[cell] = None
 
-    def _unregister(self, cell: Cell) -> None:
+    def unregister_cell(self, cell: Cell) -> None:
         with self._cells_lock:
             self._cells.pop(cell, None)
 

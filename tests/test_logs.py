@@ -13,7 +13,7 @@ import pytest
 from loguru import logger
 from loguru._logger import Core, Logger  # private: the only way to get an isolated core
 
-from minions_actors._logs import GRU_CLASS, GRU_PATH, LoggingHooks, LogSetup
+from minions_actors.observability.logs import GRU_CLASS, GRU_PATH, LoggingHooks, LogSetup
 
 
 @dataclass

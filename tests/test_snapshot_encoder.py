@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from minions_actors import _snapshots
+from minions_actors.runtime import snapshots as _snapshots
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,8 @@ import sys
 sys.modules["_json"] = None  # a Python without the C accelerator: json.encoder falls back
 import json.encoder
 assert json.encoder.c_make_encoder is None
-from minions_actors import ActorSystem, Minion, _snapshots
+from minions_actors import ActorSystem, Minion
+from minions_actors.runtime import snapshots as _snapshots
 assert _snapshots._encode.__qualname__ == "JSONEncoder.encode", _snapshots._encode
 
 class Notes(Minion):

@@ -18,7 +18,6 @@ import pytest
 from loguru import logger
 
 from minions_actors import persistence
-from minions_actors._inspect import render_inspect
 from minions_actors.errors import (
     StateStoreClosed,
     StateStoreCorrupt,
@@ -27,6 +26,7 @@ from minions_actors.errors import (
     StateStoreLocked,
     StateStoreReadOnly,
 )
+from minions_actors.ops.inspect import render_inspect
 from minions_actors.persistence import (
     InMemoryStateStore,
     SQLiteStateStore,
@@ -228,7 +228,8 @@ def test_appended_migration_upgrades_existing_file(
     def m_next(database: Any) -> None:
         database.table("future_things").create({"id": str, "data": str}, pk="id")
 
-    monkeypatch.setattr(persistence, "MIGRATIONS", [*persistence.MIGRATIONS, m_next])
+    # the list lives in persistence.schema (re-exported as persistence.MIGRATIONS)
+    monkeypatch.setattr(persistence.schema, "MIGRATIONS", [*persistence.MIGRATIONS, m_next])
     with SQLiteStateStore(db) as s:
         assert s.schema_found == current
         assert s.load("keep") == '{"k": 1}'

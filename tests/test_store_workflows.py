@@ -20,18 +20,18 @@ from loguru import logger
 from sqlite_utils import Database
 
 from minions_actors import persistence
-from minions_actors._inspect import (
-    discard_workflow_in_file,
-    render_inspect,
-    render_workflows,
-    retry_workflow_in_file,
-)
 from minions_actors.errors import (
     StateStoreClosed,
     StateStoreError,
     StateStoreLocked,
     WorkflowRecordNotFound,
     WorkflowStatusConflict,
+)
+from minions_actors.ops.inspect import (
+    discard_workflow_in_file,
+    render_inspect,
+    render_workflows,
+    retry_workflow_in_file,
 )
 from minions_actors.persistence import (
     InMemoryStateStore,

@@ -22,8 +22,8 @@ import functools
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
-from minions_actors.errors import MinionsError
-from minions_actors.supervision import Backoff
+from minions_actors.errors import ResourceError, ResourceUnavailable
+from minions_actors.runtime.supervision import Backoff
 
 if TYPE_CHECKING:
     from minions_actors.resources.registry import Entry
@@ -31,15 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Resource", "ResourceError", "ResourceUnavailable", "uses"]
 
 R = TypeVar("R")
-
-
-class ResourceError(MinionsError):
-    """A resource is not registered, or could not be opened: the minions that need it do
-    not start (a crash in phase ``init``, handled by their supervisor's strategy)."""
-
-
-class ResourceUnavailable(ResourceError):
-    """A call reached a resource that is closed, or reopening after a failed health check."""
 
 
 class Resource:

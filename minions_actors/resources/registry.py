@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from minions_actors._hooks import Hooks
+from minions_actors.observability.hooks import Hooks
 from minions_actors.resources import (
     Handle,
     Resource,

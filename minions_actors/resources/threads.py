@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from minions_actors._signals import block_shutdown_signals
+from minions_actors.support.signals import block_shutdown_signals
 
 
 def run_bounded(fn: Callable[[], Any], timeout: float, name: str) -> BaseException | None:

@@ -1,16 +1,4 @@
-"""State stores: where persistent minions' snapshots live between messages and processes.
-
-:class:`SQLiteStateStore` (the default, file ``minions.db``) keeps one row per minion path with
-its newest JSON snapshot. Saving only puts the snapshot in a dict under a lock; one writer
-thread commits the dict in batches (WAL, group commit), so a minion that changes state on
-every message costs one dict assignment per message, and 1,000 saves of one path within a
-batch window are written once. :class:`InMemoryStateStore` has the same protocol for tests.
-Snapshots are JSON text only: nothing read from the database is ever unpickled or evaluated.
-
-Both stores also keep durable workflow records (:class:`WorkflowRecord`, the optional
-:class:`WorkflowStore` part of the protocol): ``save_workflow`` goes through the same writer
-and batches as snapshots and calls ``on_durable`` once the record is committed.
-"""
+"""The default state store: one SQLite file, one writer thread, batched transactions."""
 
 from __future__ import annotations
 
@@ -21,387 +9,56 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from ._quarantine import (
+from minions_actors.errors import (
+    StateStoreClosed,
+    StateStoreError,
+    StateStoreReadOnly,
+    StateStoreWriteFailed,
+)
+from minions_actors.persistence.quarantine import (
     QUARANTINE_TABLE,
     SELECT_QUARANTINED,
     QuarantinedSnapshot,
     insert_quarantined,
     select_quarantined,
 )
-from ._sqlite_writer import (
+from minions_actors.persistence.records import (
+    StoredMinion,
+    StoreStats,
+    WorkflowRecord,
+    _check_text,
+    _prunable,
+    _size,
+    _status_set,
+    _utc,
+    _wf_accept,
+    _wf_clone,
+    _wf_matches,
+    _wf_sorted,
+)
+from minions_actors.persistence.schema import _migrate
+from minions_actors.persistence.store_file import OPEN_CHECKS, OpenCheck, OwnerLock, check_pages
+from minions_actors.persistence.writer import (
     SNAPSHOT_TABLE,
     WORKFLOW_COLUMNS,
     WORKFLOW_TABLE,
     Entry,
     SnapshotWriter,
     WriteQueue,
+    _call_inline,
     classify_sqlite_error,
     immediate_transaction,
     store_log,
 )
-from ._store_file import OPEN_CHECKS, OpenCheck, OwnerLock, check_pages
-from .errors import (
-    StateStoreClosed,
-    StateStoreError,
-    StateStoreReadOnly,
-    StateStoreWriteFailed,
-)
-
-__all__ = [
-    "FINISHED_STATUSES",
-    "MIGRATIONS",
-    "SNAPSHOT_TABLE",
-    "WORKFLOW_STATUSES",
-    "WORKFLOW_TABLE",
-    "InMemoryStateStore",
-    "Migration",
-    "QuarantinedSnapshot",
-    "SQLiteStateStore",
-    "StateStore",
-    "StoreStats",
-    "StoredMinion",
-    "WorkflowRecord",
-    "WorkflowStore",
-    "open_state_store",
-    "schema_version",
-    "supports_workflows",
-]
-
 
 Durability = Literal["batched", "sync"]
 
-
-# ---------------------------------------------------------------------------- data types
-@dataclass(frozen=True)
-class StoredMinion:
-    """One stored snapshot as listed by :meth:`StateStore.stored` (no state, just metadata)."""
-
-    path: str
-    minion_class: str
-    size_bytes: int
-    updated_at: datetime  # timezone-aware, UTC
-
-
-@dataclass(frozen=True)
-class StoreStats:
-    """Cumulative counters of a store, read by the Prometheus collector at scrape time."""
-
-    rows_written: int = 0  # snapshot rows written or deleted
-    batches: int = 0  # committed write transactions
-    batch_seconds_sum: float = 0.0  # time spent committing them
-    write_errors: int = 0  # failed write attempts (each is retried)
-    pending: int = 0  # snapshots accepted but not yet committed (queue depth)
-    last_error: str | None = None  # message of the current failure streak, None when healthy
-    lost: int = 0  # snapshots and workflow records dropped because close() timed out
-    workflow_rows_written: int = 0  # workflow rows written or deleted (prune included)
-
-
-#: Every status a workflow record can have; all but "running" are final.
-WORKFLOW_STATUSES = ("running", "completed", "aborted", "failed")
-#: The final statuses: a record with one of them is finished (``finished_at`` is set).
-FINISHED_STATUSES = frozenset({"completed", "aborted", "failed"})
-
-
-@dataclass
-class WorkflowRecord:
-    """One durable workflow: which minion runs it, where it is, and its JSON context.
-
-    ``next_step`` is the index of the step to run next (``step_name`` its name, None once
-    completed); ``context_json`` is JSON text. Times are ``time.time()`` seconds. Stores
-    copy the record at save time, so the caller may keep mutating its object.
-    """
-
-    workflow_id: str
-    minion_path: str
-    minion_class: str
-    workflow_name: str
-    status: str  # running | completed | aborted | failed
-    next_step: int
-    step_name: str | None
-    context_json: str
-    attempts: int = 0
-    error: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    finished_at: float | None = None
-
-    @property
-    def finished(self) -> bool:
-        """True for completed, aborted and failed records."""
-        return self.status in FINISHED_STATUSES
-
-
-def _wf_clone(r: WorkflowRecord) -> WorkflowRecord:
-    """A field-for-field copy (4x faster than ``dataclasses.replace``)."""
-    return WorkflowRecord(
-        r.workflow_id,
-        r.minion_path,
-        r.minion_class,
-        r.workflow_name,
-        r.status,
-        r.next_step,
-        r.step_name,
-        r.context_json,
-        r.attempts,
-        r.error,
-        r.created_at,
-        r.updated_at,
-        r.finished_at,
-    )
-
-
-def _wf_accept(r: WorkflowRecord) -> WorkflowRecord:
-    """Check a record given to ``save_workflow`` and return the private copy to store.
-
-    Fills what the caller left at its default: ``created_at``/``updated_at`` of 0.0 become
-    now, and a finished record without ``finished_at`` gets its ``updated_at``.
-    """
-    if not isinstance(r, WorkflowRecord):
-        raise TypeError(f"save_workflow takes a WorkflowRecord, got {type(r).__name__}")
-    if not isinstance(r.workflow_id, str) or not r.workflow_id:
-        raise ValueError(f"workflow_id must be a non-empty str, got {r.workflow_id!r}")
-    if r.status not in WORKFLOW_STATUSES:
-        raise ValueError(
-            f"workflow {r.workflow_id!r}: status must be one of {', '.join(WORKFLOW_STATUSES)}; "
-            f"got {r.status!r}"
-        )
-    if not isinstance(r.context_json, str):
-        raise TypeError(
-            f"context_json of workflow {r.workflow_id!r} must be JSON text (str), "
-            f"got {type(r.context_json).__name__}"
-        )
-    c = _wf_clone(r)
-    if not c.created_at or not c.updated_at:
-        now = time.time()
-        c.created_at = c.created_at or now
-        c.updated_at = c.updated_at or now
-    if c.finished_at is None and c.status in FINISHED_STATUSES:
-        c.finished_at = c.updated_at
-    return c
-
-
-def _status_set(status: str | Iterable[str] | None) -> frozenset[str] | None:
-    """Normalise a ``status`` filter; unknown names are a ValueError (likely a typo)."""
-    if status is None:
-        return None
-    wanted = frozenset((status,) if isinstance(status, str) else status)
-    unknown = wanted.difference(WORKFLOW_STATUSES)
-    if unknown:
-        raise ValueError(
-            f"unknown workflow status {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(WORKFLOW_STATUSES)}"
-        )
-    return wanted
-
-
-def _wf_matches(
-    r: WorkflowRecord, minion_path: str | None, statuses: frozenset[str] | None
-) -> bool:
-    return (minion_path is None or r.minion_path == minion_path) and (
-        statuses is None or r.status in statuses
-    )
-
-
-def _prunable(r: WorkflowRecord, before: float, statuses: frozenset[str]) -> bool:
-    return r.status in statuses and r.finished_at is not None and r.finished_at < before
-
-
-def _wf_sorted(records: Iterable[WorkflowRecord]) -> list[WorkflowRecord]:
-    return sorted(records, key=lambda r: (r.created_at, r.workflow_id))
-
-
-def _call_inline(on_durable: Callable[[], None] | None) -> None:
-    """Sync and in-memory stores call ``on_durable`` on the saving thread; bugs are logged."""
-    if on_durable is None:
-        return
-    try:
-        on_durable()
-    except Exception:
-        store_log.current.exception("state store on_durable callback {!r} raised", on_durable)
-
-
-@runtime_checkable
-class StateStore(Protocol):
-    """What the runtime needs from a store; implement it to bring your own (e.g. Postgres).
-
-    ``save`` is called on the minion's own thread after every message that changed state,
-    so it must be cheap; durability is promised only after ``flush`` returns True.
-    """
-
-    def load(self, path: str) -> str | None:
-        """Newest snapshot JSON text for a minion path (including unflushed saves), or None."""
-        ...
-
-    def save(self, path: str, minion_class: str, state_json: str) -> None:
-        """Accept a new snapshot for ``path``; replaces any earlier one."""
-        ...
-
-    def delete(self, path: str) -> None:
-        """Forget the snapshot of ``path`` (no error if there is none)."""
-        ...
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every accepted save is durable; False if ``timeout`` passed first."""
-        ...
-
-    def close(self, timeout: float | None = None) -> None:
-        """Flush, release threads and files; idempotent."""
-        ...
-
-    def stored(self) -> list[StoredMinion]:
-        """Metadata of every stored snapshot, sorted by path."""
-        ...
-
-    def stats(self) -> StoreStats:
-        """Cumulative counters for metrics."""
-        ...
-
-
-@runtime_checkable
-class WorkflowStore(Protocol):
-    """The optional workflow part of a store (both built-in stores implement it).
-
-    ``save_workflow`` is called on the minion's thread at every checkpoint, so it must be
-    cheap; ``on_durable`` must be called exactly once, after the record (or a newer save of
-    the same id) is durable, unless the store is closed while its writes keep failing.
-    Reads see every accepted save, also ones not yet written.
-    """
-
-    def save_workflow(
-        self, record: WorkflowRecord, on_durable: Callable[[], None] | None = None
-    ) -> None:
-        """Accept a copy of ``record`` (replaces the one with the same id)."""
-        ...
-
-    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
-        """The newest record with this id (a copy), or None."""
-        ...
-
-    def workflows(
-        self, minion_path: str | None = None, status: str | Iterable[str] | None = None
-    ) -> list[WorkflowRecord]:
-        """Records matching both filters (None: any), ordered by ``created_at``."""
-        ...
-
-    def delete_workflow(self, workflow_id: str) -> bool:
-        """Forget a record; True if it existed."""
-        ...
-
-    def prune_workflows(
-        self, finished_before: float, statuses: Iterable[str] = ("completed",)
-    ) -> int:
-        """Delete records with one of ``statuses`` finished before that time; the count."""
-        ...
-
-
-def supports_workflows(store: object) -> bool:
-    """True when ``store`` implements the :class:`WorkflowStore` methods."""
-    return isinstance(store, WorkflowStore)
-
-
-# ---------------------------------------------------------------------------- schema
-#: A migration gets the open database inside the migration transaction and changes the schema.
-Migration = Callable[[Database], None]
-
-
-def _m1_minion_snapshots(db: Database) -> None:
-    """Schema 1: one row per persistent minion holding its newest JSON snapshot."""
-    db.table(SNAPSHOT_TABLE).create(
-        {
-            "path": str,
-            "minion_class": str,
-            "state_json": str,
-            "size_bytes": int,
-            "updated_at": float,  # unix time, seconds
-        },
-        pk="path",
-        not_null={"minion_class", "state_json", "size_bytes", "updated_at"},
-        if_not_exists=True,
-    )
-
-
-def _m2_workflows(db: Database) -> None:
-    """Schema 2: one row per durable workflow, with its checkpoint (next step, context)."""
-    db.execute(
-        f"""CREATE TABLE IF NOT EXISTS {WORKFLOW_TABLE} (
-            workflow_id   TEXT PRIMARY KEY,
-            minion_path   TEXT NOT NULL,
-            minion_class  TEXT NOT NULL,
-            workflow_name TEXT NOT NULL,
-            status        TEXT NOT NULL,
-            next_step     INTEGER NOT NULL,
-            step_name     TEXT,
-            context_json  TEXT NOT NULL,
-            attempts      INTEGER NOT NULL DEFAULT 0,
-            error         TEXT,
-            created_at    REAL NOT NULL,
-            updated_at    REAL NOT NULL,
-            finished_at   REAL
-        )"""
-    )
-    db.execute(
-        f"CREATE INDEX IF NOT EXISTS idx_workflows_minion_status "
-        f"ON {WORKFLOW_TABLE} (minion_path, status)"
-    )
-    db.execute(
-        f"CREATE INDEX IF NOT EXISTS idx_workflows_status_finished "
-        f"ON {WORKFLOW_TABLE} (status, finished_at)"
-    )
-
-
-#: Applied in order; migration ``i`` (1-based) brings the file to ``PRAGMA user_version = i``.
-#: Add a new schema by appending a function: never edit or reorder the existing ones.
-MIGRATIONS: list[Migration] = [_m1_minion_snapshots, _m2_workflows]
-
-
-def schema_version() -> int:
-    """The schema version this code writes (the number of known migrations)."""
-    return len(MIGRATIONS)
-
-
-def _migrate(db: Database, db_path: str) -> int:
-    """Bring the file to the newest schema in one transaction; returns the version found.
-
-    Always writes ``user_version`` so that a file we cannot write fails here, at open,
-    rather than later in the writer thread.
-    """
-    conn: sqlite3.Connection = db.conn
-    with immediate_transaction(conn):
-        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        latest = schema_version()
-        if found > latest:
-            raise StateStoreError(
-                f"state store {db_path!r} has schema version {found}, newer than this "
-                f"minions_actors knows ({latest}): upgrade minions_actors or use another file."
-            )
-        for number in range(found + 1, latest + 1):
-            MIGRATIONS[number - 1](db)
-        if found == 0:  # a new file: creating is not migrating, nothing to tell the operator
-            store_log.current.debug(
-                "state store {!r}: created with schema version {}", db_path, latest
-            )
-        elif found < latest:
-            store_log.current.info(
-                "state store {!r}: migrated schema from version {} to {}", db_path, found, latest
-            )
-        conn.execute(f"PRAGMA user_version = {latest}")
-    return found
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-def _size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 _WF_SELECT = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE}"
@@ -409,13 +66,6 @@ _WF_SELECT = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE}"
 
 def _wf_row(row: tuple[Any, ...]) -> WorkflowRecord:
     return WorkflowRecord(*row)
-
-
-def _check_text(path: str, state_json: str) -> None:
-    if not isinstance(state_json, str):
-        raise TypeError(
-            f"state_json for {path!r} must be JSON text (str), got {type(state_json).__name__}"
-        )
 
 
 # ---------------------------------------------------------------------------- SQLite store
@@ -1037,163 +687,3 @@ class SQLiteStateStore:
         )
 
 
-# ---------------------------------------------------------------------------- memory store
-class InMemoryStateStore:
-    """A dict behind the :class:`StateStore` protocol, for tests: no threads, no files.
-
-    Every save is "durable" at once. ``close`` only marks it closed and keeps the data, so
-    one instance can back several systems one after the other (a simulated restart).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._data: dict[str, Entry] = {}
-        self._rows = 0
-        self._wf: dict[str, WorkflowRecord] = {}
-        self._wf_rows = 0
-        self._quarantined: list[QuarantinedSnapshot] = []
-        self.closed = False
-
-    def load(self, path: str) -> str | None:
-        """Newest snapshot of ``path`` or None."""
-        entry = self._data.get(path)
-        return None if entry is None else entry[1]
-
-    def load_many(self, paths: Iterable[str]) -> dict[str, str]:
-        """Snapshots of the given paths that exist."""
-        data = self._data
-        found = ((p, data.get(p)) for p in paths)
-        return {p: e[1] for p, e in found if e is not None}
-
-    def load_all(self) -> dict[str, str]:
-        """Every snapshot as ``{path: state_json}``."""
-        with self._lock:
-            items = list(self._data.items())
-        return {p: e[1] for p, e in items}
-
-    def save(self, path: str, minion_class: str, state_json: str) -> None:
-        """Store the snapshot (replaces the previous one)."""
-        _check_text(path, state_json)
-        with self._lock:
-            self._data[path] = (minion_class, state_json, time.time())
-            self._rows += 1
-
-    def delete(self, path: str) -> None:
-        """Forget ``path``'s snapshot."""
-        with self._lock:
-            if self._data.pop(path, None) is not None:
-                self._rows += 1
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Always True: there is nothing to wait for."""
-        return True
-
-    def quarantine(self, path: str, error: str) -> bool:
-        """Move ``path``'s snapshot to the quarantine list; True if there was one."""
-        with self._lock:
-            entry = self._data.pop(path, None)
-            if entry is None:
-                return False
-            self._rows += 1
-            self._quarantined.append(
-                QuarantinedSnapshot(path, entry[0], entry[1], error, _utc(time.time()))
-            )
-        return True
-
-    def quarantined(self) -> list[QuarantinedSnapshot]:
-        """Every quarantined snapshot, oldest first."""
-        with self._lock:
-            return list(self._quarantined)
-
-    def close(self, timeout: float | None = None) -> None:
-        """Mark closed; the data stays readable and writable."""
-        self.closed = True
-
-    def stored(self) -> list[StoredMinion]:
-        """Metadata of every snapshot, sorted by path."""
-        with self._lock:
-            items = sorted(self._data.items())
-        return [
-            StoredMinion(path=p, minion_class=e[0], size_bytes=_size(e[1]), updated_at=_utc(e[2]))
-            for p, e in items
-        ]
-
-    def stats(self) -> StoreStats:
-        """Counters in the same shape as the SQLite store's (each save is one batch)."""
-        return StoreStats(
-            rows_written=self._rows,
-            batches=self._rows + self._wf_rows,
-            workflow_rows_written=self._wf_rows,
-        )
-
-    # ------------------------------------------------------------------ workflows
-    def save_workflow(
-        self, record: WorkflowRecord, on_durable: Callable[[], None] | None = None
-    ) -> None:
-        """Store a copy of ``record``, then call ``on_durable`` on this thread."""
-        rec = _wf_accept(record)
-        with self._lock:
-            self._wf[rec.workflow_id] = rec
-            self._wf_rows += 1
-        _call_inline(on_durable)
-
-    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
-        """A copy of the record, or None."""
-        rec = self._wf.get(workflow_id)
-        return None if rec is None else _wf_clone(rec)
-
-    def workflows(
-        self, minion_path: str | None = None, status: str | Iterable[str] | None = None
-    ) -> list[WorkflowRecord]:
-        """Copies of the records matching both filters, ordered by ``created_at``."""
-        statuses = _status_set(status)
-        with self._lock:
-            found = [
-                _wf_clone(r) for r in self._wf.values() if _wf_matches(r, minion_path, statuses)
-            ]
-        return _wf_sorted(found)
-
-    def delete_workflow(self, workflow_id: str) -> bool:
-        """Forget a record; True if it existed."""
-        with self._lock:
-            existed = self._wf.pop(workflow_id, None) is not None
-            self._wf_rows += existed
-        return existed
-
-    def prune_workflows(
-        self, finished_before: float, statuses: Iterable[str] = ("completed",)
-    ) -> int:
-        """Delete records with one of ``statuses`` finished before that time; the count."""
-        wanted = _status_set(statuses) or frozenset()
-        with self._lock:
-            gone = [w for w, r in self._wf.items() if _prunable(r, finished_before, wanted)]
-            for wid in gone:
-                del self._wf[wid]
-            self._wf_rows += len(gone)
-        return len(gone)
-
-    def __repr__(self) -> str:
-        return f"InMemoryStateStore({len(self._data)} snapshots, {len(self._wf)} workflows)"
-
-
-# ---------------------------------------------------------------------------- factory
-def open_state_store(spec: object) -> StateStore | None:
-    """Turn ``ActorSystem.start(state_store=...)`` into a store.
-
-    A path (str or os.PathLike) opens a :class:`SQLiteStateStore`; a store instance is
-    returned as is; None means a stateless run.
-    """
-    if spec is None:
-        return None
-    if isinstance(spec, (str, os.PathLike)):
-        path: Any = os.fspath(spec)
-        if not isinstance(path, str) or not path:
-            raise TypeError(f"state_store path must be a non-empty str path, got {spec!r}")
-        return SQLiteStateStore(path)
-    if isinstance(spec, StateStore):
-        return spec
-    raise TypeError(
-        "state_store must be a file path (str or os.PathLike) for a SQLite store, an object "
-        "implementing the StateStore protocol (load, save, delete, flush, close, stored, "
-        f"stats), or None for no persistence; got {type(spec).__name__}: {spec!r}"
-    )

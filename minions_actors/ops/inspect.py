@@ -21,21 +21,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._sqlite_writer import (
+from minions_actors.errors import (
+    StateStoreCorrupt,
+    StateStoreError,
+    WorkflowRecordNotFound,
+    WorkflowStatusConflict,
+)
+from minions_actors.persistence.records import WORKFLOW_STATUSES, WorkflowRecord, _status_set
+from minions_actors.persistence.store_file import read_only_connection
+from minions_actors.persistence.writer import (
     SNAPSHOT_TABLE,
     WORKFLOW_COLUMNS,
     WORKFLOW_TABLE,
     classify_sqlite_error,
     immediate_transaction,
 )
-from ._store_file import read_only_connection
-from .errors import (
-    StateStoreCorrupt,
-    StateStoreError,
-    WorkflowRecordNotFound,
-    WorkflowStatusConflict,
-)
-from .persistence import WORKFLOW_STATUSES, WorkflowRecord, _status_set
 
 __all__ = [
     "discard_workflow_in_file",
@@ -316,7 +316,7 @@ def render_workflows(
 def workflow_json(rec: WorkflowRecord, context: bool = False) -> dict[str, Any]:
     """One workflow as the JSON object the CLI prints: :class:`WorkflowInfo`'s fields
     (``context`` only when asked: it holds application data)."""
-    from .workflows import WorkflowInfo
+    from minions_actors.workflows import WorkflowInfo
 
     info = dataclasses.asdict(WorkflowInfo.of(rec))
     if not context:

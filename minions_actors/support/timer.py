@@ -37,7 +37,7 @@ class Timer:
             self._cond.notify()
 
     def _run(self) -> None:
-        from ._signals import block_shutdown_signals
+        from minions_actors.support.signals import block_shutdown_signals
 
         block_shutdown_signals()
         while True:

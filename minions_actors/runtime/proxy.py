@@ -16,9 +16,9 @@ import pykka
 from pykka._introspection import introspect_attrs
 
 if TYPE_CHECKING:
-    from ._cell import Cell
-    from .minion import Minion
-    from .ref import MinionRef
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.minion import Minion
+    from minions_actors.runtime.ref import MinionRef
 
 M = TypeVar("M", bound="Minion")
 

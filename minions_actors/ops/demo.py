@@ -13,9 +13,9 @@ import threading
 import urllib.request
 from typing import Any
 
-from .minion import Minion
-from .supervision import OneForAll
-from .system import ActorSystem
+from minions_actors.runtime.minion import Minion
+from minions_actors.runtime.supervision import OneForAll
+from minions_actors.system import ActorSystem
 
 
 class Ledger(Minion):
@@ -100,8 +100,8 @@ def run_demo(
     forever: bool = False,
 ) -> int:
     """Run the demo and return the process exit code (3 when it cannot start)."""
-    from ._cli import EXIT_START_FAILED
-    from .errors import MetricsPortInUse, MinionsError
+    from minions_actors.errors import MetricsPortInUse, MinionsError
+    from minions_actors.ops.cli import EXIT_START_FAILED
 
     try:
         system = ActorSystem.start(state_store=db, metrics_port=metrics_port, log_dir=log_dir,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import itertools
 import queue
 import threading
@@ -25,46 +24,57 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
-from . import _messages as m
-from ._mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
-from ._signals import block_shutdown_signals
-from ._snapshots import Snapshotter, is_persistent
-from .errors import (
+from minions_actors.errors import (
     DuplicateName,
     MailboxFull,
-    MinionsError,
     MinionStopped,
-    SpawnError,
     StateStoreError,
     StateStoreWriteFailed,
-    SupervisorGaveUp,
     SystemNotRunning,
-)
-from .supervision import RestartIntensity, RestartType, Strategy, check_restart_type, should_restart
-from .workflows import (
-    RunStep,
-    StartWorkflow,
     WorkflowError,
-    WorkflowRunner,
-    unknown_workflow,
-    workflows_of,
 )
+from minions_actors.observability.hooks import (
+    PHASE_INIT,
+    PHASE_MESSAGE,
+    PHASE_ON_START,
+    PHASE_RESTORE,
+    PHASE_RUNTIME,
+    PHASE_SNAPSHOT,
+)
+from minions_actors.runtime import messages as m
+from minions_actors.runtime import supervisor
+from minions_actors.runtime.extensions import CellWorkflows, Extensions
+from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
+from minions_actors.runtime.snapshots import Snapshotter, is_persistent
+from minions_actors.runtime.spawning import check_spawn
+from minions_actors.runtime.supervision import (
+    History,
+    RestartType,
+    Strategy,
+)
+from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
-    from ._hooks import Hooks
-    from .minion import Minion
-    from .ref import MinionRef
-    from .system import ActorSystem
+    from minions_actors.observability.hooks import Hooks
+    from minions_actors.runtime.host import Host
+    from minions_actors.runtime.minion import Minion
+    from minions_actors.runtime.ref import MinionRef
 
 _NOTHING: Any = object()
 _SPECIAL = frozenset({m.Ask, WakeUp, ProxyCall, ProxyGetAttr, ProxySetAttr, m.StopRequest,
-                      m.ExitRequest, RunStep, StartWorkflow})
+                      m.ExitRequest, m.RunStep, m.StartWorkflow})
 _PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 # A StartWorkflow ask that fails with these is refused (the asker gets the error); the
 # minion did nothing wrong and does not crash.
 _REFUSED_START = (WorkflowError, StateStoreError)
 _anonymous = itertools.count(1)
 _current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
+
+
+def current_cell() -> Cell | None:
+    """The cell whose thread this is, or None outside minions' threads (a thread-local:
+    no lock, safe in a signal handler)."""
+    return getattr(_current, "cell", None)
 _cell_ids = itertools.count(1)
 # urns have pykka's shape (uuid4 URNs): a random prefix per process, then a counter that
 # makes each cell unique (no os.urandom call per spawn)
@@ -72,16 +82,12 @@ _URN_PREFIX = uuid.uuid4().urn[:-12]
 _COND_LOCK = threading.Lock()
 _DEAD_LETTER_LOCK = threading.Lock()  # dead letters are counted from any thread, rarely
 # Messages that are answered or released rather than counted when a minion stops.
-_NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, RunStep)
-
-# How long a supervisor waits for one sibling to stop or start during a group restart.
-GROUP_STEP_TIMEOUT = 5.0
-
+_NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
 
 def _phase_of(exc: BaseException) -> str:
     """The crash phase of a failed call through ``_invoke``: its snapshot was refused by a
     sync-mode store (``"snapshot"``), or the handler raised (``"message"``)."""
-    return "snapshot" if isinstance(exc, StateStoreWriteFailed) else "message"
+    return PHASE_SNAPSHOT if isinstance(exc, StateStoreWriteFailed) else PHASE_MESSAGE
 
 
 def _answer(future: Any, value: Any) -> None:
@@ -94,33 +100,13 @@ def _answer(future: Any, value: Any) -> None:
 @functools.lru_cache(maxsize=1024)
 def _class_info(cls: type[Minion]) -> tuple[bool, bool]:
     """(persistent, declares workflows) for a minion class, computed once per class."""
-    return is_persistent(cls), bool(workflows_of(cls))
-
-
-@functools.lru_cache(maxsize=1024)
-def _signature(cls: type) -> inspect.Signature | None:
-    try:
-        return inspect.signature(cls)
-    except (TypeError, ValueError):
-        return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _takes_no_arguments(cls: type) -> bool:
-    """True when ``cls()`` binds (checked once, so argument-less spawns skip the bind)."""
-    sig = _signature(cls)
-    if sig is None:
-        return True
-    try:
-        sig.bind()
-    except TypeError:
-        return False
-    return True
+    support = Extensions.workflows
+    return is_persistent(cls), support is not None and support.declared(cls)
 
 
 def _bind_base(inst: Minion) -> None:
     """Set the attributes ``Minion.__init__`` sets (imported here: minion imports this module)."""
-    from .minion import Minion
+    from minions_actors.runtime.minion import Minion
 
     Minion.__init__(inst)
 
@@ -136,7 +122,7 @@ class Cell:
 
     def __init__(
         self,
-        system: ActorSystem,
+        system: Host,
         parent: Cell | None,
         cls: type[Minion],
         args: tuple[Any, ...],
@@ -148,7 +134,7 @@ class Cell:
         mailbox_put_timeout: float = 1.0,
         strategy: Strategy | None = None,
     ) -> None:
-        from .ref import MinionRef
+        from minions_actors.runtime.ref import MinionRef
 
         self.system = system
         self.hooks: Hooks = system.hooks
@@ -174,13 +160,13 @@ class Cell:
         self.incarnation = 0
         self.children: dict[str, Cell] = {}
         self.children_lock = threading.Lock()
-        self.intensity: RestartIntensity | None = None  # per incarnation, see _start_incarnation
+        self.restart_history: History = ()  # of this incarnation's children
         self.watchers: set[Cell] = set()
         self.watching: set[Cell] = set()
         self.watch_lock = threading.Lock()
         self._watch_closed = False
         self.snapshots: Snapshotter | None = None
-        self.workflows: WorkflowRunner | None = None
+        self.workflows: CellWorkflows | None = None
 
         # counters read by metrics at scrape time (written only by this cell's thread)
         self.handled = 0
@@ -373,6 +359,11 @@ class Cell:
                      f"spawn it again or look up its replacement with system.get(path)")
         return err
 
+    @property
+    def stopping(self) -> bool:
+        """True once the minion was told to terminate or a shutdown halted it."""
+        return self._terminate_requested or self.closing
+
     # ----------------------------------------------------------------- proxies
     def on_own_thread(self) -> bool:
         """True on this minion's thread (where waiting for its instance would deadlock)."""
@@ -394,6 +385,15 @@ class Cell:
                 cond.notify_all()
 
     # ----------------------------------------------------------------- children
+    # Supervision is carried out by runtime.supervisor (decided by supervision.decide).
+    children_in_order = supervisor.children_in_order
+    _stop_children = supervisor.stop_children
+    _abandon = supervisor.abandon
+    _supervise = supervisor.supervise
+    _restart_children = supervisor.restart_children
+    _wait_unless_terminating = supervisor.wait_unless_terminating
+    _give_up = supervisor.give_up
+
     def spawn_child(
         self,
         cls: type[Minion],
@@ -407,35 +407,8 @@ class Cell:
         mailbox_put_timeout: float,
     ) -> MinionRef[Any]:
         """Create, register and start a child cell; return its ref at once."""
-        from .minion import Minion
-
-        if not (isinstance(cls, type) and issubclass(cls, Minion)):
-            raise SpawnError(f"spawn() takes a Minion subclass, got {cls!r}")
-        if cls.__dict__.get("_minions_is_gru"):
-            raise SpawnError("Gru is the root of the system and cannot be spawned")
-        restart_type = check_restart_type(restart)
-        sig = _signature(cls)
-        if sig is not None and (args or kwargs or not _takes_no_arguments(cls)):
-            try:
-                sig.bind(*args, **kwargs)
-            except TypeError as exc:
-                shown = ", ".join(
-                    str(p.replace(annotation=p.empty)) for p in sig.parameters.values()
-                )
-                raise SpawnError(
-                    f"cannot construct {cls.__name__}({shown}) with the arguments given to "
-                    f"spawn(): {exc}"
-                ) from None
-        cls.check_args(*args, **kwargs)
-        if name is not None and (
-            not isinstance(name, str) or not name or "/" in name or not name.isprintable()
-        ):
-            raise ValueError(
-                f"a minion name is a non-empty str of printable characters without '/', got "
-                f"{name!r} (paths are built from names: parent/child; a control character "
-                f"such as a newline could forge log lines)"
-            )
-        self.system._check_accepting()
+        restart_type = check_spawn(cls, args, kwargs, name, restart)
+        self.system.check_accepting()
         with self.children_lock:
             if self.terminated or self._terminate_requested:
                 raise MinionStopped(f"{self.describe()} is stopping and cannot spawn children")
@@ -452,44 +425,9 @@ class Cell:
                 mailbox_size, mailbox_overflow, mailbox_put_timeout,
             )
             self.children[name] = child
-        self.system._register(child)
+        self.system.register_cell(child)
         child.thread.start()
         return child.ref
-
-    def children_in_order(self) -> list[Cell]:
-        with self.children_lock:
-            return list(self.children.values())
-
-    def _stop_children(self, deadline: float, reason: str) -> None:
-        """Terminate children in reverse start order, each finishing before the next.
-
-        Each child (with its subtree) gets an equal share of the time left among the
-        children still to stop, so a deep chain is not cut short. A child that has not even
-        begun to stop by the time a share of this cell would also be spent (its handler is
-        stuck) is abandoned then, leaving time for its older siblings and for what it
-        leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
-        children = self.children_in_order()
-        for left in range(len(children), 0, -1):
-            child = children[left - 1]
-            now = time.monotonic()
-            share = now + max(0.0, deadline - now) / left
-            child.send_system(m.Terminate(share, reason))
-            stuck_at = now + max(0.0, deadline - now) / (left + 1)
-            if child.stopped_event.wait(max(0.0, stuck_at - now)):
-                continue
-            if not child.stop_reason or not child.stopped_event.wait(
-                max(0.0, share - time.monotonic())
-            ):
-                self._abandon(child)
-
-    def _abandon(self, child: Cell) -> None:
-        """Report a child that did not stop in its share of the time; a shutdown reports
-        every minion still running at its end instead (each one once)."""
-        if self.system._shutdown_started:
-            return
-        self.hooks.lifecycle_error(child, MinionsError(
-            f"{child.describe()} did not stop in time and was abandoned; its handler is "
-            f"still running on thread {child.thread.name!r}"), "stop")
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
@@ -521,7 +459,7 @@ class Cell:
         except BaseException as exc:
             self.hooks.lifecycle_error(self, exc, "runtime")
             if self.instance is not None:
-                self._crash(exc, "runtime")
+                self._crash(exc, PHASE_RUNTIME)
 
     def _process_messages(self) -> None:
         """The hot loop: runs until a runtime message arrives or the incarnation ends."""
@@ -608,7 +546,7 @@ class Cell:
             return True
         if cls is m.Ask:
             inner = msg.message
-            starting = inner.__class__ is StartWorkflow
+            starting = inner.__class__ is m.StartWorkflow
             handler: Callable[[Any], Any] = (
                 functools.partial(self._proxy_message, inst) if isinstance(inner, _PROXY)
                 # a start is answered by the runner once its record is durable
@@ -636,7 +574,7 @@ class Cell:
             if not ok:
                 self._crash(value, _phase_of(value))
             return ok
-        if cls is RunStep:
+        if cls is m.RunStep:
             assert self.workflows is not None
             self.workflows.run_step(inst, msg)
             if self.snapshots is not None:
@@ -646,7 +584,7 @@ class Cell:
                     self._crash(exc, "snapshot")
                     return False
             return True
-        if cls is StartWorkflow:  # told, not asked: report a failed request, do not crash
+        if cls is m.StartWorkflow:  # told, not asked: report a failed request, do not crash
             try:
                 self.start_workflow(msg)
             except Exception as exc:
@@ -672,39 +610,43 @@ class Cell:
         setattr(parent, msg.attr_path[-1], msg.value)
         return None
 
-    def start_workflow(self, request: StartWorkflow,
+    def start_workflow(self, request: m.StartWorkflow,
                        answer: Callable[[Any], None] | None = None) -> Any:
         if self.workflows is None:
-            raise unknown_workflow(self.describe(), self.cls, request.name)
+            support = Extensions.workflows
+            if support is None:
+                raise WorkflowError(f"{self.describe()}: workflows are not available")
+            raise support.unknown(self.describe(), self.cls, request.name)
         return self.workflows.start(request.name, request.workflow_id, request.context, answer)
 
     # ----------------------------------------------------------------- incarnations
     def _start_incarnation(self) -> bool:
         """Construct, restore and start a new instance; a failure counts as a crash."""
         self.incarnation += 1
-        self.intensity = RestartIntensity(self.strategy)
-        phase = "init"
+        self.restart_history = ()
+        phase = PHASE_INIT
         restored = False
         inst: Minion | None = None
         try:
             self.system.prepare_incarnation(self)  # opens the class's resources, if any
             inst = self._blank()
             self._initialise(inst)
-            phase = "restore"
+            phase = PHASE_RESTORE
             if self.snapshots is None and _class_info(self.cls)[0]:
                 self.snapshots = Snapshotter(self, self.system.store)
             if self.snapshots is not None:
                 outcome = self.snapshots.restore_into(inst)
                 if outcome is None:  # the snapshot was quarantined: start from scratch
-                    phase = "init"
+                    phase = PHASE_INIT
                     inst = self._blank()
                     self._initialise(inst)
-                    phase = "restore"
+                    phase = PHASE_RESTORE
                 restored = bool(outcome)
             if self.workflows is None and _class_info(self.cls)[1]:
-                self.workflows = WorkflowRunner(self)
+                assert Extensions.workflows is not None  # declared() said so
+                self.workflows = Extensions.workflows.runner(self)
                 self.workflows.resume()
-            phase = "on_start"
+            phase = PHASE_ON_START
             self.instance = inst
             self._instance_changed()
             inst.on_start()
@@ -746,7 +688,7 @@ class Cell:
             self.hooks.lifecycle_error(self, err, "on_failure" if crashed else "on_stop")
 
     def _crash(self, exc: BaseException, phase: str) -> None:
-        if isinstance(exc, SystemNotRunning) and not self.system._accepting:
+        if isinstance(exc, SystemNotRunning) and not self.system.accepting:
             # spawning children while the system shuts down: a race with shutdown, not a bug
             self._end_incarnation(crashed=False)
             self._report_down(None)
@@ -767,14 +709,14 @@ class Cell:
         clean = isinstance(exc, SystemExit) and exc.code in (0, None)
         if not clean:
             self.hooks.minion_crashed(self, exc, phase)
-        if phase in ("init", "restore"):
+        if phase in (PHASE_INIT, PHASE_RESTORE):
             self.instance = None  # nothing was started, so nothing to stop
         self._interrupted = True
-        self.system._root_failed(None if clean else exc)
+        self.system.root_failed(None if clean else exc)
 
     def _report_down(self, exc: BaseException | None) -> None:
         if self.parent is None:
-            self.system._root_failed(exc)
+            self.system.root_failed(exc)
         else:
             self.parent.send_system(m.ChildDown(self, self.incarnation, exc))
 
@@ -824,88 +766,6 @@ class Cell:
                 if msg.started is not None:
                     msg.started.set()
 
-    def _supervise(self, msg: m.ChildDown) -> None:
-        """Apply this cell's strategy to a child whose incarnation ended (OTP semantics)."""
-        child = msg.child
-        if (child.incarnation != msg.incarnation or child.terminated or self.terminated
-                or self.closing):  # a shutdown stops the child; it restarts nothing
-            return  # stale report: the child was restarted or removed meanwhile
-        crashed = msg.exc is not None
-        if not should_restart(child.restart, crashed):
-            child.send_system(m.Terminate(self._stop_deadline(),
-                                          "crashed" if crashed else "exited"))
-            return
-        intensity = self.intensity
-        if intensity is None:  # reports can only arrive after this cell started once
-            intensity = self.intensity = RestartIntensity(self.strategy)
-        if not intensity.record():
-            self._give_up(child, msg.exc)
-            return
-        delay = intensity.next_delay()
-        cause = f"{type(msg.exc).__name__}: {msg.exc}" if crashed else "normal exit"
-        affected = [
-            c for c in self.strategy.affected(self.children_in_order(), child)
-            if c is child or not (c.terminated or c._terminate_requested or c._stop_requested)
-        ]
-        self._restart_children(child, affected, delay, cause)
-
-    def _restart_children(self, child: Cell, affected: list[Cell], delay: float,
-                          cause: str) -> None:
-        """Carry out a restart decision: stop the others in reverse start order, then start
-        each in start order after one backoff; a group waits for each start to finish."""
-        start_at = time.monotonic() + delay  # one backoff for the whole group
-        group = len(affected) > 1
-        for other in reversed(affected):
-            if other is not child:
-                stop = m.StopInstance()
-                other.send_system(stop)
-                self._wait_unless_terminating(stop.done, GROUP_STEP_TIMEOUT)
-        for target in affected:
-            if target is not child and target.restart == "temporary":
-                target.send_system(m.Terminate(self._stop_deadline(),
-                                               "sibling-restart"))
-                continue
-            target.restarts += 1
-            self.hooks.minion_restarting(
-                target, delay, cause if target is child else f"sibling {child.path} failed"
-            )
-            started = threading.Event() if group else None
-            restart = m.Restart(start_at, started)
-            target.send_system(restart)
-            if started is not None:
-                self._wait_unless_terminating(
-                    started, GROUP_STEP_TIMEOUT + max(0.0, start_at - time.monotonic())
-                )
-                if restart.failed:
-                    # As OTP: later children wait until this one is up. Its failure is
-                    # reported to us (ChildDown), and handling that report retries the
-                    # group restart from here, counted against the intensity.
-                    return
-
-    def _wait_unless_terminating(self, event: threading.Event, timeout: float) -> None:
-        """Wait for a sibling's step of a group restart; give up early if we are told to
-        terminate (a shutdown must not queue behind a long group restart)."""
-        end = time.monotonic() + timeout
-        while not event.wait(min(0.05, max(0.0, end - time.monotonic()))):
-            if self._terminate_requested or time.monotonic() >= end:
-                return
-
-    def _give_up(self, child: Cell, exc: BaseException | None) -> None:
-        """Restart intensity exceeded: stop every child and fail upward (escalate)."""
-        strategy = self.strategy
-        err = SupervisorGaveUp(
-            f"{self.describe()} gave up: more than {strategy.max_restarts} restarts within "
-            f"{strategy.within}s; the last failure was in {child.path!r}: "
-            f"{type(exc).__name__ if exc else 'normal exit'}: {exc}"
-        )
-        err.__cause__ = exc
-        self._stop_children(self._stop_deadline(), "escalation")  # first, as the docs say
-        self.hooks.escalated(self, err)
-        if self.is_root:
-            self.system._root_failed(err)
-        else:
-            self._crash(err, "supervision")  # fails upward (no children are left to stop)
-
     # ----------------------------------------------------------------- the end
     def _finalize(self) -> None:
         self.terminated = True
@@ -932,7 +792,7 @@ class Cell:
             with target.watch_lock:
                 target.watchers.discard(self)
         if watchers:
-            from .minion import Terminated
+            from minions_actors.runtime.minion import Terminated
 
             note = Terminated(self.ref, self.path, self.stop_reason or "stopped")
             for watcher in watchers:
@@ -942,7 +802,7 @@ class Cell:
                     self.hooks.lifecycle_error(watcher, exc, "death-watch")
         if self.parent is not None:
             self.hooks.minion_stopped(self, self.stop_reason or "stopped")
-            self.system._unregister(self)
+            self.system.unregister_cell(self)
         self.stopped_event.set()
         for request in self._stop_requests:
             request.done.set()
@@ -958,7 +818,7 @@ class Cell:
             with self.watch_lock:
                 self.watching.add(target)
         else:
-            from .minion import Terminated
+            from minions_actors.runtime.minion import Terminated
 
             self.ref.tell(Terminated(target.ref, target.path, target.stop_reason or "stopped"))
 

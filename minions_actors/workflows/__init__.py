@@ -21,29 +21,23 @@ from dataclasses import dataclass, field, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ._hooks import Hooks
-from .errors import MinionsError
-from .supervision import Backoff
+# defined in errors.py (every exception lives there), importable from here as documented
+from minions_actors.errors import AbortWorkflow as AbortWorkflow
+from minions_actors.errors import WorkflowError as WorkflowError
+from minions_actors.errors import WorkflowTimeout as WorkflowTimeout
+from minions_actors.observability.hooks import Hooks
+from minions_actors.runtime.extensions import Extensions
+from minions_actors.runtime.messages import RunStep as RunStep
+from minions_actors.runtime.messages import StartWorkflow as StartWorkflow
+from minions_actors.runtime.supervision import Backoff
 
 if TYPE_CHECKING:
-    from ._cell import Cell
-    from .minion import Minion
-    from .persistence import WorkflowRecord
+    from minions_actors.persistence import WorkflowRecord
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.minion import Minion
 
 STATUSES = ("running", "completed", "aborted", "failed")
 _tokens = itertools.count(1)
-
-
-class AbortWorkflow(Exception):
-    """Raise inside a step to end the workflow cleanly with status ``"aborted"``."""
-
-
-class WorkflowError(MinionsError):
-    """A workflow request that cannot be honoured (unknown name, id, or wrong status)."""
-
-
-class WorkflowTimeout(WorkflowError, TimeoutError):
-    """``wait_workflow`` gave up: the workflow was still running when the timeout passed."""
 
 
 @dataclass(frozen=True)
@@ -109,16 +103,6 @@ class Workflow:
 
 
 @dataclass(frozen=True)
-class StartWorkflow:
-    """A message that starts a workflow: ``ref.ask(StartWorkflow("fulfil", "order-7", {...}))``
-    returns its :class:`WorkflowInfo`. An id that exists already returns the existing one."""
-
-    name: str
-    workflow_id: str
-    context: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
 class WorkflowInfo:
     """A read-only view of one workflow: where it is, its context, how it ended."""
 
@@ -174,7 +158,7 @@ class WorkflowWaiters(Hooks):
              timeout: float | None) -> WorkflowInfo:
         """Block until ``workflow_id`` is no longer running; ``read`` gets its current info
         (called once registered, so a finish in between is not missed)."""
-        from .errors import SystemNotRunning
+        from minions_actors.errors import SystemNotRunning
 
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -210,17 +194,6 @@ class WorkflowWaiters(Hooks):
                     self._finished.pop(workflow_id, None)
 
 
-class RunStep:
-    """Internal message: run the next step of ``workflow_id`` (stale when the token moved on)."""
-
-    __slots__ = ("token", "workflow_id")
-    bypass_bound = True  # runtime messages never wait for room in a bounded mailbox
-
-    def __init__(self, workflow_id: str, token: int) -> None:
-        self.workflow_id = workflow_id
-        self.token = token
-
-
 def workflows_of(cls: type) -> dict[str, Workflow]:
     """The workflows a minion class declares, by name."""
     found: dict[str, Workflow] = {}
@@ -246,7 +219,7 @@ def unknown_workflow(describe: str, cls: type, name: str) -> WorkflowError:
 
 
 def _encode_context(cell: Cell, context: Any) -> str:
-    from ._snapshots import to_json
+    from minions_actors.runtime.snapshots import to_json
 
     if not isinstance(context, dict):
         raise WorkflowError(
@@ -329,7 +302,7 @@ class WorkflowRunner:
         """:meth:`_checkpoint` for a workflow that is going ahead: a save that fails (a store
         fault, a sync commit failing) is retried with backoff, so the workflow is never left
         waiting for a checkpoint that will not come."""
-        from .errors import StateStoreClosed
+        from minions_actors.errors import StateStoreClosed
 
         try:
             self._checkpoint(rec, run_next, starting)
@@ -358,7 +331,7 @@ class WorkflowRunner:
         record is durable (at once for an id that exists and is durable); such a start that
         cannot be saved raises instead (a StateStoreError) and starts nothing, so the asker
         can retry. Without ``answer`` (a tell) a failed save is retried in the background."""
-        from .persistence import WorkflowRecord
+        from minions_actors.persistence import WorkflowRecord
 
         definition = self.definitions.get(name)
         if definition is None:
@@ -492,3 +465,27 @@ class WorkflowRunner:
         self.tokens.pop(rec.workflow_id, None)
         self._save(rec, run_next=False)
         self.cell.hooks.workflow_finished(self.cell, WorkflowInfo.of(rec), exc)
+
+
+class _WorkflowSupport:
+    """How the runtime reaches workflows without importing them (see runtime.extensions)."""
+
+    @staticmethod
+    def declared(cls: type) -> bool:
+        return bool(workflows_of(cls))
+
+    @staticmethod
+    def check_class(cls: type) -> None:
+        for workflow in workflows_of(cls).values():
+            workflow.check(cls)
+
+    @staticmethod
+    def runner(cell: Cell) -> WorkflowRunner:
+        return WorkflowRunner(cell)
+
+    @staticmethod
+    def unknown(describe: str, cls: type, name: str) -> WorkflowError:
+        return unknown_workflow(describe, cls, name)
+
+
+Extensions.workflows = _WorkflowSupport()

@@ -13,11 +13,11 @@ import sys
 import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger as _global_logger
 
-from ._hooks import Hooks
+from minions_actors.observability.hooks import Hooks, MinionView
 
 if TYPE_CHECKING:
     from loguru import Logger, Record
@@ -38,16 +38,6 @@ GRU_PATH = "gru"
 GRU_CLASS = "Gru"
 
 _LOG_FILE_MODE = 0o600
-
-
-class _CellView(Protocol):
-    """What the log hooks read from a cell (read only)."""
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def cls_name(self) -> str: ...
 
 
 def is_runtime_record(record: Record) -> bool:
@@ -268,7 +258,7 @@ class LoggingHooks(Hooks):
     def __init__(self, log: Logger) -> None:
         self.log = log
 
-    def for_cell(self, cell: _CellView, workflow_id: str | None = None) -> Logger:
+    def for_cell(self, cell: MinionView, workflow_id: str | None = None) -> Logger:
         """The runtime logger bound with ``minion``/``minion_class`` (and ``workflow_id``)."""
         if workflow_id is None:
             workflow_id = getattr(cell, "workflow_id", None)
@@ -297,33 +287,33 @@ class LoggingHooks(Hooks):
         else:
             self._system().error("minions system stopped with a failure: {!r}", failure)
 
-    def minion_started(self, cell: _CellView, restored: bool) -> None:
+    def minion_started(self, cell: MinionView, restored: bool) -> None:
         self.for_cell(cell).debug(
             "minion {} started{}", cell.path, " (state restored)" if restored else ""
         )
 
-    def minion_crashed(self, cell: _CellView, exc: BaseException, phase: str) -> None:
+    def minion_crashed(self, cell: MinionView, exc: BaseException, phase: str) -> None:
         self.for_cell(cell).opt(exception=exc).error(
             "minion {} ({}) crashed in {}: {!r}", cell.path, cell.cls_name, phase, exc
         )
 
-    def minion_restarting(self, cell: _CellView, delay: float, cause: str) -> None:
+    def minion_restarting(self, cell: MinionView, delay: float, cause: str) -> None:
         self.for_cell(cell).warning("minion {} restarting in {:.3f}s ({})", cell.path, delay, cause)
 
-    def minion_stopped(self, cell: _CellView, reason: str) -> None:
+    def minion_stopped(self, cell: MinionView, reason: str) -> None:
         self.for_cell(cell).debug("minion {} stopped ({})", cell.path, reason)
 
-    def lifecycle_error(self, cell: _CellView, exc: BaseException, phase: str) -> None:
+    def lifecycle_error(self, cell: MinionView, exc: BaseException, phase: str) -> None:
         self.for_cell(cell).opt(exception=exc).error(
             "minion {} raised in {} (ignored, shutdown continues): {!r}", cell.path, phase, exc
         )
 
-    def escalated(self, cell: _CellView, exc: BaseException) -> None:
+    def escalated(self, cell: MinionView, exc: BaseException) -> None:
         self.for_cell(cell).opt(exception=exc).error(
             "minion {} exceeded its restart intensity and escalated: {!r}", cell.path, exc
         )
 
-    def dead_letter(self, cell: _CellView, message: Any, first: bool) -> None:
+    def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:
         # Only the message type: message content may be large or sensitive.
         level = "WARNING" if first else "DEBUG"
         suffix = " (further dead letters to it are logged at DEBUG)" if first else ""
@@ -335,13 +325,13 @@ class LoggingHooks(Hooks):
             suffix,
         )
 
-    def messages_dropped(self, cell: _CellView, count: int) -> None:
+    def messages_dropped(self, cell: MinionView, count: int) -> None:
         self.for_cell(cell).warning(
             "minion {} stopped with {} queued messages; they were dropped as dead letters",
             cell.path, count,
         )
 
-    def workflow_started(self, cell: _CellView, info: Any, resumed: bool) -> None:
+    def workflow_started(self, cell: MinionView, info: Any, resumed: bool) -> None:
         # routine starts are DEBUG (thousands per second are normal); resumes are news
         log = self.for_cell(cell, info.workflow_id)
         (log.info if resumed else log.debug)(
@@ -349,14 +339,14 @@ class LoggingHooks(Hooks):
             "resumed" if resumed else "started", info.step,
         )
 
-    def workflow_retrying(self, cell: _CellView, info: Any, step: str, exc: BaseException,
+    def workflow_retrying(self, cell: MinionView, info: Any, step: str, exc: BaseException,
                           delay: float) -> None:
         self.for_cell(cell, info.workflow_id).warning(
             "workflow {} {} step {!r} failed (attempt {}): {!r}; retrying in {:.3f}s",
             info.name, info.workflow_id, step, info.attempts, exc, delay,
         )
 
-    def workflow_finished(self, cell: _CellView, info: Any, exc: BaseException | None) -> None:
+    def workflow_finished(self, cell: MinionView, info: Any, exc: BaseException | None) -> None:
         log = self.for_cell(cell, info.workflow_id)
         if info.status == "failed":
             log.opt(exception=exc).error(
@@ -369,7 +359,7 @@ class LoggingHooks(Hooks):
         else:
             log.debug("workflow {} {} completed", info.name, info.workflow_id)
 
-    def snapshot_quarantined(self, cell: _CellView, exc: BaseException) -> None:
+    def snapshot_quarantined(self, cell: MinionView, exc: BaseException) -> None:
         self.for_cell(cell).opt(exception=exc).error(
             "minion {} ({}): restore() raised for its stored snapshot, which was moved to the "
             "store's quarantine; the minion starts fresh: {!r}",
@@ -378,7 +368,7 @@ class LoggingHooks(Hooks):
             exc,
         )
 
-    def snapshot_error(self, cell: _CellView, exc: BaseException, first: bool) -> None:
+    def snapshot_error(self, cell: MinionView, exc: BaseException, first: bool) -> None:
         log = self.for_cell(cell)
         if first:
             log.opt(exception=exc).error(

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
+from minions_actors import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_START_FAILED, EXIT_NOTHING_TO_DO = 0, 1, 2, 3, 4
 EXIT_CODES = {
@@ -132,7 +132,7 @@ def _load_target(target: str) -> Any:
 
 def cmd_run(target: str) -> int:
     """Run ``target``; return the exit code for the process supervisor."""
-    from .system import ActorSystem
+    from minions_actors.system import ActorSystem
 
     try:
         func = _load_target(target)
@@ -172,8 +172,12 @@ def _print_json_lines(objects: Sequence[dict[str, Any]]) -> None:
 
 def _store_command(name: str, db: str, action: Callable[[], int]) -> int:
     """Run one store command, turning its errors into a message and an exit code."""
-    from ._inspect import printable
-    from .errors import StateStoreError, WorkflowRecordNotFound, WorkflowStatusConflict
+    from minions_actors.errors import (
+        StateStoreError,
+        WorkflowRecordNotFound,
+        WorkflowStatusConflict,
+    )
+    from minions_actors.ops.inspect import printable
 
     try:
         return action()
@@ -189,7 +193,7 @@ def _store_command(name: str, db: str, action: Callable[[], int]) -> int:
 
 
 def cmd_inspect(db: str, as_json: bool = False) -> int:
-    from ._inspect import read_minions, render_inspect
+    from minions_actors.ops.inspect import read_minions, render_inspect
 
     def show() -> int:
         if as_json:
@@ -204,8 +208,8 @@ def cmd_inspect(db: str, as_json: bool = False) -> int:
 def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
                   status: str | None = None, force: bool = False,
                   as_json: bool = False) -> int:
-    from . import _inspect as ins
-    from .errors import WorkflowRecordNotFound
+    from minions_actors.errors import WorkflowRecordNotFound
+    from minions_actors.ops import inspect as ins
 
     def act() -> int:
         if action == "list":
@@ -271,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.status, getattr(args, "force", False), args.json,
         )
     if args.command == "demo":
-        from .demo import quiet_stderr, run_demo
+        from minions_actors.ops.demo import quiet_stderr, run_demo
 
         quiet_stderr()
 

@@ -19,7 +19,12 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from .errors import StateStoreCorrupt, StateStoreError, StateStoreLocked, StateStoreReadOnly
+from minions_actors.errors import (
+    StateStoreCorrupt,
+    StateStoreError,
+    StateStoreLocked,
+    StateStoreReadOnly,
+)
 
 __all__ = [
     "OPEN_CHECKS",

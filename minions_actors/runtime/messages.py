@@ -7,12 +7,14 @@ User code never sees these, except :class:`~minions_actors.Terminated` which liv
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pykka
 
-    from ._cell import Cell
+    from minions_actors.runtime.cell import Cell
 
 
 class Ask:
@@ -102,3 +104,25 @@ class Terminate:
     def __init__(self, deadline: float, reason: str) -> None:
         self.deadline = deadline
         self.reason = reason
+
+
+# ---- workflow messages (handled by the workflow extension, see runtime.extensions)
+@dataclass(frozen=True)
+class StartWorkflow:
+    """A message that starts a workflow: ``ref.ask(StartWorkflow("fulfil", "order-7", {...}))``
+    returns its :class:`WorkflowInfo`. An id that exists already returns the existing one."""
+
+    name: str
+    workflow_id: str
+    context: Mapping[str, Any] | None = None
+
+
+class RunStep:
+    """Internal message: run the next step of ``workflow_id`` (stale when the token moved on)."""
+
+    __slots__ = ("token", "workflow_id")
+    bypass_bound = True  # runtime messages never wait for room in a bounded mailbox
+
+    def __init__(self, workflow_id: str, token: int) -> None:
+        self.workflow_id = workflow_id
+        self.token = token

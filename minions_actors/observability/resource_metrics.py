@@ -1,10 +1,11 @@
 """Prometheus families of user resources and pipelines (see :mod:`minions_actors.resources`
 and :mod:`minions_actors.pipelines`).
 
-:class:`~minions_actors.metrics.MetricsHooks` owns one :class:`ResourceMetrics` (attribute
-``extensions``) and exports its families with the others. Labels are bounded: ``resource`` is
-a registered resource name, ``method`` one of the public methods its class defines (fixed
-when it is registered), ``pipeline`` a pipeline minion's path (a handful per process).
+:class:`~minions_actors.observability.metrics.MetricsHooks` owns one
+:class:`ResourceMetrics` (attribute ``extensions``) and exports its families with the others.
+Labels are bounded: ``resource`` is a registered resource name, ``method`` one of the public
+methods its class defines (fixed when it is registered), ``pipeline`` a pipeline minion's
+path (a handful per process).
 Errors of user resources are also counted, by name, in ``minions_resource_errors_total``
 next to the runtime's own resources (``state_store``, ``metrics``).
 """

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import SnapshotError, StateStoreWriteFailed
+from minions_actors.errors import SnapshotError, StateStoreWriteFailed
 
 if TYPE_CHECKING:
-    from ._cell import Cell
-    from .minion import Minion
-    from .persistence import StateStore
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.minion import Minion
 
 def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
@@ -60,7 +59,7 @@ _INF = (float("inf"), float("-inf"))
 
 def is_persistent(cls: type[Minion]) -> bool:
     """A minion class is persistent when it overrides both ``snapshot`` and ``restore``."""
-    from .minion import Minion
+    from minions_actors.runtime.minion import Minion
 
     return cls.snapshot is not Minion.snapshot and cls.restore is not Minion.restore
 
@@ -162,12 +161,21 @@ def encode_snapshot(cell: Cell, state: Any) -> str:
     )
 
 
+class SnapshotStore(Protocol):
+    """The part of :class:`minions_actors.persistence.StateStore` that snapshots use (the
+    runtime names no persistence class: any state store fits)."""
+
+    def load(self, path: str) -> str | None: ...
+
+    def save(self, path: str, minion_class: str, state_json: str) -> None: ...
+
+
 class Snapshotter:
     """The persistence hook of one persistent minion (lives as long as its cell)."""
 
     __slots__ = ("_error_key", "_store", "cell", "last")
 
-    def __init__(self, cell: Cell, store: StateStore | None) -> None:
+    def __init__(self, cell: Cell, store: SnapshotStore | None) -> None:
         self.cell = cell
         self._store = store
         self.last: str | None = store.load(cell.path) if store is not None else None

@@ -18,19 +18,20 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from loguru import logger
 
-from .errors import (
+from minions_actors.errors import (
     StateStoreCorrupt,
     StateStoreError,
     StateStoreFull,
     StateStoreLocked,
     StateStoreReadOnly,
 )
+from minions_actors.persistence.records import WORKFLOW_COLUMNS, workflow_row
 
 if TYPE_CHECKING:
     from loguru import Logger
     from sqlite_utils import Database
 
-    from .persistence import WorkflowRecord
+    from minions_actors.persistence import WorkflowRecord
 
 __all__ = [
     "SNAPSHOT_COLUMNS",
@@ -73,22 +74,6 @@ Entry = tuple[str, str, float]
 
 #: Table holding one row per durable workflow (schema version 2).
 WORKFLOW_TABLE = "workflows"
-#: Its columns, in table order (also the order of :class:`WorkflowRecord`'s fields).
-WORKFLOW_COLUMNS = [
-    "workflow_id",
-    "minion_path",
-    "minion_class",
-    "workflow_name",
-    "status",
-    "next_step",
-    "step_name",
-    "context_json",
-    "attempts",
-    "error",
-    "created_at",
-    "updated_at",
-    "finished_at",
-]
 #: A pending workflow change: a private copy of the record; ``None`` means "delete".
 WfEntry: TypeAlias = "WorkflowRecord | None"
 _WF_UPSERT = (
@@ -291,7 +276,7 @@ class SnapshotWriter(threading.Thread):
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         """Wait for a batch, write it, repeat; exit after close() drained the queue."""
-        from ._signals import block_shutdown_signals
+        from minions_actors.support.signals import block_shutdown_signals
 
         block_shutdown_signals()
         q = self._q
@@ -509,23 +494,7 @@ class SnapshotWriter(threading.Thread):
             if rec is None:
                 wf_deletes.append((wid,))
             else:
-                wf_rows.append(
-                    (
-                        wid,
-                        rec.minion_path,
-                        rec.minion_class,
-                        rec.workflow_name,
-                        rec.status,
-                        rec.next_step,
-                        rec.step_name,
-                        rec.context_json,
-                        rec.attempts,
-                        rec.error,
-                        rec.created_at,
-                        rec.updated_at,
-                        rec.finished_at,
-                    )
-                )
+                wf_rows.append(workflow_row(rec))
         db = self._db
         started = time.perf_counter()
         with self._conn_lock:
@@ -547,3 +516,13 @@ class SnapshotWriter(threading.Thread):
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
         self.rows_written += len(rows) - 1 + len(deletes)
+
+
+def _call_inline(on_durable: Callable[[], None] | None) -> None:
+    """Sync and in-memory stores call ``on_durable`` on the saving thread; bugs are logged."""
+    if on_durable is None:
+        return
+    try:
+        on_durable()
+    except Exception:
+        store_log.current.exception("state store on_durable callback {!r} raised", on_durable)

@@ -1,0 +1,230 @@
+"""`Minion`, the base class users subclass, and the `Terminated` death-watch message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, cast
+
+import pykka
+
+from minions_actors.errors import MinionsError, WorkflowError
+from minions_actors.runtime.extensions import Extensions
+from minions_actors.runtime.host import RunningHost
+from minions_actors.runtime.mailbox import Overflow
+from minions_actors.runtime.messages import StartWorkflow
+from minions_actors.runtime.supervision import OneForOne, Strategy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.ref import MinionRef
+    from minions_actors.system import ActorSystem
+    from minions_actors.workflows import WorkflowInfo, WorkflowRunner
+
+
+@dataclass(frozen=True)
+class Terminated:
+    """Delivered to ``on_receive`` of a watcher when a watched minion stops for good."""
+
+    ref: MinionRef[Any]
+    path: str
+    reason: str
+
+
+class Minion(pykka.ThreadingActor):
+    """An actor with a supervisor: subclass it and start it with ``system.spawn``.
+
+    One thread, one mailbox, one message at a time. Plain messages go to
+    :meth:`on_receive`; public methods can be called through ``ref.proxy()``. Override
+    :meth:`snapshot` and :meth:`restore` to make the minion persistent. A minion that
+    spawns children supervises them with its class attribute :attr:`strategy`.
+    """
+
+    strategy: ClassVar[Strategy] = OneForOne(max_restarts=3, within=5.0)
+    """How this minion supervises its children (default: one-for-one, 3 restarts in 5 s)."""
+
+    restore_failure: ClassVar[Literal["crash", "quarantine"]] = "crash"
+    """What a :meth:`restore` that raises for the stored snapshot does: ``"crash"`` (the
+    default: a crash, restarted and escalated like any other) or ``"quarantine"`` (the
+    snapshot is moved to the store's quarantine, an ERROR is logged and counted, and the
+    minion starts fresh from its constructor)."""
+
+    _minion_cell: Cell
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check declared workflows when the class is created, not when it first runs."""
+        super().__init_subclass__(**kwargs)
+        support = Extensions.workflows  # None while the runtime itself defines Gru
+        if support is not None:
+            support.check_class(cls)
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        cell = self.__dict__.get("_minion_cell")
+        if cell is None:
+            name = type(self).__name__
+            raise TypeError(
+                f"{name} is a Minion: start it with system.spawn({name}, ...) or, inside "
+                f"another minion, self.spawn({name}, ...); do not call the class directly"
+            )
+        # pykka's attributes, pointing at what survives restarts
+        self.actor_urn = cell.urn
+        self.actor_inbox = cell.inbox
+        self.actor_stopped = cell.stopped_event
+        self._actor_ref = cell.ref  # type: ignore[assignment]
+
+    @classmethod
+    def check_args(cls, *args: Any, **kwargs: Any) -> None:
+        """Override to reject bad constructor arguments when ``spawn()`` is called.
+
+        Runs in the caller's thread, before the minion exists; raise ``ValueError`` or
+        ``TypeError`` with a message that says what to fix. A failure in ``__init__`` itself
+        is a crash handled by the supervisor; this hook turns obvious mistakes into errors
+        the caller sees at once.
+        """
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not used for minions: they are started by their supervisor."""
+        raise TypeError(
+            f"{cls.__name__}.start() is pykka's way; minions are started with "
+            f"system.spawn({cls.__name__}, ...) so that they are supervised"
+        )
+
+    # -- identity --------------------------------------------------------------------
+    @property
+    def ref(self) -> MinionRef[Any]:
+        """This minion's ref (the same object across restarts)."""
+        return self._minion_cell.ref
+
+    @property
+    def actor_ref(self) -> Any:
+        return self._minion_cell.ref
+
+    @property
+    def path(self) -> str:
+        """Slash-separated names from the top level, e.g. ``"parent/child"``."""
+        return self._minion_cell.path
+
+    @property
+    def name(self) -> str:
+        """This minion's name among its siblings."""
+        return self._minion_cell.name
+
+    @property
+    def system(self) -> ActorSystem:
+        """The running :class:`~minions_actors.ActorSystem`."""
+        return self._minion_cell.system  # type: ignore[return-value]  # the host is the ActorSystem
+
+    @property
+    def children(self) -> dict[str, MinionRef[Any]]:
+        """Refs of the live children, by name, in start order."""
+        return {c.name: c.ref for c in self._minion_cell.children_in_order()}
+
+    # -- supervision -----------------------------------------------------------------
+    def spawn(
+        self,
+        cls: type[Minion],
+        *args: Any,
+        name: str | None = None,
+        restart: str = "permanent",
+        mailbox_size: int | None = None,
+        mailbox_overflow: Overflow = "block",
+        mailbox_put_timeout: float = 1.0,
+        **kwargs: Any,
+    ) -> MinionRef[Any]:
+        """Start a child that this minion supervises; its path is ``self.path/name``."""
+        return self._minion_cell.spawn_child(
+            cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
+            mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+        )
+
+    def watch(self, ref: MinionRef[Any]) -> None:
+        """Receive a :class:`Terminated` message when ``ref``'s minion stops for good."""
+        self._minion_cell.watch(ref._cell)
+
+    def unwatch(self, ref: MinionRef[Any]) -> None:
+        """Stop watching ``ref``."""
+        self._minion_cell.unwatch(ref._cell)
+
+    def stop(self) -> None:
+        """Exit normally once the messages already queued are handled.
+
+        This is a *normal exit*, as in OTP: a ``"permanent"`` minion is restarted by its
+        supervisor, ``"transient"`` and ``"temporary"`` ones are not. To remove a minion
+        for good from outside, use ``ref.stop()`` or ``system.stop(path)``.
+        """
+        from minions_actors.runtime.messages import EXIT
+
+        self._minion_cell.inbox.put(EXIT)
+
+    # -- workflows -------------------------------------------------------------------
+    def start_workflow(
+        self, name: str, workflow_id: str, context: Mapping[str, Any] | None = None
+    ) -> WorkflowInfo:
+        """Start the workflow ``name`` (a :class:`~minions_actors.Workflow` attribute) with
+        ``workflow_id`` as idempotency key: an id that exists already returns the existing
+        workflow and runs nothing again. Its first step runs once the start is durable."""
+        return self._minion_cell.start_workflow(  # type: ignore[no-any-return]
+            StartWorkflow(name, workflow_id, context)
+        )
+
+    def workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """The current state of a workflow, or None when there is no such id."""
+        return self._workflow_runner().get(workflow_id)
+
+    def retry_workflow(self, workflow_id: str) -> WorkflowInfo:
+        """Run a failed or aborted workflow of this minion again from the step it stopped at."""
+        return self._workflow_runner().retry(workflow_id)
+
+    def discard_workflow(self, workflow_id: str) -> bool:
+        """Forget a workflow of this minion (stopping it if it runs); True if it existed."""
+        return self._workflow_runner().discard(workflow_id)
+
+    def _workflow_runner(self) -> WorkflowRunner:
+        runner = self._minion_cell.workflows
+        if runner is None:
+            raise WorkflowError(f"{self._minion_cell.describe()} declares no workflows")
+        return cast("WorkflowRunner", runner)  # the runner the workflows extension built
+
+    # -- hooks for users -------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        """Handle a plain message sent with ``tell`` or ``ask``; the return value is the
+        reply to an ``ask``. The default counts unexpected messages as dead letters and
+        ignores :class:`Terminated`."""
+        if not isinstance(message, Terminated):
+            self._minion_cell.count_dead_letter(message)
+
+    def snapshot(self) -> Any:
+        """Return this minion's state as JSON-serialisable data (override to persist)."""
+        return None
+
+    def restore(self, state: Any) -> None:
+        """Load state returned earlier by :meth:`snapshot`; runs before :meth:`on_start`."""
+
+    def __repr__(self) -> str:
+        cell = self.__dict__.get("_minion_cell")
+        return f"<{type(self).__name__} {cell.path if cell else '(not spawned)'}>"
+
+    __str__ = __repr__
+
+
+class Gru(Minion):
+    """The root minion: one per process, supervising the top-level minions.
+
+    ``Gru.shutdown()`` shuts down this process's running system; deployment guides call
+    it on SIGTERM. It is safe to call when nothing runs, and more than once.
+    """
+
+    _minions_is_gru: ClassVar[bool] = True
+
+    @classmethod
+    def shutdown(cls, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Gracefully shut down the running :class:`~minions_actors.ActorSystem`, if any."""
+        host = RunningHost.host
+        if host is None:
+            return True
+        return host.shutdown(timeout=timeout)
+
+    def on_receive(self, message: Any) -> Any:
+        raise MinionsError(f"Gru does not take messages (got {message!r}); spawn a minion")

@@ -1,0 +1,242 @@
+"""`MinionRef`: the handle users hold to talk to a minion; valid across its restarts."""
+
+from __future__ import annotations
+
+import functools
+import math
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+import pykka
+from pykka import ThreadingFuture
+
+from minions_actors.errors import AskTimeout, MailboxFull
+from minions_actors.runtime import messages as m
+from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.minion import Minion
+
+M = TypeVar("M", bound="Minion")
+T = TypeVar("T")
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """Validate a ``timeout=`` argument: None or ``inf`` wait forever (returned as None),
+    a number >= 0 is seconds; negative, NaN or a non-number is a clear error."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(
+            f"timeout must be None or a number >= 0 seconds (inf waits forever), got {timeout!r}"
+        )
+    return None if math.isinf(timeout) else float(timeout)
+
+
+class MinionFuture(ThreadingFuture[T]):
+    """A pykka future whose timeout names the minion that did not answer."""
+
+    __slots__ = ("_minion",)
+
+    def __init__(self, minion: str = "a minion") -> None:
+        super().__init__()
+        self._minion = minion
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        timeout = check_timeout(timeout)
+        try:
+            return super().get(timeout=timeout)
+        except pykka.Timeout:
+            raise AskTimeout(self._timeout_text(timeout)) from None
+
+    def _timeout_text(self, timeout: float | None) -> str:
+        return (
+            f"{self._minion} did not answer within {timeout}s (it may be busy, "
+            f"restarting with backoff, or its handler may block); raise the timeout "
+            f"or check the minion"
+        )
+
+
+class _StopFuture(MinionFuture[bool]):
+    """``ref.stop(block=False)``: True once the minion has stopped."""
+
+    __slots__ = ()
+
+    def _timeout_text(self, timeout: float | None) -> str:
+        return (
+            f"{self._minion} did not stop within {timeout}s: it stops after the messages "
+            f"queued before the stop, and its current handler may block; wait again with "
+            f"a longer timeout"
+        )
+
+
+class MinionRef(pykka.ActorRef[M]):
+    """A reference to a minion: ``tell``, ``ask``, ``proxy``, ``stop``.
+
+    The ref points at the minion's cell, not at one instance, so it stays valid while the
+    minion is restarted by its supervisor; messages sent during a restart wait in the
+    mailbox. Once the minion is stopped for good, ``tell`` counts a dead letter and
+    ``ask`` raises :class:`~minions_actors.MinionStopped`. It is a
+    :class:`pykka.ActorRef`, so code typed against pykka accepts it.
+    """
+
+    __slots__ = ("_cell", "_put", "_target", "path")
+
+    # pykka's __init__ needs a built actor; a minion's ref exists before its first instance
+    def __init__(self, cell: Cell) -> None:
+        self._cell = cell
+        self._put = cell.inbox.put
+        self._target: CurrentInstance | None = None
+        self.actor_class = cell.cls  # type: ignore[assignment]
+        self.actor_urn = cell.urn
+        self.actor_inbox = cell.inbox  # type: ignore[assignment]
+        self.actor_stopped = cell.stopped_event
+        self.path = cell.path
+
+    # -- identity ------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The minion's name among its siblings (last part of its path)."""
+        return self._cell.name
+
+    def is_alive(self) -> bool:
+        """True until the minion is stopped for good (also while it restarts)."""
+        return not self._cell.terminated
+
+    def __str__(self) -> str:
+        return f"{self.actor_class.__name__} {self.path or 'gru'!r} ({self.actor_urn})"
+
+    def __repr__(self) -> str:
+        return f"<ActorRef for {self}, {'alive' if self.is_alive() else 'stopped'}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MinionRef) and other._cell is self._cell
+
+    def __hash__(self) -> int:
+        return hash(self.actor_urn)
+
+    @property
+    def _actor_weakref(self) -> Callable[[], CurrentInstance]:  # type: ignore[override]
+        """What pykka's ActorProxy introspects: a stand-in for the current instance, so a
+        proxy follows restarts (one per ref, so proxies of one minion compare equal)."""
+        target = self._target
+        if target is None:
+            target = self._target = CurrentInstance(self._cell)
+        return lambda: target
+
+    # -- messaging -----------------------------------------------------------------
+    def tell(self, message: Any) -> None:
+        """Send without waiting. Never raises for a stopped minion (that is a dead letter);
+        raises :class:`~minions_actors.MailboxFull` when a bounded mailbox stays full."""
+        cell = self._cell
+        if (cell.terminated or cell.closing) and not cell.accepting:
+            cell.dead_letter(message)
+            return
+        try:
+            self._put(message)
+        except queue.Full:
+            raise MailboxFull(self._full_text()) from None
+        if cell.terminated:
+            cell.drain_dead_letters()
+
+    @overload  # type: ignore[override]  # pykka's overloads put the default last
+    def ask(
+        self, message: Any, *, block: Literal[True] = ..., timeout: float | None = ...
+    ) -> Any: ...
+
+    @overload
+    def ask(
+        self, message: Any, *, block: Literal[False], timeout: float | None = ...
+    ) -> pykka.Future[Any]: ...
+
+    @overload
+    def ask(self, message: Any, *, block: bool = ..., timeout: float | None = ...) -> Any: ...
+
+    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
+        """Send and wait for the reply (or return a future with ``block=False``).
+
+        The handler's return value is the reply; if the handler raises, the exception is
+        raised here and the minion crashes (its supervisor decides what follows). A reply
+        that does not come within ``timeout`` raises :class:`~minions_actors.AskTimeout`.
+        """
+        timeout = check_timeout(timeout)
+        cell = self._cell
+        future: MinionFuture[Any] = MinionFuture(cell.describe())
+        if not cell.accepting:  # no handler will run again: answer now, do not hang
+            cell.dead_letter(m.Ask(message, future))
+        else:
+            try:
+                self._put(m.Ask(message, future))
+            except queue.Full:
+                raise MailboxFull(self._full_text()) from None
+            if cell.terminated:
+                cell.drain_dead_letters()
+        if block:
+            return future.get(timeout=timeout)
+        return future
+
+    def proxy(self) -> MinionProxy[M]:
+        """A pykka proxy: ``ref.proxy().method(args).get()`` calls a method on the minion.
+
+        Usable at once after ``spawn()`` and across restarts (see
+        :class:`~minions_actors.MinionProxy`); raises
+        :class:`~minions_actors.MinionStopped` when the minion is stopped for good."""
+        return MinionProxy(actor_ref=self)
+
+    @overload
+    def stop(self, *, block: Literal[True] = ..., timeout: float | None = ...) -> bool: ...
+
+    @overload
+    def stop(self, *, block: Literal[False], timeout: float | None = ...) -> pykka.Future[bool]:
+        ...
+
+    @overload
+    def stop(
+        self, *, block: bool = ..., timeout: float | None = ...
+    ) -> bool | pykka.Future[bool]: ...
+
+    def stop(
+        self, *, block: bool = True, timeout: float | None = None
+    ) -> bool | pykka.Future[bool]:
+        """Remove the minion for good (no restart) after the messages already queued.
+
+        As in pykka: True when this call stopped it (or it was being stopped), False when
+        it was already stopped; with ``block=False``, a future of that; a stop not done
+        within ``timeout`` raises :class:`~minions_actors.AskTimeout` (a ``pykka.Timeout``).
+        Children stop first, then its ``on_stop`` runs. Inside the minion itself it returns
+        True at once: the stop happens after the current message.
+        """
+        timeout = check_timeout(timeout)
+        cell = self._cell
+        future: _StopFuture = _StopFuture(cell.describe())
+        if cell.terminated:
+            future.set(False)
+        else:
+            cell.inbox.put(m.StopRequest())  # in order, after the messages already queued
+            cell.send_system(m.StopPending())  # and at once if it is not running now
+            future.set_get_hook(functools.partial(_wait_stopped, cell))
+        if not block:
+            return future
+        if threading.current_thread() is cell.thread:
+            return True  # a minion cannot wait for its own stop: it happens after this message
+        return future.get(timeout=timeout)  # type: ignore[no-any-return]
+
+    def _full_text(self) -> str:
+        box = self._cell.inbox
+        size = getattr(box, "size", "?")
+        return (
+            f"the mailbox of {self._cell.describe()} is full ({size} messages, overflow "
+            f"{getattr(box, 'overflow', '?')!r}); the minion is not keeping up: slow the "
+            f"sender, raise mailbox_size, or use ask() for back-pressure"
+        )
+
+
+def _wait_stopped(cell: Cell, timeout: float | None) -> bool:
+    if not cell.stopped_event.wait(timeout):
+        raise pykka.Timeout(f"{timeout} seconds")
+    return True

@@ -1,0 +1,66 @@
+"""Checking a spawn before anything is created: the class, its constructor's arguments,
+the restart type and the name (each with an error that says what to pass instead)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from minions_actors.errors import SpawnError
+from minions_actors.runtime.minion import Minion
+from minions_actors.runtime.supervision import RestartType, check_restart_type
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(cls: type) -> inspect.Signature | None:
+    try:
+        return inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _takes_no_arguments(cls: type) -> bool:
+    """True when ``cls()`` binds (checked once, so argument-less spawns skip the bind)."""
+    sig = _signature(cls)
+    if sig is None:
+        return True
+    try:
+        sig.bind()
+    except TypeError:
+        return False
+    return True
+
+
+def check_spawn(cls: type[Minion], args: tuple[Any, ...], kwargs: dict[str, Any],
+                name: str | None, restart: str) -> RestartType:
+    """Raise :class:`SpawnError` or :class:`ValueError` for a spawn that cannot work; return
+    the checked restart type."""
+    if not (isinstance(cls, type) and issubclass(cls, Minion)):
+        raise SpawnError(f"spawn() takes a Minion subclass, got {cls!r}")
+    if cls.__dict__.get("_minions_is_gru"):
+        raise SpawnError("Gru is the root of the system and cannot be spawned")
+    restart_type = check_restart_type(restart)
+    sig = _signature(cls)
+    if sig is not None and (args or kwargs or not _takes_no_arguments(cls)):
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            shown = ", ".join(
+                str(p.replace(annotation=p.empty)) for p in sig.parameters.values()
+            )
+            raise SpawnError(
+                f"cannot construct {cls.__name__}({shown}) with the arguments given to "
+                f"spawn(): {exc}"
+            ) from None
+    cls.check_args(*args, **kwargs)
+    if name is not None and (
+        not isinstance(name, str) or not name or "/" in name or not name.isprintable()
+    ):
+        raise ValueError(
+            f"a minion name is a non-empty str of printable characters without '/', got "
+            f"{name!r} (paths are built from names: parent/child; a control character "
+            f"such as a newline could forge log lines)"
+        )
+    return restart_type
