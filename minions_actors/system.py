@@ -54,7 +54,7 @@ class ActorSystem:
         self.hooks = HookDispatcher()
         self._workflow_waiters = WorkflowWaiters()
         self.hooks.add(self._workflow_waiters)
-        #: user resources (resources.py): opened for their users, closed after the last
+        #: user resources (resources/): opened for their users, closed after the last
         self.resources = ResourceRegistry(self)
         self.hooks.add(self.resources)
         self.store: StateStore | None = None
