@@ -392,3 +392,39 @@ def test_sigterm_closes_resources_after_their_users_in_reverse_order() -> None:
         proc.kill()
     assert proc.returncode == 0, err
     assert out.splitlines() == ["on_stop user", "close cache", "close db"]
+
+
+class SlowCheck(Resource):
+    name = "slowcheck"
+    health_interval = 0.01
+
+    def __init__(self) -> None:
+        self.checking = threading.Event()
+        self.release = threading.Event()
+        self.closed = threading.Event()
+
+    def health_check(self) -> bool:
+        self.checking.set()
+        self.release.wait(10)
+        return True
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class UsesSlowCheck(Minion):
+    slowcheck = uses(SlowCheck)
+
+
+def test_a_slow_health_check_does_not_hold_up_its_users(system: ActorSystem) -> None:
+    resource = SlowCheck()
+    system.resources.add(resource)
+    ref = system.spawn(UsesSlowCheck, name="u")
+    try:
+        assert resource.checking.wait(5)
+        t0 = time.monotonic()
+        assert ref.stop(timeout=3)  # the last user stops: the resource closes meanwhile
+        assert resource.closed.is_set()
+        assert time.monotonic() - t0 < 1
+    finally:
+        resource.release.set()

@@ -295,11 +295,13 @@ class ResourceRegistry(Hooks):
         health.schedule(entry, at)
 
     def _check(self, entry: Entry) -> None:
-        """Health thread: check an open resource, or try to reopen an unhealthy one."""
+        """Health thread: check an open resource, or try to reopen an unhealthy one. The
+        check runs outside the resource's lock, so a slow one never holds up its users'
+        starts and stops."""
         resource = entry.resource
+        why = _unhealthy(resource) if entry.state == "open" else None
         with entry.lock:
             if entry.state == "open":
-                why = _unhealthy(resource)
                 if why is None:
                     self._schedule(entry, time.monotonic()
                                    + (type(resource).health_interval or 1.0))

@@ -40,8 +40,10 @@ class HealthChecks:
         self._due: dict[Any, float] = {}
         self._cond = threading.Condition()
         self._closed = False
+        # joined at shutdown; a daemon so that a health check stuck in a network call
+        # cannot keep the process from exiting after the join gave up
         self._thread = threading.Thread(target=self._run, name="minions-resource-health",
-                                        daemon=False)
+                                        daemon=True)
         self._thread.start()
 
     def schedule(self, entry: Any, at: float) -> None:
