@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from minions_actors import ActorSystem, Batch, Hooks, Minion, Pipeline
+from minions_actors import ActorSystem, Batch, FileTail, Hooks, Minion, Pipeline
 from tests.conftest import QUIET, Recorder, wait_until
 
 
@@ -243,3 +243,22 @@ def test_kill_9_campaign_loses_no_line(tmp_path: Path) -> None:
 def _offset(line: int) -> int:
     """The byte offset where line number ``line`` starts in the campaign's input."""
     return sum(len(f"{k}\n") for k in range(line))
+
+
+def test_file_tail_waits_for_whole_lines_and_restarts_a_truncated_file(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    class Tail(FileTail):
+        poll_interval = 0.01
+
+    path = tmp_path / "log.txt"
+    system.spawn(Collect, rec, name="sink")
+    tail = system.spawn(Tail, path, ["sink"], name="tail")  # the file does not exist yet
+    path.write_text("first\nsecond, half")
+    rec.wait_for(lambda _: got(rec, "sink") == ["first"])
+    with path.open("a") as f:
+        f.write(" and the rest\n")
+    rec.wait_for(lambda _: got(rec, "sink") == ["first", "second, half and the rest"])
+    wait_until(lambda: tail.proxy().position.get(timeout=1) == path.stat().st_size)
+    path.write_text("new\n")  # replaced by a shorter file: read from the start
+    rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["new"])
