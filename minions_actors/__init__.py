@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from minions_actors.errors import (
     AskTimeout,
+    ChildProcessCrashed,
     DuplicateName,
     MailboxFull,
     MetricsPortInUse,
     MinionNotFound,
     MinionsError,
     MinionStopped,
+    PlacementError,
+    RayActorLost,
     SnapshotError,
     SpawnError,
     StateStoreError,
@@ -24,6 +27,7 @@ from minions_actors.errors import (
 )
 from minions_actors.observability.hooks import Hooks
 from minions_actors.pipelines import Batch, FileTail, Pipeline, PipelineError
+from minions_actors.placement import ChildProcess, KeyedGroup, Placement, Ray
 from minions_actors.resources import Resource, ResourceError, ResourceUnavailable, uses
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
@@ -56,10 +60,13 @@ __all__ = [
     "AskTimeout",
     "Backoff",
     "Batch",
+    "ChildProcess",
+    "ChildProcessCrashed",
     "DuplicateName",
     "FileTail",
     "Gru",
     "Hooks",
+    "KeyedGroup",
     "MailboxFull",
     "MetricsPortInUse",
     "Minion",
@@ -73,6 +80,10 @@ __all__ = [
     "OneForOne",
     "Pipeline",
     "PipelineError",
+    "Placement",
+    "PlacementError",
+    "Ray",
+    "RayActorLost",
     "Resource",
     "ResourceError",
     "ResourceUnavailable",

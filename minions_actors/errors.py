@@ -150,10 +150,46 @@ class SidecarCrashed(SidecarError):
         self.exitcode = exitcode
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_crashed, (str(self), self.target, self.pid, self.exitcode))
+        return (_rebuild_crashed,
+                (str(self), self.target, self.pid, self.exitcode, type(self)))
+
+
+class PlacementError(MinionsError):
+    """A placement (``spawn(..., placement=...)``) cannot be used as asked: an option is
+    wrong, an optional dependency is missing, or placed code used something that stays in
+    the home process (``self.spawn``, ``self.system``...)."""
+
+
+class ChildProcessCrashed(SidecarCrashed):
+    """The child process of a minion placed with ``placement=ChildProcess()`` died or timed
+    out. A :class:`SidecarCrashed` (a sidecar is the function-shaped case of the same
+    mechanism), so one ``except`` covers both."""
+
+
+class RemoteTraceback(Exception):
+    """Carries the child's formatted traceback as the ``__cause__`` of a re-raised error."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"\n\nTraceback in the process that ran it:\n{self.text}"
+
+
+class SnapshotFailed(MinionsError):
+    """``snapshot()`` raised where the code runs; re-raised at home by the stand-in's
+    ``snapshot()`` so the snapshotter reports it as for a local minion."""
+
+
+class RayActorLost(MinionsError):
+    """The Ray actor of a minion placed with ``placement=Ray(...)`` died (``RayActorError``:
+    the actor process or its node is gone), timed out or was abandoned at a stop. A crash
+    of the minion: its supervisor restarts it as a new actor with its last snapshot."""
 
 
 def _rebuild_crashed(
-    message: str, target: str, pid: int | None, exitcode: int | None
+    message: str, target: str, pid: int | None, exitcode: int | None,
+    cls: type[SidecarCrashed] = SidecarCrashed,
 ) -> SidecarCrashed:
-    return SidecarCrashed(message, target=target, pid=pid, exitcode=exitcode)
+    return cls(message, target=target, pid=pid, exitcode=exitcode)

@@ -32,6 +32,7 @@ from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from minions_actors.errors import AskTimeout, MailboxFull, PipelineError
+from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.runtime.minion import Minion
 
 if TYPE_CHECKING:
@@ -53,11 +54,11 @@ class Batch:
     position: Any
 
 
-class _Turn:
-    """The message a pipeline sends itself; it never waits for room in its own mailbox."""
+class _Turn(RuntimeMessage):
+    """The message a pipeline sends itself; like the runtime's own messages it never waits
+    for room in the pipeline's bounded mailbox (it reaches ``on_receive``, though)."""
 
     __slots__ = ("generation",)
-    bypass_bound = True
 
     def __init__(self, generation: int) -> None:
         self.generation = generation

@@ -18,57 +18,29 @@ thread and a sidecar costs one process and one pipe.
 
 from __future__ import annotations
 
-import faulthandler
 import importlib
 import importlib.util
 import multiprocessing
 import os
-import pickle
-import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
+from multiprocessing.connection import Connection
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
 
 from minions_actors.errors import SidecarCrashed, SidecarError
+from minions_actors.placement.process import (
+    ChildChannel,
+    child_setup,
+    describe_exit,
+    error_reply,
+    next_request,
+    ok_reply,
+)
 from minions_actors.runtime.minion import Minion
 
 __all__ = ["Sidecar", "SidecarCrashed", "SidecarError", "check_target", "describe_exit"]
-
-# How often a long call checks whether the minion is being stopped (shutdown must not wait
-# for ``call_timeout``). Replies are read as soon as they arrive, whatever this value.
-_SLICE = 0.1
-_STOP = pickle.dumps(None)  # the request that asks the child to exit cleanly
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
-class _RemoteTraceback(Exception):
-    """Carries the child's formatted traceback as the ``__cause__`` of a re-raised error."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return f"\n\nTraceback in the sidecar process:\n{self.text}"
-
-
-def describe_exit(exitcode: int | None) -> str:
-    """Say how a process ended, e.g. ``"killed by SIGSEGV"`` or ``"exited with code 3"``."""
-    if exitcode is None:
-        return "still running"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = " (out of memory? the OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
-        return f"killed by {name}{hint}"
-    return f"exited with code {exitcode}"
 
 
 def check_target(target: object, what: str = "target") -> tuple[str, str]:
@@ -119,71 +91,28 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 # ------------------------------------------------------------------------- the child side
-def _error_reply(exc: BaseException) -> bytes:
-    """Pickle an exception for the parent; fall back to its text when it cannot travel."""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        data = pickle.dumps(("error", exc, tb), protocol=_PROTOCOL)
-        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt (custom __init__)
-        return data
-    except Exception:
-        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        try:
-            text = str(exc)
-        except Exception:
-            text = "<str() failed>"
-        return pickle.dumps(("error-text", kind, text, tb), protocol=_PROTOCOL)
-
-
 def _serve(conn: Connection, target: str, init: str | None, parent_pid: int) -> None:
     """The child process: load the target, run ``init``, then answer calls until told to
     stop, until the pipe closes or until the parent process is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    if sys.stderr is not None:  # a segfault prints the Python stack to stderr before dying
-        try:
-            faulthandler.enable()
-        except (RuntimeError, ValueError, OSError):  # stderr without a usable file descriptor
-            pass
+    child_setup()
     try:
         func = _resolve(target)
         if init is not None:
             _resolve(init)()
     except Exception as exc:
-        conn.send_bytes(_error_reply(exc))
+        conn.send_bytes(error_reply(exc))
         return
-    conn.send_bytes(pickle.dumps(("ready", os.getpid()), protocol=_PROTOCOL))
+    conn.send_bytes(ok_reply(os.getpid(), target))
     while True:
-        while not conn.poll(1.0):
-            if os.getppid() != parent_pid:  # orphaned (the parent was killed): go away
-                return
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
+        alive, request = next_request(conn, parent_pid, target)
+        if not alive or request is None:
             return
-        try:
-            request = pickle.loads(data)
-        except Exception as exc:
-            conn.send_bytes(_error_reply(SidecarError(
-                f"the sidecar process cannot unpickle the message for {target}: "
-                f"{type(exc).__name__}: {exc} (its class must be importable in the child: "
-                f"define it in a module, not in a function)"
-            )))
+        if not request:  # could not be unpickled: answered already
             continue
-        if request is None:
-            return
         try:
-            result = func(request[0])
+            reply = ok_reply(func(request[0]), target)
         except Exception as exc:
-            reply = _error_reply(exc)
-        else:
-            try:
-                reply = pickle.dumps(("ok", result), protocol=_PROTOCOL)
-            except Exception as exc:
-                reply = _error_reply(SidecarError(
-                    f"{target} returned a {type(result).__name__} that cannot be pickled "
-                    f"({type(exc).__name__}: {exc}); return plain data such as numbers, "
-                    f"str, bytes, lists, dicts or dataclasses of those"
-                ))
+            reply = error_reply(exc)
         conn.send_bytes(reply)
 
 
@@ -211,10 +140,8 @@ class Sidecar(Minion):
     terminated, then killed.
     """
 
-    # class-level defaults: on_failure must work even when __init__ raised early
-    _proc: BaseProcess | None = None
-    _conn: Connection | None = None
-    _pid: int | None = None
+    # class-level default: on_failure must work even when __init__ raised early
+    _channel: ChildChannel | None = None
 
     @classmethod
     def check_args(cls, target: object = None, *args: Any, init: object = None,
@@ -263,33 +190,19 @@ class Sidecar(Minion):
     @property
     def pid(self) -> int | None:
         """The child process's pid (None before it started and after it stopped)."""
-        return self._pid
+        return None if self._channel is None else self._channel.pid
 
     # -- lifecycle ---------------------------------------------------------------------
     def on_start(self) -> None:
         """Start the child and wait until it has loaded the target and run ``init``."""
-        if getattr(multiprocessing.current_process(), "_inheriting", False):
-            raise SidecarError(
-                f"{self._who()} was spawned while a sidecar process was importing the main "
-                f"script: the script starts minions at import time. Put that code under "
-                f"`if __name__ == '__main__':` (spawned processes import the main script)"
-            )
-        ctx: Any = multiprocessing.get_context(self.start_method)  # typeshed: no .Process
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        proc: BaseProcess = ctx.Process(
-            target=_serve, args=(child_conn, self.target, self.init, os.getpid()),
-            name=f"sidecar:{self.path}", daemon=False,
+        cell = self._minion_cell
+        self._channel = ChildChannel(
+            f"sidecar {self.path!r} ({self.target})", self.target, lambda: cell.stopping,
+            start_method=self.start_method, stop_timeout=self.stop_timeout,
         )
         t0 = time.perf_counter()
-        try:
-            proc.start()
-        except BaseException:
-            parent_conn.close()
-            raise
-        finally:
-            child_conn.close()  # the child has its copy; EOF must mean the child is gone
-        self._proc, self._conn, self._pid = proc, parent_conn, proc.pid
-        self._receive(self.start_timeout, "while starting")
+        self._channel.start(_serve, (self.target, self.init), f"sidecar:{self.path}",
+                            self.start_timeout)
         self.start_seconds = time.perf_counter() - t0
 
     def on_stop(self) -> None:
@@ -305,6 +218,10 @@ class Sidecar(Minion):
         """After a crash the process is never reused: stop it so the restart gets a new one."""
         self._stop_process()
 
+    def _stop_process(self) -> None:
+        if self._channel is not None:
+            self._channel.stop()
+
     # -- calls -------------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         """Every message is a call: ``function(message)`` in the child; returns its result."""
@@ -317,133 +234,11 @@ class Sidecar(Minion):
         pickled, and :class:`SidecarCrashed` when the child dies or times out. Subclasses
         can wrap it in typed methods for use through ``ref.proxy()``.
         """
-        conn = self._conn
-        if conn is None:
+        channel = self._channel
+        if channel is None:
             raise SidecarCrashed(
-                f"{self._who()} has no process (it failed to start or was stopped)",
-                target=self.target,
+                f"sidecar {self.path!r} ({self.target}) has no process (it failed to start "
+                f"or was stopped)", target=self.target,
             )
-        try:
-            data = pickle.dumps((message,), protocol=_PROTOCOL)
-        except Exception as exc:
-            raise SidecarError(
-                f"{self._who()} cannot send a {type(message).__name__} message: it cannot "
-                f"be pickled ({type(exc).__name__}: {exc}); sidecar messages and results "
-                f"must be picklable: plain data, or instances of classes defined at module "
-                f"level (no lambdas, locks, sockets, open files or generators)"
-            ) from exc
-        try:
-            conn.send_bytes(data)
-        except OSError:
-            pass  # the child is gone: _receive reports how it ended
         doing = f"while handling a {type(message).__name__} message"
-        return self._receive(self.call_timeout, doing)
-
-    def _receive(self, timeout: float | None, doing: str) -> Any:
-        """Wait for the child's next reply; raise its error, or SidecarCrashed."""
-        conn, proc = self._conn, self._proc
-        assert conn is not None and proc is not None
-        deadline = None if timeout is None else time.monotonic() + timeout
-        cell = self._minion_cell
-        while True:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                pid = proc.pid
-                self._stop_process(0.0)
-                raise SidecarCrashed(
-                    f"{self._who()}: process {pid} did not answer within {timeout}s "
-                    f"{doing}; it was killed", target=self.target, pid=pid,
-                )
-            if cell.stopping:  # shutting down: no call_timeout wait
-                pid = proc.pid
-                self._stop_process(0.0)
-                raise SidecarCrashed(
-                    f"{self._who()}: the minion is stopping, so the call to process {pid} "
-                    f"{doing} was abandoned and the process killed",
-                    target=self.target, pid=pid,
-                )
-            ready = wait([conn, proc.sentinel], _SLICE if left is None else min(left, _SLICE))
-            if not ready:
-                continue
-            if conn in ready or conn.poll(0):
-                try:
-                    data = conn.recv_bytes()
-                except (EOFError, OSError):
-                    self._child_died(doing)
-                return self._unpack(data)
-            self._child_died(doing)  # the sentinel fired and nothing is left to read
-
-    def _unpack(self, data: bytes) -> Any:
-        try:
-            reply = pickle.loads(data)
-        except Exception as exc:
-            raise SidecarError(
-                f"{self._who()}: the reply cannot be unpickled in this process "
-                f"({type(exc).__name__}: {exc}); return plain data, not objects of the "
-                f"native library"
-            ) from exc
-        kind = reply[0]
-        if kind == "ok":
-            return reply[1]
-        if kind == "ready":
-            self._pid = reply[1]
-            return None
-        if kind == "error":
-            raise reply[1] from _RemoteTraceback(reply[2])
-        _, type_name, text, tb = reply
-        raise SidecarError(
-            f"{self.target} raised {type_name}: {text} (reported as SidecarError because "
-            f"the exception cannot be pickled)"
-        ) from _RemoteTraceback(tb)
-
-    def _child_died(self, doing: str) -> NoReturn:
-        proc = self._proc
-        assert proc is not None
-        pid = proc.pid
-        proc.join(self.stop_timeout)
-        exitcode = proc.exitcode
-        self._stop_process(0.0)
-        hint = ""
-        if doing == "while starting" and self.start_method != "fork":
-            hint = (
-                " (the child imports the main script first: if that fails, check that it "
-                "is guarded by `if __name__ == '__main__':`)"
-            )
-        raise SidecarCrashed(
-            f"{self._who()}: process {pid} {describe_exit(exitcode)} {doing}{hint}",
-            target=self.target, pid=pid, exitcode=exitcode,
-        )
-
-    def _stop_process(self, grace: float | None = None) -> None:
-        """Stop the child for good and reap it: sentinel, join, terminate, kill.
-
-        ``grace`` (default ``stop_timeout``) is how long a clean exit may take; 0 skips it.
-        """
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
-        self._pid = None
-        if proc is None:
-            return
-        if grace is None:
-            grace = self.stop_timeout
-        try:
-            if grace > 0 and conn is not None and proc.is_alive():
-                try:
-                    conn.send_bytes(_STOP)
-                except OSError:
-                    pass
-                proc.join(grace)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(1.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5.0)
-        finally:
-            if conn is not None:
-                conn.close()
-            if not proc.is_alive():
-                proc.close()
-
-    def _who(self) -> str:
-        return f"sidecar {self.path!r} ({self.target})"
+        return channel.call((message,), self.call_timeout, doing)

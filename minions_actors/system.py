@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from minions_actors.observability.hooks import HookDispatcher, Hooks
+from minions_actors.observability.logs import LogOptions
 from minions_actors.resources.registry import ResourceRegistry
 from minions_actors.runtime.cell import Cell, current_cell
 from minions_actors.runtime.host import RunningHost
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from minions_actors.observability.metrics import MetricsHooks
     from minions_actors.persistence import StateStore
     from minions_actors.resources import Resource
+    from minions_actors.runtime.host import SystemAPI
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.workflows import WorkflowInfo
 
@@ -93,14 +96,14 @@ class ActorSystem:
         metrics_host: str = "127.0.0.1",
         strategy: Strategy | None = None,
         handle_signals: bool = True,
-        file_logs: bool = True,
-        log_dir: str | os.PathLike[str] = "logs",
-        json_logs: bool = False,
-        stderr_logs: bool = True,
-        log_level: str = "INFO",
-        log_rotation: str | int = "10 MB",
-        log_retention: str | int = 5,
-        log_diagnose: bool = False,
+        file_logs: bool = LogOptions.file_logs,
+        log_dir: str | os.PathLike[str] = LogOptions.log_dir,
+        json_logs: bool = LogOptions.json_logs,
+        stderr_logs: bool = LogOptions.stderr_logs,
+        log_level: str | int = LogOptions.log_level,
+        log_rotation: str | int = LogOptions.log_rotation,
+        log_retention: str | int = LogOptions.log_retention,
+        log_diagnose: bool = LogOptions.log_diagnose,
         stop_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         hooks: Iterable[Hooks] = (),
@@ -170,18 +173,17 @@ class ActorSystem:
     def _boot(
         self, *, state_store: Any, log_sinks: Iterable[Any], logger: Logger | None,
         metrics_port: int | None, metrics_host: str, strategy: Strategy, file_logs: bool,
-        log_dir: Any, json_logs: bool, stderr_logs: bool, log_level: str,
+        log_dir: Any, json_logs: bool, stderr_logs: bool, log_level: str | int,
         log_rotation: str | int, log_retention: str | int, log_diagnose: bool,
         hooks: Iterable[Hooks],
     ) -> None:
         from minions_actors.observability.logs import LoggingHooks, LogSetup
 
-        self._logs = LogSetup(
-            logger=logger, log_sinks=tuple(log_sinks), file_logs=file_logs,
-            log_dir=str(log_dir), json_logs=json_logs, stderr_logs=stderr_logs,
-            level=log_level, rotation=log_rotation, retention=log_retention,
-            diagnose=log_diagnose,
-        )
+        self._logs = LogSetup(logger=logger, log_sinks=tuple(log_sinks), options=LogOptions(
+            file_logs=file_logs, log_dir=str(log_dir), json_logs=json_logs,
+            stderr_logs=stderr_logs, log_level=log_level, log_rotation=log_rotation,
+            log_retention=log_retention, log_diagnose=log_diagnose,
+        ))
         self._logs.install()
         self._log = self._logs.log
         self.hooks.on_error = self._hook_failed
@@ -254,6 +256,7 @@ class ActorSystem:
         mailbox_size: int | None = None,
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
+        placement: Placement | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
         """Start a top-level minion supervised by Gru and return its ref at once.
@@ -264,11 +267,14 @@ class ActorSystem:
         ``"permanent"``, ``"transient"`` or ``"temporary"``. ``mailbox_size`` bounds the
         mailbox; when full, ``tell`` waits up to ``mailbox_put_timeout`` seconds
         (``mailbox_overflow="block"``) or fails at once (``"raise"``) with
-        :class:`~minions_actors.MailboxFull`.
+        :class:`~minions_actors.MailboxFull`. ``placement`` says where the minion's code
+        runs: in this process (None, the default) or in a child process
+        (:class:`~minions_actors.ChildProcess`); the ref, supervision and state stay here.
         """
         return self._root().spawn_child(
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+            placement=placement,
         )
 
     def get(self, path: str) -> MinionRef[Any]:
@@ -672,6 +678,10 @@ class ActorSystem:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<ActorSystem {state}, {len(self._cells)} minions>"
+
+
+if TYPE_CHECKING:  # mypy checks that ActorSystem is what a minion's ``self.system`` promises
+    _SYSTEM_API: type[SystemAPI] = ActorSystem
 
 
 def _shutdown_at_exit(system: ActorSystem) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,31 @@ def test_from_pykka(tmp_path: Path) -> None:
         "pages crawled: 3",
         "on_stop: crawled ['a', 'b', 'c']",
         "exit code: 0",
+    ]
+
+
+def test_placement_child(tmp_path: Path) -> None:
+    out = run("placement_child.py", tmp_path).splitlines()
+    assert out == [
+        "served in another process: True",
+        "ask raised ChildProcessCrashed, killed by SIGSEGV: True",
+        "restarted in a fresh process: True",
+        "state after restart: 3",
+        "clean shutdown: True",
+    ]
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="ray is not installed: pip install -e '.[ray]'")
+def test_placement_ray(tmp_path: Path) -> None:
+    out = run("placement_ray.py", tmp_path).splitlines()
+    assert out == [
+        "total: 5050",
+        "the actor died: RayActorLost, the minion is restarted",
+        "total after the restart: 5050",
+        "a new actor: True",
+        "clean shutdown: True",
     ]
 
 

@@ -13,7 +13,13 @@ import pytest
 from loguru import logger
 from loguru._logger import Core, Logger  # private: the only way to get an isolated core
 
-from minions_actors.observability.logs import GRU_CLASS, GRU_PATH, LoggingHooks, LogSetup
+from minions_actors.observability.logs import (
+    GRU_CLASS,
+    GRU_PATH,
+    LoggingHooks,
+    LogOptions,
+    LogSetup,
+)
 
 
 @dataclass
@@ -59,10 +65,15 @@ def sink() -> Any:
     logger.remove(handler_id)
 
 
+def setup_of(logger: Any = None, log_sinks: Any = (), **options: Any) -> LogSetup:
+    """A LogSetup with the logging options of ActorSystem.start() (LogOptions' names)."""
+    return LogSetup(logger=logger, log_sinks=log_sinks, options=LogOptions(**options))
+
+
 def quiet_setup(**kwargs: Any) -> LogSetup:
     kwargs.setdefault("file_logs", False)
     kwargs.setdefault("stderr_logs", False)
-    return LogSetup(**kwargs)
+    return setup_of(**kwargs)
 
 
 def crash() -> ValueError:
@@ -184,7 +195,7 @@ def test_injected_logger_fields_appear() -> None:
 
 
 def test_no_sinks_when_everything_is_off() -> None:
-    setup = LogSetup(file_logs=False, stderr_logs=False, log_sinks=())
+    setup = setup_of(file_logs=False, stderr_logs=False, log_sinks=())
     setup.install()
     assert setup.handler_ids == ()
     setup.close()
@@ -233,7 +244,7 @@ def test_dict_sink_without_sink_key_is_rejected() -> None:
 
 
 def test_file_sink_is_owner_only(tmp_path: Path) -> None:
-    setup = LogSetup(logger=isolated_logger(), log_dir=tmp_path / "logs", stderr_logs=False)
+    setup = setup_of(logger=isolated_logger(), log_dir=tmp_path / "logs", stderr_logs=False)
     setup.install()
     try:
         LoggingHooks(setup.log).system_started(object())
@@ -247,7 +258,8 @@ def test_file_sink_is_owner_only(tmp_path: Path) -> None:
 
 
 def test_rotated_files_are_owner_only(tmp_path: Path) -> None:
-    setup = LogSetup(logger=isolated_logger(), log_dir=tmp_path, stderr_logs=False, rotation="1 KB")
+    setup = setup_of(logger=isolated_logger(), log_dir=tmp_path, stderr_logs=False,
+                     log_rotation="1 KB")
     setup.install()
     try:
         for i in range(40):
@@ -263,14 +275,14 @@ def test_existing_log_file_is_tightened(tmp_path: Path) -> None:
     path = tmp_path / "minions.log"
     path.write_text("old\n", encoding="utf-8")
     path.chmod(0o644)
-    setup = LogSetup(logger=isolated_logger(), log_dir=tmp_path, stderr_logs=False)
+    setup = setup_of(logger=isolated_logger(), log_dir=tmp_path, stderr_logs=False)
     setup.install()
     setup.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_json_file_lines_parse(tmp_path: Path) -> None:
-    setup = LogSetup(logger=isolated_logger(), log_dir=tmp_path, stderr_logs=False, json_logs=True)
+    setup = setup_of(logger=isolated_logger(), log_dir=tmp_path, stderr_logs=False, json_logs=True)
     setup.install()
     try:
         hooks = LoggingHooks(setup.log)
@@ -289,7 +301,7 @@ def test_json_file_lines_parse(tmp_path: Path) -> None:
 
 def test_file_sink_takes_application_records_too(tmp_path: Path) -> None:
     user_logger = isolated_logger()
-    setup = LogSetup(logger=user_logger, log_dir=tmp_path, stderr_logs=False)
+    setup = setup_of(logger=user_logger, log_dir=tmp_path, stderr_logs=False)
     setup.install()
     try:
         user_logger.info("app says hi")
@@ -307,8 +319,8 @@ def test_default_handler_is_swapped_for_a_standin_and_put_back() -> None:
     stream = io.StringIO()
     assert user_logger.add(stream, format="{message}") == 0
     for round_ in range(2):
-        setup = LogSetup(logger=user_logger, file_logs=False, stderr_logs=True,
-                         level="WARNING", log_sinks=[(stream, {"format": "sink {message}"})])
+        setup = setup_of(logger=user_logger, file_logs=False, stderr_logs=True,
+                         log_level="WARNING", log_sinks=[(stream, {"format": "sink {message}"})])
         setup.install()
         try:
             setup.log.debug("runtime debug")
@@ -333,7 +345,7 @@ def test_runtime_stderr_sink_takes_only_runtime_records_at_its_level(
 ) -> None:
     # A core without handler 0: the runtime adds its own stderr sink, runtime records only.
     user_logger = isolated_logger()
-    setup = LogSetup(logger=user_logger, file_logs=False, stderr_logs=True)
+    setup = setup_of(logger=user_logger, file_logs=False, stderr_logs=True)
     setup.install()
     try:
         assert len(setup.handler_ids) == 1
@@ -349,8 +361,26 @@ def test_runtime_stderr_sink_takes_only_runtime_records_at_its_level(
 def test_no_default_handler_comes_back_after_the_application_removed_all() -> None:
     user_logger = isolated_logger()
     assert user_logger.add(io.StringIO()) == 0  # stands for loguru's default handler
-    setup = LogSetup(logger=user_logger, file_logs=False, stderr_logs=False)
+    setup = setup_of(logger=user_logger, file_logs=False, stderr_logs=False)
     setup.install()
     user_logger.remove()  # the application drops every handler while the system runs
     setup.close()
     assert user_logger._core.handlers == {}
+
+
+def _doc_default(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def test_logging_options_have_one_definition() -> None:
+    """ActorSystem.start()'s logging keywords and docs/configuration.md follow LogOptions."""
+    import dataclasses
+    import inspect
+
+    from minions_actors import ActorSystem
+
+    params = inspect.signature(ActorSystem.start).parameters
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for f in dataclasses.fields(LogOptions):
+        assert params[f.name].default == f.default, f.name
+        assert f"| `{f.name}` | `{_doc_default(f.default)}` |" in doc, f.name

@@ -10,7 +10,7 @@ from typing import Any
 import pykka
 import pytest
 
-from minions_actors import ActorSystem, AskTimeout, Hooks, Minion, MinionStopped
+from minions_actors import ActorSystem, AskTimeout, Hooks, Minion, MinionStopped, testing
 
 from .conftest import QUIET, Recorder
 
@@ -63,7 +63,7 @@ def test_self_proxy_in_init_works_and_is_not_a_crash(system: ActorSystem, rec: R
     ref = system.spawn(SelfProxy, rec)
     rec.wait_for(lambda evs: evs == [1, 2, 3])
     assert ref.is_alive() and system.running
-    assert system.get(ref.path)._cell.restarts == 0
+    assert testing.restarts(system.get(ref.path)) == 0
 
 
 class Phoenix(Minion):

@@ -14,6 +14,7 @@ from minions_actors import (
     OneForOne,
     StartWorkflow,
     Workflow,
+    testing,
 )
 from minions_actors.persistence import InMemoryStateStore, WorkflowRecord
 
@@ -31,7 +32,7 @@ def test_stopping_a_crashed_child_from_its_parents_handler_does_not_deadlock(
         def on_receive(self, message: Any) -> Any:
             self.child.tell("crash")  # the child's crash report queues behind this handler
             rec.wait_for(lambda e: len(e) >= 1 and e.count(("start", "c")) >= 1)
-            wait_until(lambda: self.child._cell.instance is None)
+            wait_until(lambda: testing.between_incarnations(self.child))
             return self.child.stop(timeout=5)  # must not wait for a restart that needs us
 
     system = ActorSystem.start(**QUIET)
@@ -52,7 +53,7 @@ def test_stop_during_restart_backoff_removes_without_restarting(rec: Recorder) -
         ref = system.spawn(Worker, rec, "w", name="w")
         ref.ask("ping", timeout=5)
         ref.tell("crash")
-        wait_until(lambda: ref._cell.instance is None)  # waiting out the 2 s backoff
+        wait_until(lambda: testing.between_incarnations(ref))  # waiting out the 2 s backoff
         t0 = time.monotonic()
         assert system.stop("w", timeout=5)
         assert time.monotonic() - t0 < 1.0

@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from minions_actors import ActorSystem, Hooks, Minion, MinionStopped
+from minions_actors import ActorSystem, Hooks, Minion, MinionStopped, testing
 from minions_actors.persistence import SNAPSHOT_TABLE
 
 from .conftest import QUIET, wait_until
@@ -174,7 +174,7 @@ def test_after_shutdown_begins_outside_senders_are_refused_and_the_backlog_dropp
     assert entered.wait(5)
     stopping = threading.Thread(target=system.shutdown, args=(10,), name="test-shutdown")
     stopping.start()
-    wait_until(lambda: ref._cell.closing, what="the halt")
+    wait_until(lambda: testing.halted(ref), what="the halt")
     try:
         ref.ask("late", timeout=5)
         raise AssertionError("an ask from outside the runtime was accepted during shutdown")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from minions_actors import persistence
+from minions_actors import persistence, testing
 from minions_actors.errors import (
     StateStoreClosed,
     StateStoreCorrupt,
@@ -137,7 +137,7 @@ def test_sync_mode_commits_before_save_returns(tmp_path: Path) -> None:
             assert read_rows(db) == {"s": {"i": i}}
         s.delete("s")
         assert read_rows(db) == {}
-        assert s._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert testing.store_pragma(s, "synchronous") == 2  # FULL
 
 
 def test_rejects_non_text_and_bad_options(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from minions_actors.persistence import (
     WorkflowStore,
     supports_workflows,
 )
+from minions_actors.testing import writer_queue
 
 from .test_store import CHILD, LockHolder, wait_for
 
@@ -168,11 +169,13 @@ def test_coalesced_saves_keep_every_callback(tmp_path: Path) -> None:
     with SQLiteStateStore(db, batch_interval=30.0) as s:
         with writer_blocked(s):
             s.save_workflow(rec("hot", step=0), on_durable=calls.cb("v0", "hot"))
-            wait_for(lambda: "hot" in s._q.wf_inflight, what="first batch in flight")
+            wait_for(lambda: "hot" in writer_queue(s).in_flight_workflows,
+                     what="first batch in flight")
             for step in (1, 2, 3):
                 s.save_workflow(rec("hot", step=step), on_durable=calls.cb(f"v{step}", "hot"))
             s.save_workflow(rec("plain", step=9))  # no callback: rides along
-            assert len(s._q.wf_pending) == 2  # three saves of "hot" coalesced into one
+            # three saves of "hot" coalesced into one
+            assert len(writer_queue(s).pending_workflows) == 2
             assert calls.calls == []
         calls.wait(4)
         assert sorted(calls.keys()) == ["v0", "v1", "v2", "v3"]
@@ -235,7 +238,7 @@ def test_callback_exception_is_logged_and_others_still_run(
     with SQLiteStateStore(tmp_path / "m.db") as s:
         with writer_blocked(s):
             s.save_workflow(rec("a"), on_durable=calls.cb("first"))
-            wait_for(lambda: "a" in s._q.wf_inflight, what="batch in flight")
+            wait_for(lambda: "a" in writer_queue(s).in_flight_workflows, what="batch in flight")
             s.save_workflow(rec("b"), on_durable=broken)
             s.save_workflow(rec("c"), on_durable=calls.cb("after"))
         calls.wait(2)
@@ -314,7 +317,7 @@ def test_reads_go_through_pending_and_in_flight(tmp_path: Path) -> None:
         assert s.flush(timeout=5)
         with writer_blocked(s):
             s.save_workflow(rec("a", created=3.0), on_durable=lambda: None)
-            wait_for(lambda: "a" in s._q.wf_inflight, what="batch in flight")
+            wait_for(lambda: "a" in writer_queue(s).in_flight_workflows, what="batch in flight")
             s.save_workflow(rec("b", created=4.0, step=1))  # pending (30 s window)
             assert s.delete_workflow("old") is True  # pending delete of a committed row
             assert s.delete_workflow("never") is False
@@ -350,11 +353,12 @@ def test_finished_records_are_read_from_the_file(tmp_path: Path) -> None:
         s.save_workflow(rec("run", created=1.0))
         s.save_workflow(rec("done", status="completed", created=2.0, finished=3.0))
         assert s.flush(timeout=5)
-        assert set(s._wf_live) == {"run"}  # only unfinished records stay in memory
+        # only unfinished records stay in memory
+        assert writer_queue(s).live_workflows == {"run"}
         done = s.get_workflow("done")
         assert done is not None and done.status == "completed" and done.finished_at == 3.0
     with SQLiteStateStore(db) as s2:  # the live cache is rebuilt at open
-        assert set(s2._wf_live) == {"run"}
+        assert writer_queue(s2).live_workflows == {"run"}
         assert s2.get_workflow("run") == rec("run", created=1.0)
         assert s2.get_workflow("done") is not None
 

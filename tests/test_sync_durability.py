@@ -16,6 +16,7 @@ import pytest
 from minions_actors import ActorSystem, Minion
 from minions_actors.errors import StateStoreFull, StateStoreLocked, StateStoreWriteFailed
 from minions_actors.persistence import SQLiteStateStore, WorkflowRecord
+from minions_actors.testing import writer_queue
 
 from .conftest import wait_until
 from .test_persistence import QUIET, Events
@@ -115,7 +116,8 @@ def test_a_save_that_times_out_before_its_commit_is_taken_back(tmp_path: Path) -
         try:
             slow = threading.Thread(target=store.save, args=("b", "B", "{}"))
             slow.start()
-            wait_until(lambda: store.stats().pending == 1 and store._writer.in_flight == 1)
+            wait_until(lambda: store.stats().pending == 1
+                       and writer_queue(store).in_flight == 1)
             with pytest.raises(StateStoreWriteFailed, match="within sync_timeout"):
                 store.save("a", "A", '{"v": 2}')  # never taken by the writer: withdrawn
             assert store.load("a") == '{"v": 1}'

@@ -8,14 +8,26 @@ per-message fast path: nothing here is called for a message that was handled suc
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from minions_actors.records import WorkflowInfo
+
 # What hooks receive. They are protocols, so that this layer (below the runtime) names no
-# runtime class: the runtime passes its cell as the ``MinionView``, the system itself as the
-# ``SystemView`` and a workflow's :class:`~minions_actors.WorkflowInfo` as ``info``.
-SystemView = Any
-WorkflowInfo = Any
+# runtime class: the runtime passes its cell as the ``MinionView`` and the system itself as
+# the ``SystemView``; a workflow's ``info`` is a :class:`~minions_actors.WorkflowInfo`
+# (plain data from :mod:`minions_actors.records`, below this layer).
+
+
+class SystemView(Protocol):
+    """The system as hooks receive it (one view for logs and metrics): a snapshot list of
+    its live cells (Gru excluded).
+
+    ``system.store`` (optional, may be None) is read with ``getattr`` so that stores without
+    ``stats()`` (e.g. an in-memory test store) simply export no snapshot numbers.
+    """
+
+    def cells(self) -> Sequence[Any]: ...
 
 
 # The ``phase`` of ``minion_crashed``: where the incarnation failed (docs/supervision.md

@@ -12,6 +12,7 @@ import os
 import sys
 import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "GRU_CLASS",
     "GRU_PATH",
     "LOG_FILE_NAME",
+    "LogOptions",
     "LogSetup",
     "LoggingHooks",
     "is_runtime_record",
@@ -100,25 +102,42 @@ def _split_sink(item: Any) -> tuple[Any, dict[str, Any]]:
     return item, {}
 
 
+@dataclass(frozen=True)
+class LogOptions:
+    """The logging options of ``ActorSystem.start()``: their one definition (names and
+    defaults). ``start()`` takes them as keywords of the same names with these defaults,
+    and docs/configuration.md lists them (a test checks both)."""
+
+    file_logs: bool = True
+    log_dir: str | os.PathLike[str] = "logs"
+    json_logs: bool = False
+    stderr_logs: bool = True
+    log_level: str | int = "INFO"
+    log_rotation: str | int = "10 MB"
+    log_retention: str | int = 5
+    log_diagnose: bool = False
+
+
 class LogSetup:
     """Adds the runtime's loguru sinks at start and removes exactly those at shutdown.
 
-    Rules (documented in ``docs/logging.md``):
+    Rules (documented in ``docs/logging.md``; the options are a :class:`LogOptions`, named
+    as ``ActorSystem.start()``'s keywords):
 
     - ``file_logs``: a rotating, retention-capped ``log_dir/minions.log`` (owner-only, 0600)
-      receiving every record at ``level`` or above, the application's too: it is the
+      receiving every record at ``log_level`` or above, the application's too: it is the
       process's log file. ``json_logs=True`` writes JSON lines (loguru ``serialize``).
-    - ``stderr_logs``: runtime records at ``level`` or above on stderr, through a sink of
+    - ``stderr_logs``: runtime records at ``log_level`` or above on stderr, through a sink of
       the runtime's own. While the system runs, loguru's default handler (id 0, stderr,
       from DEBUG up) is swapped for a stand-in with the same stream and loguru's defaults
-      that leaves runtime records out, so ``stderr_logs`` and ``level`` decide what the
+      that leaves runtime records out, so ``stderr_logs`` and ``log_level`` decide what the
       runtime prints; shutdown puts a default handler back. Sinks the application added
       are never touched.
-    - ``diagnose``: loguru's ``diagnose`` (values of local variables in tracebacks) for the
+    - ``log_diagnose``: loguru's ``diagnose`` (values of local variables in tracebacks) for the
       sinks the runtime adds; off by default, since locals hold message contents.
     - ``log_sinks``: extra sinks, each anything ``logger.add`` accepts, a ``(sink, options)``
       tuple or a dict with a ``"sink"`` key; options are passed through unchanged
-      (``diagnose`` defaults to ``diagnose`` above).
+      (``diagnose`` defaults to ``log_diagnose`` above).
     """
 
     def __init__(
@@ -126,26 +145,13 @@ class LogSetup:
         *,
         logger: Logger | None = None,
         log_sinks: Iterable[Any] = (),
-        file_logs: bool = True,
-        log_dir: str | os.PathLike[str] = "logs",
-        json_logs: bool = False,
-        stderr_logs: bool = True,
-        level: str | int = "INFO",
-        rotation: str | int = "10 MB",
-        retention: str | int = 5,
-        diagnose: bool = False,
+        options: LogOptions = LogOptions(),  # frozen: one shared default is safe
     ) -> None:
         self._base: Logger = logger if logger is not None else _global_logger
         self.log: Logger = self._base.bind(minions=True, minion=GRU_PATH, minion_class=GRU_CLASS)
         self._sinks = list(log_sinks)
-        self.file_logs = file_logs
-        self.log_dir = Path(log_dir)
-        self.json_logs = json_logs
-        self.stderr_logs = stderr_logs
-        self.level = level
-        self.rotation = rotation
-        self.retention = retention
-        self.diagnose = diagnose
+        self.options = options
+        self.log_dir = Path(options.log_dir)
         self._ids: list[int] = []
         self._swapped_stream: Any = None  # the default handler's stream while swapped out
         self._standin_id: int | None = None
@@ -166,23 +172,23 @@ class LogSetup:
             return
         try:
             self._swap_default_handler()
-            if self.file_logs:
+            if self.options.file_logs:
                 self._add_file_sink()
-            if self.stderr_logs:
+            if self.options.stderr_logs:
                 self._ids.append(
                     self._base.add(
                         sys.stderr,
-                        level=self.level,
+                        level=self.options.log_level,
                         filter=is_runtime_record,
                         format=_human_format,
-                        serialize=self.json_logs,
+                        serialize=self.options.json_logs,
                         backtrace=False,
-                        diagnose=self.diagnose,
+                        diagnose=self.options.log_diagnose,
                     )
                 )
             for item in self._sinks:
                 sink, options = _split_sink(item)
-                options.setdefault("diagnose", self.diagnose)
+                options.setdefault("diagnose", self.options.log_diagnose)
                 self._ids.append(self._base.add(sink, **options))
         except BaseException:
             self.close()
@@ -221,15 +227,15 @@ class LogSetup:
         path = self.log_file
         handler_id = self._base.add(
             str(path),
-            level=self.level,
+            level=self.options.log_level,
             format=_human_format,
-            serialize=self.json_logs,
-            rotation=self.rotation,
-            retention=self.retention,
+            serialize=self.options.json_logs,
+            rotation=self.options.log_rotation,
+            retention=self.options.log_retention,
             encoding="utf-8",
             enqueue=False,
             opener=_owner_only_opener,
-            diagnose=self.diagnose,
+            diagnose=self.options.log_diagnose,
         )
         self._ids.append(handler_id)
         # The opener only sets the mode of files it creates; tighten a pre-existing one too.

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from minions_actors import __version__
+from minions_actors.records import WORKFLOW_STATUSES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_START_FAILED, EXIT_NOTHING_TO_DO = 0, 1, 2, 3, 4
 EXIT_CODES = {
@@ -45,7 +46,7 @@ def _json_option(parser: argparse.ArgumentParser, default: Any = False) -> None:
 
 
 def _status_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
-    parser.add_argument("--status", choices=["running", "completed", "aborted", "failed"],
+    parser.add_argument("--status", choices=WORKFLOW_STATUSES,
                         default=default, help="only workflows with this status")
 
 
@@ -57,7 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"minions_actors {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
+    _add_demo(sub)
+    _add_workflows(sub)
+    _add_inspect(sub)
+    return parser
 
+
+def _add_run(sub: Any) -> None:
     run = sub.add_parser(
         "run", help="start a system through pkg.module:function and wait until it stops",
         description="Import pkg.module, call function() (it starts and returns an "
@@ -66,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("target", help="pkg.module:function, importable from the working directory")
 
+
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser(
         "demo", help="run a small supervised system that crashes, recovers and persists",
         description="A supervised system with embedded SQLite state, Prometheus metrics and "
@@ -79,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--forever", action="store_true",
                       help="keep running (ticking) until SIGTERM/SIGINT")
 
+
+def _add_workflows(sub: Any) -> None:
     wf = sub.add_parser(
         "workflows", help="list, show, retry or discard the workflows stored in a state file",
         description="List workflows (the default action; optionally by --status), show one, "
@@ -108,13 +120,14 @@ def _parser() -> argparse.ArgumentParser:
             action.add_argument("--force", action="store_true",
                                 help="discard even a running workflow (app stopped only)")
 
+
+def _add_inspect(sub: Any) -> None:
     insp = sub.add_parser("inspect", help="show the minions stored in a state file",
                           description="A readable table of the minions stored in a "
                           "minions.db: path, class, size and last update.")
     insp.add_argument("db_path", nargs="?", metavar="DB", help="same as --db")
     _db_option(insp)
     _json_option(insp)
-    return parser
 
 
 def _load_target(target: str) -> Any:
@@ -224,8 +237,10 @@ def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
             found = ins.read_workflows(db, workflow_id=workflow_id).records
             if not found:
                 raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {db!r}")
-            print(json.dumps(ins.workflow_json(found[0], context=True), ensure_ascii=True,
-                             sort_keys=True) if as_json else ins.render_workflow(found[0]))
+            if as_json:
+                _print_json_lines([ins.workflow_json(found[0], context=True)])
+            else:
+                print(ins.render_workflow(found[0]))
             return EXIT_OK
         if action == "retry":
             rec = ins.retry_workflow_in_file(db, workflow_id)

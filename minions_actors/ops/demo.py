@@ -14,6 +14,7 @@ import urllib.request
 from typing import Any
 
 from minions_actors.runtime.minion import Minion
+from minions_actors.runtime.ref import MinionRef
 from minions_actors.runtime.supervision import OneForAll
 from minions_actors.system import ActorSystem
 
@@ -116,7 +117,25 @@ def run_demo(
         return EXIT_START_FAILED
     url = system.metrics.url if system.metrics is not None else None
     print(f"1. system started: state in {db}, metrics at {url}, logs in {log_dir}/")
+    ledger, total = _show_ledger(system, db)
+    _show_team(system)
+    if url is not None:
+        for line in _scrape(url, ("minions_restarts_total", "minions_live_minions")):
+            print(f"6. scraped {line}")
+    if forever:
+        print("running until SIGTERM/SIGINT (Ctrl-C) ...", flush=True)
+        while not system.wait(1.0):
+            if system.running:
+                ledger.tell(1)
+    clean = system.shutdown()
+    print(f"7. shutdown {'clean' if clean else 'NOT clean'}; snapshots flushed to {db}. "
+          f"Run the demo again: the ledger continues from total={total}.")
+    return system.exit_code
 
+
+def _show_ledger(system: ActorSystem, db: str) -> tuple[MinionRef[Any], Any]:
+    """Steps 2-4: the ledger's stored state, deposits, a crash and the rollback; returns the
+    ledger and its total after the restart."""
     ledger = system.spawn(Ledger, name="ledger")
     before = ledger.ask("report", timeout=5)
     print(f"2. ledger state from {db}: total={before['total']} entries={before['entries']}"
@@ -134,7 +153,11 @@ def run_demo(
     healed = ledger.ask("report", timeout=5)
     print(f"   ledger after the restart: total={healed['total']} "
           f"(rolled back to its last good message, same ref)")
+    return ledger, healed["total"]
 
+
+def _show_team(system: ActorSystem) -> None:
+    """Step 5: a crash in a one-for-all team restarts the siblings in start order."""
     started: list[str] = []
     lock = threading.Lock()
     team = system.spawn(Team, started, lock, name="team")
@@ -152,19 +175,3 @@ def run_demo(
     with lock:
         order = list(started)
     print(f"5. team/b crashed: one-for-all restarted {', '.join(order)} (in start order)")
-    del team
-
-    if url is not None:
-        for line in _scrape(url, ("minions_restarts_total", "minions_live_minions")):
-            print(f"6. scraped {line}")
-    if forever:
-        print("running until SIGTERM/SIGINT (Ctrl-C) ...", flush=True)
-        tick = 0
-        while not system.wait(1.0):
-            tick += 1
-            if system.running:
-                ledger.tell(1)
-    clean = system.shutdown()
-    print(f"7. shutdown {'clean' if clean else 'NOT clean'}; snapshots flushed to {db}. "
-          f"Run the demo again: the ledger continues from total={healed['total']}.")
-    return system.exit_code

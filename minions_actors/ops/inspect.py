@@ -15,27 +15,19 @@ import dataclasses
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, NamedTuple
 
-from minions_actors.errors import (
-    StateStoreCorrupt,
-    StateStoreError,
-    WorkflowRecordNotFound,
-    WorkflowStatusConflict,
-)
-from minions_actors.persistence.records import WORKFLOW_STATUSES, WorkflowRecord, _status_set
-from minions_actors.persistence.store_file import read_only_connection
-from minions_actors.persistence.writer import (
+from minions_actors.ops.workflow_edit import discard_workflow_in_file, retry_workflow_in_file
+from minions_actors.persistence.records import _status_set
+from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
-    WORKFLOW_COLUMNS,
+    WF_SELECT,
     WORKFLOW_TABLE,
-    classify_sqlite_error,
-    immediate_transaction,
 )
+from minions_actors.persistence.store_file import open_existing_store
+from minions_actors.records import WORKFLOW_STATUSES, WorkflowRecord
 
 __all__ = [
     "discard_workflow_in_file",
@@ -89,56 +81,6 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _connect(db_path: str | os.PathLike[str], *, write: bool, timeout: float) -> tuple[
-    str, sqlite3.Connection, int, bool
-]:
-    """Open an existing store file: (absolute path, connection, schema version, has workflows).
-
-    Never creates a file. Raises :class:`StateStoreError` with a printable message when the
-    file is missing, is not a SQLite database, or is not a minions_actors store.
-    """
-    path = os.path.abspath(os.fspath(db_path))
-    if not os.path.exists(path):
-        raise StateStoreError(
-            f"no state store at {path!r}: the file does not exist (the default is "
-            "minions.db in the directory the system was started from)."
-        )
-    if os.path.isdir(path):
-        raise StateStoreError(f"{path!r} is a directory, not a state store file.")
-    try:
-        conn = (
-            sqlite3.connect(
-                f"{Path(path).as_uri()}?mode=rw", uri=True, timeout=timeout, isolation_level=None
-            )
-            if write
-            else read_only_connection(path, timeout)
-        )
-    except sqlite3.Error as exc:
-        how = "read-write" if write else "read-only"
-        raise StateStoreError(f"cannot open state store {path!r} {how}: {exc}") from exc
-    try:
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            tables = {
-                str(r[0])
-                for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
-        except sqlite3.DatabaseError as exc:
-            raise StateStoreCorrupt(
-                f"{path!r} is not a SQLite database or is damaged ({exc})."
-            ) from exc
-        if SNAPSHOT_TABLE not in tables:
-            raise StateStoreCorrupt(
-                f"{path!r} is a SQLite database but not a minions_actors state store "
-                f"(no {SNAPSHOT_TABLE} table)."
-            )
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-        raise
-    return path, conn, version, WORKFLOW_TABLE in tables
-
-
 def _workflow_counts(conn: sqlite3.Connection) -> str:
     """'2 running, 10 completed' (statuses in their usual order; 'none' when empty)."""
     counts = dict(
@@ -186,7 +128,7 @@ def read_minions(db_path: str | os.PathLike[str]) -> MinionsListing:
     Raises :class:`StateStoreError` (a :class:`StateStoreCorrupt` for a file that is not a
     store) with a message ready to print when the file is missing or unreadable.
     """
-    path, conn, version, has_workflows = _connect(db_path, write=False, timeout=5.0)
+    path, conn, version, has_workflows = open_existing_store(db_path, write=False, timeout=5.0)
     try:
         rows = conn.execute(
             f"SELECT path, minion_class, size_bytes, updated_at FROM {SNAPSHOT_TABLE} ORDER BY path"
@@ -250,11 +192,11 @@ def read_workflows(
     """Read the workflow records of ``db_path`` (read-only), optionally of one status or one
     id, ordered by creation time. Raises like :func:`read_minions`."""
     statuses = _status_set(status)
-    path, conn, version, has_workflows = _connect(db_path, write=False, timeout=5.0)
+    path, conn, version, has_workflows = open_existing_store(db_path, write=False, timeout=5.0)
     try:
         if not has_workflows:
             return WorkflowsListing(path, version, False, [], "none")
-        sql = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE}"
+        sql = WF_SELECT
         where, params = [], []
         if statuses is not None:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
@@ -334,92 +276,3 @@ def render_workflow(rec: WorkflowRecord) -> str:
     ]
     lines += ["context:", json.dumps(ctx, indent=2, ensure_ascii=True, sort_keys=True)]
     return "\n".join(lines)
-
-
-def _change_in_file(
-    db_path: str | os.PathLike[str],
-    workflow_id: str,
-    action: str,
-    allowed: frozenset[str] | None,
-    busy_timeout: float,
-) -> tuple[str, WorkflowRecord]:
-    """Run ``action`` ("retry" or "discard") on one record in one write transaction."""
-    path, conn, _version, has_workflows = _connect(db_path, write=True, timeout=busy_timeout)
-    try:
-        if not has_workflows:
-            raise WorkflowRecordNotFound(
-                f"no workflow {workflow_id!r} in {path!r}: the store has no {WORKFLOW_TABLE} "
-                "table (it was never opened by a minions_actors with workflows)"
-            )
-        try:
-            with immediate_transaction(conn):  # waits up to busy_timeout for the app's writer
-                row = conn.execute(
-                    f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE} "
-                    "WHERE workflow_id = ?",
-                    (workflow_id,),
-                ).fetchone()
-                if row is None:
-                    raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {path!r}")
-                rec = WorkflowRecord(*row)
-                if allowed is not None and rec.status not in allowed:
-                    raise WorkflowStatusConflict(
-                        f"workflow {workflow_id!r} in {path!r} is {rec.status}: "
-                        + (
-                            "only failed or aborted workflows can be retried"
-                            if action == "retry"
-                            else "discarding a running workflow needs force=True (--force), "
-                            "and only while its application is stopped, or the application "
-                            "writes it back at its next checkpoint"
-                        )
-                    )
-                if action == "retry":
-                    rec.status, rec.attempts, rec.error, rec.finished_at = "running", 0, None, None
-                    rec.updated_at = time.time()
-                    conn.execute(
-                        f"UPDATE {WORKFLOW_TABLE} SET status = 'running', attempts = 0, "
-                        "error = NULL, finished_at = NULL, updated_at = ? WHERE workflow_id = ?",
-                        (rec.updated_at, workflow_id),
-                    )
-                else:
-                    conn.execute(
-                        f"DELETE FROM {WORKFLOW_TABLE} WHERE workflow_id = ?", (workflow_id,)
-                    )
-        except sqlite3.Error as exc:
-            raise classify_sqlite_error(exc, path) from exc
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-    return path, rec
-
-
-def retry_workflow_in_file(
-    db_path: str | os.PathLike[str], workflow_id: str, *, busy_timeout: float = 5.0
-) -> WorkflowRecord:
-    """Mark a failed or aborted workflow to run again; returns the updated record.
-
-    Sets status ``running``, ``attempts`` 0, clears ``error`` and ``finished_at``; the step
-    to run (``next_step``) and the context are kept, so the workflow resumes at the step that
-    failed the next time its minion starts. Raises :class:`WorkflowRecordNotFound` (a
-    ``KeyError``) for an unknown id and :class:`WorkflowStatusConflict` (a ``ValueError``)
-    for a running or completed workflow.
-    """
-    return _change_in_file(
-        db_path, workflow_id, "retry", frozenset({"failed", "aborted"}), busy_timeout
-    )[1]
-
-
-def discard_workflow_in_file(
-    db_path: str | os.PathLike[str],
-    workflow_id: str,
-    *,
-    force: bool = False,
-    busy_timeout: float = 5.0,
-) -> WorkflowRecord:
-    """Delete one workflow record from the file; returns the record as it was.
-
-    A running workflow is refused (:class:`WorkflowStatusConflict`) unless ``force=True``;
-    use that only while its application is stopped. Unknown ids raise
-    :class:`WorkflowRecordNotFound`.
-    """
-    allowed = None if force else frozenset({"completed", "failed", "aborted"})
-    return _change_in_file(db_path, workflow_id, "discard", allowed, busy_timeout)[1]

@@ -23,10 +23,8 @@ from minions_actors.persistence.records import (
     _wf_matches,
     _wf_sorted,
 )
-from minions_actors.persistence.writer import (
-    Entry,
-    _call_inline,
-)
+from minions_actors.persistence.sqlite_common import Entry
+from minions_actors.persistence.write_queue import _call_inline
 
 
 # ---------------------------------------------------------------------------- memory store

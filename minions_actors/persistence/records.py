@@ -1,82 +1,29 @@
-"""Records of the state stores: stored minions, store statistics, durable workflow
-records and their statuses."""
+"""What the stores do with records: accept and copy a workflow record, filter and sort them.
+
+The record types themselves live in :mod:`minions_actors.records` (the bottom layer) and are
+re-exported here.
+"""
 
 from __future__ import annotations
 
-import operator
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
 
+from minions_actors.records import (
+    FINISHED_STATUSES,
+    WORKFLOW_COLUMNS,
+    WORKFLOW_STATUSES,
+    StoredMinion,
+    StoreStats,
+    WorkflowRecord,
+    workflow_row,
+)
 
-# ---------------------------------------------------------------------------- data types
-@dataclass(frozen=True)
-class StoredMinion:
-    """One stored snapshot as listed by :meth:`StateStore.stored` (no state, just metadata)."""
-
-    path: str
-    minion_class: str
-    size_bytes: int
-    updated_at: datetime  # timezone-aware, UTC
-
-
-@dataclass(frozen=True)
-class StoreStats:
-    """Cumulative counters of a store, read by the Prometheus collector at scrape time."""
-
-    rows_written: int = 0  # snapshot rows written or deleted
-    batches: int = 0  # committed write transactions
-    batch_seconds_sum: float = 0.0  # time spent committing them
-    write_errors: int = 0  # failed write attempts (each is retried)
-    pending: int = 0  # snapshots accepted but not yet committed (queue depth)
-    last_error: str | None = None  # message of the current failure streak, None when healthy
-    lost: int = 0  # snapshots and workflow records dropped because close() timed out
-    workflow_rows_written: int = 0  # workflow rows written or deleted (prune included)
-
-
-#: Every status a workflow record can have; all but "running" are final.
-WORKFLOW_STATUSES = ("running", "completed", "aborted", "failed")
-#: The final statuses: a record with one of them is finished (``finished_at`` is set).
-FINISHED_STATUSES = frozenset({"completed", "aborted", "failed"})
-
-
-@dataclass
-class WorkflowRecord:
-    """One durable workflow: which minion runs it, where it is, and its JSON context.
-
-    ``next_step`` is the index of the step to run next (``step_name`` its name, None once
-    completed); ``context_json`` is JSON text. Times are ``time.time()`` seconds. Stores
-    copy the record at save time, so the caller may keep mutating its object.
-    """
-
-    workflow_id: str
-    minion_path: str
-    minion_class: str
-    workflow_name: str
-    status: str  # running | completed | aborted | failed
-    next_step: int
-    step_name: str | None
-    context_json: str
-    attempts: int = 0
-    error: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    finished_at: float | None = None
-
-    @property
-    def finished(self) -> bool:
-        """True for completed, aborted and failed records."""
-        return self.status in FINISHED_STATUSES
-
-
-#: The workflow table's columns, in table order: the fields of :class:`WorkflowRecord` (one
-#: definition; the row tuple, the SELECT and the copy below all follow it).
-WORKFLOW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(WorkflowRecord))
-
-#: A record's row tuple, in column order (C speed: the writer builds one per saved record).
-workflow_row: Callable[[WorkflowRecord], tuple[Any, ...]] = operator.attrgetter(*WORKFLOW_COLUMNS)
+__all__ = [
+    "FINISHED_STATUSES", "WORKFLOW_COLUMNS", "WORKFLOW_STATUSES", "StoreStats", "StoredMinion",
+    "WorkflowRecord", "workflow_row",
+]
 
 
 def _wf_clone(r: WorkflowRecord) -> WorkflowRecord:

@@ -10,7 +10,7 @@ from sqlite_utils import Database
 from minions_actors.errors import (
     StateStoreError,
 )
-from minions_actors.persistence.writer import (
+from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
     WORKFLOW_TABLE,
     immediate_transaction,

@@ -1,5 +1,5 @@
 """A store file's ownership and health: the one-owner lock, the page check at open, and the
-read-only connection that inspection tools use.
+connections that inspection tools use (read-only, or read-write for one change).
 
 Ownership is an ``flock`` on a sidecar file ``<store>.lock`` that holds the owner's pid. The
 kernel drops an ``flock`` when its process dies, ``kill -9`` included, so a crashed owner never
@@ -25,6 +25,7 @@ from minions_actors.errors import (
     StateStoreLocked,
     StateStoreReadOnly,
 )
+from minions_actors.persistence.sqlite_common import SNAPSHOT_TABLE, WORKFLOW_TABLE, connect
 
 __all__ = [
     "OPEN_CHECKS",
@@ -32,6 +33,7 @@ __all__ = [
     "OwnerLock",
     "check_pages",
     "lock_path",
+    "open_existing_store",
     "read_only_connection",
 ]
 
@@ -210,3 +212,47 @@ def check_pages(conn: sqlite3.Connection, db_path: str, check: OpenCheck) -> Non
             "`sqlite3 FILE .recover | sqlite3 NEW` and point state_store at NEW, or move it "
             "away to start with an empty store."
         )
+
+
+def open_existing_store(db_path: str | os.PathLike[str], *, write: bool, timeout: float) -> tuple[
+    str, sqlite3.Connection, int, bool
+]:
+    """Open an existing store file: (absolute path, connection, schema version, has workflows).
+
+    Never creates a file. Raises :class:`StateStoreError` with a printable message when the
+    file is missing, is not a SQLite database, or is not a minions_actors store.
+    """
+    path = os.path.abspath(os.fspath(db_path))
+    if not os.path.exists(path):
+        raise StateStoreError(
+            f"no state store at {path!r}: the file does not exist (the default is "
+            "minions.db in the directory the system was started from)."
+        )
+    if os.path.isdir(path):
+        raise StateStoreError(f"{path!r} is a directory, not a state store file.")
+    try:
+        conn = connect(path, timeout) if write else read_only_connection(path, timeout)
+    except sqlite3.Error as exc:
+        how = "read-write" if write else "read-only"
+        raise StateStoreError(f"cannot open state store {path!r} {how}: {exc}") from exc
+    try:
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {
+                str(r[0])
+                for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise StateStoreCorrupt(
+                f"{path!r} is not a SQLite database or is damaged ({exc})."
+            ) from exc
+        if SNAPSHOT_TABLE not in tables:
+            raise StateStoreCorrupt(
+                f"{path!r} is a SQLite database but not a minions_actors state store "
+                f"(no {SNAPSHOT_TABLE} table)."
+            )
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        raise
+    return path, conn, version, WORKFLOW_TABLE in tables

@@ -43,6 +43,7 @@ from minions_actors.observability.hooks import (
 )
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import supervisor
+from minions_actors.runtime.batching import run_batched
 from minions_actors.runtime.extensions import CellWorkflows, Extensions
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, WakeUp, make_mailbox
 from minions_actors.runtime.snapshots import Snapshotter, is_persistent
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from minions_actors.observability.hooks import Hooks
     from minions_actors.runtime.host import Host
     from minions_actors.runtime.minion import Minion
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
 
 _NOTHING: Any = object()
@@ -117,6 +119,17 @@ def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
     return root
 
 
+def proxy_message(inst: Any, msg: Any) -> Any:
+    """Carry out a proxy message on ``inst``: call, read or set the attribute at its path."""
+    if isinstance(msg, ProxyCall):
+        return _get_attr_path(inst, msg.attr_path)(*msg.args, **msg.kwargs)
+    if isinstance(msg, ProxyGetAttr):
+        return _get_attr_path(inst, msg.attr_path)
+    parent = _get_attr_path(inst, msg.attr_path[:-1])
+    setattr(parent, msg.attr_path[-1], msg.value)
+    return None
+
+
 class Cell:
     """Runtime state of one minion; see the module docstring."""
 
@@ -133,6 +146,7 @@ class Cell:
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
         strategy: Strategy | None = None,
+        placement: Placement | None = None,
     ) -> None:
         from minions_actors.runtime.ref import MinionRef
 
@@ -153,6 +167,7 @@ class Cell:
         self.urn: str = f"{_URN_PREFIX}{next(_cell_ids):012x}"
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout)
         self._strategy_override = strategy
+        self.placement = placement  # None: the instance is built and runs here
 
         self.instance: Minion | None = None
         self.last_instance: Minion | None = None  # the newest one, maybe still in __init__
@@ -405,9 +420,12 @@ class Cell:
         mailbox_size: int | None,
         mailbox_overflow: Overflow,
         mailbox_put_timeout: float,
+        placement: Placement | None = None,
     ) -> MinionRef[Any]:
         """Create, register and start a child cell; return its ref at once."""
         restart_type = check_spawn(cls, args, kwargs, name, restart)
+        if placement is not None:
+            placement.check(cls)
         self.system.check_accepting()
         with self.children_lock:
             if self.terminated or self._terminate_requested:
@@ -422,7 +440,7 @@ class Cell:
                 )
             child = Cell(
                 self.system, self, cls, args, kwargs, name, restart_type,
-                mailbox_size, mailbox_overflow, mailbox_put_timeout,
+                mailbox_size, mailbox_overflow, mailbox_put_timeout, placement=placement,
             )
             self.children[name] = child
         self.system.register_cell(child)
@@ -469,6 +487,10 @@ class Cell:
             msg, self._held = self._held, _NOTHING
             if not self._dispatch_one(inst, msg):
                 return
+        batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's stand-in
+        if batched is not None:
+            run_batched(self, inst, batched, _SPECIAL)
+            return
         get = self.inbox.get
         sysq = self._sys
         receive = inst.on_receive
@@ -602,13 +624,10 @@ class Cell:
 
     @staticmethod
     def _proxy_message(inst: Minion, msg: Any) -> Any:
-        if isinstance(msg, ProxyCall):
-            return _get_attr_path(inst, msg.attr_path)(*msg.args, **msg.kwargs)
-        if isinstance(msg, ProxyGetAttr):
-            return _get_attr_path(inst, msg.attr_path)
-        parent = _get_attr_path(inst, msg.attr_path[:-1])
-        setattr(parent, msg.attr_path[-1], msg.value)
-        return None
+        forward = getattr(inst, "_minion_forward", None)  # a placed minion's stand-in
+        if forward is not None:
+            return forward(msg)
+        return proxy_message(inst, msg)
 
     def start_workflow(self, request: m.StartWorkflow,
                        answer: Callable[[Any], None] | None = None) -> Any:
@@ -662,7 +681,9 @@ class Cell:
         """A new, not yet initialised instance, already ``last_instance`` (a proxy made
         inside ``__init__`` introspects it; a crash in ``__init__`` still gets its
         ``on_failure``)."""
-        inst: Minion = self.cls.__new__(self.cls)
+        placement = self.placement
+        inst: Minion = (self.cls.__new__(self.cls) if placement is None
+                        else placement.stand_in(self.cls))
         inst.__dict__["_minion_cell"] = self
         # the base attributes first, so a subclass that forgets super().__init__() works
         _bind_base(inst)

@@ -12,13 +12,15 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from minions_actors.records import WorkflowInfo
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.messages import RunStep
     from minions_actors.runtime.minion import Minion
 
 
 class CellWorkflows(Protocol):
-    """One minion's workflow runner, as the cell drives it."""
+    """One minion's workflow runner, as the cell drives it and its minion's methods
+    (``Minion.workflow``, ``retry_workflow``, ``discard_workflow``) call it."""
 
     def resume(self) -> None: ...
 
@@ -26,6 +28,12 @@ class CellWorkflows(Protocol):
 
     def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None,
               answer: Callable[[Any], None] | None = None) -> Any: ...
+
+    def get(self, workflow_id: str) -> WorkflowInfo | None: ...
+
+    def retry(self, workflow_id: str) -> WorkflowInfo: ...
+
+    def discard(self, workflow_id: str) -> bool: ...
 
 
 class WorkflowSupport(Protocol):

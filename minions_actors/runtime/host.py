@@ -9,8 +9,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from loguru import Logger
+
     from minions_actors.observability.hooks import Hooks
+    from minions_actors.observability.metrics import MetricsHooks
+    from minions_actors.records import WorkflowInfo
     from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.mailbox import Overflow
+    from minions_actors.runtime.minion import Minion
+    from minions_actors.runtime.placement import Placement
+    from minions_actors.runtime.ref import MinionRef
     from minions_actors.runtime.snapshots import SnapshotStore
     from minions_actors.support.timer import Timer
 
@@ -75,3 +85,80 @@ class RunningHost:
     runs, so that ``Gru.shutdown()`` finds it without importing the system."""
 
     host: Host | None = None
+
+
+class ResourcesAPI(Protocol):
+    """``system.resources`` (:class:`~minions_actors.resources.registry.ResourceRegistry`)
+    as a minion sees it: register, look up, ask the state."""
+
+    def add(self, resource: Any, name: str | None = None) -> str: ...
+
+    def get(self, name: str) -> Any: ...
+
+    def state(self, name: str) -> str: ...
+
+    def names(self) -> list[str]: ...
+
+
+class SystemAPI(Host, Protocol):
+    """The running :class:`~minions_actors.ActorSystem` as a minion reaches it through
+    ``self.system``: the host interface and the system's public methods and attributes.
+
+    The runtime names this protocol instead of importing the system (which sits above it),
+    and users' type checkers see the real signatures. ``ActorSystem`` is checked against it
+    (mypy, in ``system.py``), and a test checks that every public name of ``ActorSystem``
+    is listed here: a new public method of the system is added to both.
+    """
+
+    metrics: MetricsHooks | None
+    shutdown_timeout: float
+    workflow_retention: float
+    failure: BaseException | None
+
+    @property
+    def resources(self) -> ResourcesAPI: ...
+
+    @property
+    def log(self) -> Logger: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def spawn(
+        self,
+        cls: type[Minion],
+        *args: Any,
+        name: str | None = None,
+        restart: str = "permanent",
+        mailbox_size: int | None = None,
+        mailbox_overflow: Overflow = "block",
+        mailbox_put_timeout: float = 1.0,
+        placement: Placement | None = None,
+        **kwargs: Any,
+    ) -> MinionRef[Any]: ...
+
+    def get(self, path: str) -> MinionRef[Any]: ...
+
+    def find(self, path: str) -> MinionRef[Any] | None: ...
+
+    def stop(self, path: str, timeout: float | None = None) -> bool: ...
+
+    def cells(self) -> list[Cell]: ...
+
+    def workflows(self, status: str | Iterable[str] | None = None,
+                  minion: str | None = None) -> list[WorkflowInfo]: ...
+
+    def workflow(self, workflow_id: str) -> WorkflowInfo | None: ...
+
+    def wait_workflow(self, workflow_id: str, timeout: float | None = None) -> WorkflowInfo: ...
+
+    def retry_workflow(self, workflow_id: str, timeout: float = 10.0) -> WorkflowInfo: ...
+
+    def discard_workflow(self, workflow_id: str, timeout: float = 10.0) -> bool: ...
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...

@@ -29,11 +29,20 @@ class Mailbox(Protocol):
     def empty(self) -> bool: ...
 
 
-class WakeUp:
+class RuntimeMessage:
+    """Base of every message the runtime itself puts in a mailbox (wake-ups, stop and exit
+    requests, workflow steps): the one way to say that a message never waits for room in a
+    bounded mailbox, so that supervision and stops never block on a full one. The mailbox
+    reads the class attribute ``bypass_bound`` that this base sets."""
+
+    __slots__ = ()
+    bypass_bound = True
+
+
+class WakeUp(RuntimeMessage):
     """Sentinel put in a mailbox to wake its minion for a runtime (system) message."""
 
     __slots__ = ()
-    bypass_bound = True  # like every runtime message: never waits for room
 
     def __repr__(self) -> str:
         return "<wake-up>"

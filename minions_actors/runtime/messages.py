@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from minions_actors.runtime.mailbox import RuntimeMessage
+
 if TYPE_CHECKING:
     import pykka
 
@@ -27,21 +29,19 @@ class Ask:
         self.future = future
 
 
-class StopRequest:
+class StopRequest(RuntimeMessage):
     """``ref.stop()``: remove the minion for good once earlier messages are handled."""
 
     __slots__ = ("done",)
-    bypass_bound = True  # control messages never wait for room in a bounded mailbox
 
     def __init__(self) -> None:
         self.done = threading.Event()
 
 
-class ExitRequest:
+class ExitRequest(RuntimeMessage):
     """``self.stop()`` inside a minion: a normal exit; its restart type decides what follows."""
 
     __slots__ = ()
-    bypass_bound = True
 
 
 EXIT = ExitRequest()
@@ -117,11 +117,10 @@ class StartWorkflow:
     context: Mapping[str, Any] | None = None
 
 
-class RunStep:
+class RunStep(RuntimeMessage):
     """Internal message: run the next step of ``workflow_id`` (stale when the token moved on)."""
 
     __slots__ = ("token", "workflow_id")
-    bypass_bound = True  # runtime messages never wait for room in a bounded mailbox
 
     def __init__(self, workflow_id: str, token: int) -> None:
         self.workflow_id = workflow_id

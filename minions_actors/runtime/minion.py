@@ -17,10 +17,12 @@ from minions_actors.runtime.supervision import OneForOne, Strategy
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from minions_actors.records import WorkflowInfo
     from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.extensions import CellWorkflows
+    from minions_actors.runtime.host import SystemAPI
+    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
-    from minions_actors.system import ActorSystem
-    from minions_actors.workflows import WorkflowInfo, WorkflowRunner
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,11 @@ class Minion(pykka.ThreadingActor):
         return self._minion_cell.name
 
     @property
-    def system(self) -> ActorSystem:
-        """The running :class:`~minions_actors.ActorSystem`."""
-        return self._minion_cell.system  # type: ignore[return-value]  # the host is the ActorSystem
+    def system(self) -> SystemAPI:
+        """The running :class:`~minions_actors.ActorSystem` (typed by its public methods,
+        :class:`~minions_actors.runtime.host.SystemAPI`, so that the runtime does not import
+        the system)."""
+        return cast("SystemAPI", self._minion_cell.system)  # the host is the ActorSystem
 
     @property
     def children(self) -> dict[str, MinionRef[Any]]:
@@ -131,12 +135,14 @@ class Minion(pykka.ThreadingActor):
         mailbox_size: int | None = None,
         mailbox_overflow: Overflow = "block",
         mailbox_put_timeout: float = 1.0,
+        placement: Placement | None = None,
         **kwargs: Any,
     ) -> MinionRef[Any]:
         """Start a child that this minion supervises; its path is ``self.path/name``."""
         return self._minion_cell.spawn_child(
             cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
             mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
+            placement=placement,
         )
 
     def watch(self, ref: MinionRef[Any]) -> None:
@@ -181,11 +187,11 @@ class Minion(pykka.ThreadingActor):
         """Forget a workflow of this minion (stopping it if it runs); True if it existed."""
         return self._workflow_runner().discard(workflow_id)
 
-    def _workflow_runner(self) -> WorkflowRunner:
+    def _workflow_runner(self) -> CellWorkflows:
         runner = self._minion_cell.workflows
         if runner is None:
             raise WorkflowError(f"{self._minion_cell.describe()} declares no workflows")
-        return cast("WorkflowRunner", runner)  # the runner the workflows extension built
+        return runner
 
     # -- hooks for users -------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:

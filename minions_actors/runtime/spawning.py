@@ -55,12 +55,16 @@ def check_spawn(cls: type[Minion], args: tuple[Any, ...], kwargs: dict[str, Any]
                 f"spawn(): {exc}"
             ) from None
     cls.check_args(*args, **kwargs)
-    if name is not None and (
-        not isinstance(name, str) or not name or "/" in name or not name.isprintable()
-    ):
+    if name is not None:
+        check_name(name)
+    return restart_type
+
+
+def check_name(name: object) -> None:
+    """Raise a clear ValueError unless ``name`` can name a minion."""
+    if not isinstance(name, str) or not name or "/" in name or not name.isprintable():
         raise ValueError(
             f"a minion name is a non-empty str of printable characters without '/', got "
             f"{name!r} (paths are built from names: parent/child; a control character "
             f"such as a newline could forge log lines)"
         )
-    return restart_type

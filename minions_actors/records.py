@@ -1,0 +1,114 @@
+"""The records every layer reads: stored minions, store statistics, workflow statuses, the
+durable workflow record and :class:`WorkflowInfo`, the read-only view users get.
+
+Plain data at the bottom of the package (next to :mod:`minions_actors.errors`), so that the
+runtime, the stores, the workflows and the hooks all name the same types without importing a
+layer above them. Re-exported where users know them (``minions_actors``,
+``minions_actors.persistence``, ``minions_actors.workflows``).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+
+# ---------------------------------------------------------------------------- data types
+@dataclass(frozen=True)
+class StoredMinion:
+    """One stored snapshot as listed by :meth:`StateStore.stored` (no state, just metadata)."""
+
+    path: str
+    minion_class: str
+    size_bytes: int
+    updated_at: datetime  # timezone-aware, UTC
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Cumulative counters of a store, read by the Prometheus collector at scrape time."""
+
+    rows_written: int = 0  # snapshot rows written or deleted
+    batches: int = 0  # committed write transactions
+    batch_seconds_sum: float = 0.0  # time spent committing them
+    write_errors: int = 0  # failed write attempts (each is retried)
+    pending: int = 0  # snapshots accepted but not yet committed (queue depth)
+    last_error: str | None = None  # message of the current failure streak, None when healthy
+    lost: int = 0  # snapshots and workflow records dropped because close() timed out
+    workflow_rows_written: int = 0  # workflow rows written or deleted (prune included)
+
+
+#: Every status a workflow record can have; all but "running" are final.
+WORKFLOW_STATUSES = ("running", "completed", "aborted", "failed")
+#: The final statuses: a record with one of them is finished (``finished_at`` is set).
+FINISHED_STATUSES = frozenset({"completed", "aborted", "failed"})
+
+
+@dataclass
+class WorkflowRecord:
+    """One durable workflow: which minion runs it, where it is, and its JSON context.
+
+    ``next_step`` is the index of the step to run next (``step_name`` its name, None once
+    completed); ``context_json`` is JSON text. Times are ``time.time()`` seconds. Stores
+    copy the record at save time, so the caller may keep mutating its object.
+    """
+
+    workflow_id: str
+    minion_path: str
+    minion_class: str
+    workflow_name: str
+    status: str  # running | completed | aborted | failed
+    next_step: int
+    step_name: str | None
+    context_json: str
+    attempts: int = 0
+    error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True for completed, aborted and failed records."""
+        return self.status in FINISHED_STATUSES
+
+
+#: The workflow table's columns, in table order: the fields of :class:`WorkflowRecord` (one
+#: definition; the row tuple, the SELECT and the copy below all follow it).
+WORKFLOW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(WorkflowRecord))
+
+#: A record's row tuple, in column order (C speed: the writer builds one per saved record).
+workflow_row: Callable[[WorkflowRecord], tuple[Any, ...]] = operator.attrgetter(*WORKFLOW_COLUMNS)
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A read-only view of one workflow: where it is, its context, how it ended."""
+
+    workflow_id: str
+    name: str
+    minion: str
+    minion_class: str
+    status: str
+    step: str | None
+    step_index: int
+    context: dict[str, Any]
+    attempts: int
+    error: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @classmethod
+    def of(cls, rec: WorkflowRecord) -> WorkflowInfo:
+        return cls(
+            workflow_id=rec.workflow_id, name=rec.workflow_name, minion=rec.minion_path,
+            minion_class=rec.minion_class, status=rec.status, step=rec.step_name,
+            step_index=rec.next_step, context=json.loads(rec.context_json),
+            attempts=rec.attempts, error=rec.error, created_at=rec.created_at,
+            updated_at=rec.updated_at, finished_at=rec.finished_at,
+        )
