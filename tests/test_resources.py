@@ -428,3 +428,16 @@ def test_a_slow_health_check_does_not_hold_up_its_users(system: ActorSystem) -> 
         assert time.monotonic() - t0 < 1
     finally:
         resource.release.set()
+
+
+def test_a_placed_minion_cannot_use_resources_and_says_so(system: ActorSystem) -> None:
+    from minions_actors import ChildProcess
+
+    hooks = Crashes()
+    system.hooks.add(hooks)
+    system.resources.add(Api())
+    system.spawn(Caller, name="far", restart="temporary", placement=ChildProcess())
+    _, phase, err = hooks.rec.wait_for(lambda evs: evs)[0]
+    assert phase == "init"
+    assert "minion 'far' (Caller) uses resources (api) but runs placed outside" in str(err)
+    assert system.resources.state("api") == "closed"

@@ -169,7 +169,14 @@ class ResourceRegistry(Hooks):
     def acquire(self, cell: Any) -> None:
         """Before ``cell`` builds an instance: open (once) every resource its class
         declares, dependencies first; holds stay across its restarts."""
-        for name in declared(cell.cls):
+        names = declared(cell.cls)
+        if names and getattr(cell, "placement", None) is not None:
+            raise ResourceError(
+                f"{cell.describe()} uses resources ({', '.join(names)}) but runs placed "
+                "outside this process, where they are not available; spawn it without "
+                "placement, or give it a resource of its own in the child"
+            )
+        for name in names:
             self._hold(self._entry(name, cell.describe()), cell, (), cell.describe())
 
     def release(self, user: object) -> None:
