@@ -26,7 +26,9 @@ from minions_actors.errors import (
     SystemNotRunning,
 )
 from minions_actors.observability.hooks import Hooks
+from minions_actors.pipelines import Batch, FileTail, Pipeline, PipelineError
 from minions_actors.placement import ChildProcess, KeyedGroup, Placement, Ray
+from minions_actors.resources import Resource, ResourceError, ResourceUnavailable, uses
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
 from minions_actors.runtime.ref import MinionFuture, MinionRef
@@ -57,9 +59,11 @@ __all__ = [
     "ActorSystem",
     "AskTimeout",
     "Backoff",
+    "Batch",
     "ChildProcess",
     "ChildProcessCrashed",
     "DuplicateName",
+    "FileTail",
     "Gru",
     "Hooks",
     "KeyedGroup",
@@ -74,10 +78,15 @@ __all__ = [
     "MinionsError",
     "OneForAll",
     "OneForOne",
+    "Pipeline",
+    "PipelineError",
     "Placement",
     "PlacementError",
     "Ray",
     "RayActorLost",
+    "Resource",
+    "ResourceError",
+    "ResourceUnavailable",
     "RestForOne",
     "RestartType",
     "Retry",
@@ -98,4 +107,5 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowTimeout",
     "__version__",
+    "uses",
 ]

@@ -110,6 +110,20 @@ class WorkflowTimeout(WorkflowError, TimeoutError):
 
 
 # ---- sidecars (re-exported by minions_actors.sidecar)
+class ResourceError(MinionsError):
+    """A resource is not registered, or could not be opened: the minions that need it do
+    not start (a crash in phase ``init``, handled by their supervisor's strategy)."""
+
+
+class ResourceUnavailable(ResourceError):
+    """A call reached a resource that is closed, or reopening after a failed health check."""
+
+
+class PipelineError(MinionsError):
+    """A pipeline cannot run: no subscribers, or a subscriber that is not (or no longer)
+    running. Raised in the pipeline, so it is a crash its supervisor handles."""
+
+
 class SidecarError(MinionsError):
     """A sidecar call failed without the child dying: something could not be pickled, the
     function raised an exception that cannot be pickled, or the target could not be loaded

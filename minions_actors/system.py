@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
 from minions_actors.observability.hooks import HookDispatcher, Hooks
 from minions_actors.observability.logs import LogOptions
+from minions_actors.resources.registry import ResourceRegistry
 from minions_actors.runtime.cell import Cell, current_cell
 from minions_actors.runtime.dispatch import (
     DEDICATED,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from minions_actors.observability.logs import LogSetup
     from minions_actors.observability.metrics import MetricsHooks
     from minions_actors.persistence import StateStore
+    from minions_actors.resources import Resource
     from minions_actors.runtime.host import SystemAPI
     from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
@@ -62,6 +64,9 @@ class ActorSystem:
         self.hooks = HookDispatcher()
         self._workflow_waiters = WorkflowWaiters()
         self.hooks.add(self._workflow_waiters)
+        #: user resources (resources/): opened for their users, closed after the last
+        self.resources = ResourceRegistry(self)
+        self.hooks.add(self.resources)
         self.store: StateStore | None = None
         self.workflow_store: Any = None
         self.timer = Timer()
@@ -118,6 +123,7 @@ class ActorSystem:
         pool_throughput: int = 64,
         starvation_threshold: float = 1.0,
         pool_max_workers: int | None = None,
+        resources: Iterable[Resource] = (),
     ) -> ActorSystem:
         """Start the system for this process and return it.
 
@@ -138,6 +144,8 @@ class ActorSystem:
         ``pool_throughput`` messages per turn; a handler stuck longer than
         ``starvation_threshold`` seconds is reported and its worker replaced, up to
         ``pool_max_workers`` workers. ``"dedicated"`` gives every minion its own thread.
+        ``resources``: :class:`~minions_actors.Resource` instances to register (each under
+        its default name; ``system.resources.add()`` registers more, or by another name).
         """
         execution = execution_mode(execution)
         check_pool_options(pool_size, pool_throughput, starvation_threshold, pool_max_workers)
@@ -174,6 +182,8 @@ class ActorSystem:
                     stderr_logs=stderr_logs, log_level=log_level, log_rotation=log_rotation,
                     log_retention=log_retention, log_diagnose=log_diagnose, hooks=hooks,
                 )
+                for resource in resources:
+                    system.resources.add(resource)
             except BaseException:
                 system._teardown(time.monotonic() + shutdown_timeout)
                 raise
@@ -344,6 +354,11 @@ class ActorSystem:
             return self.get(path).stop(timeout=self.stop_timeout if timeout is None else timeout)
         except AskTimeout:
             return False
+
+    def prepare_incarnation(self, cell: Cell) -> None:
+        """Called by ``cell`` before it builds an instance: open the resources its class
+        declares (raising fails the start: a crash in phase ``init``)."""
+        self.resources.acquire(cell)
 
     def cells(self) -> list[Cell]:
         """Live minions (Gru excluded): what metrics and introspection read."""

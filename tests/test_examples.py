@@ -111,3 +111,20 @@ def test_many_minions(tmp_path: Path) -> None:
         "the reader runs on: Reader (minion:reader)",
         "clean shutdown: True",
     ]
+
+
+def test_resources_pipeline(tmp_path: Path) -> None:
+    out = run("resources_pipeline.py", tmp_path).splitlines()
+    assert out == [
+        "banana: a fruit",
+        "gru: the boss",
+        "minion: a helper",
+        "dictionary while its users run: open",
+        "tail position (bytes): 18",
+        'minions_resource_calls_total{method="define",resource="dictionary"} 3.0',
+        'minions_pipeline_events_total{pipeline="tail"} 2.0',
+        "dictionary: closed",
+        "dictionary after shutdown: closed",
+        "exit code: 0",
+    ]
+    assert list(tmp_path.iterdir()) == []  # everything in a temporary directory

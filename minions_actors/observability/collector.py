@@ -232,7 +232,7 @@ class MinionsCollector(Collector):
     def _resource_family(self, resources: dict[str, int]) -> Any:
         errors = CounterMetricFamily(
             "minions_resource_errors",
-            "Errors of runtime resources (state_store, metrics...), by resource.",
+            "Errors of resources (state_store, metrics, user resources by name), by resource.",
             labels=["resource"],
         )
         for resource in sorted(resources):

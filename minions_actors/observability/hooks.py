@@ -32,7 +32,7 @@ class SystemView(Protocol):
 
 # The ``phase`` of ``minion_crashed``: where the incarnation failed (docs/supervision.md
 # lists them all; metrics label crashes with them).
-PHASE_INIT = "init"  # the constructor raised
+PHASE_INIT = "init"  # the constructor raised, or a resource the class uses failed to open
 PHASE_RESTORE = "restore"  # restore() raised for the stored snapshot
 PHASE_ON_START = "on_start"
 PHASE_MESSAGE = "message"  # a handler raised

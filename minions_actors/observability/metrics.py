@@ -27,6 +27,7 @@ from minions_actors.errors import MetricsPortInUse
 from minions_actors.observability.collector import MinionsCollector, WithoutCreated
 from minions_actors.observability.hooks import CRASH_PHASES, Hooks, MinionView, SystemView
 from minions_actors.observability.metrics_http import serve_metrics
+from minions_actors.observability.resource_metrics import EXTENSION_FAMILIES, ResourceMetrics
 
 __all__ = [
     "CRASH_PHASES",
@@ -66,6 +67,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "minions_pool_busy_workers": "gauge",
     "minions_pool_run_queue": "gauge",
     "minions_pool_starvation_events_total": "counter",
+    **EXTENSION_FAMILIES,  # user resources and pipelines (resource_metrics.py)
 }
 
 
@@ -142,11 +144,14 @@ class MetricsHooks(Hooks):
         self.workflow_step_seconds = Histogram(
             "minions_workflow_step_seconds", "Duration of workflow steps.", wf, registry=r
         )
+        #: user resources' calls and pipelines' events (resources/, pipelines.py)
+        self.extensions = ResourceMetrics()
         self.registry.register(WithoutCreated([
             self.restarts, self.crashes, self.escalations, self.dead_letters,
             self.snapshot_errors, self.snapshots_quarantined, self.workflow_starts,
             self.workflow_completions,
             self.workflow_failures, self.workflows_in_flight, self.workflow_step_seconds,
+            *self.extensions.metrics(),
         ]))
         self._bound: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {}
 

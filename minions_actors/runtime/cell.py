@@ -798,6 +798,7 @@ class Cell:
         restored = False
         inst: Minion | None = None
         try:
+            self.system.prepare_incarnation(self)  # opens the class's resources, if any
             inst = self._blank()
             self._initialise(inst)
             phase = PHASE_RESTORE

@@ -69,6 +69,11 @@ class Host(Protocol):
         """Raise :class:`~minions_actors.SystemNotRunning` unless new minions are accepted."""
         ...
 
+    def prepare_incarnation(self, cell: Cell) -> None:
+        """Called before the cell builds an instance (the system opens the user resources
+        its class declares); raising fails the start: a crash in phase ``init``."""
+        ...
+
     def register_cell(self, cell: Cell) -> None:
         """A new cell exists (it can be found by path from now on)."""
         ...
@@ -93,6 +98,19 @@ class RunningHost:
     host: Host | None = None
 
 
+class ResourcesAPI(Protocol):
+    """``system.resources`` (:class:`~minions_actors.resources.registry.ResourceRegistry`)
+    as a minion sees it: register, look up, ask the state."""
+
+    def add(self, resource: Any, name: str | None = None) -> str: ...
+
+    def get(self, name: str) -> Any: ...
+
+    def state(self, name: str) -> str: ...
+
+    def names(self) -> list[str]: ...
+
+
 class SystemAPI(Host, Protocol):
     """The running :class:`~minions_actors.ActorSystem` as a minion reaches it through
     ``self.system``: the host interface and the system's public methods and attributes.
@@ -107,6 +125,9 @@ class SystemAPI(Host, Protocol):
     shutdown_timeout: float
     workflow_retention: float
     failure: BaseException | None
+
+    @property
+    def resources(self) -> ResourcesAPI: ...
 
     @property
     def log(self) -> Logger: ...

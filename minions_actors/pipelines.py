@@ -1,0 +1,289 @@
+"""Pipelines: supervised event sources that feed minions with back-pressure and a persisted
+position.
+
+A :class:`Pipeline` is a minion, so supervision, restarts, snapshots and shutdown order are
+those of any minion. Its work runs in *turns*: each turn is one message it sends itself, so
+a stop, a restart or a shutdown is handled between two turns and never waits for the source.
+A turn does one of three things, in this order:
+
+1. deliver what is left of the current batch (a subscriber's bounded mailbox was full: the
+   pipeline waits for room, up to that mailbox's ``mailbox_put_timeout`` per try, and tries
+   again next turn; nothing is dropped and nothing is buffered beyond the one batch);
+2. wait (at most ``max_wait`` seconds per turn) until every subscriber has *handled* the
+   batch, then commit the batch's position (the snapshot after this turn persists it,
+   before the next ``produce()`` can crash);
+3. call :meth:`Pipeline.produce` for the next batch. No events: the next turn comes after
+   ``poll_interval`` seconds (a poll); events: the next turn comes at once.
+
+Delivery is at least once: the committed position only moves past events every subscriber
+has handled, and a subscriber's own snapshot for an event is queued before the pipeline's
+position (one writer, in order), so after a crash, a restart or ``kill -9`` the pipeline
+resumes at its last committed position and may deliver the events after it again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+
+from minions_actors.errors import AskTimeout, MailboxFull, PipelineError
+from minions_actors.runtime.mailbox import RuntimeMessage
+from minions_actors.runtime.minion import Minion
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.ref import MinionRef
+
+__all__ = ["Batch", "FileTail", "Pipeline", "PipelineError"]
+
+_generations = itertools.count(1)
+_RETRY_FULL = 0.02  # seconds before another try at a mailbox that refused at once ("raise")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What :meth:`Pipeline.produce` returns: ``events`` and the ``position`` just after
+    them (JSON data: an offset, a cursor, a last id)."""
+
+    events: Sequence[Any]
+    position: Any
+
+
+class _Turn(RuntimeMessage):
+    """The message a pipeline sends itself; like the runtime's own messages it never waits
+    for room in the pipeline's bounded mailbox (it reaches ``on_receive``, though)."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+
+    def __repr__(self) -> str:
+        return "<pipeline turn>"
+
+
+def _turn_later(cell: Cell, turn: _Turn) -> None:
+    """Timer callback: the next poll, unless the pipeline is stopping meanwhile."""
+    if cell.accepting:
+        cell.ref.tell(turn)
+
+
+class Pipeline(Minion):
+    """Base class of pipelines: override :meth:`produce` (and :meth:`open`/:meth:`close`
+    for the source), list the ``subscribers`` (paths or refs), spawn it like a minion.
+
+    Do not override ``on_start``/``on_stop``/``on_receive``/``snapshot``/``restore``
+    without calling ``super()``: the turns and the position live there.
+    """
+
+    subscribers: Sequence[str | MinionRef[Any]] = ()
+    """Who receives every event, in this order: minion paths (looked up at each start, so
+    a restarted subscriber is found again) or refs. Set it on the class or in ``__init__``."""
+
+    poll_interval: ClassVar[float] = 1.0
+    """Seconds between two calls of :meth:`produce` when the last one had no events."""
+
+    max_wait: ClassVar[float] = 0.1
+    """The longest one turn waits for subscribers to handle a batch before yielding."""
+
+    position: Any = None
+    """The committed position: restored after a restart, given to :meth:`open`."""
+
+    # ------------------------------------------------------------------ user hooks
+    def open(self, position: Any) -> None:
+        """Open the source and seek to ``position`` (None: from the start)."""
+
+    def produce(self) -> Batch | None:
+        """Return the next events available now and the position after them (a
+        :class:`Batch`), or None when there is nothing. May block briefly (a read with a
+        timeout well under ``stop_timeout``). An exception is a crash of the pipeline."""
+        raise NotImplementedError(f"{type(self).__name__} must define produce()")
+
+    def close(self) -> None:
+        """Close the source (after a stop, and after a crash before the restart)."""
+
+    # ------------------------------------------------------------------ minion hooks
+    def snapshot(self) -> Any:
+        return {"position": self.position}
+
+    def restore(self, state: Any) -> None:
+        self.position = state.get("position") if isinstance(state, dict) else None
+
+    def on_start(self) -> None:
+        self._targets = [self._resolve(s) for s in self.subscribers]
+        if not self._targets:
+            raise PipelineError(f"pipeline {self.path!r} has no subscribers: set "
+                                "subscribers = [paths or refs] on the class or in __init__")
+        self._outbox: deque[tuple[MinionRef[Any], Any, bool]] = deque()
+        self._acks: list[Any] = []
+        self._pending: Any = self.position
+        self._blocked_at: float | None = None
+        metrics = self.system.metrics
+        self._series = None if metrics is None else metrics.extensions.pipeline(self.path)
+        self.open(self.position)
+        self._generation = next(_generations)  # turns of an older incarnation are ignored
+        self._next_turn(0.0)
+
+    def on_stop(self) -> None:
+        self.close()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.close()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Turn):
+            if message.generation == self._generation:
+                self._turn()
+            return None
+        return super().on_receive(message)
+
+    # ------------------------------------------------------------------ turns
+    def _turn(self) -> None:
+        if self._minion_cell.closing:  # a shutdown began: produce nothing more
+            return
+        if self._outbox and not self._deliver():
+            return
+        if self._acks:
+            if self._handled(perf_counter() + self.max_wait):
+                # every subscriber handled the batch: commit its position in a turn of its
+                # own, so the snapshot after it keeps the commit even if produce() crashes
+                self._acks = []
+                self.position = self._pending
+            self._next_turn(0.0)
+            return
+        batch = self._produce()
+        if batch is None or not batch.events:
+            if batch is not None:
+                self.position = self._pending = batch.position
+            self._next_turn(self.poll_interval)
+            return
+        self._pending = batch.position
+        last = len(batch.events) - 1
+        for i, event in enumerate(batch.events):
+            for target in self._targets:
+                self._outbox.append((target, event, i == last))
+        if self._series is not None:
+            self._series[0].inc(len(batch.events))
+        if self._deliver():
+            self._next_turn(0.0)
+
+    def _produce(self) -> Batch | None:
+        try:
+            batch = self.produce()
+        except Exception:
+            if self._series is not None:
+                self._series[1].inc()
+            raise
+        if batch is not None and not isinstance(batch, Batch):
+            raise TypeError(f"{type(self).__name__}.produce() must return a Batch or None, "
+                            f"got {type(batch).__name__}")
+        return batch
+
+    def _deliver(self) -> bool:
+        """Hand the outbox over; the last event of a batch is asked (its answer says the
+        subscriber handled everything before it). False when a mailbox stayed full."""
+        outbox = self._outbox
+        while outbox:
+            target, event, last = outbox[0]
+            if not target.is_alive():
+                raise PipelineError(f"subscriber {target.path!r} of pipeline {self.path!r} "
+                                    "stopped for good; the pipeline restarts and looks it up")
+            t0 = perf_counter()
+            try:
+                if last:
+                    self._acks.append(target.ask(event, block=False))
+                else:
+                    target.tell(event)
+            except MailboxFull:
+                self._blocked(t0, perf_counter())
+                self._next_turn(_RETRY_FULL if perf_counter() - t0 < _RETRY_FULL else 0.0)
+                return False
+            outbox.popleft()
+        if self._blocked_at is not None:
+            self._blocked(self._blocked_at, perf_counter())
+            self._blocked_at = None
+        return True
+
+    def _blocked(self, since: float, now: float) -> None:
+        """Count the time spent waiting for room since the last count (or ``since``)."""
+        start = since if self._blocked_at is None else self._blocked_at
+        if self._series is not None:
+            self._series[2].inc(max(0.0, now - start))
+        self._blocked_at = now
+
+    def _handled(self, deadline: float) -> bool:
+        """True once every subscriber answered the last ask of the batch (a subscriber that
+        crashed on it answered too: its supervisor has the event, not the pipeline)."""
+        for future in self._acks:
+            try:
+                future.get(timeout=max(0.0, deadline - perf_counter()))
+            except AskTimeout:
+                return False
+            except Exception:
+                pass
+        return True
+
+    def _next_turn(self, delay: float) -> None:
+        turn = _Turn(self._generation)
+        if delay <= 0:
+            self.ref.tell(turn)
+        else:
+            cell = self._minion_cell
+            self.system.timer.call_later(delay, lambda: _turn_later(cell, turn))
+
+    def _resolve(self, subscriber: str | MinionRef[Any]) -> MinionRef[Any]:
+        path = subscriber if isinstance(subscriber, str) else subscriber.path
+        ref = self.system.find(path)
+        if ref is None:
+            raise PipelineError(f"subscriber {path!r} of pipeline {self.path!r} is not "
+                                "running; spawn it before the pipeline (the pipeline's "
+                                "supervisor retries with backoff)")
+        return ref
+
+
+class FileTail(Pipeline):
+    """Tails a text file: each complete line is an event (a str without its newline), the
+    position is the byte offset after the last line delivered. A missing file is waited
+    for; a file shorter than the position (truncated or replaced) is read from the start.
+    """
+
+    batch_size: ClassVar[int] = 100
+    poll_interval: ClassVar[float] = 0.2
+
+    def __init__(self, file_path: str | os.PathLike[str],
+                 subscribers: Sequence[str | MinionRef[Any]]) -> None:
+        super().__init__()
+        self.file_path = os.fspath(file_path)
+        self.subscribers = list(subscribers)
+
+    def open(self, position: Any) -> None:
+        self._file: IO[bytes] | None = None
+        self._offset = int(position or 0)
+
+    def produce(self) -> Batch | None:
+        if self._file is None:
+            try:
+                self._file = open(self.file_path, "rb")  # noqa: SIM115 - closed in close()
+            except FileNotFoundError:
+                return None
+        if os.fstat(self._file.fileno()).st_size < self._offset:
+            self._offset = 0
+        self._file.seek(self._offset)
+        lines: list[str] = []
+        for _ in range(self.batch_size):
+            line = self._file.readline()
+            if not line.endswith(b"\n"):
+                break  # end of file, or a line still being written: wait for the rest
+            self._offset += len(line)
+            lines.append(line[:-1].decode("utf-8", "replace"))
+        return Batch(lines, self._offset) if lines else None
+
+    def close(self) -> None:
+        file, self._file = getattr(self, "_file", None), None
+        if file is not None:
+            file.close()
