@@ -12,6 +12,7 @@ Run: python examples/placement_ray.py
 """
 
 import os
+import time
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
 
@@ -53,10 +54,13 @@ if __name__ == "__main__":
     # placed actors are named "minion <path> #<incarnation> <id>"
     [name] = [n for n in ray.util.list_named_actors() if n.startswith("minion tally #")]
     ray.kill(ray.get_actor(name))
-    try:
-        tally.ask("total", timeout=60)
-    except RayActorLost:
-        print("the actor died: RayActorLost, the minion is restarted")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # ray.kill returns before the actor is gone
+        try:
+            tally.ask("total", timeout=60)
+        except RayActorLost:
+            print("the actor died: RayActorLost, the minion is restarted")
+            break
     print("total after the restart:", tally.ask("total", timeout=60))
     print("a new actor:", tally.ask("actor", timeout=60) != first)
     print("clean shutdown:", system.shutdown())
