@@ -98,13 +98,24 @@ def test_a_dead_actor_is_restarted_with_its_last_state(
     ref = system.spawn(Where, name="victim", placement=on_ray)
     assert ref.ask(3, timeout=60) == 3
     first = ref.ask("where", timeout=30)
-    ray_local.kill(ray_local.get_actor(f"minion victim #1 {_urn(system, 'victim')}"))
+    actor = ray_local.get_actor(f"minion victim #1 {_urn(system, 'victim')}")
+    ray_local.kill(actor)
+    wait_until(lambda: _dead(ray_local, actor), timeout=30,
+               what="ray.kill to take effect (it returns before the actor is gone)")
     with pytest.raises(RayActorLost, match="died"):
         ref.ask(1, timeout=60)
     [(phase, exc)] = events.wait_crashes("victim")
     assert phase == "message" and isinstance(exc, RayActorLost)
     assert ref.ask("count", timeout=60) == 3
     assert ref.ask("where", timeout=30)["actor"] != first["actor"]
+
+
+def _dead(ray: Any, actor: Any) -> bool:
+    try:
+        ray.get(actor.__ray_ready__.remote(), timeout=5)
+    except ray.exceptions.RayActorError:
+        return True
+    return False
 
 
 def _urn(system: ActorSystem, path: str) -> str:
