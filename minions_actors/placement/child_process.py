@@ -23,7 +23,7 @@ from minions_actors.placement.process import (
     next_request,
     ok_reply,
 )
-from minions_actors.placement.standin import Request, StandIn, check_max_batch
+from minions_actors.placement.standin import Request, StandIn, check_max_batch, check_seconds
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -113,13 +113,8 @@ class ChildProcess:
                 f"ChildProcess(start_method=...) must be one of {methods}, got "
                 f"{self.start_method!r}"
             )
-        for label in ("call_timeout", "start_timeout", "stop_timeout"):
-            value = getattr(self, label)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise PlacementError(
-                    f"ChildProcess({label}=...) must be a positive number of seconds, got "
-                    f"{value!r}"
-                )
+        check_seconds("ChildProcess", call_timeout=self.call_timeout,
+                      start_timeout=self.start_timeout, stop_timeout=self.stop_timeout)
 
     @property
     def dedicated_thread(self) -> bool:

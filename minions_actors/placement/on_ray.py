@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from minions_actors.errors import PlacementError, RayActorLost
 from minions_actors.placement.away import Away
 from minions_actors.placement.process import dumps_request, error_reply, ok_reply, unpack
-from minions_actors.placement.standin import Request, StandIn, check_max_batch
+from minions_actors.placement.standin import Request, StandIn, check_max_batch, check_seconds
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -153,12 +153,8 @@ class Ray:
                 f"detached lifetimes are not allowed; set restart= and the supervisor's "
                 f"strategy instead"
             )
-        for label, value in (("call_timeout", call_timeout), ("start_timeout", start_timeout),
-                             ("stop_timeout", stop_timeout)):
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise PlacementError(
-                    f"Ray({label}=...) must be a positive number of seconds, got {value!r}"
-                )
+        check_seconds("Ray", call_timeout=call_timeout, start_timeout=start_timeout,
+                      stop_timeout=stop_timeout)
         self.options: dict[str, Any] = dict(options)
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout

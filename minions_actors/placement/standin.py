@@ -67,6 +67,15 @@ def check_max_batch(value: object, placement: str) -> None:
         )
 
 
+def check_seconds(placement: str, **timeouts: object) -> None:
+    """Each timeout is None (no limit) or a positive number of seconds."""
+    for label, value in timeouts.items():
+        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            raise PlacementError(
+                f"{placement}({label}=...) must be a positive number of seconds, got {value!r}"
+            )
+
+
 def describe_message(message: Any) -> str:
     return f"while handling a {type(message).__name__} message"
 
