@@ -360,7 +360,7 @@ class Cell:
         """Handle a Halt: drop (in bulk) or release everything queued before HALT_MARK.
         A stop request in the backlog still stops the minion, after the drop."""
         item, self._held = self._held, _NOTHING
-        dropped: list[Any] = []
+        dropped, last = 0, None  # a count, not a list: the backlog may be long
         get = self.inbox.get_nowait
         while not self._mark_passed:
             if item is HALT_MARK:
@@ -371,14 +371,14 @@ class Cell:
             elif isinstance(item, _NOT_DEAD_LETTERS):
                 self._release(item)
             elif item is not _NOTHING:
-                dropped.append(item)
+                dropped, last = dropped + 1, item
             if not self._mark_passed:
                 try:
                     item = get()
                 except queue.Empty:  # the mark went by in a handler already: nothing left
                     break
         if dropped:
-            self._halt_dropped = (len(dropped), dropped[-1])
+            self._halt_dropped = (dropped, last)
         if self._stop_requests and not self.terminated:
             self._terminate(self._stop_deadline(), "stopped")
 
