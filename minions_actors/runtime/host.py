@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from minions_actors.runtime import spawner
+from minions_actors.support.signatures import signature_of
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -18,9 +21,6 @@ if TYPE_CHECKING:
     from minions_actors.records import WorkflowInfo
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.dispatch import Dispatcher, WorkerPool
-    from minions_actors.runtime.mailbox import Overflow
-    from minions_actors.runtime.minion import Minion
-    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.runtime.snapshots import SnapshotStore
     from minions_actors.support.timer import Timer
@@ -138,19 +138,10 @@ class SystemAPI(Host, Protocol):
     @property
     def exit_code(self) -> int: ...
 
-    def spawn(
-        self,
-        cls: type[Minion],
-        *args: Any,
-        name: str | None = None,
-        restart: str = "permanent",
-        mailbox_size: int | None = None,
-        mailbox_overflow: Overflow = "block",
-        mailbox_put_timeout: float = 1.0,
-        dedicated_thread: bool | None = None,
-        placement: Placement | None = None,
-        **kwargs: Any,
-    ) -> MinionRef[Any]: ...
+    @signature_of(spawner.spawn)
+    def spawn(self, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`ActorSystem.spawn <minions_actors.ActorSystem.spawn>`."""
+        ...
 
     def get(self, path: str) -> MinionRef[Any]: ...
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, cast
 import pykka
 
 from minions_actors.errors import MinionsError, WorkflowError
+from minions_actors.runtime import spawner
 from minions_actors.runtime.extensions import Extensions
 from minions_actors.runtime.host import RunningHost
-from minions_actors.runtime.mailbox import Overflow
 from minions_actors.runtime.messages import StartWorkflow
 from minions_actors.runtime.supervision import OneForOne, Strategy
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.extensions import CellWorkflows
     from minions_actors.runtime.host import SystemAPI
-    from minions_actors.runtime.placement import Placement
     from minions_actors.runtime.ref import MinionRef
 
 
@@ -133,27 +132,10 @@ class Minion(pykka.ThreadingActor):
         return {c.name: c.ref for c in self._minion_cell.children_in_order()}
 
     # -- supervision -----------------------------------------------------------------
-    def spawn(
-        self,
-        cls: type[Minion],
-        *args: Any,
-        name: str | None = None,
-        restart: str = "permanent",
-        mailbox_size: int | None = None,
-        mailbox_overflow: Overflow = "block",
-        mailbox_put_timeout: float = 1.0,
-        dedicated_thread: bool | None = None,
-        placement: Placement | None = None,
-        **kwargs: Any,
-    ) -> MinionRef[Any]:
-        """Start a child that this minion supervises; its path is ``self.path/name``.
-        ``dedicated_thread`` as in :meth:`ActorSystem.spawn`."""
-        return self._minion_cell.spawn_child(
-            cls, args, kwargs, name=name, restart=restart, mailbox_size=mailbox_size,
-            mailbox_overflow=mailbox_overflow, mailbox_put_timeout=mailbox_put_timeout,
-            dedicated_thread=dedicated_thread,
-            placement=placement,
-        )
+    spawn = spawner.spawn  # the one definition of spawn()'s options, shared with the system
+
+    def _spawning_cell(self) -> Cell:
+        return self._minion_cell
 
     def watch(self, ref: MinionRef[Any]) -> None:
         """Receive a :class:`Terminated` message when ``ref``'s minion stops for good."""
