@@ -250,10 +250,12 @@ def test_thread_is_named_after_the_class_and_honours_use_daemon_thread(
     # pykka's thread rules apply to a minion with a dedicated thread
     plain = system.spawn(Plain, name="p", dedicated_thread=True)
     daemonic = system.spawn(Daemonic, name="d", dedicated_thread=True)
-    assert plain._cell.thread.name.startswith("Plain") and "p" in plain._cell.thread.name
-    assert not plain._cell.thread.daemon
-    assert daemonic._cell.thread.name.startswith("Daemonic") and daemonic._cell.thread.daemon
+    plain_thread, daemonic_thread = testing.thread_of(plain), testing.thread_of(daemonic)
+    assert plain_thread is not None and daemonic_thread is not None
+    assert plain_thread.name.startswith("Plain") and "p" in plain_thread.name
+    assert not plain_thread.daemon
+    assert daemonic_thread.name.startswith("Daemonic") and daemonic_thread.daemon
     # a pooled minion has no thread of its own: its turns run on the named pool workers
     pooled = system.spawn(Where, name="w", dedicated_thread=False)
-    assert pooled._cell.thread is None
+    assert testing.thread_of(pooled) is None
     assert pooled.ask("where", timeout=5).startswith("minions-worker-")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from minions_actors.runtime import snapshots as _snapshots
+from minions_actors.testing import snapshot_encoders
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,9 +27,8 @@ BAD: list[Any] = [{"when": {1, 2}}, {"x": float("nan")}, [object()], CIRCULAR]
 
 
 def test_both_encoders_agree() -> None:
-    c_encode = _snapshots._c_encoder()
+    c_encode, fallback = snapshot_encoders()
     assert c_encode is not None  # CPython has the accelerator: the fast path is in use
-    fallback = _snapshots._stdlib_encoder()
     for value in VALUES:
         assert c_encode(value) == fallback(value) == json.dumps(
             value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
@@ -42,7 +41,7 @@ def test_both_encoders_agree() -> None:
 
 def test_missing_accelerator_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(json.encoder, "c_make_encoder", None)  # what json sets without _json
-    assert _snapshots._c_encoder() is None
+    assert snapshot_encoders()[0] is None
 
 
 FALLBACK_APP = """
@@ -51,8 +50,8 @@ sys.modules["_json"] = None  # a Python without the C accelerator: json.encoder 
 import json.encoder
 assert json.encoder.c_make_encoder is None
 from minions_actors import ActorSystem, Minion
-from minions_actors.runtime import snapshots as _snapshots
-assert _snapshots._encode.__qualname__ == "JSONEncoder.encode", _snapshots._encode
+from minions_actors.testing import snapshot_encoder_in_use
+assert snapshot_encoder_in_use() == "stdlib"
 
 class Notes(Minion):
     def __init__(self):

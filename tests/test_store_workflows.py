@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from minions_actors.persistence import (
     WorkflowStore,
     supports_workflows,
 )
-from minions_actors.testing import writer_queue
+from minions_actors.testing import writer_blocked, writer_queue
 
 from .test_store import CHILD, LockHolder, wait_for
 
@@ -85,13 +84,6 @@ def db_rows(db: Path) -> dict[str, dict[str, Any]]:
     finally:
         conn.close()
     return {r["workflow_id"]: dict(r) for r in rows}
-
-
-@contextmanager
-def writer_blocked(store: SQLiteStateStore) -> Iterator[None]:
-    """Hold the writer's connection lock: a batch it takes stays in flight until we leave."""
-    with store._conn_lock:
-        yield
 
 
 class Calls:
