@@ -65,7 +65,8 @@ _INTERNAL_PARAMETERS = {
 
 
 def _hide_private_parameters(app, what, name, obj, options, signature, return_annotation):
-    """Leave private constructor parameters (``_token``, ``*_args``) out of the descriptions.
+    """Leave private constructor parameters (``_token``, ``*_args``) out of the descriptions,
+    and ``self`` (annotated where a function is shared as a method: ``spawn``).
 
     With ``autodoc_typehints = "description"`` every annotated parameter gets a line; the
     private ones are not API (``ActorSystem`` is built by ``start()``, a ``Minion`` by its
@@ -74,7 +75,7 @@ def _hide_private_parameters(app, what, name, obj, options, signature, return_an
     """
     annotations = app.env.current_document.autodoc_annotations.get(name, {})
     hidden = _INTERNAL_PARAMETERS.get(name, set())
-    for key in [k for k in annotations if k.startswith("_") or k in hidden]:
+    for key in [k for k in annotations if k.startswith("_") or k == "self" or k in hidden]:
         del annotations[key]
 
 

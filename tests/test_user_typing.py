@@ -1,5 +1,6 @@
 """Users' type checkers see a minion's ``self.system`` with the system's real signatures
-(``runtime.host.SystemAPI``), although the runtime does not import ``ActorSystem``."""
+(``runtime.host.SystemAPI``), although the runtime does not import ``ActorSystem``, and the
+options of ``spawn()`` and ``ActorSystem.start()`` (each defined once) with their types."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 USER_CODE = textwrap.dedent('''
     from typing import Any
 
-    from minions_actors import Minion, MinionRef, Workflow, WorkflowInfo
+    from minions_actors import ActorSystem, Minion, MinionRef, Workflow, WorkflowInfo
 
 
     class Child(Minion):
@@ -27,18 +28,36 @@ USER_CODE = textwrap.dedent('''
             done: WorkflowInfo = self.system.wait_workflow("x", timeout=1.0)
             self.system.log.info("hi")
             ok: bool = self.system.flush()
-            wrong: str = self.system.flush()  # the one error expected
+            wrong: str = self.system.flush()  # error: bool is not str
+            self.system.spawn(Child, mailbox_size="3")  # error: an option of the wrong type
+            self.spawn(Child, mailbox_overflow="drop")  # error: not an overflow policy
             return ref, mine, done, ok, wrong
+
+
+    def main() -> None:
+        ActorSystem.start(stop_timeout=1.0, metrics_port=None)
+        ActorSystem.start(stop_timout=1.0)  # error: a misspelt start option
 ''')
 
+EXPECTED = [  # (line of USER_CODE, what mypy says), in order
+    ("wrong: str", 'has type "bool", variable has type "str"'),
+    ('mailbox_size="3"', 'Argument "mailbox_size"'),
+    ('mailbox_overflow="drop"', 'Argument "mailbox_overflow"'),
+    ("stop_timout", 'Unexpected keyword argument "stop_timout"'),
+]
 
-def test_users_type_checker_sees_the_system_api(tmp_path: Path) -> None:
+
+def test_users_type_checker_sees_the_system_api_and_the_options(tmp_path: Path) -> None:
     from mypy import api
 
     user = tmp_path / "user_app.py"
     user.write_text(USER_CODE)
     out, err, _status = api.run(["--strict", "--no-incremental", "--no-error-summary",
                                  "--follow-imports=silent", str(user)])
-    errors = [line for line in out.splitlines() if line.startswith(str(user))]
-    assert len(errors) == 1 and "wrong: str" not in errors[0], out + err
-    assert 'has type "bool", variable has type "str"' in errors[0], out + err
+    errors = [line for line in out.splitlines()
+              if line.startswith(str(user)) and ": error: " in line]
+    lines = USER_CODE.splitlines()
+    assert len(errors) == len(EXPECTED), out + err
+    for error, (code, message) in zip(errors, EXPECTED, strict=True):
+        lineno = int(error.split(":")[1])
+        assert code in lines[lineno - 1] and message in error, out + err
