@@ -40,35 +40,55 @@ __all__ = [
 #: ``lifecycle_error`` phases that are failures of a runtime resource (closing the store).
 _RESOURCE_PHASES = {"store-close": "state_store"}
 
-#: Every family this module exports: name (as exposed, without sample suffixes) -> type.
-METRIC_FAMILIES: dict[str, str] = {
+#: The families the scrape-time collector exports (collector.py): name -> type.
+_COLLECTED_FAMILIES: dict[str, str] = {
     "minions_messages_handled_total": "counter",
     "minions_messages_failed_total": "counter",
     "minions_message_handling_seconds": "summary",
     "minions_mailbox_depth": "gauge",
     "minions_live_minions": "gauge",
-    "minions_restarts_total": "counter",
-    "minions_crashes_total": "counter",
-    "minions_escalations_total": "counter",
-    "minions_dead_letters_total": "counter",
-    "minions_snapshot_errors_total": "counter",
-    "minions_snapshots_quarantined_total": "counter",
     "minions_snapshot_writes_total": "counter",
     "minions_workflow_checkpoints_total": "counter",
     "minions_snapshot_write_seconds": "summary",
     "minions_snapshot_queue_depth": "gauge",
     "minions_resource_errors_total": "counter",
-    "minions_workflow_starts_total": "counter",
-    "minions_workflow_completions_total": "counter",
-    "minions_workflow_failures_total": "counter",
-    "minions_workflows_in_flight": "gauge",
-    "minions_workflow_step_seconds": "histogram",
     "minions_pool_workers": "gauge",
     "minions_pool_busy_workers": "gauge",
     "minions_pool_run_queue": "gauge",
     "minions_pool_starvation_events_total": "counter",
-    **EXTENSION_FAMILIES,  # user resources and pipelines (resource_metrics.py)
 }
+
+_CLS = ("minion_class",)
+_WF = ("minion_class", "workflow")
+
+
+class Family:
+    """One event family of :class:`MetricsHooks`, declared as a class attribute: its kind,
+    name (counters get ``_total`` when exposed), help and labels. Each ``MetricsHooks``
+    creates its own metric into the instance attribute of the same name."""
+
+    def __init__(self, kind: type[Counter | Gauge | Histogram], name: str, documentation: str,
+                 labels: tuple[str, ...] = _CLS) -> None:
+        self.kind, self.name, self.documentation, self.labels = kind, name, documentation, labels
+        self.attr = ""
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attr = attr
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        raise AttributeError(f"{self.attr} is created by {owner.__name__}.__init__")
+
+    def create(self) -> Any:
+        """A new metric, not registered (its owner exports it through its registry)."""
+        return self.kind(self.name, self.documentation, self.labels, registry=None)
+
+    @property
+    def exposed(self) -> tuple[str, str]:
+        """(name as exposed without sample suffixes, Prometheus type)."""
+        kind = {Counter: "counter", Gauge: "gauge", Histogram: "histogram"}[self.kind]
+        return (f"{self.name}_total" if kind == "counter" else self.name), kind
 
 
 class MetricsHooks(Hooks):
@@ -78,6 +98,32 @@ class MetricsHooks(Hooks):
     started one after another in a process never collide. ``port=None`` keeps the registry
     but serves nothing; ``port=0`` binds a free port (see :attr:`port` and :attr:`url`).
     """
+
+    # The event families, one line each; __init__ creates one metric per family.
+    restarts = Family(Counter, "minions_restarts", "Restarts decided by supervisors.")
+    crashes = Family(Counter, "minions_crashes", "Crashes, by minion class and phase "
+                     "(init, restore, on_start, message).", (*_CLS, "phase"))
+    escalations = Family(Counter, "minions_escalations", "Supervisors that exceeded their "
+                         "restart intensity and failed upward.")
+    dead_letters = Family(Counter, "minions_dead_letters", "Messages sent to stopped minions.")
+    snapshot_errors = Family(Counter, "minions_snapshot_errors",
+                             "snapshot() calls that raised or returned non-JSON state.")
+    snapshots_quarantined = Family(Counter, "minions_snapshots_quarantined", "Stored snapshots "
+                                   "that restore() could not load, moved to the quarantine.")
+    workflow_starts = Family(Counter, "minions_workflow_starts", "Workflows started.", _WF)
+    workflow_completions = Family(Counter, "minions_workflow_completions",
+                                  "Workflows completed.", _WF)
+    workflow_failures = Family(Counter, "minions_workflow_failures", "Workflows that failed.",
+                               _WF)
+    workflows_in_flight = Family(Gauge, "minions_workflows_in_flight",
+                                 "Workflows started and not yet finished.", _WF)
+    workflow_step_seconds = Family(Histogram, "minions_workflow_step_seconds",
+                                   "Duration of workflow steps.", _WF)
+
+    @classmethod
+    def families(cls) -> list[Family]:
+        """The event families, in declaration order."""
+        return [f for f in vars(cls).values() if isinstance(f, Family)]
 
     def __init__(
         self, system: SystemView, *, host: str = "127.0.0.1", port: int | None = 8081
@@ -92,68 +138,17 @@ class MetricsHooks(Hooks):
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-
-        r = None  # not registered one by one: through WithoutCreated below
-        cls = ["minion_class"]
-        wf = ["minion_class", "workflow"]
-        self.restarts = Counter(
-            "minions_restarts", "Restarts decided by supervisors.", cls, registry=r
-        )
-        self.crashes = Counter(
-            "minions_crashes",
-            "Crashes, by minion class and phase (init, restore, on_start, message).",
-            [*cls, "phase"],
-            registry=r,
-        )
-        self.escalations = Counter(
-            "minions_escalations",
-            "Supervisors that exceeded their restart intensity and failed upward.",
-            cls,
-            registry=r,
-        )
-        self.dead_letters = Counter(
-            "minions_dead_letters", "Messages sent to stopped minions.", cls, registry=r
-        )
-        self.snapshot_errors = Counter(
-            "minions_snapshot_errors",
-            "snapshot() calls that raised or returned non-JSON state.",
-            cls,
-            registry=r,
-        )
-        self.snapshots_quarantined = Counter(
-            "minions_snapshots_quarantined",
-            "Stored snapshots that restore() could not load, moved to the quarantine.",
-            cls,
-            registry=r,
-        )
-        self.workflow_starts = Counter(
-            "minions_workflow_starts", "Workflows started.", wf, registry=r
-        )
-        self.workflow_completions = Counter(
-            "minions_workflow_completions", "Workflows completed.", wf, registry=r
-        )
-        self.workflow_failures = Counter(
-            "minions_workflow_failures", "Workflows that failed.", wf, registry=r
-        )
-        self.workflows_in_flight = Gauge(
-            "minions_workflows_in_flight",
-            "Workflows started and not yet finished.",
-            wf,
-            registry=r,
-        )
-        self.workflow_step_seconds = Histogram(
-            "minions_workflow_step_seconds", "Duration of workflow steps.", wf, registry=r
-        )
+        events = []
+        for family in self.families():
+            metric = family.create()
+            setattr(self, family.attr, metric)  # the instance attribute shadows the family
+            events.append(metric)
         #: user resources' calls and pipelines' events (resources/, pipelines.py)
         self.extensions = ResourceMetrics()
-        self.registry.register(WithoutCreated([
-            self.restarts, self.crashes, self.escalations, self.dead_letters,
-            self.snapshot_errors, self.snapshots_quarantined, self.workflow_starts,
-            self.workflow_completions,
-            self.workflow_failures, self.workflows_in_flight, self.workflow_step_seconds,
-            *self.extensions.metrics(),
-        ]))
+        # registered together, through WithoutCreated (no *_created series)
+        self.registry.register(WithoutCreated([*events, *self.extensions.metrics()]))
         self._bound: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {}
+        self._per_class = [getattr(self, f.attr) for f in self.families() if f.labels == _CLS]
 
     # -- HTTP endpoint -------------------------------------------------------------------
 
@@ -204,11 +199,8 @@ class MetricsHooks(Hooks):
         cls_name = cell.cls_name
         self.collector.note_class(cls_name)
         # Create the class's event series at 0 so rate()/increase() see the first event.
-        self.restarts.labels(cls_name)
-        self.escalations.labels(cls_name)
-        self.dead_letters.labels(cls_name)
-        self.snapshot_errors.labels(cls_name)
-        self.snapshots_quarantined.labels(cls_name)
+        for family in self._per_class:
+            family.labels(cls_name)
         for phase in CRASH_PHASES:
             self.crashes.labels(cls_name, phase)
 
@@ -305,3 +297,11 @@ class MetricsHooks(Hooks):
     def record_workflow_step(self, minion_class: str, workflow: str, seconds: float) -> None:
         """A workflow step ran for ``seconds``."""
         self._workflow(minion_class, workflow)[4].observe(seconds)
+
+
+#: Every family this module exports: name (as exposed, without sample suffixes) -> type.
+METRIC_FAMILIES: dict[str, str] = {
+    **_COLLECTED_FAMILIES,
+    **dict(f.exposed for f in MetricsHooks.families()),
+    **EXTENSION_FAMILIES,  # user resources and pipelines (resource_metrics.py)
+}
