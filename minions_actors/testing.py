@@ -1,9 +1,11 @@
-"""Test hooks: documented, read-only looks at what tests of the runtime wait for.
+"""Test hooks: documented looks at what tests of the runtime wait for, and the locks
+they hold to create the worst moment.
 
-A test that waits until a minion is between two incarnations, counts its restarts, or
-checks what the state store's writer holds at a given moment uses these functions instead
-of private attributes, so that refactoring the runtime renames nothing a test relies on.
-They read the state at one moment and change nothing; they are meant for tests, not for
+A test that waits until a minion is between two incarnations, counts its restarts, finds
+its thread, or checks what the state store's writer holds at a given moment uses these
+functions instead of private attributes, so that refactoring the runtime renames nothing a
+test relies on. They change nothing; two of them hold a lock for a ``with`` block
+(:func:`runtime_lock`, :func:`writer_blocked`). They are meant for tests, not for
 application logic (use hooks, metrics and ``system.workflow()`` there).
 """
 
