@@ -25,6 +25,13 @@ from prometheus_client import (
 
 from minions_actors.errors import MetricsPortInUse
 from minions_actors.observability.collector import MinionsCollector, WithoutCreated
+from minions_actors.observability.families import (
+    CLASS_LABELS,
+    Family,
+    create_families,
+    exposed_families,
+    families_of,
+)
 from minions_actors.observability.hooks import CRASH_PHASES, Hooks, MinionView, SystemView
 from minions_actors.observability.metrics_http import serve_metrics
 from minions_actors.observability.resource_metrics import EXTENSION_FAMILIES, ResourceMetrics
@@ -58,37 +65,7 @@ _COLLECTED_FAMILIES: dict[str, str] = {
     "minions_pool_starvation_events_total": "counter",
 }
 
-_CLS = ("minion_class",)
 _WF = ("minion_class", "workflow")
-
-
-class Family:
-    """One event family of :class:`MetricsHooks`, declared as a class attribute: its kind,
-    name (counters get ``_total`` when exposed), help and labels. Each ``MetricsHooks``
-    creates its own metric into the instance attribute of the same name."""
-
-    def __init__(self, kind: type[Counter | Gauge | Histogram], name: str, documentation: str,
-                 labels: tuple[str, ...] = _CLS) -> None:
-        self.kind, self.name, self.documentation, self.labels = kind, name, documentation, labels
-        self.attr = ""
-
-    def __set_name__(self, owner: type, attr: str) -> None:
-        self.attr = attr
-
-    def __get__(self, obj: object | None, owner: type) -> Any:
-        if obj is None:
-            return self
-        raise AttributeError(f"{self.attr} is created by {owner.__name__}.__init__")
-
-    def create(self) -> Any:
-        """A new metric, not registered (its owner exports it through its registry)."""
-        return self.kind(self.name, self.documentation, self.labels, registry=None)
-
-    @property
-    def exposed(self) -> tuple[str, str]:
-        """(name as exposed without sample suffixes, Prometheus type)."""
-        kind = {Counter: "counter", Gauge: "gauge", Histogram: "histogram"}[self.kind]
-        return (f"{self.name}_total" if kind == "counter" else self.name), kind
 
 
 class MetricsHooks(Hooks):
@@ -102,7 +79,7 @@ class MetricsHooks(Hooks):
     # The event families, one line each; __init__ creates one metric per family.
     restarts = Family(Counter, "minions_restarts", "Restarts decided by supervisors.")
     crashes = Family(Counter, "minions_crashes", "Crashes, by minion class and phase "
-                     "(init, restore, on_start, message).", (*_CLS, "phase"))
+                     "(init, restore, on_start, message).", (*CLASS_LABELS, "phase"))
     escalations = Family(Counter, "minions_escalations", "Supervisors that exceeded their "
                          "restart intensity and failed upward.")
     dead_letters = Family(Counter, "minions_dead_letters", "Messages sent to stopped minions.")
@@ -120,11 +97,6 @@ class MetricsHooks(Hooks):
     workflow_step_seconds = Family(Histogram, "minions_workflow_step_seconds",
                                    "Duration of workflow steps.", _WF)
 
-    @classmethod
-    def families(cls) -> list[Family]:
-        """The event families, in declaration order."""
-        return [f for f in vars(cls).values() if isinstance(f, Family)]
-
     def __init__(
         self, system: SystemView, *, host: str = "127.0.0.1", port: int | None = 8081
     ) -> None:
@@ -138,17 +110,14 @@ class MetricsHooks(Hooks):
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        events = []
-        for family in self.families():
-            metric = family.create()
-            setattr(self, family.attr, metric)  # the instance attribute shadows the family
-            events.append(metric)
+        events = create_families(self)
         #: user resources' calls and pipelines' events (resources/, pipelines.py)
         self.extensions = ResourceMetrics()
         # registered together, through WithoutCreated (no *_created series)
         self.registry.register(WithoutCreated([*events, *self.extensions.metrics()]))
         self._bound: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {}
-        self._per_class = [getattr(self, f.attr) for f in self.families() if f.labels == _CLS]
+        self._per_class = [getattr(self, f.attr) for f in families_of(MetricsHooks)
+                           if f.labels == CLASS_LABELS]
 
     # -- HTTP endpoint -------------------------------------------------------------------
 
@@ -302,6 +271,6 @@ class MetricsHooks(Hooks):
 #: Every family this module exports: name (as exposed, without sample suffixes) -> type.
 METRIC_FAMILIES: dict[str, str] = {
     **_COLLECTED_FAMILIES,
-    **dict(f.exposed for f in MetricsHooks.families()),
+    **exposed_families(MetricsHooks),
     **EXTENSION_FAMILIES,  # user resources and pipelines (resource_metrics.py)
 }
