@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from minions_actors.errors import MinionsError, StateStoreError
-from minions_actors.runtime.cell import current_cell
+from minions_actors.runtime.context import current_cell
 from minions_actors.runtime.messages import Terminate
 from minions_actors.support.signals import block_shutdown_signals
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.records import WorkflowInfo
-from minions_actors.runtime.cell import current_cell
+from minions_actors.runtime.context import current_cell
 from minions_actors.workflows import WorkflowError, WorkflowWaiters
 
 if TYPE_CHECKING:
