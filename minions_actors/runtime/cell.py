@@ -9,7 +9,7 @@ messages. Supervision *decisions* come from :mod:`minions_actors.supervision`.
 
 This module holds the cell's state, identity, sending and spawning; the rest is one module
 per concern, assigned to :class:`Cell` as methods: :mod:`.loop` (the dedicated and pooled
-loops, the hot loop), :mod:`.special` (asks, proxy calls, workflow and stop messages),
+loops, the hot loop), :mod:`.special` (asks, proxy calls, stop and extension messages),
 :mod:`.incarnation` (start, crash, end, terminate; runtime messages), :mod:`.supervisor`
 (acting on children's exits), :mod:`.deadletters` and :mod:`.finalize` (the end, death
 watch). :mod:`.context` is what they share.

@@ -259,7 +259,7 @@ class Snapshotter:
     incarnation = restore_into
 
 
-class SnapshotSupport:
+class SnapshotExtension:
     """Snapshots as a cell extension: persistent classes get a :class:`Snapshotter`."""
 
     key = "snapshots"
@@ -279,5 +279,5 @@ class SnapshotSupport:
         return Snapshotter(cell, cell.system.store)
 
 
-SNAPSHOTS = SnapshotSupport()
+SNAPSHOTS = SnapshotExtension()
 register(SNAPSHOTS)

@@ -23,7 +23,7 @@ from minions_actors.workflows.declare import Retry as Retry
 from minions_actors.workflows.declare import Workflow as Workflow
 from minions_actors.workflows.declare import unknown_workflow as unknown_workflow
 from minions_actors.workflows.declare import workflows_of as workflows_of
-from minions_actors.workflows.extension import WorkflowSupport
+from minions_actors.workflows.extension import WorkflowExtension
 from minions_actors.workflows.runner import WorkflowRunner as WorkflowRunner
 from minions_actors.workflows.waiters import WorkflowWaiters as WorkflowWaiters
 
@@ -31,6 +31,6 @@ STATUSES = WORKFLOW_STATUSES  # the one tuple, in minions_actors.records
 
 
 # the runtime reaches workflows through this extension (see runtime.extensions)
-_support = WorkflowSupport()
+_support = WorkflowExtension()
 Extensions.workflows = _support
 register(_support)

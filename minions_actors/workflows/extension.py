@@ -63,7 +63,7 @@ def _start_asked(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
     return True
 
 
-class WorkflowSupport:
+class WorkflowExtension:
     """The workflows extension (registered by :mod:`minions_actors.workflows`)."""
 
     key = WORKFLOWS
