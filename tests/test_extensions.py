@@ -22,9 +22,9 @@ class Ping:
 
 
 class Tracked(Minion):
-    """Uses the fake extension (it declares ``tracked = True``)."""
+    """Uses the fake extension (it declares ``uses_fake_extension = True``)."""
 
-    tracked = True
+    uses_fake_extension = True
 
     def __init__(self, log: Recorder) -> None:
         super().__init__()
@@ -74,7 +74,7 @@ class Fake:
 
     @staticmethod
     def used_by(cls: type) -> bool:
-        return bool(getattr(cls, "tracked", False))
+        return bool(getattr(cls, "uses_fake_extension", False))
 
     @classmethod
     def check_class(cls, minion_class: type) -> None:
@@ -112,7 +112,7 @@ def test_a_minion_that_uses_no_extension_gets_no_part(system: ActorSystem) -> No
     log = Recorder()
 
     class Plain(Tracked):
-        tracked = False
+        uses_fake_extension = False
 
     ref = system.spawn(Plain, log)
     assert ref.ask("b", timeout=5) == "b"
