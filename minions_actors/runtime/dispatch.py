@@ -216,6 +216,8 @@ class WorkerPool:
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
+            if slot.stuck:  # reported stuck (maybe flushed already): not on this worker
+                self.flush_runnext(slot)
             return
         self._runq.put(cell)
         lingering = None
@@ -388,11 +390,11 @@ class WorkerPool:
 
     def _compensate_stuck(self, slot: _Slot, cell: Cell) -> None:
         """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
-        self.flush_runnext(slot)
         with self._lock:
-            slot.stuck = True
+            slot.stuck = True  # first: a send that sees it flushes what it queued
             self._blocked += 1
             self._grow()
+        self.flush_runnext(slot)
         if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
             self._unstick(slot)
 

@@ -1,0 +1,443 @@
+"""Adversarial probes of the worker pool: races at turn boundaries, runnext, bounded
+mailboxes, backoff, death watch, asks to oneself, the worker cap, shutdown under load,
+starvation reports, hooks that raise, and thread counts. Each holds the pool (and, where
+the ``execution`` fixture is used, the dedicated mode too) to a documented promise."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from minions_actors import ActorSystem, AskTimeout, Backoff, Hooks, Minion, OneForOne
+from minions_actors.runtime.minion import Terminated
+
+from .conftest import QUIET, Recorder, runtime_threads, wait_until
+
+
+class Log(Minion):
+    """Appends every message to a shared list and answers it."""
+
+    def __init__(self, log: list[Any]) -> None:
+        super().__init__()
+        self.log = log
+
+    def on_receive(self, message: Any) -> Any:
+        self.log.append(message)
+        return message
+
+    def record(self, value: Any) -> None:
+        self.log.append(value)
+
+
+# ---------------------------------------------------------------- turn boundaries
+def test_concurrent_senders_lose_no_wakeup_at_turn_ends() -> None:
+    # throughput 1: every message ends a turn, so every put races the worker's
+    # release-then-look of the minion's schedule flag
+    system = ActorSystem.start(**QUIET, pool_size=2, pool_throughput=1)
+    try:
+        log: list[Any] = []
+        refs = [system.spawn(Log, log) for _ in range(3)]
+        per_thread = 1500
+
+        def send(k: int) -> None:
+            for i in range(per_thread):
+                refs[i % 3].tell((k, i))
+
+        senders = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join()
+        for ref in refs:  # a lost wake-up leaves a message unhandled: this times out
+            ref.ask("sync", timeout=10)
+        got = [m for m in log if m != "sync"]
+        assert len(got) == 4 * per_thread
+        for k in range(4):  # FIFO per sender and receiver
+            for r in range(3):
+                mine = [i for kk, i in got if kk == k and i % 3 == r]
+                assert mine == list(range(r, per_thread, 3))
+    finally:
+        system.shutdown(timeout=10)
+
+
+class TwoPaths(Minion):
+    """Sends to ``peer`` alternately by tell, by proxy call and by ask without waiting."""
+
+    def on_receive(self, message: Any) -> Any:
+        peer, n = message
+        proxy = peer.proxy()
+        for i in range(n):
+            if i % 3 == 0:
+                peer.tell(i)
+            elif i % 3 == 1:
+                proxy.record(i)
+            else:
+                peer.ask(i, block=False)
+        return n
+
+
+@pytest.mark.usefixtures("execution")
+def test_fifo_per_sender_across_tell_proxy_and_ask_paths() -> None:
+    system = ActorSystem.start(**QUIET)
+    try:
+        log: list[Any] = []
+        peer = system.spawn(Log, log)
+        sender = system.spawn(TwoPaths)
+        assert sender.ask((peer, 300), timeout=10) == 300
+        peer.ask("end", timeout=10)
+        assert log == [*range(300), "end"]
+    finally:
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- runnext and stuck handlers
+class SendTwiceAndBlock(Minion):
+    """Tells ``first``, waits on ``gate1``, tells ``second``, waits on ``gate2``: two
+    sends from one handler that blocks on something the pool cannot see."""
+
+    def on_receive(self, message: Any) -> Any:
+        first, second, gate1, gate2 = message
+        first.tell("one")
+        assert gate1.wait(30)
+        second.tell("two")
+        assert gate2.wait(30)
+
+
+def test_mail_sent_after_a_stuck_report_is_not_held_by_the_stuck_worker() -> None:
+    # a handler reported stuck keeps its worker: what it sends afterwards must go to the
+    # run queue, not to the stuck worker's runnext (which nobody flushes a second time)
+    system = ActorSystem.start(**QUIET, pool_size=1, starvation_threshold=0.2)
+    gate1, gate2 = threading.Event(), threading.Event()
+    try:
+        log: list[Any] = []
+        first = system.spawn(Log, log)
+        second = system.spawn(Log, log)
+        first.ask("ready", timeout=5)
+        second.ask("ready", timeout=5)
+        system.spawn(SendTwiceAndBlock).tell((first, second, gate1, gate2))
+        wait_until(lambda: "one" in log, timeout=5, what="the first peer got its message")
+        gate1.set()
+        wait_until(lambda: "two" in log, timeout=3,
+                   what="the second peer got its message while the sender is still stuck")
+        assert not gate2.is_set()
+    finally:
+        gate1.set()
+        gate2.set()
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- bounded mailboxes
+class Producer(Minion):
+    """Tells ``target`` the numbers 0..n-1 from inside one handler."""
+
+    def on_receive(self, message: Any) -> Any:
+        target, n = message
+        for i in range(n):
+            target.tell(i)
+        return n
+
+
+@pytest.mark.usefixtures("execution")
+def test_a_bounded_mailbox_fed_from_a_handler_on_one_worker_keeps_order() -> None:
+    # one worker: the producer's blocking puts must let the consumer run (compensation)
+    system = ActorSystem.start(**QUIET, pool_size=1)
+    try:
+        log: list[Any] = []
+        consumer = system.spawn(Log, log, mailbox_size=2, mailbox_put_timeout=5)
+        producer = system.spawn(Producer)
+        assert producer.ask((consumer, 200), timeout=10) == 200
+        consumer.ask("end", timeout=10)
+        assert log == [*range(200), "end"]
+    finally:
+        system.shutdown(timeout=10)
+
+
+def test_a_full_bounded_mailbox_at_the_worker_cap_is_a_clear_error() -> None:
+    # no worker can be added: the blocked put gives up after its timeout with MailboxFull
+    system = ActorSystem.start(**QUIET, pool_size=1, pool_max_workers=1)
+    try:
+        consumer = system.spawn(Log, [], mailbox_size=1, mailbox_put_timeout=0.2)
+        producer = system.spawn(Producer)
+        t0 = time.monotonic()
+        with pytest.raises(Exception, match="is full") as info:
+            producer.ask((consumer, 5), timeout=5)
+        assert type(info.value).__name__ == "MailboxFull"
+        assert time.monotonic() - t0 < 2
+        assert consumer.ask("still-served", timeout=5) == "still-served"
+    finally:
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- backoff
+class Crashy(Minion):
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("boom")
+        return message
+
+    def on_stop(self) -> None:
+        self.rec.add("on_stop")
+
+
+class LongBackoff(Minion):
+    strategy = OneForOne(max_restarts=5, within=10, backoff=Backoff(initial=5.0, jitter=0))
+
+    def on_receive(self, message: Any) -> Any:
+        return self.spawn(Crashy, message, name="c")
+
+
+@pytest.mark.usefixtures("execution")
+def test_stop_cuts_a_restart_backoff_short(rec: Recorder) -> None:
+    system = ActorSystem.start(**QUIET)
+    try:
+        sup = system.spawn(LongBackoff, name="sup")
+        child = sup.ask(rec, timeout=5)
+        with pytest.raises(RuntimeError):
+            child.ask("crash", timeout=5)
+        child.tell("queued during the backoff")
+        t0 = time.monotonic()
+        assert child.stop(timeout=3) is True  # well before the 5 s backoff ends
+        assert time.monotonic() - t0 < 2
+        assert not child.is_alive()
+        with pytest.raises(Exception, match="not found"):
+            child.ask("after", timeout=1)
+    finally:
+        t0 = time.monotonic()
+        assert system.shutdown(timeout=10)
+        assert time.monotonic() - t0 < 3
+
+
+@pytest.mark.usefixtures("execution")
+def test_shutdown_during_a_restart_backoff_is_quick_and_clean(rec: Recorder) -> None:
+    system = ActorSystem.start(**QUIET)
+    sup = system.spawn(LongBackoff, name="sup")
+    child = sup.ask(rec, timeout=5)
+    with pytest.raises(RuntimeError):
+        child.ask("crash", timeout=5)
+    t0 = time.monotonic()
+    assert system.shutdown(timeout=10) is True
+    assert time.monotonic() - t0 < 3
+    assert runtime_threads() == []
+
+
+# ---------------------------------------------------------------- restarts and threads
+class Fragile(Minion):
+    strategy = OneForOne(max_restarts=10_000, within=60)
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("boom")
+        return message
+
+
+def test_many_restarts_create_no_thread() -> None:
+    system = ActorSystem.start(**QUIET, strategy=OneForOne(max_restarts=10_000, within=60))
+    try:
+        ref = system.spawn(Fragile, name="f")
+        ref.ask("warm", timeout=5)
+        before = {t.ident for t in threading.enumerate()}
+        for _ in range(300):
+            ref.tell("crash")
+        assert ref.ask("alive", timeout=10) == "alive"
+        assert system.get("f") == ref  # the same ref, kept across the restarts
+        after = {t.ident for t in threading.enumerate()}
+        assert after <= before, "a restart started a thread"
+    finally:
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- death watch
+class Watcher(Minion):
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Terminated):
+            self.rec.add(("terminated", message.path))
+        else:
+            self.watch(message)
+        return None
+
+
+class StopsItself(Minion):
+    def on_receive(self, message: Any) -> Any:
+        self.stop()
+        return "stopping"
+
+
+@pytest.mark.usefixtures("execution")
+def test_watchers_hear_of_a_minion_that_stops_itself_mid_turn(rec: Recorder) -> None:
+    system = ActorSystem.start(**QUIET)
+    try:
+        watchers = [system.spawn(Watcher, rec, name=f"w{i}") for i in range(3)]
+        target = system.spawn(StopsItself, name="t")
+        for w in watchers:
+            w.ask(target, timeout=5)
+        for _ in range(50):  # a backlog behind the stop: it becomes dead letters
+            target.tell("go")
+        wait_until(lambda: not target.is_alive(), what="the target stopped")
+        rec.wait_count(("terminated", "t"), 3)
+        time.sleep(0.05)
+        assert rec.count(("terminated", "t")) == 3  # exactly once each
+    finally:
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- asking oneself
+class AsksItself(Minion):
+    """Asks itself (or waits on its own proxy call) from inside its handler."""
+
+    def on_receive(self, message: Any) -> Any:
+        t0 = time.monotonic()
+        try:
+            if message == "ask":
+                self.ref.ask("inner", timeout=5)
+            else:
+                self.ref.proxy().inner().get(timeout=5)
+        except Exception as exc:
+            return type(exc).__name__, str(exc), time.monotonic() - t0
+        return "no error", "", time.monotonic() - t0
+
+    def inner(self) -> str:
+        return "inner"
+
+
+@pytest.mark.usefixtures("execution")
+@pytest.mark.parametrize("how", ["ask", "proxy"])
+def test_asking_oneself_from_a_handler_is_a_clear_error_at_once(how: str) -> None:
+    system = ActorSystem.start(**QUIET)
+    try:
+        ref = system.spawn(AsksItself, name="me")
+        name, text, seconds = ref.ask(how, timeout=10)
+        assert name == "AskDeadlock" and seconds < 1
+        assert "'me'" in text and "its own" in text
+        assert ref.ask("ask", timeout=10)[0] == "AskDeadlock"  # the minion carries on
+    finally:
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- the worker cap
+class Chain(Minion):
+    def __init__(self, nxt: Any) -> None:
+        super().__init__()
+        self.nxt = nxt
+
+    def on_receive(self, message: Any) -> Any:
+        if self.nxt is None:
+            return message + 1
+        return self.nxt.ask(message, timeout=0.5) + 1
+
+
+def test_asks_beyond_the_worker_cap_time_out_and_say_why() -> None:
+    records: list[Any] = []
+    system = ActorSystem.start(**{**QUIET, "log_sinks": [(records.append,
+                                                         {"level": "WARNING"})]},
+                               pool_size=1, pool_max_workers=2, starvation_threshold=60)
+    try:
+        ref = None
+        for i in range(4):
+            ref = system.spawn(Chain, ref, name=f"c{i}")
+        assert ref is not None
+        with pytest.raises(AskTimeout):
+            ref.ask(0, timeout=5)
+        text = [str(r) for r in records if "pool_max_workers" in str(r)]
+        assert len(text) == 1, records
+        assert "2" in text[0] and "dedicated_thread" in text[0]
+        # the pool recovers once the waits end
+        assert system.spawn(Chain, None).ask(1, timeout=5) == 2
+    finally:
+        system.shutdown(timeout=10)
+
+
+def test_a_chain_of_asks_on_a_single_worker() -> None:
+    system = ActorSystem.start(**QUIET, pool_size=1, starvation_threshold=60)
+    try:
+        ref = None
+        for i in range(8):
+            ref = system.spawn(Chain, ref, name=f"c{i}")
+        assert ref is not None
+        assert [ref.ask(i, timeout=5) for i in range(20)] == [i + 8 for i in range(20)]
+        wait_until(lambda: system.worker_pool.workers() <= 8, what="no worker per ask")
+    finally:
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- shutdown under load
+class Gate(Minion):
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, threading.Event):
+            message.wait(30)
+        return message
+
+
+def test_shutdown_under_a_flood_with_a_stuck_handler_is_bounded_and_reports_it() -> None:
+    records: list[Any] = []
+    system = ActorSystem.start(**{**QUIET, "log_sinks": [(records.append, {"level": "ERROR"})]},
+                               pool_size=2, starvation_threshold=0.1)
+    gate = threading.Event()
+    try:
+        stuck = system.spawn(Gate, name="stuck")
+        flooded = [system.spawn(Gate, name=f"f{i}") for i in range(4)]
+        stuck.tell(gate)
+        for _ in range(5000):
+            for ref in flooded:
+                ref.tell("x")
+        t0 = time.monotonic()
+        assert system.shutdown(timeout=1.0) is False
+        assert time.monotonic() - t0 < 2.5
+        reported = [str(r) for r in records if "did not stop before the shutdown" in str(r)]
+        assert len(reported) == 1 and "'stuck'" in reported[0]
+        assert "minions-worker-" in reported[0]
+        assert all(not ref.is_alive() for ref in flooded)
+    finally:
+        gate.set()
+        wait_until(lambda: runtime_threads() == [], what="every runtime thread ends")
+
+
+# ---------------------------------------------------------------- hooks that raise
+class Raising(Hooks):
+    def __init__(self) -> None:
+        self.starved: list[str] = []
+
+    def minion_started(self, cell: Any, restored: bool) -> None:
+        raise RuntimeError("hook boom (started)")
+
+    def minion_stopped(self, cell: Any, reason: str) -> None:
+        raise RuntimeError("hook boom (stopped)")
+
+    def worker_starved(self, cell: Any, seconds: float) -> None:
+        self.starved.append(cell.path)
+        raise RuntimeError("hook boom (starved)")
+
+
+def test_hooks_that_raise_on_a_worker_are_logged_and_the_pool_carries_on() -> None:
+    hooks = Raising()
+    records: list[Any] = []
+    system = ActorSystem.start(**{**QUIET, "log_sinks": [(records.append, {"level": "ERROR"})]},
+                               pool_size=1, starvation_threshold=0.1, hooks=[hooks])
+    gates = [threading.Event(), threading.Event()]
+    try:
+        refs = [system.spawn(Gate, name=f"g{i}") for i in range(2)]
+        assert [r.ask("hi", timeout=5) for r in refs] == ["hi", "hi"]
+        for ref, gate in zip(refs, gates):  # two stuck handlers, one after the other
+            ref.tell(gate)
+            wait_until(lambda ref=ref: ref.path in hooks.starved, what="stuck reported")
+            gate.set()
+        assert hooks.starved == ["g0", "g1"]  # the monitor survived the first raise
+        assert refs[0].stop(timeout=5) is True
+        assert refs[1].ask("still", timeout=5) == "still"
+        assert any("hook boom (started)" in str(r) for r in records)
+        assert any("hook boom (starved)" in str(r) for r in records)
+        assert all(t.is_alive() for t in system.worker_pool.threads())
+    finally:
+        for gate in gates:
+            gate.set()
+        system.shutdown(timeout=10)
