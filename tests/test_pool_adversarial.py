@@ -427,7 +427,7 @@ def test_hooks_that_raise_on_a_worker_are_logged_and_the_pool_carries_on() -> No
     try:
         refs = [system.spawn(Gate, name=f"g{i}") for i in range(2)]
         assert [r.ask("hi", timeout=5) for r in refs] == ["hi", "hi"]
-        for ref, gate in zip(refs, gates):  # two stuck handlers, one after the other
+        for ref, gate in zip(refs, gates, strict=True):  # two stuck handlers, one after the other
             ref.tell(gate)
             wait_until(lambda ref=ref: ref.path in hooks.starved, what="stuck reported")
             gate.set()

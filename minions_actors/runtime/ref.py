@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import pykka
 from pykka import ThreadingFuture
 
-from minions_actors.errors import AskTimeout, MailboxFull
+from minions_actors.errors import AskDeadlock, AskTimeout, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.context import current, current_cell
 from minions_actors.runtime.mailbox import PooledMailbox
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
@@ -42,14 +43,18 @@ def check_timeout(timeout: Any) -> float | None:
 class MinionFuture(ThreadingFuture[T]):
     """A pykka future whose timeout names the minion that did not answer."""
 
-    __slots__ = ("_minion",)
+    __slots__ = ("_minion", "_own")
 
     def __init__(self, minion: str = "a minion") -> None:
         super().__init__()
         self._minion = minion
+        self._own: Cell | None = None  # set when a minion asked itself (see MinionRef.ask)
 
     def get(self, *, timeout: float | None = None) -> Any:
         timeout = check_timeout(timeout)
+        own = self._own
+        if own is not None and self._result is None and current_cell() is own:
+            raise AskDeadlock(_self_wait_text(own))
         try:
             with blocking():  # a pool worker waiting here is replaced meanwhile
                 return super().get(timeout=timeout)
@@ -177,7 +182,12 @@ class MinionRef(pykka.ActorRef[M]):
         """
         timeout = check_timeout(timeout)
         cell = self._cell
+        own = getattr(current, "cell", None) is cell
+        if own and block:  # the reply would wait for this very handler: never
+            raise AskDeadlock(_self_wait_text(cell))
         future: MinionFuture[Any] = MinionFuture(cell.describe())
+        if own:
+            future._own = cell  # its get() on this minion's thread is refused the same way
         if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
@@ -248,6 +258,14 @@ class MinionRef(pykka.ActorRef[M]):
             f"{getattr(box, 'overflow', '?')!r}); the minion is not keeping up: slow the "
             f"sender, raise mailbox_size, or use ask() for back-pressure"
         )
+
+
+def _self_wait_text(cell: Cell) -> str:
+    return (
+        f"{cell.describe()} waited for a reply from itself on its own thread: the reply "
+        f"could only come after this handler returns (a deadlock); use tell() or a proxy "
+        f"call without get() to queue work for later, or call the method on self directly"
+    )
 
 
 def _wait_stopped(cell: Cell, timeout: float | None) -> bool:
