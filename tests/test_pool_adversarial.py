@@ -167,6 +167,9 @@ def test_a_full_bounded_mailbox_at_the_worker_cap_is_a_clear_error() -> None:
         assert type(info.value).__name__ == "MailboxFull"
         assert time.monotonic() - t0 < 2
         assert consumer.ask("still-served", timeout=5) == "still-served"
+        # stopped from here: at the cap a supervisor stopping its children holds the one
+        # worker they need, and waits out their stop_timeout shares (see configuration.md)
+        assert producer.stop(timeout=5) and consumer.stop(timeout=5)
     finally:
         system.shutdown(timeout=10)
 
@@ -278,7 +281,7 @@ def test_watchers_hear_of_a_minion_that_stops_itself_mid_turn(rec: Recorder) -> 
     system = ActorSystem.start(**QUIET)
     try:
         watchers = [system.spawn(Watcher, rec, name=f"w{i}") for i in range(3)]
-        target = system.spawn(StopsItself, name="t")
+        target = system.spawn(StopsItself, name="t", restart="transient")
         for w in watchers:
             w.ask(target, timeout=5)
         for _ in range(50):  # a backlog behind the stop: it becomes dead letters
@@ -348,8 +351,10 @@ def test_asks_beyond_the_worker_cap_time_out_and_say_why() -> None:
         assert ref is not None
         with pytest.raises(AskTimeout):
             ref.ask(0, timeout=5)
-        text = [str(r) for r in records if "pool_max_workers" in str(r)]
-        assert len(text) == 1, records
+        # once per episode (every worker waiting), not once per wait: the chain's waits
+        # end one after the other, so one or two episodes
+        text = [str(r) for r in records if "pool_max_workers (2) is reached" in str(r)]
+        assert 1 <= len(text) <= 2
         assert "2" in text[0] and "dedicated_thread" in text[0]
         # the pool recovers once the waits end
         assert system.spawn(Chain, None).ask(1, timeout=5) == 2
@@ -372,7 +377,12 @@ def test_a_chain_of_asks_on_a_single_worker() -> None:
 
 # ---------------------------------------------------------------- shutdown under load
 class Gate(Minion):
+    """Blocks on an Event message; a (started, gate) pair sets ``started`` first."""
+
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, tuple):
+            started, message = message
+            started.set()
         if isinstance(message, threading.Event):
             message.wait(30)
         return message
@@ -386,7 +396,9 @@ def test_shutdown_under_a_flood_with_a_stuck_handler_is_bounded_and_reports_it()
     try:
         stuck = system.spawn(Gate, name="stuck")
         flooded = [system.spawn(Gate, name=f"f{i}") for i in range(4)]
-        stuck.tell(gate)
+        started = threading.Event()
+        stuck.tell((started, gate))
+        assert started.wait(5)
         for _ in range(5000):
             for ref in flooded:
                 ref.tell("x")

@@ -155,6 +155,7 @@ class WorkerPool:
         max_workers: int | None = None,
         on_starved: Callable[[Cell, float], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        on_saturated: Callable[[int], None] | None = None,
     ) -> None:
         self.size = default_pool_size() if size is None else size
         self.throughput = throughput
@@ -163,6 +164,8 @@ class WorkerPool:
         self.starvation_events = 0
         self._on_starved = on_starved
         self._on_error = on_error
+        self._on_saturated = on_saturated
+        self._saturated = False  # every worker waits and the cap stops the pool growing
         self._runq: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
@@ -272,19 +275,34 @@ class WorkerPool:
             self.flush_runnext(slot)  # what it would have run next must not wait for it
         with self._lock:
             slot.blocked += delta
+            saturated = False
             if delta > 0 and slot.blocked == 1:
                 self._blocked += 1
-                self._grow()
+                saturated = self._grow()
             elif delta < 0 and slot.blocked == 0:
                 self._blocked -= 1
+                self._saturated = False
+        if saturated:
+            self._report_saturated()
 
-    def _grow(self) -> None:
+    def _grow(self) -> bool:
         """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
         workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
-        start a thread each."""
-        if not self._closed and len(self._slots) - self._blocked < self.size \
-                and len(self._slots) < self.max_workers:
+        start a thread each. True when, for the first time since a wait ended, every worker
+        waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
+        if self._closed or len(self._slots) - self._blocked >= self.size:
+            return False
+        if len(self._slots) < self.max_workers:
             self._add_worker()
+            return False
+        if self._saturated or len(self._slots) > self._blocked:
+            return False
+        self._saturated = True
+        return True
+
+    def _report_saturated(self) -> None:
+        if self._on_saturated is not None:
+            self._on_saturated(self.max_workers)
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
@@ -393,7 +411,9 @@ class WorkerPool:
         with self._lock:
             slot.stuck = True  # first: a send that sees it flushes what it queued
             self._blocked += 1
-            self._grow()
+            saturated = self._grow()
+        if saturated:
+            self._report_saturated()
         self.flush_runnext(slot)
         if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
             self._unstick(slot)
@@ -403,6 +423,7 @@ class WorkerPool:
             if slot.stuck:
                 slot.stuck = False
                 self._blocked -= 1
+                self._saturated = False
 
     # ----------------------------------------------------------------- shutdown
     def close(self, timeout: float) -> list[threading.Thread]:
