@@ -453,3 +453,91 @@ def test_hooks_that_raise_on_a_worker_are_logged_and_the_pool_carries_on() -> No
         for gate in gates:
             gate.set()
         system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- runnext fairness
+class Pinger(Minion):
+    """Plays ping-pong with a peer until ``rounds`` exchanges, counting in ``score``."""
+
+    def __init__(self, score: list[int], rounds: int) -> None:
+        super().__init__()
+        self.score, self.rounds, self.peer = score, rounds, None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, tuple):
+            self.peer = message[0]
+            return None
+        self.score[0] += 1
+        if message < self.rounds:
+            assert self.peer is not None
+            self.peer.tell(message + 1)
+        return None
+
+
+def test_two_minions_playing_ping_pong_on_runnext_do_not_starve_a_third() -> None:
+    # each message makes the other minion this worker's runnext: the run queue must still
+    # be served every `throughput` such turns
+    rounds = 200_000
+    system = ActorSystem.start(**QUIET, pool_size=1, pool_throughput=8)
+    try:
+        score = [0]
+        a, b = system.spawn(Pinger, score, rounds), system.spawn(Pinger, score, rounds)
+        a.ask((b,), timeout=5)
+        b.ask((a,), timeout=5)
+        quiet = system.spawn(Log, [])
+        quiet.ask("warm", timeout=5)
+        a.tell(0)
+        wait_until(lambda: score[0] > 1000, what="the ping-pong is under way")
+        assert quiet.ask("served", timeout=5) == "served"
+        assert score[0] < rounds, "the quiet minion waited for the whole ping-pong"
+    finally:
+        system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- starvation reports
+class Sleeper(Minion):
+    def on_receive(self, message: Any) -> Any:
+        time.sleep(message)
+        return message
+
+
+def test_stuck_reports_racing_turn_ends_leave_the_pool_consistent() -> None:
+    # the monitor checks every 10 ms and each handler is just past the 40 ms threshold:
+    # reports and turn ends interleave in every order
+    hooks = Recorder()
+
+    class Count(Hooks):
+        def worker_starved(self, cell: Any, seconds: float) -> None:
+            hooks.add(cell.path)
+
+    system = ActorSystem.start(**QUIET, pool_size=2, starvation_threshold=0.04,
+                               hooks=[Count()])
+    try:
+        pool = system.worker_pool
+        refs = [system.spawn(Sleeper, name=f"s{i}") for i in range(3)]
+        futures = [ref.ask(0.045, block=False) for _ in range(6) for ref in refs]
+        assert all(f.get(timeout=10) == 0.045 for f in futures)
+        assert 1 <= len(hooks.events) <= 18  # at most once per stuck handler
+        # every report was undone when its turn ended: nothing counts as blocked any more
+        wait_until(lambda: pool._blocked == 0 and not any(s.stuck for s in pool._slots),
+                   timeout=2, what="no worker left counted as stuck")
+        assert pool.workers() <= pool.max_workers
+        assert [r.ask(0, timeout=5) for r in refs] == [0, 0, 0]
+    finally:
+        system.shutdown(timeout=10)
+
+
+@pytest.mark.slow
+def test_after_slow_turns_the_pool_shrinks_back_to_its_size() -> None:
+    # a turn of several messages each slower than the threshold is reported once per
+    # message; it must still count as one stuck worker, or the extra workers never leave
+    system = ActorSystem.start(**QUIET, pool_size=2, starvation_threshold=0.04)
+    try:
+        pool = system.worker_pool
+        refs = [system.spawn(Sleeper, name=f"s{i}") for i in range(3)]
+        futures = [ref.ask(0.045, block=False) for _ in range(6) for ref in refs]
+        assert all(f.get(timeout=10) == 0.045 for f in futures)
+        assert pool.workers() > 2
+        wait_until(lambda: pool.workers() == 2, timeout=8, what="extra workers left")
+    finally:
+        system.shutdown(timeout=10)

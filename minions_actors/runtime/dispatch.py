@@ -409,8 +409,9 @@ class WorkerPool:
     def _compensate_stuck(self, slot: _Slot, cell: Cell) -> None:
         """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
         with self._lock:
-            slot.stuck = True  # first: a send that sees it flushes what it queued
-            self._blocked += 1
+            if not slot.stuck:  # a turn's next slow message: counted once per turn
+                slot.stuck = True  # first: a send that sees it flushes what it queued
+                self._blocked += 1
             saturated = self._grow()
         if saturated:
             self._report_saturated()

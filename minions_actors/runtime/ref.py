@@ -182,15 +182,14 @@ class MinionRef(pykka.ActorRef[M]):
         """
         timeout = check_timeout(timeout)
         cell = self._cell
-        own = getattr(current, "cell", None) is cell
-        if own and block:  # the reply would wait for this very handler: never
-            raise AskDeadlock(_self_wait_text(cell))
         future: MinionFuture[Any] = MinionFuture(cell.describe())
-        if own:
-            future._own = cell  # its get() on this minion's thread is refused the same way
         if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
+            if getattr(current, "cell", None) is cell:  # asked from its own handler
+                if block:  # the reply would wait for this very handler: never
+                    raise AskDeadlock(_self_wait_text(cell))
+                future._own = cell  # its get() on this thread is refused the same way
             try:
                 self._put(m.Ask(message, future))
             except queue.Full:
