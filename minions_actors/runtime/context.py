@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 
 # A cell holds no message taken out of its mailbox (``Cell._held``); not None: None is a message.
 NOTHING_HELD: Any = object()
-current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
+
+
+class _Current(threading.local):
+    """Per thread: ``cell``, the cell whose turn or thread this is (None elsewhere: a
+    class default, so that reading it off a minion's thread costs no AttributeError)."""
+
+    cell: Cell | None = None
+
+
+current = _Current()
 # Messages that are answered or released rather than counted when a minion stops.
 NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
 
