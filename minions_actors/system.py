@@ -598,6 +598,7 @@ class ActorSystem:
     def _stop_minions(self, gru: Cell | None, deadline: float) -> None:
         """Halt every minion at once, then stop the tree children-first through Gru, then
         whatever is left under an abandoned (stuck) minion; wait until ``deadline``."""
+        self.worker_pool.relieve()  # a handler that never returns holds no stop up
         for cell in self.cells():  # from now on no backlog is handled, only minions' last words
             cell.halt()
         if gru is not None:

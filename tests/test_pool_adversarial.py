@@ -541,3 +541,37 @@ def test_after_slow_turns_the_pool_shrinks_back_to_its_size() -> None:
         wait_until(lambda: pool.workers() == 2, timeout=8, what="extra workers left")
     finally:
         system.shutdown(timeout=10)
+
+
+class Polite(Minion):
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def on_stop(self) -> None:
+        self.rec.add(("stop", self.path))
+
+
+@pytest.mark.usefixtures("execution")
+def test_a_shutdown_shorter_than_the_threshold_stops_the_rest_beside_a_stuck_handler(
+        rec: Recorder) -> None:
+    # every worker is stuck in a handler and the shutdown ends before the starvation
+    # monitor would add one: the other minions must still stop in order (each on_stop
+    # runs), as they do with a thread each
+    system = ActorSystem.start(**QUIET, pool_size=1)
+    gate = threading.Event()
+    try:
+        polite = [system.spawn(Polite, rec, name=f"p{i}") for i in range(3)]
+        for ref in polite:
+            ref.ask("ready", timeout=5)
+        stuck = system.spawn(Gate, name="stuck")
+        started = threading.Event()
+        stuck.tell((started, gate))
+        assert started.wait(5)
+        t0 = time.monotonic()
+        assert system.shutdown(timeout=0.3) is False  # the stuck one is reported
+        assert time.monotonic() - t0 < 2
+        assert [e[1] for e in rec.events if e[0] == "stop"] == ["p2", "p1", "p0"]
+    finally:
+        gate.set()
+        wait_until(lambda: runtime_threads() == [], what="every runtime thread ends")

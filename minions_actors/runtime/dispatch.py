@@ -419,6 +419,16 @@ class WorkerPool:
         if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
             self._unstick(slot)
 
+    def relieve(self) -> None:
+        """A shutdown begins: count every worker now in a turn as stuck (unreported), so
+        that a worker is added for each and the minions' stops run beside handlers that
+        may never return, as they would with a thread each (the monitor would only do it
+        after ``starvation_threshold``, maybe past the shutdown's deadline)."""
+        for slot in list(self._slots):
+            cell = slot.cell
+            if cell is not None and not slot.blocked:
+                self._compensate_stuck(slot, cell)
+
     def _unstick(self, slot: _Slot) -> None:
         with self._lock:
             if slot.stuck:
