@@ -575,3 +575,66 @@ def test_a_shutdown_shorter_than_the_threshold_stops_the_rest_beside_a_stuck_han
     finally:
         gate.set()
         wait_until(lambda: runtime_threads() == [], what="every runtime thread ends")
+
+
+# ---------------------------------------------------------------- restarts and runnext
+class BackoffParent(Minion):
+    strategy = OneForOne(max_restarts=5, within=10, backoff=Backoff(initial=0.1, jitter=0))
+
+    def on_receive(self, message: Any) -> Any:
+        return self.spawn(LogOrCrash, message, name="b")
+
+
+class LogOrCrash(Log):
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("boom")
+        return super().on_receive(message)
+
+
+class TellThenSleep(Minion):
+    """Tells ``peer`` (making it this worker's runnext) then sleeps past its backoff."""
+
+    def on_receive(self, message: Any) -> Any:
+        peer, seconds = message
+        peer.tell("during the backoff")
+        time.sleep(seconds)
+        return "slept"
+
+
+def test_a_restart_due_while_the_minion_waits_in_another_workers_runnext() -> None:
+    # the backoff's wake-up finds the minion already scheduled (in a runnext): it must
+    # still restart and handle its mail, in order, once that worker is free
+    system = ActorSystem.start(**QUIET, pool_size=2, starvation_threshold=5)
+    try:
+        log: list[Any] = []
+        parent = system.spawn(BackoffParent)
+        b = parent.ask(log, timeout=5)
+        b.tell("before")
+        with pytest.raises(RuntimeError):
+            b.ask("crash", timeout=5)  # restarted after a 0.1 s backoff
+        sender = system.spawn(TellThenSleep)
+        t0 = time.monotonic()
+        assert sender.ask((b, 0.3), timeout=5) == "slept"
+        assert b.ask("after", timeout=5) == "after"
+        assert time.monotonic() - t0 >= 0.3
+        assert log == ["before", "during the backoff", "after"]
+        assert b.is_alive()
+    finally:
+        system.shutdown(timeout=10)
+
+
+@pytest.mark.usefixtures("execution")
+def test_a_normal_exit_and_restart_is_no_death_but_the_final_stop_is(rec: Recorder) -> None:
+    system = ActorSystem.start(**QUIET)
+    try:
+        watcher = system.spawn(Watcher, rec, name="w")
+        target = system.spawn(StopsItself, name="t")  # permanent: a normal exit restarts it
+        watcher.ask(target, timeout=5)
+        target.tell("exit")
+        wait_until(lambda: system.get("t").ask("ping", timeout=5) == "stopping")
+        assert target.is_alive() and rec.count(("terminated", "t")) == 0
+        assert target.stop(timeout=5) is True
+        rec.wait_count(("terminated", "t"), 1)
+    finally:
+        system.shutdown(timeout=10)
