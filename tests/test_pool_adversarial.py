@@ -638,3 +638,30 @@ def test_a_normal_exit_and_restart_is_no_death_but_the_final_stop_is(rec: Record
         rec.wait_count(("terminated", "t"), 1)
     finally:
         system.shutdown(timeout=10)
+
+
+class LaterGet(Minion):
+    """Asks itself without waiting, and reads the answer in a later message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.future: Any = None
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "start":
+            self.future = self.ref.ask("inner", block=False)
+            return "queued"
+        if message == "inner":
+            return "answered"
+        return self.future.get(timeout=1)  # handled after "inner": answered already
+
+
+@pytest.mark.usefixtures("execution")
+def test_a_minion_may_read_its_own_answered_future_in_a_later_message() -> None:
+    system = ActorSystem.start(**QUIET)
+    try:
+        ref = system.spawn(LaterGet)
+        assert ref.ask("start", timeout=5) == "queued"
+        assert ref.ask("read", timeout=5) == "answered"
+    finally:
+        system.shutdown(timeout=10)
