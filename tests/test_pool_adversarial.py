@@ -665,3 +665,111 @@ def test_a_minion_may_read_its_own_answered_future_in_a_later_message() -> None:
         assert ref.ask("read", timeout=5) == "answered"
     finally:
         system.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------- stops during a linger
+@pytest.mark.usefixtures("execution")
+def test_stops_and_shutdowns_arriving_while_the_worker_lingers(rec: Recorder) -> None:
+    # right after a reply the worker waits a little on the same mailbox (the linger): a
+    # stop or a shutdown's halt arriving then must be handled at once, on_stop included
+    for i in range(30):
+        system = ActorSystem.start(**QUIET, pool_size=1)
+        a = system.spawn(Polite, rec, name="a")
+        b = system.spawn(Polite, rec, name="b")
+        a.ask("hello", timeout=5)
+        assert a.stop(timeout=2) is True
+        b.ask("hello", timeout=5)
+        t0 = time.monotonic()
+        assert system.shutdown(timeout=5) is True
+        assert time.monotonic() - t0 < 1
+        assert [e[1] for e in rec.events if e[0] == "stop"] == ["a", "b"] * (i + 1)
+
+
+# ---------------------------------------------------------------- a random mix
+class Node(Minion):
+    """Records ("rec", sender, seq); forwards ("fwd", ref, sender, seq) from its handler;
+    asks another node ("ask", ref); answers "ping"; crashes on "crash"."""
+
+    def __init__(self, log: dict[Any, list[int]]) -> None:
+        super().__init__()
+        self.log = log
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("boom")
+        if message == "ping":
+            return "pong"
+        kind = message[0]
+        if kind == "rec":
+            self.log.setdefault((self.path, message[1]), []).append(message[2])
+        elif kind == "fwd":
+            message[1].tell(("rec", message[2], message[3]))
+        elif kind == "ask":
+            return message[1].ask("ping", timeout=5)
+        return None
+
+
+@pytest.mark.usefixtures("execution")
+def test_a_random_mix_of_tells_asks_forwards_and_crashes_keeps_every_promise() -> None:
+    import random
+
+    system = ActorSystem.start(**QUIET, pool_size=2, pool_throughput=2,
+                               starvation_threshold=0.05,
+                               strategy=OneForOne(max_restarts=100_000, within=60))
+    try:
+        log: dict[Any, list[int]] = {}
+        nodes = [system.spawn(Node, log, name=f"n{i}",  # half with a bounded mailbox
+                              mailbox_size=4 if i % 2 else None, mailbox_put_timeout=5)
+                 for i in range(6)]
+        sent: dict[Any, list[int]] = {}
+        errors: list[BaseException] = []
+
+        def client(k: int) -> None:
+            rnd = random.Random(k)
+            seq = 0
+            try:
+                for _ in range(3000):
+                    target = rnd.choice(nodes)
+                    op = rnd.random()
+                    if op < 0.5:  # a tell, direct or forwarded by an earlier node's handler
+                        seq += 1  # (waits go one way: bounded mailboxes in a cycle deadlock)
+                        at = nodes.index(target)
+                        via = rnd.choice(nodes[:at]) if at else target
+                        forward = op < 0.25 and at > 0
+                        sender = (k, via.path) if forward else (k, "direct")
+                        sent.setdefault((target.path, sender), []).append(seq)
+                        if forward:
+                            via.tell(("fwd", target, sender, seq))
+                        else:
+                            target.tell(("rec", sender, seq))
+                    elif op < 0.8:
+                        assert target.ask("ping", timeout=5) == "pong"
+                    elif op < 0.95:
+                        # only to a later node: a cycle of asks deadlocks in any mode
+                        at = nodes.index(target)
+                        if at + 1 < len(nodes):
+                            other = rnd.choice(nodes[at + 1:])
+                            assert target.ask(("ask", other), timeout=5) == "pong"
+                    else:
+                        target.tell("crash")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        clients = [threading.Thread(target=client, args=(k,)) for k in range(3)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(30)
+        for ref in nodes:  # everything queued so far is handled
+            assert ref.ask("ping", timeout=5) == "pong"
+            for via in nodes[:nodes.index(ref)]:
+                assert via.ask(("ask", ref), timeout=5) == "pong"
+        assert not errors, errors[:3]
+        # nothing lost across the crashes, FIFO per sender (a forwarding node is a sender)
+        for key, seqs in sent.items():
+            assert log.get(key) == seqs, key
+        assert all(ref.is_alive() for ref in nodes)
+        pool = system.worker_pool  # quiet again: no worker counted as waiting or stuck
+        wait_until(lambda: pool._blocked == 0, timeout=2, what="no blocked worker left")
+    finally:
+        assert system.shutdown(timeout=10)
