@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from minions_actors import ActorSystem, AskTimeout, Backoff, Hooks, Minion, OneForOne
+from minions_actors import (
+    ActorSystem,
+    AskTimeout,
+    Backoff,
+    Hooks,
+    MailboxFull,
+    Minion,
+    OneForOne,
+)
 from minions_actors.runtime.minion import Terminated
 
 from .conftest import QUIET, Recorder, runtime_threads, wait_until
@@ -172,6 +180,50 @@ def test_a_full_bounded_mailbox_at_the_worker_cap_is_a_clear_error() -> None:
         assert producer.stop(timeout=5) and consumer.stop(timeout=5)
     finally:
         system.shutdown(timeout=10)
+
+
+class ProduceUntilFull(Minion):
+    """Tells ``target`` 0, 1, 2... until its mailbox refuses; returns how many went in."""
+
+    def on_receive(self, message: Any) -> Any:
+        target, gate = message
+        target.tell(gate)  # holds the consumer while its mailbox fills
+        sent = 0
+        try:
+            while sent < 100:
+                target.tell(sent)
+                sent += 1
+        except MailboxFull:
+            return sent
+        return sent
+
+
+@pytest.mark.usefixtures("execution")
+def test_overflow_raise_refuses_at_once_from_a_pooled_handler() -> None:
+    system = ActorSystem.start(**QUIET)
+    gate = threading.Event()
+    try:
+        log: list[Any] = []
+        consumer = system.spawn(Gate2Log, log, mailbox_size=3, mailbox_overflow="raise")
+        producer = system.spawn(ProduceUntilFull)
+        t0 = time.monotonic()
+        sent = producer.ask((consumer, gate), timeout=5)
+        assert time.monotonic() - t0 < 1  # no waiting for room
+        assert 2 <= sent <= 3  # 3 in the mailbox, the gate among them unless taken out
+        gate.set()
+        wait_until(lambda: len(log) == sent, what="the consumer drained its mailbox")
+        consumer.ask("end", timeout=5)
+        assert log == [*range(sent), "end"]
+    finally:
+        gate.set()
+        system.shutdown(timeout=10)
+
+
+class Gate2Log(Log):
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, threading.Event):
+            return message.wait(10)
+        return super().on_receive(message)
 
 
 # ---------------------------------------------------------------- backoff
