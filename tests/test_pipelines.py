@@ -262,3 +262,142 @@ def test_file_tail_waits_for_whole_lines_and_restarts_a_truncated_file(
     wait_until(lambda: tail.proxy().position.get(timeout=1) == path.stat().st_size)
     path.write_text("new\n")  # replaced by a shorter file: read from the start
     rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["new"])
+
+
+# ---------------------------------------------------------------- FileTail: rotation (tail -F)
+
+class FastTail(FileTail):
+    poll_interval = 0.01
+
+
+def _offset_of(position: Any) -> int:
+    """The byte offset in a committed position (a bare int before positions named the file)."""
+    return position if isinstance(position, int) else int(position["offset"])
+
+
+def _lines(*words: str) -> str:
+    return "".join(f"{w}\n" for w in words)
+
+
+def test_file_tail_follows_a_rename_and_recreate_rotation(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a1", "a2"))
+    system.spawn(Collect, rec, name="sink")
+    tail = system.spawn(FastTail, path, ["sink"], name="tail")
+    rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])
+    with path.open("a") as old:  # the writer keeps its descriptor across the rename
+        old.write(_lines("a3"))
+        old.flush()
+        path.rename(tmp_path / "x.log.1")  # logrotate "create": rename, then a new file
+        old.write(_lines("a4") + "a5 without its newline")  # before the writer reopens
+    path.write_text(_lines("b1", "b2", "b3"))
+    rec.wait_for(lambda _: len(got(rec, "sink")) >= 8)
+    with path.open("a") as new:
+        new.write(_lines("b4"))
+    rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["b4"])
+    assert got(rec, "sink") == ["a1", "a2", "a3", "a4", "a5 without its newline",
+                                "b1", "b2", "b3", "b4"]
+    wait_until(lambda: _offset_of(tail.proxy().position.get(timeout=1)) == path.stat().st_size)
+
+
+def test_file_tail_follows_a_delete_and_recreate(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a1", "a2"))
+    system.spawn(Collect, rec, name="sink")
+    system.spawn(FastTail, path, ["sink"], name="tail")
+    rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])
+    path.unlink()
+    path.write_text(_lines("b1"))  # shorter than the old offset: no size to compare with
+    rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["b1"])
+    with path.open("a") as new:
+        new.write(_lines("b2", "b3 is a longer line than the old file was"))
+    rec.wait_for(lambda _: len(got(rec, "sink")) >= 5)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2",
+                                "b3 is a longer line than the old file was"]
+
+
+def test_file_tail_follows_a_copytruncate(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    """logrotate "copytruncate": the same file is emptied in place and written again; the
+    new content may already be longer than the old offset when the tail looks."""
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a1", "a2"))
+    system.spawn(Collect, rec, name="sink")
+    system.spawn(FastTail, path, ["sink"], name="tail")
+    rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])
+    inode = path.stat().st_ino
+    with path.open("r+") as f:  # the writer: O_APPEND, so it goes on at the new end
+        f.truncate(0)
+    with path.open("a") as f:
+        f.write(_lines("b1", "b2", "b3"))
+    assert path.stat().st_ino == inode
+    rec.wait_for(lambda _: len(got(rec, "sink")) >= 5)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2", "b3"]
+
+
+def _tail_until_committed(db: Path, path: Path, rec: Recorder, tail_class: type[FileTail],
+                          count: int) -> None:
+    """One run of a process: tail ``path`` until ``count`` lines were handled and their
+    position committed, then shut down (the position is persisted in ``db``)."""
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Collect, rec, name="sink")
+        tail = system.spawn(tail_class, path, ["sink"], name="tail")
+        rec.wait_for(lambda _: len(got(rec, "sink")) >= count)
+        wait_until(lambda: _offset_of(tail.proxy().position.get(timeout=1))
+                   == path.stat().st_size, what="the position to be committed")
+    finally:
+        assert system.shutdown()
+
+
+def test_file_tail_after_a_rotation_while_down_skips_no_line(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, FastTail, 2)
+    path.rename(tmp_path / "x.log.1")
+    with (tmp_path / "x.log.1").open("a") as old:  # written after the last delivered line
+        old.write(_lines("a3"))
+    path.write_text(_lines("b1", "b2", "b3", "b4"))  # already longer than the old offset
+    _tail_until_committed(db, path, rec, FastTail, 7)
+    assert got(rec, "sink") == ["a1", "a2", "a3", "b1", "b2", "b3", "b4"]
+
+
+def test_file_tail_after_a_copytruncate_while_down_skips_no_line(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, FastTail, 2)
+    inode = path.stat().st_ino
+    with path.open("r+") as f:
+        f.truncate(0)
+    with path.open("a") as f:
+        f.write(_lines("b1", "b2", "b3", "b4"))
+    assert path.stat().st_ino == inode  # same file: only its content tells
+    _tail_until_committed(db, path, rec, FastTail, 6)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2", "b3", "b4"]
+
+
+def test_file_tail_resumes_from_a_bare_offset_stored_by_an_earlier_version(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    class EarlierTail(FastTail):
+        """Persists its position the way earlier versions did: the bare byte offset."""
+
+        def snapshot(self) -> Any:
+            return {"position": _offset_of(self.position) if self.position else None}
+
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, EarlierTail, 2)
+    with path.open("a") as f:
+        f.write(_lines("a3"))
+    _tail_until_committed(db, path, rec, FastTail, 3)
+    assert got(rec, "sink") == ["a1", "a2", "a3"]
