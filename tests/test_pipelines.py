@@ -259,7 +259,7 @@ def test_file_tail_waits_for_whole_lines_and_restarts_a_truncated_file(
     with path.open("a") as f:
         f.write(" and the rest\n")
     rec.wait_for(lambda _: got(rec, "sink") == ["first", "second, half and the rest"])
-    wait_until(lambda: tail.proxy().position.get(timeout=1) == path.stat().st_size)
+    wait_until(lambda: _offset_of(tail.proxy().position.get(timeout=1)) == path.stat().st_size)
     path.write_text("new\n")  # replaced by a shorter file: read from the start
     rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["new"])
 
@@ -401,3 +401,36 @@ def test_file_tail_resumes_from_a_bare_offset_stored_by_an_earlier_version(
         f.write(_lines("a3"))
     _tail_until_committed(db, path, rec, FastTail, 3)
     assert got(rec, "sink") == ["a1", "a2", "a3"]
+
+
+def test_file_tail_after_a_delete_and_recreate_while_down_skips_no_line(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    """The new file may even get the old one's inode number back: its first bytes differ."""
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, FastTail, 2)
+    path.unlink()
+    path.write_text(_lines("b1", "b2", "b3"))
+    _tail_until_committed(db, path, rec, FastTail, 5)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2", "b3"]
+
+
+def test_file_tail_finds_the_rotated_file_when_the_new_one_is_not_there_yet(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1"))
+    _tail_until_committed(db, path, rec, FastTail, 1)
+    path.rename(tmp_path / "x.log.1")
+    with (tmp_path / "x.log.1").open("a") as old:
+        old.write(_lines("a2"))
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Collect, rec, name="sink")
+        system.spawn(FastTail, path, ["sink"], name="tail")
+        rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])  # from x.log.1
+        path.write_text(_lines("b1"))
+        rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2", "b1"])
+    finally:
+        assert system.shutdown()
