@@ -44,6 +44,7 @@ __all__ = ["Batch", "FileTail", "Pipeline", "PipelineError"]
 
 _generations = itertools.count(1)
 _RETRY_FULL = 0.02  # seconds before another try at a mailbox that refused at once ("raise")
+_HEAD = 1024  # bytes of a file's start that tell it from a file rewritten in place (FileTail)
 
 
 @dataclass(frozen=True)
@@ -379,8 +380,6 @@ class FileTail(Pipeline):
         dev, inode = self._id
         return {"dev": dev, "inode": inode, "offset": self._offset, "head": _digest(self._head)}
 
-
-_HEAD = 1024  # bytes of a file's start that tell it from a file rewritten in place
 
 
 def _digest(head: bytes) -> str:
