@@ -434,3 +434,32 @@ def test_file_tail_finds_the_rotated_file_when_the_new_one_is_not_there_yet(
         rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2", "b1"])
     finally:
         assert system.shutdown()
+
+
+def test_file_tail_behind_at_a_rotation_reads_the_old_file_to_its_end_first(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    class SmallBatches(FastTail):
+        batch_size = 3
+
+    class Held(Collect):
+        def on_receive(self, message: Any) -> Any:
+            self.rec.add(("entered", message))
+            return super().on_receive(message)
+
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a0"))
+    gate = threading.Event()
+    try:
+        system.spawn(Held, rec, gate, name="sink")  # blocked: the tail falls behind
+        system.spawn(SmallBatches, path, ["sink"], name="tail")
+        rec.wait_for(lambda evs: ("entered", "a0") in evs)  # the tail has the old file open
+        with path.open("a") as old:
+            old.write(_lines(*(f"a{i}" for i in range(1, 11))))
+        path.rename(tmp_path / "x.log.1")
+        path.write_text(_lines(*(f"b{i}" for i in range(10))))
+        gate.set()
+        rec.wait_for(lambda _: len(got(rec, "sink")) >= 21)
+        assert got(rec, "sink") == [f"a{i}" for i in range(11)] + [f"b{i}" for i in range(10)]
+    finally:
+        gate.set()
