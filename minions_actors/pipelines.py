@@ -262,7 +262,8 @@ class FileTail(Pipeline):
     of the file's first bytes, up to 1 KiB, as read). After a restart, the file with that
     identity and head is resumed at the offset, at the path or renamed next to it (the
     rotated file is read to its end first); otherwise the file at the path is read from the
-    start. A bare int (an offset, stored by earlier versions) resumes the file at the path.
+    start. A bare int (an offset, stored by earlier versions) resumes the file at the path;
+    anything else is logged (WARNING) and the file at the path is read from its start.
     """
 
     batch_size: ClassVar[int] = 100
@@ -319,17 +320,20 @@ class FileTail(Pipeline):
         """Open the stored position's file where it is now, at its offset; else the file
         at the path from its start (a bare int offset: the file at the path, as before)."""
         stored, self._stored = self._stored, None
-        if isinstance(stored, int) and not isinstance(stored, bool):
-            return self._open(self.file_path, stored)
-        if isinstance(stored, dict):
-            offset = int(stored.get("offset", 0))
-            identity = (stored.get("dev"), stored.get("inode"))
+        if isinstance(stored, dict) and type(stored.get("offset")) is int:
+            offset, identity = stored["offset"], (stored.get("dev"), stored.get("inode"))
             for candidate in _candidates(self.file_path, identity[1]):
                 if self._open(candidate, offset):
                     if (self._id, self._offset, _digest(self._head)) == (
                             identity, offset, stored.get("head")):
                         return True
                     self.close()
+        elif type(stored) is int:
+            return self._open(self.file_path, stored)
+        elif stored is not None:  # at least once: reading again beats skipping
+            self.system.log.bind(minion=self.path).warning(
+                "pipeline {}: stored position {!r} is not a FileTail position; {} is read "
+                "from its start", self.path, stored, self.file_path)
         return self._open(self.file_path, 0)
 
     def _read_lines(self) -> list[str]:
@@ -369,9 +373,7 @@ class FileTail(Pipeline):
         self._file.seek(self._offset)
         rest = self._file.read()
         self._offset += len(rest)
-        parts = rest.split(b"\n")
-        if parts[-1] == b"":
-            parts.pop()
+        parts = rest.removesuffix(b"\n").split(b"\n") if rest else []
         return [part.decode("utf-8", "replace") for part in parts]
 
     def _position(self) -> dict[str, Any] | None:

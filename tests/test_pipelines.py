@@ -463,3 +463,17 @@ def test_file_tail_behind_at_a_rotation_reads_the_old_file_to_its_end_first(
         assert got(rec, "sink") == [f"a{i}" for i in range(11)] + [f"b{i}" for i in range(10)]
     finally:
         gate.set()
+
+
+def test_file_tail_reads_from_the_start_when_the_stored_position_is_not_its_own(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    class Garbled(FastTail):
+        def snapshot(self) -> Any:
+            return {"position": {"offset": "not a number"}}
+
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, Garbled, 2)
+    _tail_until_committed(db, path, rec, FastTail, 4)  # a warning, and nothing skipped
+    assert got(rec, "sink") == ["a1", "a2", "a1", "a2"]
