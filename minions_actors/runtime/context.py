@@ -21,8 +21,8 @@ NOTHING_HELD: Any = object()
 
 
 class _Current(threading.local):
-    """Per thread: ``cell``, the cell whose turn or thread this is (None elsewhere: a
-    class default, so that reading it off a minion's thread costs no AttributeError)."""
+    """Per thread: ``cell``, the cell whose thread this is (None elsewhere; a class
+    default: a miss on a bare thread-local raises an AttributeError inside)."""
 
     cell: Cell | None = None
 
@@ -35,4 +35,4 @@ NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
 def current_cell() -> Cell | None:
     """The cell whose thread this is, or None outside minions' threads (a thread-local:
     no lock, safe in a signal handler)."""
-    return getattr(current, "cell", None)
+    return current.cell

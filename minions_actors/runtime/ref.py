@@ -186,7 +186,7 @@ class MinionRef(pykka.ActorRef[M]):
         if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
-            if getattr(current, "cell", None) is cell:  # asked from its own handler
+            if current.cell is cell:  # asked from its own handler
                 if block:  # the reply would wait for this very handler: never
                     raise AskDeadlock(_self_wait_text(cell))
                 future._own = cell  # its get() on this thread is refused the same way
