@@ -461,6 +461,10 @@ def test_shutdown_under_a_flood_with_a_stuck_handler_is_bounded_and_reports_it()
         assert len(reported) == 1 and "'stuck'" in reported[0]
         assert "minions-worker-" in reported[0]
         assert all(not ref.is_alive() for ref in flooded)
+        # what is left is the one worker in the stuck handler, named (and reported above)
+        left = [t.name for t in threading.enumerate()
+                if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+        assert len(left) == 1 and left[0].startswith("minions-worker-"), left
     finally:
         gate.set()
         wait_until(lambda: runtime_threads() == [], what="every runtime thread ends")
