@@ -551,7 +551,7 @@ class ActorSystem:
         self._stop_minions(gru, deadline)
         self.timer.close(max(0.1, deadline - time.monotonic()))
         self._report_stuck(gru)
-        self.worker_pool.close(max(0.1, deadline - time.monotonic()))
+        self.worker_pool.close(max(0.0, deadline - time.monotonic()))  # (idle ones: see close)
         if self.store is not None:
             self._close_store(gru, deadline)
         if self.metrics is not None:

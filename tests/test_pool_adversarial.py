@@ -829,3 +829,21 @@ def test_a_random_mix_of_tells_asks_forwards_and_crashes_keeps_every_promise() -
         wait_until(lambda: pool._blocked == 0, timeout=2, what="no blocked worker left")
     finally:
         assert system.shutdown(timeout=10)
+
+
+@pytest.mark.usefixtures("execution")
+def test_a_shutdown_with_a_stuck_handler_returns_at_its_timeout_not_after() -> None:
+    # the stuck worker (or thread) is reported, not waited for past the deadline
+    system = ActorSystem.start(**QUIET, pool_size=2)
+    gate = threading.Event()
+    try:
+        stuck = system.spawn(Gate, name="stuck")
+        started = threading.Event()
+        stuck.tell((started, gate))
+        assert started.wait(5)
+        t0 = time.monotonic()
+        assert system.shutdown(timeout=0.5) is False
+        assert time.monotonic() - t0 < 0.58  # (it waited 0.6 s: a 0.1 s join floor)
+    finally:
+        gate.set()
+        wait_until(lambda: runtime_threads() == [], what="every runtime thread ends")

@@ -50,6 +50,7 @@ KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it l
 # queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
 LINGER = 0.02
 NOTHING: Any = object()  # linger(): no message came
+IDLE_JOIN = 0.1  # close(): the least time an idle worker gets to take its sentinel and leave
 
 
 class Dispatcher(Protocol):
@@ -438,8 +439,10 @@ class WorkerPool:
 
     # ----------------------------------------------------------------- shutdown
     def close(self, timeout: float) -> list[threading.Thread]:
-        """Stop the workers once they finish their turns; join each within ``timeout``.
-        Returns the threads still alive (a handler that never returns)."""
+        """Stop the workers once they finish their turns; join each within ``timeout``
+        (an idle one, which leaves at once, gets at least ``IDLE_JOIN`` even past it; one
+        still in a turn is not waited for past it). Returns the threads still alive (a
+        handler that never returns)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
@@ -452,11 +455,12 @@ class WorkerPool:
             thread = slot.thread
             if thread is None or thread is threading.current_thread():
                 continue
-            thread.join(max(0.0, deadline - time.monotonic()))
+            wait = max(0.0, deadline - time.monotonic())
+            thread.join(wait if slot.cell is not None else max(wait, IDLE_JOIN))
             if thread.is_alive():
                 left.append(thread)
         if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join(max(0.0, deadline - time.monotonic()))
+            self._monitor.join(max(IDLE_JOIN, deadline - time.monotonic()))
         return left
 
 
