@@ -288,10 +288,17 @@ class WorkerPool:
         block_shutdown_signals()
         _local.slot = slot
         get = self._runq.get
+        nobody_waits = self._runq.empty
+        runnext = slot.runnext
         throughput = self.throughput
+        cell: Cell | None = None
         try:
             while True:
-                cell = self._next_local(slot)
+                if cell is None:
+                    if runnext:
+                        cell = self._next_local(slot)
+                    else:
+                        slot.hops = 0
                 if cell is None:
                     slot.waiting = True
                     try:
@@ -315,6 +322,8 @@ class WorkerPool:
                 slot.cell = None
                 if slot.stuck:
                     self._unstick(slot)
+                if again and not runnext and nobody_waits():
+                    continue  # no other minion waits: its next turn, still scheduled
                 # release, then look again: a message that arrived meanwhile saw the cell
                 # scheduled and did not queue it
                 cell.sched.release()
@@ -332,7 +341,7 @@ class WorkerPool:
         keep messaging each other cannot starve it)."""
         try:
             cell = slot.runnext.pop()
-        except IndexError:
+        except IndexError:  # the monitor took it
             slot.hops = 0
             return None
         slot.hops += 1
