@@ -1,0 +1,29 @@
+"""What the parts of a cell share: the thread's current cell and two message sets.
+
+The cell is split by concern (:mod:`.cell` its state and sending, :mod:`.loop` the loop,
+:mod:`.special` the messages that are not plain tells, :mod:`.incarnation` the instances'
+lives, :mod:`.deadletters`, :mod:`.finalize`); this module is what all of them import.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from minions_actors.runtime import messages as m
+from minions_actors.runtime.mailbox import WakeUp
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
+
+# A cell holds no message taken out of its mailbox (``Cell._held``); not None: None is a message.
+NOTHING_HELD: Any = object()
+current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
+# Messages that are answered or released rather than counted when a minion stops.
+NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
+
+
+def current_cell() -> Cell | None:
+    """The cell whose thread this is, or None outside minions' threads (a thread-local:
+    no lock, safe in a signal handler)."""
+    return getattr(current, "cell", None)

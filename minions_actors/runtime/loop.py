@@ -1,0 +1,257 @@
+"""A cell's loop: a dedicated thread's (``run_forever``) or one turn on the worker pool
+(``run_turn``), and the hot loop both run (``hot_loop``: one plain tell per iteration, with
+no call beyond the handler's). Runtime messages come first; a pooled restart waiting for
+its backoff parks the cell instead of holding a worker. These are methods of
+:class:`~minions_actors.runtime.cell.Cell` (assigned in its class body).
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from minions_actors.errors import StateStoreWriteFailed
+from minions_actors.observability.hooks import PHASE_RUNTIME
+from minions_actors.runtime import messages as m
+from minions_actors.runtime.batching import run_batched
+from minions_actors.runtime.context import NOTHING_HELD, current
+from minions_actors.runtime.dispatch import NOTHING
+from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.special import SPECIAL, phase_of
+from minions_actors.support.signals import block_shutdown_signals
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.minion import Minion
+
+FOREVER = 1 << 62  # a dedicated thread's budget: it handles messages until told otherwise
+
+
+def run_forever(cell: Cell) -> None:
+    """A dedicated thread's loop: handle messages until the minion stops for good."""
+    block_shutdown_signals()
+    current.cell = cell
+    try:
+        cell._guarded(cell._start_incarnation)
+        while not cell.terminated:
+            cell._guarded(cell._step)
+    finally:
+        cell._finalize()
+
+
+def run_turn(cell: Cell, throughput: int) -> bool:
+    """One turn on a pool worker: runtime messages, then up to ``throughput`` user
+    messages, never waiting. True when mail is left for another turn."""
+    if cell._finalized:
+        return False
+    current.cell = cell
+    try:
+        if cell.incarnation == 0:
+            cell._guarded(cell._start_incarnation)
+        budget = throughput
+        while not cell.terminated:
+            if cell._sys:
+                if cell._is_parked():
+                    return False
+                cell._guarded(cell._next_system)
+            elif cell.instance is None or cell._interrupted or cell._terminate_requested:
+                return False
+            elif budget <= 0:
+                return True
+            else:
+                left = cell._guarded(cell._process_messages, cell.inbox.get_nowait,
+                                     budget, cell._linger)
+                if left is not None:  # None: a runtime fault, handled as a crash
+                    if left < 0:  # the mailbox is empty
+                        return False
+                    budget = left
+        cell._finalize()
+        return False
+    finally:
+        current.cell = None
+
+
+def linger(cell: Cell) -> Any:
+    """A pooled turn emptied the mailbox: the pool may wait a little for the next
+    message (see ``dispatch.LINGER``); ``NOTHING_HELD`` when none came."""
+    got = cell.dispatcher.linger(cell.inbox)  # type: ignore[attr-defined]  # pooled only
+    return NOTHING_HELD if got is NOTHING else got
+
+
+def has_work(cell: Cell) -> bool:
+    """After a pooled turn: is there something this cell can do now?"""
+    if cell._finalized:
+        return False
+    if cell._sys:
+        return not cell._is_parked()
+    if cell.instance is None or cell._interrupted or cell._terminate_requested:
+        return cell.incarnation == 0
+    return not cell.inbox.empty()
+
+
+def next_system(cell: Cell) -> None:
+    cell._handle_system(cell._sys.pop(0))
+
+
+def is_parked(cell: Cell) -> bool:
+    """A pooled restart waits for its backoff (the timer wakes the cell): nothing to
+    do until then, unless a stop cuts the backoff short."""
+    parked = cell._parked
+    if parked is None or not cell._sys or cell._sys[0] is not parked:
+        return False
+    if cell._backoff_left(parked) > 0:
+        return True
+    cell._parked = None
+    return False
+
+
+def backoff_left(cell: Cell, msg: m.Restart) -> float:
+    if cell._terminate_requested or cell._stop_requested or cell.closing:
+        return 0.0
+    return msg.start_at - time.monotonic()
+
+
+def park(cell: Cell, msg: m.Restart) -> bool:
+    """On the pool, wait for a restart's backoff without holding a worker."""
+    left = cell._backoff_left(msg)
+    if left <= 0:
+        return False
+    cell._sys.insert(0, msg)
+    if cell._parked is not msg:
+        cell._parked = msg
+        cell.system.timer.call_later(left, cell._wake)
+    return True
+
+
+def wake(cell: Cell) -> None:
+    cell.inbox.put(WAKE)
+
+
+def step(cell: Cell) -> None:
+    if cell._sys:
+        cell._handle_system(cell._sys.pop(0))
+    elif cell.instance is None or cell._interrupted or cell._terminate_requested:
+        with cell._sys_cond:
+            while not cell._sys:
+                cell._sys_cond.wait()
+    else:
+        cell._process_messages(cell.inbox.get, FOREVER)
+
+
+def guarded(cell: Cell, step: Callable[..., Any], *args: Any) -> Any:
+    """Run one step of the loop and return its result; an error outside a handler (a
+    runtime or store fault) is reported and, when an incarnation is live, treated as its
+    crash, so supervision applies instead of the cell vanishing with its children."""
+    try:
+        return step(*args)
+    except BaseException as exc:
+        cell.hooks.lifecycle_error(cell, exc, "runtime")
+        if cell.instance is not None:
+            cell._crash(exc, PHASE_RUNTIME)
+        return None
+
+
+def process_messages(cell: Cell, get: Callable[[], Any], budget: int,
+                      linger: Callable[[], Any] | None = None) -> int:
+    """The hot loop: runs until a runtime message arrives, the incarnation ends or
+    ``budget`` messages were handled; returns the budget left, or -1 when ``get``
+    (a pooled turn's non-blocking one) found the mailbox empty and ``linger`` brought
+    no message either."""
+    inst = cell.instance
+    assert inst is not None
+    while True:
+        if cell._held is not NOTHING_HELD:
+            msg, cell._held = cell._held, NOTHING_HELD
+            budget -= 1
+            if not cell._dispatch_one(inst, msg):
+                return budget
+        batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's
+        if batched is not None:  # stand-in (on a dedicated thread: it waits for mail)
+            run_batched(cell, inst, batched, SPECIAL)
+            return budget
+        try:
+            return cell._hot_loop(inst, get, budget)
+        except queue.Empty:
+            cell._held = NOTHING_HELD if linger is None else linger()
+            if cell._held is NOTHING_HELD:
+                return -1
+            if cell._sys or budget <= 0:  # the turn loop takes it from here
+                return max(budget, 0)
+
+
+def hot_loop(cell: Cell, inst: Minion, get: Callable[[], Any], budget: int) -> int:
+    """Handle messages until a runtime message, the end of the incarnation or of the
+    budget (returned); ``queue.Empty`` from ``get`` propagates."""
+    sysq = cell._sys
+    receive = inst.on_receive
+    snaps = cell.snapshots
+    after = snaps.after_message if snaps is not None else None
+    special = SPECIAL
+    while budget > 0:
+        msg = get()
+        if sysq:
+            if msg is not WAKE:
+                cell._held = msg
+            return budget
+        budget -= 1
+        if msg.__class__ in special:
+            if not cell._dispatch_special(inst, msg):
+                return budget
+            continue
+        t0 = perf_counter()
+        try:
+            receive(msg)
+        except BaseException as exc:
+            cell.busy_seconds += perf_counter() - t0
+            cell.failed += 1
+            cell._crash(exc, "message")
+            return budget
+        cell.busy_seconds += perf_counter() - t0
+        cell.handled += 1
+        if after is not None:
+            try:
+                after(inst)
+            except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                cell._crash(exc, "snapshot")
+                return budget
+    return budget
+
+
+def dispatch_one(cell: Cell, inst: Minion, msg: Any) -> bool:
+    """Handle any one message outside the hot loop; False when the incarnation ended."""
+    if msg.__class__ in SPECIAL:
+        return cell._dispatch_special(inst, msg)
+    ok, value = cell._invoke(inst, inst.on_receive, msg)
+    if not ok:
+        cell._crash(value, phase_of(value))
+    return ok
+
+
+def invoke(
+    cell: Cell, inst: Minion, handler: Callable[[Any], Any], arg: Any,
+    passthrough: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+) -> tuple[bool, Any]:
+    """Run one handler call outside the hot loop (which inlines the same steps): time
+    it, count it, snapshot after success. Returns (True, result) or (False, exception);
+    the caller crashes the incarnation. ``passthrough`` exceptions are re-raised
+    untouched (a rejected request, not a failure of the minion)."""
+    t0 = perf_counter()
+    try:
+        result = handler(arg)
+    except BaseException as exc:
+        if passthrough is not None and isinstance(exc, passthrough):
+            raise
+        cell.busy_seconds += perf_counter() - t0
+        cell.failed += 1
+        return False, exc
+    cell.busy_seconds += perf_counter() - t0
+    cell.handled += 1
+    if cell.snapshots is not None:
+        try:
+            cell.snapshots.after_message(inst)
+        except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+            return False, exc
+    return True, result
