@@ -329,7 +329,6 @@ class Cell:
     # ----------------------------------------------------------------- runtime.loop
     run_forever = loop.run_forever
     run_turn = loop.run_turn
-    _linger = loop.linger
     has_work = loop.has_work
     _next_system = loop.next_system
     _is_parked = loop.is_parked
@@ -338,8 +337,6 @@ class Cell:
     _wake = loop.wake
     _step = loop.step
     _guarded = loop.guarded
-    _process_messages = loop.process_messages
-    _hot_loop = loop.hot_loop
     _dispatch_one = loop.dispatch_one
     _invoke = loop.invoke
     # ----------------------------------------------------------------- runtime.special

@@ -325,9 +325,11 @@ class WorkerPool:
                 if again and not runnext and nobody_waits():
                     continue  # no other minion waits: its next turn, still scheduled
                 # release, then look again: a message that arrived meanwhile saw the cell
-                # scheduled and did not queue it
+                # scheduled and did not queue it (a runtime message comes with a WAKE in
+                # the mailbox, so an empty mailbox means nothing to do)
                 cell.sched.release()
-                if (again or cell.has_work()) and cell.sched.acquire(False):
+                if (again or (not cell.inbox.empty() and cell.has_work())) \
+                        and cell.sched.acquire(False):
                     self.schedule_put(cell)
                 cell = None  # a stopped minion must not live on in this frame
         finally:
