@@ -171,7 +171,7 @@ class Cell:
         (only the minions' last exchanges are still served, see :meth:`halt`)."""
         if self.terminated or self._terminate_requested:
             return False
-        return not self.closing or getattr(current, "cell", None) is not None
+        return not self.closing or current.cell is not None
 
     @property
     def is_root(self) -> bool:
@@ -240,7 +240,7 @@ class Cell:
     # ----------------------------------------------------------------- proxies
     def on_own_thread(self) -> bool:
         """True on this minion's thread (where waiting for its instance would deadlock)."""
-        return getattr(current, "cell", None) is self
+        return current.cell is self
 
     def wait_for_instance(self) -> bool:
         """Block until an instance is live (True) or the minion stopped for good (False)."""

@@ -138,7 +138,7 @@ class _Slot:
 
 def on_worker() -> bool:
     """True on a pool worker thread."""
-    return getattr(_local, "slot", None) is not None
+    return _local.slot is not None
 
 
 class WorkerPool:
@@ -212,7 +212,7 @@ class WorkerPool:
         this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
         to the run queue, and when no worker is idle, one that lingers on another minion's
         mailbox is woken to serve the queue."""
-        slot: _Slot | None = getattr(_local, "slot", None)
+        slot: _Slot | None = _local.slot
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
@@ -230,7 +230,7 @@ class WorkerPool:
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
         for its next message (see ``LINGER``); ``NOTHING`` when none came."""
-        slot: _Slot | None = getattr(_local, "slot", None)
+        slot: _Slot | None = _local.slot
         if slot is None or slot.runnext or not self._runq.empty():
             return NOTHING
         slot.lingering = inbox
