@@ -170,10 +170,10 @@ class MinionRef(pykka.ActorRef[M]):
         self._put = cell.inbox.put
         # a pooled minion's unbounded mailbox: put with the C queue's own method and queue
         # the minion here (PooledMailbox.put does the same, one Python call slower)
-        self._sched: Any = None  # the pooled minion's sched.acquire
+        self._sched: Any = None  # the pooled minion's sched lock (see mailbox.claim)
         if isinstance(cell.inbox, PooledMailbox):
             self._put = queue.SimpleQueue.put.__get__(cell.inbox)
-            self._sched = cell.sched.acquire
+            self._sched = cell.sched
         self._target: CurrentInstance | None = None
         self.actor_class = cell.cls  # type: ignore[assignment]
         self.actor_urn = cell.urn
@@ -224,8 +224,8 @@ class MinionRef(pykka.ActorRef[M]):
             self._put(message)
         except queue.Full:
             raise MailboxFull(self._full_text()) from None
-        sched = self._sched
-        if sched is not None and sched(False):
+        sched = self._sched  # mailbox.claim() inlined: this is the hottest path
+        if sched is not None and not sched.locked() and sched.acquire(False):
             cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # the pool's
         if cell.terminated:
             cell.drain_dead_letters()
@@ -261,7 +261,7 @@ class MinionRef(pykka.ActorRef[M]):
             except queue.Full:
                 raise MailboxFull(self._full_text()) from None
             sched = self._sched
-            if sched is not None and sched(False):
+            if sched is not None and not sched.locked() and sched.acquire(False):
                 cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
             if cell.terminated:
                 cell.drain_dead_letters()
