@@ -49,6 +49,10 @@ KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it l
 # wakes it directly, as a dedicated thread would (an ask round trip costs a third less than
 # queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
 LINGER = 0.02
+# A linger that did not pay off (no message came, or the worker was woken to serve the run
+# queue) turns lingering off on that worker for this many linger chances: under a flood
+# over many minions each linger only delayed the run queue and cost a WAKE to cut it short.
+LINGER_COOLDOWN = 100
 NOTHING: Any = object()  # linger(): no message came
 
 
@@ -114,8 +118,8 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("blocked", "cell", "hops", "lingering", "pool", "progress", "reported",
-                 "runnext", "since", "stuck", "thread", "turn", "waiting")
+    __slots__ = ("blocked", "cell", "cooldown", "hops", "lingering", "pool", "progress",
+                 "reported", "runnext", "since", "stuck", "thread", "turn", "waiting")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -127,6 +131,7 @@ class _Slot:
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
+        self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
         self.waiting = False  # waiting for the run queue (idle)
         # a minion this worker's turn sent mail to: it runs next on this worker, without a
         # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
@@ -233,13 +238,18 @@ class WorkerPool:
         slot: _Slot | None = _local.slot
         if slot is None or slot.runnext or not self._runq.empty():
             return NOTHING
+        if slot.cooldown:
+            slot.cooldown -= 1
+            return NOTHING
         slot.lingering = inbox
         try:
-            return inbox.get(True, self._linger)
+            got = inbox.get(True, self._linger)
         except queue.Empty:
-            return NOTHING
-        finally:
-            slot.lingering = None
+            got = NOTHING
+        slot.lingering = None
+        if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
+            slot.cooldown = LINGER_COOLDOWN
+        return got
 
     def threads(self) -> list[threading.Thread]:
         return [s.thread for s in list(self._slots) if s.thread is not None]
