@@ -32,6 +32,7 @@ from minions_actors.runtime.dispatch import DEDICATED, Dispatcher, WorkerPool, c
 from minions_actors.runtime.extensions import CellWorkflows
 from minions_actors.runtime.finalize import NO_CELLS
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, make_mailbox
+from minions_actors.runtime.ref import MinionRef
 from minions_actors.runtime.snapshots import Snapshotter
 from minions_actors.runtime.spawning import check_spawn
 from minions_actors.runtime.special import proxy_message
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from minions_actors.runtime.host import Host
     from minions_actors.runtime.minion import Minion
     from minions_actors.runtime.placement import Placement
-    from minions_actors.runtime.ref import MinionRef
 
 __all__ = ["Cell", "current_cell", "proxy_message"]
 
@@ -88,8 +88,6 @@ class Cell:
         dispatcher: Dispatcher | None = None,
         placement: Placement | None = None,
     ) -> None:
-        from minions_actors.runtime.ref import MinionRef
-
         self.system = system
         self.hooks: Hooks = system.hooks
         self.parent = parent
