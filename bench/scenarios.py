@@ -56,6 +56,8 @@ class Target:
     peer: str | None = None
     """With a peer: minions' advantage (ours/peer, or peer/ours when lower is better) must be
     >= threshold. Without: the value must beat ``threshold`` in the metric's direction."""
+    peer_scenario: str | None = None
+    """The peer's figure comes from this scenario (default: the same one)."""
 
 
 RATE = Metric("rate", "throughput", "msg/s", True)
@@ -146,9 +148,13 @@ def targets(sizes: Sizes) -> list[Target]:
     """The goals in the issue, for this mode's sizes."""
     spawn = max(sizes.spawn)
     many = max(sizes.scaling_actors)
+    # issue 12: no less than half of the 100-minion rate (meaningful when many > 100)
+    flat = [Target(f"{many:,} active >= half of 100 active", f"scaling_{many}", "rate", 0.5,
+                   US, peer_scenario="scaling_100")] if many > 100 else []
     return [
         Target(f"{many:,} active minions >= 2x Thespian", f"scaling_{many}", "rate", 2.0,
                "thespian-simple"),
+        *flat,
         Target(f"spawn {spawn:,} <= Thespian's", f"spawn_stop_{spawn}", "spawn", 1.0,
                "thespian-simple"),
         Target("memory per idle minion <= 2.5 KiB", "memory", "kib", 2.5),
