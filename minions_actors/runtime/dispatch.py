@@ -27,6 +27,7 @@ a WARNING and a metric) and compensated the same way, up to ``max_workers``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import queue
@@ -85,10 +86,8 @@ class DedicatedThreads:
     name = "dedicated"
 
     def start(self, cell: Cell) -> None:
-        thread = threading.Thread(
-            target=cell.run_forever, name=f"{cell.cls_name} (minion:{cell.path or 'gru'})",
-            daemon=bool(getattr(cell.cls, "use_daemon_thread", False)),
-        )
+        thread = _thread(cell.run_forever, f"{cell.cls_name} (minion:{cell.path or 'gru'})",
+                         daemon=bool(getattr(cell.cls, "use_daemon_thread", False)))
         cell.thread = thread
         thread.start()
 
@@ -107,6 +106,15 @@ class DedicatedThreads:
 
 
 DEDICATED = DedicatedThreads()
+
+
+def _thread(run: Callable[[], None], name: str, daemon: bool = False) -> threading.Thread:
+    """A named thread whose ``run`` is ``run`` itself rather than ``Thread.run`` calling a
+    target: one Python frame less under every handler, and so in every crash traceback
+    loguru extends upward (``backtrace``: ~10 us of formatting per frame)."""
+    thread = threading.Thread(name=name, daemon=daemon)
+    thread.run = run  # type: ignore[method-assign]
+    return thread
 
 
 def default_pool_size() -> int:
@@ -269,8 +277,8 @@ class WorkerPool:
     def _add_worker(self) -> None:
         """Start one more worker (the caller holds the lock)."""
         slot = _Slot(self)
-        slot.thread = threading.Thread(target=self._work, args=(slot,),
-                                       name=f"minions-worker-{next(self._names)}")
+        slot.thread = _thread(functools.partial(self._work, slot),
+                              f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
         slot.thread.start()
 
