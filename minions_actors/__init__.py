@@ -29,6 +29,7 @@ from minions_actors.observability.hooks import Hooks
 from minions_actors.pipelines import Batch, FileTail, Pipeline, PipelineError
 from minions_actors.placement import ChildProcess, KeyedGroup, Placement, Ray
 from minions_actors.resources import Resource, ResourceError, ResourceUnavailable, uses
+from minions_actors.runtime import snapshots as _snapshots  # noqa: F401  # registers snapshots
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
 from minions_actors.runtime.ref import MinionFuture, MinionRef

@@ -92,10 +92,10 @@ def _handle(cell: Cell, inst: Minion, receive_batch: ReceiveBatch, batch: list[A
         rest = batch if len(batch) > 1 else []
     cell.busy_seconds += perf_counter() - t0
     cell.handled += done
-    snaps = cell.snapshots
-    if snaps is not None and done:
+    then = cell.after  # an extension's (a snapshot), or None
+    if then is not None and done:
         try:
-            snaps.after_message(inst)
+            then(inst)
         except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
             error = error or exc
     if error is None:

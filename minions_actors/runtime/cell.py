@@ -9,7 +9,7 @@ messages. Supervision *decisions* come from :mod:`minions_actors.supervision`.
 
 This module holds the cell's state, identity, sending and spawning; the rest is one module
 per concern, assigned to :class:`Cell` as methods: :mod:`.loop` (the dedicated and pooled
-loops, the hot loop), :mod:`.special` (asks, proxy calls, workflow and stop messages),
+loops, the hot loop), :mod:`.special` (asks, proxy calls, stop and extension messages),
 :mod:`.incarnation` (start, crash, end, terminate; runtime messages), :mod:`.supervisor`
 (acting on children's exits), :mod:`.deadletters` and :mod:`.finalize` (the end, death
 watch). :mod:`.context` is what they share.
@@ -29,17 +29,18 @@ from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
 from minions_actors.runtime.context import NOTHING_HELD, current, current_cell
 from minions_actors.runtime.dispatch import DEDICATED, Dispatcher, WorkerPool, choose
-from minions_actors.runtime.extensions import CellWorkflows
+from minions_actors.runtime.extensions import NO_PARTS
 from minions_actors.runtime.finalize import NO_CELLS
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, make_mailbox
 from minions_actors.runtime.ref import MinionRef
-from minions_actors.runtime.snapshots import Snapshotter
 from minions_actors.runtime.spawning import check_spawn
 from minions_actors.runtime.special import proxy_message
 from minions_actors.runtime.supervision import History, RestartType, Strategy
 from minions_actors.support.events import LazyEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from minions_actors.observability.hooks import Hooks
     from minions_actors.runtime.host import Host
     from minions_actors.runtime.minion import Minion
@@ -62,14 +63,15 @@ class Cell:
     __slots__ = (
         "__weakref__", "_finalized", "_halt_dropped", "_held", "_interrupted", "_mark_passed",
         "_parked", "_stop_requested", "_stop_requests", "_strategy_override", "_sys",
-        "_sys_cond_", "_terminate_requested", "_up_cond_", "_watch_closed", "args",
+        "_sys_cond_", "_terminate_requested", "_up_cond_", "_watch_closed", "after", "args",
         "busy_seconds", "children", "children_lock", "closing", "cls", "cls_name",
         "dead_letters", "dispatcher", "failed", "handled", "hooks", "inbox", "incarnation",
-        "instance", "kwargs", "last_instance", "name", "parent", "path", "placement", "pooled",
+        "instance", "kwargs", "last_instance", "name", "parent", "parts", "path", "placement",
+        "pooled",
         "ref",
-        "restart", "restart_history", "restarts", "sched", "snapshots", "stop_reason",
+        "restart", "restart_history", "restarts", "sched", "stop_reason",
         "stopped_event", "system", "terminated", "thread", "urn", "watch_lock", "watchers",
-        "watching", "workflows",
+        "watching",
     )
 
     def __init__(
@@ -128,8 +130,9 @@ class Cell:
         self.watching: frozenset[Cell] = NO_CELLS
         self.watch_lock = threading.Lock()
         self._watch_closed = False
-        self.snapshots: Snapshotter | None = None
-        self.workflows: CellWorkflows | None = None
+        # the extensions' parts (runtime.extensions) and what runs after each message
+        self.parts: Mapping[str, Any] = NO_PARTS  # CellPart by extension key
+        self.after: Callable[[Minion], None] | None = None
 
         # counters read by metrics at scrape time (written only by this cell's thread)
         self.handled = 0
@@ -337,12 +340,16 @@ class Cell:
     _guarded = loop.guarded
     _dispatch_one = loop.dispatch_one
     _invoke = loop.invoke
+    # what an extension's message handler may use (runtime.extensions.Handler)
+    invoke = loop.invoke
+    run_after = loop.run_after
+    crash = incarnation.crash
     # ----------------------------------------------------------------- runtime.special
     _dispatch_special = special.dispatch_special
     _proxy_message = staticmethod(special.forward_proxy)
-    start_workflow = special.start_workflow
     # ----------------------------------------------------------------- runtime.incarnation
     _start_incarnation = incarnation.start_incarnation
+    _attach = incarnation.attach
     _blank = incarnation.blank
     _initialise = incarnation.initialise
     _end_incarnation = incarnation.end_incarnation

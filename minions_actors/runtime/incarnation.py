@@ -7,32 +7,22 @@ does with a child's exit is :mod:`.supervisor`'s. These are methods of
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import SystemNotRunning
 from minions_actors.observability.hooks import PHASE_INIT, PHASE_ON_START, PHASE_RESTORE
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.extensions import Extensions
-from minions_actors.runtime.snapshots import Snapshotter, is_persistent
+from minions_actors.runtime.extensions import used_by
+from minions_actors.runtime.minion import Minion
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
-    from minions_actors.runtime.minion import Minion
-
-
-@functools.lru_cache(maxsize=1024)
-def class_info(cls: type[Minion]) -> tuple[bool, bool]:
-    """(persistent, declares workflows) for a minion class, computed once per class."""
-    support = Extensions.workflows
-    return is_persistent(cls), support is not None and support.declared(cls)
+    from minions_actors.runtime.extensions import CellExtension, CellPart
 
 
 def bind_base(inst: Minion) -> None:
-    """Set the attributes ``Minion.__init__`` sets (imported here: minion imports this module)."""
-    from minions_actors.runtime.minion import Minion
-
+    """Set the attributes ``Minion.__init__`` sets."""
     Minion.__init__(inst)
 
 
@@ -48,20 +38,15 @@ def start_incarnation(cell: Cell) -> bool:
         inst = cell._blank()
         cell._initialise(inst)
         phase = PHASE_RESTORE
-        if cell.snapshots is None and class_info(cell.cls)[0]:
-            cell.snapshots = Snapshotter(cell, cell.system.store)
-        if cell.snapshots is not None:
-            outcome = cell.snapshots.restore_into(inst)
+        for extension in used_by(cell.cls):  # restore a snapshot, resume workflows
+            part = cell.parts.get(extension.key) or cell._attach(extension)
+            outcome = part.incarnation(inst)
             if outcome is None:  # the snapshot was quarantined: start from scratch
                 phase = PHASE_INIT
                 inst = cell._blank()
                 cell._initialise(inst)
                 phase = PHASE_RESTORE
-            restored = bool(outcome)
-        if cell.workflows is None and class_info(cell.cls)[1]:
-            assert Extensions.workflows is not None  # declared() said so
-            cell.workflows = Extensions.workflows.runner(cell)
-            cell.workflows.resume()
+            restored = restored or bool(outcome)
         phase = PHASE_ON_START
         cell.instance = inst
         cell._instance_changed()
@@ -73,6 +58,23 @@ def start_incarnation(cell: Cell) -> bool:
     if cell.parent is not None:
         cell.hooks.minion_started(cell, restored)
     return True
+
+
+def attach(cell: Cell, extension: CellExtension) -> CellPart:
+    """Build ``extension``'s part of this cell; the cell runs its ``after`` after each
+    message (one callable: two are chained)."""
+    part = extension.attach(cell)
+    cell.parts = {**cell.parts, extension.key: part}
+    first, second = cell.after, part.after
+    if first is None or second is None:
+        cell.after = first or second
+    else:
+        def both(inst: Minion) -> None:
+            first(inst)
+            second(inst)
+
+        cell.after = both
+    return part
 
 
 def blank(cell: Cell) -> Minion:

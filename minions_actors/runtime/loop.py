@@ -13,7 +13,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import StateStoreWriteFailed
-from minions_actors.observability.hooks import PHASE_RUNTIME
+from minions_actors.observability.hooks import PHASE_RUNTIME, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.batching import run_batched
 from minions_actors.runtime.context import NOTHING_HELD, current
@@ -180,8 +180,7 @@ def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
     get, queued = inbox.get_nowait, inbox.qsize
     sysq = cell._sys
     receive = inst.on_receive
-    snaps = cell.snapshots
-    after = snaps.after_message if snaps is not None else None
+    after = cell.after  # an extension's (a snapshot), or None
     special = SPECIAL
     while budget > 0:
         n = queued()
@@ -265,9 +264,25 @@ def invoke(
         return False, exc
     cell.busy_seconds += perf_counter() - t0
     cell.handled += 1
-    if cell.snapshots is not None:
+    after = cell.after
+    if after is not None:
         try:
-            cell.snapshots.after_message(inst)
+            after(inst)
         except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
             return False, exc
     return True, result
+
+
+def run_after(cell: Cell, inst: Minion) -> bool:
+    """Run what follows a handled message (an extension's ``after``, a snapshot) for a
+    message handled outside the hot loop and ``invoke``; False when the incarnation
+    crashed because a sync-mode store refused it."""
+    after = cell.after
+    if after is None:
+        return True
+    try:
+        after(inst)
+    except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+        cell._crash(exc, PHASE_SNAPSHOT)
+        return False
+    return True

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, cast
 import pykka
 
 from minions_actors.errors import MinionsError, WorkflowError
-from minions_actors.runtime.extensions import Extensions
+from minions_actors.runtime.extensions import WORKFLOWS, Extensions, check_class
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.mailbox import Overflow
 from minions_actors.runtime.messages import StartWorkflow
@@ -64,9 +64,7 @@ class Minion(pykka.ThreadingActor):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check declared workflows when the class is created, not when it first runs."""
         super().__init_subclass__(**kwargs)
-        support = Extensions.workflows  # None while the runtime itself defines Gru
-        if support is not None:
-            support.check_class(cls)
+        check_class(cls)  # by the registered extensions (none while the runtime defines Gru)
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         cell = self.__dict__.get("_minion_cell")
@@ -181,9 +179,11 @@ class Minion(pykka.ThreadingActor):
         """Start the workflow ``name`` (a :class:`~minions_actors.Workflow` attribute) with
         ``workflow_id`` as idempotency key: an id that exists already returns the existing
         workflow and runs nothing again. Its first step runs once the start is durable."""
-        return self._minion_cell.start_workflow(  # type: ignore[no-any-return]
-            StartWorkflow(name, workflow_id, context)
-        )
+        support = Extensions.workflows
+        if support is None:
+            raise WorkflowError(f"{self._minion_cell.describe()}: workflows are not available")
+        return support.start(  # type: ignore[no-any-return]
+            self._minion_cell, StartWorkflow(name, workflow_id, context))
 
     def workflow(self, workflow_id: str) -> WorkflowInfo | None:
         """The current state of a workflow, or None when there is no such id."""
@@ -198,7 +198,7 @@ class Minion(pykka.ThreadingActor):
         return self._workflow_runner().discard(workflow_id)
 
     def _workflow_runner(self) -> CellWorkflows:
-        runner = self._minion_cell.workflows
+        runner: CellWorkflows | None = self._minion_cell.parts.get(WORKFLOWS)
         if runner is None:
             raise WorkflowError(f"{self._minion_cell.describe()} declares no workflows")
         return runner

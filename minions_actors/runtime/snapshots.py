@@ -1,20 +1,23 @@
 """Per-minion snapshot handling: take, encode, compare, hand to the store, restore.
 
-A :class:`Snapshotter` is attached to a persistent minion's cell. The cell calls
-:meth:`Snapshotter.after_message` after each successfully handled message (the only
-persistence work on the message path: ``snapshot()`` plus JSON encoding, then a
-non-blocking hand-off to the store's writer) and :meth:`Snapshotter.restore_into` when it
-builds a new incarnation. The newest good snapshot is also kept in memory, so a crash rolls
-the minion back to its state after its last successful message even without a store.
+Snapshots attach to cells as an extension (:data:`SNAPSHOTS`, registered when this module
+is imported; see :mod:`.extensions`): a persistent minion's cell gets a
+:class:`Snapshotter`, whose :meth:`Snapshotter.after_message` runs after each successfully
+handled message (the only persistence work on the message path: ``snapshot()`` plus JSON
+encoding, then a non-blocking hand-off to the store's writer) and whose
+:meth:`Snapshotter.restore_into` runs when the cell builds a new incarnation. The newest
+good snapshot is also kept in memory, so a crash rolls the minion back to its state after
+its last successful message even without a store.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from minions_actors.errors import SnapshotError, StateStoreWriteFailed
+from minions_actors.runtime.extensions import Handler, register
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -181,6 +184,10 @@ class Snapshotter:
         self.last: str | None = store.load(cell.path) if store is not None else None
         self._error_key: str | None = None
 
+    @property
+    def after(self) -> Callable[[Minion], None]:
+        return self.after_message
+
     def restore_into(self, instance: Minion) -> bool | None:
         """Give a new incarnation the newest good state; True when there was one, False
         when there was none, None when ``restore()`` raised and the class's
@@ -248,3 +255,29 @@ class Snapshotter:
         first = key != self._error_key
         self._error_key = key
         self.cell.hooks.snapshot_error(self.cell, exc, first)
+
+    incarnation = restore_into
+
+
+class SnapshotExtension:
+    """Snapshots as a cell extension: persistent classes get a :class:`Snapshotter`."""
+
+    key = "snapshots"
+    told: dict[type, Handler] = {}
+    asked: dict[type, Handler] = {}
+
+    @staticmethod
+    def used_by(cls: type) -> bool:
+        return is_persistent(cast("type[Minion]", cls))
+
+    @staticmethod
+    def check_class(cls: type) -> None:
+        """Nothing to check: ``restore_failure`` is checked when a restore fails."""
+
+    @staticmethod
+    def attach(cell: Cell) -> Snapshotter:
+        return Snapshotter(cell, cell.system.store)
+
+
+SNAPSHOTS = SnapshotExtension()
+register(SNAPSHOTS)

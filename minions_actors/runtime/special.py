@@ -1,6 +1,7 @@
-"""The messages a cell handles other than plain tells: asks, proxy calls, workflow steps
-and starts, stop and exit requests, wake-ups. The hot loop sends each to its handler here
-through one table (:data:`SPECIAL` is that table's keys), built once. These are methods of
+"""The messages a cell handles other than plain tells: asks, proxy calls, stop and exit
+requests, wake-ups, and those of the registered extensions (workflow steps and starts). The
+hot loop sends each to its handler here through one table (:data:`SPECIAL` is that table's
+keys), which grows as extensions register. These are methods of
 :class:`~minions_actors.runtime.cell.Cell` (assigned in its class body).
 """
 
@@ -14,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
-from minions_actors.errors import StateStoreError, StateStoreWriteFailed, WorkflowError
+from minions_actors.errors import StateStoreWriteFailed
 from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.extensions import Extensions
+from minions_actors.runtime.extensions import CellExtension, Handler, on_register
 from minions_actors.runtime.mailbox import HALT_MARK, WakeUp
 
 if TYPE_CHECKING:
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from minions_actors.runtime.minion import Minion
 
 PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
-# A StartWorkflow ask that fails with these is refused (the asker gets the error); the
-# minion did nothing wrong and does not crash.
-REFUSED_START = (WorkflowError, StateStoreError)
 
 
 def phase_of(exc: BaseException) -> str:
@@ -69,16 +67,6 @@ def forward_proxy(inst: Minion, msg: Any) -> Any:
     return proxy_message(inst, msg)
 
 
-def start_workflow(cell: Cell, request: m.StartWorkflow,
-                   answer: Callable[[Any], None] | None = None) -> Any:
-    if cell.workflows is None:
-        support = Extensions.workflows
-        if support is None:
-            raise WorkflowError(f"{cell.describe()}: workflows are not available")
-        raise support.unknown(cell.describe(), cell.cls, request.name)
-    return cell.workflows.start(request.name, request.workflow_id, request.context, answer)
-
-
 def dispatch_special(cell: Cell, inst: Minion, msg: Any) -> bool:
     """Handle one message that is not a plain tell; False when the incarnation ended."""
     return _HANDLERS[msg.__class__](cell, inst, msg)
@@ -92,29 +80,26 @@ def _wake_up(cell: Cell, inst: Minion, msg: WakeUp) -> bool:
 
 def _ask(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
     inner = msg.message
-    starting = inner.__class__ is m.StartWorkflow
+    extension_handler = _ASKED.get(inner.__class__)
+    if extension_handler is not None:  # e.g. a workflow start
+        return extension_handler(cell, inst, msg)
     handler: Callable[[Any], Any] = (
         functools.partial(cell._proxy_message, inst) if isinstance(inner, PROXY)
-        # a start is answered by the runner once its record is durable
-        else functools.partial(cell.start_workflow,
-                               answer=functools.partial(answer_ask, msg.future))
-        if starting
         else inst.on_receive
     )
-    try:
-        ok, value = cell._invoke(inst, handler, inner,
-                                 passthrough=REFUSED_START if starting else None)
-    except REFUSED_START:  # a bad request or a start the store refused: no crash
-        msg.future.set_exception()
-        return True
+    ok, value = cell._invoke(inst, handler, inner)
     if not ok:
-        with contextlib.suppress(queue.Full):  # a start may be answered already
-            msg.future.set_exception(exc_info=(type(value), value, value.__traceback__))
+        fail_ask(msg, value)
         cell._crash(value, phase_of(value))
         return False
-    if not starting:
-        msg.future.set(value)
+    msg.future.set(value)
     return True
+
+
+def fail_ask(msg: m.Ask, exc: BaseException) -> None:
+    """Give the asker the handler's error (a future answered already stays as it is)."""
+    with contextlib.suppress(queue.Full):
+        msg.future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
 
 
 def _proxy_tell(cell: Cell, inst: Minion, msg: Any) -> bool:
@@ -123,27 +108,6 @@ def _proxy_tell(cell: Cell, inst: Minion, msg: Any) -> bool:
     if not ok:
         cell._crash(value, phase_of(value))
     return ok
-
-
-def _run_step(cell: Cell, inst: Minion, msg: m.RunStep) -> bool:
-    assert cell.workflows is not None
-    cell.workflows.run_step(inst, msg)
-    if cell.snapshots is not None:
-        try:
-            cell.snapshots.after_message(inst)
-        except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-            cell._crash(exc, "snapshot")
-            return False
-    return True
-
-
-def _start_workflow_told(cell: Cell, inst: Minion, msg: m.StartWorkflow) -> bool:
-    """Told, not asked: report a failed request, do not crash."""
-    try:
-        cell.start_workflow(msg)
-    except Exception as exc:
-        cell.hooks.lifecycle_error(cell, exc, "start_workflow")
-    return True
 
 
 def _stop_request(cell: Cell, inst: Minion, msg: m.StopRequest) -> bool:
@@ -158,10 +122,24 @@ def _exit_request(cell: Cell, inst: Minion, msg: m.ExitRequest) -> bool:
     return False
 
 
-_HANDLERS: dict[type, Callable[[Cell, Minion, Any], bool]] = {
+_HANDLERS: dict[type, Handler] = {
     WakeUp: _wake_up, m.Ask: _ask, ProxyCall: _proxy_tell, ProxyGetAttr: _proxy_tell,
-    ProxySetAttr: _proxy_tell, m.RunStep: _run_step, m.StartWorkflow: _start_workflow_told,
-    m.StopRequest: _stop_request, m.ExitRequest: _exit_request,
+    ProxySetAttr: _proxy_tell, m.StopRequest: _stop_request, m.ExitRequest: _exit_request,
 }
-# The classes the hot loop hands to ``dispatch_special`` (a frozenset: the fastest test).
-SPECIAL = frozenset(_HANDLERS)
+# The asked messages an extension handles (the whole Ask goes to its handler).
+_ASKED: dict[type, Handler] = {}
+# The classes the hot loop hands to ``dispatch_special`` (a set, as fast to test as a
+# frozenset, so that registering an extension adds its messages in place).
+SPECIAL = set(_HANDLERS)
+
+
+def _add_extension(extension: CellExtension) -> None:
+    for cls, handler in extension.told.items():
+        if cls in _HANDLERS:
+            raise ValueError(f"{cls.__name__} is handled already; {extension.key} cannot")
+        _HANDLERS[cls] = handler
+        SPECIAL.add(cls)
+    _ASKED.update(extension.asked)
+
+
+on_register(_add_extension)

@@ -10,49 +10,27 @@ step's :class:`Retry` policy; they never crash the minion.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 # defined in errors.py (every exception lives there), importable from here as documented
 from minions_actors.errors import AbortWorkflow as AbortWorkflow
 from minions_actors.errors import WorkflowError as WorkflowError
 from minions_actors.errors import WorkflowTimeout as WorkflowTimeout
 from minions_actors.records import WORKFLOW_STATUSES
 from minions_actors.records import WorkflowInfo as WorkflowInfo
-from minions_actors.runtime.extensions import Extensions
+from minions_actors.runtime.extensions import Extensions, register
 from minions_actors.runtime.messages import RunStep as RunStep
 from minions_actors.runtime.messages import StartWorkflow as StartWorkflow
 from minions_actors.workflows.declare import Retry as Retry
 from minions_actors.workflows.declare import Workflow as Workflow
 from minions_actors.workflows.declare import unknown_workflow as unknown_workflow
 from minions_actors.workflows.declare import workflows_of as workflows_of
+from minions_actors.workflows.extension import WorkflowExtension
 from minions_actors.workflows.runner import WorkflowRunner as WorkflowRunner
 from minions_actors.workflows.waiters import WorkflowWaiters as WorkflowWaiters
-
-if TYPE_CHECKING:
-    from minions_actors.runtime.cell import Cell
 
 STATUSES = WORKFLOW_STATUSES  # the one tuple, in minions_actors.records
 
 
-class _WorkflowSupport:
-    """How the runtime reaches workflows without importing them (see runtime.extensions)."""
-
-    @staticmethod
-    def declared(cls: type) -> bool:
-        return bool(workflows_of(cls))
-
-    @staticmethod
-    def check_class(cls: type) -> None:
-        for workflow in workflows_of(cls).values():
-            workflow.check(cls)
-
-    @staticmethod
-    def runner(cell: Cell) -> WorkflowRunner:
-        return WorkflowRunner(cell)
-
-    @staticmethod
-    def unknown(describe: str, cls: type, name: str) -> WorkflowError:
-        return unknown_workflow(describe, cls, name)
-
-
-Extensions.workflows = _WorkflowSupport()
+# the runtime reaches workflows through this extension (see runtime.extensions)
+_support = WorkflowExtension()
+Extensions.workflows = _support
+register(_support)

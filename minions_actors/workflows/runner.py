@@ -121,6 +121,13 @@ class WorkflowRunner:
                 lambda: self._save(rec, run_next, attempt + 1, starting),
             )
 
+    # the part of a cell (runtime.extensions.CellPart): nothing runs after a message, nor
+    # at an incarnation (the unfinished workflows are resumed once, when it is attached)
+    after = None
+
+    def incarnation(self, inst: Minion) -> bool:
+        return False
+
     def resume(self) -> None:
         """Pick up this minion's unfinished workflows (after a process restart)."""
         for rec in self.store.workflows(minion_path=self.cell.path, status="running"):
