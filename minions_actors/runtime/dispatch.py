@@ -27,6 +27,7 @@ a WARNING and a metric) and compensated the same way, up to ``max_workers``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import queue
@@ -49,6 +50,10 @@ KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it l
 # wakes it directly, as a dedicated thread would (an ask round trip costs a third less than
 # queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
 LINGER = 0.02
+# A linger that did not pay off (no message came, or the worker was woken to serve the run
+# queue) turns lingering off on that worker for this many linger chances: under a flood
+# over many minions each linger only delayed the run queue and cost a WAKE to cut it short.
+LINGER_COOLDOWN = 100
 NOTHING: Any = object()  # linger(): no message came
 IDLE_JOIN = 0.1  # close(): the least time an idle worker gets to take its sentinel and leave
 
@@ -82,10 +87,8 @@ class DedicatedThreads:
     name = "dedicated"
 
     def start(self, cell: Cell) -> None:
-        thread = threading.Thread(
-            target=cell.run_forever, name=f"{cell.cls_name} (minion:{cell.path or 'gru'})",
-            daemon=bool(getattr(cell.cls, "use_daemon_thread", False)),
-        )
+        thread = _thread(cell.run_forever, f"{cell.cls_name} (minion:{cell.path or 'gru'})",
+                         daemon=bool(getattr(cell.cls, "use_daemon_thread", False)))
         cell.thread = thread
         thread.start()
 
@@ -106,6 +109,15 @@ class DedicatedThreads:
 DEDICATED = DedicatedThreads()
 
 
+def _thread(run: Callable[[], None], name: str, daemon: bool = False) -> threading.Thread:
+    """A named thread whose ``run`` is ``run`` itself rather than ``Thread.run`` calling a
+    target: one Python frame less under every handler, and so in every crash traceback
+    loguru extends upward (``backtrace``: ~10 us of formatting per frame)."""
+    thread = threading.Thread(name=name, daemon=daemon)
+    thread.run = run  # type: ignore[method-assign]
+    return thread
+
+
 def default_pool_size() -> int:
     """Workers for the CPU count: the GIL lets one run Python at a time, so a few more than
     one keep the CPU busy while others wait on I/O or locks."""
@@ -115,8 +127,8 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("blocked", "cell", "hops", "lingering", "pool", "progress", "reported",
-                 "runnext", "since", "stuck", "thread", "turn", "waiting")
+    __slots__ = ("blocked", "cell", "cooldown", "hops", "lingering", "pool", "progress",
+                 "reported", "runnext", "since", "stuck", "thread", "turn", "waiting")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -128,6 +140,7 @@ class _Slot:
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
+        self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
         self.waiting = False  # waiting for the run queue (idle)
         # a minion this worker's turn sent mail to: it runs next on this worker, without a
         # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
@@ -139,7 +152,7 @@ class _Slot:
 
 def on_worker() -> bool:
     """True on a pool worker thread."""
-    return getattr(_local, "slot", None) is not None
+    return _local.slot is not None
 
 
 class WorkerPool:
@@ -216,7 +229,7 @@ class WorkerPool:
         this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
         to the run queue, and when no worker is idle, one that lingers on another minion's
         mailbox is woken to serve the queue."""
-        slot: _Slot | None = getattr(_local, "slot", None)
+        slot: _Slot | None = _local.slot
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
@@ -236,16 +249,21 @@ class WorkerPool:
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
         for its next message (see ``LINGER``); ``NOTHING`` when none came."""
-        slot: _Slot | None = getattr(_local, "slot", None)
+        slot: _Slot | None = _local.slot
         if slot is None or slot.runnext or not self._runq.empty():
+            return NOTHING
+        if slot.cooldown:
+            slot.cooldown -= 1
             return NOTHING
         slot.lingering = inbox
         try:
-            return inbox.get(True, self._linger)
+            got = inbox.get(True, self._linger)
         except queue.Empty:
-            return NOTHING
-        finally:
-            slot.lingering = None
+            got = NOTHING
+        slot.lingering = None
+        if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
+            slot.cooldown = LINGER_COOLDOWN
+        return got
 
     def threads(self) -> list[threading.Thread]:
         return [s.thread for s in list(self._slots) if s.thread is not None]
@@ -265,8 +283,8 @@ class WorkerPool:
     def _add_worker(self) -> None:
         """Start one more worker (the caller holds the lock)."""
         slot = _Slot(self)
-        slot.thread = threading.Thread(target=self._work, args=(slot,),
-                                       name=f"minions-worker-{next(self._names)}")
+        slot.thread = _thread(functools.partial(self._work, slot),
+                              f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
         slot.thread.start()
 
@@ -309,10 +327,17 @@ class WorkerPool:
         block_shutdown_signals()
         _local.slot = slot
         get = self._runq.get
+        nobody_waits = self._runq.empty
+        runnext = slot.runnext
         throughput = self.throughput
+        cell: Cell | None = None
         try:
             while True:
-                cell = self._next_local(slot)
+                if cell is None:
+                    if runnext:
+                        cell = self._next_local(slot)
+                    else:
+                        slot.hops = 0
                 if cell is None:
                     slot.waiting = True
                     try:
@@ -336,10 +361,14 @@ class WorkerPool:
                 slot.cell = None
                 if slot.stuck:
                     self._unstick(slot)
+                if again and not runnext and nobody_waits():
+                    continue  # no other minion waits: its next turn, still scheduled
                 # release, then look again: a message that arrived meanwhile saw the cell
-                # scheduled and did not queue it
+                # scheduled and did not queue it (a runtime message comes with a WAKE in
+                # the mailbox, so an empty mailbox means nothing to do)
                 cell.sched.release()
-                if (again or cell.has_work()) and cell.sched.acquire(False):
+                if (again or (not cell.inbox.empty() and cell.has_work())) \
+                        and cell.sched.acquire(False):
                     self.schedule_put(cell)
                 cell = None  # a stopped minion must not live on in this frame
         finally:
@@ -353,7 +382,7 @@ class WorkerPool:
         keep messaging each other cannot starve it)."""
         try:
             cell = slot.runnext.pop()
-        except IndexError:
+        except IndexError:  # the monitor took it
             slot.hops = 0
             return None
         slot.hops += 1
