@@ -214,7 +214,8 @@ def evaluate(
             out.append(entry)
             continue
         if goal.peer is not None:
-            peer = runner.rows.get((goal.scenario, goal.metric, goal.peer))
+            peer = runner.rows.get((goal.peer_scenario or goal.scenario, goal.metric,
+                                    goal.peer))
             if peer is None:
                 out.append(entry)
                 continue

@@ -4,8 +4,9 @@
   standing in for a remote API). It opens before the first worker starts and closes after
   the last one stops; every call is counted and timed per method.
 - ``FileTail`` is a pipeline: it reads the lines appended to a file and hands each one to
-  the ``router`` minion, whose two ``worker`` children look the words up. Its position (a
-  byte offset) is persisted like a snapshot, so a restarted process resumes where it was.
+  the ``router`` minion, whose two ``worker`` children look the words up. Its position (the
+  file's identity and a byte offset) is persisted like a snapshot, so a restarted process
+  resumes where it was, even if the file was rotated meanwhile.
 
 Run: python examples/resources_pipeline.py
 """
@@ -108,12 +109,19 @@ system.spawn(FileTail, source, ["router"], name="tail")
 with source.open("a") as f:  # another program appends lines; the pipeline tails them
     f.write("gru minion\nbanana\n")
 tail = system.get("tail").proxy()
-while len(results) < 3 or tail.position.get(timeout=2) != source.stat().st_size:
+
+
+def tail_offset():
+    position = tail.position.get(timeout=2)  # {"dev", "inode", "offset", "head"} or None
+    return position["offset"] if position else 0
+
+
+while len(results) < 3 or tail_offset() != source.stat().st_size:
     threading.Event().wait(0.02)  # a demo: a real program would just keep running
 for word in sorted(results):
     print(f"{word}: {results[word]}")
 print("dictionary while its users run:", system.resources.state("dictionary"))
-print("tail position (bytes):", tail.position.get(timeout=2))
+print("tail position (bytes):", tail_offset())
 
 with urllib.request.urlopen(system.metrics.url, timeout=5) as page:
     for line in page.read().decode().splitlines():

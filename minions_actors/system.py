@@ -61,7 +61,8 @@ class ActorSystem(SystemWorkflows):
         self.workflow_store: Any = None
         self.timer = Timer()
         self.worker_pool = WorkerPool(on_starved=self._worker_starved,
-                                      on_error=self._pool_fault)
+                                      on_error=self._pool_fault,
+                                      on_saturated=self._pool_saturated)
         self.dispatcher: Dispatcher = self.worker_pool
         self.workflow_retention = 7 * 24 * 3600.0
         self.metrics: MetricsHooks | None = None
@@ -120,11 +121,21 @@ class ActorSystem(SystemWorkflows):
             size=settings.pool_size, throughput=settings.pool_throughput,
             starvation_threshold=settings.starvation_threshold,
             max_workers=settings.pool_max_workers, on_starved=self._worker_starved,
-            on_error=self._pool_fault)
+            on_error=self._pool_fault, on_saturated=self._pool_saturated)
         self.dispatcher = self.worker_pool if settings.execution == "pooled" else DEDICATED
 
     def _worker_starved(self, cell: Cell, seconds: float) -> None:
         self.hooks.worker_starved(cell, seconds)
+
+    def _pool_saturated(self, max_workers: int) -> None:
+        """Every pool worker waits and the cap forbids another: say so (once per episode),
+        since the minions queued meanwhile cannot run until a wait ends."""
+        if self._log is not None:
+            self._log.warning(
+                "every worker of the pool waits and pool_max_workers ({}) is reached: minions "
+                "queued on the pool cannot run until a wait ends (asks with a timeout raise "
+                "AskTimeout, waits without one hang); raise pool_max_workers, or give minions "
+                "that wait for long dedicated_thread=True", max_workers)
 
     def _pool_fault(self, exc: BaseException) -> None:
         gru = self._gru
@@ -306,11 +317,12 @@ class ActorSystem(SystemWorkflows):
         """Reverse of start; tolerant of a partial start."""
         self._accepts = False
         gru, state = self._gru, self._shutdown
+        self.worker_pool.relieve()  # a handler that never returns holds no stop up
         _shutdown.stop_minions(self.cells, gru, deadline)
         self.timer.close(max(0.1, deadline - time.monotonic()))
         if not _shutdown.report_stuck(self.cells(), gru, self.hooks):
             state.clean = False
-        self.worker_pool.close(max(0.1, deadline - time.monotonic()))
+        self.worker_pool.close(max(0.0, deadline - time.monotonic()))  # (idle ones: see close)
         if self.store is not None and not _shutdown.close_store(
                 self.store, deadline, self.hooks, gru, self._log):
             state.clean = False

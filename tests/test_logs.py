@@ -384,3 +384,28 @@ def test_logging_options_have_one_definition() -> None:
     for f in dataclasses.fields(LogOptions):
         assert params[f.name].default == f.default, f.name
         assert f"| `{f.name}` | `{_doc_default(f.default)}` |" in doc, f.name
+
+
+def test_debug_records_follow_sinks_added_and_removed_later() -> None:
+    """Runtime DEBUG records are skipped while no sink takes them (the stand-in for loguru's
+    default handler never does), and written again once a DEBUG sink is added."""
+    user_logger = isolated_logger()
+    everything = ListSink(everything=True)
+    user_logger.add(everything, level="INFO")
+    setup = quiet_setup(logger=user_logger)
+    setup.install()
+    try:
+        hooks = LoggingHooks(setup.log)
+        hooks.minion_started(FakeCell(), False)
+        assert not hooks.debug_wanted()
+        late = ListSink()
+        handler_id = user_logger.add(late, level="DEBUG")
+        hooks.minion_started(FakeCell(), False)
+        hooks.minion_stopped(FakeCell(), "stopped")
+        user_logger.remove(handler_id)
+        hooks.minion_stopped(FakeCell(), "stopped")
+    finally:
+        setup.close()
+    assert [r["message"] for r in late.records] == [
+        "minion parent/worker started", "minion parent/worker stopped (stopped)"]
+    assert everything.records == []

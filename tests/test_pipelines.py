@@ -259,6 +259,221 @@ def test_file_tail_waits_for_whole_lines_and_restarts_a_truncated_file(
     with path.open("a") as f:
         f.write(" and the rest\n")
     rec.wait_for(lambda _: got(rec, "sink") == ["first", "second, half and the rest"])
-    wait_until(lambda: tail.proxy().position.get(timeout=1) == path.stat().st_size)
+    wait_until(lambda: _offset_of(tail.proxy().position.get(timeout=1)) == path.stat().st_size)
     path.write_text("new\n")  # replaced by a shorter file: read from the start
     rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["new"])
+
+
+# ---------------------------------------------------------------- FileTail: rotation (tail -F)
+
+class FastTail(FileTail):
+    poll_interval = 0.01
+
+
+def _offset_of(position: Any) -> int:
+    """The byte offset in a committed position (a bare int before positions named the file)."""
+    return position if isinstance(position, int) else int(position["offset"])
+
+
+def _lines(*words: str) -> str:
+    return "".join(f"{w}\n" for w in words)
+
+
+def test_file_tail_follows_a_rename_and_recreate_rotation(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a1", "a2"))
+    system.spawn(Collect, rec, name="sink")
+    tail = system.spawn(FastTail, path, ["sink"], name="tail")
+    rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])
+    with path.open("a") as old:  # the writer keeps its descriptor across the rename
+        old.write(_lines("a3"))
+        old.flush()
+        path.rename(tmp_path / "x.log.1")  # logrotate "create": rename, then a new file
+        old.write(_lines("a4") + "a5 without its newline")  # before the writer reopens
+    path.write_text(_lines("b1", "b2", "b3"))
+    rec.wait_for(lambda _: len(got(rec, "sink")) >= 8)
+    with path.open("a") as new:
+        new.write(_lines("b4"))
+    rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["b4"])
+    assert got(rec, "sink") == ["a1", "a2", "a3", "a4", "a5 without its newline",
+                                "b1", "b2", "b3", "b4"]
+    wait_until(lambda: _offset_of(tail.proxy().position.get(timeout=1)) == path.stat().st_size)
+
+
+def test_file_tail_follows_a_delete_and_recreate(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a1", "a2"))
+    system.spawn(Collect, rec, name="sink")
+    system.spawn(FastTail, path, ["sink"], name="tail")
+    rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])
+    path.unlink()
+    path.write_text(_lines("b1"))  # shorter than the old offset: no size to compare with
+    rec.wait_for(lambda _: got(rec, "sink")[-1:] == ["b1"])
+    with path.open("a") as new:
+        new.write(_lines("b2", "b3 is a longer line than the old file was"))
+    rec.wait_for(lambda _: len(got(rec, "sink")) >= 5)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2",
+                                "b3 is a longer line than the old file was"]
+
+
+def test_file_tail_follows_a_copytruncate(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    """logrotate "copytruncate": the same file is emptied in place and written again; the
+    new content may already be longer than the old offset when the tail looks."""
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a1", "a2"))
+    system.spawn(Collect, rec, name="sink")
+    system.spawn(FastTail, path, ["sink"], name="tail")
+    rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])
+    inode = path.stat().st_ino
+    with path.open("r+") as f:  # the writer: O_APPEND, so it goes on at the new end
+        f.truncate(0)
+    with path.open("a") as f:
+        f.write(_lines("b1", "b2", "b3"))
+    assert path.stat().st_ino == inode
+    rec.wait_for(lambda _: len(got(rec, "sink")) >= 5)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2", "b3"]
+
+
+def _tail_until_committed(db: Path, path: Path, rec: Recorder, tail_class: type[FileTail],
+                          count: int) -> None:
+    """One run of a process: tail ``path`` until ``count`` lines were handled and their
+    position committed, then shut down (the position is persisted in ``db``)."""
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Collect, rec, name="sink")
+        tail = system.spawn(tail_class, path, ["sink"], name="tail")
+        rec.wait_for(lambda _: len(got(rec, "sink")) >= count)
+        wait_until(lambda: _offset_of(tail.proxy().position.get(timeout=1))
+                   == path.stat().st_size, what="the position to be committed")
+    finally:
+        assert system.shutdown()
+
+
+def test_file_tail_after_a_rotation_while_down_skips_no_line(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, FastTail, 2)
+    path.rename(tmp_path / "x.log.1")
+    with (tmp_path / "x.log.1").open("a") as old:  # written after the last delivered line
+        old.write(_lines("a3"))
+    path.write_text(_lines("b1", "b2", "b3", "b4"))  # already longer than the old offset
+    _tail_until_committed(db, path, rec, FastTail, 7)
+    assert got(rec, "sink") == ["a1", "a2", "a3", "b1", "b2", "b3", "b4"]
+
+
+def test_file_tail_after_a_copytruncate_while_down_skips_no_line(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, FastTail, 2)
+    inode = path.stat().st_ino
+    with path.open("r+") as f:
+        f.truncate(0)
+    with path.open("a") as f:
+        f.write(_lines("b1", "b2", "b3", "b4"))
+    assert path.stat().st_ino == inode  # same file: only its content tells
+    _tail_until_committed(db, path, rec, FastTail, 6)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2", "b3", "b4"]
+
+
+def test_file_tail_resumes_from_a_bare_offset_stored_by_an_earlier_version(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    class EarlierTail(FastTail):
+        """Persists its position the way earlier versions did: the bare byte offset."""
+
+        def snapshot(self) -> Any:
+            return {"position": _offset_of(self.position) if self.position else None}
+
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, EarlierTail, 2)
+    with path.open("a") as f:
+        f.write(_lines("a3"))
+    _tail_until_committed(db, path, rec, FastTail, 3)
+    assert got(rec, "sink") == ["a1", "a2", "a3"]
+
+
+def test_file_tail_after_a_delete_and_recreate_while_down_skips_no_line(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    """The new file may even get the old one's inode number back: its first bytes differ."""
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, FastTail, 2)
+    path.unlink()
+    path.write_text(_lines("b1", "b2", "b3"))
+    _tail_until_committed(db, path, rec, FastTail, 5)
+    assert got(rec, "sink") == ["a1", "a2", "b1", "b2", "b3"]
+
+
+def test_file_tail_finds_the_rotated_file_when_the_new_one_is_not_there_yet(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1"))
+    _tail_until_committed(db, path, rec, FastTail, 1)
+    path.rename(tmp_path / "x.log.1")
+    with (tmp_path / "x.log.1").open("a") as old:
+        old.write(_lines("a2"))
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Collect, rec, name="sink")
+        system.spawn(FastTail, path, ["sink"], name="tail")
+        rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2"])  # from x.log.1
+        path.write_text(_lines("b1"))
+        rec.wait_for(lambda _: got(rec, "sink") == ["a1", "a2", "b1"])
+    finally:
+        assert system.shutdown()
+
+
+def test_file_tail_behind_at_a_rotation_reads_the_old_file_to_its_end_first(
+    system: ActorSystem, rec: Recorder, tmp_path: Path,
+) -> None:
+    class SmallBatches(FastTail):
+        batch_size = 3
+
+    class Held(Collect):
+        def on_receive(self, message: Any) -> Any:
+            self.rec.add(("entered", message))
+            return super().on_receive(message)
+
+    path = tmp_path / "x.log"
+    path.write_text(_lines("a0"))
+    gate = threading.Event()
+    try:
+        system.spawn(Held, rec, gate, name="sink")  # blocked: the tail falls behind
+        system.spawn(SmallBatches, path, ["sink"], name="tail")
+        rec.wait_for(lambda evs: ("entered", "a0") in evs)  # the tail has the old file open
+        with path.open("a") as old:
+            old.write(_lines(*(f"a{i}" for i in range(1, 11))))
+        path.rename(tmp_path / "x.log.1")
+        path.write_text(_lines(*(f"b{i}" for i in range(10))))
+        gate.set()
+        rec.wait_for(lambda _: len(got(rec, "sink")) >= 21)
+        assert got(rec, "sink") == [f"a{i}" for i in range(11)] + [f"b{i}" for i in range(10)]
+    finally:
+        gate.set()
+
+
+def test_file_tail_reads_from_the_start_when_the_stored_position_is_not_its_own(
+    rec: Recorder, tmp_path: Path,
+) -> None:
+    class Garbled(FastTail):
+        def snapshot(self) -> Any:
+            return {"position": {"offset": "not a number"}}
+
+    path, db = tmp_path / "x.log", tmp_path / "state.db"
+    path.write_text(_lines("a1", "a2"))
+    _tail_until_committed(db, path, rec, Garbled, 2)
+    _tail_until_committed(db, path, rec, FastTail, 4)  # a warning, and nothing skipped
+    assert got(rec, "sink") == ["a1", "a2", "a1", "a2"]

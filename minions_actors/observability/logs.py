@@ -90,6 +90,15 @@ def _not_runtime_record(record: Record) -> bool:
     return not is_runtime_record(record)
 
 
+_DEBUG_NO = 10  # loguru's DEBUG level number
+
+
+def _takes_runtime_debug(handler: Any) -> bool:
+    """Whether a loguru handler may write a runtime DEBUG record (True when unsure)."""
+    return bool(getattr(handler, "levelno", 0) <= _DEBUG_NO
+                and getattr(handler, "_filter", None) is not _not_runtime_record)
+
+
 def _split_sink(item: Any) -> tuple[Any, dict[str, Any]]:
     """Normalise a ``log_sinks`` item into ``(sink, options)`` for ``logger.add``."""
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Mapping):
@@ -263,6 +272,22 @@ class LoggingHooks(Hooks):
 
     def __init__(self, log: Logger) -> None:
         self.log = log
+        self._debug_seen: tuple[Any, bool] = (None, True)  # (handler table, debug wanted)
+
+    def debug_wanted(self) -> bool:
+        """Would any sink take a runtime DEBUG record? Loguru builds a whole record (about
+        10 us) before its sinks drop it, and its threshold stays at DEBUG while the stand-in
+        for its default handler is installed, so minions would pay that for every start and
+        stop. The answer is kept until loguru replaces its handler table (on each add and
+        remove); True when the table cannot be read."""
+        handlers = _handlers(self.log)
+        if handlers is None:
+            return True
+        seen, wanted = self._debug_seen
+        if seen is not handlers:
+            wanted = any(_takes_runtime_debug(h) for h in handlers.values())
+            self._debug_seen = (handlers, wanted)  # one assignment: atomic for other threads
+        return wanted
 
     def for_cell(self, cell: MinionView, workflow_id: str | None = None) -> Logger:
         """The runtime logger bound with ``minion``/``minion_class`` (and ``workflow_id``)."""
@@ -294,9 +319,10 @@ class LoggingHooks(Hooks):
             self._system().error("minions system stopped with a failure: {!r}", failure)
 
     def minion_started(self, cell: MinionView, restored: bool) -> None:
-        self.for_cell(cell).debug(
-            "minion {} started{}", cell.path, " (state restored)" if restored else ""
-        )
+        if self.debug_wanted():
+            self.for_cell(cell).debug(
+                "minion {} started{}", cell.path, " (state restored)" if restored else ""
+            )
 
     def minion_crashed(self, cell: MinionView, exc: BaseException, phase: str) -> None:
         self.for_cell(cell).opt(exception=exc).error(
@@ -307,7 +333,8 @@ class LoggingHooks(Hooks):
         self.for_cell(cell).warning("minion {} restarting in {:.3f}s ({})", cell.path, delay, cause)
 
     def minion_stopped(self, cell: MinionView, reason: str) -> None:
-        self.for_cell(cell).debug("minion {} stopped ({})", cell.path, reason)
+        if self.debug_wanted():
+            self.for_cell(cell).debug("minion {} stopped ({})", cell.path, reason)
 
     def lifecycle_error(self, cell: MinionView, exc: BaseException, phase: str) -> None:
         self.for_cell(cell).opt(exception=exc).error(
@@ -321,6 +348,8 @@ class LoggingHooks(Hooks):
 
     def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:
         # Only the message type: message content may be large or sensitive.
+        if not (first or self.debug_wanted()):
+            return
         level = "WARNING" if first else "DEBUG"
         suffix = " (further dead letters to it are logged at DEBUG)" if first else ""
         self.for_cell(cell).log(
@@ -346,6 +375,8 @@ class LoggingHooks(Hooks):
 
     def workflow_started(self, cell: MinionView, info: Any, resumed: bool) -> None:
         # routine starts are DEBUG (thousands per second are normal); resumes are news
+        if not (resumed or self.debug_wanted()):
+            return
         log = self.for_cell(cell, info.workflow_id)
         (log.info if resumed else log.debug)(
             "workflow {} {} {} at step {!r}", info.name, info.workflow_id,
@@ -369,7 +400,7 @@ class LoggingHooks(Hooks):
         elif info.status == "aborted":
             log.warning("workflow {} {} aborted at step {!r}: {}", info.name,
                         info.workflow_id, info.step, info.error)
-        else:
+        elif self.debug_wanted():
             log.debug("workflow {} {} completed", info.name, info.workflow_id)
 
     def snapshot_quarantined(self, cell: MinionView, exc: BaseException) -> None:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-_local = threading.local()  # .slot: the worker slot of this pool thread (unset elsewhere)
+
+class _Local(threading.local):
+    """Per thread: ``slot``, the worker slot of a pool thread (None elsewhere). A class
+    default, not ``getattr(..., None)``: a miss on a bare thread-local raises and clears
+    an AttributeError inside, ~0.5 us on every tell that schedules and every ask."""
+
+    slot: Any = None
+
+
+_local = _Local()
 
 
 class _Blocking:
@@ -21,12 +30,12 @@ class _Blocking:
     __slots__ = ()
 
     def __enter__(self) -> None:
-        slot: Any = getattr(_local, "slot", None)
+        slot: Any = _local.slot
         if slot is not None:
             slot.pool.compensate(slot, +1)
 
     def __exit__(self, *exc: object) -> None:
-        slot: Any = getattr(_local, "slot", None)
+        slot: Any = _local.slot
         if slot is not None:
             slot.pool.compensate(slot, -1)
 

@@ -32,6 +32,7 @@ from minions_actors.runtime.dispatch import DEDICATED, Dispatcher, WorkerPool, c
 from minions_actors.runtime.extensions import NO_PARTS
 from minions_actors.runtime.finalize import NO_CELLS
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, make_mailbox
+from minions_actors.runtime.ref import MinionRef
 from minions_actors.runtime.spawning import check_spawn
 from minions_actors.runtime.special import proxy_message
 from minions_actors.runtime.supervision import History, RestartType, Strategy
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from minions_actors.runtime.host import Host
     from minions_actors.runtime.minion import Minion
     from minions_actors.runtime.placement import Placement
-    from minions_actors.runtime.ref import MinionRef
 
 __all__ = ["Cell", "current_cell", "proxy_message"]
 
@@ -90,8 +90,6 @@ class Cell:
         dispatcher: Dispatcher | None = None,
         placement: Placement | None = None,
     ) -> None:
-        from minions_actors.runtime.ref import MinionRef
-
         self.system = system
         self.hooks: Hooks = system.hooks
         self.parent = parent
@@ -174,7 +172,7 @@ class Cell:
         (only the minions' last exchanges are still served, see :meth:`halt`)."""
         if self.terminated or self._terminate_requested:
             return False
-        return not self.closing or getattr(current, "cell", None) is not None
+        return not self.closing or current.cell is not None
 
     @property
     def is_root(self) -> bool:
@@ -243,7 +241,7 @@ class Cell:
     # ----------------------------------------------------------------- proxies
     def on_own_thread(self) -> bool:
         """True on this minion's thread (where waiting for its instance would deadlock)."""
-        return getattr(current, "cell", None) is self
+        return current.cell is self
 
     def wait_for_instance(self) -> bool:
         """Block until an instance is live (True) or the minion stopped for good (False)."""
@@ -332,7 +330,6 @@ class Cell:
     # ----------------------------------------------------------------- runtime.loop
     run_forever = loop.run_forever
     run_turn = loop.run_turn
-    _linger = loop.linger
     has_work = loop.has_work
     _next_system = loop.next_system
     _is_parked = loop.is_parked
@@ -341,8 +338,6 @@ class Cell:
     _wake = loop.wake
     _step = loop.step
     _guarded = loop.guarded
-    _process_messages = loop.process_messages
-    _hot_loop = loop.hot_loop
     _dispatch_one = loop.dispatch_one
     _invoke = loop.invoke
     # what an extension's message handler may use (runtime.extensions.Handler)

@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 
 # A cell holds no message taken out of its mailbox (``Cell._held``); not None: None is a message.
 NOTHING_HELD: Any = object()
-current = threading.local()  # .cell: the cell whose thread this is (unset elsewhere)
+
+
+class _Current(threading.local):
+    """Per thread: ``cell``, the cell whose thread this is (None elsewhere; a class
+    default: a miss on a bare thread-local raises an AttributeError inside)."""
+
+    cell: Cell | None = None
+
+
+current = _Current()
 # Messages that are answered or released rather than counted when a minion stops.
 NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
 
@@ -26,4 +35,4 @@ NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
 def current_cell() -> Cell | None:
     """The cell whose thread this is, or None outside minions' threads (a thread-local:
     no lock, safe in a signal handler)."""
-    return getattr(current, "cell", None)
+    return current.cell

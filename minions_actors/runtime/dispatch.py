@@ -27,6 +27,7 @@ a WARNING and a metric) and compensated the same way, up to ``max_workers``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import queue
@@ -49,7 +50,12 @@ KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it l
 # wakes it directly, as a dedicated thread would (an ask round trip costs a third less than
 # queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
 LINGER = 0.02
+# A linger that did not pay off (no message came, or the worker was woken to serve the run
+# queue) turns lingering off on that worker for this many linger chances: under a flood
+# over many minions each linger only delayed the run queue and cost a WAKE to cut it short.
+LINGER_COOLDOWN = 100
 NOTHING: Any = object()  # linger(): no message came
+IDLE_JOIN = 0.1  # close(): the least time an idle worker gets to take its sentinel and leave
 
 
 class Dispatcher(Protocol):
@@ -81,10 +87,8 @@ class DedicatedThreads:
     name = "dedicated"
 
     def start(self, cell: Cell) -> None:
-        thread = threading.Thread(
-            target=cell.run_forever, name=f"{cell.cls_name} (minion:{cell.path or 'gru'})",
-            daemon=bool(getattr(cell.cls, "use_daemon_thread", False)),
-        )
+        thread = _thread(cell.run_forever, f"{cell.cls_name} (minion:{cell.path or 'gru'})",
+                         daemon=bool(getattr(cell.cls, "use_daemon_thread", False)))
         cell.thread = thread
         thread.start()
 
@@ -105,6 +109,15 @@ class DedicatedThreads:
 DEDICATED = DedicatedThreads()
 
 
+def _thread(run: Callable[[], None], name: str, daemon: bool = False) -> threading.Thread:
+    """A named thread whose ``run`` is ``run`` itself rather than ``Thread.run`` calling a
+    target: one Python frame less under every handler, and so in every crash traceback
+    loguru extends upward (``backtrace``: ~10 us of formatting per frame)."""
+    thread = threading.Thread(name=name, daemon=daemon)
+    thread.run = run  # type: ignore[method-assign]
+    return thread
+
+
 def default_pool_size() -> int:
     """Workers for the CPU count: the GIL lets one run Python at a time, so a few more than
     one keep the CPU busy while others wait on I/O or locks."""
@@ -114,8 +127,8 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("blocked", "cell", "hops", "lingering", "pool", "progress", "reported",
-                 "runnext", "since", "stuck", "thread", "turn", "waiting")
+    __slots__ = ("blocked", "cell", "cooldown", "hops", "lingering", "pool", "progress",
+                 "reported", "runnext", "since", "stuck", "thread", "turn", "waiting")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -127,6 +140,7 @@ class _Slot:
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
+        self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
         self.waiting = False  # waiting for the run queue (idle)
         # a minion this worker's turn sent mail to: it runs next on this worker, without a
         # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
@@ -138,7 +152,7 @@ class _Slot:
 
 def on_worker() -> bool:
     """True on a pool worker thread."""
-    return getattr(_local, "slot", None) is not None
+    return _local.slot is not None
 
 
 class WorkerPool:
@@ -155,6 +169,7 @@ class WorkerPool:
         max_workers: int | None = None,
         on_starved: Callable[[Cell, float], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        on_saturated: Callable[[int], None] | None = None,
     ) -> None:
         self.size = default_pool_size() if size is None else size
         self.throughput = throughput
@@ -163,6 +178,8 @@ class WorkerPool:
         self.starvation_events = 0
         self._on_starved = on_starved
         self._on_error = on_error
+        self._on_saturated = on_saturated
+        self._saturated = False  # every worker waits and the cap stops the pool growing
         self._runq: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
@@ -212,10 +229,12 @@ class WorkerPool:
         this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
         to the run queue, and when no worker is idle, one that lingers on another minion's
         mailbox is woken to serve the queue."""
-        slot: _Slot | None = getattr(_local, "slot", None)
+        slot: _Slot | None = _local.slot
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
+            if slot.stuck:  # reported stuck (maybe flushed already): not on this worker
+                self.flush_runnext(slot)
             return
         self._runq.put(cell)
         lingering = None
@@ -230,16 +249,21 @@ class WorkerPool:
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
         for its next message (see ``LINGER``); ``NOTHING`` when none came."""
-        slot: _Slot | None = getattr(_local, "slot", None)
+        slot: _Slot | None = _local.slot
         if slot is None or slot.runnext or not self._runq.empty():
+            return NOTHING
+        if slot.cooldown:
+            slot.cooldown -= 1
             return NOTHING
         slot.lingering = inbox
         try:
-            return inbox.get(True, self._linger)
+            got = inbox.get(True, self._linger)
         except queue.Empty:
-            return NOTHING
-        finally:
-            slot.lingering = None
+            got = NOTHING
+        slot.lingering = None
+        if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
+            slot.cooldown = LINGER_COOLDOWN
+        return got
 
     def threads(self) -> list[threading.Thread]:
         return [s.thread for s in list(self._slots) if s.thread is not None]
@@ -259,8 +283,8 @@ class WorkerPool:
     def _add_worker(self) -> None:
         """Start one more worker (the caller holds the lock)."""
         slot = _Slot(self)
-        slot.thread = threading.Thread(target=self._work, args=(slot,),
-                                       name=f"minions-worker-{next(self._names)}")
+        slot.thread = _thread(functools.partial(self._work, slot),
+                              f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
         slot.thread.start()
 
@@ -270,28 +294,50 @@ class WorkerPool:
             self.flush_runnext(slot)  # what it would have run next must not wait for it
         with self._lock:
             slot.blocked += delta
+            saturated = False
             if delta > 0 and slot.blocked == 1:
                 self._blocked += 1
-                self._grow()
+                saturated = self._grow()
             elif delta < 0 and slot.blocked == 0:
                 self._blocked -= 1
+                self._saturated = False
+        if saturated:
+            self._report_saturated()
 
-    def _grow(self) -> None:
+    def _grow(self) -> bool:
         """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
         workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
-        start a thread each."""
-        if not self._closed and len(self._slots) - self._blocked < self.size \
-                and len(self._slots) < self.max_workers:
+        start a thread each. True when, for the first time since a wait ended, every worker
+        waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
+        if self._closed or len(self._slots) - self._blocked >= self.size:
+            return False
+        if len(self._slots) < self.max_workers:
             self._add_worker()
+            return False
+        if self._saturated or len(self._slots) > self._blocked:
+            return False
+        self._saturated = True
+        return True
+
+    def _report_saturated(self) -> None:
+        if self._on_saturated is not None:
+            self._on_saturated(self.max_workers)
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
         _local.slot = slot
         get = self._runq.get
+        nobody_waits = self._runq.empty
+        runnext = slot.runnext
         throughput = self.throughput
+        cell: Cell | None = None
         try:
             while True:
-                cell = self._next_local(slot)
+                if cell is None:
+                    if runnext:
+                        cell = self._next_local(slot)
+                    else:
+                        slot.hops = 0
                 if cell is None:
                     slot.waiting = True
                     try:
@@ -315,10 +361,14 @@ class WorkerPool:
                 slot.cell = None
                 if slot.stuck:
                     self._unstick(slot)
+                if again and not runnext and nobody_waits():
+                    continue  # no other minion waits: its next turn, still scheduled
                 # release, then look again: a message that arrived meanwhile saw the cell
-                # scheduled and did not queue it
+                # scheduled and did not queue it (a runtime message comes with a WAKE in
+                # the mailbox, so an empty mailbox means nothing to do)
                 cell.sched.release()
-                if (again or cell.has_work()) and cell.sched.acquire(False):
+                if (again or (not cell.inbox.empty() and cell.has_work())) \
+                        and cell.sched.acquire(False):
                     self.schedule_put(cell)
                 cell = None  # a stopped minion must not live on in this frame
         finally:
@@ -332,7 +382,7 @@ class WorkerPool:
         keep messaging each other cannot starve it)."""
         try:
             cell = slot.runnext.pop()
-        except IndexError:
+        except IndexError:  # the monitor took it
             slot.hops = 0
             return None
         slot.hops += 1
@@ -388,24 +438,40 @@ class WorkerPool:
 
     def _compensate_stuck(self, slot: _Slot, cell: Cell) -> None:
         """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
-        self.flush_runnext(slot)
         with self._lock:
-            slot.stuck = True
-            self._blocked += 1
-            self._grow()
+            if not slot.stuck:  # a turn's next slow message: counted once per turn
+                slot.stuck = True  # first: a send that sees it flushes what it queued
+                self._blocked += 1
+            saturated = self._grow()
+        if saturated:
+            self._report_saturated()
+        self.flush_runnext(slot)
         if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
             self._unstick(slot)
+
+    def relieve(self) -> None:
+        """A shutdown begins: count every worker now in a turn as stuck (unreported), so
+        that a worker is added for each and the minions' stops run beside handlers that
+        may never return, as they would with a thread each (the monitor would only do it
+        after ``starvation_threshold``, maybe past the shutdown's deadline)."""
+        for slot in list(self._slots):
+            cell = slot.cell
+            if cell is not None and not slot.blocked:
+                self._compensate_stuck(slot, cell)
 
     def _unstick(self, slot: _Slot) -> None:
         with self._lock:
             if slot.stuck:
                 slot.stuck = False
                 self._blocked -= 1
+                self._saturated = False
 
     # ----------------------------------------------------------------- shutdown
     def close(self, timeout: float) -> list[threading.Thread]:
-        """Stop the workers once they finish their turns; join each within ``timeout``.
-        Returns the threads still alive (a handler that never returns)."""
+        """Stop the workers once they finish their turns; join each within ``timeout``
+        (an idle one, which leaves at once, gets at least ``IDLE_JOIN`` even past it; one
+        still in a turn is not waited for past it). Returns the threads still alive (a
+        handler that never returns)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
@@ -418,11 +484,12 @@ class WorkerPool:
             thread = slot.thread
             if thread is None or thread is threading.current_thread():
                 continue
-            thread.join(max(0.0, deadline - time.monotonic()))
+            wait = max(0.0, deadline - time.monotonic())
+            thread.join(wait if slot.cell is not None else max(wait, IDLE_JOIN))
             if thread.is_alive():
                 left.append(thread)
         if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join(max(0.0, deadline - time.monotonic()))
+            self._monitor.join(max(IDLE_JOIN, deadline - time.monotonic()))
         return left
 
 

@@ -178,14 +178,16 @@ def handle_system(cell: Cell, msg: Any) -> None:
         if cell.instance is None:  # crashed or waiting to restart: stop right away
             cell._terminate(cell._stop_deadline(), "stopped")
     elif isinstance(msg, m.Restart):
-        if cell.thread is None and cell._park(msg):
-            return
-        with cell._sys_cond:  # the backoff; a stop or terminate request cuts it short
-            while not (cell._terminate_requested or cell._stop_requested or cell.closing):
-                left = msg.start_at - time.monotonic()
-                if left <= 0:
-                    break
-                cell._sys_cond.wait(left)
+        if cell.thread is None:  # pooled: a backoff left parks the cell (no worker waits)
+            if cell._park(msg):
+                return
+        else:
+            with cell._sys_cond:  # the backoff; a stop or terminate request cuts it short
+                while not (cell._terminate_requested or cell._stop_requested or cell.closing):
+                    left = msg.start_at - time.monotonic()
+                    if left <= 0:
+                        break
+                    cell._sys_cond.wait(left)
         try:
             if cell._stop_requested and not cell._terminate_requested:
                 cell._terminate(cell._stop_deadline(), "stopped")

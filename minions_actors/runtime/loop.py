@@ -7,7 +7,6 @@ its backoff parks the cell instead of holding a worker. These are methods of
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Callable
 from time import perf_counter
@@ -44,7 +43,7 @@ def run_forever(cell: Cell) -> None:
 
 def run_turn(cell: Cell, throughput: int) -> bool:
     """One turn on a pool worker: runtime messages, then up to ``throughput`` user
-    messages, never waiting. True when mail is left for another turn."""
+    messages, never waiting (but the pool's short linger). True when mail is left."""
     if cell._finalized:
         return False
     current.cell = cell
@@ -62,23 +61,17 @@ def run_turn(cell: Cell, throughput: int) -> bool:
             elif budget <= 0:
                 return True
             else:
-                left = cell._guarded(cell._process_messages, cell.inbox.get_nowait,
-                                     budget, cell._linger)
-                if left is not None:  # None: a runtime fault, handled as a crash
-                    if left < 0:  # the mailbox is empty
-                        return False
-                    budget = left
+                try:  # guarded() inlined: one frame less under every handler and traceback
+                    budget = handle_messages(cell, budget, cell.dispatcher.linger)  # type: ignore[attr-defined]  # pooled
+                except BaseException as exc:
+                    fault(cell, exc)
+                    continue
+                if budget < 0:  # the mailbox is empty
+                    return False
         cell._finalize()
         return False
     finally:
         current.cell = None
-
-
-def linger(cell: Cell) -> Any:
-    """A pooled turn emptied the mailbox: the pool may wait a little for the next
-    message (see ``dispatch.LINGER``); ``NOTHING_HELD`` when none came."""
-    got = cell.dispatcher.linger(cell.inbox)  # type: ignore[attr-defined]  # pooled only
-    return NOTHING_HELD if got is NOTHING else got
 
 
 def has_work(cell: Cell) -> bool:
@@ -138,7 +131,17 @@ def step(cell: Cell) -> None:
             while not cell._sys:
                 cell._sys_cond.wait()
     else:
-        cell._process_messages(cell.inbox.get, FOREVER)
+        inst = cell.instance
+        batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's stand-in
+        if batched is None:
+            handle_messages(cell, FOREVER, _wait_forever)
+        elif cell._held is NOTHING_HELD or dispatch_held(cell, inst):
+            run_batched(cell, inst, batched, SPECIAL)  # (always on a dedicated thread)
+
+
+def _wait_forever(inbox: Any) -> Any:
+    """A dedicated thread's wait for mail: as long as it takes."""
+    return inbox.get()
 
 
 def guarded(cell: Cell, step: Callable[..., Any], *args: Any) -> Any:
@@ -148,75 +151,88 @@ def guarded(cell: Cell, step: Callable[..., Any], *args: Any) -> Any:
     try:
         return step(*args)
     except BaseException as exc:
-        cell.hooks.lifecycle_error(cell, exc, "runtime")
-        if cell.instance is not None:
-            cell._crash(exc, PHASE_RUNTIME)
+        fault(cell, exc)
         return None
 
 
-def process_messages(cell: Cell, get: Callable[[], Any], budget: int,
-                      linger: Callable[[], Any] | None = None) -> int:
-    """The hot loop: runs until a runtime message arrives, the incarnation ends or
-    ``budget`` messages were handled; returns the budget left, or -1 when ``get``
-    (a pooled turn's non-blocking one) found the mailbox empty and ``linger`` brought
-    no message either."""
+def fault(cell: Cell, exc: BaseException) -> None:
+    """A step of the loop failed outside a handler: see :func:`guarded`."""
+    cell.hooks.lifecycle_error(cell, exc, "runtime")
+    if cell.instance is not None:
+        cell._crash(exc, PHASE_RUNTIME)
+
+
+def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
+    """The hot loop: handle up to ``budget`` messages until a runtime message arrives or
+    the incarnation ends; returns the budget left, or -1 when the mailbox is empty and
+    ``wait`` (the pool's linger; a dedicated thread's blocking get) brought nothing.
+
+    It reads what ``qsize()`` counts (this thread is the mailbox's only reader, so that
+    many are there) and waits only when that is zero: no ``queue.Empty`` raised per turn.
+    Busy time is taken per run of plain tells (snapshots included), not twice a message."""
     inst = cell.instance
     assert inst is not None
-    while True:
-        if cell._held is not NOTHING_HELD:
-            msg, cell._held = cell._held, NOTHING_HELD
-            budget -= 1
-            if not cell._dispatch_one(inst, msg):
-                return budget
-        batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's
-        if batched is not None:  # stand-in (on a dedicated thread: it waits for mail)
-            run_batched(cell, inst, batched, SPECIAL)
+    if cell._held is not NOTHING_HELD:
+        budget -= 1
+        if not dispatch_held(cell, inst):
             return budget
-        try:
-            return cell._hot_loop(inst, get, budget)
-        except queue.Empty:
-            cell._held = NOTHING_HELD if linger is None else linger()
-            if cell._held is NOTHING_HELD:
-                return -1
-            if cell._sys or budget <= 0:  # the turn loop takes it from here
-                return max(budget, 0)
-
-
-def hot_loop(cell: Cell, inst: Minion, get: Callable[[], Any], budget: int) -> int:
-    """Handle messages until a runtime message, the end of the incarnation or of the
-    budget (returned); ``queue.Empty`` from ``get`` propagates."""
+    inbox = cell.inbox
+    get, queued = inbox.get_nowait, inbox.qsize
     sysq = cell._sys
     receive = inst.on_receive
     after = cell.after  # an extension's (a snapshot), or None
     special = SPECIAL
     while budget > 0:
-        msg = get()
-        if sysq:
-            if msg is not WAKE:
-                cell._held = msg
-            return budget
-        budget -= 1
-        if msg.__class__ in special:
-            if not cell._dispatch_special(inst, msg):
-                return budget
-            continue
+        n = queued()
+        if n:
+            msg = get()
+        else:
+            msg = wait(inbox)
+            if msg is NOTHING:
+                return -1
+            n = 1
+        end = budget - n if n < budget else 0
         t0 = perf_counter()
-        try:
-            receive(msg)
-        except BaseException as exc:
-            cell.busy_seconds += perf_counter() - t0
-            cell.failed += 1
-            cell._crash(exc, "message")
-            return budget
-        cell.busy_seconds += perf_counter() - t0
-        cell.handled += 1
-        if after is not None:
+        while True:
+            if sysq:
+                if msg is not WAKE:
+                    cell._held = msg
+                break
+            budget -= 1
+            if msg.__class__ in special:  # it may take its time: count the mailbox again
+                cell.busy_seconds += perf_counter() - t0
+                if not cell._dispatch_special(inst, msg):
+                    return budget
+                t0 = perf_counter()
+                break
             try:
-                after(inst)
-            except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-                cell._crash(exc, "snapshot")
+                receive(msg)
+            except BaseException as exc:
+                cell.busy_seconds += perf_counter() - t0
+                cell.failed += 1
+                cell._crash(exc, "message")
                 return budget
+            cell.handled += 1
+            if after is not None:
+                try:
+                    after(inst)
+                except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                    cell.busy_seconds += perf_counter() - t0
+                    cell._crash(exc, "snapshot")
+                    return budget
+            if budget <= end:
+                break
+            msg = get()
+        cell.busy_seconds += perf_counter() - t0
+        if sysq:
+            return budget
     return budget
+
+
+def dispatch_held(cell: Cell, inst: Minion) -> bool:
+    """Handle the message taken out before a runtime message came first (``_held``)."""
+    msg, cell._held = cell._held, NOTHING_HELD
+    return cell._dispatch_one(inst, msg)
 
 
 def dispatch_one(cell: Cell, inst: Minion, msg: Any) -> bool:

@@ -105,19 +105,29 @@ class BoundedMailbox:
         return self._q.empty()
 
 
+def claim(sched: Any) -> bool:
+    """After putting a message: take a pooled minion's ``sched`` lock (True: the caller
+    queues it on the pool) unless it is queued or running already. A lock's non-blocking
+    acquire is an atomic test-and-set, but its argument parsing costs ~0.1 us, and in a
+    flood the minion is nearly always running: ``locked()`` first. Skipping on a held lock
+    is safe: the worker releases it after the turn, then looks at the mailbox again, where
+    this message already is. (Inlined in the refs' tell and ask.)"""
+    return not sched.locked() and bool(sched.acquire(False))
+
+
 class ScheduledMailbox:
     """A pooled minion's mailbox: putting a message also queues the minion on the worker
-    pool, unless it is queued or running already (``cell.sched`` is held meanwhile: a
-    lock's non-blocking acquire is an atomic test-and-set)."""
+    pool, unless it is queued or running already (``cell.sched`` is held meanwhile; see
+    :func:`claim`)."""
 
-    __slots__ = ("_acquire", "_cell", "_enqueue", "_put", "empty", "get", "get_nowait",
+    __slots__ = ("_cell", "_enqueue", "_put", "_sched", "empty", "get", "get_nowait",
                  "inner", "overflow", "qsize", "size")
 
     def __init__(self, inner: Mailbox, cell: Any, enqueue: Callable[[Any], None]) -> None:
         self.inner = inner
         self._put = inner.put
         self._cell = cell
-        self._acquire = cell.sched.acquire
+        self._sched = cell.sched
         self._enqueue = enqueue
         self.get = inner.get
         self.get_nowait = inner.get_nowait
@@ -128,7 +138,7 @@ class ScheduledMailbox:
 
     def put(self, item: Any, /) -> None:
         self._put(item)
-        if self._acquire(False):
+        if claim(self._sched):
             self._enqueue(self._cell)
 
 
@@ -145,7 +155,7 @@ class PooledMailbox(queue.SimpleQueue):  # type: ignore[type-arg]
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         _simple_put(self, item)
         cell = self._cell
-        if cell.sched.acquire(False):
+        if claim(cell.sched):
             cell.dispatcher.schedule_put(cell)
 
 

@@ -5,24 +5,38 @@ from __future__ import annotations
 import functools
 import math
 import queue
+import sys
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 import pykka
-from pykka import ThreadingFuture
+from pykka import Future, ThreadingFuture
+from pykka._threading import ThreadingFutureResult
 
-from minions_actors.errors import AskTimeout, MailboxFull
+from minions_actors.errors import AskDeadlock, AskTimeout, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.context import current
 from minions_actors.runtime.mailbox import PooledMailbox
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
 if TYPE_CHECKING:
+    from pykka._future import GetHookFunc
+    from pykka._types import OptExcInfo
+
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.minion import Minion
 
 M = TypeVar("M", bound="Minion")
 T = TypeVar("T")
+
+
+_SETTLE_LOCK = threading.Lock()  # setting a result is check-then-set; held for a moment
+
+
+class _Described(Protocol):
+    def describe(self) -> str: ...
 
 
 def check_timeout(timeout: Any) -> float | None:
@@ -40,28 +54,92 @@ def check_timeout(timeout: Any) -> float | None:
 
 
 class MinionFuture(ThreadingFuture[T]):
-    """A pykka future whose timeout names the minion that did not answer."""
+    """A pykka future whose timeout names the minion that did not answer.
 
-    __slots__ = ("_minion",)
+    A lighter waiting mechanism than pykka's (a Condition and its Python-level waiter
+    list per future): a C lock, taken at creation, is released once by whoever sets the
+    result; ``get()`` acquires it with the timeout and releases it again for the next
+    caller. Setting twice, or a result and a get hook, raises ``queue.Full`` as in pykka.
+    """
 
-    def __init__(self, minion: str = "a minion") -> None:
-        super().__init__()
-        self._minion = minion
+    __slots__ = ("_done", "_minion", "_result")
+
+    def __init__(self, minion: str | _Described = "a minion") -> None:
+        Future.__init__(self)  # the get-hook state (not ThreadingFuture's Condition)
+        self._result: ThreadingFutureResult | None = None
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._minion = minion  # a name, or a cell described only if a timeout needs it
 
     def get(self, *, timeout: float | None = None) -> Any:
         timeout = check_timeout(timeout)
-        try:
-            with blocking():  # a pool worker waiting here is replaced meanwhile
-                return super().get(timeout=timeout)
-        except pykka.Timeout:
-            raise AskTimeout(self._timeout_text(timeout)) from None
+        result = self._result
+        if result is None:
+            if current.cell is self._minion:  # its own unanswered ask, on its own thread
+                raise AskDeadlock(_self_wait_text(self._minion))  # type: ignore[arg-type]
+            try:
+                with blocking():  # a pool worker waiting here is replaced meanwhile
+                    if self._get_hook is not None or not self._wait(timeout):
+                        return self._hooked(timeout)
+            except pykka.Timeout:
+                raise AskTimeout(self._timeout_text(timeout)) from None
+            result = self._result
+            assert result is not None
+        if result.exc_info is not None:
+            exc_type, exc_value, exc_traceback = result.exc_info
+            assert exc_type is not None
+            if exc_value is None:
+                exc_value = exc_type()
+            if exc_value.__traceback__ is not exc_traceback:
+                raise exc_value.with_traceback(exc_traceback)
+            raise exc_value
+        return result.value
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait for a result (False: none in time, or a get hook was set meanwhile)."""
+        done = self._done
+        if not done.acquire(True, -1 if timeout is None else timeout):
+            return False
+        done.release()  # every later get() passes at once
+        return self._result is not None
+
+    def _hooked(self, timeout: float | None) -> Any:
+        """pykka's get-hook path (map/filter/join/stop futures), or a timeout."""
+        if self._get_hook is None:
+            raise pykka.Timeout(f"{timeout} seconds")
+        return Future.get(self, timeout=timeout)
+
+    def set(self, value: Any | None = None) -> None:
+        self._settle(ThreadingFutureResult(value=value))
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        assert exc_info is None or len(exc_info) == 3
+        self._settle(ThreadingFutureResult(exc_info=exc_info or sys.exc_info()))
+
+    def _settle(self, result: ThreadingFutureResult) -> None:
+        with _SETTLE_LOCK:
+            if self._result is not None or self._get_hook is not None:
+                raise queue.Full
+            self._result = result
+        self._done.release()
+
+    def set_get_hook(self, func: GetHookFunc[T]) -> None:
+        with _SETTLE_LOCK:
+            if self._result is not None or self._get_hook is not None:
+                raise queue.Full
+            Future.set_get_hook(self, func)
+        self._done.release()  # a get() already waiting calls the hook
 
     def _timeout_text(self, timeout: float | None) -> str:
         return (
-            f"{self._minion} did not answer within {timeout}s (it may be busy, "
+            f"{self._name()} did not answer within {timeout}s (it may be busy, "
             f"restarting with backoff, or its handler may block); raise the timeout "
             f"or check the minion"
         )
+
+    def _name(self) -> str:
+        minion = self._minion
+        return minion if isinstance(minion, str) else minion.describe()
 
 
 class _StopFuture(MinionFuture[bool]):
@@ -71,7 +149,7 @@ class _StopFuture(MinionFuture[bool]):
 
     def _timeout_text(self, timeout: float | None) -> str:
         return (
-            f"{self._minion} did not stop within {timeout}s: it stops after the messages "
+            f"{self._name()} did not stop within {timeout}s: it stops after the messages "
             f"queued before the stop, and its current handler may block; wait again with "
             f"a longer timeout"
         )
@@ -95,7 +173,7 @@ class MinionRef(pykka.ActorRef[M]):
         self._put = cell.inbox.put
         # a pooled minion's unbounded mailbox: put with the C queue's own method and queue
         # the minion here (PooledMailbox.put does the same, one Python call slower)
-        self._sched: Any = None
+        self._sched: Any = None  # the pooled minion's sched lock (see mailbox.claim)
         if isinstance(cell.inbox, PooledMailbox):
             self._put = queue.SimpleQueue.put.__get__(cell.inbox)
             self._sched = cell.sched
@@ -149,8 +227,8 @@ class MinionRef(pykka.ActorRef[M]):
             self._put(message)
         except queue.Full:
             raise MailboxFull(self._full_text()) from None
-        sched = self._sched
-        if sched is not None and sched.acquire(False):
+        sched = self._sched  # mailbox.claim() inlined: this is the hottest path
+        if sched is not None and not sched.locked() and sched.acquire(False):
             cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # the pool's
         if cell.terminated:
             cell.drain_dead_letters()
@@ -177,16 +255,18 @@ class MinionRef(pykka.ActorRef[M]):
         """
         timeout = check_timeout(timeout)
         cell = self._cell
-        future: MinionFuture[Any] = MinionFuture(cell.describe())
+        future: MinionFuture[Any] = MinionFuture(cell)
         if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
+            if block and current.cell is cell:  # the reply would wait for this handler
+                raise AskDeadlock(_self_wait_text(cell))  # (get() refuses it the same way)
             try:
                 self._put(m.Ask(message, future))
             except queue.Full:
                 raise MailboxFull(self._full_text()) from None
             sched = self._sched
-            if sched is not None and sched.acquire(False):
+            if sched is not None and not sched.locked() and sched.acquire(False):
                 cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
             if cell.terminated:
                 cell.drain_dead_letters()
@@ -227,7 +307,7 @@ class MinionRef(pykka.ActorRef[M]):
         """
         timeout = check_timeout(timeout)
         cell = self._cell
-        future: _StopFuture = _StopFuture(cell.describe())
+        future: _StopFuture = _StopFuture(cell)
         if cell.terminated:
             future.set(False)
         else:
@@ -248,6 +328,14 @@ class MinionRef(pykka.ActorRef[M]):
             f"{getattr(box, 'overflow', '?')!r}); the minion is not keeping up: slow the "
             f"sender, raise mailbox_size, or use ask() for back-pressure"
         )
+
+
+def _self_wait_text(cell: Cell) -> str:
+    return (
+        f"{cell.describe()} waited for a reply from itself on its own thread: the reply "
+        f"could only come after this handler returns (a deadlock); use tell() or a proxy "
+        f"call without get() to queue work for later, or call the method on self directly"
+    )
 
 
 def _wait_stopped(cell: Cell, timeout: float | None) -> bool:

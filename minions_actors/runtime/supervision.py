@@ -9,6 +9,7 @@ the job of :mod:`minions_actors.runtime.cell`.
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -180,8 +181,9 @@ def decide(
     crashed = exit.exc is not None
     if not should_restart(exit.restart, crashed):
         return StopChild("crashed" if crashed else "exited"), history
-    horizon = now - strategy.within
-    history = (*(t for t in history if t >= horizon), now)
+    # the history is sorted: cut what fell out of the window by bisection (a busy minion
+    # under a lenient strategy may have thousands of restarts in it)
+    history = (*history[bisect_left(history, now - strategy.within):], now)
     if len(history) > strategy.max_restarts:
         return GiveUp(), history
     leaving = exit.leaving

@@ -1,7 +1,7 @@
 """kill -9 child: a FileTail pipeline feeds a sink that appends each line to a ledger.
 
 Usage: python -m tests.apps.pipeline_child DB INPUT LEDGER EPOCH LAST
-Prints "OPEN <position>" when the pipeline opens (the committed position it resumes at),
+Prints "OPEN <offset>" when the pipeline opens (the committed offset it resumes at),
 then "DONE" once the sink has handled the line LAST, then shuts down. Ledger lines are
 "EPOCH LINE", one os.write each (O_APPEND: a kill -9 never tears a line).
 """
@@ -43,7 +43,7 @@ class Tail(FileTail):
     batch_size = 20
 
     def open(self, position: Any) -> None:
-        print("OPEN", position or 0, flush=True)
+        print("OPEN", position["offset"] if position else 0, flush=True)
         super().open(position)
 
 

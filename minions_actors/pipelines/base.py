@@ -24,12 +24,11 @@ resumes at its last committed position and may deliver the events after it again
 from __future__ import annotations
 
 import itertools
-import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from minions_actors.errors import AskTimeout, MailboxFull, PipelineError
 from minions_actors.runtime.mailbox import RuntimeMessage
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.ref import MinionRef
 
-__all__ = ["Batch", "FileTail", "Pipeline", "PipelineError"]
+__all__ = ["Batch", "Pipeline", "PipelineError"]
 
 _generations = itertools.count(1)
 _RETRY_FULL = 0.02  # seconds before another try at a mailbox that refused at once ("raise")
@@ -244,46 +243,3 @@ class Pipeline(Minion):
                                 "running; spawn it before the pipeline (the pipeline's "
                                 "supervisor retries with backoff)")
         return ref
-
-
-class FileTail(Pipeline):
-    """Tails a text file: each complete line is an event (a str without its newline), the
-    position is the byte offset after the last line delivered. A missing file is waited
-    for; a file shorter than the position (truncated or replaced) is read from the start.
-    """
-
-    batch_size: ClassVar[int] = 100
-    poll_interval: ClassVar[float] = 0.2
-
-    def __init__(self, file_path: str | os.PathLike[str],
-                 subscribers: Sequence[str | MinionRef[Any]]) -> None:
-        super().__init__()
-        self.file_path = os.fspath(file_path)
-        self.subscribers = list(subscribers)
-
-    def open(self, position: Any) -> None:
-        self._file: IO[bytes] | None = None
-        self._offset = int(position or 0)
-
-    def produce(self) -> Batch | None:
-        if self._file is None:
-            try:
-                self._file = open(self.file_path, "rb")  # noqa: SIM115 - closed in close()
-            except FileNotFoundError:
-                return None
-        if os.fstat(self._file.fileno()).st_size < self._offset:
-            self._offset = 0
-        self._file.seek(self._offset)
-        lines: list[str] = []
-        for _ in range(self.batch_size):
-            line = self._file.readline()
-            if not line.endswith(b"\n"):
-                break  # end of file, or a line still being written: wait for the rest
-            self._offset += len(line)
-            lines.append(line[:-1].decode("utf-8", "replace"))
-        return Batch(lines, self._offset) if lines else None
-
-    def close(self) -> None:
-        file, self._file = getattr(self, "_file", None), None
-        if file is not None:
-            file.close()
