@@ -1,4 +1,4 @@
-"""Functions that tests/test_sidecar.py runs in sidecar processes (importable by name).
+"""Functions that tests/placement/test_sidecar.py runs in sidecar processes (importable by name).
 
 ``handle`` takes ``(command, *args)`` tuples so one target covers every behaviour: answer,
 report the pid, raise, segfault, hang, exit.

@@ -1,0 +1,1 @@
+"""Tests of the public facade: ActorSystem options, layers, typing, errors, shutdown."""

@@ -1,0 +1,1 @@
+"""Tests of state stores: SQLite files, their faults and crashes, quarantine, durability."""

@@ -1,0 +1,1 @@
+"""Tests of placement: child processes, Ray, keyed groups, sidecars."""

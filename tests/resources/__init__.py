@@ -1,0 +1,1 @@
+"""Tests of user resources and pipelines."""

@@ -1,0 +1,1 @@
+"""Tests of the runtime: cells, mailboxes, the pool, supervision, pykka compatibility, snapshots."""
