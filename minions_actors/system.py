@@ -18,7 +18,8 @@ from minions_actors.hosting.registry import CellRegistry, find_cell
 from minions_actors.hosting.signals import SignalHandlers
 from minions_actors.hosting.workflows import SystemWorkflows
 from minions_actors.observability.hooks import HookDispatcher, Hooks
-from minions_actors.observability.logs import LoggingHooks, LogSetup
+from minions_actors.observability.log_hooks import LoggingHooks
+from minions_actors.observability.logs import LogSetup
 from minions_actors.resources.registry import ResourceRegistry
 from minions_actors.runtime import spawner
 from minions_actors.runtime.cell import Cell

@@ -1,8 +1,8 @@
-"""Logging for the runtime: loguru sinks the system owns, and the hooks that write to them.
+"""Logging for the runtime: the loguru sinks the system owns and their options.
 
 The runtime never calls ``logger.remove()`` without an id: :class:`LogSetup` remembers the
 handler ids it added and removes exactly those, so a user's own sinks survive shutdown.
-:class:`LoggingHooks` turns lifecycle hooks into log records; nothing is logged per message.
+The hooks that write to them are :class:`~minions_actors.observability.log_hooks.LoggingHooks`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger as _global_logger
 
-from minions_actors.observability.hooks import Hooks, MinionView
-
 if TYPE_CHECKING:
     from loguru import Logger, Record
 
@@ -29,8 +27,9 @@ __all__ = [
     "LOG_FILE_NAME",
     "LogOptions",
     "LogSetup",
-    "LoggingHooks",
     "is_runtime_record",
+    "loguru_handlers",
+    "takes_runtime_debug",
 ]
 
 #: Name of the log file created under ``log_dir``.
@@ -73,14 +72,14 @@ def _default_handler_stream(log: Logger) -> Any:
     ever changes shape, answer None: the runtime then leaves the handlers alone (worst case
     its records also reach stderr through the default handler, never a missing line).
     """
-    handlers = _handlers(log)
+    handlers = loguru_handlers(log)
     if handlers is None:
         return None
     handler = handlers.get(_default_handler_ids.get(getattr(log, "_core", None), 0))
     return getattr(getattr(handler, "_sink", None), "_stream", None)
 
 
-def _handlers(log: Logger) -> Mapping[int, Any] | None:
+def loguru_handlers(log: Logger) -> Mapping[int, Any] | None:
     """Loguru's private handler table of ``log``'s core (None if it ever changes shape)."""
     handlers = getattr(getattr(log, "_core", None), "handlers", None)
     return handlers if isinstance(handlers, Mapping) else None
@@ -93,7 +92,7 @@ def _not_runtime_record(record: Record) -> bool:
 _DEBUG_NO = 10  # loguru's DEBUG level number
 
 
-def _takes_runtime_debug(handler: Any) -> bool:
+def takes_runtime_debug(handler: Any) -> bool:
     """Whether a loguru handler may write a runtime DEBUG record (True when unsure)."""
     return bool(getattr(handler, "levelno", 0) <= _DEBUG_NO
                 and getattr(handler, "_filter", None) is not _not_runtime_record)
@@ -221,7 +220,7 @@ class LogSetup:
         with ``logger.remove()``): then it wants no default handler."""
         stream, self._swapped_stream = self._swapped_stream, None
         standin, self._standin_id = self._standin_id, None
-        handlers = _handlers(self._base)
+        handlers = loguru_handlers(self._base)
         if handlers is not None and standin not in handlers:
             return
         if stream is not None:
@@ -259,167 +258,3 @@ class LogSetup:
             handler_id = self._ids.pop()
             with contextlib.suppress(ValueError):  # already removed by someone else
                 self._base.remove(handler_id)
-
-
-class LoggingHooks(Hooks):
-    """Writes one log record per lifecycle event, with the minion's path and class bound.
-
-    Levels: system start/stop INFO (ERROR when stopped by a failure); crashes ERROR with the
-    traceback, once per crash; restarts WARNING; escalations and ``on_stop`` errors ERROR;
-    dead letters and snapshot errors WARNING/ERROR for the first one of a minion, DEBUG after;
-    the messages a minion still had queued when it stopped, one WARNING with their count.
-    """
-
-    def __init__(self, log: Logger) -> None:
-        self.log = log
-        self._debug_seen: tuple[Any, bool] = (None, True)  # (handler table, debug wanted)
-
-    def debug_wanted(self) -> bool:
-        """Would any sink take a runtime DEBUG record? Loguru builds a whole record (about
-        10 us) before its sinks drop it, and its threshold stays at DEBUG while the stand-in
-        for its default handler is installed, so minions would pay that for every start and
-        stop. The answer is kept until loguru replaces its handler table (on each add and
-        remove); True when the table cannot be read."""
-        handlers = _handlers(self.log)
-        if handlers is None:
-            return True
-        seen, wanted = self._debug_seen
-        if seen is not handlers:
-            wanted = any(_takes_runtime_debug(h) for h in handlers.values())
-            self._debug_seen = (handlers, wanted)  # one assignment: atomic for other threads
-        return wanted
-
-    def for_cell(self, cell: MinionView, workflow_id: str | None = None) -> Logger:
-        """The runtime logger bound with ``minion``/``minion_class`` (and ``workflow_id``)."""
-        if workflow_id is None:
-            workflow_id = getattr(cell, "workflow_id", None)
-        path = cell.path or GRU_PATH  # Gru's own cell has the empty path
-        if workflow_id is None:
-            return self.log.bind(minions=True, minion=path, minion_class=cell.cls_name)
-        return self.log.bind(
-            minions=True, minion=path, minion_class=cell.cls_name, workflow_id=workflow_id
-        )
-
-    def _system(self) -> Logger:
-        return self.log.bind(minions=True, minion=GRU_PATH, minion_class=GRU_CLASS)
-
-    def system_started(self, system: Any) -> None:
-        self._system().info("minions system started")
-
-    def system_stopping(self, system: Any, failure: BaseException | None) -> None:
-        if failure is None:
-            self._system().info("minions system shutting down")
-        else:
-            self._system().warning("minions system shutting down after a failure: {!r}", failure)
-
-    def system_stopped(self, system: Any, failure: BaseException | None) -> None:
-        if failure is None:
-            self._system().info("minions system stopped")
-        else:
-            self._system().error("minions system stopped with a failure: {!r}", failure)
-
-    def minion_started(self, cell: MinionView, restored: bool) -> None:
-        if self.debug_wanted():
-            self.for_cell(cell).debug(
-                "minion {} started{}", cell.path, " (state restored)" if restored else ""
-            )
-
-    def minion_crashed(self, cell: MinionView, exc: BaseException, phase: str) -> None:
-        self.for_cell(cell).opt(exception=exc).error(
-            "minion {} ({}) crashed in {}: {!r}", cell.path, cell.cls_name, phase, exc
-        )
-
-    def minion_restarting(self, cell: MinionView, delay: float, cause: str) -> None:
-        self.for_cell(cell).warning("minion {} restarting in {:.3f}s ({})", cell.path, delay, cause)
-
-    def minion_stopped(self, cell: MinionView, reason: str) -> None:
-        if self.debug_wanted():
-            self.for_cell(cell).debug("minion {} stopped ({})", cell.path, reason)
-
-    def lifecycle_error(self, cell: MinionView, exc: BaseException, phase: str) -> None:
-        self.for_cell(cell).opt(exception=exc).error(
-            "minion {} raised in {} (ignored, shutdown continues): {!r}", cell.path, phase, exc
-        )
-
-    def escalated(self, cell: MinionView, exc: BaseException) -> None:
-        self.for_cell(cell).opt(exception=exc).error(
-            "minion {} exceeded its restart intensity and escalated: {!r}", cell.path, exc
-        )
-
-    def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:
-        # Only the message type: message content may be large or sensitive.
-        if not (first or self.debug_wanted()):
-            return
-        level = "WARNING" if first else "DEBUG"
-        suffix = " (further dead letters to it are logged at DEBUG)" if first else ""
-        self.for_cell(cell).log(
-            level,
-            "dead letter: a {} message reached stopped minion {}{}",
-            type(message).__name__,
-            cell.path,
-            suffix,
-        )
-
-    def worker_starved(self, cell: MinionView, seconds: float) -> None:
-        self.for_cell(cell).warning(
-            "minion {} ({}) has blocked a pool worker for {:.1f}s in one handler; another "
-            "worker was added meanwhile. If it blocks on purpose (a socket, a long call), "
-            "spawn it with dedicated_thread=True", cell.path, cell.cls_name, seconds,
-        )
-
-    def messages_dropped(self, cell: MinionView, count: int) -> None:
-        self.for_cell(cell).warning(
-            "minion {} stopped with {} queued messages; they were dropped as dead letters",
-            cell.path, count,
-        )
-
-    def workflow_started(self, cell: MinionView, info: Any, resumed: bool) -> None:
-        # routine starts are DEBUG (thousands per second are normal); resumes are news
-        if not (resumed or self.debug_wanted()):
-            return
-        log = self.for_cell(cell, info.workflow_id)
-        (log.info if resumed else log.debug)(
-            "workflow {} {} {} at step {!r}", info.name, info.workflow_id,
-            "resumed" if resumed else "started", info.step,
-        )
-
-    def workflow_retrying(self, cell: MinionView, info: Any, step: str, exc: BaseException,
-                          delay: float) -> None:
-        self.for_cell(cell, info.workflow_id).warning(
-            "workflow {} {} step {!r} failed (attempt {}): {!r}; retrying in {:.3f}s",
-            info.name, info.workflow_id, step, info.attempts, exc, delay,
-        )
-
-    def workflow_finished(self, cell: MinionView, info: Any, exc: BaseException | None) -> None:
-        log = self.for_cell(cell, info.workflow_id)
-        if info.status == "failed":
-            log.opt(exception=exc).error(
-                "workflow {} {} failed at step {!r}: {}", info.name, info.workflow_id,
-                info.step, info.error,
-            )
-        elif info.status == "aborted":
-            log.warning("workflow {} {} aborted at step {!r}: {}", info.name,
-                        info.workflow_id, info.step, info.error)
-        elif self.debug_wanted():
-            log.debug("workflow {} {} completed", info.name, info.workflow_id)
-
-    def snapshot_quarantined(self, cell: MinionView, exc: BaseException) -> None:
-        self.for_cell(cell).opt(exception=exc).error(
-            "minion {} ({}): restore() raised for its stored snapshot, which was moved to the "
-            "store's quarantine; the minion starts fresh: {!r}",
-            cell.path,
-            cell.cls_name,
-            exc,
-        )
-
-    def snapshot_error(self, cell: MinionView, exc: BaseException, first: bool) -> None:
-        log = self.for_cell(cell)
-        if first:
-            log.opt(exception=exc).error(
-                "minion {} cannot be snapshotted, its state is not persisted: {!r}"
-                " (repeats are logged at DEBUG)",
-                cell.path,
-                exc,
-            )
-        else:
-            log.debug("minion {} snapshot failed again: {!r}", cell.path, exc)

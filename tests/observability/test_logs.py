@@ -13,10 +13,10 @@ import pytest
 from loguru import logger
 from loguru._logger import Core, Logger  # private: the only way to get an isolated core
 
+from minions_actors.observability.log_hooks import LoggingHooks
 from minions_actors.observability.logs import (
     GRU_CLASS,
     GRU_PATH,
-    LoggingHooks,
     LogOptions,
     LogSetup,
 )
