@@ -18,6 +18,14 @@ A message a turn sends to an idle minion makes that minion the worker's *runnext
 right after the turn on the same worker (no hand-off of the GIL to another thread), unless
 the worker starts waiting first (then it goes to the run queue).
 
+Idle workers park, each on a lock of its own, and queueing a minion wakes one only when no
+worker is active (in a turn or about to look at the run queue): under a flood one busy worker
+keeps draining the queue, so minions collect several messages per turn instead of each being
+taken at once by a freshly woken worker that only competes for the GIL. The monitor thread
+covers a busy worker that stops serving the queue (blocked in C or I/O, or in a long turn):
+when the queue has not been served for ``WAKE_DELAY``, that worker no longer counts as active
+and a parked worker is woken, so queued minions wait at most about twice ``WAKE_DELAY``.
+
 A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
 stopping children) announces it through :func:`blocking`: the pool starts another worker so
 the minion it waits for can still run (as a fork-join pool's managed blocker). A worker stuck
@@ -27,6 +35,7 @@ a WARNING and a metric) and compensated the same way, up to ``max_workers``.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import os
@@ -55,6 +64,11 @@ LINGER = 0.02
 # over many minions each linger only delayed the run queue and cost a WAKE to cut it short.
 LINGER_COOLDOWN = 100
 NOTHING: Any = object()  # linger(): no message came
+# A non-empty run queue that no worker has taken from for this long wakes a parked worker:
+# the busy ones are blocked (in C, I/O) or in long turns. Short enough that a handler
+# sleeping for tens of milliseconds delays the others by ~1-2 ms; long enough that the
+# monitor's tick (one GIL acquisition each) costs nothing measurable under a flood.
+WAKE_DELAY = 0.001
 
 
 class Dispatcher(Protocol):
@@ -126,8 +140,8 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("blocked", "cell", "cooldown", "hops", "lingering", "pool", "progress",
-                 "reported", "runnext", "since", "stuck", "thread", "turn", "waiting")
+    __slots__ = ("active", "blocked", "cell", "cooldown", "hops", "lingering", "mark", "park",
+                 "pool", "progress", "reported", "runnext", "since", "stuck", "thread", "turn")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -140,7 +154,12 @@ class _Slot:
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
         self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
-        self.waiting = False  # waiting for the run queue (idle)
+        # active: will look at the run queue soon without being woken (not parked,
+        # lingering, waiting in the runtime, stuck, or seen slow by the monitor)
+        self.active = True
+        self.park = threading.Lock()  # held while parked: released to wake the worker
+        self.park.acquire()
+        self.mark = 0  # turn seen at the monitor's last queue check
         # a minion this worker's turn sent mail to: it runs next on this worker, without a
         # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
         # can take it away from a stuck worker without a lock.
@@ -176,7 +195,12 @@ class WorkerPool:
         self.starvation_events = 0
         self._on_starved = on_starved
         self._on_error = on_error
-        self._runq: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
+        self._runq: collections.deque[Cell] = collections.deque()
+        self._taken = 0  # turns taken from the run queue (changes while it is served)
+        self._seen_taken = -1  # _taken at the monitor's last queue check
+        self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
+        self._armed = False  # the monitor checks the run queue every WAKE_DELAY
+        self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
@@ -218,42 +242,62 @@ class WorkerPool:
         return sum(1 for slot in list(self._slots) if slot.cell is not None)
 
     def queued(self) -> int:
-        return self._runq.qsize()
+        return len(self._runq)
 
     def schedule_put(self, cell: Cell) -> None:
         """Queue a minion that has mail (its ``sched`` lock is held). Sent from a turn on
         this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
-        to the run queue, and when no worker is idle, one that lingers on another minion's
-        mailbox is woken to serve the queue."""
+        to the run queue (see :meth:`enqueue`)."""
         slot: _Slot | None = _local.slot
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
             return
-        self._runq.put(cell)
-        lingering = None
+        self.enqueue(cell)
+
+    def enqueue(self, cell: Cell) -> None:
+        """Put ``cell`` on the run queue. An active worker will take it: no wake-up, the
+        monitor only looks again in ``WAKE_DELAY``. Otherwise wake a parked worker, or one
+        that lingers on another minion's mailbox."""
+        self._runq.append(cell)
         for slot in self._slots:
-            if slot.waiting:
-                return  # an idle worker takes it
-            if lingering is None:
-                lingering = slot.lingering
-        if lingering is not None:
-            lingering.put(WAKE)
+            if slot.active:
+                if not self._armed:
+                    self._armed = True
+                    self._kick.put(None)
+                return
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Wake a parked worker (it counts as active at once, so the puts that follow do
+        not wake another), else cut a linger short."""
+        try:
+            slot = self._idle.pop()  # atomic: wakers need no lock
+        except IndexError:
+            for slot in self._slots:
+                if slot.lingering is not None:
+                    slot.lingering.put(WAKE)
+                    return
+            return  # every worker waits in the runtime: compensation adds workers
+        slot.active = True
+        slot.park.release()
 
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
         for its next message (see ``LINGER``); ``NOTHING`` when none came."""
         slot: _Slot | None = _local.slot
-        if slot is None or slot.runnext or not self._runq.empty():
+        if slot is None or slot.runnext or self._runq:
             return NOTHING
         if slot.cooldown:
             slot.cooldown -= 1
             return NOTHING
         slot.lingering = inbox
+        slot.active = False
         try:
             got = inbox.get(True, self._linger)
         except queue.Empty:
             got = NOTHING
+        slot.active = True
         slot.lingering = None
         if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
             slot.cooldown = LINGER_COOLDOWN
@@ -284,15 +328,17 @@ class WorkerPool:
 
     def compensate(self, slot: _Slot, delta: int) -> None:
         """A worker begins (+1) or ends (-1) a wait: keep ``size`` workers able to run."""
-        if delta > 0:
-            self.flush_runnext(slot)  # what it would have run next must not wait for it
         with self._lock:
             slot.blocked += delta
             if delta > 0 and slot.blocked == 1:
+                slot.active = False
                 self._blocked += 1
                 self._grow()
             elif delta < 0 and slot.blocked == 0:
+                slot.active = True
                 self._blocked -= 1
+        if delta > 0:  # (once it no longer counts as active, so the put wakes a worker)
+            self.flush_runnext(slot)  # what it would have run next must not wait for it
 
     def _grow(self) -> None:
         """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
@@ -305,8 +351,8 @@ class WorkerPool:
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
         _local.slot = slot
-        get = self._runq.get
-        nobody_waits = self._runq.empty
+        take = self._runq.popleft
+        runq = self._runq
         runnext = slot.runnext
         throughput = self.throughput
         cell: Cell | None = None
@@ -318,17 +364,15 @@ class WorkerPool:
                     else:
                         slot.hops = 0
                 if cell is None:
-                    slot.waiting = True
                     try:
-                        cell = get(timeout=KEEPALIVE)
-                    except queue.Empty:
-                        slot.waiting = False
-                        if self._leave(slot):
-                            return
-                        continue
-                    slot.waiting = False
-                    if cell is None:
+                        if not self._alone(slot):  # another worker serves the queue
+                            raise IndexError
+                        cell = take()
+                    except IndexError:
+                        if self._park(slot):
+                            continue
                         return
+                    self._taken += 1
                 slot.turn += 1
                 slot.cell = cell
                 try:
@@ -338,9 +382,10 @@ class WorkerPool:
                     if self._on_error is not None:
                         self._on_error(exc)
                 slot.cell = None
+                slot.active = True  # (the monitor may have seen this turn as slow)
                 if slot.stuck:
                     self._unstick(slot)
-                if again and not runnext and nobody_waits():
+                if again and not runnext and not runq:
                     continue  # no other minion waits: its next turn, still scheduled
                 # release, then look again: a message that arrived meanwhile saw the cell
                 # scheduled and did not queue it (a runtime message comes with a WAKE in
@@ -365,9 +410,9 @@ class WorkerPool:
             slot.hops = 0
             return None
         slot.hops += 1
-        if slot.hops > self.throughput and not self._runq.empty():
+        if slot.hops > self.throughput and self._runq:
             slot.hops = 0
-            self._runq.put(cell)
+            self.enqueue(cell)
             return None
         return cell
 
@@ -378,23 +423,82 @@ class WorkerPool:
             cell = slot.runnext.pop()
         except IndexError:
             return
-        self._runq.put(cell)
+        self.enqueue(cell)
 
-    def _leave(self, slot: _Slot) -> bool:
-        """An idle worker leaves when more than ``size`` workers are not blocked."""
+    def _park(self, slot: _Slot) -> bool:
+        """The run queue was empty: wait until woken (True) or, once idle for ``KEEPALIVE``,
+        leave if more than ``size`` workers are not blocked, or the pool is closed (False)."""
+        if self._closed:
+            return False
+        slot.active = False
+        self._idle.append(slot)
+        # look again after counting as parked: a put before that saw this worker active
+        # and woke nobody; a put after it sees no active worker and wakes one
+        if (self._runq and self._alone(slot)) or self._closed:
+            self._unpark(slot)
+            return not self._closed or bool(self._runq)
+        if slot.park.acquire(True, KEEPALIVE):
+            return not self._closed or bool(self._runq)
+        self._unpark(slot)
         with self._lock:
             if len(self._slots) - self._blocked > self.size:
                 self._slots.remove(slot)
-                return True
-        return False
+                return False
+        return True
+
+    def _alone(self, slot: _Slot) -> bool:
+        """No worker but ``slot``'s is active. Under the GIL a second worker serving the
+        queue only splits the interpreter with the first (and with the senders), so a worker
+        that finds another active parks; the monitor wakes it if the queue stalls."""
+        return not any(other.active and other is not slot for other in self._slots)
+
+    def _unpark(self, slot: _Slot) -> None:
+        """Take ``slot`` off the parked list itself, or take the wake-up a waker sent."""
+        try:
+            self._idle.remove(slot)
+        except ValueError:  # a waker popped it: its release is on the way
+            slot.park.acquire()
+        slot.active = True
 
     # ----------------------------------------------------------------- starvation
     def _watch(self) -> None:
-        """Every fraction of the threshold, look for a worker stuck in one handler."""
+        """Every fraction of the threshold, look for a worker stuck in one handler; while
+        the run queue has minions, every ``WAKE_DELAY`` look whether it is served."""
         block_shutdown_signals()
         period = max(0.01, self.starvation_threshold / 4)
-        while not self._monitor_stop.wait(period):
-            self.check_starvation(time.monotonic())
+        due = time.monotonic() + period
+        while not self._monitor_stop.is_set():
+            wait = WAKE_DELAY if self._armed else max(0.0, due - time.monotonic())
+            try:
+                self._kick.get(True, wait)
+            except queue.Empty:
+                pass
+            if self._armed:
+                self.check_queue()
+            now = time.monotonic()
+            if now >= due:
+                self.check_starvation(now)
+                due = now + period
+
+    def check_queue(self) -> None:
+        """Wake a parked worker when no minion was taken from the run queue since the last
+        look; the workers busy in the same turn as then stop counting as active, so the puts
+        that follow wake a worker at once while they stay in that turn."""
+        if not self._runq:
+            self._armed = False
+            if not self._runq:  # (a put that saw it armed came before this look)
+                return
+            self._armed = True
+        taken = self._taken
+        if taken != self._seen_taken:
+            self._seen_taken = taken
+            for slot in list(self._slots):
+                slot.mark = slot.turn
+            return
+        for slot in list(self._slots):
+            if slot.cell is not None and slot.turn == slot.mark:
+                slot.active = False
+        self._wake_one()
 
     def check_starvation(self, now: float) -> None:
         for slot in list(self._slots):
@@ -420,6 +524,7 @@ class WorkerPool:
         self.flush_runnext(slot)
         with self._lock:
             slot.stuck = True
+            slot.active = False
             self._blocked += 1
             self._grow()
         if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
@@ -440,8 +545,9 @@ class WorkerPool:
             self._closed = True
             slots = list(self._slots)
         self._monitor_stop.set()
-        for _ in range(len(slots) + 1):
-            self._runq.put(None)
+        self._kick.put(None)
+        while self._idle:
+            self._wake_one()
         left = []
         for slot in slots:
             thread = slot.thread
