@@ -428,9 +428,9 @@ class WorkerPool:
     def _park(self, slot: _Slot) -> bool:
         """The run queue was empty: wait until woken (True) or, once idle for ``KEEPALIVE``,
         leave if more than ``size`` workers are not blocked, or the pool is closed (False)."""
+        slot.active = False
         if self._closed:
             return False
-        slot.active = False
         self._idle.append(slot)
         # look again after counting as parked: a put before that saw this worker active
         # and woke nobody; a put after it sees no active worker and wakes one
@@ -471,26 +471,28 @@ class WorkerPool:
             wait = WAKE_DELAY if self._armed else max(0.0, due - time.monotonic())
             try:
                 self._kick.get(True, wait)
+                kicked = True  # armed by a put (or closing)
             except queue.Empty:
-                pass
+                kicked = False
             if self._armed:
-                self.check_queue()
+                self.check_queue(kicked)
             now = time.monotonic()
             if now >= due:
                 self.check_starvation(now)
                 due = now + period
 
-    def check_queue(self) -> None:
+    def check_queue(self, start: bool = False) -> None:
         """Wake a parked worker when no minion was taken from the run queue since the last
-        look; the workers busy in the same turn as then stop counting as active, so the puts
-        that follow wake a worker at once while they stay in that turn."""
+        look (``start``: the first look since the queue got work, which only takes note);
+        the workers busy in the same turn as then stop counting as active, so the puts that
+        follow wake a worker at once while they stay in that turn."""
         if not self._runq:
             self._armed = False
             if not self._runq:  # (a put that saw it armed came before this look)
                 return
             self._armed = True
         taken = self._taken
-        if taken != self._seen_taken:
+        if start or taken != self._seen_taken:
             self._seen_taken = taken
             for slot in list(self._slots):
                 slot.mark = slot.turn
