@@ -450,7 +450,10 @@ class WorkerPool:
         """No worker but ``slot``'s is active. Under the GIL a second worker serving the
         queue only splits the interpreter with the first (and with the senders), so a worker
         that finds another active parks; the monitor wakes it if the queue stalls."""
-        return not any(other.active and other is not slot for other in self._slots)
+        for other in self._slots:  # noqa: SIM110  (a loop: no generator frame per turn)
+            if other.active and other is not slot:
+                return False
+        return True
 
     def _unpark(self, slot: _Slot) -> None:
         """Take ``slot`` off the parked list itself, or take the wake-up a waker sent."""
