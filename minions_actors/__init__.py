@@ -8,6 +8,7 @@ strategies; state snapshots survive crashes and process restarts in SQLite.
 from __future__ import annotations
 
 from minions_actors.errors import (
+    AskDeadlock,
     AskTimeout,
     ChildProcessCrashed,
     DuplicateName,
@@ -58,6 +59,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AbortWorkflow",
     "ActorSystem",
+    "AskDeadlock",
     "AskTimeout",
     "Backoff",
     "Batch",

@@ -31,6 +31,11 @@ class AskTimeout(MinionsError, TimeoutError, pykka.Timeout):
     """An ``ask`` got no answer in time; the message names the minion and the timeout."""
 
 
+class AskDeadlock(MinionsError, RuntimeError):
+    """A minion waited for its own reply (``ask`` or a future's ``get`` on its own thread):
+    the reply could only come after the waiting handler returns, so it is refused at once."""
+
+
 class MailboxFull(MinionsError):
     """A bounded mailbox stayed full; see ``mailbox_size`` and ``mailbox_overflow``."""
 

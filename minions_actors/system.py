@@ -71,7 +71,8 @@ class ActorSystem:
         self.workflow_store: Any = None
         self.timer = Timer()
         self.worker_pool = WorkerPool(on_starved=self._worker_starved,
-                                      on_error=self._pool_fault)
+                                      on_error=self._pool_fault,
+                                      on_saturated=self._pool_saturated)
         self.dispatcher: Dispatcher = self.worker_pool
         self.workflow_retention = 7 * 24 * 3600.0
         self.metrics: MetricsHooks | None = None
@@ -199,11 +200,21 @@ class ActorSystem:
         self.worker_pool = WorkerPool(
             size=size, throughput=throughput, starvation_threshold=starvation_threshold,
             max_workers=max_workers, on_starved=self._worker_starved,
-            on_error=self._pool_fault)
+            on_error=self._pool_fault, on_saturated=self._pool_saturated)
         self.dispatcher = self.worker_pool if execution == "pooled" else DEDICATED
 
     def _worker_starved(self, cell: Cell, seconds: float) -> None:
         self.hooks.worker_starved(cell, seconds)
+
+    def _pool_saturated(self, max_workers: int) -> None:
+        """Every pool worker waits and the cap forbids another: say so (once per episode),
+        since the minions queued meanwhile cannot run until a wait ends."""
+        if self._log is not None:
+            self._log.warning(
+                "every worker of the pool waits and pool_max_workers ({}) is reached: minions "
+                "queued on the pool cannot run until a wait ends (asks with a timeout raise "
+                "AskTimeout, waits without one hang); raise pool_max_workers, or give minions "
+                "that wait for long dedicated_thread=True", max_workers)
 
     def _pool_fault(self, exc: BaseException) -> None:
         gru = self._gru
@@ -540,7 +551,7 @@ class ActorSystem:
         self._stop_minions(gru, deadline)
         self.timer.close(max(0.1, deadline - time.monotonic()))
         self._report_stuck(gru)
-        self.worker_pool.close(max(0.1, deadline - time.monotonic()))
+        self.worker_pool.close(max(0.0, deadline - time.monotonic()))  # (idle ones: see close)
         if self.store is not None:
             self._close_store(gru, deadline)
         if self.metrics is not None:
@@ -587,6 +598,7 @@ class ActorSystem:
     def _stop_minions(self, gru: Cell | None, deadline: float) -> None:
         """Halt every minion at once, then stop the tree children-first through Gru, then
         whatever is left under an abandoned (stuck) minion; wait until ``deadline``."""
+        self.worker_pool.relieve()  # a handler that never returns holds no stop up
         for cell in self.cells():  # from now on no backlog is handled, only minions' last words
             cell.halt()
         if gru is not None:

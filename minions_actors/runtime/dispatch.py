@@ -69,6 +69,7 @@ NOTHING: Any = object()  # linger(): no message came
 # sleeping for tens of milliseconds delays the others by ~1-2 ms; long enough that the
 # monitor's tick (one GIL acquisition each) costs nothing measurable under a flood.
 WAKE_DELAY = 0.001
+IDLE_JOIN = 0.1  # close(): the least time an idle worker gets to take its sentinel and leave
 
 
 class Dispatcher(Protocol):
@@ -187,6 +188,7 @@ class WorkerPool:
         max_workers: int | None = None,
         on_starved: Callable[[Cell, float], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        on_saturated: Callable[[int], None] | None = None,
     ) -> None:
         self.size = default_pool_size() if size is None else size
         self.throughput = throughput
@@ -195,6 +197,8 @@ class WorkerPool:
         self.starvation_events = 0
         self._on_starved = on_starved
         self._on_error = on_error
+        self._on_saturated = on_saturated
+        self._saturated = False  # every worker waits and the cap stops the pool growing
         self._runq: collections.deque[Cell] = collections.deque()
         self._taken = 0  # turns taken from the run queue (changes while it is served)
         self._seen_taken = -1  # _taken at the monitor's last queue check
@@ -252,6 +256,8 @@ class WorkerPool:
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
+            if slot.stuck:  # reported stuck (maybe flushed already): not on this worker
+                self.flush_runnext(slot)
             return
         self.enqueue(cell)
 
@@ -330,23 +336,38 @@ class WorkerPool:
         """A worker begins (+1) or ends (-1) a wait: keep ``size`` workers able to run."""
         with self._lock:
             slot.blocked += delta
+            saturated = False
             if delta > 0 and slot.blocked == 1:
                 slot.active = False
                 self._blocked += 1
-                self._grow()
+                saturated = self._grow()
             elif delta < 0 and slot.blocked == 0:
                 slot.active = True
                 self._blocked -= 1
+                self._saturated = False
+        if saturated:
+            self._report_saturated()
         if delta > 0:  # (once it no longer counts as active, so the put wakes a worker)
             self.flush_runnext(slot)  # what it would have run next must not wait for it
 
-    def _grow(self) -> None:
+    def _grow(self) -> bool:
         """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
         workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
-        start a thread each."""
-        if not self._closed and len(self._slots) - self._blocked < self.size \
-                and len(self._slots) < self.max_workers:
+        start a thread each. True when, for the first time since a wait ended, every worker
+        waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
+        if self._closed or len(self._slots) - self._blocked >= self.size:
+            return False
+        if len(self._slots) < self.max_workers:
             self._add_worker()
+            return False
+        if self._saturated or len(self._slots) > self._blocked:
+            return False
+        self._saturated = True
+        return True
+
+    def _report_saturated(self) -> None:
+        if self._on_saturated is not None:
+            self._on_saturated(self.max_workers)
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
@@ -526,25 +547,41 @@ class WorkerPool:
 
     def _compensate_stuck(self, slot: _Slot, cell: Cell) -> None:
         """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
-        self.flush_runnext(slot)
         with self._lock:
-            slot.stuck = True
-            slot.active = False
-            self._blocked += 1
-            self._grow()
+            if not slot.stuck:  # a turn's next slow message: counted once per turn
+                slot.stuck = True  # first: a send that sees it flushes what it queued
+                slot.active = False
+                self._blocked += 1
+            saturated = self._grow()
+        if saturated:
+            self._report_saturated()
+        self.flush_runnext(slot)
         if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
             self._unstick(slot)
+
+    def relieve(self) -> None:
+        """A shutdown begins: count every worker now in a turn as stuck (unreported), so
+        that a worker is added for each and the minions' stops run beside handlers that
+        may never return, as they would with a thread each (the monitor would only do it
+        after ``starvation_threshold``, maybe past the shutdown's deadline)."""
+        for slot in list(self._slots):
+            cell = slot.cell
+            if cell is not None and not slot.blocked:
+                self._compensate_stuck(slot, cell)
 
     def _unstick(self, slot: _Slot) -> None:
         with self._lock:
             if slot.stuck:
                 slot.stuck = False
                 self._blocked -= 1
+                self._saturated = False
 
     # ----------------------------------------------------------------- shutdown
     def close(self, timeout: float) -> list[threading.Thread]:
-        """Stop the workers once they finish their turns; join each within ``timeout``.
-        Returns the threads still alive (a handler that never returns)."""
+        """Stop the workers once they finish their turns; join each within ``timeout``
+        (an idle one, which leaves at once, gets at least ``IDLE_JOIN`` even past it; one
+        still in a turn is not waited for past it). Returns the threads still alive (a
+        handler that never returns)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
@@ -558,11 +595,12 @@ class WorkerPool:
             thread = slot.thread
             if thread is None or thread is threading.current_thread():
                 continue
-            thread.join(max(0.0, deadline - time.monotonic()))
+            wait = max(0.0, deadline - time.monotonic())
+            thread.join(wait if slot.cell is not None else max(wait, IDLE_JOIN))
             if thread.is_alive():
                 left.append(thread)
         if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join(max(0.0, deadline - time.monotonic()))
+            self._monitor.join(max(IDLE_JOIN, deadline - time.monotonic()))
         return left
 
 

@@ -14,9 +14,10 @@ import pykka
 from pykka import Future, ThreadingFuture
 from pykka._threading import ThreadingFutureResult
 
-from minions_actors.errors import AskTimeout, MailboxFull
+from minions_actors.errors import AskDeadlock, AskTimeout, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.context import current
 from minions_actors.runtime.mailbox import PooledMailbox
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
@@ -74,6 +75,8 @@ class MinionFuture(ThreadingFuture[T]):
         timeout = check_timeout(timeout)
         result = self._result
         if result is None:
+            if current.cell is self._minion:  # its own unanswered ask, on its own thread
+                raise AskDeadlock(_self_wait_text(self._minion))  # type: ignore[arg-type]
             try:
                 with blocking():  # a pool worker waiting here is replaced meanwhile
                     if self._get_hook is not None or not self._wait(timeout):
@@ -256,6 +259,8 @@ class MinionRef(pykka.ActorRef[M]):
         if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
+            if block and current.cell is cell:  # the reply would wait for this handler
+                raise AskDeadlock(_self_wait_text(cell))  # (get() refuses it the same way)
             try:
                 self._put(m.Ask(message, future))
             except queue.Full:
@@ -323,6 +328,14 @@ class MinionRef(pykka.ActorRef[M]):
             f"{getattr(box, 'overflow', '?')!r}); the minion is not keeping up: slow the "
             f"sender, raise mailbox_size, or use ask() for back-pressure"
         )
+
+
+def _self_wait_text(cell: Cell) -> str:
+    return (
+        f"{cell.describe()} waited for a reply from itself on its own thread: the reply "
+        f"could only come after this handler returns (a deadlock); use tell() or a proxy "
+        f"call without get() to queue work for later, or call the method on self directly"
+    )
 
 
 def _wait_stopped(cell: Cell, timeout: float | None) -> bool:
