@@ -15,6 +15,7 @@ repetitions), so slow drift of the machine affects all systems alike. Results go
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -89,6 +91,23 @@ def fmt(value: float, unit: str) -> str:
 
 
 # ------------------------------------------------------------------------ runner
+@contextlib.contextmanager
+def one_cpu(wanted: bool) -> Iterator[None]:
+    """Pin this thread (and so every thread and process started meanwhile) to the first CPU
+    it may run on, when ``wanted`` and the platform allows; restore the CPU set after."""
+    getter = getattr(os, "sched_getaffinity", None)
+    if not wanted or getter is None:
+        yield
+        return
+    cpus = getter(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
+
+
+
 class Runner:
     """Runs the scenarios, alternating systems within each repetition."""
 
@@ -128,7 +147,8 @@ class Runner:
                     if key in dead:
                         continue
                     try:
-                        got = scen.run(self.adapter(key), self.sizes, tmp)
+                        with one_cpu(scen.one_cpu):
+                            got = scen.run(self.adapter(key), self.sizes, tmp)
                     except Skip as exc:
                         self.note(scen.key, key, str(exc))
                         dead.add(key)

@@ -43,6 +43,9 @@ class Scenario:
     note: str = ""
     reps: int | None = None
     """Repetitions when not the mode's (the slowest scenarios run fewer)."""
+    one_cpu: bool = False
+    """Run each repetition with the process pinned to one CPU (threads and processes the
+    systems start during it inherit it): see the ask scenarios."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,17 @@ def build(sizes: Sizes) -> list[Scenario]:
                  lambda s, z, _t: s.tell(scaled(s, z.tell, z))),
         Scenario("tell_4to1", "tell 4->1 (4 sender threads)", ACTOR_SYSTEMS, (RATE,),
                  lambda s, z, _t: s.tell_multi(scaled(s, z.tell, z), 4)),
-        Scenario("ask", "ask round trip", ACTOR_SYSTEMS, (P50, P99),
-                 lambda s, z, _t: s.ask(scaled(s, z.ask, z))),
+        # On this VM a round trip is 13-17 us or 73-90 us for every system, depending on
+        # whether the kernel wakes the actor's thread on the other, idle vCPU (a halt exit
+        # each way); which one a run gets changes with the load, so the ratio of two
+        # systems measured one after the other flipped between runs. On one CPU every
+        # system pays the same hand-off; the free-placement row shows the other case.
+        Scenario("ask", "ask round trip (one CPU)", ACTOR_SYSTEMS, (P50, P99),
+                 lambda s, z, _t: s.ask(scaled(s, z.ask, z)), one_cpu=True,
+                 note="process pinned to one CPU during the repetition"),
+        Scenario("ask_free", "ask round trip (threads placed by the kernel)", ACTOR_SYSTEMS,
+                 (P50, P99), lambda s, z, _t: s.ask(scaled(s, z.ask, z)),
+                 note="bimodal here (13-17 us or 73-90 us) depending on vCPU placement"),
         Scenario("pingpong", "ping-pong between two actors", ACTOR_SYSTEMS,
                  (Metric("rate", "round trips", "rt/s", True),),
                  lambda s, z, _t: s.pingpong(scaled(s, z.pingpong, z))),

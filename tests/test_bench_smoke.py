@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +29,8 @@ def test_bench_smoke_writes_json(tmp_path: Path) -> None:
     assert data["meta"]["mode"] == "smoke"
     assert data["meta"]["leftovers"] == []
     measured = {(r["scenario"], r["system"]) for r in data["results"]}
-    for scenario in ("tell_1to1", "tell_4to1", "ask", "pingpong", "restart", "scaling_10"):
+    for scenario in ("tell_1to1", "tell_4to1", "ask", "ask_free", "pingpong", "restart",
+                     "scaling_10"):
         assert (scenario, "minions") in measured, (scenario, proc.stdout[-2000:])
     assert ("tell_1to1", "pykka") in measured
     for row in data["results"]:
@@ -33,3 +38,19 @@ def test_bench_smoke_writes_json(tmp_path: Path) -> None:
         assert row["min"] <= row["median"] <= row["max"]
     assert {t["status"] for t in data["targets"]} <= {"met", "MISSED", "n/a"}
     assert "minions advantage" in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_one_cpu_pins_the_threads_started_meanwhile_and_restores_the_set() -> None:
+    from bench.run import one_cpu
+
+    before = os.sched_getaffinity(0)
+    seen: list[set[int]] = []
+    with one_cpu(True):
+        thread = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        thread.start()
+        thread.join()
+    assert seen == [{min(before)}]  # the ask scenario's actor threads share its CPU
+    assert os.sched_getaffinity(0) == before
+    with one_cpu(False):
+        assert os.sched_getaffinity(0) == before

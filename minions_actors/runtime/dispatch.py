@@ -2,60 +2,40 @@
 
 A :class:`Dispatcher` starts a cell, tells whether it still runs, waits for its end and
 names where it runs. :data:`DEDICATED` gives each cell its own thread (pykka's model, for
-handlers that block for long); :class:`WorkerPool` runs *turns* of many cells on a few named
-worker threads: a cell with mail is queued once, a worker handles up to ``throughput`` of its
-messages, then the cell goes to the back of the run queue if it still has mail::
-
-    senders --tell--> [mailbox A] [mailbox B] ... [mailbox Z]    (idle: no thread)
-                          |  first message schedules the cell once
-                          v
-                 run queue: A -> C -> B ...  (FIFO, fair: one turn each)
-                    |          |          |
-               worker-1   worker-2   (+ a compensating worker while one waits
-                                      in ask()/get(), or is stuck in a handler)
-
-A message a turn sends to an idle minion makes that minion the worker's *runnext*: it runs
-right after the turn on the same worker (no hand-off of the GIL to another thread), unless
-the worker starts waiting first (then it goes to the run queue).
-
-A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
-stopping children) announces it through :func:`blocking`: the pool starts another worker so
-the minion it waits for can still run (as a fork-join pool's managed blocker). A worker stuck
-in one handler beyond ``starvation_threshold`` is reported once (``worker_starved`` hook:
-a WARNING and a metric) and compensated the same way, up to ``max_workers``.
+handlers that block for long); :class:`~minions_actors.runtime.pool.WorkerPool` (its own
+module, with its picture) runs *turns* of many cells on a few named worker threads.
+:func:`choose` picks one for a spawn.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import os
-import queue
 import threading
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from minions_actors.runtime.blocking import _local, blocking
-from minions_actors.runtime.mailbox import WAKE
-from minions_actors.support.signals import block_shutdown_signals
+from minions_actors.runtime.pool import (
+    IDLE_JOIN,
+    KEEPALIVE,
+    LINGER,
+    LINGER_COOLDOWN,
+    NOTHING,
+    WorkerPool,
+    default_pool_size,
+    named_thread,
+    on_worker,
+)
+from minions_actors.runtime.pool_monitor import WAKE_DELAY
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
 
+__all__ = [
+    "DEDICATED", "EXECUTION_MODES", "IDLE_JOIN", "KEEPALIVE", "LINGER", "LINGER_COOLDOWN",
+    "NOTHING", "WAKE_DELAY", "DedicatedThreads", "Dispatcher", "WorkerPool", "check_pool_options",
+    "choose", "default_pool_size", "execution_mode", "on_worker",
+]
+
 EXECUTION_MODES = ("pooled", "dedicated")
-KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it leaves
-# When a turn empties the mailbox and no other minion waits for a worker, the worker waits
-# up to this long on the same mailbox before giving the minion up: the next message then
-# wakes it directly, as a dedicated thread would (an ask round trip costs a third less than
-# queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
-LINGER = 0.02
-# A linger that did not pay off (no message came, or the worker was woken to serve the run
-# queue) turns lingering off on that worker for this many linger chances: under a flood
-# over many minions each linger only delayed the run queue and cost a WAKE to cut it short.
-LINGER_COOLDOWN = 100
-NOTHING: Any = object()  # linger(): no message came
-IDLE_JOIN = 0.1  # close(): the least time an idle worker gets to take its sentinel and leave
 
 
 class Dispatcher(Protocol):
@@ -87,7 +67,7 @@ class DedicatedThreads:
     name = "dedicated"
 
     def start(self, cell: Cell) -> None:
-        thread = _thread(cell.run_forever, f"{cell.cls_name} (minion:{cell.path or 'gru'})",
+        thread = named_thread(cell.run_forever, f"{cell.cls_name} (minion:{cell.path or 'gru'})",
                          daemon=bool(getattr(cell.cls, "use_daemon_thread", False)))
         cell.thread = thread
         thread.start()
@@ -107,390 +87,6 @@ class DedicatedThreads:
 
 
 DEDICATED = DedicatedThreads()
-
-
-def _thread(run: Callable[[], None], name: str, daemon: bool = False) -> threading.Thread:
-    """A named thread whose ``run`` is ``run`` itself rather than ``Thread.run`` calling a
-    target: one Python frame less under every handler, and so in every crash traceback
-    loguru extends upward (``backtrace``: ~10 us of formatting per frame)."""
-    thread = threading.Thread(name=name, daemon=daemon)
-    thread.run = run  # type: ignore[method-assign]
-    return thread
-
-
-def default_pool_size() -> int:
-    """Workers for the CPU count: the GIL lets one run Python at a time, so a few more than
-    one keep the CPU busy while others wait on I/O or locks."""
-    return max(2, min(8, (os.cpu_count() or 1) + 1))
-
-
-class _Slot:
-    """One worker thread's state, read by the starvation monitor without a lock."""
-
-    __slots__ = ("blocked", "cell", "cooldown", "hops", "lingering", "pool", "progress",
-                 "reported", "runnext", "since", "stuck", "thread", "turn", "waiting")
-
-    def __init__(self, pool: WorkerPool) -> None:
-        self.pool = pool
-        self.cell: Cell | None = None
-        self.turn = 0
-        self.blocked = 0  # nested runtime waits (ask, get, stopping children)
-        self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
-        self.since = 0.0
-        self.reported = False
-        self.stuck = False  # reported stuck: counted as blocked until its turn ends
-        self.lingering: Any = None  # the mailbox this worker waits on after a turn
-        self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
-        self.waiting = False  # waiting for the run queue (idle)
-        # a minion this worker's turn sent mail to: it runs next on this worker, without a
-        # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
-        # can take it away from a stuck worker without a lock.
-        self.runnext: list[Cell] = []
-        self.hops = 0  # turns taken from runnext in a row
-        self.thread: threading.Thread | None = None
-
-
-def on_worker() -> bool:
-    """True on a pool worker thread."""
-    return _local.slot is not None
-
-
-class WorkerPool:
-    """The shared pool: a FIFO run queue of cells with mail, served by named workers."""
-
-    name = "pooled"
-
-    def __init__(
-        self,
-        *,
-        size: int | None = None,
-        throughput: int = 64,
-        starvation_threshold: float = 1.0,
-        max_workers: int | None = None,
-        on_starved: Callable[[Cell, float], None] | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
-        on_saturated: Callable[[int], None] | None = None,
-    ) -> None:
-        self.size = default_pool_size() if size is None else size
-        self.throughput = throughput
-        self.starvation_threshold = starvation_threshold
-        self.max_workers = max(self.size, 128 if max_workers is None else max_workers)
-        self.starvation_events = 0
-        self._on_starved = on_starved
-        self._on_error = on_error
-        self._on_saturated = on_saturated
-        self._saturated = False  # every worker waits and the cap stops the pool growing
-        self._runq: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
-        self._linger = min(LINGER, starvation_threshold / 10)
-        self._lock = threading.Lock()
-        self._slots: list[_Slot] = []
-        self._blocked = 0  # workers waiting in the runtime or stuck in a handler
-        self._closed = False
-        self._names = itertools.count(1)
-        self._monitor: threading.Thread | None = None
-        self._monitor_stop = threading.Event()
-        self._started = False
-
-    # ----------------------------------------------------------------- Dispatcher
-    def start(self, cell: Cell) -> None:
-        if not self._started:
-            self._start_workers()
-        cell.thread = None
-        if cell.sched.acquire(False):
-            self.schedule_put(cell)
-
-    def running(self, cell: Cell) -> bool:
-        return not cell.stopped_event.is_set()
-
-    def join(self, cell: Cell, timeout: float | None) -> None:
-        if cell.on_own_thread():
-            return
-        with blocking():
-            cell.stopped_event.wait(timeout)
-
-    def where(self, cell: Cell) -> str:
-        for slot in list(self._slots):
-            if slot.cell is cell and slot.thread is not None:
-                return f"pool worker {slot.thread.name!r}"
-        return "the worker pool"
-
-    # ----------------------------------------------------------------- metrics
-    def workers(self) -> int:
-        return len(self._slots)
-
-    def busy(self) -> int:
-        return sum(1 for slot in list(self._slots) if slot.cell is not None)
-
-    def queued(self) -> int:
-        return self._runq.qsize()
-
-    def schedule_put(self, cell: Cell) -> None:
-        """Queue a minion that has mail (its ``sched`` lock is held). Sent from a turn on
-        this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
-        to the run queue, and when no worker is idle, one that lingers on another minion's
-        mailbox is woken to serve the queue."""
-        slot: _Slot | None = _local.slot
-        if slot is not None and slot.cell is not None and not slot.runnext \
-                and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
-            slot.runnext.append(cell)
-            if slot.stuck:  # reported stuck (maybe flushed already): not on this worker
-                self.flush_runnext(slot)
-            return
-        self._runq.put(cell)
-        lingering = None
-        for slot in self._slots:
-            if slot.waiting:
-                return  # an idle worker takes it
-            if lingering is None:
-                lingering = slot.lingering
-        if lingering is not None:
-            lingering.put(WAKE)
-
-    def linger(self, inbox: Any) -> Any:
-        """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
-        for its next message (see ``LINGER``); ``NOTHING`` when none came."""
-        slot: _Slot | None = _local.slot
-        if slot is None or slot.runnext or not self._runq.empty():
-            return NOTHING
-        if slot.cooldown:
-            slot.cooldown -= 1
-            return NOTHING
-        slot.lingering = inbox
-        try:
-            got = inbox.get(True, self._linger)
-        except queue.Empty:
-            got = NOTHING
-        slot.lingering = None
-        if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
-            slot.cooldown = LINGER_COOLDOWN
-        return got
-
-    def threads(self) -> list[threading.Thread]:
-        return [s.thread for s in list(self._slots) if s.thread is not None]
-
-    # ----------------------------------------------------------------- workers
-    def _start_workers(self) -> None:
-        with self._lock:
-            if self._started or self._closed:
-                return
-            self._started = True
-            for _ in range(self.size):
-                self._add_worker()
-        self._monitor = threading.Thread(target=self._watch, name="minions-pool-monitor",
-                                         daemon=True)
-        self._monitor.start()
-
-    def _add_worker(self) -> None:
-        """Start one more worker (the caller holds the lock)."""
-        slot = _Slot(self)
-        slot.thread = _thread(functools.partial(self._work, slot),
-                              f"minions-worker-{next(self._names)}")
-        self._slots.append(slot)
-        slot.thread.start()
-
-    def compensate(self, slot: _Slot, delta: int) -> None:
-        """A worker begins (+1) or ends (-1) a wait: keep ``size`` workers able to run."""
-        if delta > 0:
-            self.flush_runnext(slot)  # what it would have run next must not wait for it
-        with self._lock:
-            slot.blocked += delta
-            saturated = False
-            if delta > 0 and slot.blocked == 1:
-                self._blocked += 1
-                saturated = self._grow()
-            elif delta < 0 and slot.blocked == 0:
-                self._blocked -= 1
-                self._saturated = False
-        if saturated:
-            self._report_saturated()
-
-    def _grow(self) -> bool:
-        """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
-        workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
-        start a thread each. True when, for the first time since a wait ended, every worker
-        waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
-        if self._closed or len(self._slots) - self._blocked >= self.size:
-            return False
-        if len(self._slots) < self.max_workers:
-            self._add_worker()
-            return False
-        if self._saturated or len(self._slots) > self._blocked:
-            return False
-        self._saturated = True
-        return True
-
-    def _report_saturated(self) -> None:
-        if self._on_saturated is not None:
-            self._on_saturated(self.max_workers)
-
-    def _work(self, slot: _Slot) -> None:
-        block_shutdown_signals()
-        _local.slot = slot
-        get = self._runq.get
-        nobody_waits = self._runq.empty
-        runnext = slot.runnext
-        throughput = self.throughput
-        cell: Cell | None = None
-        try:
-            while True:
-                if cell is None:
-                    if runnext:
-                        cell = self._next_local(slot)
-                    else:
-                        slot.hops = 0
-                if cell is None:
-                    slot.waiting = True
-                    try:
-                        cell = get(timeout=KEEPALIVE)
-                    except queue.Empty:
-                        slot.waiting = False
-                        if self._leave(slot):
-                            return
-                        continue
-                    slot.waiting = False
-                    if cell is None:
-                        return
-                slot.turn += 1
-                slot.cell = cell
-                try:
-                    again = cell.run_turn(throughput)
-                except BaseException as exc:  # run_turn guards its steps: a runtime bug
-                    again = False
-                    if self._on_error is not None:
-                        self._on_error(exc)
-                slot.cell = None
-                if slot.stuck:
-                    self._unstick(slot)
-                if again and not runnext and nobody_waits():
-                    continue  # no other minion waits: its next turn, still scheduled
-                # release, then look again: a message that arrived meanwhile saw the cell
-                # scheduled and did not queue it (a runtime message comes with a WAKE in
-                # the mailbox, so an empty mailbox means nothing to do)
-                cell.sched.release()
-                if (again or (not cell.inbox.empty() and cell.has_work())) \
-                        and cell.sched.acquire(False):
-                    self.schedule_put(cell)
-                cell = None  # a stopped minion must not live on in this frame
-        finally:
-            with self._lock:
-                if slot in self._slots:
-                    self._slots.remove(slot)
-
-    def _next_local(self, slot: _Slot) -> Cell | None:
-        """The minion in this worker's runnext, unless the run queue has waited for
-        ``throughput`` such turns in a row (then runnext joins the queue: two minions that
-        keep messaging each other cannot starve it)."""
-        try:
-            cell = slot.runnext.pop()
-        except IndexError:  # the monitor took it
-            slot.hops = 0
-            return None
-        slot.hops += 1
-        if slot.hops > self.throughput and not self._runq.empty():
-            slot.hops = 0
-            self._runq.put(cell)
-            return None
-        return cell
-
-    def flush_runnext(self, slot: _Slot) -> None:
-        """Move ``slot``'s runnext to the run queue (its worker waits or is stuck), so
-        another worker serves it (from any thread: pop() is atomic)."""
-        try:
-            cell = slot.runnext.pop()
-        except IndexError:
-            return
-        self._runq.put(cell)
-
-    def _leave(self, slot: _Slot) -> bool:
-        """An idle worker leaves when more than ``size`` workers are not blocked."""
-        with self._lock:
-            if len(self._slots) - self._blocked > self.size:
-                self._slots.remove(slot)
-                return True
-        return False
-
-    # ----------------------------------------------------------------- starvation
-    def _watch(self) -> None:
-        """Every fraction of the threshold, look for a worker stuck in one handler."""
-        block_shutdown_signals()
-        period = max(0.01, self.starvation_threshold / 4)
-        while not self._monitor_stop.wait(period):
-            self.check_starvation(time.monotonic())
-
-    def check_starvation(self, now: float) -> None:
-        for slot in list(self._slots):
-            cell = slot.cell
-            if cell is None or slot.blocked:
-                slot.progress = (-1, -1)
-                continue
-            mark = (slot.turn, cell.handled + cell.failed)
-            if mark != slot.progress:
-                slot.progress, slot.since, slot.reported = mark, now, False
-                continue
-            stuck = now - slot.since
-            if stuck < self.starvation_threshold or slot.reported:
-                continue
-            slot.reported = True
-            self.starvation_events += 1
-            if self._on_starved is not None:
-                self._on_starved(cell, stuck)
-            self._compensate_stuck(slot, cell)
-
-    def _compensate_stuck(self, slot: _Slot, cell: Cell) -> None:
-        """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
-        with self._lock:
-            if not slot.stuck:  # a turn's next slow message: counted once per turn
-                slot.stuck = True  # first: a send that sees it flushes what it queued
-                self._blocked += 1
-            saturated = self._grow()
-        if saturated:
-            self._report_saturated()
-        self.flush_runnext(slot)
-        if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
-            self._unstick(slot)
-
-    def relieve(self) -> None:
-        """A shutdown begins: count every worker now in a turn as stuck (unreported), so
-        that a worker is added for each and the minions' stops run beside handlers that
-        may never return, as they would with a thread each (the monitor would only do it
-        after ``starvation_threshold``, maybe past the shutdown's deadline)."""
-        for slot in list(self._slots):
-            cell = slot.cell
-            if cell is not None and not slot.blocked:
-                self._compensate_stuck(slot, cell)
-
-    def _unstick(self, slot: _Slot) -> None:
-        with self._lock:
-            if slot.stuck:
-                slot.stuck = False
-                self._blocked -= 1
-                self._saturated = False
-
-    # ----------------------------------------------------------------- shutdown
-    def close(self, timeout: float) -> list[threading.Thread]:
-        """Stop the workers once they finish their turns; join each within ``timeout``
-        (an idle one, which leaves at once, gets at least ``IDLE_JOIN`` even past it; one
-        still in a turn is not waited for past it). Returns the threads still alive (a
-        handler that never returns)."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            self._closed = True
-            slots = list(self._slots)
-        self._monitor_stop.set()
-        for _ in range(len(slots) + 1):
-            self._runq.put(None)
-        left = []
-        for slot in slots:
-            thread = slot.thread
-            if thread is None or thread is threading.current_thread():
-                continue
-            wait = max(0.0, deadline - time.monotonic())
-            thread.join(wait if slot.cell is not None else max(wait, IDLE_JOIN))
-            if thread.is_alive():
-                left.append(thread)
-        if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join(max(IDLE_JOIN, deadline - time.monotonic()))
-        return left
 
 
 def choose(default: Dispatcher, pool: WorkerPool, cls: type[Any],

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from minions_actors import ActorSystem, Minion
 
-from ..conftest import QUIET
+from ..conftest import QUIET, wait_until
 
 CYCLES = 200
 MESSAGES = 3
@@ -55,5 +55,26 @@ def test_stopped_minions_are_freed_before_any_scrape_and_still_counted() -> None
         assert system.metrics.url.startswith("http://127.0.0.1:")
         # and their counts were folded into the totals when they stopped
         assert handled_total(system.metrics.url) == CYCLES * MESSAGES
+    finally:
+        system.shutdown(timeout=10)
+
+
+def test_no_stopped_cell_stays_alive_with_metrics_on(execution: str) -> None:
+    # the collector folds a stopping cell's counts into per-class totals and remembers it
+    # (so a live-cell snapshot listing it is not counted twice): weakly, or a million
+    # stopped minions would stay in memory with their mailboxes
+    system = ActorSystem.start(**{**QUIET, "metrics_port": 0})
+    try:
+        refs = [system.spawn(Shortlived) for _ in range(300)]
+        for ref in refs:
+            ref.tell("hello")
+        cells = [weakref.ref(ref._cell) for ref in refs]  # type: ignore[attr-defined]
+        assert all(ref.stop(timeout=10) for ref in refs)
+        del ref, refs
+        assert system.metrics is not None and system.metrics.url is not None
+        assert handled_total(system.metrics.url) == 300  # retired, counted once
+        wait_until(lambda: gc.collect() >= 0 and not any(c() is not None for c in cells),
+                   what="every stopped cell freed")
+        assert handled_total(system.metrics.url) == 300  # the totals outlive the cells
     finally:
         system.shutdown(timeout=10)

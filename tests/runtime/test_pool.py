@@ -291,3 +291,27 @@ def test_mail_sent_by_a_handler_that_then_blocks_is_still_delivered() -> None:
     finally:
         gate.set()
         system.shutdown(timeout=10)
+
+
+@pytest.mark.parametrize("blocked", [1, 2])
+def test_handlers_blocked_below_the_threshold_do_not_hold_the_queue(blocked: int) -> None:
+    # idle workers stay parked while a busy one can serve the run queue; a busy worker
+    # blocked outside the runtime (an Event, as time.sleep or a socket would) is not one:
+    # the monitor wakes a parked worker. The threshold is high so that starvation detection
+    # cannot be what rescues the queue.
+    system = ActorSystem.start(**QUIET, pool_size=blocked + 1, starvation_threshold=60)
+    gate = threading.Event()
+    try:
+        log: list[Any] = []
+        for i in range(blocked):
+            system.spawn(Logger, f"blocked-{i}", log).tell(gate)
+        wait_until(lambda: system.worker_pool.busy() == blocked, what="handlers blocked")
+        quiet = [system.spawn(Logger, f"quiet-{i}", log) for i in range(20)]
+        for i in range(200):
+            quiet[i % 20].tell(i)
+        assert [q.ask("sync", timeout=10) for q in quiet] == ["sync"] * 20
+        assert len(log) == 220 and not gate.is_set()
+        assert system.worker_pool.workers() == blocked + 1  # served by the parked worker
+    finally:
+        gate.set()
+        system.shutdown(timeout=10)

@@ -1,0 +1,427 @@
+"""The shared worker pool: it runs *turns* of many cells on a few named worker threads. A cell
+with mail is queued once, a worker handles up to ``throughput`` of its
+messages, then the cell goes to the back of the run queue if it still has mail::
+
+    senders --tell--> [mailbox A] [mailbox B] ... [mailbox Z]    (idle: no thread)
+                          |  first message schedules the cell once
+                          v
+                 run queue: A -> C -> B ...  (FIFO, fair: one turn each)
+                    |          |          |
+               worker-1   worker-2   (+ a compensating worker while one waits
+                                      in ask()/get(), or is stuck in a handler)
+
+A message a turn sends to an idle minion makes that minion the worker's *runnext*: it runs
+right after the turn on the same worker (no hand-off of the GIL to another thread), unless
+the worker starts waiting first (then it goes to the run queue).
+
+Idle workers park, each on a lock of its own, and queueing a minion wakes one only when no
+worker is active (in a turn or about to look at the run queue): under a flood one busy worker
+keeps draining the queue, so minions collect several messages per turn instead of each being
+taken at once by a freshly woken worker that only competes for the GIL. The monitor thread
+covers a busy worker that stops serving the queue (blocked in C or I/O, or in a long turn):
+when the queue has not been served for ``WAKE_DELAY``, that worker no longer counts as active
+and a parked worker is woken, so queued minions wait at most about twice ``WAKE_DELAY``.
+
+A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
+stopping children) announces it through :func:`blocking`: the pool starts another worker so
+the minion it waits for can still run (as a fork-join pool's managed blocker). A worker stuck
+in one handler beyond ``starvation_threshold`` is reported once (``worker_starved`` hook:
+a WARNING and a metric) and compensated the same way, up to ``max_workers``. That monitor
+and compensation live in :mod:`minions_actors.runtime.pool_monitor`.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from minions_actors.runtime import pool_monitor
+from minions_actors.runtime.blocking import _local, blocking
+from minions_actors.runtime.mailbox import WAKE
+from minions_actors.support.signals import block_shutdown_signals
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
+
+KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it leaves
+# When a turn empties the mailbox and no other minion waits for a worker, the worker waits
+# up to this long on the same mailbox before giving the minion up: the next message then
+# wakes it directly, as a dedicated thread would (an ask round trip costs a third less than
+# queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
+LINGER = 0.02
+# A linger that did not pay off (no message came, or the worker was woken to serve the run
+# queue) turns lingering off on that worker for this many linger chances: under a flood
+# over many minions each linger only delayed the run queue and cost a WAKE to cut it short.
+LINGER_COOLDOWN = 100
+NOTHING: Any = object()  # linger(): no message came
+IDLE_JOIN = 0.1  # close(): the least time an idle worker gets to take its sentinel and leave
+
+
+def named_thread(run: Callable[[], None], name: str, daemon: bool = False) -> threading.Thread:
+    """A named thread whose ``run`` is ``run`` itself rather than ``Thread.run`` calling a
+    target: one Python frame less under every handler, and so in every crash traceback
+    loguru extends upward (``backtrace``: ~10 us of formatting per frame)."""
+    thread = threading.Thread(name=name, daemon=daemon)
+    thread.run = run  # type: ignore[method-assign]
+    return thread
+
+
+def default_pool_size() -> int:
+    """Workers for the CPU count: the GIL lets one run Python at a time, so a few more than
+    one keep the CPU busy while others wait on I/O or locks."""
+    return max(2, min(8, (os.cpu_count() or 1) + 1))
+
+
+class _Slot:
+    """One worker thread's state, read by the starvation monitor without a lock."""
+
+    __slots__ = ("active", "blocked", "cell", "cooldown", "hops", "lingering", "mark", "park",
+                 "pool", "progress", "reported", "runnext", "since", "stuck", "thread", "turn")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.cell: Cell | None = None
+        self.turn = 0
+        self.blocked = 0  # nested runtime waits (ask, get, stopping children)
+        self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
+        self.since = 0.0
+        self.reported = False
+        self.stuck = False  # reported stuck: counted as blocked until its turn ends
+        self.lingering: Any = None  # the mailbox this worker waits on after a turn
+        self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
+        # active: will look at the run queue soon without being woken (not parked,
+        # lingering, waiting in the runtime, stuck, or seen slow by the monitor)
+        self.active = True
+        self.park = threading.Lock()  # held while parked: released to wake the worker
+        self.park.acquire()
+        self.mark = 0  # turn seen at the monitor's last queue check
+        # a minion this worker's turn sent mail to: it runs next on this worker, without a
+        # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
+        # can take it away from a stuck worker without a lock.
+        self.runnext: list[Cell] = []
+        self.hops = 0  # turns taken from runnext in a row
+        self.thread: threading.Thread | None = None
+
+
+def on_worker() -> bool:
+    """True on a pool worker thread."""
+    return _local.slot is not None
+
+
+class WorkerPool:
+    """The shared pool: a FIFO run queue of cells with mail, served by named workers."""
+
+    name = "pooled"
+
+    def __init__(
+        self,
+        *,
+        size: int | None = None,
+        throughput: int = 64,
+        starvation_threshold: float = 1.0,
+        max_workers: int | None = None,
+        on_starved: Callable[[Cell, float], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_saturated: Callable[[int], None] | None = None,
+    ) -> None:
+        self.size = default_pool_size() if size is None else size
+        self.throughput = throughput
+        self.starvation_threshold = starvation_threshold
+        self.max_workers = max(self.size, 128 if max_workers is None else max_workers)
+        self.starvation_events = 0
+        self._on_starved = on_starved
+        self._on_error = on_error
+        self._on_saturated = on_saturated
+        self._saturated = False  # every worker waits and the cap stops the pool growing
+        self._runq: collections.deque[Cell] = collections.deque()
+        self._taken = 0  # turns taken from the run queue (changes while it is served)
+        self._seen_taken = -1  # _taken at the monitor's last queue check
+        self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
+        self._armed = False  # the monitor checks the run queue every WAKE_DELAY
+        self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
+        self._linger = min(LINGER, starvation_threshold / 10)
+        self._lock = threading.Lock()
+        self._slots: list[_Slot] = []
+        self._blocked = 0  # workers waiting in the runtime or stuck in a handler
+        self._closed = False
+        self._names = itertools.count(1)
+        self._monitor: threading.Thread | None = None
+        self._monitor_stop = threading.Event()
+        self._started = False
+
+    # ----------------------------------------------------------------- Dispatcher
+    def start(self, cell: Cell) -> None:
+        if not self._started:
+            self._start_workers()
+        cell.thread = None
+        if cell.sched.acquire(False):
+            self.schedule_put(cell)
+
+    def running(self, cell: Cell) -> bool:
+        return not cell.stopped_event.is_set()
+
+    def join(self, cell: Cell, timeout: float | None) -> None:
+        if cell.on_own_thread():
+            return
+        with blocking():
+            cell.stopped_event.wait(timeout)
+
+    def where(self, cell: Cell) -> str:
+        for slot in list(self._slots):
+            if slot.cell is cell and slot.thread is not None:
+                return f"pool worker {slot.thread.name!r}"
+        return "the worker pool"
+
+    # ----------------------------------------------------------------- metrics
+    def workers(self) -> int:
+        return len(self._slots)
+
+    def busy(self) -> int:
+        return sum(1 for slot in list(self._slots) if slot.cell is not None)
+
+    def queued(self) -> int:
+        return len(self._runq)
+
+    def schedule_put(self, cell: Cell) -> None:
+        """Queue a minion that has mail (its ``sched`` lock is held). Sent from a turn on
+        this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
+        to the run queue (see :meth:`enqueue`)."""
+        slot: _Slot | None = _local.slot
+        if slot is not None and slot.cell is not None and not slot.runnext \
+                and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
+            slot.runnext.append(cell)
+            if slot.stuck:  # reported stuck (maybe flushed already): not on this worker
+                self.flush_runnext(slot)
+            return
+        self.enqueue(cell)
+
+    def enqueue(self, cell: Cell) -> None:
+        """Put ``cell`` on the run queue. An active worker will take it: no wake-up, the
+        monitor only looks again in ``WAKE_DELAY``. Otherwise wake a parked worker, or one
+        that lingers on another minion's mailbox."""
+        self._runq.append(cell)
+        for slot in self._slots:
+            if slot.active:
+                if not self._armed:
+                    self._armed = True
+                    self._kick.put(None)
+                return
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Wake a parked worker (it counts as active at once, so the puts that follow do
+        not wake another), else cut a linger short."""
+        try:
+            slot = self._idle.pop()  # atomic: wakers need no lock
+        except IndexError:
+            for slot in self._slots:
+                if slot.lingering is not None:
+                    slot.lingering.put(WAKE)
+                    return
+            return  # every worker waits in the runtime: compensation adds workers
+        slot.active = True
+        slot.park.release()
+
+    def linger(self, inbox: Any) -> Any:
+        """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
+        for its next message (see ``LINGER``); ``NOTHING`` when none came."""
+        slot: _Slot | None = _local.slot
+        if slot is None or slot.runnext or self._runq:
+            return NOTHING
+        if slot.cooldown:
+            slot.cooldown -= 1
+            return NOTHING
+        slot.lingering = inbox
+        slot.active = False
+        try:
+            got = inbox.get(True, self._linger)
+        except queue.Empty:
+            got = NOTHING
+        slot.active = True
+        slot.lingering = None
+        if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
+            slot.cooldown = LINGER_COOLDOWN
+        return got
+
+    def threads(self) -> list[threading.Thread]:
+        return [s.thread for s in list(self._slots) if s.thread is not None]
+
+    # ----------------------------------------------------------------- workers
+    def _start_workers(self) -> None:
+        with self._lock:
+            if self._started or self._closed:
+                return
+            self._started = True
+            for _ in range(self.size):
+                self._add_worker()
+        self._monitor = threading.Thread(target=self._watch, name="minions-pool-monitor",
+                                         daemon=True)
+        self._monitor.start()
+
+    def _add_worker(self) -> None:
+        """Start one more worker (the caller holds the lock)."""
+        slot = _Slot(self)
+        slot.thread = named_thread(functools.partial(self._work, slot),
+                              f"minions-worker-{next(self._names)}")
+        self._slots.append(slot)
+        slot.thread.start()
+
+    # the monitor and compensation (pool_monitor.py)
+    compensate = pool_monitor.compensate
+    _grow = pool_monitor.grow
+    _report_saturated = pool_monitor.report_saturated
+    _watch = pool_monitor.watch
+    check_queue = pool_monitor.check_queue
+    check_starvation = pool_monitor.check_starvation
+    _compensate_stuck = pool_monitor.compensate_stuck
+    relieve = pool_monitor.relieve
+    _unstick = pool_monitor.unstick
+
+    def _work(self, slot: _Slot) -> None:
+        block_shutdown_signals()
+        _local.slot = slot
+        take = self._runq.popleft
+        runq = self._runq
+        runnext = slot.runnext
+        throughput = self.throughput
+        cell: Cell | None = None
+        try:
+            while True:
+                if cell is None:
+                    if runnext:
+                        cell = self._next_local(slot)
+                    else:
+                        slot.hops = 0
+                if cell is None:
+                    try:
+                        if not self._alone(slot):  # another worker serves the queue
+                            raise IndexError
+                        cell = take()
+                    except IndexError:
+                        if self._park(slot):
+                            continue
+                        return
+                    self._taken += 1
+                slot.turn += 1
+                slot.cell = cell
+                try:
+                    again = cell.run_turn(throughput)
+                except BaseException as exc:  # run_turn guards its steps: a runtime bug
+                    again = False
+                    if self._on_error is not None:
+                        self._on_error(exc)
+                slot.cell = None
+                slot.active = True  # (the monitor may have seen this turn as slow)
+                if slot.stuck:
+                    self._unstick(slot)
+                if again and not runnext and not runq:
+                    continue  # no other minion waits: its next turn, still scheduled
+                # release, then look again: a message that arrived meanwhile saw the cell
+                # scheduled and did not queue it (a runtime message comes with a WAKE in
+                # the mailbox, so an empty mailbox means nothing to do)
+                cell.sched.release()
+                if (again or (not cell.inbox.empty() and cell.has_work())) \
+                        and cell.sched.acquire(False):
+                    self.schedule_put(cell)
+                cell = None  # a stopped minion must not live on in this frame
+        finally:
+            with self._lock:
+                if slot in self._slots:
+                    self._slots.remove(slot)
+
+    def _next_local(self, slot: _Slot) -> Cell | None:
+        """The minion in this worker's runnext, unless the run queue has waited for
+        ``throughput`` such turns in a row (then runnext joins the queue: two minions that
+        keep messaging each other cannot starve it)."""
+        try:
+            cell = slot.runnext.pop()
+        except IndexError:  # the monitor took it
+            slot.hops = 0
+            return None
+        slot.hops += 1
+        if slot.hops > self.throughput and self._runq:
+            slot.hops = 0
+            self.enqueue(cell)
+            return None
+        return cell
+
+    def flush_runnext(self, slot: _Slot) -> None:
+        """Move ``slot``'s runnext to the run queue (its worker waits or is stuck), so
+        another worker serves it (from any thread: pop() is atomic)."""
+        try:
+            cell = slot.runnext.pop()
+        except IndexError:
+            return
+        self.enqueue(cell)
+
+    def _park(self, slot: _Slot) -> bool:
+        """The run queue was empty: wait until woken (True) or, once idle for ``KEEPALIVE``,
+        leave if more than ``size`` workers are not blocked, or the pool is closed (False)."""
+        slot.active = False
+        if self._closed:
+            return False
+        self._idle.append(slot)
+        # look again after counting as parked: a put before that saw this worker active
+        # and woke nobody; a put after it sees no active worker and wakes one
+        if (self._runq and self._alone(slot)) or self._closed:
+            self._unpark(slot)
+            return not self._closed or bool(self._runq)
+        if slot.park.acquire(True, KEEPALIVE):
+            return not self._closed or bool(self._runq)
+        self._unpark(slot)
+        with self._lock:
+            if len(self._slots) - self._blocked > self.size:
+                self._slots.remove(slot)
+                return False
+        return True
+
+    def _alone(self, slot: _Slot) -> bool:
+        """No worker but ``slot``'s is active. Under the GIL a second worker serving the
+        queue only splits the interpreter with the first (and with the senders), so a worker
+        that finds another active parks; the monitor wakes it if the queue stalls."""
+        for other in self._slots:  # noqa: SIM110  (a loop: no generator frame per turn)
+            if other.active and other is not slot:
+                return False
+        return True
+
+    def _unpark(self, slot: _Slot) -> None:
+        """Take ``slot`` off the parked list itself, or take the wake-up a waker sent."""
+        try:
+            self._idle.remove(slot)
+        except ValueError:  # a waker popped it: its release is on the way
+            slot.park.acquire()
+        slot.active = True
+
+    # ----------------------------------------------------------------- shutdown
+    def close(self, timeout: float) -> list[threading.Thread]:
+        """Stop the workers once they finish their turns; join each within ``timeout``
+        (an idle one, which leaves at once, gets at least ``IDLE_JOIN`` even past it; one
+        still in a turn is not waited for past it). Returns the threads still alive (a
+        handler that never returns)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._closed = True
+            slots = list(self._slots)
+        self._monitor_stop.set()
+        self._kick.put(None)
+        while self._idle:
+            self._wake_one()
+        left = []
+        for slot in slots:
+            thread = slot.thread
+            if thread is None or thread is threading.current_thread():
+                continue
+            wait = max(0.0, deadline - time.monotonic())
+            thread.join(wait if slot.cell is not None else max(wait, IDLE_JOIN))
+            if thread.is_alive():
+                left.append(thread)
+        if self._monitor is not None and self._monitor is not threading.current_thread():
+            self._monitor.join(max(IDLE_JOIN, deadline - time.monotonic()))
+        return left

@@ -1,0 +1,163 @@
+"""The pool's monitor thread and its compensation of workers that cannot serve the queue.
+
+Functions of :class:`~minions_actors.runtime.pool.WorkerPool` (assigned in its class body,
+as the cell's are): a worker waiting inside the runtime (``compensate``) or stuck in one
+handler beyond ``starvation_threshold`` (``check_starvation``) stops counting as able to
+run, and another worker is started up to ``max_workers``; a run queue that no worker has
+served for ``WAKE_DELAY`` wakes a parked worker (``check_queue``).
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import TYPE_CHECKING
+
+from minions_actors.support.signals import block_shutdown_signals
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
+    from minions_actors.runtime.pool import WorkerPool, _Slot
+
+# A non-empty run queue that no worker has taken from for this long wakes a parked worker:
+# the busy ones are blocked (in C, I/O) or in long turns. Short enough that a handler
+# sleeping for tens of milliseconds delays the others by ~1-2 ms; long enough that the
+# monitor's tick (one GIL acquisition each) costs nothing measurable under a flood.
+WAKE_DELAY = 0.001
+
+
+def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
+    """A worker begins (+1) or ends (-1) a wait: keep ``size`` workers able to run."""
+    with pool._lock:
+        slot.blocked += delta
+        saturated = False
+        if delta > 0 and slot.blocked == 1:
+            slot.active = False
+            pool._blocked += 1
+            saturated = pool._grow()
+        elif delta < 0 and slot.blocked == 0:
+            slot.active = True
+            pool._blocked -= 1
+            pool._saturated = False
+    if saturated:
+        pool._report_saturated()
+    if delta > 0:  # (once it no longer counts as active, so the put wakes a worker)
+        pool.flush_runnext(slot)  # what it would have run next must not wait for it
+
+
+def grow(pool: WorkerPool) -> bool:
+    """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
+    workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
+    start a thread each. True when, for the first time since a wait ended, every worker
+    waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
+    if pool._closed or len(pool._slots) - pool._blocked >= pool.size:
+        return False
+    if len(pool._slots) < pool.max_workers:
+        pool._add_worker()
+        return False
+    if pool._saturated or len(pool._slots) > pool._blocked:
+        return False
+    pool._saturated = True
+    return True
+
+
+def report_saturated(pool: WorkerPool) -> None:
+    if pool._on_saturated is not None:
+        pool._on_saturated(pool.max_workers)
+
+
+def watch(pool: WorkerPool) -> None:
+    """Every fraction of the threshold, look for a worker stuck in one handler; while
+    the run queue has minions, every ``WAKE_DELAY`` look whether it is served."""
+    block_shutdown_signals()
+    period = max(0.01, pool.starvation_threshold / 4)
+    due = time.monotonic() + period
+    while not pool._monitor_stop.is_set():
+        wait = WAKE_DELAY if pool._armed else max(0.0, due - time.monotonic())
+        try:
+            pool._kick.get(True, wait)
+            kicked = True  # armed by a put (or closing)
+        except queue.Empty:
+            kicked = False
+        if pool._armed:
+            pool.check_queue(kicked)
+        now = time.monotonic()
+        if now >= due:
+            pool.check_starvation(now)
+            due = now + period
+
+
+def check_queue(pool: WorkerPool, start: bool = False) -> None:
+    """Wake a parked worker when no minion was taken from the run queue since the last
+    look (``start``: the first look since the queue got work, which only takes note);
+    the workers busy in the same turn as then stop counting as active, so the puts that
+    follow wake a worker at once while they stay in that turn."""
+    if not pool._runq:
+        pool._armed = False
+        if not pool._runq:  # (a put that saw it armed came before this look)
+            return
+        pool._armed = True
+    taken = pool._taken
+    if start or taken != pool._seen_taken:
+        pool._seen_taken = taken
+        for slot in list(pool._slots):
+            slot.mark = slot.turn
+        return
+    for slot in list(pool._slots):
+        if slot.cell is not None and slot.turn == slot.mark:
+            slot.active = False
+    pool._wake_one()
+
+
+def check_starvation(pool: WorkerPool, now: float) -> None:
+    for slot in list(pool._slots):
+        cell = slot.cell
+        if cell is None or slot.blocked:
+            slot.progress = (-1, -1)
+            continue
+        mark = (slot.turn, cell.handled + cell.failed)
+        if mark != slot.progress:
+            slot.progress, slot.since, slot.reported = mark, now, False
+            continue
+        stuck = now - slot.since
+        if stuck < pool.starvation_threshold or slot.reported:
+            continue
+        slot.reported = True
+        pool.starvation_events += 1
+        if pool._on_starved is not None:
+            pool._on_starved(cell, stuck)
+        pool._compensate_stuck(slot, cell)
+
+
+def compensate_stuck(pool: WorkerPool, slot: _Slot, cell: Cell) -> None:
+    """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
+    with pool._lock:
+        if not slot.stuck:  # a turn's next slow message: counted once per turn
+            slot.stuck = True  # first: a send that sees it flushes what it queued
+            slot.active = False
+            pool._blocked += 1
+        saturated = pool._grow()
+    if saturated:
+        pool._report_saturated()
+    pool.flush_runnext(slot)
+    if slot.cell is not cell:  # the turn ended meanwhile, maybe before it saw the flag
+        pool._unstick(slot)
+
+
+def relieve(pool: WorkerPool) -> None:
+    """A shutdown begins: count every worker now in a turn as stuck (unreported), so
+    that a worker is added for each and the minions' stops run beside handlers that
+    may never return, as they would with a thread each (the monitor would only do it
+    after ``starvation_threshold``, maybe past the shutdown's deadline)."""
+    for slot in list(pool._slots):
+        cell = slot.cell
+        if cell is not None and not slot.blocked:
+            pool._compensate_stuck(slot, cell)
+
+
+def unstick(pool: WorkerPool, slot: _Slot) -> None:
+    with pool._lock:
+        if slot.stuck:
+            slot.stuck = False
+            pool._blocked -= 1
+            pool._saturated = False
