@@ -3,12 +3,14 @@ the restart type and the name (each with an error that says what to pass instead
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 from typing import Any
 
 from minions_actors.errors import SpawnError
 from minions_actors.runtime.minion import Minion
+from minions_actors.runtime.spawner import spawn
 from minions_actors.runtime.supervision import RestartType, check_restart_type
 
 
@@ -20,18 +22,50 @@ def _signature(cls: type) -> inspect.Signature | None:
         return None
 
 
+# the keyword options of spawn() itself, offered when a constructor keyword is close to one
+SPAWN_OPTIONS = tuple(
+    p.name for p in inspect.signature(spawn).parameters.values() if p.kind is p.KEYWORD_ONLY
+)
+
+
+def _option_hint(keywords: tuple[str, ...]) -> str:
+    """' (did you mean ...?)' for the first keyword that looks like a misspelt spawn option."""
+    for keyword in keywords:
+        close = difflib.get_close_matches(keyword, SPAWN_OPTIONS, n=1)
+        if close:
+            return f" (did you mean {close[0]!r}? an option of spawn() itself)"
+    return ""
+
+
 @functools.lru_cache(maxsize=4096)
 def _bind_error(cls: type, positional: int, keywords: tuple[str, ...]) -> str | None:
     """Why ``cls`` cannot be constructed with that many positional arguments and those
     keyword names (None: it can). Binding looks at the count and the names, never the
     values, so the answer is kept per shape: ``Signature.bind`` was ~10 us of each spawn."""
+    name = cls.__name__
+    mro = cls.__mro__
+    if not any("__init__" in vars(k) for k in mro[:mro.index(Minion)]):
+        # Minion.__init__ takes anything (pykka's Actor does too): refuse here, or a
+        # misspelt spawn option would start the minion without it and say nothing
+        if positional:
+            return (f"{name} takes no constructor arguments (it has no __init__ of its "
+                    f"own), got {positional} positional argument(s)")
+        if keywords:
+            given = ", ".join(map(repr, keywords))
+            return (f"{name} takes no constructor arguments (it has no __init__ of its "
+                    f"own), got keyword {given}{_option_hint(keywords)}")
+        return None
     sig = _signature(cls)
     if sig is None:
         return None
     try:
         sig.bind(*range(positional), **dict.fromkeys(keywords))
     except TypeError as exc:
-        return str(exc)
+        shown = ", ".join(str(p.replace(annotation=p.empty)) for p in sig.parameters.values())
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        unknown = () if takes_any else tuple(k for k in keywords if k not in sig.parameters)
+        return (f"cannot construct {name}({shown}) with the arguments given to spawn(): "
+                f"{exc}{_option_hint(unknown)}")
     return None
 
 
@@ -46,13 +80,7 @@ def check_spawn(cls: type[Minion], args: tuple[Any, ...], kwargs: dict[str, Any]
     restart_type = check_restart_type(restart)
     error = _bind_error(cls, len(args), tuple(kwargs))
     if error is not None:
-        sig = _signature(cls)
-        assert sig is not None
-        shown = ", ".join(str(p.replace(annotation=p.empty)) for p in sig.parameters.values())
-        raise SpawnError(
-            f"cannot construct {cls.__name__}({shown}) with the arguments given to "
-            f"spawn(): {error}"
-        )
+        raise SpawnError(error)
     cls.check_args(*args, **kwargs)
     if name is not None:
         check_name(name)
