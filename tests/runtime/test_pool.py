@@ -56,14 +56,15 @@ def test_a_flooded_minion_does_not_starve_a_quiet_one_beyond_one_turn() -> None:
 class Chain(Minion):
     """Asks the next minion of the chain from inside its handler (a blocking call)."""
 
-    def __init__(self, nxt: Any) -> None:
+    def __init__(self, nxt: Any, ask_timeout: float = 10) -> None:
         super().__init__()
         self.nxt = nxt
+        self.ask_timeout = ask_timeout
 
     def on_receive(self, message: Any) -> Any:
         if self.nxt is None:
             return message + 1
-        return self.nxt.ask(message, timeout=10) + 1
+        return self.nxt.ask(message, timeout=self.ask_timeout) + 1
 
 
 def test_every_worker_asking_does_not_deadlock_the_pool() -> None:

@@ -23,6 +23,7 @@ from minions_actors import (
 from minions_actors.runtime.minion import Terminated
 
 from ..conftest import QUIET, Recorder, runtime_threads, wait_until
+from .test_pool import Chain
 
 
 class Log(Minion):
@@ -380,17 +381,6 @@ def test_asking_oneself_from_a_handler_is_a_clear_error_at_once(how: str) -> Non
 
 
 # ---------------------------------------------------------------- the worker cap
-class Chain(Minion):
-    def __init__(self, nxt: Any) -> None:
-        super().__init__()
-        self.nxt = nxt
-
-    def on_receive(self, message: Any) -> Any:
-        if self.nxt is None:
-            return message + 1
-        return self.nxt.ask(message, timeout=0.5) + 1
-
-
 def test_asks_beyond_the_worker_cap_time_out_and_say_why() -> None:
     records: list[Any] = []
     system = ActorSystem.start(**{**QUIET, "log_sinks": [(records.append,
@@ -399,7 +389,7 @@ def test_asks_beyond_the_worker_cap_time_out_and_say_why() -> None:
     try:
         ref = None
         for i in range(4):
-            ref = system.spawn(Chain, ref, name=f"c{i}")
+            ref = system.spawn(Chain, ref, 0.5, name=f"c{i}")
         assert ref is not None
         with pytest.raises(AskTimeout):
             ref.ask(0, timeout=5)
@@ -409,7 +399,7 @@ def test_asks_beyond_the_worker_cap_time_out_and_say_why() -> None:
         assert 1 <= len(text) <= 2
         assert "2" in text[0] and "dedicated_thread" in text[0]
         # the pool recovers once the waits end
-        assert system.spawn(Chain, None).ask(1, timeout=5) == 2
+        assert system.spawn(Chain, None, 0.5).ask(1, timeout=5) == 2
     finally:
         system.shutdown(timeout=10)
 
@@ -419,7 +409,7 @@ def test_a_chain_of_asks_on_a_single_worker() -> None:
     try:
         ref = None
         for i in range(8):
-            ref = system.spawn(Chain, ref, name=f"c{i}")
+            ref = system.spawn(Chain, ref, 0.5, name=f"c{i}")
         assert ref is not None
         assert [ref.ask(i, timeout=5) for i in range(20)] == [i + 8 for i in range(20)]
         wait_until(lambda: system.worker_pool.workers() <= 8, what="no worker per ask")
