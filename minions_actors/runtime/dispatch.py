@@ -13,26 +13,14 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
-from minions_actors.runtime.pool import (
-    IDLE_JOIN,
-    KEEPALIVE,
-    LINGER,
-    LINGER_COOLDOWN,
-    NOTHING,
-    WorkerPool,
-    default_pool_size,
-    named_thread,
-    on_worker,
-)
-from minions_actors.runtime.pool_monitor import WAKE_DELAY
+from minions_actors.runtime.pool import WorkerPool, named_thread
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
 
 __all__ = [
-    "DEDICATED", "EXECUTION_MODES", "IDLE_JOIN", "KEEPALIVE", "LINGER", "LINGER_COOLDOWN",
-    "NOTHING", "WAKE_DELAY", "DedicatedThreads", "Dispatcher", "WorkerPool", "check_pool_options",
-    "choose", "default_pool_size", "execution_mode", "on_worker",
+    "DEDICATED", "EXECUTION_MODES", "DedicatedThreads", "Dispatcher", "WorkerPool",
+    "check_pool_options", "choose", "execution_mode",
 ]
 
 EXECUTION_MODES = ("pooled", "dedicated")

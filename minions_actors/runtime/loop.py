@@ -17,8 +17,8 @@ from minions_actors.observability.hooks import PHASE_RUNTIME, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.batching import run_batched
 from minions_actors.runtime.context import NOTHING_HELD, current
-from minions_actors.runtime.dispatch import NOTHING
 from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.pool import NOTHING
 from minions_actors.runtime.special import SPECIAL, phase_of
 from minions_actors.support.signals import block_shutdown_signals
 
