@@ -262,6 +262,6 @@ class Pipeline(Minion):
 def _full(target: MinionRef[Any]) -> bool:
     """A bounded mailbox without room: a send would wait in the put, where no stop is seen
     (runtime messages in it count too: they are handled at once, so it errs on waiting)."""
-    box = target.actor_inbox
+    box: Any = target.actor_inbox  # the minion's Mailbox (pykka types it as its own inbox)
     size = getattr(box, "size", None)
     return size is not None and box.qsize() >= size
