@@ -6,9 +6,10 @@ those of any minion. Its work runs in *turns*: each turn is one message it sends
 a stop, a restart or a shutdown is handled between two turns and never waits for the source.
 A turn does one of three things, in this order:
 
-1. deliver what is left of the current batch (a subscriber's bounded mailbox was full: the
-   pipeline waits for room, up to that mailbox's ``mailbox_put_timeout`` per try, and tries
-   again next turn; nothing is dropped and nothing is buffered beyond the one batch);
+1. deliver what is left of the current batch (a subscriber's bounded mailbox was full: an
+   event only goes to a mailbox with room, so a turn never waits in a send; the next turn
+   looks again, and the time until there is room counts as back-pressure; nothing is
+   dropped and nothing is buffered beyond the one batch);
 2. wait (at most ``max_wait`` seconds per turn) until every subscriber has *handled* the
    batch, then commit the batch's position (the snapshot after this turn persists it,
    before the next ``produce()`` can crash);

@@ -20,7 +20,7 @@ _HEAD = 1024  # bytes of a file's start that tell it from a file rewritten in pl
 class FileTail(Pipeline):
     """Tails a text file the way ``tail -F`` does: each complete line is an event (a str
     without its newline); a line still being written is waited for; a missing file is
-    waited for.
+    waited for, and so is one it cannot read (a WARNING names the path and the error once).
 
     Rotations are followed: when the path names another file (renamed and created again,
     or deleted and created again) and that file has data, the tail reads what is left in
