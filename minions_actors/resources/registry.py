@@ -91,7 +91,7 @@ class Entry:
         if isinstance(exc, ResourceUnavailable):
             now, (last, since) = time.monotonic(), self.refused
             if now - last < _UNAVAILABLE_LOG_EVERY:
-                self.refused = (last, since + 1)  # a lost update under a race: a count
+                self.refused = (last, since + 1)  # racing callers may lose a count: a hint
                 return
             self.refused = (now, 0)
             if since:

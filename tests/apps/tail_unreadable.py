@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 from typing import Any
@@ -66,6 +67,7 @@ def main() -> None:
         alive = tail.is_alive()
     finally:
         system.shutdown()
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     print(json.dumps({"path": path, "retried": retried, "alive": alive, "lines": lines,
                       "warnings": warnings, "crashes": crashes.crashes}))
 

@@ -165,7 +165,9 @@ def test_failed_checks_and_reopens_are_logged_by_type_only() -> None:
         leaky.healthy.clear()
         wait_until(lambda: any("could not be reopened (attempt 2)" in text
                                for _, text in _logged(records)))
-        assert SECRET not in str(system.resources.state("leaky"))
+        refused = user.ask("go", timeout=5)  # what callers get says why, by type only
+        assert isinstance(refused, ResourceUnavailable)
+        assert "ConnectionError" in str(refused) and SECRET not in str(refused)
         leaky.healthy.set()
         wait_until(lambda: system.resources.state("leaky") == "open")
     finally:
