@@ -6,9 +6,10 @@ those of any minion. Its work runs in *turns*: each turn is one message it sends
 a stop, a restart or a shutdown is handled between two turns and never waits for the source.
 A turn does one of three things, in this order:
 
-1. deliver what is left of the current batch (a subscriber's bounded mailbox was full: the
-   pipeline waits for room, up to that mailbox's ``mailbox_put_timeout`` per try, and tries
-   again next turn; nothing is dropped and nothing is buffered beyond the one batch);
+1. deliver what is left of the current batch (a subscriber's bounded mailbox was full: an
+   event only goes to a mailbox with room, so a turn never waits in a send; the next turn
+   looks again, and the time until there is room counts as back-pressure; nothing is
+   dropped and nothing is buffered beyond the one batch);
 2. wait (at most ``max_wait`` seconds per turn) until every subscriber has *handled* the
    batch, then commit the batch's position (the snapshot after this turn persists it,
    before the next ``produce()`` can crash);
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "Pipeline", "PipelineError"]
 
 _generations = itertools.count(1)
-_RETRY_FULL = 0.02  # seconds before another try at a mailbox that refused at once ("raise")
+_RETRY_FULL = 0.02  # seconds before another look at a full mailbox (a stop waits at most that)
+_SLOW_SEND = 0.001  # a send that took longer waited for room (another sender filled it)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class Pipeline(Minion):
 
     # ------------------------------------------------------------------ turns
     def _turn(self) -> None:
-        if self._minion_cell.closing:  # a shutdown began: produce nothing more
+        if self._minion_cell.stop_pending:  # a stop or a shutdown is next: nothing more
             return
         if self._outbox and not self._deliver():
             return
@@ -184,36 +186,49 @@ class Pipeline(Minion):
         return batch
 
     def _deliver(self) -> bool:
-        """Hand the outbox over; the last event of a batch is asked (its answer says the
-        subscriber handled everything before it). False when a mailbox stayed full."""
+        """Hand the outbox over, never waiting in a send: an event goes only to a mailbox
+        with room, and when one is full the next turn tries again, so a stop is handled in
+        between however slow the subscriber. The last event of a batch is asked (its answer
+        says the subscriber handled everything before it). False when a mailbox was full."""
         outbox = self._outbox
         while outbox:
+            if self._minion_cell.stop_pending:  # what is not handed over stays uncommitted
+                return False
             target, event, last = outbox[0]
             if not target.is_alive():
                 raise PipelineError(f"subscriber {target.path!r} of pipeline {self.path!r} "
                                     "stopped for good; the pipeline restarts and looks it up")
             t0 = perf_counter()
-            try:
-                if last:
-                    self._acks.append(target.ask(event, block=False))
-                else:
-                    target.tell(event)
-            except MailboxFull:
-                self._blocked(t0, perf_counter())
-                self._next_turn(_RETRY_FULL if perf_counter() - t0 < _RETRY_FULL else 0.0)
+            if _full(target) or not self._send(target, event, last):
+                self._waited(t0, keep=True)
+                self._next_turn(_RETRY_FULL)
                 return False
+            self._waited(t0, keep=False)
             outbox.popleft()
-        if self._blocked_at is not None:
-            self._blocked(self._blocked_at, perf_counter())
-            self._blocked_at = None
         return True
 
-    def _blocked(self, since: float, now: float) -> None:
-        """Count the time spent waiting for room since the last count (or ``since``)."""
-        start = since if self._blocked_at is None else self._blocked_at
-        if self._series is not None:
+    def _send(self, target: MinionRef[Any], event: Any, last: bool) -> bool:
+        """False when the mailbox refused (another sender took the room meanwhile)."""
+        try:
+            if last:
+                self._acks.append(target.ask(event, block=False))
+            else:
+                target.tell(event)
+        except MailboxFull:
+            return False
+        return True
+
+    def _waited(self, t0: float, *, keep: bool) -> None:
+        """Count the time spent waiting for room: since the wait began (a full mailbox in an
+        earlier turn) or, for a send that had to wait itself, since ``t0``. ``keep``: the
+        mailbox is still full, the wait goes on."""
+        now = perf_counter()
+        start = self._blocked_at
+        if start is None and (keep or now - t0 > _SLOW_SEND):
+            start = t0
+        if start is not None and self._series is not None:
             self._series[2].inc(max(0.0, now - start))
-        self._blocked_at = now
+        self._blocked_at = now if keep else None
 
     def _handled(self, deadline: float) -> bool:
         """True once every subscriber answered the last ask of the batch (a subscriber that
@@ -243,3 +258,11 @@ class Pipeline(Minion):
                                 "running; spawn it before the pipeline (the pipeline's "
                                 "supervisor retries with backoff)")
         return ref
+
+
+def _full(target: MinionRef[Any]) -> bool:
+    """A bounded mailbox without room: a send would wait in the put, where no stop is seen
+    (runtime messages in it count too: they are handled at once, so it errs on waiting)."""
+    box: Any = target.actor_inbox  # the minion's Mailbox (pykka types it as its own inbox)
+    size = getattr(box, "size", None)
+    return size is not None and box.qsize() >= size

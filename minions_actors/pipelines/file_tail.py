@@ -20,7 +20,7 @@ _HEAD = 1024  # bytes of a file's start that tell it from a file rewritten in pl
 class FileTail(Pipeline):
     """Tails a text file the way ``tail -F`` does: each complete line is an event (a str
     without its newline); a line still being written is waited for; a missing file is
-    waited for.
+    waited for, and so is one it cannot read (a WARNING names the path and the error once).
 
     Rotations are followed: when the path names another file (renamed and created again,
     or deleted and created again) and that file has data, the tail reads what is left in
@@ -50,6 +50,7 @@ class FileTail(Pipeline):
         self._id = (0, 0)  # (st_dev, st_ino) of the open file
         self._offset = 0
         self._head = b""  # the file's first min(offset, _HEAD) bytes
+        self._denied: tuple[str, str] | None = None  # (path, error) last warned about
 
     def produce(self) -> Batch | None:
         if self._file is None and not self._open_first():
@@ -73,17 +74,31 @@ class FileTail(Pipeline):
 
     # ------------------------------------------------------------------ the file
     def _open(self, path: str, offset: int) -> bool:
-        """Open ``path`` at ``offset`` (its first bytes become the head); False if missing."""
+        """Open ``path`` at ``offset`` (its first bytes become the head); False if missing
+        or unreadable (a directory, permission denied: waited for like a missing file)."""
         try:
             self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            self._unreadable(path, exc)
+            return False
+        self._denied = None
         fd = self._file.fileno()
         st = os.fstat(fd)
         self._id = (st.st_dev, st.st_ino)
         self._offset = offset if 0 <= offset <= st.st_size else 0
         self._head = os.pread(fd, min(self._offset, _HEAD), 0)
         return True
+
+    def _unreadable(self, path: str, exc: OSError) -> None:
+        """Warn once per path and error (not at every poll) that the file cannot be read."""
+        error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        if self._denied != (path, error):
+            self._denied = (path, error)
+            self.system.log.bind(minion=self.path).warning(
+                "pipeline {}: cannot read {} ({}); trying again every {}s, as for a missing "
+                "file", self.path, path, error, self.poll_interval)
 
     def _open_first(self) -> bool:
         """Open the stored position's file where it is now, at its offset; else the file
@@ -131,7 +146,7 @@ class FileTail(Pipeline):
         the new file is empty or missing, the old one may still grow, so it is kept)."""
         try:
             st = os.stat(self.file_path)
-        except FileNotFoundError:
+        except OSError:  # missing, or its directory unreadable: the old file may still grow
             return False
         return (st.st_dev, st.st_ino) != self._id and st.st_size > 0
 

@@ -19,6 +19,7 @@ call's arguments. The registry itself lives in :mod:`minions_actors.resources.re
 from __future__ import annotations
 
 import functools
+import math
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
@@ -49,6 +50,10 @@ class Resource:
     reopen_backoff: ClassVar[Backoff] = Backoff(initial=0.5, maximum=30.0)
     """How long to wait before each attempt to reopen an unhealthy resource."""
 
+    open_timeout: ClassVar[float] = 10.0
+    """Seconds one :meth:`open` may take (it runs on a thread of its own): past it, the
+    start of the minion that needed it fails and the call is left behind on its thread."""
+
     def open(self) -> None:
         """Acquire what the resource holds (connect, log in). Raise to fail the start of
         the minions that need it."""
@@ -64,6 +69,15 @@ class Resource:
 
 #: What the base class defines: lifecycle hooks, never measured as calls.
 _LIFECYCLE = frozenset(n for n in vars(Resource) if not n.startswith("_"))
+
+
+def check_open_timeout(cls: type[Resource]) -> None:
+    """``open_timeout`` is a positive, finite number of seconds."""
+    value = cls.open_timeout
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 < value < math.inf):
+        raise ValueError(f"{cls.__name__}.open_timeout must be a positive, finite number of "
+                         f"seconds (how long one open() may take), got {value!r}")
 
 
 def default_name(cls: type[Resource]) -> str:

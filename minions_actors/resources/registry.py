@@ -23,17 +23,19 @@ from minions_actors.resources import (
     Resource,
     ResourceError,
     ResourceUnavailable,
+    check_open_timeout,
     declared,
     default_name,
     public_methods,
 )
-from minions_actors.resources.threads import HealthChecks, run_bounded
+from minions_actors.resources.threads import HealthChecks, StillRunning, run_bounded
 
 if TYPE_CHECKING:
     from loguru import Logger
 
 _MISSING = object()
 _NO_SERIES = (None, None, None)
+_UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two warnings of calls refused (per resource)
 
 
 class Entry:
@@ -52,6 +54,7 @@ class Entry:
         self.reason = ""
         self.attempts = 0
         self.next_try = 0.0
+        self.refused: tuple[float, int] = (0.0, 0)  # (last warned, refused calls since)
         self._series: dict[str, tuple[Any, Any, Any]] = {}
 
     def series(self, method: str) -> tuple[Any, Any, Any]:
@@ -81,14 +84,23 @@ class Entry:
 
     def call_failed(self, method: str, user: str, exc: Exception) -> None:
         """Count and log a failed call: resource, method, caller and the exception's type
-        (not its text, which may echo the arguments)."""
-        quiet = isinstance(exc, ResourceUnavailable)  # logged once, when it became so
-        if not quiet:
+        (not its text, which may echo the arguments). Calls refused while the resource is
+        unavailable (counted once, when it became so) are warned about once per
+        ``_UNAVAILABLE_LOG_EVERY`` seconds, with how many were refused meanwhile."""
+        more = ""
+        if isinstance(exc, ResourceUnavailable):
+            now, (last, since) = time.monotonic(), self.refused
+            if now - last < _UNAVAILABLE_LOG_EVERY:
+                self.refused = (last, since + 1)  # racing callers may lose a count: a hint
+                return
+            self.refused = (now, 0)
+            if since:
+                more = f" ({since} more refused calls since the last warning)"
+        else:
             self.registry.count_error(self.name)
-        self.registry.log(self.name, user).log(
-            "DEBUG" if quiet else "WARNING", "resource {}.{}() called by {} raised {}",
-            self.name, method, user, type(exc).__name__,
-        )
+        self.registry.log(self.name, user).warning(
+            "resource {}.{}() called by {} raised {}{}", self.name, method, user,
+            type(exc).__name__, more)
 
     def __repr__(self) -> str:
         return f"<resource {self.name!r} {self.state}, {len(self.users)} users>"
@@ -129,6 +141,7 @@ class ResourceRegistry(Hooks):
         if not isinstance(resource, Resource):
             raise TypeError(f"system.resources.add() takes a Resource instance, got "
                             f"{resource!r}")
+        check_open_timeout(type(resource))
         name = default_name(type(resource)) if name is None else name
         if not isinstance(name, str) or not name or not name.isprintable() or "/" in name:
             raise ValueError(f"a resource name is a non-empty printable str without '/', "
@@ -182,7 +195,10 @@ class ResourceRegistry(Hooks):
     def release(self, user: object) -> None:
         """``user`` stopped for good: let go of its resources (the last user closes)."""
         for entry in reversed(self._snapshot()):
-            self._let_go(entry, user)
+            # looked at without its lock, which an open() in progress holds: a minion
+            # that does not hold the resource never waits for it
+            if user in entry.users:
+                self._let_go(entry, user)
 
     def close_all(self) -> None:
         """Close what is still open, newest first (end of a shutdown)."""
@@ -242,7 +258,7 @@ class ResourceRegistry(Hooks):
                 dep_entry = self._entry(dep, f"resource {entry.name!r}")
                 self._hold(dep_entry, entry, chain, who)
                 held.append(dep_entry)
-            entry.resource.open()
+            self._run_open(entry)
         except Exception as exc:
             entry.state = "closed"
             for dep_entry in reversed(held):
@@ -250,13 +266,13 @@ class ResourceRegistry(Hooks):
             if isinstance(exc, ResourceError):
                 raise
             self.count_error(entry.name)
-            self.log(entry.name, who).error("resource {} failed to open for {}: {}: {}",
-                                            entry.name, who, type(exc).__name__, exc)
-            raise ResourceError(
+            self.log(entry.name, who).error("resource {} failed to open for {}: {}",
+                                            entry.name, who, describe(exc))
+            raise ResourceError(  # the cause is not chained: its text would be logged
                 f"resource {entry.name!r} failed to open, so {who} cannot start: "
-                f"{type(exc).__name__}: {exc}. Its supervisor retries with backoff; check "
-                "what the resource connects to and its configuration"
-            ) from exc
+                f"{describe(exc)}. Its supervisor retries with backoff; check what the "
+                "resource connects to and its configuration"
+            ) from None
         entry.state, entry.reason, entry.attempts = "open", "", 0
         with self._lock:
             self._open.append(entry)
@@ -264,6 +280,13 @@ class ResourceRegistry(Hooks):
         interval = type(entry.resource).health_interval
         if interval:
             self._schedule(entry, time.monotonic() + interval)
+
+    def _run_open(self, entry: Entry) -> None:
+        """``open()`` on a thread of its own, bounded by the class's ``open_timeout``."""
+        exc = run_bounded(entry.resource.open, type(entry.resource).open_timeout,
+                          f"minions-resource-{entry.name}", "open_timeout")
+        if exc is not None:
+            raise exc
 
     def _let_go(self, entry: Entry, user: object) -> None:
         with entry.lock:
@@ -288,8 +311,8 @@ class ResourceRegistry(Hooks):
             self.log(entry.name, "").info("resource {} closed", entry.name)
         else:
             self.count_error(entry.name)
-            self.log(entry.name, "").error("resource {} failed to close: {}: {}",
-                                           entry.name, type(exc).__name__, exc)
+            self.log(entry.name, "").error("resource {} failed to close: {}", entry.name,
+                                           describe(exc))
 
     def _schedule(self, entry: Entry, at: float) -> None:
         """Have the health thread (started on first use) look at ``entry`` at ``at``."""
@@ -331,10 +354,10 @@ class ResourceRegistry(Hooks):
         run_bounded(entry.resource.close, self.system.stop_timeout,
                     f"minions-resource-{entry.name}")
         try:
-            entry.resource.open()
+            self._run_open(entry)
         except Exception as exc:
             self.count_error(entry.name)
-            entry.reason = f"reopening failed: {type(exc).__name__}: {exc}"
+            entry.reason = f"reopening failed: {describe(exc)}"
             self.log(entry.name, "").warning("resource {} could not be reopened (attempt {}): "
                                              "{}", entry.name, entry.attempts, entry.reason)
             return False
@@ -360,5 +383,13 @@ def _unhealthy(resource: Resource) -> str | None:
     try:
         ok = resource.health_check()
     except Exception as exc:
-        return f"its health check raised {type(exc).__name__}: {exc}"
+        return f"its health check raised {describe(exc)}"
     return None if ok else "its health check returned False"
+
+
+def describe(exc: BaseException) -> str:
+    """What is logged of a resource's exception: its type, never its text (a driver's
+    error may carry a password), except the runtime's own timeout."""
+    if isinstance(exc, StillRunning):
+        return f"TimeoutError: {exc}"
+    return type(exc).__name__

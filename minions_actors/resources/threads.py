@@ -11,9 +11,16 @@ from typing import Any
 from minions_actors.support.signals import block_shutdown_signals
 
 
-def run_bounded(fn: Callable[[], Any], timeout: float, name: str) -> BaseException | None:
-    """Run ``fn`` on a named thread, waiting at most ``timeout`` seconds: what it raised,
-    a TimeoutError if it is still running (left behind on its daemon thread), or None."""
+class StillRunning(TimeoutError):
+    """What :func:`run_bounded` returns for a call past its bound (its text is the
+    runtime's own, safe to log, unlike what the call itself may raise)."""
+
+
+def run_bounded(fn: Callable[[], Any], timeout: float, name: str,
+                bound: str = "stop_timeout") -> BaseException | None:
+    """Run ``fn`` on a named thread, waiting at most ``timeout`` seconds (the option
+    ``bound``): what it raised, :class:`StillRunning` if it is still running (left behind
+    on its daemon thread), or None."""
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -27,7 +34,7 @@ def run_bounded(fn: Callable[[], Any], timeout: float, name: str) -> BaseExcepti
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        return TimeoutError(f"it did not return within {timeout}s (stop_timeout); it is left "
+        return StillRunning(f"it did not return within {timeout}s ({bound}); it is left "
                             f"running on thread {name!r}")
     return errors[0] if errors else None
 

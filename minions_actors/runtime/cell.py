@@ -238,6 +238,12 @@ class Cell:
         """True once the minion was told to terminate or a shutdown halted it."""
         return self._terminate_requested or self.closing
 
+    @property
+    def stop_pending(self) -> bool:
+        """True once ``ref.stop()`` was called or the minion is stopping: a handler that
+        loops (a pipeline's turn) returns early so that the stop is handled next."""
+        return self._stop_requested or self.stopping
+
     # ----------------------------------------------------------------- proxies
     def on_own_thread(self) -> bool:
         """True on this minion's thread (where waiting for its instance would deadlock)."""
