@@ -65,9 +65,9 @@ class MinionProxy(pykka.ActorProxy[M]):
 
     It works at once after ``spawn()``: methods and class attributes resolve from the class,
     and their calls wait in the mailbox like any message (``future.get(timeout=...)`` bounds
-    the wait). An attribute that only ``__init__`` creates waits until the instance is built.
-    After a restart it reaches the new instance. On a stopped minion it raises
-    :class:`~minions_actors.MinionStopped`.
+    the wait). An attribute that only ``__init__`` creates waits until the instance is built,
+    and so does ``dir(proxy)``, which then lists it. After a restart it reaches the new
+    instance. On a stopped minion it raises :class:`~minions_actors.MinionStopped`.
     """
 
     actor_ref: MinionRef[M]
@@ -91,8 +91,10 @@ class MinionProxy(pykka.ActorProxy[M]):
 
     def __dir__(self) -> list[str]:
         # pykka lists the attributes known when the proxy was made: those of the class
-        # while __init__ runs, so wait for the instance as an attribute lookup does
-        if self.actor_ref._cell.instance is None and self._await_instance():
+        # while __init__ runs, so wait for the instance as an attribute lookup does (a
+        # stopped minion's proxy lists what it knew: dir() does not raise)
+        cell = self.actor_ref._cell
+        if cell.instance is None and not cell.on_own_thread() and cell.wait_for_instance():
             self._known_attrs = introspect_attrs(root=self._actor, proxy=self)
         return super().__dir__()
 
