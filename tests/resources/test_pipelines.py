@@ -141,9 +141,7 @@ class Endless(Numbers):
         return Batch([self.next], self.next)
 
 
-@pytest.mark.parametrize("how", ["stop", "shutdown"])
-def test_a_stopped_pipeline_reports_no_dead_letter_for_its_own_turns(how: str,
-                                                                     rec: Recorder) -> None:
+def test_a_stopped_pipeline_reports_no_dead_letter_for_its_own_turns(rec: Recorder) -> None:
     # The turn queued behind the stop is the runtime's, not a message anyone sent: an
     # operator must not read "dead letter: a _Turn message reached stopped minion".
     hooks = DeadLetters()
@@ -152,10 +150,7 @@ def test_a_stopped_pipeline_reports_no_dead_letter_for_its_own_turns(how: str,
         system.spawn(Collect, rec, name="sink")
         pipe = system.spawn(Endless, 0, 1, ["sink"], rec, name="ticks")
         rec.wait_for(lambda _: len(got(rec, "sink")) >= 20)
-        if how == "stop":
-            assert pipe.stop(timeout=5)
-        else:
-            assert system.shutdown(timeout=10)
+        assert pipe.stop(timeout=5)  # its next turn is always queued: dropped by the stop
         assert ("close", None) not in rec.events  # closed with a position, after turns
         assert hooks.rec.only(lambda e: e[0] == "ticks") == []
     finally:
