@@ -268,6 +268,7 @@ class WithInitAttr(Minion):
         self.size = 42
 
 
+@pytest.mark.timeout(180)  # 1,000 spawns with threads switching constantly: 2-15 s here
 def test_proxy_attribute_right_after_spawn_never_fails_spuriously(system: ActorSystem) -> None:
     # The lookup could miss while no instance was live, then find the instance already up
     # and re-raise the miss instead of looking again. Switching threads as often as the
