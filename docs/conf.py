@@ -6,6 +6,7 @@ Makefile). No network access is needed: intersphinx is loaded but has no mapping
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -106,7 +107,67 @@ def _strip_example_markers(app, docname, source):
     source[0] = strip_example_markers(source[0])
 
 
+#: Methods whose keyword options are described once, by a table of docs/configuration.md:
+#: the heading of that table's section. Each option gets its row's text as its description.
+OPTION_TABLES = {
+    "minions_actors.ActorSystem.start": "## `ActorSystem.start(...)`",
+    "minions_actors.ActorSystem.spawn": "## `spawn(...)` (on the system or inside a minion)",
+}
+_MYST_INLINE = re.compile(
+    r"\{(?P<role>[\w:]+)\}`(?P<target>[^`]+)`"  # {doc}`page`, {py:class}`~x.Y`
+    r"|\[(?P<text>[^\]]+)\]\((?P<url>[^)\s]+)\)"  # [text](page.md#anchor)
+    r"|`(?P<code>[^`]+)`"  # `code`
+)
+
+
+def _myst_to_rest(match):
+    if match["role"]:
+        return f":{match['role']}:`{match['target']}`"
+    if match["text"]:
+        page, _, anchor = match["url"].partition("#")
+        if not anchor and page.endswith(".md"):
+            return f":doc:`{match['text']} <{page[:-3]}>`"
+        url = page.replace(".md", ".html") + (f"#{anchor}" if anchor else "")
+        return f"`{match['text']} <{url}>`__"
+    return f"``{match['code']}``"
+
+
+def option_rows(heading):
+    """``{option: (default, meaning)}`` of the table under ``heading`` in configuration.md,
+    in reST (the table's inline Markdown converted)."""
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text.split(heading + "\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        name, default, meaning = (c.strip() for c in line.strip(" |").split(" | ", 2))
+        for option in re.findall(r"`(\w+)`", name):
+            rows[option] = tuple(_MYST_INLINE.sub(_myst_to_rest, c) for c in (default, meaning))
+    return rows
+
+
+def _describe_options(app, what, name, obj, options, lines):
+    """Append a ``:param:`` line per keyword option, from its configuration row, so the API
+    page says what each does (autodoc adds the types); an option without a row is an error."""
+    heading = OPTION_TABLES.get(name)
+    if heading is None:
+        return
+    rows = option_rows(heading)
+    params = inspect.signature(obj).parameters.values()
+    lines.append("")
+    for param in params:
+        if param.kind is not param.KEYWORD_ONLY:
+            continue
+        if param.name not in rows:
+            raise ValueError(f"{name}: option {param.name!r} has no row under {heading!r} "
+                             "in docs/configuration.md")
+        default, meaning = rows[param.name]
+        lines.append(f":param {param.name}: {meaning} Default: {default}.")
+
+
 def setup(app):
     app.connect("source-read", _strip_example_markers)
     app.connect("autodoc-process-signature", _hide_private_parameters, priority=600)
     app.connect("autodoc-process-docstring", _no_inline_attribute_types, priority=400)
+    app.connect("autodoc-process-docstring", _describe_options)

@@ -60,6 +60,29 @@ class Recorder:
             return [e for e in self.events if pred(e)]
 
 
+class Gate:
+    """A message that holds the handler it reaches: ``entered`` is set once the handler
+    runs, ``opened`` lets it return. Wait on ``entered``, not on an empty mailbox: a mailbox
+    is empty as soon as the message is taken out, before a bounded mailbox frees its slot
+    and before the handler starts."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def hold(self, timeout: float = 10.0) -> None:
+        """In the handler: say it runs, then wait to be let go."""
+        self.entered.set()
+        self.opened.wait(timeout)
+
+    def wait_entered(self, timeout: float = 5.0) -> None:
+        """In the test: wait until a handler holds the gate."""
+        assert self.entered.wait(timeout), f"no handler took the gate in {timeout}s"
+
+    def open(self) -> None:
+        self.opened.set()
+
+
 QUIET: dict[str, Any] = dict(
     state_store=None, metrics_port=None, file_logs=False, stderr_logs=False,
     handle_signals=False,

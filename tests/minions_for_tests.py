@@ -7,9 +7,12 @@ from typing import Any
 
 from minions_actors import Minion, OneForAll, OneForOne, RestForOne, Terminated
 
+from .conftest import Gate
+
 
 class Worker(Minion):
-    """Records start/stop, crashes on "crash", exits normally on "exit", answers "ping"."""
+    """Records start/stop, crashes on "crash", exits normally on "exit", answers "ping",
+    waits on an Event or a Gate it receives."""
 
     def __init__(self, rec: Any, tag: str) -> None:
         super().__init__()
@@ -35,6 +38,9 @@ class Worker(Minion):
             return list(self.seen)
         if isinstance(message, threading.Event):
             message.wait(10)
+            return None
+        if isinstance(message, Gate):
+            message.hold()
             return None
         self.seen.append(message)
         return None

@@ -46,11 +46,18 @@ def is_runtime_record(record: Record) -> bool:
     return bool(record["extra"].get("minions"))
 
 
+_RUNTIME_PACKAGE = __name__.partition(".")[0] + "."
+
+
 def _human_format(record: Record) -> str:
-    """Loguru format template that shows the minion path when the record has one."""
+    """Loguru format template that shows the minion path when the record has one, and the
+    code location only when it is not the runtime's own (where the runtime logged an event
+    says nothing to an operator: the minion's path says who, a traceback says where)."""
     who = " | {extra[minion]}" if "minion" in record["extra"] else ""
+    name = record["name"]
+    where = "" if name and name.startswith(_RUNTIME_PACKAGE) else " | {name}:{function}:{line}"
     return (
-        "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8}" + who + " | {name}:{function}:{line}"
+        "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8}" + who + where +
         " - {message}\n{exception}"
     )
 

@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.mailbox import WakeUp
+from minions_actors.runtime.mailbox import RuntimeMessage
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -28,8 +28,10 @@ class _Current(threading.local):
 
 
 current = _Current()
-# Messages that are answered or released rather than counted when a minion stops.
-NOT_DEAD_LETTERS = (m.Ask, m.StopRequest, WakeUp, m.ExitRequest, m.RunStep)
+# Messages that are answered or released rather than counted when a minion stops: asks,
+# and every message the runtime sends itself (wake-ups, stops, workflow steps, a pipeline's
+# turns), which no operator sent and none should read about as a dead letter.
+NOT_DEAD_LETTERS = (m.Ask, RuntimeMessage)
 
 
 def current_cell() -> Cell | None:

@@ -1,7 +1,8 @@
 """A cell's dead letters: messages that reached a stopped minion, and the backlog a stop
-or a shutdown drops. Asks among them are answered (with :class:`MinionStopped`), runtime
-messages released; user messages are counted and reported through the hooks. These are
-methods of :class:`~minions_actors.runtime.cell.Cell` (assigned in its class body).
+or a shutdown drops. Asks among them are answered (with :class:`MinionStopped`), the
+runtime's own messages (every ``RuntimeMessage``, a pipeline's turns too) released; user
+messages are counted and reported through the hooks. These are methods of
+:class:`~minions_actors.runtime.cell.Cell` (assigned in its class body).
 """
 
 from __future__ import annotations

@@ -65,9 +65,9 @@ class MinionProxy(pykka.ActorProxy[M]):
 
     It works at once after ``spawn()``: methods and class attributes resolve from the class,
     and their calls wait in the mailbox like any message (``future.get(timeout=...)`` bounds
-    the wait). An attribute that only ``__init__`` creates waits until the instance is built.
-    After a restart it reaches the new instance. On a stopped minion it raises
-    :class:`~minions_actors.MinionStopped`.
+    the wait). An attribute that only ``__init__`` creates waits until the instance is built,
+    and so does ``dir(proxy)``, which then lists it. After a restart it reaches the new
+    instance. On a stopped minion it raises :class:`~minions_actors.MinionStopped`.
     """
 
     actor_ref: MinionRef[M]
@@ -79,19 +79,38 @@ class MinionProxy(pykka.ActorProxy[M]):
         super().__init__(actor_ref=actor_ref, attr_path=attr_path)
 
     def __getattr__(self, name: str) -> Any:
+        seen = self.actor_ref._cell.instance  # read before the lookup: see _missed_live
         try:
             return super().__getattr__(name)
         except AttributeError:
-            # private names are never proxied; nor is anything after the instance is up
-            if name.startswith("_") or not self._await_instance():
+            # private names are never proxied; nor is a miss on a live instance
+            if name.startswith("_") or self._missed_live(seen) or not self._await_instance():
                 raise
         self._known_attrs = introspect_attrs(root=self._actor, proxy=self)
         return super().__getattr__(name)
 
-    def _await_instance(self) -> bool:
-        """Wait for an instance when none is live yet; True when there is one now."""
+    def __dir__(self) -> list[str]:
+        # pykka lists the attributes known when the proxy was made: those of the class
+        # while __init__ runs, so wait for the instance as an attribute lookup does (a
+        # stopped minion's proxy lists what it knew: dir() does not raise)
         cell = self.actor_ref._cell
-        if cell.instance is not None or cell.on_own_thread():
+        if cell.instance is None and not cell.on_own_thread() and cell.wait_for_instance():
+            self._known_attrs = introspect_attrs(root=self._actor, proxy=self)
+        return super().__dir__()
+
+    def _missed_live(self, seen: Minion | None) -> bool:
+        """Did the failed lookup look at the live instance (a real miss)? Only if that
+        instance was live before it began and still is: an instance that came up meanwhile
+        (its ``__init__`` ran during the lookup) must be looked at again."""
+        return seen is not None and self.actor_ref._cell.instance is seen
+
+    def _await_instance(self) -> bool:
+        """Wait for an instance when none is live yet; True when there is one now (False
+        on the minion's own thread, where waiting would deadlock)."""
+        cell = self.actor_ref._cell
+        if cell.instance is not None:
+            return True
+        if cell.on_own_thread():
             return False
         if not cell.wait_for_instance():
             raise cell.stopped_error()

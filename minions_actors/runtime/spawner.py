@@ -45,8 +45,9 @@ def spawn(
     supervises (its path is ``self.path/name``).
 
     ``args``/``kwargs`` go to the class's constructor (checked now: a mismatch raises
-    :class:`~minions_actors.SpawnError`). The minion is built and started on its own
-    thread; a failure there is a crash handled by its supervisor's strategy. ``restart`` is
+    :class:`~minions_actors.SpawnError`). The minion is built and started where it runs (a
+    pool worker or its dedicated thread); a failure there is a crash handled by its
+    supervisor's strategy. ``restart`` is
     ``"permanent"``, ``"transient"`` or ``"temporary"``. ``mailbox_size`` bounds the
     mailbox; when full, ``tell`` waits up to ``mailbox_put_timeout`` seconds
     (``mailbox_overflow="block"``) or fails at once (``"raise"``) with

@@ -13,6 +13,7 @@ import pytest
 from loguru import logger
 from loguru._logger import Core, Logger  # private: the only way to get an isolated core
 
+from minions_actors import ActorSystem, Minion
 from minions_actors.observability.log_hooks import LoggingHooks
 from minions_actors.observability.logs import (
     GRU_CLASS,
@@ -254,7 +255,7 @@ def test_file_sink_is_owner_only(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     text = path.read_text(encoding="utf-8")
     assert "minions system started" in text
-    assert "| gru |" in text
+    assert "| gru - minions system started" in text  # no location: the runtime logged it
 
 
 def test_rotated_files_are_owner_only(tmp_path: Path) -> None:
@@ -409,3 +410,32 @@ def test_debug_records_follow_sinks_added_and_removed_later() -> None:
     assert [r["message"] for r in late.records] == [
         "minion parent/worker started", "minion parent/worker stopped (stopped)"]
     assert everything.records == []
+
+
+def test_runtime_lines_name_the_minion_not_the_logging_code(tmp_path: Path) -> None:
+    # Every runtime line used to say where the runtime logged it ("log_hooks:minion_crashed:86"):
+    # noise to an operator. The minion's path says who; the application's lines keep
+    # their location, including those written through system.log.
+    class Boom(Minion):
+        def on_receive(self, message: Any) -> Any:
+            raise ValueError("boom")
+
+    system = ActorSystem.start(state_store=None, metrics_port=None, handle_signals=False,
+                               stderr_logs=False, log_dir=tmp_path)
+    try:
+        boom = system.spawn(Boom, name="boom", restart="temporary")
+        boom.tell("go")
+        assert boom.actor_stopped.wait(10)  # crashed (and logged), not restarted
+        system.log.warning("through the system's logger")
+        logger.info("an application record")
+    finally:
+        system.shutdown()
+    lines = (tmp_path / "minions.log").read_text(encoding="utf-8").splitlines()
+    heads = {line.split(" - ", 1)[1]: line.split(" - ", 1)[0] for line in lines if " - " in line}
+    crashed = next(h for m, h in heads.items() if m.startswith("minion boom (Boom) crashed"))
+    assert crashed.endswith("| ERROR    | boom"), crashed
+    assert heads["minions system started"].endswith("| INFO     | gru")
+    assert not [h for h in heads.values() if "minions_actors." in h]
+    here = "test_logs:test_runtime_lines_name_the_minion_not_the_logging_code:"
+    assert here in heads["through the system's logger"]
+    assert here in heads["an application record"]

@@ -122,6 +122,41 @@ def test_a_blocked_pipeline_still_stops_promptly(rec: Recorder) -> None:
         system.shutdown()
 
 
+class DeadLetters(Hooks):
+    def __init__(self) -> None:
+        self.rec = Recorder()
+
+    def dead_letter(self, cell: Any, message: Any, first: bool) -> None:
+        self.rec.add((cell.path, type(message).__name__))
+
+    def messages_dropped(self, cell: Any, count: int) -> None:
+        self.rec.add((cell.path, count))
+
+
+class Endless(Numbers):
+    """Always has events: its next turn is in its mailbox whenever it stops."""
+
+    def produce(self) -> Batch | None:
+        self.next += 1
+        return Batch([self.next], self.next)
+
+
+def test_a_stopped_pipeline_reports_no_dead_letter_for_its_own_turns(rec: Recorder) -> None:
+    # The turn queued behind the stop is the runtime's, not a message anyone sent: an
+    # operator must not read "dead letter: a _Turn message reached stopped minion".
+    hooks = DeadLetters()
+    system = ActorSystem.start(**QUIET, hooks=[hooks])
+    try:
+        system.spawn(Collect, rec, name="sink")
+        pipe = system.spawn(Endless, 0, 1, ["sink"], rec, name="ticks")
+        rec.wait_for(lambda _: len(got(rec, "sink")) >= 20)
+        assert pipe.stop(timeout=5)  # its next turn is always queued: dropped by the stop
+        assert ("close", None) not in rec.events  # closed with a position, after turns
+        assert hooks.rec.only(lambda e: e[0] == "ticks") == []
+    finally:
+        system.shutdown()
+
+
 class Crashes(Hooks):
     def __init__(self) -> None:
         self.rec = Recorder()

@@ -3,6 +3,7 @@ pykka ActorRefs, stop() as in pykka, BaseException stopping everything, thread n
 
 from __future__ import annotations
 
+import sys
 import threading
 import uuid
 from typing import Any
@@ -259,3 +260,39 @@ def test_thread_is_named_after_the_class_and_honours_use_daemon_thread(
     pooled = system.spawn(Where, name="w", dedicated_thread=False)
     assert testing.thread_of(pooled) is None
     assert pooled.ask("where", timeout=5).startswith("minions-worker-")
+
+
+class WithInitAttr(Minion):
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = 42
+
+
+@pytest.mark.timeout(180)  # 1,000 spawns with threads switching constantly: 2-15 s here
+def test_proxy_attribute_right_after_spawn_never_fails_spuriously(system: ActorSystem) -> None:
+    # The lookup could miss while no instance was live, then find the instance already up
+    # and re-raise the miss instead of looking again. Switching threads as often as the
+    # interpreter can makes that window show up in 1,000 tries (6-25 before the fix).
+    errors = 0
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(1000):
+            ref = system.spawn(WithInitAttr)
+            try:
+                ref.proxy().size  # noqa: B018 (the lookup is the test)
+            except AttributeError:
+                errors += 1
+            ref.stop(block=False)
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == 0, f"{errors} spurious AttributeErrors in 1,000 tries"
+
+
+def test_dir_on_a_proxy_right_after_spawn_lists_what_init_creates(system: ActorSystem) -> None:
+    gate = threading.Event()
+    proxy = system.spawn(SlowInit, gate).proxy()
+    threading.Timer(0.2, gate.set).start()
+    listed = dir(proxy)  # waits for __init__, as an attribute lookup does
+    assert "size" in listed
+    assert "double" in listed

@@ -23,7 +23,7 @@ from minions_actors import (
     SystemNotRunning,
 )
 
-from ..conftest import QUIET, Recorder, runtime_threads, wait_until
+from ..conftest import QUIET, Gate, Recorder, runtime_threads, wait_until
 from ..minions_for_tests import Sup, Watcher, Worker
 
 pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
@@ -126,23 +126,26 @@ def test_unhandled_messages_by_default_are_dead_letters() -> None:
 
 
 def test_bounded_mailbox_raise_and_block(system: ActorSystem) -> None:
-    gate = threading.Event()
+    gate, gate_k = Gate(), Gate()
     ref = system.spawn(Worker, Recorder(), "b", name="b", mailbox_size=2,
                        mailbox_overflow="raise")
     ref.tell(gate)
-    wait_until(lambda: ref.actor_inbox.qsize() == 0)  # the gate is being handled
+    gate.wait_entered()  # its slot is free: the mailbox holds exactly what follows
     ref.tell(1)
     ref.tell(2)
     with pytest.raises(MailboxFull, match=r"'b'.*full \(2 messages"):
         ref.tell(3)
     blocking = system.spawn(Worker, Recorder(), "k", name="k", mailbox_size=1,
                             mailbox_put_timeout=0.05)
-    blocking.tell(gate)
-    wait_until(lambda: blocking.actor_inbox.qsize() == 0)
+    blocking.tell(gate_k)
+    gate_k.wait_entered()
     blocking.tell(1)
     with pytest.raises(MailboxFull):
         blocking.tell(2)  # waits 50 ms for a free slot, then raises
-    gate.set()
+    gate.open()
+    gate_k.open()
+    # once both are taken out, "b" has a free slot for the ask ("1" freed its own before
+    # "2" was taken), and "k" frees its one slot well within the ask's 50 ms wait
     wait_until(lambda: ref.actor_inbox.qsize() == 0 and blocking.actor_inbox.qsize() == 0)
     assert ref.ask("seen", timeout=2) == [1, 2]
     assert blocking.ask("seen", timeout=2) == [1]
@@ -316,47 +319,47 @@ def test_many_minions_spawn_and_stop(system: ActorSystem) -> None:
 def test_terminated_to_a_full_watcher_is_reported_not_raised() -> None:
     class BusyWatcher(Minion):
         def on_receive(self, message: Any) -> Any:
-            if isinstance(message, threading.Event):
-                message.wait(10)
+            if isinstance(message, Gate):
+                message.hold()
             elif isinstance(message, tuple):
                 self.watch(message[1])
             return None
 
     events = Events()
     system = ActorSystem.start(hooks=[events], **QUIET)
-    gate = threading.Event()
+    gate = Gate()
     try:
         watcher = system.spawn(BusyWatcher, name="watcher", mailbox_size=1,
                                mailbox_overflow="raise")
         target = system.spawn(Worker, Recorder(), "t", name="t")
         watcher.ask(("watch", target), timeout=2)
         watcher.tell(gate)  # busy until the gate opens
-        wait_until(lambda: watcher.actor_inbox.qsize() == 0)
+        gate.wait_entered()
         watcher.tell("filler")  # takes the only slot
         assert target.stop(timeout=5)  # Terminated cannot fit: reported; the stop completes
         events.rec.wait_for(lambda e: any(x[:3] == ("lifecycle", "watcher", "death-watch")
                                           for x in e))
         assert not target.is_alive()
     finally:
-        gate.set()
+        gate.open()
         system.shutdown()
 
 
 def test_self_stop_works_with_a_full_bounded_mailbox(system: ActorSystem) -> None:
     class Quits(Minion):
         def on_receive(self, message: Any) -> Any:
-            if isinstance(message, threading.Event):
-                message.wait(10)
+            if isinstance(message, Gate):
+                message.hold()
                 self.stop()  # the mailbox is full right now: the exit must still get in
             return None
 
-    gate = threading.Event()
+    gate = Gate()
     ref = system.spawn(Quits, name="q", restart="transient", mailbox_size=1,
                        mailbox_overflow="raise")
     ref.tell(gate)
-    wait_until(lambda: ref.actor_inbox.qsize() == 0)
+    gate.wait_entered()
     ref.tell("filler")
-    gate.set()
+    gate.open()
     assert ref.actor_stopped.wait(5)  # a normal exit: transient, so not restarted
     assert system.find("q") is None
 
@@ -364,14 +367,14 @@ def test_self_stop_works_with_a_full_bounded_mailbox(system: ActorSystem) -> Non
 def test_a_stuck_minion_is_reported_by_name_and_gru_is_not() -> None:
     class Stuck(Minion):
         def on_receive(self, message: Any) -> Any:
-            message.wait(10)
+            message.hold()
 
     events = Events()
-    gate = threading.Event()
+    gate = Gate()
     system = ActorSystem.start(hooks=[events], stop_timeout=0.2, **QUIET)
     stuck = system.spawn(Stuck, name="stuck")
     stuck.tell(gate)
-    wait_until(lambda: stuck.actor_inbox.qsize() == 0)
+    gate.wait_entered()  # in the handler: the shutdown cannot drop it as backlog
     try:
         assert system.shutdown(timeout=0.5) is False  # not clean: a handler is still running
         reports = events.rec.only(lambda e: e[0] == "lifecycle" and e[2] == "shutdown")
@@ -379,5 +382,5 @@ def test_a_stuck_minion_is_reported_by_name_and_gru_is_not() -> None:
         assert "did not stop before the shutdown deadline" in reports[0][3]
         assert system.exit_code == 1
     finally:
-        gate.set()
+        gate.open()
         stuck.actor_stopped.wait(5)
