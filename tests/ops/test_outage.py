@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from minions_actors.hosting.options import StartOptions
-from minions_actors.runtime.supervision import time_to_give_up
+from minions_actors.supervision import time_to_give_up
 
 from .recipes import DOC, ROOT, Supervisord, shipped, wait_for
 
