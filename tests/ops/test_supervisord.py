@@ -10,6 +10,7 @@ import pwd
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,8 @@ def test_the_documented_recipe_runs_restarts_and_stops(tmp_path: Path) -> None:
         os.kill(second, signal.SIGTERM)  # a clean shutdown: exit status 0, expected
         wait_for(lambda: sup.state(PROGRAM) == "EXITED", 30, "the clean exit")
         assert "exited: minions (exit status 0; expected)" in sup.log.read_text()
+        time.sleep(1.0)  # a restart would start at once: a second of EXITED is staying down
+        assert sup.state(PROGRAM) == "EXITED" and boots() == [1, 2]
         assert sup.ctl("start", PROGRAM).returncode == 0  # it stayed down until asked
         running(3)
         assert boots() == [1, 2, 3]
