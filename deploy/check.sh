@@ -103,7 +103,8 @@ program = "program:minions"
 if program not in ini:
     errors.append(f"supervisord: no [{program}] section")
 else:
-    for key in ("command", "directory", "stopsignal", "stopwaitsecs", "autorestart"):
+    for key in ("command", "directory", "stopsignal", "stopwaitsecs", "autorestart", "exitcodes",
+                "startsecs", "startretries", "stdout_logfile"):
         if not ini[program].get(key):
             errors.append(f"supervisord: [{program}] has no {key}")
 
