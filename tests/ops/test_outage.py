@@ -123,9 +123,16 @@ def listen(path: Path) -> socket.socket:
 def test_a_dependency_that_comes_back_after_a_few_restarts(tmp_path: Path) -> None:
     dependency = tmp_path / "db.sock"
     service = Service(dependency)
+    backoff = StartOptions().strategy.backoff  # type: ignore[union-attr]
+    assert backoff is not None, "Gru's default strategy has no backoff"
     try:
+        downs = []
         for n in range(4):  # the old default (3 restarts within 5 s) gave up at the 4th
-            assert "database down" in service.next_line(30), f"failure {n + 1}"
+            line = service.next_line(30)
+            assert "database down" in line, f"failure {n + 1}: {line}"
+            downs.append(float(re.findall(r"down at ([\d.]+)", line)[0]))
+        for n in range(1, 4):  # restart n waited its backoff (start-up time only adds)
+            assert downs[n] - downs[n - 1] >= backoff.bounds(n)[0], downs
         server = listen(dependency)
         service.failures_until_up(30)  # the next attempt, after a backoff, gets through
         assert service.proc.poll() is None
