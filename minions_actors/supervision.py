@@ -8,6 +8,8 @@ from minions_actors.runtime.supervision import (
     RestartType,
     RestForOne,
     Strategy,
+    time_to_give_up,
 )
 
-__all__ = ["Backoff", "OneForAll", "OneForOne", "RestForOne", "RestartType", "Strategy"]
+__all__ = ["Backoff", "OneForAll", "OneForOne", "RestForOne", "RestartType", "Strategy",
+           "time_to_give_up"]

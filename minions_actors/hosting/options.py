@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from minions_actors.observability.logs import LogOptions
 from minions_actors.runtime.dispatch import check_pool_options, execution_mode
-from minions_actors.runtime.supervision import OneForOne, Strategy
+from minions_actors.runtime.minion import Gru
+from minions_actors.runtime.supervision import Strategy
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -64,7 +65,7 @@ class StartOptions:
         check_pool_options(self.pool_size, self.pool_throughput, self.starvation_threshold,
                            self.pool_max_workers)
         if self.strategy is None:
-            setattr_(self, "strategy", OneForOne(max_restarts=3, within=5.0))
+            setattr_(self, "strategy", Gru.strategy)
         if not isinstance(self.strategy, Strategy):
             raise TypeError(
                 f"strategy must be OneForOne, OneForAll or RestForOne, got {self.strategy!r}"

@@ -12,7 +12,7 @@ from minions_actors.runtime import spawner
 from minions_actors.runtime.extensions import WORKFLOWS, Extensions, check_class
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.messages import StartWorkflow
-from minions_actors.runtime.supervision import OneForOne, Strategy
+from minions_actors.runtime.supervision import Backoff, OneForOne, Strategy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -215,6 +215,11 @@ class Gru(Minion):
     """
 
     _minions_is_gru: ClassVar[bool] = True
+    # The default of ActorSystem.start(strategy=): restarts back off up to 10 s and Gru gives
+    # up 18-25 s after a top-level minion started failing for good, so a dependency outage is
+    # ridden out here and, past that, by the shipped systemd unit (docs/deployment.md).
+    strategy: ClassVar[Strategy] = OneForOne(
+        max_restarts=8, within=60.0, backoff=Backoff(initial=0.1, maximum=10.0))
 
     @classmethod
     def shutdown(cls, timeout: float | None = None) -> bool:  # type: ignore[override]

@@ -8,6 +8,7 @@ the job of :mod:`minions_actors.runtime.cell`.
 
 from __future__ import annotations
 
+import math
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
@@ -47,12 +48,21 @@ class Backoff:
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"Backoff jitter is a fraction in [0, 1], got {self.jitter!r}")
 
+    def _base(self, attempt: int) -> float:
+        return min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
+
     def delay(self, attempt: int) -> float:
         """Seconds to wait before restart number ``attempt`` (1-based) in the window."""
-        base = min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
+        base = self._base(attempt)
         if self.jitter:
             base *= 1 + random.uniform(-self.jitter, self.jitter)
         return max(0.0, min(base, self.maximum))
+
+    def bounds(self, attempt: int) -> tuple[float, float]:
+        """The shortest and longest :meth:`delay` of restart number ``attempt``."""
+        base = self._base(attempt)
+        low, high = base * (1 - self.jitter), base * (1 + self.jitter)
+        return max(0.0, min(low, self.maximum)), max(0.0, min(high, self.maximum))
 
 
 @dataclass(frozen=True)
@@ -196,3 +206,27 @@ def decide(
 def backoff_delay(strategy: Strategy, attempt: int) -> float:
     """Seconds to wait before restart number ``attempt`` of the window (0 without backoff)."""
     return 0.0 if strategy.backoff is None else strategy.backoff.delay(attempt)
+
+
+def time_to_give_up(strategy: Strategy, limit: int = 10_000) -> tuple[float, float]:
+    """How long a supervisor with ``strategy`` keeps restarting a child that fails as soon as
+    it starts (a dependency is down): the shortest and longest time from the first failure to
+    giving up, over the backoff's jitter; ``math.inf`` if it never gives up.
+
+    The child's own start-up time only adds to both; docs/deployment.md uses this for the
+    arithmetic of riding out an outage together with systemd or supervisord.
+    """
+    return _give_up_at(strategy, 0, limit), _give_up_at(strategy, 1, limit)
+
+
+def _give_up_at(strategy: Strategy, end: int, limit: int) -> float:
+    exit: ChildExit[str] = ChildExit("child", "permanent", RuntimeError("down"), ["child"])
+    history: History = ()
+    now = 0.0
+    for _ in range(limit):
+        decision, history = decide(exit, strategy, history, now)
+        if isinstance(decision, GiveUp):
+            return now
+        if isinstance(decision, RestartChildren) and strategy.backoff is not None:
+            now += strategy.backoff.bounds(decision.attempt)[end]
+    return math.inf
