@@ -102,7 +102,7 @@ class MinionFuture(ThreadingFuture[T]):
             raise exc_value
         return result.value
 
-    def awaited(self) -> Cell | None:
+    def _awaited(self) -> Cell | None:
         """The cell whose turn still owes this reply (the wait-for graph's edge), or None:
         answered, handed to another thread to answer, or not a reply from a minion."""
         minion = self._minion
@@ -110,7 +110,7 @@ class MinionFuture(ThreadingFuture[T]):
             return None
         return minion  # type: ignore[return-value]  # a cell (the only _Described)
 
-    def hand_off(self) -> None:
+    def _hand_off(self) -> None:
         """The reply now comes from another thread (a durable workflow start is answered
         by the store's writer), not from the minion's turn: a wait on it is no edge."""
         self._minion = self._name()

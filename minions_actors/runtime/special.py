@@ -85,7 +85,7 @@ def _ask(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
         try:
             return extension_handler(cell, inst, msg)
         finally:  # it may answer later from another thread: its asker no longer waits on us
-            hand_off = getattr(msg.future, "hand_off", None)
+            hand_off = getattr(msg.future, "_hand_off", None)
             if hand_off is not None:
                 hand_off()
     handler: Callable[[Any], Any] = (

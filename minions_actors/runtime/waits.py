@@ -4,7 +4,7 @@ asks A, or longer) into an :class:`~minions_actors.AskDeadlock` instead of a han
 A minion runs one message at a time, so a handler blocked in ``future.get()`` on a reply
 that another minion's turn must produce is one edge, waiter -> future: the future names
 the cell it waits on for as long as that cell's turn owes the reply (see
-``MinionFuture.awaited``). An edge exists only while its waiter is blocked in ``get()``;
+``MinionFuture._awaited``). An edge exists only while its waiter is blocked in ``get()``;
 a future answered meanwhile, or handed to another thread to answer, is no longer an edge.
 Inserting an edge follows the chain from the cell waited on; when it comes back to the
 waiter, the wait would close a cycle and is refused. One lock makes check-and-insert
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class Awaiting(Protocol):
     """A future that can say which cell's turn still owes its reply."""
 
-    def awaited(self) -> Cell | None: ...
+    def _awaited(self) -> Cell | None: ...
 
 
 _LOCK = threading.Lock()
@@ -36,8 +36,12 @@ _WAITING: dict[Any, Awaiting] = {}  # a cell blocked in get() -> the future it w
 def wait_on(waiter: Cell, future: Awaiting) -> None:
     """Record that ``waiter`` blocks on ``future``; raise AskDeadlock, recording nothing,
     when the cell it waits on waits (through others perhaps) for ``waiter``."""
+    target = future._awaited()
     with _LOCK:
-        chain = _cycle(waiter, future)
+        if target is None or target not in _WAITING:  # the usual case: a minion not waiting
+            _WAITING[waiter] = future
+            return
+        chain = _cycle(waiter, target)
         if chain is None:
             _WAITING[waiter] = future
             return
@@ -45,26 +49,24 @@ def wait_on(waiter: Cell, future: Awaiting) -> None:
 
 
 def done(waiter: Cell) -> None:
-    """``waiter`` stopped waiting (a reply, an error or a timeout)."""
-    with _LOCK:
-        _WAITING.pop(waiter, None)
+    """``waiter`` stopped waiting (a reply, an error or a timeout). No lock: one dict
+    operation is atomic, and an edge that goes mid-walk only makes ``wait_on`` see the
+    graph as it was when its walk began (edges are inserted under the lock alone)."""
+    _WAITING.pop(waiter, None)  # (absent after a get nested in a get hook)
 
 
 def check(waiter: Cell, target: Cell) -> None:
     """Before an ask is sent: raise AskDeadlock if waiting on ``target`` would close a
-    cycle now (lock-free, a courtesy that keeps the message unsent; ``wait_on`` decides)."""
+    cycle now (a courtesy that keeps the message unsent; ``wait_on`` decides). The usual
+    case, a target not waiting, takes no lock."""
     if target in _WAITING:
-        chain = _follow(waiter, target)
+        with _LOCK:
+            chain = _cycle(waiter, target)
         if chain is not None:
             raise AskDeadlock(_cycle_text(chain))
 
 
-def _cycle(waiter: Cell, future: Awaiting) -> list[Cell] | None:
-    target = future.awaited()
-    return None if target is None else _follow(waiter, target)
-
-
-def _follow(waiter: Cell, target: Cell) -> list[Cell] | None:
+def _cycle(waiter: Cell, target: Cell) -> list[Cell] | None:
     """The cycle ``waiter -> target -> ... -> waiter`` if the chain of waits from
     ``target`` reaches ``waiter``, else None."""
     chain = [waiter, target]
@@ -73,7 +75,7 @@ def _follow(waiter: Cell, target: Cell) -> list[Cell] | None:
         if cell is waiter:
             return chain
         future = _WAITING.get(cell)
-        cell = None if future is None else future.awaited()
+        cell = None if future is None else future._awaited()
         if cell is None:
             return None
         chain.append(cell)
