@@ -101,27 +101,32 @@ def test_after_a_refused_cycle_the_same_minions_ask_each_other_again(hops: Actor
 
 
 class Racer(Minion):
-    """``("race", other, barrier)``: meet the other racer, then ask it at the same instant."""
+    """``("race", other, barrier, sent)``: meet the other racer, then ask it at the same
+    instant; ``sent``: both asks are sent first, then both wait on their futures at once."""
 
     def on_receive(self, message: Any) -> Any:
         if message == "ping":
             return "pong"
-        _, other, barrier = message
+        _, other, barrier, sent = message
+        future = self.system.get(other).ask("ping", block=False) if sent else None
         barrier.wait(timeout=WAIT)
         try:
+            if future is not None:
+                return future.get()
             return self.system.get(other).ask("ping")
         except AskDeadlock:
             return "refused"
 
 
-def test_two_minions_asking_each_other_at_once_exactly_one_is_refused() -> None:
+@pytest.mark.parametrize("sent", [False, True], ids=["ask", "both-sent-then-get"])
+def test_two_minions_asking_each_other_at_once_exactly_one_is_refused(sent: bool) -> None:
     system = ActorSystem.start(pool_size=2, **QUIET)  # both handlers run at the same time
     try:
         a, b = system.spawn(Racer, name="a"), system.spawn(Racer, name="b")
         for _ in range(100):
             barrier = threading.Barrier(2)
-            fa = a.ask(("race", "b", barrier), block=False)
-            fb = b.ask(("race", "a", barrier), block=False)
+            fa = a.ask(("race", "b", barrier, sent), block=False)
+            fb = b.ask(("race", "a", barrier, sent), block=False)
             outcome = sorted([fa.get(timeout=WAIT), fb.get(timeout=WAIT)])
             assert outcome == ["pong", "refused"]
     finally:
