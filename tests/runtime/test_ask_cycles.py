@@ -108,10 +108,11 @@ class Racer(Minion):
         if message == "ping":
             return "pong"
         _, other, barrier, sent = message
-        future = self.system.get(other).ask("ping", block=False) if sent else None
-        barrier.wait(timeout=WAIT)
+        barrier.wait(timeout=WAIT)  # both are in this turn: neither can answer a ping now
         try:
-            if future is not None:
+            if sent:
+                future = self.system.get(other).ask("ping", block=False)
+                barrier.wait(timeout=WAIT)  # both pings are sent
                 return future.get()
             return self.system.get(other).ask("ping")
         except AskDeadlock:
