@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ WAIT = 15  # seconds the test waits for an answer that comes at once when the ru
 
 
 class Hop(Minion):
-    """``("hop", [paths], how)``: ask the first path the rest of the way, by ``ask``, by a
-    proxy call, or ``ask`` with a timeout; with ``catch`` the AskDeadlock is the reply."""
+    """``("hop", [paths], how, catch)``: ask the first path the rest of the way, by ``ask``,
+    by a proxy call, or by ``ask`` with a timeout; with ``catch`` an AskDeadlock is the reply."""
 
     def on_receive(self, message: Any) -> Any:
         _, rest, how, catch = message
@@ -51,7 +52,7 @@ class Hop(Minion):
 
 
 @pytest.fixture
-def hops() -> Any:
+def hops() -> Iterator[ActorSystem]:
     system = ActorSystem.start(**QUIET)
     for name in "abc":
         system.spawn(Hop, name=name)
