@@ -32,8 +32,10 @@ class AskTimeout(MinionsError, TimeoutError, pykka.Timeout):
 
 
 class AskDeadlock(MinionsError, RuntimeError):
-    """A minion waited for its own reply (``ask`` or a future's ``get`` on its own thread):
-    the reply could only come after the waiting handler returns, so it is refused at once."""
+    """A minion waited for its own reply (``ask`` or a future's ``get`` on its own thread),
+    or its wait would close an ask cycle (``a`` asks ``b``, whose handler asks ``a``, or
+    longer): the reply could only come after the waiting handler returns, so the wait is
+    refused at once, whatever its timeout, in the minion that would close the cycle."""
 
 
 class MailboxFull(MinionsError):

@@ -16,6 +16,7 @@ from pykka._threading import ThreadingFutureResult
 
 from minions_actors.errors import AskDeadlock, AskTimeout, MailboxFull
 from minions_actors.runtime import messages as m
+from minions_actors.runtime import waits
 from minions_actors.runtime.blocking import blocking
 from minions_actors.runtime.context import current
 from minions_actors.runtime.mailbox import PooledMailbox
@@ -75,14 +76,20 @@ class MinionFuture(ThreadingFuture[T]):
         timeout = check_timeout(timeout)
         result = self._result
         if result is None:
-            if current.cell is self._minion:  # its own unanswered ask, on its own thread
-                raise AskDeadlock(_self_wait_text(self._minion))  # type: ignore[arg-type]
+            waiter = current.cell
+            if waiter is not None:  # a minion's handler waits: refuse a wait in a cycle
+                if waiter is self._minion:  # its own unanswered ask, on its own thread
+                    raise AskDeadlock(_self_wait_text(waiter))
+                waits.wait_on(waiter, self)
             try:
                 with blocking():  # a pool worker waiting here is replaced meanwhile
                     if self._get_hook is not None or not self._wait(timeout):
                         return self._hooked(timeout)
             except pykka.Timeout:
                 raise AskTimeout(self._timeout_text(timeout)) from None
+            finally:
+                if waiter is not None:
+                    waits.done(waiter)
             result = self._result
             assert result is not None
         if result.exc_info is not None:
@@ -94,6 +101,19 @@ class MinionFuture(ThreadingFuture[T]):
                 raise exc_value.with_traceback(exc_traceback)
             raise exc_value
         return result.value
+
+    def _awaited(self) -> Cell | None:
+        """The cell whose turn still owes this reply (the wait-for graph's edge), or None:
+        answered, handed to another thread to answer, or not a reply from a minion."""
+        minion = self._minion
+        if self._result is not None or self._get_hook is not None or isinstance(minion, str):
+            return None
+        return minion  # type: ignore[return-value]  # a cell (the only _Described)
+
+    def _hand_off(self) -> None:
+        """The reply now comes from another thread (a durable workflow start is answered
+        by the store's writer), not from the minion's turn: a wait on it is no edge."""
+        self._minion = self._name()
 
     def _wait(self, timeout: float | None) -> bool:
         """Wait for a result (False: none in time, or a get hook was set meanwhile)."""
@@ -259,8 +279,10 @@ class MinionRef(pykka.ActorRef[M]):
         if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
-            if block and current.cell is cell:  # the reply would wait for this handler
-                raise AskDeadlock(_self_wait_text(cell))  # (get() refuses it the same way)
+            if block and (waiter := current.cell) is not None:  # (get() refuses the same)
+                if waiter is cell:  # the reply would wait for this handler
+                    raise AskDeadlock(_self_wait_text(cell))
+                waits.check(waiter, cell)  # an ask cycle: refused before it is sent
             try:
                 self._put(m.Ask(message, future))
             except queue.Full:

@@ -82,7 +82,12 @@ def _ask(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
     inner = msg.message
     extension_handler = _ASKED.get(inner.__class__)
     if extension_handler is not None:  # e.g. a workflow start
-        return extension_handler(cell, inst, msg)
+        try:
+            return extension_handler(cell, inst, msg)
+        finally:  # it may answer later from another thread: its asker no longer waits on us
+            hand_off = getattr(msg.future, "_hand_off", None)
+            if hand_off is not None:
+                hand_off()
     handler: Callable[[Any], Any] = (
         functools.partial(cell._proxy_message, inst) if isinstance(inner, PROXY)
         else inst.on_receive
