@@ -1,0 +1,113 @@
+"""Noticing that a placed minion's process or actor is gone while the minion is idle.
+
+A call notices a death at once (it waits on the pipe and the process's sentinel, or on
+Ray's reply), but an idle minion makes no call. A :class:`Watcher` runs one thread for all
+the placed minions of one kind: it waits on their processes' sentinels (``ChildProcess``)
+or pings their actors (``Ray``), and when one is gone it calls that minion's ``lost``
+callback, which posts :class:`~minions_actors.runtime.placement.CheckPlaced` to the cell:
+the crash is then handled on the minion's own thread, through normal supervision. The
+thread starts with the first watched minion and ends (joined) when the last one is
+unwatched, so a system that stopped its placed minions leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Hashable
+from multiprocessing.connection import wait
+from typing import Any
+
+# How long the watcher's thread may take to notice that it has nothing left to watch.
+_JOIN_TIMEOUT = 10.0
+
+
+class Watcher:
+    """One thread that watches keys (a sentinel, an actor) and calls each one's ``lost``
+    callback once, when ``wait_lost`` reports it gone. Subclasses say how to wait."""
+
+    thread_name = "minions-placement-watch"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[Hashable, Callable[[], None]] = {}
+        self._thread: threading.Thread | None = None
+        self._changed = threading.Event()
+
+    def watch(self, key: Hashable, lost: Callable[[], None]) -> None:
+        """Call ``lost()`` (on the watcher's thread) once ``key`` is gone."""
+        with self._lock:
+            self._watched[key] = lost
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.thread_name,
+                                                daemon=True)
+                self._thread.start()
+        self._wake()
+
+    def unwatch(self, key: Hashable) -> None:
+        """Stop watching ``key`` (it is being released on purpose); the last one ends the
+        thread, and waits for it."""
+        with self._lock:
+            if self._watched.pop(key, None) is None:
+                return
+            thread = self._thread if not self._watched else None
+        self._wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_TIMEOUT)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._watched:
+                    self._thread = None
+                    return
+                keys = list(self._watched)
+            self._changed.clear()
+            for key in self.wait_lost(keys):
+                with self._lock:
+                    lost = self._watched.pop(key, None)
+                if lost is not None:
+                    lost()
+
+    def _wake(self) -> None:
+        self._changed.set()
+
+    def wait_lost(self, keys: list[Any]) -> list[Any]:
+        """Block until some of ``keys`` are gone or the set changed; return those gone."""
+        raise NotImplementedError
+
+
+class SentinelWatcher(Watcher):
+    """Watches child processes by their sentinels (ready when the process ends)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pid = os.getpid()  # a forked child builds its own
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+
+    def _wake(self) -> None:
+        os.write(self._wake_w, b"x")
+
+    def wait_lost(self, keys: list[Any]) -> list[Any]:
+        ready = wait([*keys, self._wake_r])
+        if self._wake_r in ready:
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+        return [key for key in ready if key != self._wake_r]
+
+
+_sentinels: SentinelWatcher | None = None
+_sentinels_lock = threading.Lock()
+
+
+def sentinels() -> SentinelWatcher:
+    """This process's watcher of placed minions' child processes (built on first use)."""
+    global _sentinels
+    with _sentinels_lock:
+        if _sentinels is None or _sentinels.pid != os.getpid():
+            _sentinels = SentinelWatcher()
+        return _sentinels
