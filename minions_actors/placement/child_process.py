@@ -69,7 +69,7 @@ class _ChildRemote:
             stop_timeout=placement.stop_timeout,
         )
         self.who = self.channel.who
-        self.sentinel: int | None = None  # watched while the process runs
+        self.watched = False  # its process's sentinel, while the process runs
 
     def open(self, cell: Cell, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
         timeout = self.placement.start_timeout
@@ -79,8 +79,8 @@ class _ChildRemote:
                                              f"while building {cell.cls_name}")
         proc = self.channel.proc
         if proc is not None:  # an idle child's death is a crash at once, not at the next call
-            incarnation, self.sentinel = cell.incarnation, proc.sentinel
-            sentinels().watch(self.sentinel,
+            incarnation, self.watched = cell.incarnation, True
+            sentinels().watch(self, proc.sentinel,
                               lambda: cell.send_system(CheckPlaced(incarnation)))
         return names
 
@@ -94,9 +94,9 @@ class _ChildRemote:
         self.channel.check("while idle")
 
     def close(self, graceful: bool) -> None:
-        sentinel, self.sentinel = self.sentinel, None
-        if sentinel is not None:
-            sentinels().unwatch(sentinel)
+        if self.watched:
+            self.watched = False
+            sentinels().unwatch(self)
         self.channel.stop(None if graceful else 0.0)
 
 

@@ -90,12 +90,12 @@ class _Pinger(Watcher):
         super().__init__()
         self._pings: dict[Any, tuple[Any, float]] = {}  # remote -> (its ping, sent at)
 
-    def wait_lost(self, keys: list[Any]) -> list[Any]:
+    def wait_lost(self, watched: dict[Any, Any]) -> list[Any]:
         ray, now = _ray(), time.monotonic()
-        self._pings = {k: p for k, p in self._pings.items() if k in keys}
-        for key in keys:
-            if key not in self._pings and key.actor is not None:
-                self._pings[key] = (key.actor.ping.remote(), now)
+        self._pings = {k: p for k, p in self._pings.items() if k in watched}
+        for key, actor in watched.items():
+            if key not in self._pings:
+                self._pings[key] = (actor.ping.remote(), now)
         refs = {ref: key for key, (ref, _) in self._pings.items()}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=_SLICE * 2)
         lost = []
@@ -139,7 +139,7 @@ class _RayRemote:
         names: list[str] = self._get(self.actor.build.remote(cell.cls, args, kwargs, identity),
                                      self.placement.start_timeout, "while building")
         incarnation = cell.incarnation
-        _pinger().watch(self, lambda: cell.send_system(CheckPlaced(incarnation)))
+        _pinger().watch(self, self.actor, lambda: cell.send_system(CheckPlaced(incarnation)))
         return names
 
     def request(self, data: bytes, doing: str, *, stopping: bool = False) -> Any:

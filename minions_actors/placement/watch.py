@@ -23,21 +23,23 @@ _JOIN_TIMEOUT = 10.0
 
 
 class Watcher:
-    """One thread that watches keys (a sentinel, an actor) and calls each one's ``lost``
-    callback once, when ``wait_lost`` reports it gone. Subclasses say how to wait."""
+    """One thread that watches handles (a process's sentinel, an actor), each under its
+    owner's key, and calls the owner's ``lost`` callback once ``wait_lost`` reports it gone.
+    Subclasses say how to wait. A report may be stale (a sentinel's descriptor reused after
+    a close): ``lost`` only asks the minion's thread to check, so that is harmless."""
 
     thread_name = "minions-placement-watch"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watched: dict[Hashable, Callable[[], None]] = {}
+        self._watched: dict[Hashable, tuple[Callable[[], None], Any]] = {}
         self._thread: threading.Thread | None = None
         self._changed = threading.Event()
 
-    def watch(self, key: Hashable, lost: Callable[[], None]) -> None:
-        """Call ``lost()`` (on the watcher's thread) once ``key`` is gone."""
+    def watch(self, key: Hashable, handle: Any, lost: Callable[[], None]) -> None:
+        """Call ``lost()`` (on the watcher's thread) once ``handle`` is gone."""
         with self._lock:
-            self._watched[key] = lost
+            self._watched[key] = (lost, handle)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.thread_name,
                                                 daemon=True)
@@ -61,19 +63,20 @@ class Watcher:
                 if not self._watched:
                     self._thread = None
                     return
-                keys = list(self._watched)
+                watched = {key: handle for key, (_, handle) in self._watched.items()}
             self._changed.clear()
-            for key in self.wait_lost(keys):
+            for key in self.wait_lost(watched):
                 with self._lock:
-                    lost = self._watched.pop(key, None)
-                if lost is not None:
-                    lost()
+                    entry = self._watched.pop(key, None)
+                if entry is not None:
+                    entry[0]()
 
     def _wake(self) -> None:
         self._changed.set()
 
-    def wait_lost(self, keys: list[Any]) -> list[Any]:
-        """Block until some of ``keys`` are gone or the set changed; return those gone."""
+    def wait_lost(self, watched: dict[Any, Any]) -> list[Any]:
+        """Block until some handles of ``watched`` (key: handle) are gone or the set
+        changed; return the keys of those gone."""
         raise NotImplementedError
 
 
@@ -89,15 +92,15 @@ class SentinelWatcher(Watcher):
     def _wake(self) -> None:
         os.write(self._wake_w, b"x")
 
-    def wait_lost(self, keys: list[Any]) -> list[Any]:
-        ready = wait([*keys, self._wake_r])
+    def wait_lost(self, watched: dict[Any, Any]) -> list[Any]:
+        ready = set(wait([*set(watched.values()), self._wake_r]))
         if self._wake_r in ready:
             try:
                 while os.read(self._wake_r, 4096):
                     pass
             except BlockingIOError:
                 pass
-        return [key for key in ready if key != self._wake_r]
+        return [key for key, sentinel in watched.items() if sentinel in ready]
 
 
 _sentinels: SentinelWatcher | None = None
