@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable
 from multiprocessing.connection import wait
 from typing import Any
@@ -50,21 +51,29 @@ class Watcher:
         """Stop watching ``key`` (it is being released on purpose); the last one ends the
         thread, and waits for it."""
         with self._lock:
-            if self._watched.pop(key, None) is None:
-                return
+            self._watched.pop(key, None)  # gone already when the watcher reported it
             thread = self._thread if not self._watched else None
         self._wake()
         if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT)
+            self._join(thread)
+
+    def _join(self, thread: threading.Thread) -> None:
+        """Wait for the thread to end, unless a new watch keeps it running meanwhile."""
+        deadline = time.monotonic() + _JOIN_TIMEOUT
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(0.05)
+            with self._lock:
+                if self._watched and self._thread is thread:
+                    return
 
     def _run(self) -> None:
         while True:
+            self._changed.clear()  # before the snapshot: a later watch wakes the next wait
             with self._lock:
                 if not self._watched:
                     self._thread = None
                     return
                 watched = {key: handle for key, (_, handle) in self._watched.items()}
-            self._changed.clear()
             for key in self.wait_lost(watched):
                 with self._lock:
                     entry = self._watched.pop(key, None)
