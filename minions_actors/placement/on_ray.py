@@ -108,7 +108,7 @@ class _Pinger(Watcher):
             except ray.exceptions.RayActorError:
                 lost.append(key)
                 continue
-            except Exception:
+            except Exception:  # nothing that says the actor died: it answers the next one
                 pass
             sent = self._pings[key][1]
             if time.monotonic() - sent >= PING_PERIOD:
