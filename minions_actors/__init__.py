@@ -13,6 +13,7 @@ from minions_actors.errors import (
     ChildProcessCrashed,
     DuplicateName,
     MailboxFull,
+    MessageRefused,
     MetricsPortInUse,
     MinionNotFound,
     MinionsError,
@@ -25,6 +26,7 @@ from minions_actors.errors import (
     SupervisorGaveUp,
     SystemAlreadyRunning,
     SystemNotRunning,
+    UnpicklableMessage,
 )
 from minions_actors.observability.hooks import Hooks
 from minions_actors.pipelines import Batch, FileTail, Pipeline, PipelineError
@@ -71,6 +73,7 @@ __all__ = [
     "Hooks",
     "KeyedGroup",
     "MailboxFull",
+    "MessageRefused",
     "MetricsPortInUse",
     "Minion",
     "MinionFuture",
@@ -105,6 +108,7 @@ __all__ = [
     "SystemAlreadyRunning",
     "SystemNotRunning",
     "Terminated",
+    "UnpicklableMessage",
     "Workflow",
     "WorkflowError",
     "WorkflowInfo",

@@ -137,6 +137,18 @@ class SidecarError(MinionsError):
     in the child. The message says which."""
 
 
+class MessageRefused(MinionsError):
+    """A minion refused a message before any handler saw it, because of the message itself
+    (a placed minion's message that cannot be pickled): the sender's error, not the
+    minion's. An ``ask`` (or proxy call) raises it; a told message is a dead letter,
+    logged at WARNING. The minion runs on: it is not a crash."""
+
+
+class UnpicklableMessage(MessageRefused, SidecarError):
+    """A message, or a proxy call's arguments, for a minion placed in another process
+    cannot be pickled (a lambda, a lock, an open file...); the text names its type."""
+
+
 class SidecarCrashed(SidecarError):
     """The sidecar's child process died (segfault, ``os._exit``, OOM kill...) or did not
     answer within ``call_timeout`` and was killed.

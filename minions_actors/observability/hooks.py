@@ -39,8 +39,9 @@ PHASE_MESSAGE = "message"  # a handler raised
 PHASE_SNAPSHOT = "snapshot"  # a sync-mode store refused the snapshot after a message
 PHASE_RUNTIME = "runtime"  # the runtime itself failed in the minion's thread (a bug)
 PHASE_SUPERVISION = "supervision"  # the minion gave up supervising (intensity exceeded)
+PHASE_PLACEMENT = "placement"  # a placed minion's process or actor ended between messages
 CRASH_PHASES = (PHASE_INIT, PHASE_RESTORE, PHASE_ON_START, PHASE_MESSAGE, PHASE_SNAPSHOT,
-                PHASE_RUNTIME, PHASE_SUPERVISION)
+                PHASE_RUNTIME, PHASE_SUPERVISION, PHASE_PLACEMENT)
 
 # The ``phase`` of ``lifecycle_error``: a callback or runtime step that must not crash
 # anything raised, and was logged and skipped.
@@ -119,6 +120,11 @@ class Hooks:
 
     def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:
         """A message reached a stopped minion; ``first`` is True once per minion."""
+
+    def message_refused(self, cell: MinionView, message: Any, exc: BaseException) -> None:
+        """A told message was refused before any handler saw it, because of the message
+        (``exc``: a :class:`~minions_actors.errors.MessageRefused`, e.g. it cannot be
+        pickled for a placed minion): a dead letter, the sender's error; no crash."""
 
     def messages_dropped(self, cell: MinionView, count: int) -> None:
         """The minion stopped for good with ``count`` user messages still queued: they are
@@ -201,6 +207,9 @@ class HookDispatcher(Hooks):
 
     def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:
         self._call("dead_letter", cell, message, first)
+
+    def message_refused(self, cell: MinionView, message: Any, exc: BaseException) -> None:
+        self._call("message_refused", cell, message, exc)
 
     def messages_dropped(self, cell: MinionView, count: int) -> None:
         self._call("messages_dropped", cell, count)

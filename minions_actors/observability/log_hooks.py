@@ -25,7 +25,8 @@ class LoggingHooks(Hooks):
     Levels: system start/stop INFO (ERROR when stopped by a failure); crashes ERROR with the
     traceback, once per crash; restarts WARNING; escalations and ``on_stop`` errors ERROR;
     dead letters and snapshot errors WARNING/ERROR for the first one of a minion, DEBUG after;
-    the messages a minion still had queued when it stopped, one WARNING with their count.
+    the messages a minion still had queued when it stopped, one WARNING with their count;
+    a told message a minion refused (the sender's error), WARNING each.
     """
 
     def __init__(self, log: Logger) -> None:
@@ -123,6 +124,12 @@ class LoggingHooks(Hooks):
             "minion {} ({}) has blocked a pool worker for {:.1f}s in one handler; another "
             "worker was added meanwhile. If it blocks on purpose (a socket, a long call), "
             "spawn it with dedicated_thread=True", cell.path, cell.cls_name, seconds,
+        )
+
+    def message_refused(self, cell: MinionView, message: Any, exc: BaseException) -> None:
+        self.for_cell(cell).warning(
+            "dead letter: minion {} refused a {} message (the sender's error): {}",
+            cell.path, type(message).__name__, exc,
         )
 
     def messages_dropped(self, cell: MinionView, count: int) -> None:

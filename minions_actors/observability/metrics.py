@@ -197,6 +197,9 @@ class MetricsHooks(Hooks):
     def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:
         self.dead_letters.labels(cell.cls_name).inc()
 
+    def message_refused(self, cell: MinionView, message: Any, exc: BaseException) -> None:
+        self.dead_letters.labels(cell.cls_name).inc()
+
     def messages_dropped(self, cell: MinionView, count: int) -> None:
         self.dead_letters.labels(cell.cls_name).inc(count)
 

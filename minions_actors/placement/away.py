@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from minions_actors.errors import PlacementError
-from minions_actors.placement.process import PROTOCOL, error_reply
+from minions_actors.placement.process import PROTOCOL, error_reply, ok_reply
 from minions_actors.runtime.cell import proxy_message
 from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.snapshots import is_persistent
@@ -94,6 +94,20 @@ class Away:
             return True, pickle.loads(pickle.dumps(state, PROTOCOL)) if copy else state
         except Exception as exc:
             return False, f"snapshot() raised {type(exc).__name__}: {exc}"
+
+    def reply(self, request: tuple[str, Any]) -> bytes:
+        """Run one request and pickle its reply; what cannot travel back is named: the
+        handler's result (its type) or the snapshot."""
+        value = self.handle(request)
+        try:
+            return pickle.dumps(("ok", value), protocol=PROTOCOL)
+        except Exception:
+            result, outcome = value
+            name = type(self.inst).__qualname__
+            sent = ok_reply(result, name)  # an error reply naming the result's type
+            if pickle.loads(sent)[0] != "ok":
+                return sent
+            return ok_reply(outcome and outcome[1], f"{name}.snapshot()")
 
     def handle(self, request: tuple[str, Any]) -> tuple[Any, Any]:
         """Run one request; return (result, snapshot outcome): ``(True, state)`` or

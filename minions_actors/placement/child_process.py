@@ -23,7 +23,9 @@ from minions_actors.placement.process import (
     next_request,
     ok_reply,
 )
-from minions_actors.placement.standin import Request, StandIn, check_max_batch, check_seconds
+from minions_actors.placement.standin import StandIn, check_max_batch, check_seconds
+from minions_actors.placement.watch import sentinels
+from minions_actors.runtime.placement import CheckPlaced
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -48,7 +50,7 @@ def _serve(conn: Connection, parent_pid: int) -> None:
                 away = Away(cls, args, kwargs, identity)
                 reply = ok_reply(away.public_names(), cls.__qualname__)
             else:
-                reply = ok_reply(away.handle(request), type(away.inst).__qualname__)
+                reply = away.reply(request)
         except Exception as exc:
             reply = error_reply(exc)
         conn.send_bytes(reply)
@@ -66,6 +68,8 @@ class _ChildRemote:
             crashed=ChildProcessCrashed, start_method=placement.start_method,
             stop_timeout=placement.stop_timeout,
         )
+        self.who = self.channel.who
+        self.watched = False  # its process's sentinel, while the process runs
 
     def open(self, cell: Cell, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
         timeout = self.placement.start_timeout
@@ -73,15 +77,26 @@ class _ChildRemote:
         identity = (cell.path, cell.name, cell.urn)
         names: list[str] = self.channel.call((cell.cls, args, kwargs, identity), timeout,
                                              f"while building {cell.cls_name}")
+        proc = self.channel.proc
+        if proc is not None:  # an idle child's death is a crash at once, not at the next call
+            incarnation, self.watched = cell.incarnation, True
+            sentinels().watch(self, proc.sentinel,
+                              lambda: cell.send_system(CheckPlaced(incarnation)))
         return names
 
-    def request(self, request: Request, doing: str, *, stopping: bool = False) -> Any:
+    def request(self, data: bytes, doing: str, *, stopping: bool = False) -> Any:
         if stopping:  # on_stop at shutdown: bounded by stop_timeout, not cut short
-            return self.channel.call(request, self.placement.stop_timeout, doing,
-                                     interruptible=False)
-        return self.channel.call(request, self.placement.call_timeout, doing)
+            return self.channel.call_pickled(data, self.placement.stop_timeout, doing,
+                                             interruptible=False)
+        return self.channel.call_pickled(data, self.placement.call_timeout, doing)
+
+    def check(self) -> None:
+        self.channel.check("while idle")
 
     def close(self, graceful: bool) -> None:
+        if self.watched:
+            self.watched = False
+            sentinels().unwatch(self)
         self.channel.stop(None if graceful else 0.0)
 
 

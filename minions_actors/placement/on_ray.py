@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import PlacementError, RayActorLost
 from minions_actors.placement.away import Away
-from minions_actors.placement.process import dumps_request, error_reply, ok_reply, unpack
-from minions_actors.placement.standin import Request, StandIn, check_max_batch, check_seconds
+from minions_actors.placement.process import error_reply, ok_reply, unpack
+from minions_actors.placement.standin import StandIn, check_max_batch, check_seconds
+from minions_actors.placement.watch import Watcher
+from minions_actors.runtime.placement import CheckPlaced
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 _SLICE = 0.1  # how often a wait checks whether the minion is being stopped
 # Ray options that would make Ray restart or retry behind the supervisor's back
 _OURS = ("max_restarts", "max_task_retries", "lifetime")
+#: How often each placed actor is pinged, so that the death of an idle one (its process,
+#: its node) is a crash within about this long, not at its next message.
+PING_PERIOD = 1.0
 
 
 def _ray() -> Any:
@@ -58,11 +63,14 @@ class _Host:
         except Exception as exc:
             return error_reply(exc)
 
+    def ping(self) -> bool:
+        return True
+
     def handle(self, data: bytes) -> bytes:
         away = self.away
         assert away is not None
         try:
-            return ok_reply(away.handle(pickle.loads(data)), type(away.inst).__qualname__)
+            return away.reply(pickle.loads(data))
         except Exception as exc:
             return error_reply(exc)
 
@@ -70,6 +78,48 @@ class _Host:
 @functools.cache
 def _host_class() -> Any:
     return _ray().remote(_Host)
+
+
+class _Pinger(Watcher):
+    """Pings every watched actor each :data:`PING_PERIOD` (a busy actor's ping waits in
+    its queue: only an error counts); an actor that died is reported lost."""
+
+    thread_name = "minions-ray-watch"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pings: dict[Any, tuple[Any, float]] = {}  # remote -> (its ping, sent at)
+
+    def wait_lost(self, watched: dict[Any, Any]) -> list[Any]:
+        ray, now = _ray(), time.monotonic()
+        self._pings = {k: p for k, p in self._pings.items() if k in watched}
+        for key, actor in watched.items():
+            if key not in self._pings:
+                self._pings[key] = (actor.ping.remote(), now)
+        refs = {ref: key for key, (ref, _) in self._pings.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=_SLICE * 2)
+        lost = []
+        for ref in ready:
+            key = refs[ref]
+            try:
+                ray.get(ref, timeout=0)
+            except ray.exceptions.ActorUnavailableError:
+                pass  # unreachable for now, maybe not dead: the next ping says
+            except ray.exceptions.RayActorError:
+                lost.append(key)
+                continue
+            except Exception:  # nothing that says the actor died: it answers the next one
+                pass
+            sent = self._pings[key][1]
+            if time.monotonic() - sent >= PING_PERIOD:
+                del self._pings[key]  # answered a period ago: ping again now
+        self._changed.wait(_SLICE * 2)
+        return lost
+
+
+@functools.cache
+def _pinger() -> _Pinger:
+    return _Pinger()
 
 
 class _RayRemote:
@@ -88,11 +138,13 @@ class _RayRemote:
         identity = (cell.path, cell.name, cell.urn)
         names: list[str] = self._get(self.actor.build.remote(cell.cls, args, kwargs, identity),
                                      self.placement.start_timeout, "while building")
+        incarnation = cell.incarnation
+        _pinger().watch(self, self.actor, lambda: cell.send_system(CheckPlaced(incarnation)))
         return names
 
-    def request(self, request: Request, doing: str, *, stopping: bool = False) -> Any:
-        # pickled here: Ray passes bytes at less cost than it serialises a tuple
-        ref = self.actor.handle.remote(dumps_request(request, self.who, doing))
+    def request(self, data: bytes, doing: str, *, stopping: bool = False) -> Any:
+        # pickled by the stand-in: Ray passes bytes at less cost than it serialises a tuple
+        ref = self.actor.handle.remote(data)
         if stopping:
             return self._get(ref, self.placement.stop_timeout, doing, interruptible=False)
         return self._get(ref, self.placement.call_timeout, doing)
@@ -121,10 +173,38 @@ class _RayRemote:
                 raise RayActorLost(f"{self.who}: the actor died {doing} ({exc})") from exc
             return unpack(data, self.who, self.cell.cls_name)
 
+    def check(self) -> None:
+        if self.actor is None:
+            raise RayActorLost(f"{self.who}: the actor is gone")
+        self._get(self.actor.ping.remote(), self.placement.call_timeout, "while idle")
+
     def close(self, graceful: bool) -> None:
+        _pinger().unwatch(self)
         actor, self.actor = self.actor, None
         if actor is not None:
             _ray().kill(actor, no_restart=True)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Each option goes to the actor's ``.options()`` or is refused here, by name."""
+    refused = sorted(set(options) & set(_OURS))
+    if refused:
+        raise PlacementError(
+            f"Ray({', '.join(f'{k}=...' for k in refused)}): the minion's supervisor "
+            f"restarts it with its last state, so Ray's own restarts, retries and "
+            f"detached lifetimes are not allowed; set restart= and the supervisor's "
+            f"strategy instead"
+        )
+    if "name" in options:
+        raise PlacementError(
+            "Ray(name=...): each incarnation of a placed minion is a new actor, named "
+            "after the minion ('minion <path> #<incarnation> <id>'); name the minion "
+            "instead: system.spawn(..., name=...)"
+        )
+    try:
+        _host_class().options(**options)  # Ray's own check of the names and values
+    except (ValueError, TypeError) as exc:
+        raise PlacementError(f"Ray({', '.join(f'{k}=...' for k in options)}): {exc}") from exc
 
 
 class Ray:
@@ -145,14 +225,7 @@ class Ray:
                  stop_timeout: float = 5.0, max_batch: int = 256, **options: Any) -> None:
         check_max_batch(max_batch, "Ray")
         _ray()  # imported here, when a Ray placement is asked for; or a clear error
-        refused = sorted(set(options) & set(_OURS))
-        if refused:
-            raise PlacementError(
-                f"Ray({', '.join(f'{k}=...' for k in refused)}): the minion's supervisor "
-                f"restarts it with its last state, so Ray's own restarts, retries and "
-                f"detached lifetimes are not allowed; set restart= and the supervisor's "
-                f"strategy instead"
-            )
+        _check_options(options)
         check_seconds("Ray", call_timeout=call_timeout, start_timeout=start_timeout,
                       stop_timeout=stop_timeout)
         self.options: dict[str, Any] = dict(options)

@@ -107,12 +107,14 @@ def next_request(conn: Connection, parent_pid: int, what: str) -> tuple[bool, An
 
 
 # ------------------------------------------------------------------------- the parent side
-def dumps_request(request: Any, who: str, doing: str) -> bytes:
-    """Pickle a request, or raise a :class:`SidecarError` that says what cannot travel."""
+def dumps_request(request: Any, who: str, doing: str,
+                  error: type[SidecarError] = SidecarError) -> bytes:
+    """Pickle a request, or raise ``error`` (a :class:`SidecarError`; for a placed minion's
+    message, :class:`~minions_actors.errors.UnpicklableMessage`) saying what cannot travel."""
     try:
         return pickle.dumps(request, protocol=PROTOCOL)
     except Exception as exc:
-        raise SidecarError(
+        raise error(
             f"{who} cannot send {doing.removeprefix('while handling ')}: it cannot "
             f"be pickled ({type(exc).__name__}: {exc}); messages and results that cross "
             f"to another process must be picklable: plain data, or instances of classes "
@@ -192,13 +194,18 @@ class ChildChannel:
              interruptible: bool = True) -> Any:
         """Send ``request`` (pickled) and return the reply's value, raising its error;
         ``interruptible``: abandon the wait when the owning minion is being stopped."""
+        data = dumps_request(request, self.who, doing)
+        return self.call_pickled(data, timeout, doing, interruptible=interruptible)
+
+    def call_pickled(self, data: bytes, timeout: float | None, doing: str, *,
+                     interruptible: bool = True) -> Any:
+        """:meth:`call` with a request pickled already (by :func:`dumps_request`)."""
         conn = self.conn
         if conn is None:
             raise self.crashed(
                 f"{self.who} has no process (it failed to start or was stopped)",
                 target=self.target,
             )
-        data = dumps_request(request, self.who, doing)
         try:
             conn.send_bytes(data)
         except OSError:
@@ -227,6 +234,15 @@ class ChildChannel:
                     self._died(doing)
                 return self._unpack(data)
             self._died(doing)  # the sentinel fired and nothing is left to read
+
+    def check(self, doing: str) -> None:
+        """Raise ``crashed`` when the child is gone (between calls: nothing to read)."""
+        proc = self.proc
+        if proc is None:
+            raise self.crashed(f"{self.who} has no process (it failed to start or was "
+                               f"stopped)", target=self.target)
+        if wait([proc.sentinel], 0):
+            self._died(doing)
 
     def _abandon(self, what: str) -> NoReturn:
         pid = self.pid

@@ -18,29 +18,45 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pykka.messages import ProxyCall
 
-from minions_actors.errors import PlacementError, SnapshotFailed
-from minions_actors.placement.process import unpack
+from minions_actors.errors import (
+    PlacementError,
+    SidecarError,
+    SnapshotFailed,
+    UnpicklableMessage,
+)
+from minions_actors.placement.process import dumps_request, unpack
 from minions_actors.runtime.minion import Minion
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
 
-#: A request to the remote: (kind, argument). Kinds: new, restore, start, receive, proxy,
+#: A request to the remote: (kind, argument). Kinds: restore, start, receive, batch, proxy,
 #: stop, failure (see minions_actors.placement.away.handle).
 Request = tuple[str, Any]
+#: The kinds that carry what a sender sent: one that cannot be pickled is the sender's
+#: error (refused before it is sent), not a crash of the minion.
+SENT = frozenset({"receive", "batch", "proxy"})
 
 
 class Remote(Protocol):
     """One incarnation's placed instance, seen from home."""
+
+    who: str  # names the minion and where it runs, in errors
 
     def open(self, cell: Cell, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
         """Start where the code runs and build the instance; return the public names of
         its instance attributes (so that proxies know them)."""
         ...
 
-    def request(self, request: Request, doing: str, *, stopping: bool = False) -> Any:
-        """Run one request there and return its reply ``(result, snapshot_outcome)``;
-        ``stopping`` is the last request of a graceful stop (not cut short by it)."""
+    def request(self, data: bytes, doing: str, *, stopping: bool = False) -> Any:
+        """Run one request (pickled by :func:`pickled`) there and return its reply
+        ``(result, snapshot_outcome)``; ``stopping`` is the last request of a graceful
+        stop (not cut short by it)."""
+        ...
+
+    def check(self) -> None:
+        """Raise the crash error when what runs there is gone (asked between calls, when
+        the placement's watcher saw it end)."""
         ...
 
     def close(self, graceful: bool) -> None:
@@ -80,6 +96,13 @@ def describe_message(message: Any) -> str:
     return f"while handling a {type(message).__name__} message"
 
 
+def pickled(remote: Remote, request: Request, doing: str) -> bytes:
+    """The request as it travels; a sender's message that cannot be pickled is refused
+    here, before anything is sent (:class:`UnpicklableMessage`, the sender's error)."""
+    error = UnpicklableMessage if request[0] in SENT else SidecarError
+    return dumps_request(request, remote.who, doing, error)
+
+
 class StandIn(Minion):
     """Stands for a placed minion's instance in its cell; see the module docstring."""
 
@@ -102,7 +125,7 @@ class StandIn(Minion):
     def _minion_call(self, request: Request, doing: str) -> Any:
         remote = self._minion_remote
         assert remote is not None  # the cell calls handlers only after __init__ succeeded
-        result, outcome = remote.request(request, doing)
+        result, outcome = remote.request(pickled(remote, request, doing), doing)
         if outcome is not None:
             self._minion_state = outcome
         return result
@@ -115,8 +138,12 @@ class StandIn(Minion):
         """Tell several messages in one call (see :mod:`minions_actors.runtime.batching`)."""
         remote = self._minion_remote
         assert remote is not None
-        (done, outcome, error), _ = remote.request(
-            ("batch", list(messages)), f"while handling a batch of {len(messages)} tells")
+        doing = f"while handling a batch of {len(messages)} tells"
+        try:
+            data = pickled(remote, ("batch", list(messages)), doing)
+        except UnpicklableMessage as exc:
+            return self._minion_receive_sendable(messages, exc)
+        (done, outcome, error), _ = remote.request(data, doing)
         if outcome is not None:
             self._minion_state = outcome
         if error is None:
@@ -126,6 +153,30 @@ class StandIn(Minion):
         except BaseException as exc:
             return done, exc
         return done, None  # pragma: no cover - an error reply always raises
+
+    def _minion_receive_sendable(
+        self, messages: Sequence[Any], exc: UnpicklableMessage,
+    ) -> tuple[int, BaseException | None]:
+        """A batch that cannot be pickled: send the messages before the first one that
+        cannot, and report that one refused (the batch goes on after it)."""
+        remote = self._minion_remote
+        assert remote is not None
+        for bad, message in enumerate(messages):
+            try:
+                pickled(remote, ("receive", message), describe_message(message))
+            except UnpicklableMessage as refused:
+                if bad == 0:
+                    return 0, refused
+                done, error = self._minion_receive_batch(messages[:bad])
+                return (done, error) if error is not None else (bad, refused)
+        raise exc  # each alone can be pickled, the batch cannot: report it as it is
+
+    def _minion_check(self) -> None:
+        """Raise the crash error when where the instance runs is gone (see
+        :func:`minions_actors.runtime.placement.check_placed`)."""
+        remote = self._minion_remote
+        if remote is not None:
+            remote.check()
 
     def _minion_forward(self, message: Any) -> Any:
         doing = f"while handling proxy access to {'.'.join(message.attr_path)!r}"
@@ -152,7 +203,8 @@ class StandIn(Minion):
         if remote is None:
             return
         try:
-            remote.request(("stop", None), "in on_stop()", stopping=True)
+            remote.request(pickled(remote, ("stop", None), "in on_stop()"), "in on_stop()",
+                           stopping=True)
         finally:
             remote.close(graceful=True)
 
@@ -171,7 +223,8 @@ class StandIn(Minion):
         try:
             if self._minion_built:
                 with contextlib.suppress(Exception):  # it may be dead: that is the crash
-                    remote.request(("failure", exception_value), "in on_failure()",
+                    remote.request(pickled(remote, ("failure", exception_value),
+                                           "in on_failure()"), "in on_failure()",
                                    stopping=True)
         finally:
             remote.close(graceful=False)

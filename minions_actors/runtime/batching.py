@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from minions_actors.errors import StateStoreWriteFailed
+from minions_actors.errors import MessageRefused, StateStoreWriteFailed
 from minions_actors.runtime.mailbox import WAKE
 
 if TYPE_CHECKING:
@@ -79,7 +79,33 @@ def run_batched(cell: Cell, inst: Minion, receive_batch: ReceiveBatch, special: 
 
 def _handle(cell: Cell, inst: Minion, receive_batch: ReceiveBatch, batch: list[Any],
             after: Any) -> bool:
-    """Run one batch; False when the incarnation crashed (the rest is carried)."""
+    """Run one batch; False when the incarnation crashed (the rest is carried). A message
+    refused before it was sent (the sender's error) is a dead letter; the batch goes on."""
+    while True:
+        done, error, rest = _call(cell, inst, receive_batch, batch)
+        if not isinstance(error, MessageRefused):
+            break
+        cell.refuse(batch[done], error)
+        if not rest:
+            return True
+        batch = rest
+    if error is None:
+        return True
+    cell.failed += 1
+    if after is not _NOTHING and after is not WAKE:
+        rest.append(after)
+    if rest:
+        if cell.restart == "temporary" or cell.stopping:  # no next incarnation: dead letters
+            cell._settle(rest)
+        else:
+            _carried[cell] = rest
+    cell._crash(error, "snapshot" if isinstance(error, StateStoreWriteFailed) else "message")
+    return False
+
+
+def _call(cell: Cell, inst: Minion, receive_batch: ReceiveBatch,
+          batch: list[Any]) -> tuple[int, BaseException | None, list[Any]]:
+    """One call with a batch: (how many succeeded, the error, what is left after it)."""
     t0 = perf_counter()
     try:
         done, error = receive_batch(batch)
@@ -97,16 +123,13 @@ def _handle(cell: Cell, inst: Minion, receive_batch: ReceiveBatch, batch: list[A
         try:
             then(inst)
         except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-            error = error or exc
-    if error is None:
-        return True
-    cell.failed += 1
-    if after is not _NOTHING and after is not WAKE:
-        rest.append(after)
-    if rest:
-        if cell.restart == "temporary" or cell.stopping:  # no next incarnation: dead letters
-            cell.count_dead_letter(rest[-1], len(rest))
-        else:
-            _carried[cell] = rest
-    cell._crash(error, "snapshot" if isinstance(error, StateStoreWriteFailed) else "message")
-    return False
+            if isinstance(error, MessageRefused):
+                cell.refuse(batch[done], error)
+            error = exc if error is None or isinstance(error, MessageRefused) else error
+    return done, error, rest
+
+
+def take_carried(cell: Cell) -> list[Any]:
+    """The messages carried to the next incarnation, taken away (a cell that stops for
+    good answers or counts them with its backlog)."""
+    return _carried.pop(cell, None) or []

@@ -345,6 +345,7 @@ class Cell:
     _step = loop.step
     _guarded = loop.guarded
     _dispatch_one = loop.dispatch_one
+    _handle_told = loop.handle_told
     _invoke = loop.invoke
     # what an extension's message handler may use (runtime.extensions.Handler)
     invoke = loop.invoke
@@ -368,6 +369,8 @@ class Cell:
     dead_letter = deadletters.dead_letter
     _release = deadletters.release
     count_dead_letter = deadletters.count_dead_letter
+    refuse = deadletters.refuse
+    _settle = deadletters.settle
     drain_dead_letters = deadletters.drain_dead_letters
     _drop_backlog = deadletters.drop_backlog
     _drop_to_mark = deadletters.drop_to_mark

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import MinionStopped
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.batching import take_carried
 from minions_actors.runtime.context import NOT_DEAD_LETTERS, NOTHING_HELD
 from minions_actors.runtime.mailbox import HALT_MARK
 
@@ -51,16 +52,43 @@ def count_dead_letter(cell: Cell, message: Any, count: int = 1) -> None:
         cell.hooks.messages_dropped(cell, count)
 
 
+def refuse(cell: Cell, message: Any, exc: BaseException) -> None:
+    """A told message refused before any handler saw it (:class:`MessageRefused`, the
+    sender's error): a dead letter, reported with why through ``message_refused``."""
+    with _DEAD_LETTER_LOCK:
+        cell.dead_letters += 1
+    cell.hooks.message_refused(cell, message, exc)
+
+
 def drain_dead_letters(cell: Cell) -> None:
     """From a sender's thread: what raced into the mailbox of a minion that just stopped
     is a dead letter like any later tell, one each."""
     cell._drain(cell.dead_letter)
 
 
-def drop_backlog(cell: Cell, held: Any) -> None:
-    """At the stop: ``held`` (taken out, not handled) and everything still queued are
-    dead letters, counted in bulk (one hook call, however long the backlog)."""
+def settle(cell: Cell, messages: list[Any]) -> None:
+    """Messages taken from the mailbox that will never be handled: asks are answered
+    (:class:`MinionStopped`), the rest counted as dead letters in bulk."""
     dropped: list[Any] = []
+    _sort_out(cell, messages, dropped.append)
+    if dropped:
+        cell.count_dead_letter(dropped[-1], len(dropped))
+
+
+def _sort_out(cell: Cell, messages: list[Any], dead: Callable[[Any], Any]) -> None:
+    for item in messages:
+        if isinstance(item, NOT_DEAD_LETTERS):
+            cell._release(item)
+        else:
+            dead(item)
+
+
+def drop_backlog(cell: Cell, held: Any) -> None:
+    """At the stop: ``held`` (taken out, not handled), the messages carried past a crash
+    (:mod:`.batching`) and everything still queued are dead letters, counted in bulk (one
+    hook call, however long the backlog); asks among them are answered."""
+    dropped: list[Any] = []
+    _sort_out(cell, take_carried(cell), dropped.append)
     cell._drain(dropped.append, held)
     count, last = cell._halt_dropped  # what a shutdown's halt dropped: one report for all
     if dropped:

@@ -15,6 +15,7 @@ from minions_actors.observability.hooks import PHASE_INIT, PHASE_ON_START, PHASE
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.extensions import used_by
 from minions_actors.runtime.minion import Minion
+from minions_actors.runtime.placement import CheckPlaced, check_placed
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -174,6 +175,8 @@ def handle_system(cell: Cell, msg: Any) -> None:
         if cell.instance is not None:
             cell._end_incarnation(crashed=False)
         msg.done.set()
+    elif isinstance(msg, CheckPlaced):
+        check_placed(cell, msg)
     elif isinstance(msg, m.StopPending):
         if cell.instance is None:  # crashed or waiting to restart: stop right away
             cell._terminate(cell._stop_deadline(), "stopped")

@@ -12,9 +12,12 @@ placement runs it and whose handlers (``on_receive``, ``snapshot``/``restore``, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from minions_actors.observability.hooks import PHASE_PLACEMENT
 
 if TYPE_CHECKING:
+    from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.minion import Minion
 
 
@@ -42,3 +45,31 @@ class PlacedInstance(Protocol):
     def _minion_forward(self, message: Any) -> Any:
         """Carry out a proxy message (call, get or set an attribute) where the code runs."""
         ...
+
+    def _minion_check(self) -> None:
+        """Raise the crash error when where the instance runs is gone."""
+        ...
+
+
+class CheckPlaced:
+    """To a placed minion's cell, from its placement's watcher (a thread that sees a child
+    process end, or a Ray actor stop answering pings): where ``incarnation`` runs may be
+    gone, so check it now rather than at the next message."""
+
+    __slots__ = ("incarnation",)
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation
+
+
+def check_placed(cell: Cell, msg: CheckPlaced) -> None:
+    """Handle :class:`CheckPlaced` on the minion's thread: if the incarnation it names is
+    still the live one and its remote is gone, that is a crash (phase ``placement``), so
+    the supervisor's strategy applies at once, as for a crash in a handler."""
+    inst = cell.instance
+    if inst is None or msg.incarnation != cell.incarnation:
+        return  # stale: the crash was seen by a call meanwhile, or the minion stopped
+    try:
+        cast("PlacedInstance", inst)._minion_check()
+    except Exception as exc:
+        cell._crash(exc, PHASE_PLACEMENT)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
-from minions_actors.errors import StateStoreWriteFailed
+from minions_actors.errors import MessageRefused, StateStoreWriteFailed
 from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.extensions import CellExtension, Handler, on_register
@@ -92,7 +92,11 @@ def _ask(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
         functools.partial(cell._proxy_message, inst) if isinstance(inner, PROXY)
         else inst.on_receive
     )
-    ok, value = cell._invoke(inst, handler, inner)
+    try:
+        ok, value = cell._invoke(inst, handler, inner, MessageRefused)
+    except MessageRefused as exc:  # the sender's error: the asker gets it, no crash
+        fail_ask(msg, exc)
+        return True
     if not ok:
         fail_ask(msg, value)
         cell._crash(value, phase_of(value))
@@ -109,10 +113,7 @@ def fail_ask(msg: m.Ask, exc: BaseException) -> None:
 
 def _proxy_tell(cell: Cell, inst: Minion, msg: Any) -> bool:
     """Proxy ``.defer()``: a tell of a method call."""
-    ok, value = cell._invoke(inst, functools.partial(cell._proxy_message, inst), msg)
-    if not ok:
-        cell._crash(value, phase_of(value))
-    return ok
+    return cell._handle_told(inst, functools.partial(cell._proxy_message, inst), msg)
 
 
 def _stop_request(cell: Cell, inst: Minion, msg: m.StopRequest) -> bool:

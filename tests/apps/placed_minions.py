@@ -31,6 +31,8 @@ class Ledger(Minion):
             return ctypes.string_at(0)  # reads address 0: SIGSEGV, a real native crash
         if message == "abort":
             os.abort()  # SIGABRT, as a failed assertion in C would
+        if message == "lambda":
+            return lambda: self.total  # a reply that cannot be pickled: the minion's bug
         if message == "boom":
             self.total = -1_000  # changed, then crashed: the rollback must undo it
             raise ValueError("boom in the child")

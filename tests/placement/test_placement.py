@@ -240,11 +240,12 @@ def test_abort_and_an_oom_kill_are_crashes_like_a_segfault(
     if how == "abort":
         with pytest.raises(ChildProcessCrashed, match="killed by SIGABRT"):
             ref.ask("abort", timeout=20)
-    else:  # what the OOM killer does
+    else:  # what the OOM killer does, here to an idle child: noticed without a message
         os.kill(pid, signal.SIGKILL)
-        with pytest.raises(ChildProcessCrashed, match=r"killed by SIGKILL \(out of memory\?"):
-            ref.ask(1, timeout=20)
-    events.wait_crashes(how)
+    [(_, exc)] = events.wait_crashes(how)
+    assert isinstance(exc, ChildProcessCrashed)
+    if how == "sigkill":
+        assert "killed by SIGKILL (out of memory?" in str(exc)
     assert ref.ask("total", timeout=20) == 2
     assert ref.ask("pid", timeout=5) != pid
 

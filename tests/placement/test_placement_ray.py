@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,10 +17,12 @@ from minions_actors import (
     PlacementError,
     Ray,
     RayActorLost,
+    UnpicklableMessage,
 )
 
 from ..apps.placed_minions import Ledger, Where
-from ..conftest import QUIET, wait_until
+from ..conftest import QUIET, Recorder, wait_until
+from .test_placed_failures import Watcher
 from .test_sidecar import Events
 
 pytestmark = [
@@ -92,30 +95,41 @@ def test_a_crash_reaches_the_asker_and_the_state_rolls_back(
     assert ref.ask("where", timeout=30)["actor"] != first["actor"]  # a new actor
 
 
-def test_a_dead_actor_is_restarted_with_its_last_state(
-    on_ray: Ray, ray_local: Any, system: ActorSystem, events: Events,
+def test_an_idle_actors_death_is_a_crash_at_once_and_it_restarts_with_its_last_state(
+    on_ray: Ray, system: ActorSystem, events: Events,
 ) -> None:
     ref = system.spawn(Where, name="victim", placement=on_ray)
     assert ref.ask(3, timeout=60) == 3
     first = ref.ask("where", timeout=30)
-    actor = ray_local.get_actor(f"minion victim #1 {_urn(system, 'victim')}")
-    ray_local.kill(actor)
-    wait_until(lambda: _dead(ray_local, actor), timeout=30,
-               what="ray.kill to take effect (it returns before the actor is gone)")
-    with pytest.raises(RayActorLost, match="died"):
-        ref.ask(1, timeout=60)
-    [(phase, exc)] = events.wait_crashes("victim")
-    assert phase == "message" and isinstance(exc, RayActorLost)
+    os.kill(first["pid"], signal.SIGKILL)  # the actor's worker; no message follows
+    events.rec.wait_for(lambda evs: events.crashes("victim"), timeout=60)
+    [(phase, exc)] = events.crashes("victim")
+    assert phase == "placement" and isinstance(exc, RayActorLost)
+    assert "died while idle" in str(exc)
     assert ref.ask("count", timeout=60) == 3
     assert ref.ask("where", timeout=30)["actor"] != first["actor"]
 
 
-def _dead(ray: Any, actor: Any) -> bool:
-    try:
-        ray.get(actor.__ray_ready__.remote(), timeout=5)
-    except ray.exceptions.RayActorError:
-        return True
-    return False
+def test_a_watcher_sees_an_idle_temporary_actors_death(
+    on_ray: Ray, system: ActorSystem,
+) -> None:
+    ref = system.spawn(Where, name="brief", restart="temporary", placement=on_ray)
+    pid = ref.ask("where", timeout=60)["pid"]
+    rec = Recorder()
+    system.spawn(Watcher, ref, rec, name="watcher")
+    os.kill(pid, signal.SIGKILL)
+    rec.wait_for(lambda evs: ("terminated", "brief") in evs, timeout=60)
+
+
+def test_a_message_that_cannot_be_pickled_is_the_senders_error(
+    on_ray: Ray, system: ActorSystem, events: Events,
+) -> None:
+    ref = system.spawn(Where, name="picky", placement=on_ray)
+    actor = ref.ask("where", timeout=60)["actor"]
+    for _ in range(5):
+        with pytest.raises(UnpicklableMessage, match="function"):
+            ref.ask(lambda: 1, timeout=30)
+    assert ref.ask("where", timeout=30)["actor"] == actor and events.crashes("picky") == []
 
 
 def _urn(system: ActorSystem, path: str) -> str:
@@ -151,5 +165,9 @@ def test_shutdown_kills_every_actor_it_placed(
 def test_ray_options_that_bypass_supervision_are_refused() -> None:
     with pytest.raises(PlacementError, match="max_restarts"):
         Ray(max_restarts=3)
+    with pytest.raises(PlacementError, match=r"Ray\(name=\.\.\.\).*spawn\(\.\.\., name=\.\.\.\)"):
+        Ray(name="x")  # each incarnation is a new actor, named after the minion
+    with pytest.raises(PlacementError, match="num_cpuz"):
+        Ray(num_cpuz=1)  # not a Ray option: refused here, not at the first spawn
     with pytest.raises(PlacementError, match="call_timeout"):
         Ray(call_timeout=-1)

@@ -56,9 +56,10 @@ def test_a_lost_node_is_a_crash_and_the_minion_comes_back_on_another_node(
         first = ref.ask("where", timeout=60)
         [doomed] = [n for n in nodes if n.node_id == first["node"]]
         ray_cluster.remove_node(doomed)  # the node and its actor are gone
-        with pytest.raises(RayActorLost):
-            ref.ask(1, timeout=120)
-        events.wait_crashes("roamer")
+        # noticed without a message: the actor stops answering the watcher's pings
+        events.rec.wait_for(lambda evs: events.crashes("roamer"), timeout=120)
+        [(phase, exc)] = events.crashes("roamer")
+        assert phase == "placement" and isinstance(exc, RayActorLost)
         again = ref.ask("where", timeout=120)
         assert again["node"] != first["node"]
         assert ref.ask("count", timeout=60) == 5  # restored from the home store
