@@ -83,6 +83,7 @@ SPAWN_RULES: dict[str, Rule] = {
                       "Ray(...)", (object,), _is_placement, bad_value=TypeError),
 }
 _DEFAULTS = (None, "block", 1.0, None, None)
+_RULE_ITEMS = tuple(SPAWN_RULES.items())
 
 
 def check_spawn_options(mailbox_size: object, mailbox_overflow: object,
@@ -90,9 +91,9 @@ def check_spawn_options(mailbox_size: object, mailbox_overflow: object,
                         placement: object) -> None:
     """Raise the option's ``ValueError``/``TypeError`` for a bad spawn option."""
     values = (mailbox_size, mailbox_overflow, mailbox_put_timeout, dedicated_thread, placement)
-    if values == _DEFAULTS and type(mailbox_put_timeout) is float:
+    if values == _DEFAULTS and type(mailbox_put_timeout) is float:  # 1 == 1.0 == True
         return  # the common spawn: nothing to check (spawn is on the hot path)
-    for (name, rule), value in zip(SPAWN_RULES.items(), values, strict=True):
+    for (name, rule), value in zip(_RULE_ITEMS, values, strict=True):
         rule.check(name, value)
 
 
