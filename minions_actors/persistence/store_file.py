@@ -237,16 +237,28 @@ class _ReadOnlyConnection(sqlite3.Connection):
                 _drop_shared(fd, self.lock_file)
 
 
+def _reader_fd(path: str) -> int | None:
+    """A reader's fd on the lock file, made if missing (None: it cannot be opened or made)."""
+    try:
+        fd = _open_lock_file(path, path, create=False)
+        if fd is not None:
+            return fd
+        fd = _open_lock_file(path, path, create=True)
+    except StateStoreError:
+        return None
+    assert fd is not None
+    with contextlib.suppress(OSError):  # made by root's inspect: the store's owner can still
+        st = os.stat(path.removesuffix(".lock"))  # use it if a crash leaves it
+        os.fchown(fd, st.st_uid, st.st_gid)
+    return fd
+
+
 def _shared_lock(path: str) -> tuple[int | None, bool]:
-    """(an fd holding a shared lock on the current lock file, created if missing, or None;
-    whether an owner holds it). No fd and no owner: the directory cannot be written, so no
-    owner can run either."""
+    """(an fd holding a shared lock on the current lock file, or None; whether an owner
+    holds it). No fd and no owner: the directory cannot be written, so no owner can run
+    either."""
     while True:
-        fd = None
-        with contextlib.suppress(StateStoreError):
-            fd = _open_lock_file(path, path, create=False)
-            if fd is None:
-                fd = _open_lock_file(path, path, create=True)
+        fd = _reader_fd(path)
         if fd is None:
             return None, False
         try:

@@ -138,3 +138,19 @@ def test_read_only_tools_leave_no_lock_file_behind(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["minions.db"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_lock_file_made_by_roots_reader_belongs_to_the_stores_owner(tmp_path: Path) -> None:
+    # if root's `inspect` is killed mid-read, the app's user must still be able to own it
+    from minions_actors.persistence.store_file import read_only_connection
+
+    db = tmp_path / "minions.db"
+    SQLiteStateStore(db).close()
+    os.chown(db, 12345, 12345)
+    conn = read_only_connection(str(db), 5.0)
+    try:
+        assert (tmp_path / "minions.db.lock").stat().st_uid == 12345
+    finally:
+        conn.close()
+    assert sorted(os.listdir(tmp_path)) == ["minions.db"]
