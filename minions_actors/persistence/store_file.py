@@ -117,8 +117,10 @@ def _open_error(db_path: str, path: str, why: str, exc: OSError | None = None) -
     kind: type[StateStoreError] = (
         StateStoreReadOnly if isinstance(exc, PermissionError) or errno_ == errno.EROFS
         else StateStoreFull if errno_ in _FULL else StateStoreError)
+    fix = "free disk space" if kind is StateStoreFull else "make the directory writable by " \
+        "this user"
     return kind(f"cannot open state store {db_path!r}: cannot create its lock file {path!r} "
-                f"({why}); make the directory writable by this user.")
+                f"({why}); {fix}.")
 
 
 def _is_current(fd: int, path: str) -> bool:
