@@ -182,11 +182,12 @@ class OwnerLock:
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         except OSError as exc:
             kind = StateStoreFull if exc.errno in _FULL else StateStoreError
-            limit = (" (the process's file size limit, RLIMIT_FSIZE or `ulimit -f`, is "
-                     "reached: raise it)" if exc.errno == errno.EFBIG else "")
+            fix = ("the process's file size limit (RLIMIT_FSIZE, `ulimit -f`) is reached: "
+                   "raise it (systemd: LimitFSIZE=)" if exc.errno == errno.EFBIG else
+                   "free disk space and start again")
             raise kind(
                 f"cannot open state store {db_path!r}: cannot write its lock file "
-                f"{self.path!r} ({exc.strerror}){limit}; free disk space and start again."
+                f"{self.path!r} ({exc.strerror}); {fix}."
             ) from exc
 
     def _try_lock(self, fd: int, db_path: str) -> bool:
