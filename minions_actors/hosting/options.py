@@ -1,9 +1,9 @@
 """The options of ``ActorSystem.start()``: their one definition (names, types, defaults)
-and their checks, all made before anything starts.
+and their checks (:data:`START_RULES`), all made before anything starts.
 
 ``ActorSystem.start`` takes exactly these keywords (its signature is copied from
 :class:`StartOptions`, so type checkers and the API reference show them), and
-docs/configuration.md lists them.
+docs/configuration.md lists them with the values each rule allows.
 """
 
 from __future__ import annotations
@@ -11,21 +11,85 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loguru import logger as _loguru
+
+from minions_actors.observability.hooks import Hooks
 from minions_actors.observability.logs import LogOptions
-from minions_actors.runtime.dispatch import check_pool_options, execution_mode
+from minions_actors.resources import Resource
+from minions_actors.runtime.dispatch import POOL_RULES, check_pool_options, execution_mode
 from minions_actors.runtime.minion import Gru
 from minions_actors.runtime.supervision import Strategy
+from minions_actors.support.option_checks import Rule, flag, integer, seconds
 
 if TYPE_CHECKING:
     from loguru import Logger
 
-    from minions_actors.observability.hooks import Hooks
     from minions_actors.persistence import StateStore
-    from minions_actors.resources import Resource
+
+
+def _resolves(host: str) -> bool:
+    try:
+        return bool(host) and bool(socket.getaddrinfo(host, None))
+    except (OSError, UnicodeError):
+        return False
+
+
+def _makeable_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a directory, or can be made one (its nearest existing
+    ancestor is a directory)."""
+    here = Path(path)
+    while not here.exists() and here.parent != here:
+        here = here.parent
+    return here.is_dir()
+
+
+def _known_level(level: str | int) -> bool:
+    if isinstance(level, int):
+        return level >= 0
+    try:
+        _loguru.level(level)
+    except ValueError:
+        return False
+    return True
+
+
+def _each(kind: type) -> Rule:
+    return Rule(f"an iterable of {kind.__name__} instances", (Iterable,),
+                lambda items: all(isinstance(i, kind) for i in items), bad_value=TypeError)
+
+
+#: the check of each option of ``start()`` that has one (logger, log_sinks, log_rotation,
+#: log_retention go to loguru as they are; state_store is checked when it is opened)
+_OWN_RULES: dict[str, Rule] = {
+    "strategy": Rule("OneForOne, OneForAll or RestForOne", (Strategy,)),
+    "metrics_port": integer(0, 65535, none="no metrics endpoint"),
+    "metrics_host": Rule("a host name or IP address that resolves", (str,), _resolves),
+    "handle_signals": flag(),
+    "file_logs": flag(),
+    "log_dir": Rule("a directory path (made if missing, with its parents), not a file",
+                    (str, os.PathLike), _makeable_dir),
+    "json_logs": flag(),
+    "stderr_logs": flag(),
+    "log_level": Rule("a loguru level name (TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, "
+                      "CRITICAL or one added with logger.level()) or an int >= 0",
+                      (str, int), _known_level),
+    "log_diagnose": flag(),
+    "stop_timeout": seconds(above=True),
+    "shutdown_timeout": seconds(above=True),
+    "workflow_retention": seconds(above=True),
+    "hooks": _each(Hooks),
+    "resources": _each(Resource),
+}
+#: options checked only when the option they serve is on (a file, an endpoint)
+_ONLY_WHEN = {"log_dir": "file_logs", "metrics_host": "metrics_port"}
+#: every checked option of ``start()``: docs/configuration.md quotes each ``allowed``
+START_RULES: dict[str, Rule] = {**_OWN_RULES, **POOL_RULES}
 
 @dataclass(frozen=True, kw_only=True)
 class StartOptions:
@@ -61,19 +125,18 @@ class StartOptions:
     def __post_init__(self) -> None:
         # frozen: the normalised values are set through object.__setattr__
         setattr_ = object.__setattr__
+        for name in ("hooks", "resources"):  # once: checking a generator would use it up
+            if isinstance(getattr(self, name), Iterable):
+                setattr_(self, name, tuple(getattr(self, name)))
+        if self.strategy is None:
+            setattr_(self, "strategy", Gru.strategy)
+        for name, rule in _OWN_RULES.items():
+            serves = getattr(self, _ONLY_WHEN[name]) if name in _ONLY_WHEN else True
+            if serves is not None and serves is not False:  # metrics_port=0 serves
+                rule.check(name, getattr(self, name))
         setattr_(self, "execution", execution_mode(self.execution))
         check_pool_options(self.pool_size, self.pool_throughput, self.starvation_threshold,
                            self.pool_max_workers)
-        if self.strategy is None:
-            setattr_(self, "strategy", Gru.strategy)
-        if not isinstance(self.strategy, Strategy):
-            raise TypeError(
-                f"strategy must be OneForOne, OneForAll or RestForOne, got {self.strategy!r}"
-            )
-        for label in ("stop_timeout", "shutdown_timeout", "workflow_retention"):
-            value = getattr(self, label)
-            if not value > 0:
-                raise ValueError(f"{label} must be > 0 seconds, got {value!r}")
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> StartOptions:

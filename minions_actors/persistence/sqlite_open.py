@@ -62,13 +62,17 @@ def open_store_file(
 
 
 def _prepare_file(path: str) -> None:
-    """Check the directory, create a missing file owner-only, warn about a shared one."""
-    directory = os.path.dirname(path)
+    """Check the directory, create a missing file owner-only, warn about a shared one.
+    A symlink is followed: its target is checked and created (SQLite opens the target)."""
+    real = os.path.realpath(path)
+    directory = os.path.dirname(real)
     if not os.path.isdir(directory):
+        via = f" (the symlink points to {real!r})" if real != path else ""
         raise StateStoreError(
-            f"cannot open state store {path!r}: directory {directory!r} does not exist; "
+            f"cannot open state store {path!r}: directory {directory!r} does not exist{via}; "
             "create it or choose another state_store path."
         )
+    path = real
     if os.path.isdir(path):
         raise StateStoreError(f"state store {path!r} is a directory; give a file path.")
     if not os.path.exists(path):

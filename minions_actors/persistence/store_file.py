@@ -15,6 +15,7 @@ import errno
 import fcntl
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,7 @@ from typing import Literal
 from minions_actors.errors import (
     StateStoreCorrupt,
     StateStoreError,
+    StateStoreFull,
     StateStoreLocked,
     StateStoreReadOnly,
 )
@@ -73,23 +75,96 @@ def _recorded_pid(fd: int) -> str:
     return text if text.isdigit() else "unknown"
 
 
+# never follow a link planted at the lock path; O_NONBLOCK: a FIFO planted there cannot hang us
+_LOCK_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _open_lock_file(path: str, db_path: str, *, create: bool) -> int | None:
+    """An fd on the lock file, a regular file with no other name (a symlink, hard link, FIFO
+    or device planted at the path is refused: we write to the file we open); None when it
+    does not exist and ``create`` is false."""
+    try:
+        fd = os.open(path, (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | _LOCK_FLAGS,
+                     0o600)
+    except FileNotFoundError:
+        if create:
+            raise _open_error(db_path, path, "its directory is gone") from None
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateStoreError(_planted(db_path, path, "a symbolic link")) from None
+        raise _open_error(db_path, path, exc.strerror or str(exc), exc) from exc
+    st = os.fstat(fd)
+    problem = ("not a regular file" if not stat.S_ISREG(st.st_mode) else
+               f"a hard link with {st.st_nlink} names" if st.st_nlink > 1 else None)
+    if problem is not None:
+        os.close(fd)
+        raise StateStoreError(_planted(db_path, path, problem))
+    if create and st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.fchmod(fd, 0o600)
+    return fd
+
+
+def _planted(db_path: str, path: str, what: str) -> str:
+    return (f"cannot open state store {db_path!r}: its lock file {path!r} is {what}; the "
+            "runtime writes its pid into that file, so it must be a plain file of its own: "
+            "remove it (the runtime creates it again) and find out who put it there.")
+
+
+def _open_error(db_path: str, path: str, why: str, exc: OSError | None = None) -> StateStoreError:
+    errno_ = exc.errno if exc is not None else None
+    kind: type[StateStoreError] = (
+        StateStoreReadOnly if isinstance(exc, PermissionError) or errno_ == errno.EROFS
+        else StateStoreFull if errno_ in _FULL else StateStoreError)
+    fix = "free disk space" if kind is StateStoreFull else "make the directory writable by " \
+        "this user"
+    return kind(f"cannot open state store {db_path!r}: cannot create its lock file {path!r} "
+                f"({why}); {fix}.")
+
+
+def _is_current(fd: int, path: str) -> bool:
+    """True while ``fd`` is the file named ``path``: an owner that stops removes the lock
+    file, so a lock taken on a file that was removed meanwhile protects nothing."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    here = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _remove_if_ours(fd: int, path: str) -> None:
+    """Remove the lock file while ``fd`` holds it exclusively (safe: whoever opened it
+    meanwhile sees, once it gets the lock, that it is no longer the current file)."""
+    with contextlib.suppress(OSError):
+        if _is_current(fd, path):
+            os.unlink(path)
+
+
 class OwnerLock:
-    """This process's ownership of one store file; released by :meth:`release` or by death."""
+    """This process's ownership of one store file; released by :meth:`release` or by death.
+
+    The protocol: open the lock file, ``flock`` it, then check it is still the file at the
+    path (else retry); the owner removes it, still locked, when it releases it cleanly.
+    """
 
     def __init__(self, db_path: str, timeout: float) -> None:
         self.path = lock_path(db_path)
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            kind = StateStoreReadOnly if isinstance(exc, PermissionError) or \
-                exc.errno == errno.EROFS else StateStoreError
-            raise kind(
-                f"cannot open state store {db_path!r}: cannot create its lock file "
-                f"{self.path!r} ({exc.strerror}); make the directory writable by this user."
-            ) from exc
         deadline = time.monotonic() + timeout
-        try:
-            while not self._try_lock(fd, db_path):
+        while True:
+            fd = _open_lock_file(self.path, db_path, create=True)
+            assert fd is not None
+            try:
+                taken = self._try_lock(fd, db_path)
+                if taken and _is_current(fd, self.path):
+                    self._write_pid(fd, db_path)
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+            if not taken:  # read-only tools hold it shared for a moment
                 if time.monotonic() >= deadline:
                     raise StateStoreLocked(
                         f"cannot open state store {db_path!r}: read-only tools kept its lock "
@@ -97,13 +172,23 @@ class OwnerLock:
                         "try again when they are done."
                     )
                 time.sleep(_LOCK_POLL)
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd: int | None = fd
         _held.add(fd)
+
+    def _write_pid(self, fd: int, db_path: str) -> None:
+        """Record our pid for the error another process gets; a full disk fails the open."""
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError as exc:
+            kind = StateStoreFull if exc.errno in _FULL else StateStoreError
+            fix = ("the process's file size limit (RLIMIT_FSIZE, `ulimit -f`) is reached: "
+                   "raise it (systemd: LimitFSIZE=)" if exc.errno == errno.EFBIG else
+                   "free disk space and start again")
+            raise kind(
+                f"cannot open state store {db_path!r}: cannot write its lock file "
+                f"{self.path!r} ({exc.strerror}); {fix}."
+            ) from exc
 
     def _try_lock(self, fd: int, db_path: str) -> bool:
         """Take the lock: True when taken, False while read-only tools hold it shared;
@@ -131,11 +216,12 @@ class OwnerLock:
         return False
 
     def release(self) -> None:
-        """Give up ownership (idempotent). The lock file stays: deleting it would race with a
-        process that has it open and is about to lock it."""
+        """Give up ownership (idempotent), removing the lock file first so a clean stop
+        leaves nothing next to the store (a crash leaves it; the next owner reuses it)."""
         fd, self._fd = self._fd, None
         if fd is not None:
             _held.discard(fd)
+            _remove_if_ours(fd, self.path)
             os.close(fd)
 
 
@@ -143,6 +229,7 @@ class _ReadOnlyConnection(sqlite3.Connection):
     """A connection that also drops the shared lock it was opened under when closed."""
 
     lock_fd: int | None = None
+    lock_file: str = ""
 
     def close(self) -> None:
         try:
@@ -150,7 +237,49 @@ class _ReadOnlyConnection(sqlite3.Connection):
         finally:
             fd, self.lock_fd = self.lock_fd, None
             if fd is not None:
-                os.close(fd)
+                _drop_shared(fd, self.lock_file)
+
+
+def _reader_fd(path: str) -> int | None:
+    """A reader's fd on the lock file, made if missing (None: it cannot be opened or made)."""
+    try:
+        fd = _open_lock_file(path, path, create=False)
+        if fd is not None:
+            return fd
+        fd = _open_lock_file(path, path, create=True)
+    except StateStoreError:
+        return None
+    assert fd is not None
+    with contextlib.suppress(OSError):  # made by root's inspect: the store's owner can still
+        st = os.stat(path.removesuffix(".lock"))  # use it if a crash leaves it
+        os.fchown(fd, st.st_uid, st.st_gid)
+    return fd
+
+
+def _shared_lock(path: str) -> tuple[int | None, bool]:
+    """(an fd holding a shared lock on the current lock file, or None; whether an owner
+    holds it). No fd and no owner: the directory cannot be written, so no owner can run
+    either."""
+    while True:
+        fd = _reader_fd(path)
+        if fd is None:
+            return None, False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None, True
+        if _is_current(fd, path):
+            return fd, False
+        os.close(fd)
+
+
+def _drop_shared(fd: int, path: str) -> None:
+    """Close a reader's lock; the last reader of a store with no owner removes the file."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _remove_if_ours(fd, path)
+    os.close(fd)
 
 
 def read_only_connection(db_path: str, timeout: float) -> sqlite3.Connection:
@@ -165,16 +294,10 @@ def read_only_connection(db_path: str, timeout: float) -> sqlite3.Connection:
     lock_fd: int | None = None
     immutable = False
     if not os.path.exists(db_path + "-wal"):
-        with contextlib.suppress(OSError):  # no lock file, unwritable directory: no owner
-            lock_fd = os.open(lock_path(db_path), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if lock_fd is not None:
-                fcntl.flock(lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            immutable = not os.path.exists(db_path + "-wal")
-        except OSError:  # an owner holds it: read alongside it
-            pass
+        lock_fd, owned = _shared_lock(lock_path(db_path))
+        immutable = not owned and not os.path.exists(db_path + "-wal")
         if not immutable and lock_fd is not None:
-            os.close(lock_fd)
+            _drop_shared(lock_fd, lock_path(db_path))
             lock_fd = None
     try:
         conn = sqlite3.connect(
@@ -186,9 +309,10 @@ def read_only_connection(db_path: str, timeout: float) -> sqlite3.Connection:
         )
     except BaseException:
         if lock_fd is not None:
-            os.close(lock_fd)
+            _drop_shared(lock_fd, lock_path(db_path))
         raise
     conn.lock_fd = lock_fd
+    conn.lock_file = lock_path(db_path)
     return conn
 
 

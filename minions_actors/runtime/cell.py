@@ -33,7 +33,7 @@ from minions_actors.runtime.extensions import NO_PARTS
 from minions_actors.runtime.finalize import NO_CELLS
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, make_mailbox
 from minions_actors.runtime.ref import MinionRef
-from minions_actors.runtime.spawning import check_spawn
+from minions_actors.runtime.spawning import check_spawn, check_spawn_options
 from minions_actors.runtime.special import proxy_message
 from minions_actors.runtime.supervision import History, RestartType, Strategy
 from minions_actors.support.events import LazyEvent
@@ -290,6 +290,8 @@ class Cell:
     ) -> MinionRef[Any]:
         """Create, register and start a child cell; return its ref at once."""
         restart_type = check_spawn(cls, args, kwargs, name, restart)
+        check_spawn_options(mailbox_size, mailbox_overflow, mailbox_put_timeout,
+                            dedicated_thread, placement)
         if placement is not None:
             placement.check(cls)
         # a placed minion's batches block on its mailbox: it keeps a thread of its own

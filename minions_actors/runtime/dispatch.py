@@ -14,16 +14,20 @@ import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from minions_actors.runtime.pool import WorkerPool, named_thread
+from minions_actors.support.option_checks import Rule, check_all, flag, integer, seconds
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
 
 __all__ = [
-    "DEDICATED", "EXECUTION_MODES", "DedicatedThreads", "Dispatcher", "WorkerPool",
-    "check_pool_options", "choose", "execution_mode",
+    "DEDICATED", "DEDICATED_THREAD_RULE", "EXECUTION_MODES", "MAX_POOL_SIZE", "POOL_RULES",
+    "DedicatedThreads", "Dispatcher", "WorkerPool", "check_pool_options", "choose",
+    "execution_mode",
 ]
 
 EXECUTION_MODES = ("pooled", "dedicated")
+#: the check of spawn()'s ``dedicated_thread`` and of the class attribute of that name
+DEDICATED_THREAD_RULE = flag(none="the class attribute, else the system's execution")
 
 
 class Dispatcher(Protocol):
@@ -83,36 +87,47 @@ def choose(default: Dispatcher, pool: WorkerPool, cls: type[Any],
     ``default`` (the pool, or dedicated threads under ``execution="dedicated"``)."""
     if dedicated_thread is None:
         dedicated_thread = getattr(cls, "dedicated_thread", None)
+        if dedicated_thread is not None:
+            DEDICATED_THREAD_RULE.check(f"{cls.__name__}.dedicated_thread", dedicated_thread)
     if dedicated_thread is None:
         return default
     return DEDICATED if dedicated_thread else pool
 
 
+#: the most workers a pool starts with: the GIL runs one at a time, and each costs a thread
+#: started at start() and joined at shutdown (10,000 took 20 s); blocking handlers get
+#: workers added up to pool_max_workers, or a dedicated thread
+MAX_POOL_SIZE = 256
+
+#: the checks of the pool options of ``ActorSystem.start()``
+POOL_RULES: dict[str, Rule] = {
+    "execution": Rule(
+        "'pooled' (minions share a worker pool) or 'dedicated' (a thread per minion), or "
+        "None ($MINIONS_EXECUTION, else 'pooled')", (str, type(None)),
+        lambda v: v in EXECUTION_MODES),
+    "pool_size": integer(1, MAX_POOL_SIZE, none="CPU count + 1, 2 to 8"),
+    "pool_throughput": integer(1),
+    "starvation_threshold": seconds(above=True),
+    "pool_max_workers": integer(1, none="max(128, pool_size)"),
+}
+
+
 def execution_mode(execution: str | None) -> str:
     """``execution`` checked; None: ``$MINIONS_EXECUTION``, else ``"pooled"``."""
+    name = "execution"
     if execution is None:
         execution = os.environ.get("MINIONS_EXECUTION") or "pooled"
-    if execution not in EXECUTION_MODES:
-        raise ValueError(
-            f"execution must be 'pooled' (minions share a worker pool) or 'dedicated' "
-            f"(a thread per minion), got {execution!r}"
-        )
+        name = "execution (here $MINIONS_EXECUTION)"
+    POOL_RULES["execution"].check(name, execution)
     return execution
 
 
 def check_pool_options(size: int | None, throughput: int, starvation_threshold: float,
                        max_workers: int | None) -> None:
     """Reject bad pool options with what was wrong and what is accepted."""
-    for label, value, low in (("pool_size", size, 1), ("pool_throughput", throughput, 1),
-                              ("pool_max_workers", max_workers, 1)):
-        if value is None and label != "pool_throughput":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{label} must be an int >= {low}, got {value!r}")
-    if isinstance(starvation_threshold, bool) or not isinstance(
-            starvation_threshold, (int, float)) or not starvation_threshold > 0:
-        raise ValueError(
-            f"starvation_threshold must be > 0 seconds, got {starvation_threshold!r}")
+    check_all(POOL_RULES, {"pool_size": size, "pool_throughput": throughput,
+                           "starvation_threshold": starvation_threshold,
+                           "pool_max_workers": max_workers})
     if size is not None and max_workers is not None and max_workers < size:
         raise ValueError(
             f"pool_max_workers ({max_workers}) must be >= pool_size ({size})")

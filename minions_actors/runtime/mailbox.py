@@ -8,6 +8,7 @@ never blocks on a full mailbox.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -64,11 +65,12 @@ class BoundedMailbox:
     """
 
     __slots__ = ("_put_timeout", "_q", "_slots", "overflow", "size")
+    _put_timeout: float | None
 
     def __init__(self, size: int, overflow: Overflow = "block", put_timeout: float = 1.0) -> None:
         self.size = size
         self.overflow = overflow
-        self._put_timeout = put_timeout
+        self._put_timeout = None if math.isinf(put_timeout) else put_timeout  # None: no bound
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(size)
 
@@ -166,15 +168,10 @@ def make_mailbox(
     size: int | None, overflow: Overflow = "block", put_timeout: float = 1.0,
     pooled_cell: Any = None,
 ) -> Mailbox:
-    """Build the mailbox for ``mailbox_size`` (None: unbounded), validating the options."""
-    if overflow not in ("block", "raise"):
-        raise ValueError(f"mailbox_overflow must be 'block' or 'raise', got {overflow!r}")
+    """Build the mailbox for ``mailbox_size`` (None: unbounded); the options were checked
+    at spawn() (``runtime.spawning.SPAWN_RULES``)."""
     if size is None:
         return queue.SimpleQueue() if pooled_cell is None else PooledMailbox(pooled_cell)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"mailbox_size must be None (unbounded) or an int >= 1, got {size!r}")
-    if put_timeout < 0:
-        raise ValueError(f"mailbox_put_timeout must be >= 0 seconds, got {put_timeout!r}")
     bounded = BoundedMailbox(size, overflow, put_timeout)
     if pooled_cell is None:
         return bounded

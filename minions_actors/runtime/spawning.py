@@ -1,5 +1,6 @@
 """Checking a spawn before anything is created: the class, its constructor's arguments,
-the restart type and the name (each with an error that says what to pass instead)."""
+the restart type, the name and the other options (each with an error that says what to
+pass instead)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import inspect
 from typing import Any
 
 from minions_actors.errors import SpawnError
+from minions_actors.runtime.dispatch import DEDICATED_THREAD_RULE
 from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.spawner import spawn
 from minions_actors.runtime.supervision import RestartType, check_restart_type
+from minions_actors.support.option_checks import Rule, choice, integer, seconds
 
 
 @functools.lru_cache(maxsize=1024)
@@ -66,10 +69,38 @@ def _bind_error(cls: type, positional: int, keywords: tuple[str, ...]) -> str | 
     return None
 
 
+def _is_placement(value: object) -> bool:
+    return callable(getattr(value, "stand_in", None)) and callable(getattr(value, "check", None))
+
+
+#: the checks of spawn()'s options (name and restart have their own, below)
+SPAWN_RULES: dict[str, Rule] = {
+    "mailbox_size": integer(1, none="unbounded"),
+    "mailbox_overflow": choice("block", "raise"),
+    "mailbox_put_timeout": seconds(above=False, inf="wait for room forever"),
+    "dedicated_thread": DEDICATED_THREAD_RULE,
+    "placement": Rule("None (this process) or a placement such as ChildProcess(...) or "
+                      "Ray(...)", (object,), _is_placement, bad_value=TypeError),
+}
+_DEFAULTS = (None, "block", 1.0, None, None)
+_RULE_ITEMS = tuple(SPAWN_RULES.items())
+
+
+def check_spawn_options(mailbox_size: object, mailbox_overflow: object,
+                        mailbox_put_timeout: object, dedicated_thread: object,
+                        placement: object) -> None:
+    """Raise the option's ``ValueError``/``TypeError`` for a bad spawn option."""
+    values = (mailbox_size, mailbox_overflow, mailbox_put_timeout, dedicated_thread, placement)
+    if values == _DEFAULTS and type(mailbox_put_timeout) is float:  # 1 == 1.0 == True
+        return  # the common spawn: nothing to check (spawn is on the hot path)
+    for (name, rule), value in zip(_RULE_ITEMS, values, strict=True):
+        rule.check(name, value)
+
+
 def check_spawn(cls: type[Minion], args: tuple[Any, ...], kwargs: dict[str, Any],
                 name: str | None, restart: str) -> RestartType:
     """Raise :class:`SpawnError` or :class:`ValueError` for a spawn that cannot work; return
-    the checked restart type."""
+    the checked restart type (the other options: :func:`check_spawn_options`)."""
     if not (isinstance(cls, type) and issubclass(cls, Minion)):
         raise SpawnError(f"spawn() takes a Minion subclass, got {cls!r}")
     if cls.__dict__.get("_minions_is_gru"):

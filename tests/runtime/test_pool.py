@@ -249,15 +249,16 @@ def test_execution_dedicated_gives_every_minion_a_thread() -> None:
         system.shutdown(timeout=10)
 
 
-@pytest.mark.parametrize(("option", "value", "text"), [
-    ("execution", "threads", "execution must be 'pooled'"),
-    ("pool_size", 0, "pool_size must be an int >= 1"),
-    ("pool_throughput", 0, "pool_throughput must be an int >= 1"),
-    ("starvation_threshold", 0, "starvation_threshold must be > 0"),
-    ("pool_max_workers", "8", "pool_max_workers must be an int"),
+@pytest.mark.parametrize(("option", "value", "text", "error"), [
+    ("execution", "threads", "execution must be 'pooled'", ValueError),
+    ("pool_size", 0, "pool_size must be an int >= 1", ValueError),
+    ("pool_throughput", 0, "pool_throughput must be an int >= 1", ValueError),
+    ("starvation_threshold", 0, "starvation_threshold must be > 0", ValueError),
+    ("pool_max_workers", "8", "pool_max_workers must be an int", TypeError),
 ])
-def test_bad_pool_options_are_clear_errors(option: str, value: Any, text: str) -> None:
-    with pytest.raises(ValueError, match=text):
+def test_bad_pool_options_are_clear_errors(option: str, value: Any, text: str,
+                                           error: type[Exception]) -> None:
+    with pytest.raises(error, match=text):
         ActorSystem.start(**QUIET, **{option: value})
     assert ActorSystem.current() is None
 
