@@ -147,10 +147,12 @@ def no_owner(db_path: str, doing: str) -> Iterator[None]:
     """Hold the store's lock file shared while ``doing`` (a change a running owner would
     overwrite from memory); an owner is a :class:`StateStoreLocked` naming its pid, and an
     owner that starts meanwhile waits (``open_timeout``) until the block ends."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(lock_path(db_path), flags, 0o600)
-    except OSError:  # an unwritable directory: no owner can have created the lock either
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    try:  # never created here: a lock file made by root (sudo) would lock the app out
+        fd = os.open(lock_path(db_path), flags)
+    except OSError:  # no lock file: nothing owns the store now
+        fd = -1
+    if fd < 0:
         yield
         return
     try:
