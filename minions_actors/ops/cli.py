@@ -31,9 +31,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_START_FAILED, EXIT_NOTHING_TO_DO = 0, 1, 
 EXIT_CODES = {
     EXIT_OK: "done (run, demo: clean shutdown)",
     EXIT_FAILED: "failed: the system failed (escalation at Gru, minions that did not stop in "
-    "time), or the store file cannot be read or changed (not a store, damaged, locked)",
+    "time), or the store file cannot be read or changed (not a store, damaged, locked; "
+    "discard --force while an application owns it)",
     EXIT_USAGE: "bad usage: wrong arguments, a target that cannot be imported, no such file",
-    EXIT_START_FAILED: "the start failed (run, demo: e.g. the metrics port is taken)",
+    EXIT_START_FAILED: "the start failed (run: the function raised, its traceback is "
+    "printed; demo: e.g. the metrics port is taken)",
     EXIT_NOTHING_TO_DO: "nothing to do: no such workflow, or its status does not allow the "
     "action (retrying a completed workflow)",
 }
@@ -86,7 +88,8 @@ def _add_demo(sub: Any) -> None:
 def _add_workflows(sub: Any) -> None:
     wf = sub.add_parser(
         "workflows", help="list, show, retry or discard the workflows stored in a state file",
-        description="List workflows (the default action; optionally by --status), show one, "
+        description="List workflows (the default action: the --limit newest, optionally by "
+        "--status and --since), show one, "
         "or act on one: 'retry ID' makes a failed or aborted workflow run again from the "
         "step where it stopped (it resumes the next time its minion starts: restart the app, "
         "or use system.retry_workflow() in a running one); 'discard ID' deletes it.",
