@@ -33,9 +33,10 @@ EXIT_CODES = {
     EXIT_FAILED: "failed: the system failed (escalation at Gru, minions that did not stop in "
     "time), or the store file cannot be read or changed (not a store, damaged, locked; "
     "discard --force while an application owns it)",
-    EXIT_USAGE: "bad usage: wrong arguments, a target that cannot be imported, no such file",
-    EXIT_START_FAILED: "the start failed (run: the function raised, its traceback is "
-    "printed; demo: e.g. the metrics port is taken)",
+    EXIT_USAGE: "bad usage: wrong arguments, a target module or function that does not "
+    "exist, no such file",
+    EXIT_START_FAILED: "the start failed (run: the module or the function raised, its "
+    "traceback is printed; demo: e.g. the metrics port is taken)",
     EXIT_NOTHING_TO_DO: "nothing to do: no such workflow, or its status does not allow the "
     "action (retrying a completed workflow)",
 }
@@ -132,11 +133,25 @@ def _load_target(target: str) -> Any:
         raise ValueError(f"expected pkg.module:function, got {target!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:  # the target itself (not something it imports): usage
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise ValueError(str(exc)) from None
+        raise
     try:
         return getattr(module, func_name)
     except AttributeError:
         raise ValueError(f"{module_name} has no attribute {func_name!r}") from None
+
+
+def _print_user_traceback(what: str, exc: BaseException) -> None:
+    """``what`` and the traceback of ``exc`` from the user's frames (file and line) on,
+    without this module's frame."""
+    tb = exc.__traceback__
+    shown = traceback.format_exception(type(exc), exc, tb.tb_next if tb else None)
+    print(f"{prog_name()} run: {what}:\n{''.join(shown).rstrip()}", file=sys.stderr)
 
 
 def cmd_run(target: str) -> int:
@@ -145,17 +160,16 @@ def cmd_run(target: str) -> int:
 
     try:
         func = _load_target(target)
-    except (ImportError, ValueError) as exc:
+    except ValueError as exc:
         print(f"{prog_name()} run: cannot load {target!r}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # the module raised while being imported: the user's code
+        _print_user_traceback(f"{target} failed to import", exc)
+        return EXIT_START_FAILED
     try:
         result = func()
     except Exception as exc:
-        # the user's frames (file and line) without this one: the start is their code
-        tb = exc.__traceback__
-        shown = traceback.format_exception(type(exc), exc, tb.tb_next if tb else None)
-        print(f"{prog_name()} run: {target} failed to start:\n{''.join(shown).rstrip()}",
-              file=sys.stderr)
+        _print_user_traceback(f"{target} failed to start", exc)
         running = ActorSystem.current()
         if running is not None:
             running.shutdown()

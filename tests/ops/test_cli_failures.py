@@ -189,6 +189,21 @@ def test_a_run_target_that_raises_shows_the_users_traceback(tmp_path: Path) -> N
     assert "ops/cli.py" not in out.stderr  # the user's frames, not the CLI's
 
 
+@pytest.mark.parametrize("body", ["import not_installed_dependency_xyz\n",
+                                  "SETTINGS = {}\nDB = SETTINGS['db']\n"])
+def test_a_run_target_that_fails_to_import_shows_the_users_traceback(
+    tmp_path: Path, body: str
+) -> None:
+    (tmp_path / "brokenimport.py").write_text(body + "\n\ndef main():\n    pass\n")
+    out = run_cli("run", "brokenimport:main", cwd=tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert "failed to import" in out.stderr
+    assert f'File "{tmp_path / "brokenimport.py"}", line {body.count(chr(10))}' in out.stderr
+    missing = run_cli("run", "not_a_module_here:main", cwd=tmp_path)  # the target itself
+    assert missing.returncode == 2 and "cannot load" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 # ----------------------------------------------------- item 7: --limit, --since, program name
 def test_workflows_list_has_a_limit_and_since(tmp_path: Path) -> None:
     filled_store(tmp_path / "minions.db", minions=0, workflows=150, age=3 * 86400)
