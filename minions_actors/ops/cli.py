@@ -12,20 +12,31 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from minions_actors import __version__
-from minions_actors.records import WORKFLOW_STATUSES
+from minions_actors.ops.cli_options import (
+    DEFAULT_LIMIT,
+    db_option,
+    json_option,
+    list_options,
+    prog_name,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_START_FAILED, EXIT_NOTHING_TO_DO = 0, 1, 2, 3, 4
 EXIT_CODES = {
     EXIT_OK: "done (run, demo: clean shutdown)",
     EXIT_FAILED: "failed: the system failed (escalation at Gru, minions that did not stop in "
-    "time), or the store file cannot be read or changed (not a store, damaged, locked)",
-    EXIT_USAGE: "bad usage: wrong arguments, a target that cannot be imported, no such file",
-    EXIT_START_FAILED: "the start failed (run, demo: e.g. the metrics port is taken)",
+    "time), or the store file cannot be read or changed (not a store, damaged, locked; "
+    "discard --force while an application owns it)",
+    EXIT_USAGE: "bad usage: wrong arguments, a target module or function that does not "
+    "exist, no such file",
+    EXIT_START_FAILED: "the start failed (run: the module or the function raised, its "
+    "traceback is printed; demo: e.g. the metrics port is taken)",
     EXIT_NOTHING_TO_DO: "nothing to do: no such workflow, or its status does not allow the "
     "action (retrying a completed workflow)",
 }
@@ -35,24 +46,9 @@ def _epilog() -> str:
     return "exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
 
-def _db_option(parser: argparse.ArgumentParser, default: Any = "minions.db") -> None:
-    parser.add_argument("--db", default=default, metavar="PATH",
-                        help="the state store file (default: minions.db)")
-
-
-def _json_option(parser: argparse.ArgumentParser, default: Any = False) -> None:
-    parser.add_argument("--json", action="store_true", default=default,
-                        help="JSON Lines: one JSON object per record per line (for jq)")
-
-
-def _status_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
-    parser.add_argument("--status", choices=WORKFLOW_STATUSES,
-                        default=default, help="only workflows with this status")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m minions_actors",
+        prog=prog_name(),
         description="Supervised, persistent actors for long-lived Python processes.",
         epilog=_epilog(),
     )
@@ -93,29 +89,30 @@ def _add_demo(sub: Any) -> None:
 def _add_workflows(sub: Any) -> None:
     wf = sub.add_parser(
         "workflows", help="list, show, retry or discard the workflows stored in a state file",
-        description="List workflows (the default action; optionally by --status), show one, "
+        description="List workflows (the default action: the --limit newest, optionally by "
+        "--status and --since), show one, "
         "or act on one: 'retry ID' makes a failed or aborted workflow run again from the "
         "step where it stopped (it resumes the next time its minion starts: restart the app, "
         "or use system.retry_workflow() in a running one); 'discard ID' deletes it.",
         epilog="examples: workflows list --status failed --json; workflows retry order-7; "
         "workflows --db app.db discard order-7",
     )
-    _db_option(wf)
-    _status_option(wf)  # 'workflows --status failed' lists, as 'workflows list --status failed'
-    _json_option(wf)
+    db_option(wf)
+    list_options(wf)  # 'workflows --status failed' lists, as 'workflows list --status failed'
+    json_option(wf)
     actions = wf.add_subparsers(dest="action", metavar="ACTION")
     texts = ("list workflows (default)", "show one workflow",
              "run a failed or aborted workflow again", "delete one workflow")
     for name, text in zip(_WORKFLOW_ACTIONS, texts, strict=True):
         action = actions.add_parser(name, help=text, description=text)
         # options after the action work too; SUPPRESS keeps the ones given before it
-        _db_option(action, default=argparse.SUPPRESS)
+        db_option(action, default=argparse.SUPPRESS)
         if name == "list":
-            _status_option(action, default=argparse.SUPPRESS)
+            list_options(action, default=argparse.SUPPRESS, limit=argparse.SUPPRESS)
         else:
             action.add_argument("workflow_id", metavar="ID", help="the workflow id")
         if name in ("list", "show"):
-            _json_option(action, default=argparse.SUPPRESS)
+            json_option(action, default=argparse.SUPPRESS)
         if name == "discard":
             action.add_argument("--force", action="store_true",
                                 help="discard even a running workflow (app stopped only)")
@@ -126,8 +123,8 @@ def _add_inspect(sub: Any) -> None:
                           description="A readable table of the minions stored in a "
                           "minions.db: path, class, size and last update.")
     insp.add_argument("db_path", nargs="?", metavar="DB", help="same as --db")
-    _db_option(insp)
-    _json_option(insp)
+    db_option(insp)
+    json_option(insp)
 
 
 def _load_target(target: str) -> Any:
@@ -136,11 +133,25 @@ def _load_target(target: str) -> Any:
         raise ValueError(f"expected pkg.module:function, got {target!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:  # the target itself (not something it imports): usage
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise ValueError(str(exc)) from None
+        raise
     try:
         return getattr(module, func_name)
     except AttributeError:
         raise ValueError(f"{module_name} has no attribute {func_name!r}") from None
+
+
+def _print_user_traceback(what: str, exc: BaseException) -> None:
+    """``what`` and the traceback of ``exc`` from the user's frames (file and line) on,
+    without this module's frame."""
+    tb = exc.__traceback__
+    shown = traceback.format_exception(type(exc), exc, tb.tb_next if tb else None)
+    print(f"{prog_name()} run: {what}:\n{''.join(shown).rstrip()}", file=sys.stderr)
 
 
 def cmd_run(target: str) -> int:
@@ -149,20 +160,23 @@ def cmd_run(target: str) -> int:
 
     try:
         func = _load_target(target)
-    except (ImportError, ValueError) as exc:
-        print(f"minions_actors run: cannot load {target!r}: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"{prog_name()} run: cannot load {target!r}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # the module raised while being imported: the user's code
+        _print_user_traceback(f"{target} failed to import", exc)
+        return EXIT_START_FAILED
     try:
         result = func()
     except Exception as exc:
-        print(f"minions_actors run: {target} failed to start: {exc!r}", file=sys.stderr)
+        _print_user_traceback(f"{target} failed to start", exc)
         running = ActorSystem.current()
         if running is not None:
             running.shutdown()
         return EXIT_START_FAILED
     system = result if isinstance(result, ActorSystem) else ActorSystem.current()
     if system is None:
-        print(f"minions_actors run: {target} returned {result!r} and no ActorSystem is "
+        print(f"{prog_name()} run: {target} returned {result!r} and no ActorSystem is "
               f"running; the function must start one and return it", file=sys.stderr)
         return EXIT_START_FAILED
     try:
@@ -170,9 +184,9 @@ def cmd_run(target: str) -> int:
     except KeyboardInterrupt:  # handle_signals=False and Ctrl-C: still shut down cleanly
         system.shutdown()
     if system.failure is not None:
-        print(f"minions_actors run: the system failed: {system.failure}", file=sys.stderr)
+        print(f"{prog_name()} run: the system failed: {system.failure}", file=sys.stderr)
     elif system.exit_code:
-        print("minions_actors run: the shutdown was not clean (minions did not stop in "
+        print(f"{prog_name()} run: the shutdown was not clean (minions did not stop in "
               "time, or accepted snapshots were lost); see the log", file=sys.stderr)
     return system.exit_code
 
@@ -185,12 +199,14 @@ def _print_json_lines(objects: Sequence[dict[str, Any]]) -> None:
 
 def _store_command(name: str, db: str, action: Callable[[], int]) -> int:
     """Run one store command, turning its errors into a message and an exit code."""
+    import sqlite3
+
     from minions_actors.errors import (
         StateStoreError,
         WorkflowRecordNotFound,
         WorkflowStatusConflict,
     )
-    from minions_actors.ops.inspect import printable
+    from minions_actors.persistence.sqlite_common import classify_sqlite_error
 
     try:
         return action()
@@ -201,47 +217,80 @@ def _store_command(name: str, db: str, action: Callable[[], int]) -> int:
     except StateStoreError as exc:
         message = str(exc)
         code = EXIT_FAILED if os.path.isfile(db) else EXIT_USAGE  # no such file: a typo
-    print(f"minions_actors {name}: {printable(str(message))}", file=sys.stderr)
+    except sqlite3.Error as exc:  # a damaged page the open-time check did not reach
+        message, code = str(classify_sqlite_error(exc, os.path.abspath(db))), EXIT_FAILED
+    _note(name, str(message))
     return code
 
 
+def _note(name: str, text: str) -> None:
+    """One line on stderr, prefixed with the program and command, escaped."""
+    from minions_actors.support.text import printable
+
+    print(f"{prog_name()} {name}: {printable(text)}", file=sys.stderr)
+
+
 def cmd_inspect(db: str, as_json: bool = False) -> int:
-    from minions_actors.ops.inspect import read_minions, render_inspect
+    from minions_actors.ops.inspect import format_inspect, read_minions
 
     def show() -> int:
+        listing = read_minions(db)
         if as_json:
-            _print_json_lines(read_minions(db).minions)
+            _print_json_lines(listing.minions)
         else:
-            print(render_inspect(db))
+            print(format_inspect(listing))
+        for warning in listing.not_utf8:
+            _note("inspect", "warning: " + warning)
         return EXIT_OK
 
     return _store_command("inspect", db, show)
 
 
+def _list_workflows(db: str, status: str | None, since: float | None, limit: int,
+                    as_json: bool) -> int:
+    from minions_actors.ops import inspect as ins
+
+    listing = ins.read_workflows(db, status, since=since, limit=limit or None)
+    if as_json:
+        _print_json_lines([ins.workflow_json(r) for r in listing.records])
+        if listing.matched > len(listing.records):
+            _note("workflows", f"showing the newest {len(listing.records)} of "
+                  f"{listing.matched} workflows; --limit N shows more, --limit 0 all")
+    else:
+        print(ins.format_workflows(listing, status, since))
+    for warning in listing.not_utf8:
+        _note("workflows", "warning: " + warning)
+    return EXIT_OK
+
+
+def _show_workflow(db: str, workflow_id: str, as_json: bool) -> int:
+    from minions_actors.errors import WorkflowRecordNotFound
+    from minions_actors.ops import inspect as ins
+
+    listing = ins.read_workflows(db, workflow_id=workflow_id)
+    if not listing.records:
+        raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {db!r}")
+    if as_json:
+        _print_json_lines([ins.workflow_json(listing.records[0], context=True)])
+    else:
+        print(ins.render_workflow(listing.records[0]))
+    for warning in listing.not_utf8:
+        _note("workflows", "warning: " + warning)
+    return EXIT_OK
+
+
 def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
                   status: str | None = None, force: bool = False,
-                  as_json: bool = False) -> int:
-    from minions_actors.errors import WorkflowRecordNotFound
+                  as_json: bool = False, *, since: float | None = None,
+                  limit: int = DEFAULT_LIMIT) -> int:
     from minions_actors.ops import inspect as ins
 
     def act() -> int:
         if action == "list":
-            if as_json:
-                _print_json_lines([ins.workflow_json(r)
-                                   for r in ins.read_workflows(db, status).records])
-            else:
-                print(ins.render_workflows(db, status=status))
-            return EXIT_OK
+            return _list_workflows(db, status, since, limit, as_json)
         assert workflow_id is not None  # argparse requires it for these actions
         if action == "show":
-            found = ins.read_workflows(db, workflow_id=workflow_id).records
-            if not found:
-                raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {db!r}")
-            if as_json:
-                _print_json_lines([ins.workflow_json(found[0], context=True)])
-            else:
-                print(ins.render_workflow(found[0]))
-            return EXIT_OK
+            return _show_workflow(db, workflow_id, as_json)
         if action == "retry":
             rec = ins.retry_workflow_in_file(db, workflow_id)
             text = (f"workflow {rec.workflow_id} ({rec.workflow_name}, minion "
@@ -270,14 +319,25 @@ def _old_workflows_syntax(argv: Sequence[str]) -> str | None:
     return f"the store file is given with --db: workflows --db {db} {rest}"
 
 
+def _die_on_closed_pipe() -> None:
+    """Let SIGPIPE end a printing command quietly, as it ends ``cat`` (``... | head -1``):
+    Python ignores it and raises BrokenPipeError instead. Not for ``run``/``demo``, whose
+    sockets must not kill the application."""
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minions_actors`` and ``minions-actors``."""
     parser = _parser()
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     hint = _old_workflows_syntax(argv)
     if hint is not None:
         parser.error(hint)
     args = parser.parse_args(argv)
+    if from_command_line and args.command not in ("run", "demo"):
+        _die_on_closed_pipe()
     if args.command == "run":
         return cmd_run(args.target)
     if args.command == "inspect":
@@ -288,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_workflows(
             args.db, args.action or "list", getattr(args, "workflow_id", None),
             args.status, getattr(args, "force", False), args.json,
+            since=args.since, limit=args.limit,
         )
     if args.command == "demo":
         from minions_actors.ops.demo import quiet_stderr, run_demo

@@ -103,17 +103,18 @@ def run_demo(
     """Run the demo and return the process exit code (3 when it cannot start)."""
     from minions_actors.errors import MetricsPortInUse, MinionsError
     from minions_actors.ops.cli import EXIT_START_FAILED
+    from minions_actors.ops.cli_options import prog_name
 
     try:
         system = ActorSystem.start(state_store=db, metrics_port=metrics_port, log_dir=log_dir,
                                    stderr_logs=False)
     except MetricsPortInUse:
-        print(f"minions_actors demo: cannot start: the metrics port {metrics_port} is in use "
+        print(f"{prog_name()} demo: cannot start: the metrics port {metrics_port} is in use "
               f"(another demo or exporter?). Run it with --metrics-port 0 (any free port) or "
               f"--metrics-port <another port>.", file=sys.stderr)
         return EXIT_START_FAILED
     except (MinionsError, OSError) as exc:
-        print(f"minions_actors demo: cannot start: {exc}", file=sys.stderr)
+        print(f"{prog_name()} demo: cannot start: {exc}", file=sys.stderr)
         return EXIT_START_FAILED
     url = system.metrics.url if system.metrics is not None else None
     print(f"1. system started: state in {db}, metrics at {url}, logs in {log_dir}/")

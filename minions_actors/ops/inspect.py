@@ -27,10 +27,13 @@ from minions_actors.persistence.sqlite_common import (
     WORKFLOW_TABLE,
 )
 from minions_actors.persistence.store_file import open_existing_store
-from minions_actors.records import WORKFLOW_STATUSES, WorkflowRecord
+from minions_actors.records import WORKFLOW_COLUMNS, WORKFLOW_STATUSES, WorkflowRecord
+from minions_actors.support.text import not_utf8_columns, printable
 
 __all__ = [
     "discard_workflow_in_file",
+    "format_inspect",
+    "format_workflows",
     "printable",
     "read_minions",
     "read_workflows",
@@ -53,6 +56,7 @@ class MinionsListing(NamedTuple):
     version: int
     minions: list[dict[str, Any]]
     workflow_counts: str | None
+    not_utf8: list[str]  # a warning per row that is not valid UTF-8
 
 
 class WorkflowsListing(NamedTuple):
@@ -63,6 +67,8 @@ class WorkflowsListing(NamedTuple):
     has_table: bool
     records: list[WorkflowRecord]
     counts: str
+    matched: int  # how many records match the filters (more than shown with a limit)
+    not_utf8: list[str]  # a warning per record that is not valid UTF-8
 
 
 def _human_size(n: int) -> str:
@@ -90,19 +96,6 @@ def _workflow_counts(conn: sqlite3.Connection) -> str:
         return "none"
     order = [*WORKFLOW_STATUSES, *sorted(set(counts) - set(WORKFLOW_STATUSES))]
     return ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
-
-
-def printable(text: str) -> str:
-    """``text`` with every non-printable character escaped (``\\x1b``, ``\\n``, ``\\u202e``).
-
-    Stored strings (paths, class names, workflow ids and errors) come from applications:
-    printed raw, an escape sequence in one could retitle, clear or rewrite the operator's
-    terminal.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
 
 
 def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -142,7 +135,9 @@ def read_minions(db_path: str | os.PathLike[str]) -> MinionsListing:
          "updated_at": float(r[3])}
         for r in rows
     ]
-    return MinionsListing(path, version, minions, counts)
+    bad = [_not_utf8("minion", r[0], cols) for r in rows
+           if (cols := not_utf8_columns(("path", "minion_class"), r))]
+    return MinionsListing(path, version, minions, counts, bad)
 
 
 def render_inspect(db_path: str | os.PathLike[str]) -> str:
@@ -151,7 +146,11 @@ def render_inspect(db_path: str | os.PathLike[str]) -> str:
     When the file has the workflows table, a last line counts workflows by status. Stored
     strings are escaped (:func:`printable`). Raises like :func:`read_minions`.
     """
-    listing = read_minions(db_path)
+    return format_inspect(read_minions(db_path))
+
+
+def format_inspect(listing: MinionsListing) -> str:
+    """The table of :func:`render_inspect` for a listing."""
     rows = listing.minions
     total = sum(m["size_bytes"] for m in rows)
     header = (
@@ -186,35 +185,57 @@ def _step(rec: WorkflowRecord) -> str:
     return f"{rec.next_step} {rec.step_name}"
 
 
-def read_workflows(
-    db_path: str | os.PathLike[str], status: str | None = None, workflow_id: str | None = None
-) -> WorkflowsListing:
-    """Read the workflow records of ``db_path`` (read-only), optionally of one status or one
-    id, ordered by creation time. Raises like :func:`read_minions`."""
+def _not_utf8(kind: str, name: object, columns: list[str]) -> str:
+    """The warning for one row whose text is not valid UTF-8."""
+    return (f"{kind} {printable(str(name))!r}: not valid UTF-8 in column "
+            f"{', '.join(columns)} (each invalid byte is shown as a \\xNN escape)")
+
+
+def _workflow_filter(
+    status: str | None, workflow_id: str | None, since: float | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (or '') and its parameters for :func:`read_workflows`."""
     statuses = _status_set(status)
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses is not None:
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params += sorted(statuses)
+    if workflow_id is not None:
+        where.append("workflow_id = ?")
+        params.append(workflow_id)
+    if since is not None:
+        where.append("updated_at >= ?")
+        params.append(since)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def read_workflows(
+    db_path: str | os.PathLike[str], status: str | None = None, workflow_id: str | None = None,
+    *, since: float | None = None, limit: int | None = None,
+) -> WorkflowsListing:
+    """Read the workflow records of ``db_path`` (read-only), optionally of one status, one
+    id, or updated at or after ``since`` (unix time); with ``limit``, the ``limit`` newest
+    (by creation). Ordered by creation time. Raises like :func:`read_minions`."""
+    where, params = _workflow_filter(status, workflow_id, since)
     path, conn, version, has_workflows = open_existing_store(db_path, write=False, timeout=5.0)
     try:
         if not has_workflows:
-            return WorkflowsListing(path, version, False, [], "none")
-        sql = WF_SELECT
-        where, params = [], []
-        if statuses is not None:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params = sorted(statuses)
-        if workflow_id is not None:
-            where.append("workflow_id = ?")
-            params.append(workflow_id)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        records = [
-            WorkflowRecord(*row)
-            for row in conn.execute(sql + " ORDER BY created_at, workflow_id", params)
-        ]
+            return WorkflowsListing(path, version, False, [], "none", 0, [])
+        newest = " ORDER BY created_at DESC, workflow_id DESC"
+        rows = conn.execute(WF_SELECT + where + newest + (" LIMIT ?" if limit else ""),
+                            [*params, limit] if limit else params).fetchall()
+        rows.reverse()
+        matched = len(rows) if not limit or len(rows) < limit else int(conn.execute(
+            f"SELECT count(*) FROM {WORKFLOW_TABLE}{where}", params).fetchone()[0])
         counts = _workflow_counts(conn)
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
-    return WorkflowsListing(path, version, True, records, counts)
+    bad = [_not_utf8("workflow", row[0], cols) for row in rows
+           if (cols := not_utf8_columns(WORKFLOW_COLUMNS, row))]
+    records = [WorkflowRecord(*row) for row in rows]
+    return WorkflowsListing(path, version, True, records, counts, matched, bad)
 
 
 def render_workflows(
@@ -226,16 +247,26 @@ def render_workflows(
     last update and the error (shortened to one line); stored strings are escaped
     (:func:`printable`). Opens the file read-only; raises like :func:`read_minions`.
     """
-    listing = read_workflows(db_path, status)
+    return format_workflows(read_workflows(db_path, status), status)
+
+
+def format_workflows(
+    listing: WorkflowsListing, status: str | None = None, since: float | None = None
+) -> str:
+    """The table of :func:`render_workflows` for a listing read with those filters."""
     path, records = printable(listing.path), listing.records
     if not listing.has_table:
         return (
             f"{path}: no workflows (schema version {listing.version} has no {WORKFLOW_TABLE} "
             "table; it is added when a newer minions_actors opens the store)"
         )
-    which = f" with status {status}" if status is not None else ""
-    n = len(records)
-    header = f"{path}: {n} workflow{'s' if n != 1 else ''}{which} ({listing.counts})"
+    which = (f" with status {status}" if status is not None else "") + (
+        f" updated since {_when(since)}" if since is not None else "")
+    n, matched = len(records), listing.matched
+    shown = f"the newest {n} of {matched}" if matched > n else str(n)
+    header = f"{path}: {shown} workflow{'s' if matched != 1 else ''}{which} ({listing.counts})"
+    if matched > n:
+        header += "; --limit N shows more, --limit 0 all"
     if not records:
         return header + "\n(no workflows" + which + ")"
     table = [("ID", "MINION", "WORKFLOW", "STATUS", "STEP", "ATTEMPTS", "UPDATED", "ERROR")]
@@ -260,7 +291,11 @@ def workflow_json(rec: WorkflowRecord, context: bool = False) -> dict[str, Any]:
     (``context`` only when asked: it holds application data)."""
     from minions_actors.workflows import WorkflowInfo
 
-    info = dataclasses.asdict(WorkflowInfo.of(rec))
+    try:
+        info = dataclasses.asdict(WorkflowInfo.of(rec))
+    except ValueError:  # a context that is not JSON (not valid UTF-8, say): shown as text
+        info = dataclasses.asdict(WorkflowInfo.of(dataclasses.replace(rec, context_json="null")))
+        info["context"] = rec.context_json
     if not context:
         del info["context"]
     return info

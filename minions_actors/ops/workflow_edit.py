@@ -16,7 +16,7 @@ from minions_actors.persistence.sqlite_common import (
     classify_sqlite_error,
     immediate_transaction,
 )
-from minions_actors.persistence.store_file import open_existing_store
+from minions_actors.persistence.store_file import no_owner, open_existing_store
 from minions_actors.records import WorkflowRecord
 
 
@@ -28,6 +28,27 @@ def _change_in_file(
     busy_timeout: float,
 ) -> tuple[str, WorkflowRecord]:
     """Run ``action`` ("retry" or "discard") on one record in one write transaction."""
+    with _guard(db_path, workflow_id, action, allowed):
+        return _change_open(db_path, workflow_id, action, allowed, busy_timeout)
+
+
+def _guard(db_path: str | os.PathLike[str], workflow_id: str, action: str,
+           allowed: frozenset[str] | None) -> contextlib.AbstractContextManager[None]:
+    """A forced discard needs the application stopped: its owner keeps running workflows in
+    memory and would write the record back (the other changes stick while it runs)."""
+    if action != "discard" or allowed is not None:
+        return contextlib.nullcontext()
+    return no_owner(os.path.abspath(os.fspath(db_path)),
+                    f"discard workflow {workflow_id!r} with --force (force=True)")
+
+
+def _change_open(
+    db_path: str | os.PathLike[str],
+    workflow_id: str,
+    action: str,
+    allowed: frozenset[str] | None,
+    busy_timeout: float,
+) -> tuple[str, WorkflowRecord]:
     path, conn, _version, has_workflows = open_existing_store(
         db_path, write=True, timeout=busy_timeout)
     try:
@@ -110,8 +131,9 @@ def discard_workflow_in_file(
 ) -> WorkflowRecord:
     """Delete one workflow record from the file; returns the record as it was.
 
-    A running workflow is refused (:class:`WorkflowStatusConflict`) unless ``force=True``;
-    use that only while its application is stopped. Unknown ids raise
+    A running workflow is refused (:class:`WorkflowStatusConflict`) unless ``force=True``,
+    and ``force=True`` is refused (:class:`StateStoreLocked`, naming the owner's pid) while
+    an application owns the store: it would write the workflow back. Unknown ids raise
     :class:`WorkflowRecordNotFound`.
     """
     allowed = None if force else frozenset({"completed", "failed", "aborted"})

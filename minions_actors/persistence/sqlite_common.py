@@ -20,6 +20,7 @@ from minions_actors.errors import (
     StateStoreReadOnly,
 )
 from minions_actors.records import WORKFLOW_COLUMNS, WorkflowRecord
+from minions_actors.support.text import printable
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -107,7 +108,8 @@ def classify_sqlite_error(
     if isinstance(exc, StateStoreError):
         return exc
     name = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc)
+    # sqlite3's decoding error quotes the stored bytes, escape sequences included
+    text = printable(str(exc).split(" with text '")[0])
     low = text.lower()
     kind: type[StateStoreError] = StateStoreError
     what = f"{type(exc).__name__}: {text}"

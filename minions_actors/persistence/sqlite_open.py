@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from minions_actors.errors import StateStoreError, StateStoreReadOnly
+from minions_actors.persistence.not_utf8 import (
+    is_not_utf8_error,
+    read_snapshots_setting_aside,
+    refuse_not_utf8_workflow,
+)
 from minions_actors.persistence.schema import _migrate
 from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
@@ -111,13 +116,22 @@ def _set_up(
     conn.execute(f"PRAGMA synchronous = {'FULL' if sync else 'NORMAL'}")
     check_pages(conn, path, open_check)
     found = _migrate(db, path)
-    cache: dict[str, Entry] = {
-        row[0]: (row[1], row[2], row[3])
-        for row in conn.execute(
-            f"SELECT path, minion_class, state_json, updated_at FROM {SNAPSHOT_TABLE}"
-        )
-    }
-    wf_live = {
-        row[0]: wf_record(row) for row in conn.execute(f"{WF_SELECT} WHERE status = 'running'")
-    }
+    try:
+        cache: dict[str, Entry] = {
+            row[0]: (row[1], row[2], row[3])
+            for row in conn.execute(
+                f"SELECT path, minion_class, state_json, updated_at FROM {SNAPSHOT_TABLE}"
+            )
+        }
+    except sqlite3.OperationalError as exc:
+        if not is_not_utf8_error(exc):
+            raise
+        cache = read_snapshots_setting_aside(conn, path)
+    running = "WHERE status = 'running'"
+    try:
+        wf_live = {row[0]: wf_record(row) for row in conn.execute(f"{WF_SELECT} {running}")}
+    except sqlite3.OperationalError as exc:
+        if is_not_utf8_error(exc):
+            refuse_not_utf8_workflow(conn, path, running)
+        raise
     return OpenedStore(owner=owner, db=db, cache=cache, wf_live=wf_live, schema_found=found)

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,7 @@ from minions_actors.errors import (
     StateStoreReadOnly,
 )
 from minions_actors.persistence.sqlite_common import SNAPSHOT_TABLE, WORKFLOW_TABLE, connect
+from minions_actors.support.text import tolerant_text
 
 __all__ = [
     "OPEN_CHECKS",
@@ -35,6 +37,7 @@ __all__ = [
     "OwnerLock",
     "check_pages",
     "lock_path",
+    "no_owner",
     "open_existing_store",
     "read_only_connection",
 ]
@@ -225,6 +228,34 @@ class OwnerLock:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def no_owner(db_path: str, doing: str) -> Iterator[None]:
+    """Hold the store's lock file shared while ``doing`` (a change a running owner would
+    overwrite from memory); an owner is a :class:`StateStoreLocked` naming its pid, and an
+    owner that starts meanwhile waits (``open_timeout``) until the block ends."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    try:  # never created here: a lock file made by root (sudo) would lock the app out
+        fd = os.open(lock_path(db_path), flags)
+    except OSError:  # no lock file: nothing owns the store now
+        fd = -1
+    if fd < 0:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise StateStoreLocked(
+                f"cannot {doing}: the store {db_path!r} is owned by a running process (pid "
+                f"{_recorded_pid(fd)}), which keeps its unfinished workflows in memory and "
+                "would write the change back; stop it first, then try again (or make the "
+                "change in that application, e.g. system.discard_workflow(id))."
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 class _ReadOnlyConnection(sqlite3.Connection):
     """A connection that also drops the shared lock it was opened under when closed."""
 
@@ -326,7 +357,9 @@ def check_pages(conn: sqlite3.Connection, db_path: str, check: OpenCheck) -> Non
     except sqlite3.DatabaseError as exc:
         problems = [str(exc)]
     else:
-        problems = [str(r[0]) for r in rows if r[0] != "ok"]
+        # one row may hold many lines, under a "*** in database main ***" heading
+        problems = [line for r in rows if r[0] != "ok" for line in str(r[0]).splitlines()
+                    if line.strip() and not line.startswith("***")]
     if problems:
         shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)"
                                            if len(problems) > 3 else "")
@@ -343,8 +376,10 @@ def open_existing_store(db_path: str | os.PathLike[str], *, write: bool, timeout
 ]:
     """Open an existing store file: (absolute path, connection, schema version, has workflows).
 
-    Never creates a file. Raises :class:`StateStoreError` with a printable message when the
-    file is missing, is not a SQLite database, or is not a minions_actors store.
+    Never creates a file. Runs the runtime's page check (:func:`check_pages`, ``"quick"``),
+    and reads text that is not valid UTF-8 as :class:`~minions_actors.support.text.NotUtf8`
+    instead of failing. Raises :class:`StateStoreError` with a printable message when the
+    file is missing, is not a SQLite database, is damaged or is not a minions_actors store.
     """
     path = os.path.abspath(os.fspath(db_path))
     if not os.path.exists(path):
@@ -375,6 +410,8 @@ def open_existing_store(db_path: str | os.PathLike[str], *, write: bool, timeout
                 f"{path!r} is a SQLite database but not a minions_actors state store "
                 f"(no {SNAPSHOT_TABLE} table)."
             )
+        check_pages(conn, path, "quick")
+        conn.text_factory = tolerant_text
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
