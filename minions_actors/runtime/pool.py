@@ -82,8 +82,9 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("active", "blocked", "cell", "cooldown", "hops", "lingering", "mark", "park",
-                 "pool", "progress", "reported", "runnext", "since", "stuck", "thread", "turn")
+    __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "hops", "lingering",
+                 "mark", "park", "pcpu0", "pool", "progress", "reported", "runnext", "since",
+                 "stuck", "thread", "turn")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -92,6 +93,8 @@ class _Slot:
         self.blocked = 0  # nested runtime waits (ask, get, stopping children)
         self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
         self.since = 0.0
+        self.cpu0 = self.pcpu0 = 0.0  # thread's and process's CPU time when ``since``
+        self.clock: int | None = None  # the thread's CPU clock (pool_monitor.thread_cpu)
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
@@ -145,6 +148,7 @@ class WorkerPool:
         self._seen_taken = -1  # _taken at the monitor's last queue check
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
+        self._retook = False  # the monitor's last look retook a worker (it looks sooner)
         self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
@@ -282,6 +286,7 @@ class WorkerPool:
     check_starvation = pool_monitor.check_starvation
     _compensate_stuck = pool_monitor.compensate_stuck
     relieve = pool_monitor.relieve
+    retake = pool_monitor.retake
     _unstick = pool_monitor.unstick
 
     def _work(self, slot: _Slot) -> None:
@@ -385,7 +390,11 @@ class WorkerPool:
     def _alone(self, slot: _Slot) -> bool:
         """No worker but ``slot``'s is active. Under the GIL a second worker serving the
         queue only splits the interpreter with the first (and with the senders), so a worker
-        that finds another active parks; the monitor wakes it if the queue stalls."""
+        that finds another active parks; the monitor wakes it if the queue stalls. Not while
+        the monitor retakes blocked workers: the next minions may block as well, and each
+        worker that takes one now saves the queue a retake round."""
+        if self._retook:
+            return True
         for other in self._slots:  # noqa: SIM110  (a loop: no generator frame per turn)
             if other.active and other is not slot:
                 return False

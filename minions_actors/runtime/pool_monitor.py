@@ -19,6 +19,19 @@ if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.pool import WorkerPool, _Slot
 
+# A worker in one message while minions wait for a worker is retaken (counted as blocked,
+# another serves the queue) after RETAKE if its thread used no CPU (blocked in C, I/O, a
+# lock, a sleep), or once that message has used SPIN_CPU of CPU (a long handler: Go preempts
+# a goroutine after 10 ms). A worker that used no CPU while the interpreter was saturated
+# (the process busy SATURATED of the time) may only be waiting for the GIL: retaking those
+# would add a thread per queued minion under a flood, so they wait STALL.
+RETAKE = 0.001
+SPIN_CPU = 0.005
+IDLE_CPU = 0.0005
+SATURATED = 0.9
+STALL = 0.1
+RETAKE_PERIOD = 0.01  # while workers are in turns: how often the monitor looks at them
+
 # A non-empty run queue that no worker has taken from for this long wakes a parked worker:
 # the busy ones are blocked (in C, I/O) or in long turns. Short enough that a handler
 # sleeping for tens of milliseconds delays the others by ~1-2 ms; long enough that the
@@ -67,31 +80,39 @@ def report_saturated(pool: WorkerPool) -> None:
 
 
 def watch(pool: WorkerPool) -> None:
-    """Every fraction of the threshold, look for a worker stuck in one handler; while
-    the run queue has minions, every ``WAKE_DELAY`` look whether it is served."""
+    """While the run queue has minions, look every ``WAKE_DELAY`` whether it is served; while
+    a worker is in a turn, every ``RETAKE_PERIOD`` whether it holds a runnext it cannot run;
+    every fraction of the threshold, look for a worker to report as stuck."""
     block_shutdown_signals()
     period = max(0.01, pool.starvation_threshold / 4)
     due = time.monotonic() + period
     while not pool._monitor_stop.is_set():
-        wait = WAKE_DELAY if pool._armed else max(0.0, due - time.monotonic())
+        wait = max(0.0, due - time.monotonic())
+        if pool._armed:
+            wait = WAKE_DELAY / 4 if pool._retook else WAKE_DELAY
+        elif pool.busy():
+            wait = min(wait, RETAKE_PERIOD)
         try:
             pool._kick.get(True, wait)
             kicked = True  # armed by a put (or closing)
         except queue.Empty:
             kicked = False
-        if pool._armed:
-            pool.check_queue(kicked)
         now = time.monotonic()
+        if pool._armed:
+            pool.check_queue(kicked, now)
+        else:
+            pool.retake(now, holding=True)
         if now >= due:
             pool.check_starvation(now)
             due = now + period
 
 
-def check_queue(pool: WorkerPool, start: bool = False) -> None:
+def check_queue(pool: WorkerPool, start: bool = False, now: float = 0.0) -> None:
     """Wake a parked worker when no minion was taken from the run queue since the last
     look (``start``: the first look since the queue got work, which only takes note);
     the workers busy in the same turn as then stop counting as active, so the puts that
-    follow wake a worker at once while they stay in that turn."""
+    follow wake a worker at once while they stay in that turn, and those blocked or long
+    in one message are retaken (see :func:`retake`)."""
     if not pool._runq:
         pool._armed = False
         if not pool._runq:  # (a put that saw it armed came before this look)
@@ -102,11 +123,74 @@ def check_queue(pool: WorkerPool, start: bool = False) -> None:
         pool._seen_taken = taken
         for slot in list(pool._slots):
             slot.mark = slot.turn
+            cell = slot.cell
+            if cell is not None:  # (so that a retake can come at the next look)
+                observe(slot, cell, now or time.monotonic())
         return
     for slot in list(pool._slots):
         if slot.cell is not None and slot.turn == slot.mark:
             slot.active = False
+    pool.retake(now or time.monotonic())
     pool._wake_one()
+
+
+def observe(slot: _Slot, cell: Cell, now: float) -> None:
+    """Note when the monitor first saw ``slot`` in its current message, with the CPU time
+    its thread and the process had used then."""
+    mark = (slot.turn, cell.handled + cell.failed)
+    if mark != slot.progress:
+        slot.progress, slot.since, slot.reported = mark, now, False
+        slot.cpu0, slot.pcpu0 = thread_cpu(slot), time.process_time()
+
+
+def thread_cpu(slot: _Slot) -> float:
+    """CPU seconds ``slot``'s thread has used (-1.0 where the platform cannot tell)."""
+    try:
+        if slot.clock is None and slot.thread is not None and slot.thread.ident is not None:
+            slot.clock = time.pthread_getcpuclockid(slot.thread.ident)
+        return -1.0 if slot.clock is None else time.clock_gettime(slot.clock)
+    except (AttributeError, OSError):  # no per-thread clocks here; the thread has ended
+        return -1.0
+
+
+def held_up(slot: _Slot, now: float) -> bool:
+    """``slot``'s worker no longer serves the pool in its current message: blocked outside
+    the interpreter (its thread used no CPU for ``RETAKE`` while the interpreter had room),
+    or running Python in one message for ``SPIN_CPU`` (a long handler: it keeps its worker
+    until it returns, so the others need another)."""
+    wall = now - slot.since
+    if wall < RETAKE:
+        return False
+    cpu = thread_cpu(slot)
+    if cpu < 0:  # (cannot tell blocked from running)
+        return wall >= STALL
+    ran = cpu - slot.cpu0
+    if ran >= SPIN_CPU:
+        return True
+    if ran > IDLE_CPU:
+        return False
+    # no CPU: blocked, or waiting for the interpreter lock while others run Python (only
+    # so for a long while if the interpreter is saturated)
+    busy = (time.process_time() - slot.pcpu0) / wall
+    return busy < SATURATED or wall >= STALL
+
+
+def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
+    """Count each worker :func:`held_up` in its message as blocked until its turn ends, so
+    that others serve the run queue and what it would have run next at once (Go's retake of
+    a processor blocked in a system call); ``holding``: only those holding a runnext. After a
+    retake the monitor looks four times as often: the minion the next worker takes may block
+    as well (a burst of blocking handlers is retaken one by one)."""
+    pool._retook = False
+    for slot in list(pool._slots):
+        cell = slot.cell
+        if cell is None or slot.blocked or slot.lingering is not None:
+            continue
+        observe(slot, cell, now)
+        if slot.stuck or (holding and not slot.runnext) or not held_up(slot, now):
+            continue
+        pool._compensate_stuck(slot, cell)
+        pool._retook = True
 
 
 def check_starvation(pool: WorkerPool, now: float) -> None:
@@ -115,10 +199,7 @@ def check_starvation(pool: WorkerPool, now: float) -> None:
         if cell is None or slot.blocked:
             slot.progress = (-1, -1)
             continue
-        mark = (slot.turn, cell.handled + cell.failed)
-        if mark != slot.progress:
-            slot.progress, slot.since, slot.reported = mark, now, False
-            continue
+        observe(slot, cell, now)
         stuck = now - slot.since
         if stuck < pool.starvation_threshold or slot.reported:
             continue
