@@ -17,7 +17,7 @@ import time
 from time import perf_counter
 from typing import Any
 
-from bench.common import WAIT, Skip, Sizes
+from bench.common import WAIT, Sizes, Skip
 from bench.systems.base import Metrics, System
 from minions_actors import Minion
 

@@ -153,6 +153,7 @@ class WorkerPool:
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
+        self._added: list[threading.Thread] = []  # workers added, to start (start_added)
         self._blocked = 0  # workers waiting in the runtime or stuck in a handler
         self._closed = False
         self._names = itertools.count(1)
@@ -182,6 +183,9 @@ class WorkerPool:
             if slot.cell is cell and slot.thread is not None:
                 return f"pool worker {slot.thread.name!r}"
         return "the worker pool"
+
+    def handling(self, cell: Cell) -> bool:
+        return any(slot.cell is cell for slot in list(self._slots))
 
     # ----------------------------------------------------------------- metrics
     def workers(self) -> int:
@@ -265,17 +269,29 @@ class WorkerPool:
             self._started = True
             for _ in range(self.size):
                 self._add_worker()
+        self.start_added()
         self._monitor = threading.Thread(target=self._watch, name="minions-pool-monitor",
                                          daemon=True)
         self._monitor.start()
 
     def _add_worker(self) -> None:
-        """Start one more worker (the caller holds the lock)."""
+        """Add one more worker (the caller holds the lock, and calls :meth:`start_added`
+        once it let go of it: a thread's start waits until the thread runs, which takes a
+        turn of the GIL, long beside handlers that spin)."""
         slot = _Slot(self)
         slot.thread = named_thread(functools.partial(self._work, slot),
                               f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
-        slot.thread.start()
+        self._added.append(slot.thread)
+
+    def start_added(self) -> None:
+        """Start the threads :meth:`_add_worker` added (from any thread: pop() is atomic)."""
+        while True:
+            try:
+                thread = self._added.pop()
+            except IndexError:
+                return
+            thread.start()
 
     # the monitor and compensation (pool_monitor.py)
     compensate = pool_monitor.compensate
@@ -411,10 +427,11 @@ class WorkerPool:
     # ----------------------------------------------------------------- shutdown
     def close(self, timeout: float) -> list[threading.Thread]:
         """Stop the workers once they finish their turns; join each within ``timeout``
-        (an idle one, which leaves at once, gets at least ``IDLE_JOIN`` even past it; one
-        still in a turn is not waited for past it). Returns the threads still alive (a
+        (the idle ones, which leave at once, get at least ``IDLE_JOIN`` in all even past it;
+        one still in a turn is not waited for past it). Returns the threads still alive (a
         handler that never returns)."""
         deadline = time.monotonic() + timeout
+        floor = max(deadline, time.monotonic() + IDLE_JOIN)  # (for all idle ones together)
         with self._lock:
             self._closed = True
             slots = list(self._slots)
@@ -427,8 +444,10 @@ class WorkerPool:
             thread = slot.thread
             if thread is None or thread is threading.current_thread():
                 continue
-            wait = max(0.0, deadline - time.monotonic())
-            thread.join(wait if slot.cell is not None else max(wait, IDLE_JOIN))
+            if thread.ident is None:  # added, not started yet: it will see the pool closed
+                continue
+            wait = max(0.0, (deadline if slot.cell is not None else floor) - time.monotonic())
+            thread.join(wait)
             if thread.is_alive():
                 left.append(thread)
         if self._monitor is not None and self._monitor is not threading.current_thread():

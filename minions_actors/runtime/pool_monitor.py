@@ -52,6 +52,7 @@ def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
             slot.active = True
             pool._blocked -= 1
             pool._saturated = False
+    pool.start_added()
     if saturated:
         pool._report_saturated()
     if delta > 0:  # (once it no longer counts as active, so the put wakes a worker)
@@ -59,7 +60,8 @@ def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
 
 
 def grow(pool: WorkerPool) -> bool:
-    """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
+    """Keep ``size`` workers that are not blocked (the caller holds the lock, then calls
+    ``start_added``). Extra
     workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
     start a thread each. True when, for the first time since a wait ended, every worker
     waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
@@ -218,6 +220,7 @@ def compensate_stuck(pool: WorkerPool, slot: _Slot, cell: Cell) -> None:
             slot.active = False
             pool._blocked += 1
         saturated = pool._grow()
+    pool.start_added()
     if saturated:
         pool._report_saturated()
     pool.flush_runnext(slot)
