@@ -83,8 +83,8 @@ class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
     __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "hops", "lingering",
-                 "mark", "park", "pcpu0", "pool", "progress", "reported", "runnext", "since",
-                 "stuck", "thread", "turn")
+                 "mark", "park", "pool", "progress", "reported", "runnext", "since", "stuck",
+                 "thread", "turn", "wcpu", "window", "wpcpu")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -93,7 +93,8 @@ class _Slot:
         self.blocked = 0  # nested runtime waits (ask, get, stopping children)
         self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
         self.since = 0.0
-        self.cpu0 = self.pcpu0 = 0.0  # thread's and process's CPU time when ``since``
+        self.cpu0 = 0.0  # the thread's CPU time at ``since`` (pool_monitor.held_up)
+        self.window = self.wcpu = self.wpcpu = 0.0  # held_up's window: start, CPU times
         self.clock: int | None = None  # the thread's CPU clock (pool_monitor.thread_cpu)
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
@@ -149,6 +150,7 @@ class WorkerPool:
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
         self._retook = False  # the monitor's last look retook a worker (it looks sooner)
+        self._late = False  # the monitor woke late (pool_monitor.held_up)
         self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()

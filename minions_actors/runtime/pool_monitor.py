@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 # lock, a sleep), or once that message has used SPIN_CPU of CPU (a long handler: Go preempts
 # a goroutine after 10 ms). A worker that used no CPU while the interpreter was saturated
 # (the process busy SATURATED of the time) may only be waiting for the GIL: retaking those
-# would add a thread per queued minion under a flood, so they wait STALL.
+# would add a thread per queued minion under a flood, so they are not retaken (the
+# starvation report at the threshold compensates them as before).
 RETAKE = 0.001
 SPIN_CPU = 0.005
 IDLE_CPU = 0.0005
 SATURATED = 0.9
-STALL = 0.1
+STALL = 0.1  # where threads have no CPU clock: retaken after this long in one message
+LATE = 0.002  # the monitor woke this much later than it asked: its look proves nothing
 RETAKE_PERIOD = 0.01  # while workers are in turns: how often the monitor looks at them
 
 # A non-empty run queue that no worker has taken from for this long wakes a parked worker:
@@ -94,12 +96,16 @@ def watch(pool: WorkerPool) -> None:
             wait = WAKE_DELAY / 4 if pool._retook else WAKE_DELAY
         elif pool.busy():
             wait = min(wait, RETAKE_PERIOD)
+        asleep = time.monotonic()
         try:
             pool._kick.get(True, wait)
             kicked = True  # armed by a put (or closing)
         except queue.Empty:
             kicked = False
         now = time.monotonic()
+        # woken late: the GIL was held, or the host did not run this process; either way a
+        # worker that used no CPU meanwhile may not have been able to (see held_up)
+        pool._late = not kicked and now - asleep - wait > LATE
         if pool._armed:
             pool.check_queue(kicked, now)
         else:
@@ -138,11 +144,12 @@ def check_queue(pool: WorkerPool, start: bool = False, now: float = 0.0) -> None
 
 def observe(slot: _Slot, cell: Cell, now: float) -> None:
     """Note when the monitor first saw ``slot`` in its current message, with the CPU time
-    its thread and the process had used then."""
+    its thread had used then (and start a window of :func:`held_up`'s evidence)."""
     mark = (slot.turn, cell.handled + cell.failed)
     if mark != slot.progress:
         slot.progress, slot.since, slot.reported = mark, now, False
-        slot.cpu0, slot.pcpu0 = thread_cpu(slot), time.process_time()
+        slot.cpu0 = thread_cpu(slot)
+        slot.window, slot.wcpu, slot.wpcpu = now, slot.cpu0, time.process_time()
 
 
 def thread_cpu(slot: _Slot) -> float:
@@ -155,26 +162,36 @@ def thread_cpu(slot: _Slot) -> float:
         return -1.0
 
 
-def held_up(slot: _Slot, now: float) -> bool:
-    """``slot``'s worker no longer serves the pool in its current message: blocked outside
-    the interpreter (its thread used no CPU for ``RETAKE`` while the interpreter had room),
-    or running Python in one message for ``SPIN_CPU`` (a long handler: it keeps its worker
-    until it returns, so the others need another)."""
-    wall = now - slot.since
-    if wall < RETAKE:
+def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
+    """``slot``'s worker no longer serves the pool in its current message: running Python
+    in it for ``SPIN_CPU`` (a long handler keeps its worker until it returns), or blocked
+    outside the interpreter: its thread used no CPU for ``RETAKE`` while the interpreter had
+    room (the process used less than ``SATURATED`` of the time) and the monitor ran on time
+    (not woken late: the GIL held, or the process not run by the host)."""
+    if now - slot.since < RETAKE:
         return False
     cpu = thread_cpu(slot)
     if cpu < 0:  # (cannot tell blocked from running)
-        return wall >= STALL
-    ran = cpu - slot.cpu0
-    if ran >= SPIN_CPU:
+        return now - slot.since >= STALL
+    if cpu - slot.cpu0 >= SPIN_CPU:
         return True
-    if ran > IDLE_CPU:
+    if pool._late or cpu - slot.wcpu > IDLE_CPU:  # no evidence: a new window
+        slot.window, slot.wcpu, slot.wpcpu = now, cpu, time.process_time()
         return False
-    # no CPU: blocked, or waiting for the interpreter lock while others run Python (only
-    # so for a long while if the interpreter is saturated)
-    busy = (time.process_time() - slot.pcpu0) / wall
-    return busy < SATURATED or wall >= STALL
+    wall = now - slot.window
+    return (wall >= RETAKE and (time.process_time() - slot.wpcpu) / wall < SATURATED
+            and not runnable(slot))
+
+
+def runnable(slot: _Slot) -> bool:
+    """True when the host shows ``slot``'s thread as runnable (``R``): it waits for a CPU
+    (on a loaded host), not for an event. False where the host does not tell (not Linux)."""
+    thread = slot.thread
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as stat:  # type: ignore[union-attr]
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"R"
+    except (OSError, IndexError, AttributeError):
+        return False
 
 
 def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
@@ -189,7 +206,7 @@ def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
         if cell is None or slot.blocked or slot.lingering is not None:
             continue
         observe(slot, cell, now)
-        if slot.stuck or (holding and not slot.runnext) or not held_up(slot, now):
+        if slot.stuck or (holding and not slot.runnext) or not held_up(pool, slot, now):
             continue
         pool._compensate_stuck(slot, cell)
         pool._retook = True
