@@ -186,12 +186,13 @@ def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
 def runnable(slot: _Slot) -> bool:
     """True when the host shows ``slot``'s thread as runnable (``R``): it waits for a CPU
     (on a loaded host), not for an event. False where the host does not tell (not Linux)."""
-    thread = slot.thread
+    tid = slot.thread.native_id if slot.thread is not None else None
     try:
-        with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as stat:  # type: ignore[union-attr]
-            return stat.read().rsplit(b")", 1)[1].split()[0] == b"R"
-    except (OSError, IndexError, AttributeError):
+        with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
+            state: bytes = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
+    return state == b"R"
 
 
 def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
