@@ -8,7 +8,7 @@ messages, then the cell goes to the back of the run queue if it still has mail::
                  run queue: A -> C -> B ...  (FIFO, fair: one turn each)
                     |          |          |
                worker-1   worker-2   (+ a compensating worker while one waits
-                                      in ask()/get(), or is stuck in a handler)
+                                      in ask()/get(), or is held in a handler)
 
 A message a turn sends to an idle minion makes that minion the worker's *runnext*: it runs
 right after the turn on the same worker (no hand-off of the GIL to another thread), unless
@@ -24,10 +24,12 @@ and a parked worker is woken, so queued minions wait at most about twice ``WAKE_
 
 A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
 stopping children) announces it through :func:`blocking`: the pool starts another worker so
-the minion it waits for can still run (as a fork-join pool's managed blocker). A worker stuck
-in one handler beyond ``starvation_threshold`` is reported once (``worker_starved`` hook:
-a WARNING and a metric) and compensated the same way, up to ``max_workers``. That monitor
-and compensation live in :mod:`minions_actors.runtime.pool_monitor`.
+the minion it waits for can still run (as a fork-join pool's managed blocker). A worker held
+in one message while minions wait (blocked outside the runtime for about a millisecond, or
+running Python for ``SPIN_CPU``) is *retaken* by the monitor the same way, as Go retakes a
+processor from a thread blocked in a system call, up to ``max_workers`` threads; one stuck
+beyond ``starvation_threshold`` is also reported once (``worker_starved`` hook: a WARNING and
+a metric). That monitor and compensation live in :mod:`minions_actors.runtime.pool_monitor`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The pool's monitor thread and its compensation of workers that cannot serve the queue.
 
 Functions of :class:`~minions_actors.runtime.pool.WorkerPool` (assigned in its class body,
-as the cell's are): a worker waiting inside the runtime (``compensate``) or stuck in one
-handler beyond ``starvation_threshold`` (``check_starvation``) stops counting as able to
-run, and another worker is started up to ``max_workers``; a run queue that no worker has
-served for ``WAKE_DELAY`` wakes a parked worker (``check_queue``).
+as the cell's are): a worker waiting inside the runtime (``compensate``), held in one message
+while minions wait (``retake``: blocked outside the interpreter, or a long handler), or stuck
+beyond ``starvation_threshold`` (``check_starvation``, which also reports it) stops counting
+as able to run, and another worker is started up to ``max_workers``; a run queue that no
+worker has served for ``WAKE_DELAY`` wakes a parked worker (``check_queue``).
 """
 
 from __future__ import annotations

@@ -300,8 +300,9 @@ def test_mail_sent_by_a_handler_that_then_blocks_is_still_delivered() -> None:
 def test_handlers_blocked_below_the_threshold_do_not_hold_the_queue(blocked: int) -> None:
     # idle workers stay parked while a busy one can serve the run queue; a busy worker
     # blocked outside the runtime (an Event, as time.sleep or a socket would) is not one:
-    # the monitor wakes a parked worker. The threshold is high so that starvation detection
-    # cannot be what rescues the queue.
+    # the monitor wakes a parked worker, and retakes the blocked one (another worker is
+    # added so that pool_size workers can run). The threshold is high so that starvation
+    # detection cannot be what rescues the queue.
     system = ActorSystem.start(**QUIET, pool_size=blocked + 1, starvation_threshold=60)
     gate = threading.Event()
     try:
@@ -314,7 +315,7 @@ def test_handlers_blocked_below_the_threshold_do_not_hold_the_queue(blocked: int
             quiet[i % 20].tell(i)
         assert [q.ask("sync", timeout=10) for q in quiet] == ["sync"] * 20
         assert len(log) == 220 and not gate.is_set()
-        assert system.worker_pool.workers() == blocked + 1  # served by the parked worker
+        assert blocked + 1 <= system.worker_pool.workers() <= blocked + blocked + 1
     finally:
         gate.set()
         system.shutdown(timeout=10)
