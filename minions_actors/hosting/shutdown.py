@@ -117,16 +117,17 @@ def report_stuck(cells: list[Cell], gru: Cell | None, hooks: HookDispatcher) -> 
     stuck = [c for c in cells if c.running()]
     if not stuck and gru is not None and gru.running():
         stuck.append(gru)  # only when no minion holds it up
-    waiting = [c for c in stuck if not c.dispatcher.handling(c)]
+    waiting = [c for c in stuck if c is not gru and not c.dispatcher.handling(c)]
+    if gru is None:
+        waiting = []
     for cell in stuck:
-        if cell.dispatcher.handling(cell) or cell is gru or gru is None:
+        if cell not in waiting:
             hooks.lifecycle_error(
                 cell, MinionsError(
                     f"{cell.describe()} did not stop before the shutdown deadline; its "
                     f"handler is still running on {cell.where()}"
                 ), "shutdown",
             )
-    waiting = [c for c in waiting if c is not gru] if gru is not None else []
     if waiting and gru is not None:
         names = ", ".join(c.path for c in waiting[:REPORT_WAITING])
         more = f" and {len(waiting) - REPORT_WAITING} more" if len(waiting) > REPORT_WAITING else ""

@@ -151,7 +151,8 @@ class WorkerPool:
         self._seen_taken = -1  # _taken at the monitor's last queue check
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
-        self._retook = False  # the monitor's last look retook a worker (it looks sooner)
+        self._retook = False  # a worker was retaken in the last HURRY (pool_monitor)
+        self._retook_at = 0.0
         self._late = False  # the monitor woke late (pool_monitor.held_up)
         self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
         self._linger = min(LINGER, starvation_threshold / 10)
@@ -197,6 +198,10 @@ class WorkerPool:
 
     def busy(self) -> int:
         return sum(1 for slot in list(self._slots) if slot.cell is not None)
+
+    def holding(self) -> bool:
+        """True when a worker holds a runnext (the monitor looks at it more often)."""
+        return any(slot.runnext for slot in list(self._slots))
 
     def queued(self) -> int:
         return len(self._runq)

@@ -33,7 +33,8 @@ IDLE_CPU = 0.0005
 SATURATED = 0.9
 STALL = 0.1  # where threads have no CPU clock: retaken after this long in one message
 LATE = 0.002  # the monitor woke this much later than it asked: its look proves nothing
-RETAKE_PERIOD = 0.01  # while workers are in turns: how often the monitor looks at them
+RETAKE_PERIOD = 0.01  # while a worker holds a runnext: how often the monitor looks at it
+HURRY = 0.01  # after a retake, this long: looks four times as often, workers all serve
 
 # A non-empty run queue that no worker has taken from for this long wakes a parked worker:
 # the busy ones are blocked (in C, I/O) or in long turns. Short enough that a handler
@@ -86,7 +87,7 @@ def report_saturated(pool: WorkerPool) -> None:
 
 def watch(pool: WorkerPool) -> None:
     """While the run queue has minions, look every ``WAKE_DELAY`` whether it is served; while
-    a worker is in a turn, every ``RETAKE_PERIOD`` whether it holds a runnext it cannot run;
+    a worker holds a runnext, every ``RETAKE_PERIOD`` whether it can run it;
     every fraction of the threshold, look for a worker to report as stuck."""
     block_shutdown_signals()
     period = max(0.01, pool.starvation_threshold / 4)
@@ -95,7 +96,7 @@ def watch(pool: WorkerPool) -> None:
         wait = max(0.0, due - time.monotonic())
         if pool._armed:
             wait = WAKE_DELAY / 4 if pool._retook else WAKE_DELAY
-        elif pool.busy():
+        elif pool.holding():
             wait = min(wait, RETAKE_PERIOD)
         asleep = time.monotonic()
         try:
@@ -107,6 +108,8 @@ def watch(pool: WorkerPool) -> None:
         # woken late: the GIL was held, or the host did not run this process; either way a
         # worker that used no CPU meanwhile may not have been able to (see held_up)
         pool._late = not kicked and now - asleep - wait > LATE
+        if pool._retook and now - pool._retook_at > HURRY:
+            pool._retook = False
         if pool._armed:
             pool.check_queue(kicked, now)
         else:
@@ -199,10 +202,9 @@ def runnable(slot: _Slot) -> bool:
 def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
     """Count each worker :func:`held_up` in its message as blocked until its turn ends, so
     that others serve the run queue and what it would have run next at once (Go's retake of
-    a processor blocked in a system call); ``holding``: only those holding a runnext. After a
-    retake the monitor looks four times as often: the minion the next worker takes may block
-    as well (a burst of blocking handlers is retaken one by one)."""
-    pool._retook = False
+    a processor blocked in a system call); ``holding``: only those holding a runnext. For
+    ``HURRY`` after a retake the monitor looks four times as often and every worker serves
+    the queue (see ``WorkerPool._alone``): the minions they take next may block as well."""
     for slot in list(pool._slots):
         cell = slot.cell
         if cell is None or slot.blocked or slot.lingering is not None:
@@ -211,7 +213,7 @@ def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
         if slot.stuck or (holding and not slot.runnext) or not held_up(pool, slot, now):
             continue
         pool._compensate_stuck(slot, cell)
-        pool._retook = True
+        pool._retook, pool._retook_at = True, now
 
 
 def check_starvation(pool: WorkerPool, now: float) -> None:
