@@ -120,8 +120,9 @@ def report_stuck(cells: list[Cell], gru: Cell | None, hooks: HookDispatcher) -> 
     waiting = [c for c in stuck if c is not gru and not c.dispatcher.handling(c)]
     if gru is None:
         waiting = []
+    queued = {id(c) for c in waiting}
     for cell in stuck:
-        if cell not in waiting:
+        if id(cell) not in queued:
             hooks.lifecycle_error(
                 cell, MinionsError(
                     f"{cell.describe()} did not stop before the shutdown deadline; its "
