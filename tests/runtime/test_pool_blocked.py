@@ -111,7 +111,7 @@ def test_eight_spinning_handlers_do_not_hold_the_other_minions() -> None:
             assert others[i % 5].ask(i, timeout=10) == i
         wait_until(lambda: len(blocked.began) == 8, timeout=10,
                    what="a worker added for each spinning handler")
-        assert system.worker_pool.workers() >= 8 + 2
+        assert system.worker_pool.workers() <= 8 + 2 + 2
     finally:
         blocked.release()
         system.shutdown(timeout=10)
