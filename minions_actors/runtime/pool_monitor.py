@@ -65,10 +65,10 @@ def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
 
 def grow(pool: WorkerPool) -> bool:
     """Keep ``size`` workers that are not blocked (the caller holds the lock, then calls
-    ``start_added``). Extra
-    workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
-    start a thread each. True when, for the first time since a wait ended, every worker
-    waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
+    ``start_added``). Extra workers stay until idle for ``KEEPALIVE`` seconds, so that asks
+    in handlers do not start a thread each. True when, for the first time since a wait
+    ended, every worker waits and ``max_workers`` forbids another (the caller reports it,
+    unlocked)."""
     if pool._closed or len(pool._slots) - pool._blocked >= pool.size:
         return False
     if len(pool._slots) < pool.max_workers:
