@@ -81,6 +81,8 @@ class Sizes:
     """Systems left out in this mode (with a note)."""
     million: int = 1_000_000
     """Minions in the spawn / one message each / stop all scenario (a child process)."""
+    blocked_seconds: float = 1.0
+    """How long the blocked-pool scenarios ask the other minions (see bench/blocked.py)."""
     thread_cap: int = 10**9
     """Thread-per-actor systems (pykka, dedicated minions) skip larger actor counts in this
     mode: starting 10,000 threads takes them seconds per repetition."""
@@ -90,7 +92,7 @@ SMOKE = Sizes(
     reps=1, tell=2_000, ask=200, pingpong=500, spawn=(100,), restart=30, persistent=2_000,
     writer_rows=5_000, memory=100, scaling_actors=(1, 10, 100), scaling_msgs=2_000,
     workflows=5, workflow_steps=5, slow_scale=0.1,
-    peers=("ray", "thespian-mp", "dbos"), million=2_000,
+    peers=("ray", "thespian-mp", "dbos"), million=2_000, blocked_seconds=0.2,
 )
 QUICK = Sizes(
     reps=3, tell=20_000, ask=1_000, pingpong=5_000, spawn=(1_000, 10_000), restart=200,
@@ -102,7 +104,7 @@ FULL = Sizes(
     reps=5, tell=200_000, ask=5_000, pingpong=30_000, spawn=(1_000, 10_000), restart=1_000,
     persistent=200_000, writer_rows=200_000, memory=10_000,
     scaling_actors=(1, 10, 100, 1_000, 10_000), scaling_msgs=100_000, workflows=50,
-    workflow_steps=10, slow_scale=0.03,
+    workflow_steps=10, slow_scale=0.03, blocked_seconds=2.0,
 )
 MODES = {"smoke": SMOKE, "quick": QUICK, "full": FULL}
 

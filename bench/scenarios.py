@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import blocked
 from bench.common import Sizes
 from bench.systems.base import Metrics, System
 
@@ -66,6 +67,11 @@ class Target:
 RATE = Metric("rate", "throughput", "msg/s", True)
 P50 = Metric("p50", "p50", "us", False)
 P99 = Metric("p99", "p99", "us", False)
+WORST = Metric("worst", "worst ask", "us", False)
+THREADS = Metric("threads", "peak threads", "", False)
+BLOCKED = (("sleep", 8), ("sleep", 40), ("socket", 8), ("socket", 40), ("lock", 8),
+           ("lock", 40), ("spin", 8))
+"""The blocked-pool scenarios: how handlers block, how many (bench/blocked.py)."""
 
 
 def scaled(system: System, n: int, sizes: Sizes) -> int:
@@ -144,6 +150,15 @@ def build(sizes: Sizes) -> list[Scenario]:
             note=f"{msgs:,} messages per repetition",
             reps=min(sizes.reps, 3) if actors >= 10_000 else None,
         ))
+    out += [Scenario(
+        f"blocked_{kind}_{n}" if n else "blocked_none",
+        f"asks to other minions, {n} pooled handlers blocked in {kind}" if n
+        else "asks to other minions, no handler blocked", ("minions",),
+        (WORST, Metric("rate", "asks", "asks/s", True), THREADS),
+        lambda s, z, _t, k=kind, n=n: blocked.run(s, z, k, n),  # type: ignore[misc]
+        note=f"{blocked.OTHERS} other minions asked round-robin for {sizes.blocked_seconds} s "
+             "from the moment the blockers get their message",
+    ) for kind, n in (("sleep", 0), *BLOCKED)]
     out.append(Scenario(
         "million", f"{sizes.million:,} minions: spawn, one message each, stop all",
         ("minions",),
@@ -179,4 +194,20 @@ def targets(sizes: Sizes) -> list[Target]:
         Target("restart p50 < 200 us", "restart", "p50", 200.0),
         Target("snapshot writer >= 200k rows/s", "snapshot_writer", "rate", 200_000.0),
         Target("tell >= 10x Ray actor calls", "tell_1to1", "rate", 10.0, "ray"),
+        *blocked_targets(),
     ]
+
+
+def blocked_targets() -> list[Target]:
+    """The pool under blocking handlers: the others' worst ask stays under 100 ms (250 ms
+    beside spinning handlers) and their ask rate above half of the unblocked one."""
+    out = []
+    for kind, n in BLOCKED:
+        key = f"blocked_{kind}_{n}"
+        bound = 250_000.0 if kind == "spin" else 100_000.0
+        out.append(Target(f"{n} blocked in {kind}: worst ask < {bound / 1000:.0f} ms", key,
+                          "worst", bound))
+        if kind != "spin":
+            out.append(Target(f"{n} blocked in {kind}: ask rate >= half of unblocked", key,
+                              "rate", 0.5, US, peer_scenario="blocked_none"))
+    return out

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from minions_actors.persistence import StateStore
     from minions_actors.runtime.cell import Cell
 
+RESERVE = 0.6  # seconds of a shutdown's timeout kept for reporting and closing (stop_minions)
 _SIGNAL_POLL = 0.2  # seconds: the longest a signal can wait for the main thread in wait()
 
 
@@ -80,34 +81,61 @@ def in_background(run: Callable[[], None]) -> None:
 
 def stop_minions(cells: Callable[[], list[Cell]], gru: Cell | None, deadline: float) -> None:
     """Halt every minion at once, then stop the tree children-first through Gru, then
-    whatever is left under an abandoned (stuck) minion; wait until ``deadline``."""
+    whatever is left under an abandoned (stuck) minion. The stops get until ``deadline``
+    less a reserve (``RESERVE``, at most a fifth of the time left) for what follows them:
+    beside handlers that spin, every step of the teardown gets only a slice of the GIL."""
+    reserve = min(RESERVE, (deadline - time.monotonic()) / 5)
+    deadline -= reserve
     for cell in cells():  # from now on no backlog is handled, only minions' last words
         cell.halt()
     if gru is not None:
         if not gru.stopped_event.is_set():
             gru.send_system(Terminate(deadline, "shutdown"))
         # Gru waits for its children until the deadline itself: a little grace
-        gru.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        gru.join(max(0.0, deadline - time.monotonic()) + max(0.0, reserve / 2))
     orphans = cells()
+    # past the deadline these loops only cost time (beside handlers that spin, a slice of
+    # the GIL per minion): what is left is reported as it is
     for cell in reversed(orphans):  # youngest first: children before their parents
+        if time.monotonic() >= deadline:
+            break
         cell.send_system(Terminate(deadline, "shutdown"))
     for cell in orphans:
-        cell.join(max(0.0, deadline - time.monotonic()))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        cell.join(left)
+
+
+REPORT_WAITING = 10  # minions named in the one report of those still waiting for a worker
 
 
 def report_stuck(cells: list[Cell], gru: Cell | None, hooks: HookDispatcher) -> bool:
-    """Report each minion still running after the deadline; False when there was one (the
-    stop is then unclean)."""
+    """Report each minion whose handler still runs after the deadline, by name; the ones
+    only waiting for a worker to run their stop (queued behind such handlers) in one report
+    on Gru. False when any minion was still running (the stop is then unclean)."""
     stuck = [c for c in cells if c.running()]
     if not stuck and gru is not None and gru.running():
         stuck.append(gru)  # only when no minion holds it up
+    waiting = [c for c in stuck if c is not gru and not c.dispatcher.handling(c)]
+    if gru is None:
+        waiting = []
+    queued = {id(c) for c in waiting}
     for cell in stuck:
-        hooks.lifecycle_error(
-            cell, MinionsError(
-                f"{cell.describe()} did not stop before the shutdown deadline; its "
-                f"handler is still running on {cell.where()}"
-            ), "shutdown",
-        )
+        if id(cell) not in queued:
+            hooks.lifecycle_error(
+                cell, MinionsError(
+                    f"{cell.describe()} did not stop before the shutdown deadline; its "
+                    f"handler is still running on {cell.where()}"
+                ), "shutdown",
+            )
+    if waiting and gru is not None:
+        names = ", ".join(c.path for c in waiting[:REPORT_WAITING])
+        more = f" and {len(waiting) - REPORT_WAITING} more" if len(waiting) > REPORT_WAITING else ""
+        hooks.lifecycle_error(gru, MinionsError(
+            f"{len(waiting)} minions had not stopped at the shutdown deadline, waiting for a "
+            f"pool worker to run their stop while the handlers reported above held the "
+            f"workers: {names}{more}"), "shutdown")
     return not stuck
 
 

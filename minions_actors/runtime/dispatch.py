@@ -51,6 +51,11 @@ class Dispatcher(Protocol):
         """Where the cell's handlers run, for error messages."""
         ...
 
+    def handling(self, cell: Cell) -> bool:
+        """True while a thread runs the cell's code (a handler, a stop), rather than the
+        cell waiting for one (a pooled minion queued for a worker)."""
+        ...
+
 
 class DedicatedThreads:
     """One thread per cell, running its loop until the minion stops (today's behaviour).
@@ -76,6 +81,9 @@ class DedicatedThreads:
     def where(self, cell: Cell) -> str:
         thread = cell.thread
         return f"thread {thread.name if thread is not None else '?'!r}"
+
+    def handling(self, cell: Cell) -> bool:
+        return self.running(cell)  # (an idle thread would have taken its stop at once)
 
 
 DEDICATED = DedicatedThreads()

@@ -8,7 +8,7 @@ messages, then the cell goes to the back of the run queue if it still has mail::
                  run queue: A -> C -> B ...  (FIFO, fair: one turn each)
                     |          |          |
                worker-1   worker-2   (+ a compensating worker while one waits
-                                      in ask()/get(), or is stuck in a handler)
+                                      in ask()/get(), or is held in a handler)
 
 A message a turn sends to an idle minion makes that minion the worker's *runnext*: it runs
 right after the turn on the same worker (no hand-off of the GIL to another thread), unless
@@ -24,10 +24,12 @@ and a parked worker is woken, so queued minions wait at most about twice ``WAKE_
 
 A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
 stopping children) announces it through :func:`blocking`: the pool starts another worker so
-the minion it waits for can still run (as a fork-join pool's managed blocker). A worker stuck
-in one handler beyond ``starvation_threshold`` is reported once (``worker_starved`` hook:
-a WARNING and a metric) and compensated the same way, up to ``max_workers``. That monitor
-and compensation live in :mod:`minions_actors.runtime.pool_monitor`.
+the minion it waits for can still run (as a fork-join pool's managed blocker). A worker held
+in one message while minions wait (blocked outside the runtime for about a millisecond, or
+running Python for ``SPIN_CPU``) is *retaken* by the monitor the same way, as Go retakes a
+processor from a thread blocked in a system call, up to ``max_workers`` threads; one stuck
+beyond ``starvation_threshold`` is also reported once (``worker_starved`` hook: a WARNING and
+a metric). That monitor and compensation live in :mod:`minions_actors.runtime.pool_monitor`.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ def default_pool_size() -> int:
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("active", "blocked", "cell", "cooldown", "hops", "lingering", "mark", "park",
-                 "pool", "progress", "reported", "runnext", "since", "stuck", "thread", "turn")
+    __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "hops", "lingering",
+                 "mark", "park", "pool", "progress", "reported", "runnext", "since", "stuck",
+                 "thread", "turn", "wcpu", "window", "wpcpu")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -92,6 +95,9 @@ class _Slot:
         self.blocked = 0  # nested runtime waits (ask, get, stopping children)
         self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
         self.since = 0.0
+        self.cpu0 = 0.0  # the thread's CPU time at ``since`` (pool_monitor.held_up)
+        self.window = self.wcpu = self.wpcpu = 0.0  # held_up's window: start, CPU times
+        self.clock: int | None = None  # the thread's CPU clock (pool_monitor.thread_cpu)
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
@@ -145,10 +151,14 @@ class WorkerPool:
         self._seen_taken = -1  # _taken at the monitor's last queue check
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
+        self._retook = False  # a worker was retaken in the last HURRY (pool_monitor)
+        self._retook_at = 0.0
+        self._late = False  # the monitor woke late (pool_monitor.held_up)
         self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
         self._linger = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
+        self._added: list[threading.Thread] = []  # workers added, to start (start_added)
         self._blocked = 0  # workers waiting in the runtime or stuck in a handler
         self._closed = False
         self._names = itertools.count(1)
@@ -179,12 +189,19 @@ class WorkerPool:
                 return f"pool worker {slot.thread.name!r}"
         return "the worker pool"
 
+    def handling(self, cell: Cell) -> bool:
+        return any(slot.cell is cell for slot in list(self._slots))
+
     # ----------------------------------------------------------------- metrics
     def workers(self) -> int:
         return len(self._slots)
 
     def busy(self) -> int:
         return sum(1 for slot in list(self._slots) if slot.cell is not None)
+
+    def holding(self) -> bool:
+        """True when a worker holds a runnext (the monitor looks at it more often)."""
+        return any(slot.runnext for slot in list(self._slots))
 
     def queued(self) -> int:
         return len(self._runq)
@@ -261,17 +278,29 @@ class WorkerPool:
             self._started = True
             for _ in range(self.size):
                 self._add_worker()
+        self.start_added()
         self._monitor = threading.Thread(target=self._watch, name="minions-pool-monitor",
                                          daemon=True)
         self._monitor.start()
 
     def _add_worker(self) -> None:
-        """Start one more worker (the caller holds the lock)."""
+        """Add one more worker (the caller holds the lock, and calls :meth:`start_added`
+        once it let go of it: a thread's start waits until the thread runs, which takes a
+        turn of the GIL, long beside handlers that spin)."""
         slot = _Slot(self)
         slot.thread = named_thread(functools.partial(self._work, slot),
                               f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
-        slot.thread.start()
+        self._added.append(slot.thread)
+
+    def start_added(self) -> None:
+        """Start the threads :meth:`_add_worker` added (from any thread: pop() is atomic)."""
+        while True:
+            try:
+                thread = self._added.pop()
+            except IndexError:
+                return
+            thread.start()
 
     # the monitor and compensation (pool_monitor.py)
     compensate = pool_monitor.compensate
@@ -282,6 +311,7 @@ class WorkerPool:
     check_starvation = pool_monitor.check_starvation
     _compensate_stuck = pool_monitor.compensate_stuck
     relieve = pool_monitor.relieve
+    retake = pool_monitor.retake
     _unstick = pool_monitor.unstick
 
     def _work(self, slot: _Slot) -> None:
@@ -385,7 +415,11 @@ class WorkerPool:
     def _alone(self, slot: _Slot) -> bool:
         """No worker but ``slot``'s is active. Under the GIL a second worker serving the
         queue only splits the interpreter with the first (and with the senders), so a worker
-        that finds another active parks; the monitor wakes it if the queue stalls."""
+        that finds another active parks; the monitor wakes it if the queue stalls. Not while
+        the monitor retakes blocked workers: the next minions may block as well, and each
+        worker that takes one now saves the queue a retake round."""
+        if self._retook:
+            return True
         for other in self._slots:  # noqa: SIM110  (a loop: no generator frame per turn)
             if other.active and other is not slot:
                 return False
@@ -402,10 +436,11 @@ class WorkerPool:
     # ----------------------------------------------------------------- shutdown
     def close(self, timeout: float) -> list[threading.Thread]:
         """Stop the workers once they finish their turns; join each within ``timeout``
-        (an idle one, which leaves at once, gets at least ``IDLE_JOIN`` even past it; one
-        still in a turn is not waited for past it). Returns the threads still alive (a
+        (the idle ones, which leave at once, get at least ``IDLE_JOIN`` in all even past it;
+        one still in a turn is not waited for past it). Returns the threads still alive (a
         handler that never returns)."""
         deadline = time.monotonic() + timeout
+        floor = max(deadline, time.monotonic() + IDLE_JOIN)  # (for all idle ones together)
         with self._lock:
             self._closed = True
             slots = list(self._slots)
@@ -418,8 +453,10 @@ class WorkerPool:
             thread = slot.thread
             if thread is None or thread is threading.current_thread():
                 continue
-            wait = max(0.0, deadline - time.monotonic())
-            thread.join(wait if slot.cell is not None else max(wait, IDLE_JOIN))
+            if thread.ident is None:  # added, not started yet: it will see the pool closed
+                continue
+            wait = max(0.0, (deadline if slot.cell is not None else floor) - time.monotonic())
+            thread.join(wait)
             if thread.is_alive():
                 left.append(thread)
         if self._monitor is not None and self._monitor is not threading.current_thread():

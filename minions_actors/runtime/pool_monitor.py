@@ -1,10 +1,11 @@
 """The pool's monitor thread and its compensation of workers that cannot serve the queue.
 
 Functions of :class:`~minions_actors.runtime.pool.WorkerPool` (assigned in its class body,
-as the cell's are): a worker waiting inside the runtime (``compensate``) or stuck in one
-handler beyond ``starvation_threshold`` (``check_starvation``) stops counting as able to
-run, and another worker is started up to ``max_workers``; a run queue that no worker has
-served for ``WAKE_DELAY`` wakes a parked worker (``check_queue``).
+as the cell's are): a worker waiting inside the runtime (``compensate``), held in one message
+while minions wait (``retake``: blocked outside the interpreter, or a long handler), or stuck
+beyond ``starvation_threshold`` (``check_starvation``, which also reports it) stops counting
+as able to run, and another worker is started up to ``max_workers``; a run queue that no
+worker has served for ``WAKE_DELAY`` wakes a parked worker (``check_queue``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,22 @@ from minions_actors.support.signals import block_shutdown_signals
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.pool import WorkerPool, _Slot
+
+# A worker in one message while minions wait for a worker is retaken (counted as blocked,
+# another serves the queue) after RETAKE if its thread used no CPU (blocked in C, I/O, a
+# lock, a sleep), or once that message has used SPIN_CPU of CPU (a long handler: Go preempts
+# a goroutine after 10 ms). A worker that used no CPU while the interpreter was saturated
+# (the process busy SATURATED of the time) may only be waiting for the GIL: retaking those
+# would add a thread per queued minion under a flood, so they are not retaken (the
+# starvation report at the threshold compensates them as before).
+RETAKE = 0.001
+SPIN_CPU = 0.005
+IDLE_CPU = 0.0005
+SATURATED = 0.9
+STALL = 0.1  # where threads have no CPU clock: retaken after this long in one message
+LATE = 0.002  # the monitor woke this much later than it asked: its look proves nothing
+RETAKE_PERIOD = 0.01  # while a worker holds a runnext: how often the monitor looks at it
+HURRY = 0.01  # after a retake, this long: looks four times as often, workers all serve
 
 # A non-empty run queue that no worker has taken from for this long wakes a parked worker:
 # the busy ones are blocked (in C, I/O) or in long turns. Short enough that a handler
@@ -39,6 +56,7 @@ def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
             slot.active = True
             pool._blocked -= 1
             pool._saturated = False
+    pool.start_added()
     if saturated:
         pool._report_saturated()
     if delta > 0:  # (once it no longer counts as active, so the put wakes a worker)
@@ -46,10 +64,11 @@ def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
 
 
 def grow(pool: WorkerPool) -> bool:
-    """Keep ``size`` workers that are not blocked (the caller holds the lock). Extra
-    workers stay until idle for ``KEEPALIVE`` seconds, so that asks in handlers do not
-    start a thread each. True when, for the first time since a wait ended, every worker
-    waits and ``max_workers`` forbids another (the caller reports it, unlocked)."""
+    """Keep ``size`` workers that are not blocked (the caller holds the lock, then calls
+    ``start_added``). Extra workers stay until idle for ``KEEPALIVE`` seconds, so that asks
+    in handlers do not start a thread each. True when, for the first time since a wait
+    ended, every worker waits and ``max_workers`` forbids another (the caller reports it,
+    unlocked)."""
     if pool._closed or len(pool._slots) - pool._blocked >= pool.size:
         return False
     if len(pool._slots) < pool.max_workers:
@@ -67,31 +86,45 @@ def report_saturated(pool: WorkerPool) -> None:
 
 
 def watch(pool: WorkerPool) -> None:
-    """Every fraction of the threshold, look for a worker stuck in one handler; while
-    the run queue has minions, every ``WAKE_DELAY`` look whether it is served."""
+    """While the run queue has minions, look every ``WAKE_DELAY`` whether it is served; while
+    a worker holds a runnext, every ``RETAKE_PERIOD`` whether it can run it;
+    every fraction of the threshold, look for a worker to report as stuck."""
     block_shutdown_signals()
     period = max(0.01, pool.starvation_threshold / 4)
     due = time.monotonic() + period
     while not pool._monitor_stop.is_set():
-        wait = WAKE_DELAY if pool._armed else max(0.0, due - time.monotonic())
+        wait = max(0.0, due - time.monotonic())
+        if pool._armed:
+            wait = WAKE_DELAY / 4 if pool._retook else WAKE_DELAY
+        elif pool.holding():
+            wait = min(wait, RETAKE_PERIOD)
+        asleep = time.monotonic()
         try:
             pool._kick.get(True, wait)
             kicked = True  # armed by a put (or closing)
         except queue.Empty:
             kicked = False
-        if pool._armed:
-            pool.check_queue(kicked)
         now = time.monotonic()
+        # woken late: the GIL was held, or the host did not run this process; either way a
+        # worker that used no CPU meanwhile may not have been able to (see held_up)
+        pool._late = not kicked and now - asleep - wait > LATE
+        if pool._retook and now - pool._retook_at > HURRY:
+            pool._retook = False
+        if pool._armed:
+            pool.check_queue(kicked, now)
+        else:
+            pool.retake(now, holding=True)
         if now >= due:
             pool.check_starvation(now)
             due = now + period
 
 
-def check_queue(pool: WorkerPool, start: bool = False) -> None:
+def check_queue(pool: WorkerPool, start: bool = False, now: float = 0.0) -> None:
     """Wake a parked worker when no minion was taken from the run queue since the last
     look (``start``: the first look since the queue got work, which only takes note);
     the workers busy in the same turn as then stop counting as active, so the puts that
-    follow wake a worker at once while they stay in that turn."""
+    follow wake a worker at once while they stay in that turn, and those blocked or long
+    in one message are retaken (see :func:`retake`)."""
     if not pool._runq:
         pool._armed = False
         if not pool._runq:  # (a put that saw it armed came before this look)
@@ -102,11 +135,85 @@ def check_queue(pool: WorkerPool, start: bool = False) -> None:
         pool._seen_taken = taken
         for slot in list(pool._slots):
             slot.mark = slot.turn
+            cell = slot.cell
+            if cell is not None:  # (so that a retake can come at the next look)
+                observe(slot, cell, now or time.monotonic())
         return
     for slot in list(pool._slots):
         if slot.cell is not None and slot.turn == slot.mark:
             slot.active = False
+    pool.retake(now or time.monotonic())
     pool._wake_one()
+
+
+def observe(slot: _Slot, cell: Cell, now: float) -> None:
+    """Note when the monitor first saw ``slot`` in its current message, with the CPU time
+    its thread had used then (and start a window of :func:`held_up`'s evidence)."""
+    mark = (slot.turn, cell.handled + cell.failed)
+    if mark != slot.progress:
+        slot.progress, slot.since, slot.reported = mark, now, False
+        slot.cpu0 = thread_cpu(slot)
+        slot.window, slot.wcpu, slot.wpcpu = now, slot.cpu0, time.process_time()
+
+
+def thread_cpu(slot: _Slot) -> float:
+    """CPU seconds ``slot``'s thread has used (-1.0 where the platform cannot tell)."""
+    try:
+        if slot.clock is None and slot.thread is not None and slot.thread.ident is not None:
+            slot.clock = time.pthread_getcpuclockid(slot.thread.ident)
+        return -1.0 if slot.clock is None else time.clock_gettime(slot.clock)
+    except (AttributeError, OSError):  # no per-thread clocks here; the thread has ended
+        return -1.0
+
+
+def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
+    """``slot``'s worker no longer serves the pool in its current message: running Python
+    in it for ``SPIN_CPU`` (a long handler keeps its worker until it returns), or blocked
+    outside the interpreter: its thread used no CPU for ``RETAKE`` while the interpreter had
+    room (the process used less than ``SATURATED`` of the time) and the monitor ran on time
+    (not woken late: the GIL held, or the process not run by the host)."""
+    if now - slot.since < RETAKE:
+        return False
+    cpu = thread_cpu(slot)
+    if cpu < 0:  # (cannot tell blocked from running)
+        return now - slot.since >= STALL
+    if cpu - slot.cpu0 >= SPIN_CPU:
+        return True
+    if pool._late or cpu - slot.wcpu > IDLE_CPU:  # no evidence: a new window
+        slot.window, slot.wcpu, slot.wpcpu = now, cpu, time.process_time()
+        return False
+    wall = now - slot.window
+    return (wall >= RETAKE and (time.process_time() - slot.wpcpu) / wall < SATURATED
+            and not runnable(slot))
+
+
+def runnable(slot: _Slot) -> bool:
+    """True when the host shows ``slot``'s thread as runnable (``R``): it waits for a CPU
+    (on a loaded host), not for an event. False where the host does not tell (not Linux)."""
+    tid = slot.thread.native_id if slot.thread is not None else None
+    try:
+        with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
+            state: bytes = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state == b"R"
+
+
+def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
+    """Count each worker :func:`held_up` in its message as blocked until its turn ends, so
+    that others serve the run queue and what it would have run next at once (Go's retake of
+    a processor blocked in a system call); ``holding``: only those holding a runnext. For
+    ``HURRY`` after a retake the monitor looks four times as often and every worker serves
+    the queue (see ``WorkerPool._alone``): the minions they take next may block as well."""
+    for slot in list(pool._slots):
+        cell = slot.cell
+        if cell is None or slot.blocked or slot.lingering is not None:
+            continue
+        observe(slot, cell, now)
+        if slot.stuck or (holding and not slot.runnext) or not held_up(pool, slot, now):
+            continue
+        pool._compensate_stuck(slot, cell)
+        pool._retook, pool._retook_at = True, now
 
 
 def check_starvation(pool: WorkerPool, now: float) -> None:
@@ -115,10 +222,7 @@ def check_starvation(pool: WorkerPool, now: float) -> None:
         if cell is None or slot.blocked:
             slot.progress = (-1, -1)
             continue
-        mark = (slot.turn, cell.handled + cell.failed)
-        if mark != slot.progress:
-            slot.progress, slot.since, slot.reported = mark, now, False
-            continue
+        observe(slot, cell, now)
         stuck = now - slot.since
         if stuck < pool.starvation_threshold or slot.reported:
             continue
@@ -137,6 +241,7 @@ def compensate_stuck(pool: WorkerPool, slot: _Slot, cell: Cell) -> None:
             slot.active = False
             pool._blocked += 1
         saturated = pool._grow()
+    pool.start_added()
     if saturated:
         pool._report_saturated()
     pool.flush_runnext(slot)

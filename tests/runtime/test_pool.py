@@ -111,9 +111,11 @@ def test_a_handler_blocking_beyond_the_threshold_is_reported_and_compensated() -
         other = system.spawn(Logger, "other", log, name="other")
         gate = threading.Event()
         stuck.tell(gate)  # holds the only worker (time.sleep, a socket... the same)
-        # the other minion is still served: a worker was added for the stuck one
+        # the other minion is still served: a worker was added for the stuck one (at
+        # once: it is reported only at the threshold)
         assert other.ask("ping", timeout=10) == "ping"
-        assert hooks.starved and hooks.starved[0][:2] == ("stuck", "Logger")
+        wait_until(lambda: hooks.starved, what="the report at the threshold")
+        assert hooks.starved[0][:2] == ("stuck", "Logger")
         assert hooks.starved[0][2] >= 0.2
         warning = [str(r) for r in records if "blocked a pool worker" in str(r)]
         assert len(warning) == 1 and "stuck" in warning[0] and "Logger" in warning[0]
@@ -299,8 +301,9 @@ def test_mail_sent_by_a_handler_that_then_blocks_is_still_delivered() -> None:
 def test_handlers_blocked_below_the_threshold_do_not_hold_the_queue(blocked: int) -> None:
     # idle workers stay parked while a busy one can serve the run queue; a busy worker
     # blocked outside the runtime (an Event, as time.sleep or a socket would) is not one:
-    # the monitor wakes a parked worker. The threshold is high so that starvation detection
-    # cannot be what rescues the queue.
+    # the monitor wakes a parked worker, and retakes the blocked one (another worker is
+    # added so that pool_size workers can run). The threshold is high so that starvation
+    # detection cannot be what rescues the queue.
     system = ActorSystem.start(**QUIET, pool_size=blocked + 1, starvation_threshold=60)
     gate = threading.Event()
     try:
@@ -313,7 +316,7 @@ def test_handlers_blocked_below_the_threshold_do_not_hold_the_queue(blocked: int
             quiet[i % 20].tell(i)
         assert [q.ask("sync", timeout=10) for q in quiet] == ["sync"] * 20
         assert len(log) == 220 and not gate.is_set()
-        assert system.worker_pool.workers() == blocked + 1  # served by the parked worker
+        assert blocked + 1 <= system.worker_pool.workers() <= blocked + blocked + 1
     finally:
         gate.set()
         system.shutdown(timeout=10)
