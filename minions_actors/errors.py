@@ -207,6 +207,12 @@ class RayActorLost(MinionsError):
     of the minion: its supervisor restarts it as a new actor with its last snapshot."""
 
 
+class StillRunning(TimeoutError):
+    """A user's call the runtime bounds (a resource's ``open()`` or ``close()``) did not
+    return within its bound; it is left running on its daemon thread. Its text is the
+    runtime's own, safe to log, unlike what the call itself may raise."""
+
+
 def _rebuild_crashed(
     message: str, target: str, pid: int | None, exitcode: int | None,
     cls: type[SidecarCrashed] = SidecarCrashed,

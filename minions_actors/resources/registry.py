@@ -17,6 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from minions_actors.errors import StillRunning
 from minions_actors.observability.hooks import Hooks
 from minions_actors.resources import (
     Handle,
@@ -28,7 +29,7 @@ from minions_actors.resources import (
     default_name,
     public_methods,
 )
-from minions_actors.resources.threads import HealthChecks, StillRunning, run_bounded
+from minions_actors.resources.threads import HealthChecks, run_bounded
 
 if TYPE_CHECKING:
     from loguru import Logger

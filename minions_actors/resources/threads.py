@@ -8,12 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from minions_actors.errors import StillRunning
 from minions_actors.support.signals import block_shutdown_signals
-
-
-class StillRunning(TimeoutError):
-    """What :func:`run_bounded` returns for a call past its bound (its text is the
-    runtime's own, safe to log, unlike what the call itself may raise)."""
 
 
 def run_bounded(fn: Callable[[], Any], timeout: float, name: str,
