@@ -300,7 +300,11 @@ class WorkerPool:
                 thread = self._added.pop()
             except IndexError:
                 return
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # 3.12+ starts no thread once the interpreter is exiting
+                with self._lock:
+                    self._slots[:] = [s for s in self._slots if s.thread is not thread]
 
     # the monitor and compensation (pool_monitor.py)
     compensate = pool_monitor.compensate
