@@ -271,7 +271,10 @@ class WorkerPool:
         slot.thread = named_thread(functools.partial(self._work, slot),
                               f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
-        slot.thread.start()
+        try:
+            slot.thread.start()
+        except RuntimeError:  # 3.12+ starts no thread once the interpreter is exiting
+            self._slots.remove(slot)
 
     # the monitor and compensation (pool_monitor.py)
     compensate = pool_monitor.compensate
