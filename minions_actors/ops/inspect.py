@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from minions_actors.ops.workflow_edit import discard_workflow_in_file, retry_workflow_in_file
@@ -84,7 +84,7 @@ def _human_size(n: int) -> str:
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _workflow_counts(conn: sqlite3.Connection) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = [
     "QUARANTINE_TABLE",
@@ -69,6 +69,6 @@ SELECT_QUARANTINED = (
 def select_quarantined(rows: list[tuple[str, str, str, str, float]]) -> list[QuarantinedSnapshot]:
     """Rows of :data:`SELECT_QUARANTINED` as records."""
     return [
-        QuarantinedSnapshot(p, c, s, e, datetime.fromtimestamp(t, tz=timezone.utc))
+        QuarantinedSnapshot(p, c, s, e, datetime.fromtimestamp(t, tz=UTC))
         for p, c, s, e, t in rows
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from minions_actors.records import (
     FINISHED_STATUSES,
@@ -92,7 +92,7 @@ def _wf_sorted(records: Iterable[WorkflowRecord]) -> list[WorkflowRecord]:
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 def _size(text: str) -> int:

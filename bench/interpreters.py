@@ -1,0 +1,264 @@
+"""Free-threaded CPython beside GIL CPython, in one run: ``python -m bench.interpreters``.
+
+Each interpreter runs the same scenarios in a child process of its own (``--child``), through
+the public API only, and the parent prints them side by side with two ratios: the free-threaded
+figure over the GIL one, and for the pool-size scenarios, 2 workers over 1. Interpreters are
+given with ``--python PATH`` (twice or more); by default the parent makes (once) a virtualenv
+with this checkout for pyenv's CPython 3.13 and for the 3.13t that ``.ci/python313t.sh`` builds.
+
+Targets (issue 21): CPU-heavy handlers scale >= 1.6x from 1 to 2 workers on 3.13t; message
+passing on 3.13t >= 0.7x of GIL 3.13.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from bench.common import WAIT, Latch, rss_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minions-bench"
+
+# name -> (unit, higher is better, message passing?)
+SCENARIOS: dict[str, tuple[str, bool, bool]] = {
+    "tell 1->1": ("msg/s", True, True),
+    "ping-pong": ("round trips/s", True, True),
+    "fan-out 10,000 minions, 1 worker": ("msg/s", True, True),
+    "fan-out 10,000 minions, 2 workers": ("msg/s", True, True),
+    "CPU-heavy handlers, 1 worker": ("msg/s", True, False),
+    "CPU-heavy handlers, 2 workers": ("msg/s", True, False),
+    "spawn 10,000": ("s", False, True),
+    "memory per idle minion": ("KiB", False, False),
+}
+
+
+# ---- the child: one interpreter's figures ------------------------------------------------
+
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def _figures(quick: bool) -> dict[str, float]:
+    from loguru import logger
+
+    from minions_actors import ActorSystem, Minion
+
+    logger.remove()
+    quiet: dict[str, Any] = dict(state_store=None, metrics_port=None, file_logs=False,
+                                 stderr_logs=False, handle_signals=False)
+    scale = 1 if quick else 4
+
+    class Sink(Minion):
+        def __init__(self, latch: Latch | None = None, work: int = 0) -> None:
+            super().__init__()
+            self.latch, self.work = latch, work
+
+        def on_receive(self, message: Any) -> Any:
+            if self.work:
+                _burn(self.work)
+            if self.latch is not None:
+                self.latch.count_down()
+            return message
+
+    class Pong(Minion):
+        def __init__(self, latch: Latch, rounds: int) -> None:
+            super().__init__()
+            self.latch, self.rounds = latch, rounds
+            self.peer: Any = None
+
+        def on_receive(self, message: Any) -> None:
+            if isinstance(message, tuple):
+                self.peer = message[1]
+                return
+            if message >= self.rounds:
+                self.latch.count_down()
+            else:
+                self.peer.tell(message + 1)
+
+    out: dict[str, float] = {}
+
+    def timed(pool_size: int | None, body: Any) -> float:
+        system = ActorSystem.start(**quiet, pool_size=pool_size)
+        try:
+            return float(body(system))
+        finally:
+            system.shutdown(timeout=WAIT)
+
+    def tell(system: Any) -> float:
+        n = 50_000 * scale
+        latch = Latch(n)
+        ref = system.spawn(Sink, latch)
+        t0 = perf_counter()
+        for i in range(n):
+            ref.tell(i)
+        latch.wait()
+        return n / (perf_counter() - t0)
+
+    def pingpong(system: Any) -> float:
+        rounds = 10_000 * scale
+        latch = Latch(1)
+        a, b = system.spawn(Pong, latch, rounds), system.spawn(Pong, latch, rounds)
+        a.ask(("peer", b), timeout=WAIT)
+        b.ask(("peer", a), timeout=WAIT)
+        t0 = perf_counter()
+        a.tell(0)
+        latch.wait()
+        return rounds / 2 / (perf_counter() - t0)
+
+    def fanout(system: Any) -> float:
+        minions, each = 10_000, 5 * scale
+        latch = Latch(minions * each)
+        refs = [system.spawn(Sink, latch) for _ in range(minions)]
+        t0 = perf_counter()
+        for _ in range(each):
+            for ref in refs:
+                ref.tell(0)
+        latch.wait()
+        return minions * each / (perf_counter() - t0)
+
+    def cpu(system: Any) -> float:
+        minions, each = 8, 25 * scale
+        latch = Latch(minions * each)
+        refs = [system.spawn(Sink, latch, 20_000) for _ in range(minions)]
+        t0 = perf_counter()
+        for _ in range(each):
+            for ref in refs:
+                ref.tell(0)
+        latch.wait()
+        return minions * each / (perf_counter() - t0)
+
+    def spawn(system: Any) -> float:
+        t0 = perf_counter()
+        refs = [system.spawn(Sink) for _ in range(10_000)]
+        took = perf_counter() - t0
+        refs[-1].ask("ready", timeout=WAIT)
+        return took
+
+    def memory(system: Any) -> float:
+        n = 5_000 * scale
+        gc.collect()
+        before = rss_bytes()
+        refs = [system.spawn(Sink) for _ in range(n)]
+        refs[-1].ask("ready", timeout=WAIT)
+        gc.collect()
+        return (rss_bytes() - before) / n / 1024
+
+    out["memory per idle minion"] = timed(None, memory)  # first: a fresh heap
+    out["tell 1->1"] = timed(None, tell)
+    out["ping-pong"] = timed(None, pingpong)
+    out["fan-out 10,000 minions, 1 worker"] = timed(1, fanout)
+    out["fan-out 10,000 minions, 2 workers"] = timed(2, fanout)
+    out["CPU-heavy handlers, 1 worker"] = timed(1, cpu)
+    out["CPU-heavy handlers, 2 workers"] = timed(2, cpu)
+    out["spawn 10,000"] = timed(None, spawn)
+    return out
+
+
+def child(quick: bool) -> int:
+    gil = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
+    figures = _figures(quick)
+    label = f"{sys.version.split()[0]}{'' if gil else 't (no GIL)'}"
+    print(json.dumps({"label": label, "gil": gil, "figures": figures,
+                      "threads_left": threading.active_count()}))
+    return 0
+
+
+# ---- the parent: interpreters side by side -----------------------------------------------
+
+def default_interpreters() -> list[str]:
+    """Virtualenvs (made once, under ~/.cache/minions-bench) for pyenv's 3.13 and the 3.13t
+    that .ci/python313t.sh builds (or finds in its cache)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    gil = sorted(root.glob("3.13.*/bin/python3.13"))
+    if not gil:
+        raise SystemExit(f"no CPython 3.13 under {root}: pass --python PATH twice")
+    built = subprocess.run(["bash", str(ROOT / ".ci" / "python313t.sh")], check=True,
+                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return [_venv("3.13", str(gil[-1])), _venv("3.13t", built)]
+
+
+def _venv(tag: str, base: str) -> str:
+    venv = CACHE / f"venv-{tag}"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True)
+    return str(py)
+
+
+def run_child(python: str, quick: bool) -> dict[str, Any]:
+    proc = subprocess.run([python, "-m", "bench.interpreters", "--child"]
+                          + (["--quick"] if quick else []),
+                          cwd=ROOT, capture_output=True, text=True, timeout=20 * WAIT,
+                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{python} failed: {proc.stderr.strip()[-800:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    def fmt(value: float, unit: str) -> str:
+        if unit in ("s", "KiB"):
+            return f"{value:.2f} {unit}"
+        return f"{value / 1000:.1f}k" if value < 1e6 else f"{value / 1e6:.2f}M"
+
+    base = next((r for r in results if r["gil"]), results[0])
+    free = next((r for r in results if not r["gil"]), None)
+    lines = [f"{'scenario':38} " + " ".join(f"{r['label']:>18}" for r in results)
+             + ("   free/GIL" if free else "")]
+    for name, (unit, higher, _) in SCENARIOS.items():
+        row = f"{name + ' (' + unit + ')':38} " + " ".join(
+            f"{fmt(r['figures'][name], unit):>18}" for r in results)
+        if free:
+            ratio = free["figures"][name] / base["figures"][name]
+            row += f"   {ratio if higher else 1 / ratio:.2f}x"
+        lines.append(row)
+    lines.append("")
+    for r in results:
+        f = r["figures"]
+        cpu = f["CPU-heavy handlers, 2 workers"] / f["CPU-heavy handlers, 1 worker"]
+        fan = f["fan-out 10,000 minions, 2 workers"] / f["fan-out 10,000 minions, 1 worker"]
+        lines.append(f"{r['label']}: 2 workers / 1 worker: CPU-heavy {cpu:.2f}x, "
+                     f"fan-out {fan:.2f}x")
+    if free:
+        f = free["figures"]
+        scale = f["CPU-heavy handlers, 2 workers"] / f["CPU-heavy handlers, 1 worker"]
+        worst = min(
+            (f[n] / base["figures"][n]) if SCENARIOS[n][1] else (base["figures"][n] / f[n])
+            for n in SCENARIOS if SCENARIOS[n][2])
+        lines.append(f"target: CPU-heavy handlers scale >= 1.6x on {free['label']}: "
+                     f"{scale:.2f}x {'met' if scale >= 1.6 else 'MISSED'}")
+        lines.append(f"target: message passing >= 0.7x of {base['label']}: worst "
+                     f"{worst:.2f}x {'met' if worst >= 0.7 else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.interpreters", description=__doc__)
+    p.add_argument("--python", action="append", help="an interpreter with minions_actors "
+                   "importable (twice or more; default: 3.13 and 3.13t virtualenvs)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child(args.quick)
+    pythons = args.python or default_interpreters()
+    results = [run_child(py, args.quick) for py in pythons]
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
