@@ -117,10 +117,10 @@ def _figures(quick: bool) -> dict[str, float]:
         latch.wait()
         return rounds / 2 / (perf_counter() - t0)
 
-    def fanout(system: Any) -> float:
-        minions, each = 10_000, 5 * scale
+    def flood(system: Any, minions: int, each: int, work: int = 0) -> float:
+        """``each`` tells to each of ``minions`` minions doing ``work`` per message: msg/s."""
         latch = Latch(minions * each)
-        refs = [system.spawn(Sink, latch) for _ in range(minions)]
+        refs = [system.spawn(Sink, latch, work) for _ in range(minions)]
         t0 = perf_counter()
         for _ in range(each):
             for ref in refs:
@@ -128,16 +128,11 @@ def _figures(quick: bool) -> dict[str, float]:
         latch.wait()
         return minions * each / (perf_counter() - t0)
 
+    def fanout(system: Any) -> float:
+        return flood(system, 10_000, 5 * scale)
+
     def cpu(system: Any) -> float:
-        minions, each = 8, 25 * scale
-        latch = Latch(minions * each)
-        refs = [system.spawn(Sink, latch, 20_000) for _ in range(minions)]
-        t0 = perf_counter()
-        for _ in range(each):
-            for ref in refs:
-                ref.tell(0)
-        latch.wait()
-        return minions * each / (perf_counter() - t0)
+        return flood(system, 8, 25 * scale, work=20_000)
 
     def spawn(system: Any) -> float:
         t0 = perf_counter()
