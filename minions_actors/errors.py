@@ -149,6 +149,14 @@ class UnpicklableMessage(MessageRefused, SidecarError):
     cannot be pickled (a lambda, a lock, an open file...); the text names its type."""
 
 
+
+class RefusedUnsent(UnpicklableMessage):
+    """The one refusal the cell takes as the sender's error: raised by the runtime itself
+    (a placed minion's stand-in) before the message was sent or any handler ran. A
+    :class:`MessageRefused` that a handler raises, or a remote handler's own re-raised at
+    home, is a crash of that minion like any other exception. Catch
+    :class:`UnpicklableMessage`: this class is how the runtime tells the two apart."""
+
 class SidecarCrashed(SidecarError):
     """The sidecar's child process died (segfault, ``os._exit``, OOM kill...) or did not
     answer within ``call_timeout`` and was killed.

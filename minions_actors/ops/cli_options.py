@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from minions_actors.records import WORKFLOW_STATUSES
@@ -38,7 +38,7 @@ def since_time(text: str) -> float:
             f"{text!r} is neither an age (30m, 2h, 7d, 1w) nor an ISO date or time "
             "(2026-12-01, 2026-12-01T08:00, 2026-12-01T08:00+01:00; UTC unless given)"
         ) from None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def limit_count(text: str) -> int:

@@ -20,6 +20,7 @@ from pykka.messages import ProxyCall
 
 from minions_actors.errors import (
     PlacementError,
+    RefusedUnsent,
     SidecarError,
     SnapshotFailed,
     UnpicklableMessage,
@@ -99,7 +100,7 @@ def describe_message(message: Any) -> str:
 def pickled(remote: Remote, request: Request, doing: str) -> bytes:
     """The request as it travels; a sender's message that cannot be pickled is refused
     here, before anything is sent (:class:`UnpicklableMessage`, the sender's error)."""
-    error = UnpicklableMessage if request[0] in SENT else SidecarError
+    error = RefusedUnsent if request[0] in SENT else SidecarError
     return dumps_request(request, remote.who, doing, error)
 
 

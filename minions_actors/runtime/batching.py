@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from minions_actors.errors import MessageRefused, StateStoreWriteFailed
+from minions_actors.errors import RefusedUnsent, StateStoreWriteFailed
 from minions_actors.runtime.mailbox import WAKE
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def _handle(cell: Cell, inst: Minion, receive_batch: ReceiveBatch, batch: list[A
     refused before it was sent (the sender's error) is a dead letter; the batch goes on."""
     while True:
         done, error, rest = _call(cell, inst, receive_batch, batch)
-        if not isinstance(error, MessageRefused):
+        if not isinstance(error, RefusedUnsent):
             break
         cell.refuse(batch[done], error)
         if not rest:
@@ -123,9 +123,9 @@ def _call(cell: Cell, inst: Minion, receive_batch: ReceiveBatch,
         try:
             then(inst)
         except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-            if isinstance(error, MessageRefused):
+            if isinstance(error, RefusedUnsent):
                 cell.refuse(batch[done], error)
-            error = exc if error is None or isinstance(error, MessageRefused) else error
+            error = exc if error is None or isinstance(error, RefusedUnsent) else error
     return done, error, rest
 
 

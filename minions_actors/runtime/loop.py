@@ -12,7 +12,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from minions_actors.errors import MessageRefused, StateStoreWriteFailed
+from minions_actors.errors import RefusedUnsent, StateStoreWriteFailed
 from minions_actors.observability.hooks import PHASE_RUNTIME, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.batching import run_batched
@@ -244,11 +244,11 @@ def dispatch_one(cell: Cell, inst: Minion, msg: Any) -> bool:
 
 def handle_told(cell: Cell, inst: Minion, handler: Callable[[Any], Any], msg: Any) -> bool:
     """Handle a told message outside the hot loop; False when the incarnation crashed. A
-    message refused before any handler saw it (:class:`MessageRefused`: the sender's error)
-    is a dead letter, and the minion runs on."""
+    message the runtime refused before any handler saw it (:class:`RefusedUnsent`: the
+    sender's error) is a dead letter, and the minion runs on."""
     try:
-        ok, value = cell._invoke(inst, handler, msg, MessageRefused)
-    except MessageRefused as exc:
+        ok, value = cell._invoke(inst, handler, msg, RefusedUnsent)
+    except RefusedUnsent as exc:
         cell.refuse(msg, exc)
         return True
     if not ok:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
-from minions_actors.errors import MessageRefused, StateStoreWriteFailed
+from minions_actors.errors import RefusedUnsent, StateStoreWriteFailed
 from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.extensions import CellExtension, Handler, on_register
@@ -93,8 +93,8 @@ def _ask(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
         else inst.on_receive
     )
     try:
-        ok, value = cell._invoke(inst, handler, inner, MessageRefused)
-    except MessageRefused as exc:  # the sender's error: the asker gets it, no crash
+        ok, value = cell._invoke(inst, handler, inner, RefusedUnsent)
+    except RefusedUnsent as exc:  # the sender's error: the asker gets it, no crash
         fail_ask(msg, exc)
         return True
     if not ok:

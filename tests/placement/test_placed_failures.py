@@ -121,6 +121,37 @@ def test_a_reply_that_cannot_be_pickled_is_the_minions_crash_naming_its_type(
     events.rec.wait_for(lambda evs: events.crashes("careless"), timeout=WAIT)
 
 
+class Relays(Minion):
+    """A local minion whose own handler lets a MessageRefused through (say, from a nested
+    ask to a placed minion): its crash like any other exception, not a refusal of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def on_receive(self, message: Any) -> Any:
+        self.count += 1
+        if message == "relay":
+            raise UnpicklableMessage("a placed minion refused what this handler sent it")
+        return self.count
+
+
+@pytest.mark.parametrize("how", ["ask", "tell"])
+def test_a_refusal_raised_by_a_handler_is_a_crash_of_that_minion(
+    system: ActorSystem, events: Refusals, how: str,
+) -> None:
+    ref = system.spawn(Relays, name="relay")
+    assert ref.ask("n", timeout=WAIT) == 1
+    if how == "ask":
+        with pytest.raises(UnpicklableMessage):
+            ref.ask("relay", timeout=WAIT)
+    else:
+        ref.tell("relay")
+    events.rec.wait_for(lambda evs: events.crashes("relay"), timeout=WAIT)
+    assert ref.ask("n", timeout=WAIT) == 1  # restarted: a fresh instance, not rolled on
+    assert events.rec.only(lambda e: e[:2] == ("refused", "relay")) == []
+
+
 # ------------------------------------------------------------- an idle child that dies
 def test_an_idle_childs_death_is_a_crash_at_once(
     system: ActorSystem, events: Refusals,
