@@ -84,7 +84,7 @@ def stop_minions(cells: Callable[[], list[Cell]], gru: Cell | None, deadline: fl
     whatever is left under an abandoned (stuck) minion. The stops get until ``deadline``
     less a reserve (``RESERVE``, at most a fifth of the time left) for what follows them:
     beside handlers that spin, every step of the teardown gets only a slice of the GIL."""
-    reserve = min(RESERVE, (deadline - time.monotonic()) / 5)
+    reserve = max(0.0, min(RESERVE, (deadline - time.monotonic()) / 5))  # never later
     deadline -= reserve
     for cell in cells():  # from now on no backlog is handled, only minions' last words
         cell.halt()

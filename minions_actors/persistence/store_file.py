@@ -233,12 +233,10 @@ def no_owner(db_path: str, doing: str) -> Iterator[None]:
     """Hold the store's lock file shared while ``doing`` (a change a running owner would
     overwrite from memory); an owner is a :class:`StateStoreLocked` naming its pid, and an
     owner that starts meanwhile waits (``open_timeout``) until the block ends."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-    try:  # never created here: a lock file made by root (sudo) would lock the app out
-        fd = os.open(lock_path(db_path), flags)
-    except OSError:  # no lock file: nothing owns the store now
-        fd = -1
-    if fd < 0:
+    # never created here (a lock file made by root, under sudo, would lock the app out);
+    # a link, FIFO or device planted at the path is refused as at any open
+    fd = _open_lock_file(lock_path(db_path), db_path, create=False)
+    if fd is None:  # no lock file: nothing owns the store now
         yield
         return
     try:

@@ -259,3 +259,14 @@ def test_discard_force_is_refused_while_the_store_has_an_owner(tmp_path: Path) -
         assert again.get_workflow("job-1") is not None  # nothing was reported that did not stick
     out = run_cli("workflows", "discard", "job-1", "--force", cwd=tmp_path)  # app stopped
     assert out.returncode == 0 and "discarded" in out.stdout, out.stderr
+
+
+def test_discard_force_refuses_a_fifo_planted_at_the_lock_path(tmp_path: Path) -> None:
+    db = tmp_path / "minions.db"
+    with SQLiteStateStore(db) as store:
+        store.save_workflow(record("job-1", "running"))
+    os.mkfifo(str(db) + ".lock")  # no writer ever opens it: a blocking open would hang
+    out = run_cli("workflows", "discard", "job-1", "--force", cwd=tmp_path, timeout=20)
+    assert out.returncode == 1, out.stdout
+    assert "not a regular file" in out.stderr and "Traceback" not in out.stderr
+    assert "discarded" not in out.stdout
