@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pykka
@@ -217,8 +218,10 @@ class RayActorLost(MinionsError):
 
 class StillRunning(TimeoutError):
     """A user's call the runtime bounds (a resource's ``open()`` or ``close()``) did not
-    return within its bound; it is left running on its daemon thread. Its text is the
-    runtime's own, safe to log, unlike what the call itself may raise."""
+    return within its bound; it is left running on its daemon thread (``thread``). Its text
+    is the runtime's own, safe to log, unlike what the call itself may raise."""
+
+    thread: threading.Thread | None = None
 
 
 def _rebuild_crashed(

@@ -19,12 +19,12 @@ call's arguments. The registry itself lives in :mod:`minions_actors.resources.re
 from __future__ import annotations
 
 import functools
-import math
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from minions_actors.errors import ResourceError, ResourceUnavailable
 from minions_actors.runtime.supervision import Backoff
+from minions_actors.support.option_checks import seconds
 
 if TYPE_CHECKING:
     from minions_actors.resources.registry import Entry
@@ -71,13 +71,14 @@ class Resource:
 _LIFECYCLE = frozenset(n for n in vars(Resource) if not n.startswith("_"))
 
 
+#: ``open_timeout``, a class attribute, checked as the options of ``start()`` are
+OPEN_TIMEOUT_RULE = seconds(above=True)
+
+
 def check_open_timeout(cls: type[Resource]) -> None:
-    """``open_timeout`` is a positive, finite number of seconds."""
-    value = cls.open_timeout
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not 0 < value < math.inf):
-        raise ValueError(f"{cls.__name__}.open_timeout must be a positive, finite number of "
-                         f"seconds (how long one open() may take), got {value!r}")
+    """``open_timeout`` is a positive, finite number of seconds (how long one open() may
+    take); the error names the class."""
+    OPEN_TIMEOUT_RULE.check(f"{cls.__name__}.open_timeout", cls.open_timeout)
 
 
 def default_name(cls: type[Resource]) -> str:

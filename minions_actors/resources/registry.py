@@ -56,6 +56,7 @@ class Entry:
         self.attempts = 0
         self.next_try = 0.0
         self.refused: tuple[float, int] = (0.0, 0)  # (last warned, refused calls since)
+        self.late_open: threading.Thread | None = None  # an open() left past open_timeout
         self._series: dict[str, tuple[Any, Any, Any]] = {}
 
     def series(self, method: str) -> tuple[Any, Any, Any]:
@@ -283,9 +284,34 @@ class ResourceRegistry(Hooks):
             self._schedule(entry, time.monotonic() + interval)
 
     def _run_open(self, entry: Entry) -> None:
-        """``open()`` on a thread of its own, bounded by the class's ``open_timeout``."""
-        exc = run_bounded(entry.resource.open, type(entry.resource).open_timeout,
+        """``open()`` on a thread of its own, bounded by the class's ``open_timeout``. One
+        past it is left running; until it returns no other ``open()`` of the resource starts
+        beside it, and when it does, what it opened is closed (nobody uses it)."""
+        late = entry.late_open
+        if late is not None and late.is_alive():
+            raise ResourceError(
+                f"resource {entry.name!r}: its previous open() is still running past its "
+                "open_timeout, on thread " + repr(late.name) + "; a new one starts only "
+                "after it returns (then closed: the runtime gave up on it)")
+        resource, lock = entry.resource, threading.Lock()
+        given_up = [False, False]  # [the runtime gave up on this call, the call returned]
+
+        def open_() -> None:
+            resource.open()
+            with lock:
+                given_up[1] = True
+                close_it = given_up[0]
+            if close_it:
+                resource.close()
+
+        exc = run_bounded(open_, type(resource).open_timeout,
                           f"minions-resource-{entry.name}", "open_timeout")
+        if isinstance(exc, StillRunning):
+            with lock:
+                if given_up[1]:  # it returned just now: not late after all
+                    return
+                given_up[0] = True
+            entry.late_open = exc.thread
         if exc is not None:
             raise exc
 

@@ -30,8 +30,10 @@ def run_bounded(fn: Callable[[], Any], timeout: float, name: str,
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        return StillRunning(f"it did not return within {timeout}s ({bound}); it is left "
+        late = StillRunning(f"it did not return within {timeout}s ({bound}); it is left "
                             f"running on thread {name!r}")
+        late.thread = thread
+        return late
     return errors[0] if errors else None
 
 

@@ -87,6 +87,54 @@ def test_open_is_bounded_by_open_timeout() -> None:
         system.shutdown()
 
 
+class Counted(Hang):
+    """Counts the open() calls running at once and the closes; the first open hangs."""
+
+    open_timeout = 0.3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.running = self.most = self.opened = self.closed = 0
+
+    def open(self) -> None:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            if not self.entered.is_set():
+                super().open()  # the first one hangs until released
+        finally:
+            with self.lock:
+                self.running -= 1
+                self.opened += 1
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed += 1
+
+
+def test_an_open_past_its_timeout_is_never_run_twice_at_once_and_is_closed_late() -> None:
+    counted = Counted()
+    system = ActorSystem.start(**QUIET, resources=[counted])
+    try:
+        system.spawn(UsesHang, name="user")  # permanent: restarted, so open() is tried again
+        assert counted.entered.wait(5)
+        # while the first open() hangs, the restarts (every ~0.1-1 s with Gru's backoff)
+        # must not call open() again beside it: watch a window of a few of them
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            assert counted.most == 1, "a second open() ran beside the one past its timeout"
+            counted.release.wait(0.01)  # never set here: a pause between looks
+        counted.release.set()  # the late open() returns: the runtime gave up on it
+        wait_until(lambda: system.resources.state("hang") == "open", timeout=10)
+        wait_until(lambda: counted.closed >= 1, timeout=10)  # the late one was closed
+        assert counted.most == 1
+    finally:
+        counted.release.set()
+        system.shutdown()
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, math.inf, math.nan, "5", True, None])
 def test_open_timeout_must_be_a_positive_finite_number(bad: Any) -> None:
     bad_class = type("Bad", (Resource,), {"open_timeout": bad})
