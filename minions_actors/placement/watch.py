@@ -19,6 +19,8 @@ from collections.abc import Callable, Hashable
 from multiprocessing.connection import wait
 from typing import Any
 
+from loguru import logger
+
 # How long the watcher's thread may take to notice that it has nothing left to watch.
 _JOIN_TIMEOUT = 10.0
 
@@ -67,18 +69,34 @@ class Watcher:
                     return
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # waiting failed: say so, and let the next watch() restart
+            logger.error("{} stopped: {}: {}; placed minions that die while idle are noticed "
+                         "at their next call until another minion is placed",
+                         self.thread_name, type(exc).__name__, exc)
+        finally:
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+
+    def _loop(self) -> None:
         while True:
             self._changed.clear()  # before the snapshot: a later watch wakes the next wait
             with self._lock:
                 if not self._watched:
-                    self._thread = None
+                    self._thread = None  # in the same hold: a watch() from now starts one
                     return
                 watched = {key: handle for key, (_, handle) in self._watched.items()}
             for key in self.wait_lost(watched):
                 with self._lock:
                     entry = self._watched.pop(key, None)
                 if entry is not None:
-                    entry[0]()
+                    try:
+                        entry[0]()
+                    except Exception as exc:  # one minion's callback stops no other watch
+                        logger.error("{}: reporting a lost placed minion failed: {}: {}",
+                                     self.thread_name, type(exc).__name__, exc)
 
     def _wake(self) -> None:
         self._changed.set()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from minions_actors import (
 )
 
 from ..apps.placed_minions import Ledger
-from ..conftest import QUIET, Recorder, runtime_threads
+from ..conftest import QUIET, Recorder, runtime_threads, wait_until
 from .test_sidecar import Events, child_pids, tracker_pid
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -221,3 +222,35 @@ def test_an_ask_carried_past_a_crash_is_answered_when_the_minion_stops_for_good(
     with pytest.raises(MinionStopped):
         future.get(timeout=WAIT)
     assert time.monotonic() - started < WAIT / 2  # answered, not timed out
+
+
+def test_a_watcher_whose_wait_fails_says_so_and_the_next_watch_starts_it_again() -> None:
+    from minions_actors.placement.watch import Watcher
+
+    class Flaky(Watcher):
+        thread_name = "minions-test-watch"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def wait_lost(self, watched: dict[Any, Any]) -> list[Any]:
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("the wait broke")
+            return list(watched)  # every handle gone at once
+
+    errors: list[str] = []
+    sink = logger.add(lambda m: errors.append(m.record["message"]), level="ERROR")
+    rec = Recorder()
+    watcher = Flaky()
+    try:
+        watcher.watch("a", object(), lambda: rec.add("a lost"))
+        wait_until(lambda: errors, timeout=WAIT)
+        assert "minions-test-watch stopped: OSError: the wait broke" in errors[0]
+        watcher.watch("b", object(), lambda: rec.add("b lost"))  # a new thread, not a dead one
+        rec.wait_for(lambda evs: "b lost" in evs, timeout=WAIT)
+    finally:
+        logger.remove(sink)
+    wait_until(lambda: "minions-test-watch" not in
+               [t.name for t in threading.enumerate()], timeout=WAIT)
