@@ -222,17 +222,19 @@ class WorkerPool:
         ``WAKE_DELAY``. Otherwise wake a parked worker, or one that lingers on another
         minion's mailbox."""
         self._runq.append(cell)
-        active = self._parallel
+        room = self._parallel
         for slot in self._slots:
             if slot.active:
-                active -= 1
-                if active:
-                    continue
-                if not self._armed:
-                    self._armed = True
-                    self._kick.put(None)
+                room -= 1
+                if not room:
+                    break
+        else:  # fewer active than may run at once: wake one if none is, or one is parked
+            if room == self._parallel or self._idle:
+                self._wake_one()
                 return
-        self._wake_one()
+        if not self._armed:
+            self._armed = True
+            self._kick.put(None)
 
     def _wake_one(self) -> None:
         """Wake a parked worker (it counts as active at once, so the puts that follow do
@@ -241,8 +243,9 @@ class WorkerPool:
             slot = self._idle.pop()  # atomic: wakers need no lock
         except IndexError:
             for slot in self._slots:
-                if slot.lingering is not None:
-                    slot.lingering.put(WAKE)
+                inbox = slot.lingering  # (read once: the worker clears it when it stops)
+                if inbox is not None:
+                    inbox.put(WAKE)
                     return
             return  # every worker waits in the runtime: compensation adds workers
         slot.active = True
