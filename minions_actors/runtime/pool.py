@@ -147,6 +147,7 @@ class WorkerPool:
         self._seen_taken = -1  # _taken at the monitor's last queue check
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
+        self._dozing = False  # the monitor sleeps past RETAKE_PERIOD (pool_monitor.watch)
         self._retook = False  # a worker was retaken in the last HURRY (pool_monitor)
         self._retook_at = 0.0
         self._late = False  # the monitor woke late (pool_monitor.held_up)
@@ -211,6 +212,9 @@ class WorkerPool:
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
+            if self._dozing:  # the monitor sleeps long: it must look at this runnext
+                self._dozing = False
+                self._kick.put(None)
             if slot.stuck:  # reported stuck (maybe flushed already): not on this worker
                 self.flush_runnext(slot)
             return
