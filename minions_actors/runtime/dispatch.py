@@ -113,7 +113,7 @@ POOL_RULES: dict[str, Rule] = {
         "'pooled' (minions share a worker pool) or 'dedicated' (a thread per minion), or "
         "None ($MINIONS_EXECUTION, else 'pooled')", (str, type(None)),
         lambda v: v in EXECUTION_MODES),
-    "pool_size": integer(1, MAX_POOL_SIZE, none="CPU count + 1, 2 to 8"),
+    "pool_size": integer(1, MAX_POOL_SIZE, none="CPU count + 1: 2 to 8, up to 64 without the GIL"),
     "pool_throughput": integer(1),
     "starvation_threshold": seconds(above=True),
     "pool_max_workers": integer(1, none="max(128, pool_size)"),

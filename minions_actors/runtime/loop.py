@@ -7,6 +7,7 @@ its backoff parks the cell instead of holding a worker. These are methods of
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from time import perf_counter
@@ -18,15 +19,18 @@ from minions_actors.runtime import messages as m
 from minions_actors.runtime.batching import run_batched
 from minions_actors.runtime.context import NOTHING_HELD, current
 from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.pool import NOTHING
 from minions_actors.runtime.special import SPECIAL, phase_of
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
-    from minions_actors.runtime.minion import Minion
 
 FOREVER = 1 << 62  # a dedicated thread's budget: it handles messages until told otherwise
+# stop_here runs a child's stop inside its parent's, so a deep chain nests frames: beyond
+# this depth the stop is handed to a worker (which starts from an empty stack)
+STOP_HERE_DEPTH = 16
 
 
 def run_forever(cell: Cell) -> None:
@@ -72,6 +76,45 @@ def run_turn(cell: Cell, throughput: int) -> bool:
         return False
     finally:
         current.cell = None
+
+
+def stop_here(cell: Cell, msg: m.Terminate) -> bool:
+    """Send ``msg`` to ``cell`` and, when it is pooled and idle (its ``sched`` lock is
+    free: neither queued nor running) and its stop runs no code of its author's (the base
+    ``on_stop``), carry the stop out on this thread, as a worker's turn would. True when
+    the cell is stopped. A stop handed to another worker costs a thread hand-off per
+    child, several times dearer on free-threaded builds; a stop that may block (an author's
+    ``on_stop``) is handed off, so the caller can abandon it when its time share runs out."""
+    if not cell.pooled or _here.depth >= STOP_HERE_DEPTH or not _plain_stop(cell) \
+            or not cell.sched.acquire(False):
+        cell.send_system(msg)
+        return False
+    cell.send_system(msg)  # (its WAKE schedules nothing: this thread holds ``sched``)
+    held = current.cell
+    _here.depth += 1
+    try:
+        run_turn(cell, 1)
+    finally:
+        _here.depth -= 1
+        current.cell = held
+        cell.sched.release()  # then look again, as a worker does after a turn
+        if not cell.inbox.empty() and cell.has_work() and cell.sched.acquire(False):
+            cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # pooled
+    return cell._finalized
+
+
+def _plain_stop(cell: Cell) -> bool:
+    """The minion is live and stopping it runs no code of its author's."""
+    inst = cell.instance
+    return inst is not None and type(inst).on_stop is _BASE_ON_STOP
+
+
+class _Here(threading.local):
+    depth = 0  # stops carried out on this thread, one inside the other
+
+
+_here = _Here()
+_BASE_ON_STOP = Minion.on_stop
 
 
 def has_work(cell: Cell) -> bool:

@@ -17,10 +17,12 @@ the worker starts waiting first (then it goes to the run queue).
 Idle workers park, each on a lock of its own, and queueing a minion wakes one only when no
 worker is active (in a turn or about to look at the run queue): under a flood one busy worker
 keeps draining the queue, so minions collect several messages per turn instead of each being
-taken at once by a freshly woken worker that only competes for the GIL. The monitor thread
-covers a busy worker that stops serving the queue (blocked in C or I/O, or in a long turn):
-when the queue has not been served for ``WAKE_DELAY``, that worker no longer counts as active
-and a parked worker is woken, so queued minions wait at most about twice ``WAKE_DELAY``.
+taken at once by a freshly woken worker that only competes for the GIL. Without the GIL
+(free-threaded builds) up to one worker per core serves the queue at once
+(``_parallel``). The monitor thread covers a busy worker that stops serving the queue (blocked
+in C or I/O, or in a long turn): when the queue has not been served for ``WAKE_DELAY``, that
+worker no longer counts as active and a parked worker is woken, so queued minions wait at most
+about twice ``WAKE_DELAY``.
 
 A worker that waits inside the runtime's own blocking calls (``ask``, a future's ``get``,
 stopping children) announces it through :func:`blocking`: the pool starts another worker so
@@ -37,7 +39,6 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
-import os
 import queue
 import threading
 import time
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from minions_actors.runtime import pool_monitor
 from minions_actors.runtime.blocking import _local, blocking
 from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.sizing import default_pool_size, parallel_workers
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -73,12 +75,6 @@ def named_thread(run: Callable[[], None], name: str, daemon: bool = False) -> th
     thread = threading.Thread(name=name, daemon=daemon)
     thread.run = run  # type: ignore[method-assign]
     return thread
-
-
-def default_pool_size() -> int:
-    """Workers for the CPU count: the GIL lets one run Python at a time, so a few more than
-    one keep the CPU busy while others wait on I/O or locks."""
-    return max(2, min(8, (os.cpu_count() or 1) + 1))
 
 
 class _Slot:
@@ -151,6 +147,7 @@ class WorkerPool:
         self._seen_taken = -1  # _taken at the monitor's last queue check
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
+        self._dozing = False  # the monitor sleeps past RETAKE_PERIOD (pool_monitor.watch)
         self._retook = False  # a worker was retaken in the last HURRY (pool_monitor)
         self._retook_at = 0.0
         self._late = False  # the monitor woke late (pool_monitor.held_up)
@@ -165,6 +162,7 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
         self._monitor_stop = threading.Event()
         self._started = False
+        self._parallel = parallel_workers()  # workers that may serve the queue at once
 
     # ----------------------------------------------------------------- Dispatcher
     def start(self, cell: Cell) -> None:
@@ -214,23 +212,33 @@ class WorkerPool:
         if slot is not None and slot.cell is not None and not slot.runnext \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             slot.runnext.append(cell)
+            if self._dozing:  # the monitor sleeps long: it must look at this runnext
+                self._dozing = False
+                self._kick.put(None)
             if slot.stuck:  # reported stuck (maybe flushed already): not on this worker
                 self.flush_runnext(slot)
             return
         self.enqueue(cell)
 
     def enqueue(self, cell: Cell) -> None:
-        """Put ``cell`` on the run queue. An active worker will take it: no wake-up, the
-        monitor only looks again in ``WAKE_DELAY``. Otherwise wake a parked worker, or one
-        that lingers on another minion's mailbox."""
+        """Put ``cell`` on the run queue. With ``_parallel`` workers active (one under the
+        GIL), one of them will take it: no wake-up, the monitor only looks again in
+        ``WAKE_DELAY``. Otherwise wake a parked worker, or one that lingers on another
+        minion's mailbox."""
         self._runq.append(cell)
+        room = self._parallel
         for slot in self._slots:
             if slot.active:
-                if not self._armed:
-                    self._armed = True
-                    self._kick.put(None)
+                room -= 1
+                if not room:
+                    break
+        else:  # fewer active than may run at once: wake one if none is, or one is parked
+            if room == self._parallel or self._idle:
+                self._wake_one()
                 return
-        self._wake_one()
+        if not self._armed:
+            self._armed = True
+            self._kick.put(None)
 
     def _wake_one(self) -> None:
         """Wake a parked worker (it counts as active at once, so the puts that follow do
@@ -239,8 +247,9 @@ class WorkerPool:
             slot = self._idle.pop()  # atomic: wakers need no lock
         except IndexError:
             for slot in self._slots:
-                if slot.lingering is not None:
-                    slot.lingering.put(WAKE)
+                inbox = slot.lingering  # (read once: the worker clears it when it stops)
+                if inbox is not None:
+                    inbox.put(WAKE)
                     return
             return  # every worker waits in the runtime: compensation adds workers
         slot.active = True
@@ -417,16 +426,20 @@ class WorkerPool:
         return True
 
     def _alone(self, slot: _Slot) -> bool:
-        """No worker but ``slot``'s is active. Under the GIL a second worker serving the
-        queue only splits the interpreter with the first (and with the senders), so a worker
-        that finds another active parks; the monitor wakes it if the queue stalls. Not while
+        """Fewer than ``_parallel`` workers but ``slot``'s are active (under the GIL: none).
+        There a second worker serving the queue only splits the interpreter with the first
+        (and with the senders), so a worker that finds another active parks; the monitor
+        wakes it if the queue stalls. Without the GIL one per core serves it. Not while
         the monitor retakes blocked workers: the next minions may block as well, and each
         worker that takes one now saves the queue a retake round."""
         if self._retook:
             return True
-        for other in self._slots:  # noqa: SIM110  (a loop: no generator frame per turn)
+        room = self._parallel
+        for other in self._slots:  # (a loop: no generator frame per turn)
             if other.active and other is not slot:
-                return False
+                room -= 1
+                if not room:
+                    return False
         return True
 
     def _unpark(self, slot: _Slot) -> None:

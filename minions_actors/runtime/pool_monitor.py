@@ -98,6 +98,11 @@ def watch(pool: WorkerPool) -> None:
             wait = WAKE_DELAY / 4 if pool._retook else WAKE_DELAY
         elif pool.holding():
             wait = min(wait, RETAKE_PERIOD)
+        # sleeping past RETAKE_PERIOD: a runnext set from now on kicks it (schedule_put), or
+        # a worker that blocks right after setting one would hold it until the next look
+        pool._dozing = wait > RETAKE_PERIOD
+        if pool._dozing and pool.holding():  # (set before the flag was up)
+            wait = RETAKE_PERIOD
         asleep = time.monotonic()
         try:
             pool._kick.get(True, wait)

@@ -16,6 +16,7 @@ from minions_actors.errors import MinionsError, SupervisorGaveUp
 from minions_actors.observability.hooks import PHASE_SUPERVISION
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.loop import stop_here
 from minions_actors.runtime.supervision import (
     ChildExit,
     GiveUp,
@@ -55,7 +56,8 @@ def _stop_in_order(cell: Cell, children: list[Cell], deadline: float, reason: st
         child = children[left - 1]
         now = time.monotonic()
         share = now + max(0.0, deadline - now) / left
-        child.send_system(m.Terminate(share, reason))
+        if stop_here(child, m.Terminate(share, reason)):
+            continue
         stuck_at = now + max(0.0, deadline - now) / (left + 1)
         if child.stopped_event.wait(max(0.0, stuck_at - now)):
             continue

@@ -277,3 +277,77 @@ def test_a_minion_that_stops_late_still_stops_its_children() -> None:
     finally:
         release.set()
         system.shutdown(timeout=10)
+
+
+# ------------------------------------------------------------------ stops run in place
+class Quiet(Minion):
+    """No on_stop of its own: a pooled supervisor may stop it on its own thread."""
+
+    def __init__(self, depth: int = 0) -> None:
+        super().__init__()
+        self.depth = depth
+
+    def on_start(self) -> None:
+        if self.depth:
+            self.spawn(Quiet, self.depth - 1, name="c")
+
+
+class Says(Minion):
+    """Has an on_stop of its own: its stop is handed to a worker."""
+
+    def __init__(self, rec: Recorder, tag: str) -> None:
+        super().__init__()
+        self.rec, self.tag = rec, tag
+
+    def on_stop(self) -> None:
+        self.rec.add(("on_stop", self.tag))
+
+
+class Mixed(Minion):
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def on_start(self) -> None:
+        for i in range(12):
+            if i % 3:
+                self.spawn(Quiet, 1, name=f"k{i}")
+            else:
+                self.spawn(Says, self.rec, f"k{i}", name=f"k{i}")
+
+
+def test_children_with_and_without_on_stop_stop_in_reverse_start_order() -> None:
+    rec = Recorder()
+    system = ActorSystem.start(**QUIET, hooks=[StopHooks(rec)])
+    try:
+        sup = system.spawn(Mixed, rec, name="sup")
+        sup.ask("ready", timeout=10)
+        assert sup.stop(timeout=30)
+    finally:
+        assert system.shutdown(timeout=30)
+    stopped = [e[1] for e in rec.events if e[0] == "stopped"]
+    expected: list[str] = []
+    for i in reversed(range(12)):
+        if i % 3:
+            expected.append(f"sup/k{i}/c")  # each child's subtree first
+        expected.append(f"sup/k{i}")
+    assert stopped[: len(expected)] == expected
+    assert stopped[len(expected)] == "sup"
+
+
+def test_a_deep_chain_of_minions_without_on_stop_stops_deepest_first() -> None:
+    """Deeper than the stops one thread runs inside each other: the rest is handed off."""
+    rec = Recorder()
+    system = ActorSystem.start(**QUIET, hooks=[StopHooks(rec)])
+    try:
+        top = system.spawn(Quiet, 60, name="c")
+        deepest = "/".join(["c"] * 61)
+        deadline = time.monotonic() + 30
+        while system.find(deepest) is None:  # each level starts its child in on_start
+            assert time.monotonic() < deadline, "the chain did not start"
+            time.sleep(0.01)
+        assert top.stop(timeout=30)
+    finally:
+        assert system.shutdown(timeout=30)
+    stopped = [e[1] for e in rec.events if e[0] == "stopped"]
+    assert stopped == ["/".join(["c"] * n) for n in range(61, 0, -1)]
