@@ -279,14 +279,21 @@ class MinionRef(pykka.ActorRef[M]):
         if not cell.accepting:  # no handler will run again: answer now, do not hang
             cell.dead_letter(m.Ask(message, future))
         else:
-            if block and (waiter := current.cell) is not None:  # (get() refuses the same)
+            waiter = current.cell if block else None
+            if waiter is not None:  # (get() refuses the same)
                 if waiter is cell:  # the reply would wait for this handler
                     raise AskDeadlock(_self_wait_text(cell))
-                waits.check(waiter, cell)  # an ask cycle: refused before it is sent
+                # the edge before the message is sent: the minion that receives it and asks
+                # back always finds it, so the one that closes the cycle is the one refused
+                waits.wait_on(waiter, future)
             try:
                 self._put(m.Ask(message, future))
-            except queue.Full:
-                raise MailboxFull(self._full_text()) from None
+            except BaseException as exc:
+                if waiter is not None:  # never sent: no wait
+                    waits.done(waiter)
+                if isinstance(exc, queue.Full):
+                    raise MailboxFull(self._full_text()) from None
+                raise
             sched = self._sched
             if sched is not None and not sched.locked() and sched.acquire(False):
                 cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]

@@ -4,7 +4,9 @@ asks A, or longer) into an :class:`~minions_actors.AskDeadlock` instead of a han
 A minion runs one message at a time, so a handler blocked in ``future.get()`` on a reply
 that another minion's turn must produce is one edge, waiter -> future: the future names
 the cell it waits on for as long as that cell's turn owes the reply (see
-``MinionFuture._awaited``). An edge exists only while its waiter is blocked in ``get()``;
+``MinionFuture._awaited``). An edge exists while its waiter is blocked in ``get()``, and
+for a blocking ``ask()`` from before its message is sent (so the minion that receives it
+and asks back always finds the edge: the one that closes the cycle is the one refused);
 a future answered meanwhile, or handed to another thread to answer, is no longer an edge.
 Inserting an edge follows the chain from the cell waited on; when it comes back to the
 waiter, the wait would close a cycle and is refused. One lock makes check-and-insert
@@ -53,17 +55,6 @@ def done(waiter: Cell) -> None:
     operation is atomic, and an edge that goes mid-walk only makes ``wait_on`` see the
     graph as it was when its walk began (edges are inserted under the lock alone)."""
     _WAITING.pop(waiter, None)  # (absent after a get nested in a get hook)
-
-
-def check(waiter: Cell, target: Cell) -> None:
-    """Before an ask is sent: raise AskDeadlock if waiting on ``target`` would close a
-    cycle now (a courtesy that keeps the message unsent; ``wait_on`` decides). The usual
-    case, a target not waiting, takes no lock."""
-    if target in _WAITING:
-        with _LOCK:
-            chain = _cycle(waiter, target)
-        if chain is not None:
-            raise AskDeadlock(_cycle_text(chain))
 
 
 def _cycle(waiter: Cell, target: Cell) -> list[Cell] | None:
