@@ -56,7 +56,8 @@ def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
             slot.active = True
             pool._blocked -= 1
             pool._saturated = False
-    pool.start_added()
+    if pool._added:  # (only a wait's start adds one: no call on every ask's way back)
+        pool.start_added()
     if saturated:
         pool._report_saturated()
     if delta > 0:  # (once it no longer counts as active, so the put wakes a worker)
