@@ -11,7 +11,7 @@ import pytest
 
 from minions_actors import ActorSystem, Hooks, Minion, OneForAll, OneForOne, RestForOne
 
-from ..conftest import QUIET, Recorder
+from ..conftest import QUIET, Recorder, wait_until
 from ..minions_for_tests import Watcher, Worker
 
 pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
@@ -322,6 +322,9 @@ def test_children_with_and_without_on_stop_stop_in_reverse_start_order() -> None
     try:
         sup = system.spawn(Mixed, rec, name="sup")
         sup.ask("ready", timeout=10)
+        # spawn() returns before on_start: wait until every grandchild was spawned
+        wait_until(lambda: all(system.find(f"sup/k{i}/c") for i in range(12) if i % 3),
+                   timeout=10, what="the grandchildren")
         assert sup.stop(timeout=30)
     finally:
         assert system.shutdown(timeout=30)
