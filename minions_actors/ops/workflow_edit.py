@@ -29,7 +29,31 @@ def _change_in_file(
 ) -> tuple[str, WorkflowRecord]:
     """Run ``action`` ("retry" or "discard") on one record in one write transaction."""
     with _guard(db_path, workflow_id, action, allowed):
-        return _change_open(db_path, workflow_id, action, allowed, busy_timeout)
+        path, conn, _version, has_workflows = open_existing_store(
+            db_path, write=True, timeout=busy_timeout)
+        try:
+            if not has_workflows:
+                raise WorkflowRecordNotFound(
+                    f"no workflow {workflow_id!r} in {path!r}: the store has no "
+                    f"{WORKFLOW_TABLE} table (it was never opened by a minions_actors with "
+                    "workflows)"
+                )
+            try:
+                # waits up to busy_timeout for the app's writer
+                with immediate_transaction(conn):
+                    row = conn.execute(f"{WF_SELECT} WHERE workflow_id = ?",
+                                       (workflow_id,)).fetchone()
+                    if row is None:
+                        raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {path!r}")
+                    rec = WorkflowRecord(*row)
+                    _check_status(rec, path, action, allowed)
+                    _apply(conn, rec, action)
+            except sqlite3.Error as exc:
+                raise classify_sqlite_error(exc, path) from exc
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        return path, rec
 
 
 def _guard(db_path: str | os.PathLike[str], workflow_id: str, action: str,
@@ -40,38 +64,6 @@ def _guard(db_path: str | os.PathLike[str], workflow_id: str, action: str,
         return contextlib.nullcontext()
     return no_owner(os.path.abspath(os.fspath(db_path)),
                     f"discard workflow {workflow_id!r} with --force (force=True)")
-
-
-def _change_open(
-    db_path: str | os.PathLike[str],
-    workflow_id: str,
-    action: str,
-    allowed: frozenset[str] | None,
-    busy_timeout: float,
-) -> tuple[str, WorkflowRecord]:
-    path, conn, _version, has_workflows = open_existing_store(
-        db_path, write=True, timeout=busy_timeout)
-    try:
-        if not has_workflows:
-            raise WorkflowRecordNotFound(
-                f"no workflow {workflow_id!r} in {path!r}: the store has no {WORKFLOW_TABLE} "
-                "table (it was never opened by a minions_actors with workflows)"
-            )
-        try:
-            with immediate_transaction(conn):  # waits up to busy_timeout for the app's writer
-                row = conn.execute(f"{WF_SELECT} WHERE workflow_id = ?",
-                                   (workflow_id,)).fetchone()
-                if row is None:
-                    raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {path!r}")
-                rec = WorkflowRecord(*row)
-                _check_status(rec, path, action, allowed)
-                _apply(conn, rec, action)
-        except sqlite3.Error as exc:
-            raise classify_sqlite_error(exc, path) from exc
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-    return path, rec
 
 
 def _check_status(
