@@ -362,6 +362,7 @@ class ActorSystem(SystemWorkflows):
         if not _shutdown.report_stuck(self.cells(), gru, self.hooks):
             state.clean = False
         self.worker_pool.close(max(0.0, deadline - time.monotonic()))  # (idle ones: see close)
+        self.resources.close_all()  # before the loop closes: an async close() runs on it
         if not self.loop_host.close(max(0.0, deadline - time.monotonic())):
             state.clean = False
         if self.store is not None and not _shutdown.close_store(

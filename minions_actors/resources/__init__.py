@@ -19,6 +19,7 @@ call's arguments. The registry itself lives in :mod:`minions_actors.resources.re
 from __future__ import annotations
 
 import functools
+import inspect
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
@@ -38,6 +39,11 @@ class Resource:
     """Base class of user resources; override :meth:`open`, :meth:`close` and, optionally,
     :meth:`health_check`. Every other public method is measured when called through a
     minion's handle. Methods are called from many minion threads: keep them thread-safe.
+
+    Any of them may be ``async def``: ``open``/``close``/``health_check`` then run on the
+    system's event loop (bounded as the sync ones are; cancelled past the bound), and an
+    async method called through a handle returns a coroutine that async minions await on
+    that same loop (measured until it ends).
     """
 
     name: ClassVar[str] = ""
@@ -171,7 +177,8 @@ class Handle:
         value = getattr(entry.resource, attr)
         if attr not in entry.methods:
             return value
-        return functools.partial(_measured, entry, attr, value, self._user)
+        measured = _measured_async if inspect.iscoroutinefunction(value) else _measured
+        return functools.partial(measured, entry, attr, value, self._user)
 
     def __repr__(self) -> str:
         return f"<handle of resource {self._entry.name!r} for {self._user}>"
@@ -179,17 +186,40 @@ class Handle:
 
 def _measured(entry: Entry, method: str, fn: Any, user: str, *args: Any, **kwargs: Any) -> Any:
     """One measured call (see :class:`Handle`); the arguments are never logged."""
-    calls, errors, seconds = entry.series(method)
     t0 = perf_counter()
     try:
         entry.check_available()
         return fn(*args, **kwargs)
     except Exception as exc:
-        if errors is not None:
-            errors.inc()
-        entry.call_failed(method, user, exc)
+        _failed(entry, method, user, exc)
         raise
     finally:
-        if calls is not None:
-            calls.inc()
-            seconds.observe(perf_counter() - t0)
+        _count(entry, method, t0)
+
+
+async def _measured_async(entry: Entry, method: str, fn: Any, user: str, *args: Any,
+                          **kwargs: Any) -> Any:
+    """One measured call of an ``async def`` method: timed until its coroutine ends."""
+    t0 = perf_counter()
+    try:
+        entry.check_available()
+        return await fn(*args, **kwargs)
+    except Exception as exc:
+        _failed(entry, method, user, exc)
+        raise
+    finally:
+        _count(entry, method, t0)
+
+
+def _failed(entry: Entry, method: str, user: str, exc: Exception) -> None:
+    errors = entry.series(method)[1]
+    if errors is not None:
+        errors.inc()
+    entry.call_failed(method, user, exc)
+
+
+def _count(entry: Entry, method: str, t0: float) -> None:
+    calls, _, seconds = entry.series(method)
+    if calls is not None:
+        calls.inc()
+        seconds.observe(perf_counter() - t0)

@@ -29,6 +29,7 @@ from minions_actors.resources import (
     default_name,
     public_methods,
 )
+from minions_actors.resources.aio import is_coroutine_method, run_on_loop
 from minions_actors.resources.threads import HealthChecks, run_bounded
 
 if TYPE_CHECKING:
@@ -294,6 +295,13 @@ class ResourceRegistry(Hooks):
                 "open_timeout, on thread " + repr(late.name) + "; a new one starts only "
                 "after it returns (then closed: the runtime gave up on it)")
         resource, lock = entry.resource, threading.Lock()
+        if is_coroutine_method(resource.open):  # on the loop; cancelled past its bound
+            exc, _ = run_on_loop(self.system.loop_host, resource.open,
+                                 type(resource).open_timeout,
+                                 f"minions-resource-{entry.name}", "open_timeout")
+            if exc is not None:
+                raise exc
+            return
         given_up = [False, False]  # [the runtime gave up on this call, the call returned]
 
         def open_() -> None:
@@ -328,8 +336,7 @@ class ResourceRegistry(Hooks):
 
     def _close(self, entry: Entry) -> None:
         entry.state = "closing"
-        timeout = self.system.stop_timeout
-        exc = run_bounded(entry.resource.close, timeout, f"minions-resource-{entry.name}")
+        exc = self._run_close(entry)
         entry.state = "closed"
         with self._lock:
             if entry in self._open:
@@ -340,6 +347,14 @@ class ResourceRegistry(Hooks):
             self.count_error(entry.name)
             self.log(entry.name, "").error("resource {} failed to close: {}", entry.name,
                                            describe(exc))
+
+    def _run_close(self, entry: Entry) -> BaseException | None:
+        """``close()`` bounded by ``stop_timeout``: on a thread, or on the loop when it is
+        a coroutine; what it raised (or the timeout), else None."""
+        close, name = entry.resource.close, f"minions-resource-{entry.name}"
+        if is_coroutine_method(close):
+            return run_on_loop(self.system.loop_host, close, self.system.stop_timeout, name)[0]
+        return run_bounded(close, self.system.stop_timeout, name)
 
     def _schedule(self, entry: Entry, at: float) -> None:
         """Have the health thread (started on first use) look at ``entry`` at ``at``."""
@@ -356,7 +371,7 @@ class ResourceRegistry(Hooks):
         check runs outside the resource's lock, so a slow one never holds up its users'
         starts and stops."""
         resource = entry.resource
-        why = _unhealthy(resource) if entry.state == "open" else None
+        why = self._unhealthy(entry) if entry.state == "open" else None
         with entry.lock:
             if entry.state == "open":
                 if why is None:
@@ -378,8 +393,7 @@ class ResourceRegistry(Hooks):
 
     def _reopen(self, entry: Entry) -> bool:
         entry.attempts += 1
-        run_bounded(entry.resource.close, self.system.stop_timeout,
-                    f"minions-resource-{entry.name}")
+        self._run_close(entry)
         try:
             self._run_open(entry)
         except Exception as exc:
@@ -394,6 +408,19 @@ class ResourceRegistry(Hooks):
         interval = type(entry.resource).health_interval or 1.0
         self._schedule(entry, time.monotonic() + interval)
         return True
+
+    def _unhealthy(self, entry: Entry) -> str | None:
+        """None when the health check passes, else why not (an async check runs on the
+        loop, bounded by the class's ``open_timeout``)."""
+        resource = entry.resource
+        if not is_coroutine_method(resource.health_check):
+            return _unhealthy(resource)
+        exc, ok = run_on_loop(self.system.loop_host, resource.health_check,
+                              type(resource).open_timeout, f"minions-resource-{entry.name}",
+                              "open_timeout")
+        if exc is not None:
+            return f"its health check raised {describe(exc)}"
+        return None if ok else "its health check returned False"
 
     def count_error(self, name: str) -> None:
         metrics = self.system.metrics
