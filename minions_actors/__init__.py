@@ -29,7 +29,7 @@ from minions_actors.errors import (
     UnpicklableMessage,
 )
 from minions_actors.observability.hooks import Hooks
-from minions_actors.pipelines import Batch, FileTail, Pipeline, PipelineError
+from minions_actors.pipelines import AsyncPipeline, Batch, FileTail, Pipeline, PipelineError
 from minions_actors.placement import ChildProcess, KeyedGroup, Placement, Ray
 from minions_actors.resources import Resource, ResourceError, ResourceUnavailable, uses
 from minions_actors.runtime import snapshots as _snapshots  # noqa: F401  # registers snapshots
@@ -63,6 +63,7 @@ __all__ = [
     "ActorSystem",
     "AskDeadlock",
     "AskTimeout",
+    "AsyncPipeline",
     "Backoff",
     "Batch",
     "ChildProcess",

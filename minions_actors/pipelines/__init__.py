@@ -1,8 +1,10 @@
 """Pipelines: supervised event sources that feed minions with back-pressure and a persisted
 position. :class:`Pipeline` is the base (:mod:`minions_actors.pipelines.base` explains its
-turns and delivery), :class:`FileTail` a ready-made source."""
+turns and delivery), :class:`FileTail` a ready-made source, :class:`AsyncPipeline` one fed
+by an async generator on the event loop (:mod:`minions_actors.pipelines.stream`)."""
 
 from minions_actors.pipelines.base import Batch, Pipeline, PipelineError
 from minions_actors.pipelines.file_tail import FileTail
+from minions_actors.pipelines.stream import AsyncPipeline
 
-__all__ = ["Batch", "FileTail", "Pipeline", "PipelineError"]
+__all__ = ["AsyncPipeline", "Batch", "FileTail", "Pipeline", "PipelineError"]

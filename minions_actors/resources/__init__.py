@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Awaitable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
@@ -60,14 +61,14 @@ class Resource:
     """Seconds one :meth:`open` may take (it runs on a thread of its own): past it, the
     start of the minion that needed it fails and the call is left behind on its thread."""
 
-    def open(self) -> None:
+    def open(self) -> Awaitable[None] | None:
         """Acquire what the resource holds (connect, log in). Raise to fail the start of
         the minions that need it."""
 
-    def close(self) -> None:
+    def close(self) -> Awaitable[None] | None:
         """Release it. Bounded by the system's ``stop_timeout``; an exception is logged."""
 
-    def health_check(self) -> bool:
+    def health_check(self) -> bool | Awaitable[bool]:
         """True when usable. False or an exception: the resource is closed and reopened with
         :attr:`reopen_backoff` while calls raise :class:`ResourceUnavailable`."""
         return True

@@ -81,6 +81,8 @@ def test_async_methods_are_measured_until_their_coroutine_ends(rec: Recorder) ->
             raise PermissionError("secret-token-123")
 
     class FailCaller(Caller):
+        api = uses("api")  # type: ignore[assignment]
+
         async def on_receive(self, message: Any) -> Any:
             if message == "fail":
                 try:

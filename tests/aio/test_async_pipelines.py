@@ -1,0 +1,221 @@
+"""Async pipelines: an async generator on the event loop feeds the pipeline's steps with the
+same back-pressure (the generator awaits room; the loop stays free), the same committed
+position (a crash or another run resumes there) and a stop that cancels it, its
+``finally`` run, nothing left pending. The source is a real TCP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minions_actors import ActorSystem, AsyncPipeline, Batch, Hooks, Minion
+from tests.conftest import QUIET, Recorder, runtime_threads, wait_until
+
+
+class NumberServer:
+    """On 127.0.0.1: a client sends ``FROM n`` and reads ``n``, ``n+1``, ... ``total-1``,
+    one per line, then EOF. Runs on a loop of its own (a thread), apart from the runtime's."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    def _run(self) -> None:
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+        self.loop.run_until_complete(server.wait_closed())
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            start = int((await reader.readline()).split()[1])
+            for n in range(start, self.total):
+                writer.write(f"{n}\n".encode())
+                await writer.drain()  # a reader that pauses pauses this writer
+        except (ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def server() -> Any:
+    srv = NumberServer(100_000)
+    yield srv
+    srv.close()
+
+
+class Feed(AsyncPipeline):
+    """Reads numbers from the server; each is one event, its position the next number."""
+
+    poll_interval = 0.05
+
+    def __init__(self, port: int, subscribers: list[str], rec: Recorder,
+                 fail_after: list[int] | None = None, batch: int = 1) -> None:
+        super().__init__()
+        self.port, self.rec, self.batch = port, rec, batch
+        self.fail_after = fail_after if fail_after is not None else []  # shared: fails once
+        self.subscribers = subscribers
+
+    async def stream(self, position: Any) -> AsyncGenerator[Batch, None]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            self.rec.add(("stream", position))
+            writer.write(f"FROM {position or 0}\n".encode())
+            events: list[int] = []
+            while line := await reader.readline():
+                n = int(line)
+                if self.fail_after and n >= self.fail_after[0]:
+                    self.fail_after.clear()
+                    raise ConnectionResetError("the feed broke")
+                self.rec.add(("yield", n))
+                events.append(n)
+                if len(events) == self.batch:
+                    yield Batch(events, n + 1)
+                    events = []
+        finally:
+            writer.close()
+            self.rec.add(("finally", position))
+
+
+class Sink(Minion):
+    """An async subscriber; ``gate``: each event waits for it (a slow consumer)."""
+
+    def __init__(self, rec: Recorder, gate: threading.Event | None = None) -> None:
+        super().__init__()
+        self.rec, self.gate = rec, gate
+
+    async def on_receive(self, message: Any) -> Any:
+        if self.gate is not None:
+            await asyncio.to_thread(self.gate.wait, 30)
+        self.rec.add(("got", message))
+
+
+class Echo(Minion):
+    async def on_receive(self, message: Any) -> Any:
+        return message
+
+
+def got(rec: Recorder) -> list[int]:
+    return [e[1] for e in rec.only(lambda e: e[0] == "got")]
+
+
+def yielded(rec: Recorder) -> list[int]:
+    return [e[1] for e in rec.only(lambda e: e[0] == "yield")]
+
+
+def test_events_stream_in_order_and_a_stop_cancels_the_generator(rec: Recorder) -> None:
+    srv = NumberServer(40)
+    system = ActorSystem.start(**QUIET)
+    try:
+        system.spawn(Sink, rec, name="sink")
+        feed = system.spawn(Feed, srv.port, ["sink"], rec, name="feed")
+        rec.wait_for(lambda _: len(got(rec)) >= 40, timeout=30)
+        assert got(rec) == list(range(40))
+        wait_until(lambda: feed.proxy().position.get(timeout=5) == 40, timeout=10)
+        # the server's EOF ended the stream: it starts again from the last position
+        rec.wait_for(lambda evs: ("stream", 40) in evs, timeout=10)
+        assert feed.stop(timeout=10)
+        assert rec.events[-1][0] == "finally"  # cancelled: its finally ran before the stop
+    finally:
+        assert system.shutdown(timeout=15)
+        srv.close()
+    assert runtime_threads() == []
+
+
+def test_a_slow_subscriber_pauses_the_generator_and_the_loop_stays_free(
+        rec: Recorder, server: NumberServer) -> None:
+    gate = threading.Event()
+    system = ActorSystem.start(**{**QUIET, "metrics_port": 0})
+    try:
+        system.spawn(Sink, rec, gate, name="sink", mailbox_size=3)
+        echo = system.spawn(Echo, name="echo")
+        system.spawn(Feed, server.port, ["sink"], rec, None, 10, name="feed")
+        assert system.metrics is not None
+        sample = system.metrics.registry.get_sample_value
+        wait_until(lambda: (sample("minions_pipeline_backpressure_seconds_total",
+                                   {"pipeline": "feed"}) or 0) > 0.2,
+                   timeout=20, what="the pipeline waiting for room")
+        assert echo.ask("free", timeout=10) == "free"  # the loop is not held by the wait
+        # one batch of 10 in the subscriber's hands, mailbox and the outbox, one in the
+        # hand-off: the generator awaits room, far from the server's 100,000
+        assert len(yielded(rec)) <= 20, yielded(rec)
+        assert got(rec) == []
+        gate.set()
+        rec.wait_for(lambda _: len(got(rec)) >= 200, timeout=30)
+        assert got(rec)[:200] == list(range(200))  # nothing dropped, in order
+    finally:
+        gate.set()
+        assert system.shutdown(timeout=15)
+
+
+class Crashes(Hooks):
+    def __init__(self) -> None:
+        self.rec = Recorder()
+
+    def minion_crashed(self, cell: Any, exc: BaseException, phase: str) -> None:
+        self.rec.add((cell.path, type(exc).__name__))
+
+
+def test_a_generator_error_restarts_it_from_the_committed_position(
+        rec: Recorder, server: NumberServer) -> None:
+    crashes = Crashes()
+    system = ActorSystem.start(**QUIET, hooks=[crashes])
+    try:
+        system.spawn(Sink, rec, name="sink")
+        system.spawn(Feed, server.port, ["sink"], rec, [25], name="feed")
+        assert crashes.rec.wait_for(lambda evs: evs, timeout=20)[0] == (
+            "feed", "ConnectionResetError")
+        rec.wait_for(lambda _: set(range(60)) <= set(got(rec)), timeout=30)
+    finally:
+        assert system.shutdown(timeout=15)
+    starts = [e[1] for e in rec.only(lambda e: e[0] == "stream")]
+    assert starts[0] is None and starts[1] is not None and 0 < starts[1] <= 25
+    numbers = got(rec)
+    first_run = next((i for i, n in enumerate(numbers) if n != i), starts[1])
+    # at least once: the second stream starts at the committed position, at or before
+    # the first event the subscriber had not handled, and goes on in order from there
+    assert starts[1] <= first_run
+    assert numbers[first_run:] == list(range(starts[1], starts[1] + len(numbers) - first_run))
+
+
+def test_the_position_persists_and_the_next_run_continues(
+        tmp_path: Path, server: NumberServer) -> None:
+    db = str(tmp_path / "state.db")
+    first = Recorder()
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Sink, first, name="sink")
+        system.spawn(Feed, server.port, ["sink"], first, name="feed")
+        first.wait_for(lambda _: len(got(first)) >= 30, timeout=30)
+    finally:
+        assert system.shutdown(timeout=15)
+    second = Recorder()
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Sink, second, name="sink")
+        system.spawn(Feed, server.port, ["sink"], second, name="feed")
+        second.wait_for(lambda _: len(got(second)) >= 10, timeout=30)
+    finally:
+        assert system.shutdown(timeout=15)
+    resumed = next(e[1] for e in second.only(lambda e: e[0] == "stream"))
+    before = got(first)
+    assert before == list(range(len(before)))
+    assert 30 <= resumed <= len(before)  # committed: handled by the subscriber, none skipped
+    assert got(second)[0] == resumed
