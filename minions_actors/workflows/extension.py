@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import StateStoreError, WorkflowError
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.asyncness import is_async
 from minions_actors.runtime.extensions import WORKFLOWS, Handler
 from minions_actors.runtime.special import answer_ask, fail_ask, phase_of
+from minions_actors.workflows.async_steps import check_steps
 from minions_actors.workflows.declare import unknown_workflow, workflows_of
 from minions_actors.workflows.runner import WorkflowRunner
 
@@ -78,6 +80,7 @@ class WorkflowExtension:
     def check_class(cls: type) -> None:
         for workflow in workflows_of(cls).values():
             workflow.check(cls)
+            check_steps(cls, workflow.steps, is_async(cls), f"{cls.__name__}.{workflow.name}")
 
     @staticmethod
     def attach(cell: Cell) -> WorkflowRunner:

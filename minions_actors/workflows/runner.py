@@ -4,6 +4,7 @@ thread, then the next checkpoint; retries by the step's policy; resumption at an
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import json
 import threading
@@ -17,6 +18,7 @@ from minions_actors.errors import AbortWorkflow, WorkflowError
 from minions_actors.records import WorkflowInfo, WorkflowRecord
 from minions_actors.runtime.messages import RunStep
 from minions_actors.runtime.snapshots import to_json
+from minions_actors.workflows.async_steps import await_step
 from minions_actors.workflows.declare import Workflow, unknown_workflow, workflows_of
 
 if TYPE_CHECKING:
@@ -230,16 +232,47 @@ class WorkflowRunner:
         t0 = perf_counter()
         try:
             result = getattr(inst, step)(context)
-            if result is not None:
-                context = result
-            context_json = _encode_context(self.cell, context)
-        except AbortWorkflow as exc:
-            self._step_done(rec, step, t0, ok=False)
-            self._finish(rec, "aborted", str(exc) or "aborted")
-            return
         except BaseException as exc:
+            self._step_ended(rec, definition, (step, t0, context), (False, exc))
+            return
+        if inspect.isawaitable(result):  # an async def step: its end comes in a later turn
+            await_step(self.cell, result, functools.partial(
+                self._async_step_ended, msg, rec, definition, (step, t0, context)))
+            return
+        self._step_ended(rec, definition, (step, t0, context), (True, result))
+
+    def _async_step_ended(self, msg: RunStep, rec: WorkflowRecord, definition: Workflow,
+                          ran: tuple[str, float, Any], outcome: tuple[bool, Any] | None
+                          ) -> None:
+        """In the turn after an async step's coroutine ended (None: it was cancelled, by a
+        restart or a stop: the step runs again, in the next incarnation or the next run)."""
+        if self.running.get(msg.workflow_id) is not rec or \
+                self.tokens.get(msg.workflow_id) != msg.token:
+            return  # discarded meanwhile
+        if outcome is None:
+            self._schedule(rec.workflow_id)()
+            return
+        self._step_ended(rec, definition, ran, outcome)
+
+    def _step_ended(self, rec: WorkflowRecord, definition: Workflow,
+                    ran: tuple[str, float, Any], outcome: tuple[bool, Any]) -> None:
+        """Step ``ran`` (its name, start, context) returned ``(True, result)`` or raised
+        ``(False, exc)``: the checkpoint, or a retry by its policy, or the workflow's end;
+        the same for sync and async steps."""
+        (step, t0, context), (ok, result) = ran, outcome
+        context_json = ""
+        if ok:
+            try:
+                context = context if result is None else result
+                context_json = _encode_context(self.cell, context)
+            except BaseException as exc:
+                ok, result = False, exc
+        if not ok:
             self._step_done(rec, step, t0, ok=False)
-            self._step_failed(rec, definition, step, exc)
+            if isinstance(result, AbortWorkflow):
+                self._finish(rec, "aborted", str(result) or "aborted")
+            else:
+                self._step_failed(rec, definition, step, result)
             return
         self._step_done(rec, step, t0, ok=True)
         rec.next_step += 1
