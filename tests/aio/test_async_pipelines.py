@@ -6,7 +6,12 @@ position (a crash or another run resumes there) and a stop that cancels it, its
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -219,3 +224,50 @@ def test_the_position_persists_and_the_next_run_continues(
     assert before == list(range(len(before)))
     assert 30 <= resumed <= len(before)  # committed: handled by the subscriber, none skipped
     assert got(second)[0] == resumed
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_app(db: Path, ledger: Path, epoch: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minions_actors", "run", "tests.apps.async_stream_app:main"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "APP_DB": str(db), "APP_LEDGER": str(ledger),
+             "APP_EPOCH": str(epoch)})
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def _events(ledger: Path, epoch: int) -> list[str]:
+    return [line.split(" ", 1)[1] for line in ledger.read_text().splitlines()
+            if line.startswith(f"{epoch} ")]
+
+
+def test_sigterm_through_run_loses_nothing_acknowledged_and_the_next_run_continues(
+        tmp_path: Path) -> None:
+    db, ledger = tmp_path / "state.db", tmp_path / "ledger"
+    for epoch in (1, 2):
+        proc = _run_app(db, ledger, epoch)
+        try:
+            wait_until(lambda: len(_events(ledger, epoch)) >= 300, timeout=60,  # noqa: B023
+                       what=f"run {epoch} to handle 300 events")
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+            took = time.monotonic() - t0
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err
+        assert "pending" not in err and "never awaited" not in err, err  # nothing left
+        assert took < 15, took  # stop_timeout 5 s per minion at most; far less in practice
+        lines = _events(ledger, epoch)
+        assert lines[0].startswith("stream-from ") and lines[-1] == "closed", lines[-3:]
+    first, second = _events(ledger, 1), _events(ledger, 2)
+    handled_first = [int(n) for n in first[1:-1]]
+    assert handled_first == list(range(len(handled_first)))  # in order, none skipped
+    resumed = int(second[0].split()[1])
+    # the committed position: only past what the subscriber handled in the first run
+    assert 0 < resumed <= len(handled_first)
+    assert int(second[1]) == resumed  # the second run continues there
