@@ -255,7 +255,7 @@ def test_sigterm_through_run_loses_nothing_acknowledged_and_the_next_run_continu
                        what=f"run {epoch} to handle 300 events")
             t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=30)
+            _, err = proc.communicate(timeout=30)
             took = time.monotonic() - t0
         finally:
             proc.kill()
