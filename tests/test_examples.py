@@ -128,3 +128,17 @@ def test_resources_pipeline(tmp_path: Path) -> None:
         "exit code: 0",
     ]
     assert list(tmp_path.iterdir()) == []  # everything in a temporary directory
+
+
+def test_async_pipeline(tmp_path: Path) -> None:
+    out = run("async_pipeline.py", tmp_path).splitlines()
+    assert out == [
+        "prices opened",
+        "o1: 3 x ACME at 12 = 36",
+        "o2: 1 x INIT at 40 = 40",
+        "o3: 2 x ACME at 12 = 24",
+        "prices closed",  # at the shutdown, after the minions that use it
+        "prices opened",
+        "resumed at: 3",  # the next run: the feed's committed position
+        "prices closed",
+    ]
