@@ -109,7 +109,7 @@ async def run(state_file: Path, until: int) -> None:
         system.spawn(Heartbeats, until, name="heartbeats")
         for seq in range(1, until + 1):
             print(" ", (await settled(system, f"heartbeat-{seq}"))["line"])
-        print("  saved by the store in this run:", store.seen)
+        print("  saved by the store in this run:", sorted(store.seen))
         print("  workflows completed in the file:", len(system.workflows(status="completed")))
     print("  clean shutdown:", system.exit_code == 0)
 
