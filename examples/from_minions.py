@@ -13,7 +13,8 @@ Here the same program is:
 - ``HeartbeatStore``, a ``Resource`` registered with the system and declared with ``uses``;
 - ``Printer``, an async minion: its ``on_receive`` coroutine starts one durable ``Workflow``
   per heartbeat (the heartbeat's number is the workflow id: a heartbeat delivered twice runs
-  once), whose steps are coroutines too, checkpointed to SQLite before each one;
+  once), checkpointed to SQLite before each step; the steps are plain methods, which run on
+  the worker pool (a workflow step cannot be a coroutine);
 - ``async with ActorSystem.start_async(...)``: the system runs the async minions on this
   program's own event loop and shuts down when the block ends.
 
@@ -83,12 +84,13 @@ class Printer(Minion):
         self.start_workflow("on_heartbeat", f"heartbeat-{event.seq}",
                             {"user_id": "heartbeat-worker", "seq": event.seq, "retries": 0})
 
-    async def record(self, ctx: dict) -> None:  # the original: self.event, self.context
+    # Steps are plain methods: they run on the worker pool, one message each, so a step may
+    # call sync code (this resource, a database driver) without holding up the event loop.
+    def record(self, ctx: dict) -> None:  # the original: self.event and self.context
         self.store.save(ctx["seq"])
         ctx["retries"] += 1
 
-    async def report(self, ctx: dict) -> None:
-        await asyncio.sleep(0)  # any await: other minions on the loop run meanwhile
+    def report(self, ctx: dict) -> None:
         ctx["line"] = f"[{ctx['user_id']}] heartbeat {ctx['seq']}"
 
 
