@@ -42,7 +42,7 @@ class Quotes(Minion):
 
     async def on_receive(self, n: int) -> dict:
         await asyncio.sleep(0.01)  # a database or an API call in real life
-        served = await self.tally.ask_async("served", timeout=2)
+        served = await self.tally.ask_async("served", timeout=10)
         return {"quote": QUOTES[n % len(QUOTES)], "served": served}
 
 
@@ -53,7 +53,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     status, body = "404 Not Found", {"error": f"no such page: {path}"}
     if path.startswith("/quote/") and path.removeprefix("/quote/").isdigit():
         try:
-            status, body = "200 OK", await quotes.ask_async(int(path[7:]), timeout=2)
+            status, body = "200 OK", await quotes.ask_async(int(path[7:]), timeout=10)
         except AskTimeout:
             status, body = "504 Gateway Timeout", {"error": "the minion did not answer"}
     data = json.dumps(body).encode()
@@ -87,7 +87,7 @@ async def main() -> None:
             print(await get(port, "/missing"))
             answers = await asyncio.gather(*(get(port, f"/quote/{n}") for n in range(3)))
             print("three at once:", sorted(a.split(" ")[0] for a in answers))
-            print("served in all:", await tally.ask_async("count", timeout=2))
+            print("served in all:", await tally.ask_async("count", timeout=10))
     print("clean shutdown:", system.exit_code == 0)
 
 
