@@ -90,13 +90,13 @@ class LoopHost:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> bool:
         """Run ``fn(*args)`` on the loop soon, from any thread; False once it is closed."""
-        loop = self.ensure()
         try:
+            loop = self.ensure()
             if threading.get_ident() == self._ident:
                 loop.call_soon(fn, *args)
             else:
                 loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is closed (the caller's loop ended before shutdown)
+        except RuntimeError:  # the loop is closed (after shutdown; or the caller's ended)
             return False
         return True
 
