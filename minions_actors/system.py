@@ -132,6 +132,7 @@ class ActorSystem(SystemWorkflows, SystemReports):
             if loop_host is not None:
                 loop_host.on_blocked = system._loop_blocked
                 system.loop_host = loop_host
+            system.loop_host.lag_threshold = settings.loop_lag_threshold
             try:
                 system._boot(settings)
             except BaseException:

@@ -115,8 +115,7 @@ class LoopHost:
         threshold means a callback holds the loop: report the task that runs (once per
         episode, at once), and keep the longest episode for the metric."""
         block_shutdown_signals()
-        period = self.lag_threshold / 2
-        while not self._closed.wait(period):
+        while not self._closed.wait(self.lag_threshold / 2):  # (set after start: read each time)
             beat = threading.Event()
             posted = time.monotonic()
             loop = self.loop
