@@ -66,7 +66,7 @@ class _Job:
     """One coroutine the cell waits for: a handler, a lifecycle hook or a created task."""
 
     __slots__ = ("cancelled", "cell", "future", "incarnation", "kind", "msg", "outcome",
-                 "settled", "task")
+                 "settled", "started", "task")
 
     def __init__(self, cell: AsyncCell, kind: str, future: Any = None, msg: Any = None) -> None:
         self.cell = cell
@@ -74,6 +74,7 @@ class _Job:
         self.future = future  # the asker's, or None
         self.msg = msg
         self.incarnation = cell.incarnation
+        self.started = time.perf_counter()  # its coroutine's time counts as busy time
         self.task: asyncio.Task[Any] | None = None
         self.outcome: tuple[bool, Any] | None = None  # (ok, value or exception)
         self.cancelled = ""  # why cancel() was asked for it ("": it was not)
@@ -199,8 +200,10 @@ class AsyncCell(Cell):
         else:
             handler, arg = inst.on_receive, msg
         t0 = time.perf_counter()
+        awaiting = False
         try:
             result = handler(arg)
+            awaiting = inspect.isawaitable(result)
         except RefusedUnsent as exc:  # the sender's error: no crash
             if future is not None:
                 fail_ask(msg, exc)
@@ -211,8 +214,9 @@ class AsyncCell(Cell):
             self._failed(future, msg, exc)
             return
         finally:
-            self.busy_seconds += time.perf_counter() - t0
-        if inspect.isawaitable(result):
+            if not awaiting:  # (a coroutine's time is counted when it is collected)
+                self.busy_seconds += time.perf_counter() - t0
+        if awaiting:
             self.inflight += 1
             self._launch(_Job(self, MESSAGE, future, msg), result)
         else:
@@ -241,6 +245,7 @@ class AsyncCell(Cell):
         live = job.incarnation == self.incarnation and self.instance is not None
         if job.kind == MESSAGE:
             self.inflight -= 1
+            self.busy_seconds += time.perf_counter() - job.started
             if ok:
                 if live:
                     self._succeeded(self.instance, job.future, value)  # type: ignore[arg-type]
