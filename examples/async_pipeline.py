@@ -88,11 +88,11 @@ class Desk(Minion):
         ctx["total"] = ctx["price"] * ctx["qty"]
 
 
-async def main() -> None:
+async def main(folder: Path) -> None:
     server = await asyncio.start_server(serve_orders, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     options: dict[str, Any] = dict(
-        state_store=Path(tempfile.mkdtemp()) / "minions.db", metrics_port=None,
+        state_store=folder / "minions.db", metrics_port=None,
         file_logs=False, stderr_logs=False, handle_signals=False, resources=[Prices()])
     async with ActorSystem.start_async(**options) as system:
         system.spawn(Desk, name="desk")
@@ -112,4 +112,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(main(Path(tmp)))
