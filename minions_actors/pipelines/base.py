@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from minions_actors.errors import AskTimeout, MailboxFull, PipelineError
+from minions_actors.errors import AskTimeout, MailboxFull, MinionStopped, PipelineError
 from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.runtime.minion import Minion
 
@@ -232,12 +232,20 @@ class Pipeline(Minion):
 
     def _handled(self, deadline: float) -> bool:
         """True once every subscriber answered the last ask of the batch (a subscriber that
-        crashed on it answered too: its supervisor has the event, not the pipeline)."""
+        crashed on it answered too: its supervisor has the event, not the pipeline). An
+        ask answered :class:`MinionStopped` was dropped unhandled (a stop, a shutdown's
+        halt): the batch is not committed, and delivered again after the restart."""
         for future in self._acks:
             try:
                 future.get(timeout=max(0.0, deadline - perf_counter()))
             except AskTimeout:
                 return False
+            except MinionStopped:
+                if self._minion_cell.stop_pending:  # this stop is next: nothing committed
+                    return False
+                raise PipelineError(
+                    f"a subscriber of pipeline {self.path!r} stopped before it handled the "
+                    "batch; the pipeline restarts and delivers it again") from None
             except Exception:
                 pass
         return True

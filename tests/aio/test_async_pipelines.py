@@ -271,3 +271,63 @@ def test_sigterm_through_run_loses_nothing_acknowledged_and_the_next_run_continu
     # the committed position: only past what the subscriber handled in the first run
     assert 0 < resumed <= len(handled_first)
     assert int(second[1]) == resumed  # the second run continues there
+
+
+class Gated(Minion):
+    """A sync subscriber whose first event waits for ``gate``."""
+
+    def __init__(self, rec: Recorder, gate: threading.Event) -> None:
+        super().__init__()
+        self.rec, self.gate = rec, gate
+
+    def on_receive(self, message: Any) -> Any:
+        self.gate.wait(30)
+        self.rec.add(("got", message))
+
+
+class Threes(AsyncPipeline):
+    """Batches of three numbers; a turn waits up to 30 s for the batch to be handled."""
+
+    max_wait = 30.0
+    subscribers = ["sink"]
+
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    async def stream(self, position: Any) -> AsyncGenerator[Batch, None]:
+        self.rec.add(("stream", position))
+        n = position or 0
+        while True:
+            yield Batch([n, n + 1, n + 2], n + 3)
+            n += 3
+
+
+def test_events_a_shutdown_drops_unhandled_are_not_committed(tmp_path: Path) -> None:
+    """The subscriber's backlog dropped by the shutdown answers the batch's ask with
+    MinionStopped: that is not "handled", so the position must not move past it."""
+    db, rec, gate = str(tmp_path / "state.db"), Recorder(), threading.Event()
+    system = ActorSystem.start(**{**QUIET, "state_store": db, "shutdown_timeout": 30})
+    try:
+        sink = system.spawn(Gated, rec, gate, name="sink")
+        system.spawn(Threes, rec, name="feed")
+        wait_until(lambda: sink.actor_inbox.qsize() == 2, timeout=10,  # 1 and 2 (asked)
+                   what="the batch handed over, event 0 in the handler")
+        stopper = threading.Thread(target=system.shutdown)
+        stopper.start()
+        wait_until(lambda: sink._cell.closing, timeout=10,
+                   what="the shutdown to halt the subscriber")
+    finally:
+        gate.set()
+        stopper.join(30)
+    assert [e for e in rec.events if e[0] == "got"] == [("got", 0)]
+    again = Recorder()
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Gated, again, threading.Event(), name="sink")  # (never waits: no gate)
+        system.spawn(Threes, again, name="feed")
+        again.wait_for(lambda evs: any(e[0] == "stream" for e in evs), timeout=10)
+    finally:
+        system.shutdown(timeout=15)
+    # nothing was committed: events 1 and 2 were never handled
+    assert next(e[1] for e in again.events if e[0] == "stream") is None
