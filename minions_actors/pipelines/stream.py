@@ -37,12 +37,14 @@ class _Wake(RuntimeMessage):
 
 
 class _Broke(RuntimeMessage):
-    """From the generator's task: it raised; the pipeline crashes with that error."""
+    """From the generator's task: it raised; the pipeline crashes with that error (unless
+    it has restarted meanwhile: ``owner`` is the instance the task ran for)."""
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "owner")
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: BaseException, owner: object) -> None:
         self.error = error
+        self.owner = owner
 
 
 class AsyncPipeline(Pipeline):
@@ -98,7 +100,9 @@ class AsyncPipeline(Pipeline):
                 self._next_turn(0.0)
             return None
         if isinstance(message, _Broke):
-            raise message.error
+            if message.owner is self:
+                raise message.error
+            return None
         return super().on_receive(message)
 
     def _host(self) -> LoopHost:
@@ -146,7 +150,7 @@ class AsyncPipeline(Pipeline):
 
     def _pumped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            self._tell(_Broke(task.exception()))  # type: ignore[arg-type]
+            self._tell(_Broke(task.exception(), self))  # type: ignore[arg-type]
 
     def _cancel(self, ended: threading.Event) -> None:
         self._shut = True
