@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from minions_actors.errors import ResourceError, StillRunning
+from minions_actors.resources.threads import run_bounded
 from minions_actors.runtime.loophost import LoopHost
 
 
@@ -60,4 +61,25 @@ def run_on_loop(host: LoopHost, make: Callable[[], Any], timeout: float,
     except concurrent.futures.CancelledError:
         return StillRunning(f"its coroutine was cancelled before it returned ({bound})"), None
     except BaseException as exc:
+        return exc, None
+
+
+def call_bounded(host: LoopHost, fn: Callable[[], Any], timeout: float, name: str,
+                 bound: str = "stop_timeout") -> BaseException | None:
+    """``fn()`` bounded by ``timeout``: on the loop when it is a coroutine function, else on
+    a thread of its own (:func:`run_bounded`); what it raised (or the timeout), else None."""
+    if is_coroutine_method(fn):
+        return run_on_loop(host, fn, timeout, name, bound)[0]
+    return run_bounded(fn, timeout, name, bound)
+
+
+def health(host: LoopHost, check: Callable[[], Any], timeout: float,
+           name: str) -> tuple[BaseException | None, Any]:
+    """Run a health check: a sync one here (the health thread), an async one on the loop
+    bounded by ``timeout``; (what it raised, its result)."""
+    if is_coroutine_method(check):
+        return run_on_loop(host, check, timeout, name, "open_timeout")
+    try:
+        return None, check()
+    except Exception as exc:
         return exc, None

@@ -29,7 +29,7 @@ from minions_actors.resources import (
     default_name,
     public_methods,
 )
-from minions_actors.resources.aio import is_coroutine_method, run_on_loop
+from minions_actors.resources.aio import call_bounded, health, is_coroutine_method, run_on_loop
 from minions_actors.resources.threads import HealthChecks, run_bounded
 
 if TYPE_CHECKING:
@@ -349,12 +349,9 @@ class ResourceRegistry(Hooks):
                                            describe(exc))
 
     def _run_close(self, entry: Entry) -> BaseException | None:
-        """``close()`` bounded by ``stop_timeout``: on a thread, or on the loop when it is
-        a coroutine; what it raised (or the timeout), else None."""
-        close, name = entry.resource.close, f"minions-resource-{entry.name}"
-        if is_coroutine_method(close):
-            return run_on_loop(self.system.loop_host, close, self.system.stop_timeout, name)[0]
-        return run_bounded(close, self.system.stop_timeout, name)
+        """``close()`` bounded by ``stop_timeout`` (on the loop when it is async)."""
+        return call_bounded(self.system.loop_host, entry.resource.close,
+                            self.system.stop_timeout, f"minions-resource-{entry.name}")
 
     def _schedule(self, entry: Entry, at: float) -> None:
         """Have the health thread (started on first use) look at ``entry`` at ``at``."""
@@ -413,11 +410,8 @@ class ResourceRegistry(Hooks):
         """None when the health check passes, else why not (an async check runs on the
         loop, bounded by the class's ``open_timeout``)."""
         resource = entry.resource
-        if not is_coroutine_method(resource.health_check):
-            return _unhealthy(resource)
-        exc, ok = run_on_loop(self.system.loop_host, resource.health_check,
-                              type(resource).open_timeout, f"minions-resource-{entry.name}",
-                              "open_timeout")
+        exc, ok = health(self.system.loop_host, resource.health_check,
+                         type(resource).open_timeout, f"minions-resource-{entry.name}")
         if exc is not None:
             return f"its health check raised {describe(exc)}"
         return None if ok else "its health check returned False"
@@ -430,15 +424,6 @@ class ResourceRegistry(Hooks):
     def log(self, name: str, user: str) -> Logger:
         log: Logger = self.system.log
         return log.bind(minions=True, resource=name, minion=user or "gru")
-
-
-def _unhealthy(resource: Resource) -> str | None:
-    """None when the health check passes, else why not."""
-    try:
-        ok = resource.health_check()
-    except Exception as exc:
-        return f"its health check raised {describe(exc)}"
-    return None if ok else "its health check returned False"
 
 
 def describe(exc: BaseException) -> str:
