@@ -169,3 +169,26 @@ def test_under_start_async_the_resource_lives_on_the_callers_loop(rec: Recorder)
     here = threading.current_thread().name
     assert ("open", here) in rec.events and ("close", here) in rec.events
     assert rec.events[-2:] == [("stop", "caller"), ("close", here)]
+
+
+def test_a_resource_held_by_a_stuck_minion_is_closed_on_the_loop_at_shutdown(
+        rec: Recorder) -> None:
+    release = threading.Event()
+
+    class Stuck(Minion):
+        api = uses(Api)
+
+        def on_receive(self, message: Any) -> Any:
+            rec.add(("stuck", message))
+            release.wait(30)  # past the shutdown's deadline
+
+    system = ActorSystem.start(**QUIET, resources=[Api(rec)])
+    try:
+        system.spawn(Stuck, name="stuck").tell("go")
+        rec.wait_for(lambda evs: ("stuck", "go") in evs, timeout=10)
+        system.shutdown(timeout=1.0)
+        # what was still open at the end is closed before the loop ends: on the loop
+        assert ("close", "minions-loop") in rec.events
+        assert system.resources.state("api") == "closed"
+    finally:
+        release.set()
