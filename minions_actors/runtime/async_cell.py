@@ -284,7 +284,7 @@ class AsyncCell(Cell):
         super().send_system(msg)
         if isinstance(msg, m.Terminate):
             self.loop_host.call_at(msg.deadline, _cancel_jobs, self, CANCELLED_STOP)
-        elif isinstance(msg, m.StopPending):
+        elif isinstance(msg, (m.StopPending, m.Halt)):  # a shutdown gives it stop_timeout too
             self.loop_host.call_at(self._stop_deadline(), _cancel_jobs, self, CANCELLED_STOP)
 
     def _cancel(self, why: str) -> None:

@@ -248,11 +248,11 @@ class AsyncOnOwnThread(AsyncOnly):
 
 def test_dedicated_thread_and_placement_are_refused_for_async_classes(run: Runner) -> None:
     async def body(system: ActorSystem) -> None:
-        with pytest.raises(SpawnError, match="AsyncOnly is an async minion .*drop dedicated"):
+        with pytest.raises(SpawnError, match=r"AsyncOnly is an async minion .*drop dedicated"):
             system.spawn(AsyncOnly, dedicated_thread=True)
         with pytest.raises(SpawnError, match="AsyncOnOwnThread is an async minion"):
             system.spawn(AsyncOnOwnThread)
-        with pytest.raises(SpawnError, match="cannot be placed.*spawn it here"):
+        with pytest.raises(SpawnError, match=r"cannot be placed.*spawn it here"):
             system.spawn(AsyncOnly, placement=ChildProcess())
 
     run(body)
