@@ -152,21 +152,29 @@ def test_a_coroutine_that_blocks_the_loop_is_reported_with_its_minion(run: Runne
 
 
 class Nap(Minion):
+    """Awaits 50 ms per message; counts the messages done (on the one loop thread)."""
+
+    done = 0
+
     async def on_receive(self, message: Any) -> Any:
         await asyncio.sleep(0.05)
+        Nap.done += 1
         return message
 
 
 def test_ten_thousand_async_minions_awaiting_50ms_share_one_loop(run: Runner) -> None:
     # A guard on the order of magnitude only (10,000 x 50 ms would take 500 s one at a
-    # time): the benchmark measures the real figure; this bound survives a loaded 2-core box
+    # time); the benchmark measures the real figure. Told, not asked: this times the
+    # minions, not 10,000 replies crossing to the asker's loop. The bound survives a
+    # loaded 2-core box.
     async def body(system: ActorSystem) -> float:
         refs = [system.spawn(Nap) for _ in range(10_000)]
+        Nap.done = 0
         began = time.monotonic()
-        replies = await asyncio.gather(*(r.ask_async(i, timeout=60) for i, r in enumerate(refs)))
-        took = time.monotonic() - began
-        assert replies == list(range(10_000))
-        return took
+        for i, ref in enumerate(refs):
+            await ref.tell_async(i)
+        await until(lambda: Nap.done == 10_000, timeout=60, what="every nap to end")
+        return time.monotonic() - began
 
     took = run(body, shutdown_timeout=30)
     assert took < 3.0, f"10,000 concurrent 50 ms awaits took {took:.2f}s"
