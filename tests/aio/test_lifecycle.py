@@ -227,3 +227,42 @@ def test_a_handler_that_swallows_cancellation_is_reported_and_the_stop_completes
     reported = [line for line in lines if "swallowed CancelledError" in line]
     assert reported and "swallower" in reported[0]
     assert reported[0].record["level"].no >= 30  # WARNING or worse
+
+
+class WideCrash(Minion):
+    """``max_concurrency = 3``: "wait" handlers await for ever, "crash" crashes."""
+
+    max_concurrency = 3
+
+    def __init__(self, log: list[Any]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def on_receive(self, message: Any) -> Any:
+        if message == "wait":
+            self.log.append(("waiting", id(self)))
+            await asyncio.sleep(3600)
+        if message == "crash":
+            await until(lambda: len(self.log) >= 2, what="both waits to start")
+            raise RuntimeError("crash on purpose")
+        return (message, id(self))
+
+
+def test_a_crash_cancels_the_other_handlers_in_flight_and_the_queue_goes_to_the_next_incarnation(
+        run: Runner) -> None:
+    log: list[Any] = []
+
+    async def body(system: ActorSystem) -> None:
+        ref = system.spawn(WideCrash, log, name="wide")
+        waits = [asyncio.ensure_future(ref.ask_async("wait", timeout=30)) for _ in range(2)]
+        crash = asyncio.ensure_future(ref.ask_async("crash", timeout=30))
+        after = asyncio.ensure_future(ref.ask_async("after", timeout=30))  # queued: 3 in flight
+        with pytest.raises(RuntimeError, match="crash on purpose"):
+            await crash
+        for wait in waits:  # their askers hear at once, not at their timeouts
+            with pytest.raises(MinionStopped, match=r"'wide'.*cancelled \(the minion restarted\)"):
+                await asyncio.wait_for(wait, 10)
+        message, incarnation = await after
+        assert message == "after" and incarnation != log[0][1]
+
+    run(body)
