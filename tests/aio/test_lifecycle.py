@@ -4,7 +4,11 @@ coroutines at stop(), shutdown() and restarts, under both ways of starting."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -266,3 +270,23 @@ def test_a_crash_cancels_the_other_handlers_in_flight_and_the_queue_goes_to_the_
         assert message == "after" and incarnation != log[0][1]
 
     run(body)
+
+
+CHILD = str(Path(__file__).with_name("_snapshot_child.py"))
+
+
+@pytest.mark.parametrize("how", ["owned", "caller"])
+def test_sigterm_cancels_a_handler_in_flight_and_runs_the_async_on_stop(how: str) -> None:
+    proc = subprocess.Popen([sys.executable, CHILD, how, "sigterm"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "HANDLING"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.split() == ["CANCELLED", "ON_STOP", "EXIT", "True"], (out, err)
