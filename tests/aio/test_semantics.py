@@ -293,3 +293,42 @@ def test_death_watch_reaches_an_async_watcher(run: Runner) -> None:
 
     run(body)
     assert seen == [("target", "stopped")]
+
+
+class SyncPeer(Minion):
+    def method(self, x: Any) -> Any:
+        return ("method", x)
+
+    def on_receive(self, message: Any) -> Any:
+        return ("received", message)
+
+
+class Awaiter(Minion):
+    """Awaits, in its handler, futures and proxy calls of sync minions (a peer, a child)."""
+
+    def __init__(self, peer: MinionRef[Any]) -> None:
+        super().__init__()
+        self.peer = peer
+
+    async def on_receive(self, message: Any) -> Any:
+        if message == "self":
+            return await self.ref.proxy().method_of_self()
+        child = self.spawn(SyncPeer, name="child")
+        return [await self.peer.ask("x", block=False), await self.peer.proxy().method(1),
+                await self.peer.ask_async("y", timeout=10), await child.proxy().method(2),
+                await child.stop_async(timeout=10)]
+
+    def method_of_self(self) -> str:
+        return "never: the reply would wait for this handler"
+
+
+def test_an_async_handler_awaits_futures_and_proxies_of_sync_minions_but_not_its_own(
+        run: Runner) -> None:
+    async def body(system: ActorSystem) -> Any:
+        ref = system.spawn(Awaiter, system.spawn(SyncPeer), name="awaiter")
+        with pytest.raises(AskDeadlock, match=r"'awaiter'.*reply from itself"):
+            await ref.ask_async("self", timeout=10)
+        return await ref.ask_async("go", timeout=10)
+
+    assert run(body) == [("received", "x"), ("method", 1), ("received", "y"), ("method", 2),
+                         True]
