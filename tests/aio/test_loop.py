@@ -141,13 +141,14 @@ def test_a_coroutine_that_blocks_the_loop_is_reported_with_its_minion(run: Runne
         return samples
 
     samples = run(body, hooks=[events], log_sinks=[lines.append], metrics_port=0)
-    (blocked,) = events.of("loop_blocked")  # once per episode
+    # once per episode (a loaded host may add lag that is no minion's: not counted here)
+    (blocked,) = [e for e in events.of("loop_blocked") if e[1] is not None]
     assert blocked[1] == "sleeper" and blocked[3] == "minion:sleeper"
     assert blocked[2] >= 0.1
     warned = [line for line in lines if "event loop" in line and "blocked" in line]
     assert warned and "minion sleeper (Sleeper)" in warned[0]
     assert warned[0].record["level"].name == "WARNING"
-    assert samples["minions_loop_blocked_events_total"] == 1
+    assert samples["minions_loop_blocked_events_total"] >= 1
     assert 0.25 <= samples["minions_loop_max_lag_seconds"] < 10
 
 
