@@ -119,8 +119,7 @@ class AsyncCell(Cell):
             return False
         current.cell = self
         try:
-            while self.completions:
-                self._guarded(self._collect, self.completions.popleft())
+            self._collect_done()
             if self.incarnation == 0 and not self.lifecycle:
                 self._guarded(self._start_incarnation)
             budget = throughput
@@ -142,7 +141,9 @@ class AsyncCell(Cell):
                     msg = self._next_message()
                     if msg is NOTHING_HELD:
                         return False
-                    if msg is not WAKE:
+                    if msg is WAKE:  # a coroutine's end: its wake-up is taken here, so
+                        self._collect_done()  # collect now (the pool will not call again)
+                    else:
                         budget -= 1
                         self._guarded(self._start, self.instance, msg)
             if self.inflight or self.lifecycle:
@@ -151,6 +152,10 @@ class AsyncCell(Cell):
             return False
         finally:
             current.cell = None
+
+    def _collect_done(self) -> None:
+        while self.completions:
+            self._guarded(self._collect, self.completions.popleft())
 
     def _next_message(self) -> Any:
         held = self._held
@@ -230,6 +235,7 @@ class AsyncCell(Cell):
                 f"(the loop that hosted async minions ended before the system's shutdown)"))
             job.settled = True
             self.completions.append(job)
+            self.inbox.put(WAKE)  # the pool reschedules a cell for its mailbox, not completions
 
     def _adopt(self, result: Any, phase: str) -> None:
         """A lifecycle hook returned ``result``: an awaitable runs on the loop, and the cell
@@ -302,7 +308,7 @@ class AsyncCell(Cell):
         super().send_system(msg)
         if isinstance(msg, m.Terminate):
             self.loop_host.call_at(msg.deadline, _cancel_jobs, self, CANCELLED_STOP)
-        elif isinstance(msg, m.StopPending):
+        elif isinstance(msg, (m.StopPending, m.Halt)):  # a shutdown gives it stop_timeout too
             self.loop_host.call_at(self._stop_deadline(), _cancel_jobs, self, CANCELLED_STOP)
 
     def _cancel(self, why: str) -> None:
