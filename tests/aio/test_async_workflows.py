@@ -126,6 +126,26 @@ def test_a_restart_mid_step_runs_the_step_again(system: ActorSystem, rec: Record
     assert final.context == {"order": 6, "reserved": True, "charged": 100, "shipped": True}
 
 
+def test_with_max_concurrency_messages_run_beside_an_awaiting_step(
+        system: ActorSystem, rec: Recorder) -> None:
+    class Wide(Orders):
+        max_concurrency = 2  # a message may run while a step awaits (one crashes it)
+
+        async def charge(self, ctx: dict[str, Any]) -> dict[str, Any]:
+            if self.rec.count(("hanging", ctx["order"])) == 0:
+                self.rec.add(("hanging", ctx["order"]))
+                await asyncio.Event().wait()
+            return await super().charge(ctx)
+
+    ref = system.spawn(Wide, rec, name="orders")
+    ref.tell(StartWorkflow("fulfil", "o-8", {"order": 8}))
+    rec.wait_for(lambda evs: ("hanging", 8) in evs, timeout=10)
+    assert ref.ask("beside", timeout=10) == "beside"  # not queued behind the step
+    ref.tell("crash")  # the restart cancels the step; the new incarnation runs it again
+    final = done(system, "o-8")
+    assert final.context["charged"] == 100 and rec.count(("charge", 8)) == 1
+
+
 def test_a_private_async_step_of_a_sync_minion_is_refused() -> None:
     with pytest.raises(TypeError, match="'_step' is 'async def' but Sync is not an async"):
         class Sync(Minion):
