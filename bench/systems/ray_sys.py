@@ -65,11 +65,16 @@ class RaySystem(System):
 
     def _ray(self) -> Any:
         self.check()
+        return self._start()
+
+    def _start(self) -> Any:
+        """Start the local Ray runtime once (shared with the ray-async adapter)."""
         import ray
 
         if not self._started:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")
+            if not ray.is_initialized():  # the ray-async adapter shares this runtime
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR")
             self._started = True
         return ray
 
