@@ -94,7 +94,7 @@ class Sizes:
 
 SMOKE = Sizes(
     reps=1, tell=2_000, ask=200, pingpong=500, spawn=(100,), restart=30, persistent=2_000,
-    writer_rows=5_000, memory=100, scaling_actors=(1, 10, 100), scaling_msgs=2_000,
+    writer_rows=5_000, memory=1_000, scaling_actors=(1, 10, 100), scaling_msgs=2_000,
     workflows=5, workflow_steps=5, slow_scale=0.1,
     peers=("ray", "ray-async", "xoscar", "thespian-mp", "dbos"), million=2_000,
     blocked_seconds=0.2, async_minions=300,

@@ -7,12 +7,15 @@ One system runs per process at a time.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from minions_actors.errors import AskTimeout, MinionNotFound, SystemAlreadyRunning, SystemNotRunning
+from minions_actors.hosting import aio
 from minions_actors.hosting import shutdown as _shutdown
+from minions_actors.hosting.aio import Starting
 from minions_actors.hosting.options import StartOptions
 from minions_actors.hosting.registry import CellRegistry, find_cell
 from minions_actors.hosting.signals import SignalHandlers
@@ -25,6 +28,7 @@ from minions_actors.runtime import spawner
 from minions_actors.runtime.cell import Cell
 from minions_actors.runtime.dispatch import DEDICATED, Dispatcher, WorkerPool
 from minions_actors.runtime.host import RunningHost
+from minions_actors.runtime.loophost import LoopHost, minion_path
 from minions_actors.runtime.minion import Gru
 from minions_actors.support.signatures import options_of
 from minions_actors.support.timer import Timer
@@ -65,6 +69,9 @@ class ActorSystem(SystemWorkflows):
                                       on_error=self._pool_fault,
                                       on_saturated=self._pool_saturated)
         self.dispatcher: Dispatcher = self.worker_pool
+        #: where async minions' coroutines run: the runtime's own loop (started at the first
+        #: async spawn) or, under start_async(), the caller's
+        self.loop_host = LoopHost(on_blocked=self._loop_blocked)
         self.workflow_retention = 7 * 24 * 3600.0
         self.metrics: MetricsHooks | None = None
         self.stop_timeout = 5.0
@@ -92,7 +99,27 @@ class ActorSystem(SystemWorkflows):
         ``minions.db`` in the working directory, metrics on ``127.0.0.1:8081``, file logs
         under ``logs/``, SIGTERM/SIGINT handled, minions on a shared worker pool.
         """
-        settings = StartOptions.of(options)
+        return cls._start(StartOptions.of(options))
+
+    @classmethod
+    @options_of(StartOptions)
+    def start_async(cls, **options: Any) -> Starting[ActorSystem]:
+        """Start the system from a running event loop, whose async minions then run on it:
+        ``system = await ActorSystem.start_async(...)`` or ``async with
+        ActorSystem.start_async(...) as system:`` (the exit awaits :meth:`shutdown_async`).
+        The same options as :meth:`start`; the start runs on a short-lived thread, so the
+        loop is never blocked. Sync minions still run on the worker pool."""
+        return Starting(cls._start, options)
+
+    shutdown_async = aio.shutdown_async
+    wait_async = aio.wait_async
+
+    @classmethod
+    def _start(cls, settings: StartOptions, loop_host: LoopHost | None = None,
+               signals: bool = True) -> ActorSystem:
+        """``start()`` with checked options; ``loop_host``: the caller's running loop, where
+        async minions run (see ``start_async``); ``signals``: False when the caller installs
+        the handlers itself (on its own thread)."""
         with cls._lock:
             running = cast("ActorSystem | None", RunningHost.host)
             if running is not None and not running._shutdown.stopped.is_set():
@@ -102,6 +129,9 @@ class ActorSystem(SystemWorkflows):
                     "another"
                 )
             system = cls(_DEFAULT)
+            if loop_host is not None:
+                loop_host.on_blocked = system._loop_blocked
+                system.loop_host = loop_host
             try:
                 system._boot(settings)
             except BaseException:
@@ -109,7 +139,7 @@ class ActorSystem(SystemWorkflows):
                 raise
             RunningHost.host = system
         _shutdown.shutdown_at_exit(system.shutdown, system._shutdown.stopped)
-        if settings.handle_signals:
+        if settings.handle_signals and signals:
             system._signals.install()
         system.hooks.system_started(system)
         return system
@@ -127,6 +157,14 @@ class ActorSystem(SystemWorkflows):
 
     def _worker_starved(self, cell: Cell, seconds: float) -> None:
         self.hooks.worker_starved(cell, seconds)
+
+    def _loop_blocked(self, task: str | None, seconds: float) -> None:
+        path, gru = minion_path(task), self._gru
+        cell = None
+        if path and gru is not None:
+            with contextlib.suppress(MinionNotFound):
+                cell = find_cell(gru, path)
+        self.hooks.loop_blocked(cell, seconds, task)
 
     def _pool_saturated(self, max_workers: int) -> None:
         """Every pool worker waits and the cap forbids another: say so (once per episode),
@@ -324,6 +362,8 @@ class ActorSystem(SystemWorkflows):
         if not _shutdown.report_stuck(self.cells(), gru, self.hooks):
             state.clean = False
         self.worker_pool.close(max(0.0, deadline - time.monotonic()))  # (idle ones: see close)
+        if not self.loop_host.close(max(0.0, deadline - time.monotonic())):
+            state.clean = False
         if self.store is not None and not _shutdown.close_store(
                 self.store, deadline, self.hooks, gru, self._log):
             state.clean = False

@@ -90,6 +90,7 @@ class MinionsCollector(Collector):
         with self._lock:
             yield from self._families(live, store_stats)
             yield from self._pool_families(getattr(self._system, "worker_pool", None))
+            yield from self._loop_families(getattr(self._system, "loop_host", None))
 
     def _pool_families(self, pool: Any) -> Iterator[Any]:
         """The shared worker pool: its size, busy workers, run queue, starvation events."""
@@ -109,6 +110,20 @@ class MinionsCollector(Collector):
             "Handlers that held a pool worker beyond the starvation threshold.")
         starved.add_metric([], self._monotonic("starved", (), pool.starvation_events))
         yield starved
+
+    def _loop_families(self, host: Any) -> Iterator[Any]:
+        """The async minions' event loop: how often and how long a coroutine blocked it."""
+        if host is None:
+            return
+        blocked = CounterMetricFamily(
+            "minions_loop_blocked_events",
+            "Times the async minions' event loop was blocked beyond the lag threshold.")
+        blocked.add_metric([], self._monotonic("loop_blocked", (), host.blocked_events))
+        yield blocked
+        lag = GaugeMetricFamily("minions_loop_max_lag_seconds",
+                                "The longest the async minions' event loop was blocked.")
+        lag.add_metric([], host.max_lag)
+        yield lag
 
     def _store_stats(self) -> Any:
         store = getattr(self._system, "store", None)

@@ -134,6 +134,11 @@ class Hooks:
         """A pooled minion's handler has held its worker for ``seconds`` (beyond the
         starvation threshold); the pool adds a worker meanwhile. Once per stuck handler."""
 
+    def loop_blocked(self, cell: MinionView | None, seconds: float, task: str | None) -> None:
+        """The event loop of the async minions ran no other callback for ``seconds``: a
+        coroutine blocks it (``time.sleep``, a sync call). ``cell`` is the minion whose
+        task ran then (None: not a minion's), ``task`` that task's name. Once per episode."""
+
     def snapshot_error(self, cell: MinionView, exc: BaseException, first: bool) -> None:
         """``snapshot()`` raised or returned something that is not JSON-serialisable."""
 
@@ -216,6 +221,9 @@ class HookDispatcher(Hooks):
 
     def worker_starved(self, cell: MinionView, seconds: float) -> None:
         self._call("worker_starved", cell, seconds)
+
+    def loop_blocked(self, cell: MinionView | None, seconds: float, task: str | None) -> None:
+        self._call("loop_blocked", cell, seconds, task)
 
     def snapshot_error(self, cell: MinionView, exc: BaseException, first: bool) -> None:
         self._call("snapshot_error", cell, exc, first)

@@ -126,6 +126,16 @@ class LoggingHooks(Hooks):
             "spawn it with dedicated_thread=True", cell.path, cell.cls_name, seconds,
         )
 
+    def loop_blocked(self, cell: MinionView | None, seconds: float, task: str | None) -> None:
+        where = (f"minion {cell.path} ({cell.cls_name})" if cell is not None
+                 else f"task {task!r}" if task is not None else "a callback")
+        log = self.for_cell(cell) if cell is not None else self.log.bind(minions=True)
+        log.warning(
+            "the event loop of the async minions has been blocked for {:.2f}s by {}: a "
+            "coroutine made a blocking call (time.sleep, a sync HTTP or database call); "
+            "await an async version, or run it with asyncio.to_thread() or in a sync "
+            "minion", seconds, where)
+
     def message_refused(self, cell: MinionView, message: Any, exc: BaseException) -> None:
         self.for_cell(cell).warning(
             "dead letter: minion {} refused a {} message (the sender's error): {}",

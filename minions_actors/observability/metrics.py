@@ -63,6 +63,8 @@ _COLLECTED_FAMILIES: dict[str, str] = {
     "minions_pool_busy_workers": "gauge",
     "minions_pool_run_queue": "gauge",
     "minions_pool_starvation_events_total": "counter",
+    "minions_loop_blocked_events_total": "counter",
+    "minions_loop_max_lag_seconds": "gauge",
 }
 
 _WF = ("minion_class", "workflow")

@@ -17,6 +17,7 @@ watch). :mod:`.context` is what they share.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -26,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 from minions_actors.errors import DuplicateName, MinionStopped
 from minions_actors.runtime import deadletters, finalize, incarnation, loop, special, supervisor
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.asyncness import is_async
 from minions_actors.runtime.blocking import blocking
-from minions_actors.runtime.context import NOTHING_HELD, current, current_cell
+from minions_actors.runtime.context import NOTHING_HELD, current_cell
 from minions_actors.runtime.dispatch import DEDICATED, Dispatcher, WorkerPool, choose
 from minions_actors.runtime.extensions import NO_PARTS
 from minions_actors.runtime.finalize import NO_CELLS
 from minions_actors.runtime.mailbox import HALT_MARK, WAKE, Mailbox, Overflow, make_mailbox
 from minions_actors.runtime.ref import MinionRef
-from minions_actors.runtime.spawning import check_spawn, check_spawn_options
+from minions_actors.runtime.spawning import check_async_spawn, check_spawn, check_spawn_options
 from minions_actors.runtime.special import proxy_message
 from minions_actors.runtime.supervision import History, RestartType, Strategy
 from minions_actors.support.events import LazyEvent
@@ -42,11 +44,19 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from minions_actors.observability.hooks import Hooks
+    from minions_actors.runtime.async_cell import AsyncCell
     from minions_actors.runtime.host import Host
     from minions_actors.runtime.minion import Minion
     from minions_actors.runtime.placement import Placement
 
 __all__ = ["Cell", "current_cell", "proxy_message"]
+
+
+def _async_cell() -> type[AsyncCell]:
+    """The async minions' cell class (its module builds on this one)."""
+    from minions_actors.runtime.async_cell import AsyncCell
+
+    return AsyncCell
 
 _anonymous = itertools.count(1)
 _cell_ids = itertools.count(1)
@@ -172,7 +182,7 @@ class Cell:
         (only the minions' last exchanges are still served, see :meth:`halt`)."""
         if self.terminated or self._terminate_requested:
             return False
-        return not self.closing or current.cell is not None
+        return not self.closing or current_cell() is not None
 
     @property
     def is_root(self) -> bool:
@@ -247,7 +257,7 @@ class Cell:
     # ----------------------------------------------------------------- proxies
     def on_own_thread(self) -> bool:
         """True on this minion's thread (where waiting for its instance would deadlock)."""
-        return current.cell is self
+        return current_cell() is self
 
     def wait_for_instance(self) -> bool:
         """Block until an instance is live (True) or the minion stopped for good (False)."""
@@ -292,11 +302,17 @@ class Cell:
         restart_type = check_spawn(cls, args, kwargs, name, restart)
         check_spawn_options(mailbox_size, mailbox_overflow, mailbox_put_timeout,
                             dedicated_thread, placement)
-        if placement is not None:
+        factory: Callable[..., Cell] = Cell
+        if is_async(cls):  # its coroutines run on the loop, its turns on the pool
+            factory = functools.partial(_async_cell(), loop_host=self.system.loop_host)
+            check_async_spawn(cls, dedicated_thread, placement)
+            dispatcher: Dispatcher = self.system.worker_pool
+        elif placement is not None:
             placement.check(cls)
-        # a placed minion's batches block on its mailbox: it keeps a thread of its own
-        dispatcher = DEDICATED if placement is not None else choose(
-            self.system.dispatcher, self.system.worker_pool, cls, dedicated_thread)
+            dispatcher = DEDICATED  # a placed minion's batches block on its mailbox
+        else:
+            dispatcher = choose(self.system.dispatcher, self.system.worker_pool, cls,
+                                dedicated_thread)
         self.system.check_accepting()
         with self.children_lock:
             if self.terminated or self._terminate_requested:
@@ -309,7 +325,7 @@ class Cell:
                     f"a minion named {name!r} is already running {where}; "
                     f"pick another name or stop the existing one first"
                 )
-            child = Cell(
+            child = factory(
                 self.system, self, cls, args, kwargs, name, restart_type,
                 mailbox_size, mailbox_overflow, mailbox_put_timeout, dispatcher=dispatcher,
                 placement=placement,
@@ -363,6 +379,7 @@ class Cell:
     _initialise = incarnation.initialise
     _end_incarnation = incarnation.end_incarnation
     _crash = incarnation.crash
+    _adopt = incarnation.adopt
     _stop_system = incarnation.stop_system
     _report_down = incarnation.report_down
     _terminate = incarnation.terminate

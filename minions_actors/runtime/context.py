@@ -8,6 +8,7 @@ lives, :mod:`.deadletters`, :mod:`.finalize`); this module is what all of them i
 from __future__ import annotations
 
 import threading
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.runtime import messages as m
@@ -28,6 +29,9 @@ class _Current(threading.local):
 
 
 current = _Current()
+#: in an async minion's coroutines (which run on a loop thread, not the cell's): the cell
+#: whose handler, hook or task this is; set in each task's context by the runtime
+current_task_cell: ContextVar[Cell | None] = ContextVar("minions_cell", default=None)
 # Messages that are answered or released rather than counted when a minion stops: asks,
 # and every message the runtime sends itself (wake-ups, stops, workflow steps, a pipeline's
 # turns), which no operator sent and none should read about as a dead letter.
@@ -35,6 +39,6 @@ NOT_DEAD_LETTERS = (m.Ask, RuntimeMessage)
 
 
 def current_cell() -> Cell | None:
-    """The cell whose thread this is, or None outside minions' threads (a thread-local:
-    no lock, safe in a signal handler)."""
-    return current.cell
+    """The cell whose thread this is, or whose coroutine runs, or None outside minions
+    (a thread-local, then a context variable: no lock, safe in a signal handler)."""
+    return current.cell or current_task_cell.get()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from minions_actors.records import WorkflowInfo
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.dispatch import Dispatcher, WorkerPool
+    from minions_actors.runtime.loophost import LoopHost
     from minions_actors.runtime.ref import MinionRef
     from minions_actors.runtime.snapshots import SnapshotStore
     from minions_actors.support.timer import Timer
@@ -47,6 +48,11 @@ class Host(Protocol):
     @property
     def worker_pool(self) -> WorkerPool:
         """The shared worker pool (minions with ``dedicated_thread=False`` run there)."""
+        ...
+
+    @property
+    def loop_host(self) -> LoopHost:
+        """Where async minions' coroutines run (the runtime's loop, or the caller's)."""
         ...
 
     @property
@@ -165,3 +171,7 @@ class SystemAPI(Host, Protocol):
     def flush(self, timeout: float | None = None) -> bool: ...
 
     def wait(self, timeout: float | None = None) -> bool: ...
+
+    async def shutdown_async(self, timeout: float | None = None) -> bool: ...
+
+    async def wait_async(self, timeout: float | None = None) -> bool: ...

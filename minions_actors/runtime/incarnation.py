@@ -7,6 +7,7 @@ does with a child's exit is :mod:`.supervisor`'s. These are methods of
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,9 @@ def start_incarnation(cell: Cell) -> bool:
         phase = PHASE_ON_START
         cell.instance = inst
         cell._instance_changed()
-        inst.on_start()
+        result = _hook(inst, "on_start")()
+        if result is not None:  # an async minion's coroutine: it runs on the loop
+            cell._adopt(result, PHASE_ON_START)
     except BaseException as exc:
         cell.instance = inst
         cell._crash(exc, phase)
@@ -104,12 +107,34 @@ def end_incarnation(cell: Cell, crashed: bool, exc: BaseException | None = None)
     if inst is None:
         return
     try:
+        result = None
         if crashed and exc is not None:
-            inst.on_failure(type(exc), exc, exc.__traceback__)
+            result = _hook(inst, "on_failure")(type(exc), exc, exc.__traceback__)
         elif not crashed:
-            inst.on_stop()
+            result = _hook(inst, "on_stop")()
+        if result is not None:
+            cell._adopt(result, "on_failure" if crashed else "on_stop")
     except BaseException as err:
         cell.hooks.lifecycle_error(cell, err, "on_failure" if crashed else "on_stop")
+
+
+def _hook(inst: Minion, name: str) -> Any:
+    """A lifecycle hook of ``inst``, typed as returning anything: an async minion's
+    returns a coroutine (pykka types them as returning None)."""
+    return getattr(inst, name)
+
+
+def adopt(cell: Cell, result: Any, phase: str) -> None:
+    """A lifecycle hook returned ``result`` (not None). Only an async minion's cell runs an
+    awaitable (see :class:`~minions_actors.runtime.async_cell.AsyncCell`); here it is a bug."""
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # (no "never awaited" warning on top of this error)
+        raise TypeError(
+            f"{phase} of {cell.cls_name} returned an awaitable, but the minion is not async "
+            f"(its class has no 'async def' handler or hook): write it as 'async def "
+            f"{phase}' so that it runs on the event loop")
 
 
 def crash(cell: Cell, exc: BaseException, phase: str) -> None:
@@ -158,7 +183,9 @@ def terminate(cell: Cell, deadline: float, reason: str) -> None:
     cell._stop_children(deadline, reason)
     if inst is not None:
         try:
-            inst.on_stop()
+            result = _hook(inst, "on_stop")()
+            if result is not None:
+                cell._adopt(result, "on_stop")
         except BaseException as err:
             cell.hooks.lifecycle_error(cell, err, "on_stop")
     cell.terminated = True

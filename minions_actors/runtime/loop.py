@@ -93,7 +93,7 @@ def stop_here(cell: Cell, msg: m.Terminate) -> bool:
     held = current.cell
     _here.depth += 1
     try:
-        run_turn(cell, 1)
+        cell.run_turn(1)
     finally:
         _here.depth -= 1
         current.cell = held

@@ -89,6 +89,18 @@ class BoundedMailbox:
             raise queue.Full
         self._q.put(item)
 
+    def offer(self, item: Any, /) -> bool:
+        """Put without waiting: False when the mailbox is full (an async sender awaits)."""
+        if not getattr(item, "bypass_bound", False) and not self._slots.acquire(blocking=False):
+            return False
+        self._q.put(item)
+        return True
+
+    @property
+    def put_timeout(self) -> float | None:
+        """How long a sender may wait for room (None: for ever; overflow "raise": none)."""
+        return 0.0 if self.overflow == "raise" else self._put_timeout
+
     def _release(self, item: Any) -> Any:
         if not getattr(item, "bypass_bound", False):
             self._slots.release()
@@ -122,8 +134,8 @@ class ScheduledMailbox:
     pool, unless it is queued or running already (``cell.sched`` is held meanwhile; see
     :func:`claim`)."""
 
-    __slots__ = ("_cell", "_enqueue", "_put", "_sched", "empty", "get", "get_nowait",
-                 "inner", "overflow", "qsize", "size")
+    __slots__ = ("_cell", "_enqueue", "_offer", "_put", "_sched", "empty", "get", "get_nowait",
+                 "inner", "overflow", "put_timeout", "qsize", "size")
 
     def __init__(self, inner: Mailbox, cell: Any, enqueue: Callable[[Any], None]) -> None:
         self.inner = inner
@@ -137,11 +149,21 @@ class ScheduledMailbox:
         self.empty = inner.empty
         self.size = getattr(inner, "size", None)
         self.overflow = getattr(inner, "overflow", None)
+        self.put_timeout = getattr(inner, "put_timeout", None)
+        self._offer: Any = getattr(inner, "offer", None)  # (only bounded ones are wrapped)
 
     def put(self, item: Any, /) -> None:
         self._put(item)
         if claim(self._sched):
             self._enqueue(self._cell)
+
+    def offer(self, item: Any, /) -> bool:
+        """Put without waiting (see :meth:`BoundedMailbox.offer`)."""
+        if not self._offer(item):
+            return False
+        if claim(self._sched):
+            self._enqueue(self._cell)
+        return True
 
 
 class PooledMailbox(queue.SimpleQueue):  # type: ignore[type-arg]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, TypeVar, cast
 
 import pykka
 
@@ -15,13 +15,17 @@ from minions_actors.runtime.messages import StartWorkflow
 from minions_actors.runtime.supervision import Backoff, OneForOne, Strategy
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    import asyncio
+    from collections.abc import Coroutine, Mapping
 
     from minions_actors.records import WorkflowInfo
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.extensions import CellWorkflows
     from minions_actors.runtime.host import SystemAPI
     from minions_actors.runtime.ref import MinionRef
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ class Minion(pykka.ThreadingActor):
     a socket read loop, a long C call); ``False``: on the shared worker pool; ``None`` (the
     default): the system's ``execution`` mode. ``spawn(..., dedicated_thread=...)`` overrides
     it. pykka's ``use_daemon_thread`` applies to a dedicated thread."""
+
+    max_concurrency: ClassVar[int] = 1
+    """For an async minion (one with ``async def`` handlers): how many of its handlers may
+    run at once, interleaved at their ``await`` points. The default, 1, is actor semantics:
+    the next message starts when the previous handler's coroutine has finished, so state
+    needs no locks. Higher values trade that for throughput (Ray's ``max_concurrency``)."""
 
     _minion_cell: Cell
 
@@ -155,6 +165,23 @@ class Minion(pykka.ThreadingActor):
         self._minion_cell.inbox.put(EXIT)
 
     # -- workflows -------------------------------------------------------------------
+    def create_task(self, coro: Coroutine[Any, Any, T], *,
+                    name: str | None = None) -> asyncio.Task[T]:
+        """In an async minion's coroutine: start ``coro`` as a task of this incarnation.
+        The runtime cancels it when the incarnation ends (a restart, a stop), and an error
+        it raises crashes the minion (its supervisor decides what follows)."""
+        cell = self._minion_cell
+        create = getattr(cell, "create_task", None)
+        if create is None or not cell.loop_host.on_loop():  # type: ignore[attr-defined]
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()
+            raise RuntimeError(
+                f"create_task() runs in an async minion's coroutine, on its event loop; "
+                f"{cell.cls_name} {'is not async' if create is None else 'called it elsewhere'}"
+                f" (write the handler that calls it as 'async def')")
+        return create(coro, name)  # type: ignore[no-any-return]
+
     def start_workflow(
         self, name: str, workflow_id: str, context: Mapping[str, Any] | None = None
     ) -> WorkflowInfo:

@@ -2,177 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import math
 import queue
-import sys
-import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import pykka
-from pykka import Future, ThreadingFuture
-from pykka._threading import ThreadingFutureResult
 
-from minions_actors.errors import AskDeadlock, AskTimeout, MailboxFull
+from minions_actors.errors import AskDeadlock, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import waits
-from minions_actors.runtime.blocking import blocking
 from minions_actors.runtime.context import current
+from minions_actors.runtime.futures import (
+    MinionFuture,
+    _self_wait_text,
+    _StopFuture,
+    check_timeout,
+)
 from minions_actors.runtime.mailbox import PooledMailbox
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
 if TYPE_CHECKING:
-    from pykka._future import GetHookFunc
-    from pykka._types import OptExcInfo
-
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.minion import Minion
 
+__all__ = ["MinionFuture", "MinionRef", "check_timeout"]
+
 M = TypeVar("M", bound="Minion")
 T = TypeVar("T")
-
-
-_SETTLE_LOCK = threading.Lock()  # setting a result is check-then-set; held for a moment
-
-
-class _Described(Protocol):
-    def describe(self) -> str: ...
-
-
-def check_timeout(timeout: Any) -> float | None:
-    """Validate a ``timeout=`` argument: None or ``inf`` wait forever (returned as None),
-    a number >= 0 is seconds; negative, NaN or a non-number is a clear error."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(
-            f"timeout must be None or a number >= 0 seconds (inf waits forever), got {timeout!r}"
-        )
-    return None if math.isinf(timeout) else float(timeout)
-
-
-class MinionFuture(ThreadingFuture[T]):
-    """A pykka future whose timeout names the minion that did not answer.
-
-    A lighter waiting mechanism than pykka's (a Condition and its Python-level waiter
-    list per future): a C lock, taken at creation, is released once by whoever sets the
-    result; ``get()`` acquires it with the timeout and releases it again for the next
-    caller. Setting twice, or a result and a get hook, raises ``queue.Full`` as in pykka.
-    """
-
-    __slots__ = ("_done", "_minion", "_result")
-
-    def __init__(self, minion: str | _Described = "a minion") -> None:
-        Future.__init__(self)  # the get-hook state (not ThreadingFuture's Condition)
-        self._result: ThreadingFutureResult | None = None
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._minion = minion  # a name, or a cell described only if a timeout needs it
-
-    def get(self, *, timeout: float | None = None) -> Any:
-        timeout = check_timeout(timeout)
-        result = self._result
-        if result is None:
-            waiter = current.cell
-            if waiter is not None:  # a minion's handler waits: refuse a wait in a cycle
-                if waiter is self._minion:  # its own unanswered ask, on its own thread
-                    raise AskDeadlock(_self_wait_text(waiter))
-                waits.wait_on(waiter, self)
-            try:
-                with blocking():  # a pool worker waiting here is replaced meanwhile
-                    if self._get_hook is not None or not self._wait(timeout):
-                        return self._hooked(timeout)
-            except pykka.Timeout:
-                raise AskTimeout(self._timeout_text(timeout)) from None
-            finally:
-                if waiter is not None:
-                    waits.done(waiter)
-            result = self._result
-            assert result is not None
-        if result.exc_info is not None:
-            exc_type, exc_value, exc_traceback = result.exc_info
-            assert exc_type is not None
-            if exc_value is None:
-                exc_value = exc_type()
-            if exc_value.__traceback__ is not exc_traceback:
-                raise exc_value.with_traceback(exc_traceback)
-            raise exc_value
-        return result.value
-
-    def _awaited(self) -> Cell | None:
-        """The cell whose turn still owes this reply (the wait-for graph's edge), or None:
-        answered, handed to another thread to answer, or not a reply from a minion."""
-        minion = self._minion
-        if self._result is not None or self._get_hook is not None or isinstance(minion, str):
-            return None
-        return minion  # type: ignore[return-value]  # a cell (the only _Described)
-
-    def _hand_off(self) -> None:
-        """The reply now comes from another thread (a durable workflow start is answered
-        by the store's writer), not from the minion's turn: a wait on it is no edge."""
-        self._minion = self._name()
-
-    def _wait(self, timeout: float | None) -> bool:
-        """Wait for a result (False: none in time, or a get hook was set meanwhile)."""
-        done = self._done
-        if not done.acquire(True, -1 if timeout is None else timeout):
-            return False
-        done.release()  # every later get() passes at once
-        return self._result is not None
-
-    def _hooked(self, timeout: float | None) -> Any:
-        """pykka's get-hook path (map/filter/join/stop futures), or a timeout."""
-        if self._get_hook is None:
-            raise pykka.Timeout(f"{timeout} seconds")
-        return Future.get(self, timeout=timeout)
-
-    def set(self, value: Any | None = None) -> None:
-        self._settle(ThreadingFutureResult(value=value))
-
-    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
-        assert exc_info is None or len(exc_info) == 3
-        self._settle(ThreadingFutureResult(exc_info=exc_info or sys.exc_info()))
-
-    def _settle(self, result: ThreadingFutureResult) -> None:
-        with _SETTLE_LOCK:
-            if self._result is not None or self._get_hook is not None:
-                raise queue.Full
-            self._result = result
-        self._done.release()
-
-    def set_get_hook(self, func: GetHookFunc[T]) -> None:
-        with _SETTLE_LOCK:
-            if self._result is not None or self._get_hook is not None:
-                raise queue.Full
-            Future.set_get_hook(self, func)
-        self._done.release()  # a get() already waiting calls the hook
-
-    def _timeout_text(self, timeout: float | None) -> str:
-        return (
-            f"{self._name()} did not answer within {timeout}s (it may be busy, "
-            f"restarting with backoff, or its handler may block); raise the timeout "
-            f"or check the minion"
-        )
-
-    def _name(self) -> str:
-        minion = self._minion
-        return minion if isinstance(minion, str) else minion.describe()
-
-
-class _StopFuture(MinionFuture[bool]):
-    """``ref.stop(block=False)``: True once the minion has stopped."""
-
-    __slots__ = ()
-
-    def _timeout_text(self, timeout: float | None) -> str:
-        return (
-            f"{self._name()} did not stop within {timeout}s: it stops after the messages "
-            f"queued before the stop, and its current handler may block; wait again with "
-            f"a longer timeout"
-        )
 
 
 class MinionRef(pykka.ActorRef[M]):
@@ -349,6 +208,64 @@ class MinionRef(pykka.ActorRef[M]):
             return True  # a minion cannot wait for its own stop: it happens after this message
         return future.get(timeout=timeout)  # type: ignore[no-any-return]
 
+    # -- asyncio -------------------------------------------------------------------
+    async def ask_async(self, message: Any, *, timeout: float | None = None) -> Any:
+        """``ask`` for asyncio code: await the reply without blocking the running loop
+        (in an async minion, only that minion waits). A full bounded mailbox is awaited,
+        never blocked on; errors are ``ask``'s (:class:`~minions_actors.AskTimeout` after
+        ``timeout`` seconds, the handler's exception, ``MailboxFull``)."""
+        timeout = check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cell = self._cell
+        future: MinionFuture[Any] = MinionFuture(cell)
+        if not cell.accepting:  # no handler will run again: answered now
+            cell.dead_letter(m.Ask(message, future))
+        else:
+            await self._send_async(m.Ask(message, future))
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return await future.result_async(left)
+
+    async def tell_async(self, message: Any) -> None:
+        """``tell`` for asyncio code: a full bounded mailbox is awaited (up to the
+        minion's ``mailbox_put_timeout``, then :class:`~minions_actors.MailboxFull`),
+        never blocked on."""
+        cell = self._cell
+        if (cell.terminated or cell.closing) and not cell.accepting:
+            cell.dead_letter(message)
+            return
+        await self._send_async(message)
+
+    async def stop_async(self, *, timeout: float | None = None) -> bool:
+        """``stop`` for asyncio code: True when this call stopped the minion (see
+        :meth:`stop`); inside the minion itself it returns True at once."""
+        future = cast("MinionFuture[bool]", self.stop(block=False, timeout=timeout))
+        if self._cell.on_own_thread():
+            return True
+        return bool(await future.result_async(timeout))
+
+    async def _send_async(self, item: Any) -> None:
+        """Put ``item``, awaiting room in a full bounded mailbox (polling with a growing
+        pause: a bounded mailbox signals room to threads, not to loops)."""
+        cell = self._cell
+        box: Any = cell.inbox
+        offer = getattr(box, "offer", None)
+        if offer is None:  # unbounded: a put never waits
+            self._put(item)
+            sched = self._sched
+            if sched is not None and not sched.locked() and sched.acquire(False):
+                cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
+        else:
+            limit = box.put_timeout
+            deadline = None if limit is None else time.monotonic() + limit
+            pause = 0.0005
+            while not offer(item):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise MailboxFull(self._full_text())
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        if cell.terminated:
+            cell.drain_dead_letters()
+
     def _full_text(self) -> str:
         box = self._cell.inbox
         size = getattr(box, "size", "?")
@@ -357,14 +274,6 @@ class MinionRef(pykka.ActorRef[M]):
             f"{getattr(box, 'overflow', '?')!r}); the minion is not keeping up: slow the "
             f"sender, raise mailbox_size, or use ask() for back-pressure"
         )
-
-
-def _self_wait_text(cell: Cell) -> str:
-    return (
-        f"{cell.describe()} waited for a reply from itself on its own thread: the reply "
-        f"could only come after this handler returns (a deadlock); use tell() or a proxy "
-        f"call without get() to queue work for later, or call the method on self directly"
-    )
 
 
 def _wait_stopped(cell: Cell, timeout: float | None) -> bool:

@@ -123,3 +123,30 @@ def check_name(name: object) -> None:
             f"{name!r} (paths are built from names: parent/child; a control character "
             f"such as a newline could forge log lines)"
         )
+
+
+def check_async_spawn(cls: type[Minion], dedicated_thread: bool | None,
+                      placement: object) -> None:
+    """Refuse what an async minion cannot be: on a thread of its own, or placed away
+    (its coroutines run on the system's event loop), and a bad ``max_concurrency``."""
+    from minions_actors.runtime.asyncness import async_methods
+
+    name = cls.__name__
+    methods = ", ".join(async_methods(cls))
+    if placement is not None:
+        raise SpawnError(
+            f"{name} is an async minion ({methods} are 'async def') and cannot be placed "
+            f"(placement runs a minion's handlers in another process, where its coroutines "
+            f"have no event loop): spawn it here, or give the placed work to a sync minion")
+    if dedicated_thread is None:
+        dedicated_thread = getattr(cls, "dedicated_thread", None)
+    if dedicated_thread:
+        raise SpawnError(
+            f"{name} is an async minion ({methods} are 'async def'): its coroutines run on "
+            f"the system's event loop, not on a thread of its own; drop dedicated_thread "
+            f"(or write its handlers as plain 'def' to give it a thread)")
+    MAX_CONCURRENCY_RULE.check(f"{name}.max_concurrency", getattr(cls, "max_concurrency", 1))
+
+
+#: the check of the class attribute ``max_concurrency`` of async minions
+MAX_CONCURRENCY_RULE = integer(1)

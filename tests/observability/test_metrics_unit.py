@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from minions_actors.errors import MetricsPortInUse
 from minions_actors.metrics import METRIC_FAMILIES, MetricsHooks
 from minions_actors.runtime.dispatch import WorkerPool
+from minions_actors.runtime.loophost import LoopHost
 
 
 @dataclass
@@ -54,6 +55,7 @@ class FakeSystem:
     live: list[FakeCell] = field(default_factory=list)
     store: FakeStore | None = None
     worker_pool: WorkerPool = field(default_factory=WorkerPool)  # not started: no threads
+    loop_host: LoopHost = field(default_factory=LoopHost)  # not started: no loop, no threads
 
     def cells(self) -> list[FakeCell]:
         return list(self.live)

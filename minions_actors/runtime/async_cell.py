@@ -1,0 +1,398 @@
+"""Async minions: a cell whose handlers may be coroutines, run on the system's event loop.
+
+An :class:`AsyncCell` is a pooled cell: its turns (runtime messages, supervision,
+snapshots, stopping children: everything that may block) run on the worker pool, as
+every pooled minion's do. A handler that returns an awaitable (an ``async def``
+``on_receive``, proxied method, ``on_start``, ``on_stop`` or ``on_failure``) becomes a task
+on the :class:`~minions_actors.runtime.loophost.LoopHost`'s loop, and the cell waits for it
+without holding a worker: when the task ends, its outcome is queued (``completions``) and
+the cell's next turn answers the asker, counts it, snapshots and takes the next message,
+or crashes the incarnation. So thousands of minions awaiting I/O share one loop and a few
+workers, the loop never waits for the runtime, and sync methods of the same class still run
+on the pool. ``max_concurrency`` handlers may be in flight at once (default one: the next
+message starts when the previous coroutine has finished, so state needs no locks).
+
+Ownership: ``inflight``, ``lifecycle`` and the completions' handling belong to the turn
+(under ``sched``); ``jobs`` and ``tasks`` to the loop thread; the two meet only through the
+thread-safe ``completions`` deque and the mailbox's wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import contextvars
+import functools
+import inspect
+import queue
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
+
+from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent, StateStoreWriteFailed
+from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_ON_START, PHASE_SNAPSHOT
+from minions_actors.runtime import messages as m
+from minions_actors.runtime.cell import Cell
+from minions_actors.runtime.context import NOTHING_HELD, current, current_task_cell
+from minions_actors.runtime.loophost import TASK_PREFIX
+from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.special import _ASKED, SPECIAL, answer_ask, fail_ask
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.loophost import LoopHost
+    from minions_actors.runtime.minion import Minion
+
+PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
+#: a handler cancelled at a stop's deadline that has not ended this long after is reported
+#: (it swallowed ``CancelledError``) and abandoned, so the stop goes on
+CANCEL_GRACE = 1.0
+MESSAGE = "message"  # a job's kind: a handler (else a lifecycle phase, or TASK)
+TASK = "task"  # a job's kind: a task started with Minion.create_task
+
+
+class _Job:
+    """One coroutine the cell waits for: a handler, a lifecycle hook or a created task."""
+
+    __slots__ = ("cancelled", "cell", "future", "incarnation", "kind", "msg", "outcome",
+                 "settled", "task")
+
+    def __init__(self, cell: AsyncCell, kind: str, future: Any = None, msg: Any = None) -> None:
+        self.cell = cell
+        self.kind = kind
+        self.future = future  # the asker's, or None
+        self.msg = msg
+        self.incarnation = cell.incarnation
+        self.task: asyncio.Task[Any] | None = None
+        self.outcome: tuple[bool, Any] | None = None  # (ok, value or exception)
+        self.cancelled = ""  # why cancel() was asked for it ("": it was not)
+        self.settled = False  # its outcome went to the turn (or it was abandoned)
+
+
+async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+    """Await a minion's coroutine and return (True, result) or (False, exception): a
+    KeyboardInterrupt or SystemExit in it must reach the supervisor, not stop the loop."""
+    try:
+        return True, await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # (every one: a crash or a system stop, as in a sync turn)
+        return False, exc
+
+
+class AsyncCell(Cell):
+    """A cell whose coroutines run on a loop (see the module docstring)."""
+
+    __slots__ = ("completions", "inflight", "jobs", "lifecycle", "limit", "loop_host", "tasks")
+
+    def __init__(self, *args: Any, loop_host: LoopHost, **kwargs: Any) -> None:
+        self.loop_host = loop_host
+        self.limit: int = getattr(args[2], "max_concurrency", 1)
+        self.completions: collections.deque[_Job] = collections.deque()
+        self.inflight = 0  # handlers started and not yet collected (the turn's)
+        self.lifecycle = 0  # lifecycle coroutines not yet collected (the turn's)
+        self.jobs: set[_Job] = set()  # the loop thread's: jobs whose task runs
+        self.tasks: set[asyncio.Task[Any]] = set()  # the loop thread's: created tasks
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------------ the turn
+    def run_turn(self, throughput: int) -> bool:
+        """A pooled turn: the coroutines' outcomes first, then runtime messages (once no
+        handler is in flight), then messages while fewer than ``limit`` are in flight."""
+        if self._finalized:
+            return False
+        current.cell = self
+        try:
+            while self.completions:
+                self._guarded(self._collect, self.completions.popleft())
+            if self.incarnation == 0 and not self.lifecycle:
+                self._guarded(self._start_incarnation)
+            budget = throughput
+            while not self.terminated:
+                if self.lifecycle:
+                    return False
+                if self._sys:
+                    if self.inflight or self._is_parked():
+                        return False
+                    self._guarded(self._next_system)
+                elif self.instance is None or self._interrupted or self._terminate_requested \
+                        or self.inflight >= self.limit:
+                    return False
+                elif budget <= 0:
+                    return True
+                elif self._held is not NOTHING_HELD and self.inflight:
+                    return False  # a stop or an extension's message waits for the handlers
+                else:
+                    msg = self._next_message()
+                    if msg is NOTHING_HELD:
+                        return False
+                    if msg is not WAKE:
+                        budget -= 1
+                        self._guarded(self._start, self.instance, msg)
+            if self.inflight or self.lifecycle:
+                return False
+            self._finalize()
+            return False
+        finally:
+            current.cell = None
+
+    def _next_message(self) -> Any:
+        held = self._held
+        if held is not NOTHING_HELD:
+            self._held = NOTHING_HELD
+            return held
+        try:
+            return self.inbox.get_nowait()
+        except queue.Empty:
+            return NOTHING_HELD
+
+    def has_work(self) -> bool:
+        if self._finalized:
+            return False
+        if self.completions:
+            return True
+        if self.lifecycle:
+            return False
+        if self.terminated:
+            return not self.inflight
+        if self._sys:
+            return not self.inflight and not self._is_parked()
+        if self.instance is None or self._interrupted or self._terminate_requested:
+            return self.incarnation == 0
+        if self._held is not NOTHING_HELD:
+            return not self.inflight
+        return self.inflight < self.limit and not self.inbox.empty()
+
+    # ------------------------------------------------------------------ starting
+    def _start(self, inst: Minion, msg: Any) -> None:
+        """Call the handler for ``msg``; a coroutine it returns runs on the loop."""
+        cls = msg.__class__
+        future = None
+        if cls is m.Ask and msg.message.__class__ not in _ASKED:
+            future, arg = msg.future, msg.message
+            handler: Callable[[Any], Any] = (
+                functools.partial(self._proxy_message, inst) if isinstance(arg, PROXY)
+                else inst.on_receive)
+        elif cls in PROXY:
+            handler, arg = functools.partial(self._proxy_message, inst), msg
+        elif cls in SPECIAL or cls is m.Ask:  # a stop, an exit, an extension's message
+            if self.inflight:  # it waits until every handler in flight has ended
+                self._held = msg
+                return
+            self._dispatch_special(inst, msg)
+            return
+        else:
+            handler, arg = inst.on_receive, msg
+        t0 = time.perf_counter()
+        try:
+            result = handler(arg)
+        except RefusedUnsent as exc:  # the sender's error: no crash
+            if future is not None:
+                fail_ask(msg, exc)
+            else:
+                self.refuse(msg, exc)
+            return
+        except BaseException as exc:
+            self._failed(future, msg, exc)
+            return
+        finally:
+            self.busy_seconds += time.perf_counter() - t0
+        if inspect.isawaitable(result):
+            self.inflight += 1
+            self._launch(_Job(self, MESSAGE, future, msg), result)
+        else:
+            self._succeeded(inst, future, result)
+
+    def _launch(self, job: _Job, awaitable: Awaitable[Any]) -> None:
+        if not self.loop_host.call(_begin, job, awaitable):  # the loop is gone
+            _close(awaitable)
+            job.outcome = (False, MinionStopped(
+                f"{self.describe()} cannot run its coroutine: its event loop is closed "
+                f"(the loop that hosted async minions ended before the system's shutdown)"))
+            job.settled = True
+            self.completions.append(job)
+
+    def _adopt(self, result: Any, phase: str) -> None:
+        """A lifecycle hook returned ``result``: an awaitable runs on the loop, and the cell
+        handles nothing until it ends (its error: a crash in ``on_start``, else logged)."""
+        if inspect.isawaitable(result):
+            self.lifecycle += 1
+            self._launch(_Job(self, phase), result)
+
+    # ------------------------------------------------------------------ ending
+    def _collect(self, job: _Job) -> None:
+        """Act on a finished coroutine's outcome (under ``sched``, on a pool worker)."""
+        ok, value = job.outcome or (False, MinionStopped("no outcome"))
+        live = job.incarnation == self.incarnation and self.instance is not None
+        if job.kind == MESSAGE:
+            self.inflight -= 1
+            if ok:
+                if live:
+                    self._succeeded(self.instance, job.future, value)  # type: ignore[arg-type]
+                elif job.future is not None:
+                    answer_ask(job.future, value)
+            elif job.cancelled or not live:
+                if job.future is not None:
+                    _fail(job.future, value)
+            else:
+                self._failed(job.future, job.msg, value)
+        elif job.kind == TASK:
+            if live and not ok:
+                self._crash(value, PHASE_MESSAGE)
+        else:
+            self.lifecycle -= 1
+            if ok:
+                return
+            if job.kind == PHASE_ON_START and live:
+                self._crash(value, PHASE_ON_START)
+            elif not job.cancelled:
+                self.hooks.lifecycle_error(self, value, job.kind)
+
+    def _succeeded(self, inst: Minion, future: Any, value: Any) -> None:
+        self.handled += 1
+        after = self.after
+        if after is not None:
+            try:
+                after(inst)
+            except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+                if future is not None:
+                    _fail(future, exc)
+                self._crash(exc, PHASE_SNAPSHOT)
+                return
+        if future is not None:
+            answer_ask(future, value)
+
+    def _failed(self, future: Any, msg: Any, exc: BaseException) -> None:
+        self.failed += 1
+        if future is not None:
+            _fail(future, exc)
+        self._crash(exc, PHASE_MESSAGE)
+
+    def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
+        """A restart cancels at once what the old incarnation left running."""
+        self._cancel(CANCELLED_RESTART)
+        super()._end_incarnation(crashed, exc)
+
+    def _terminate(self, deadline: float, reason: str) -> None:
+        self._cancel(CANCELLED_STOP)
+        super()._terminate(deadline, reason)
+
+    def send_system(self, msg: Any) -> None:
+        """A stop's deadline cancels the handlers still in flight then."""
+        super().send_system(msg)
+        if isinstance(msg, m.Terminate):
+            self.loop_host.call_at(msg.deadline, _cancel_jobs, self, CANCELLED_STOP)
+        elif isinstance(msg, m.StopPending):
+            self.loop_host.call_at(self._stop_deadline(), _cancel_jobs, self, CANCELLED_STOP)
+
+    def _cancel(self, why: str) -> None:
+        if self.loop_host.loop is not None:
+            self.loop_host.call(_cancel_jobs, self, why)
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], name: str | None) -> asyncio.Task[Any]:
+        """``Minion.create_task``: a task of this incarnation (on the loop thread only)."""
+        job = _Job(self, TASK)
+        task = _task(job, coro, name)
+        self.tasks.add(task)
+        return task
+
+
+CANCELLED_STOP = "its stop's deadline passed"
+CANCELLED_RESTART = "the minion restarted"
+
+
+# --------------------------------------------------------------------- on the loop thread
+def _task(job: _Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
+    """A task for ``job`` in a context that names its cell; a created task's result is the
+    coroutine's own, a handler's or hook's is its outcome (see :func:`_outcome`)."""
+    cell = job.cell
+    context = contextvars.copy_context()
+    context.run(current_task_cell.set, cell)
+    loop = cell.loop_host.loop
+    assert loop is not None
+    coro = awaitable if job.kind == TASK else _outcome(awaitable)
+    task = loop.create_task(coro, name=name or f"{TASK_PREFIX}{cell.path}",  # type: ignore[arg-type]
+                            context=context)
+    job.task = task
+    task.add_done_callback(functools.partial(_finished, job))
+    return task
+
+
+def _begin(job: _Job, awaitable: Awaitable[Any]) -> None:
+    """Start ``job``'s task (a stop may have cancelled the job before it began)."""
+    job.cell.jobs.add(job)
+    task = _task(job, awaitable)
+    if job.cancelled:
+        task.cancel()
+
+
+def _finished(job: _Job, task: asyncio.Task[Any]) -> None:
+    """A job's task ended: hand its outcome to the cell's next turn."""
+    cell = job.cell
+    cell.jobs.discard(job)
+    if job.kind == TASK:  # the turn only hears of a created task's error: a crash
+        cell.tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        job.outcome = (False, task.exception())
+    elif job.settled:  # abandoned after swallowing a cancel: reported already
+        return
+    elif task.cancelled():
+        job.outcome = (False, MinionStopped(
+            f"{cell.describe()} did not answer: its handler was cancelled "
+            f"({job.cancelled or 'by its own code'})"))
+    else:
+        job.outcome = task.result()
+        if job.cancelled:  # it went on after cancel(): the stop waited for it
+            cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, task)), "stop")
+    job.settled = True
+    cell.completions.append(job)
+    cell.inbox.put(WAKE)  # schedules the cell (or its running turn sees it after)
+
+
+def _cancel_jobs(cell: AsyncCell, why: str) -> None:
+    """Cancel ``cell``'s coroutines still running; report and abandon, after
+    ``CANCEL_GRACE``, a handler that swallowed the cancel."""
+    jobs = [j for j in cell.jobs if not j.cancelled]
+    for job in jobs:
+        job.cancelled = why
+        if job.task is not None:
+            job.task.cancel()
+    for task in list(cell.tasks):
+        task.cancel()
+    if jobs:
+        loop = cell.loop_host.loop
+        assert loop is not None
+        loop.call_later(CANCEL_GRACE, _abandon, cell, jobs)
+
+
+def _abandon(cell: AsyncCell, jobs: list[_Job]) -> None:
+    for job in jobs:
+        if job.settled or job.task is None or job.task.done():
+            continue
+        job.settled = True
+        cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, job.task)), "stop")
+        job.outcome = (False, MinionStopped(
+            f"{cell.describe()} did not answer: its handler was cancelled and abandoned"))
+        cell.completions.append(job)
+        cell.inbox.put(WAKE)
+
+
+def _swallowed(cell: AsyncCell, task: asyncio.Task[Any]) -> str:
+    return (f"a coroutine of {cell.describe()} (task {task.get_name()!r}) went on after it "
+            f"was cancelled: it swallowed CancelledError; re-raise it (or use "
+            f"try/finally) so that stops and restarts can end it")
+
+
+def _fail(future: Any, exc: BaseException) -> None:
+    """Give the asker ``exc`` (a future answered already stays as it is)."""
+    with contextlib.suppress(queue.Full):
+        future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
+
+
+def _close(awaitable: Awaitable[Any]) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,239 @@
+"""Futures of asks: :class:`MinionFuture` (a pykka future whose timeout names the minion,
+awaitable from asyncio code without blocking the loop) and the stop's future."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import queue
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import pykka
+from pykka import Future, ThreadingFuture
+from pykka._threading import ThreadingFutureResult
+
+from minions_actors.errors import AskDeadlock, AskTimeout
+from minions_actors.runtime import waits
+from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.context import current, current_task_cell
+from minions_actors.support.threads import in_thread
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from pykka._future import GetHookFunc
+    from pykka._types import OptExcInfo
+
+    from minions_actors.runtime.cell import Cell
+
+T = TypeVar("T")
+
+
+_SETTLE_LOCK = threading.Lock()  # setting a result is check-then-set; held for a moment
+
+
+class _Described(Protocol):
+    def describe(self) -> str: ...
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """Validate a ``timeout=`` argument: None or ``inf`` wait forever (returned as None),
+    a number >= 0 is seconds; negative, NaN or a non-number is a clear error."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(
+            f"timeout must be None or a number >= 0 seconds (inf waits forever), got {timeout!r}"
+        )
+    return None if math.isinf(timeout) else float(timeout)
+
+
+class MinionFuture(ThreadingFuture[T]):
+    """A pykka future whose timeout names the minion that did not answer.
+
+    A lighter waiting mechanism than pykka's (a Condition and its Python-level waiter
+    list per future): a C lock, taken at creation, is released once by whoever sets the
+    result; ``get()`` acquires it with the timeout and releases it again for the next
+    caller. Setting twice, or a result and a get hook, raises ``queue.Full`` as in pykka.
+    """
+
+    __slots__ = ("_done", "_minion", "_result", "_waiter")
+
+    def __init__(self, minion: str | _Described = "a minion") -> None:
+        Future.__init__(self)  # the get-hook state (not ThreadingFuture's Condition)
+        self._result: ThreadingFutureResult | None = None
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._minion = minion  # a name, or a cell described only if a timeout needs it
+        # an asyncio future to wake when the result is set, and its loop (see result_async)
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        timeout = check_timeout(timeout)
+        result = self._result
+        if result is None:
+            if current_task_cell.get() is not None and timeout != 0:
+                raise AskDeadlock(_blocking_text(self._name()))
+            waiter = current.cell
+            if waiter is not None:  # a minion's handler waits: refuse a wait in a cycle
+                if waiter is self._minion:  # its own unanswered ask, on its own thread
+                    raise AskDeadlock(_self_wait_text(waiter))
+                waits.wait_on(waiter, self)
+            try:
+                with blocking():  # a pool worker waiting here is replaced meanwhile
+                    if self._get_hook is not None or not self._wait(timeout):
+                        return self._hooked(timeout)
+            except pykka.Timeout:
+                raise AskTimeout(self._timeout_text(timeout)) from None
+            finally:
+                if waiter is not None:
+                    waits.done(waiter)
+            result = self._result
+            assert result is not None
+        if result.exc_info is not None:
+            exc_type, exc_value, exc_traceback = result.exc_info
+            assert exc_type is not None
+            if exc_value is None:
+                exc_value = exc_type()
+            if exc_value.__traceback__ is not exc_traceback:
+                raise exc_value.with_traceback(exc_traceback)
+            raise exc_value
+        return result.value
+
+    def _awaited(self) -> Cell | None:
+        """The cell whose turn still owes this reply (the wait-for graph's edge), or None:
+        answered, handed to another thread to answer, or not a reply from a minion."""
+        minion = self._minion
+        if self._result is not None or self._get_hook is not None or isinstance(minion, str):
+            return None
+        return minion  # type: ignore[return-value]  # a cell (the only _Described)
+
+    def _hand_off(self) -> None:
+        """The reply now comes from another thread (a durable workflow start is answered
+        by the store's writer), not from the minion's turn: a wait on it is no edge."""
+        self._minion = self._name()
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait for a result (False: none in time, or a get hook was set meanwhile)."""
+        done = self._done
+        if not done.acquire(True, -1 if timeout is None else timeout):
+            return False
+        done.release()  # every later get() passes at once
+        return self._result is not None
+
+    def _hooked(self, timeout: float | None) -> Any:
+        """pykka's get-hook path (map/filter/join/stop futures), or a timeout."""
+        if self._get_hook is None:
+            raise pykka.Timeout(f"{timeout} seconds")
+        return Future.get(self, timeout=timeout)
+
+    def set(self, value: Any | None = None) -> None:
+        self._settle(ThreadingFutureResult(value=value))
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        assert exc_info is None or len(exc_info) == 3
+        self._settle(ThreadingFutureResult(exc_info=exc_info or sys.exc_info()))
+
+    def _settle(self, result: ThreadingFutureResult) -> None:
+        with _SETTLE_LOCK:
+            if self._result is not None or self._get_hook is not None:
+                raise queue.Full
+            self._result = result
+            waiter = self._waiter
+        self._done.release()
+        if waiter is not None:
+            _wake(*waiter)
+
+    # -- asyncio ---------------------------------------------------------------------
+    def __await__(self) -> Generator[Any, None, T]:
+        """``await future``: the result, without blocking the running loop."""
+        return self.result_async(None).__await__()
+
+    async def result_async(self, timeout: float | None = None) -> T:
+        """The result, awaited on the running loop; raises what :meth:`get` raises
+        (:class:`~minions_actors.AskTimeout` after ``timeout`` seconds)."""
+        timeout = check_timeout(timeout)
+        if self._result is None:
+            loop = asyncio.get_running_loop()
+            woken: asyncio.Future[None] = loop.create_future()
+            with _SETTLE_LOCK:
+                hooked = self._get_hook is not None
+                if self._result is None and not hooked:
+                    self._waiter = (loop, woken)
+            if hooked:  # a stop's future: its hook blocks, so it waits on a thread
+                return await in_thread(functools.partial(self.get, timeout=timeout),
+                                       "minions-await")
+            if self._result is None:
+                try:
+                    await asyncio.wait_for(woken, timeout)
+                except TimeoutError:
+                    raise AskTimeout(self._timeout_text(timeout)) from None
+        return self.get(timeout=0)  # type: ignore[no-any-return]
+
+    def set_get_hook(self, func: GetHookFunc[T]) -> None:
+        with _SETTLE_LOCK:
+            if self._result is not None or self._get_hook is not None:
+                raise queue.Full
+            Future.set_get_hook(self, func)
+        self._done.release()  # a get() already waiting calls the hook
+
+    def _timeout_text(self, timeout: float | None) -> str:
+        return (
+            f"{self._name()} did not answer within {timeout}s (it may be busy, "
+            f"restarting with backoff, or its handler may block); raise the timeout "
+            f"or check the minion"
+        )
+
+    def _name(self) -> str:
+        minion = self._minion
+        return minion if isinstance(minion, str) else minion.describe()
+
+
+class _StopFuture(MinionFuture[bool]):
+    """``ref.stop(block=False)``: True once the minion has stopped."""
+
+    __slots__ = ()
+
+    def _timeout_text(self, timeout: float | None) -> str:
+        return (
+            f"{self._name()} did not stop within {timeout}s: it stops after the messages "
+            f"queued before the stop, and its current handler may block; wait again with "
+            f"a longer timeout"
+        )
+
+
+
+
+def _self_wait_text(cell: Cell) -> str:
+    return (
+        f"{cell.describe()} waited for a reply from itself on its own thread: the reply "
+        f"could only come after this handler returns (a deadlock); use tell() or a proxy "
+        f"call without get() to queue work for later, or call the method on self directly"
+    )
+
+
+def _wake(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:
+    """Wake an awaiting ``result_async`` on its loop, from any thread."""
+    try:
+        loop.call_soon_threadsafe(_resolve, woken)
+    except RuntimeError:  # its loop is closed: nobody awaits any more
+        pass
+
+
+def _resolve(woken: asyncio.Future[None]) -> None:
+    if not woken.done():  # (a timed-out wait cancelled it)
+        woken.set_result(None)
+
+
+def _blocking_text(minion: str) -> str:
+    return (
+        f"a coroutine of an async minion waited for {minion} with a blocking get() or "
+        f"ask(): that would block the event loop every async minion runs on (and the "
+        f"answer may need that loop); await it instead: 'await ref.ask_async(...)', "
+        f"'await future', 'await ref.proxy().method(...)'"
+    )
