@@ -14,7 +14,13 @@ from contextlib import asynccontextmanager
 from time import perf_counter
 from typing import Any
 
-from bench.systems.asyncloops import AsyncCounterLogic, AsyncLoops, AsyncPingLogic, run
+from bench.systems.asyncloops import (
+    AsyncCounterLogic,
+    AsyncLoops,
+    AsyncPingLogic,
+    AsyncSleepLogic,
+    run,
+)
 from bench.systems.base import Metrics, System
 
 
@@ -68,6 +74,10 @@ class QueuePing(AsyncPingLogic, QueueActor):
     """:class:`AsyncPingLogic` on a task + queue."""
 
 
+class QueueSleeper(AsyncSleepLogic, QueueActor):
+    """:class:`AsyncSleepLogic` on a task + queue."""
+
+
 class QueueBaseline(AsyncLoops):
     """The hand-written asyncio actor: one task + one queue each."""
 
@@ -75,6 +85,7 @@ class QueueBaseline(AsyncLoops):
     label = "asyncio task+Queue per actor"
     counter_cls = QueueCounter
     ping_cls = QueuePing
+    sleeper_cls = QueueSleeper
 
     def __init__(self) -> None:
         self._actors: list[QueueActor] = []
@@ -117,4 +128,4 @@ class GatherBaseline(System):
         t1 = perf_counter()
         await asyncio.gather(*tasks)
         t2 = perf_counter()
-        return {"total": t2 - t0, "spawn": t1 - t0}
+        return {"total": t2 - t0, "spawn": t1 - t0, "after": t2 - t1}

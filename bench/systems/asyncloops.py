@@ -1,11 +1,11 @@
 """Scenarios shared by the asyncio-hosted systems: async minions on the caller's loop and the
 hand-written asyncio baseline (one task + one ``asyncio.Queue`` per actor).
 
-As in ``threaded.py``, the actor logic lives in mixins (:class:`AsyncCounterLogic`,
-:class:`AsyncPingLogic`) combined with ``Minion`` in one adapter and with
-:class:`~bench.systems.asyncio_sys.QueueActor` in the other, so both run the same coroutine
-handlers and the measurement loops below are identical; only starting, spawning, asking and
-stopping differ. Every repetition runs in a fresh ``asyncio.run``.
+As in ``threaded.py``, the actor logic lives in mixins (:class:`AsyncSleepLogic`,
+:class:`AsyncCounterLogic`, :class:`AsyncPingLogic`) combined with ``Minion`` in one adapter
+and with :class:`~bench.systems.asyncio_sys.QueueActor` in the other, so both run the same
+coroutine handlers and the measurement loops below are identical; only starting, spawning,
+asking and stopping differ. Every repetition runs in a fresh ``asyncio.run``.
 """
 
 from __future__ import annotations
@@ -51,10 +51,22 @@ class AsyncLatch:
         await self._done.wait()
 
 
+class AsyncSleepLogic:
+    """One coroutine handler: sleep for the message's seconds, then count ``done`` down.
+    No ``on_start``, so spawning one runs no coroutine."""
+
+    def __init__(self, done: Any) -> None:
+        super().__init__()
+        self.done = done
+
+    async def on_receive(self, message: Any) -> Any:
+        await asyncio.sleep(message)
+        self.done.count_down()
+
+
 class AsyncCounterLogic:
-    """Coroutine handlers: a float is a sleep of that many seconds (then ``done`` counts
-    down), an int is counted (no reply value), ``"get"`` answers the count, ``"fin"`` counts down
-    ``done``. ``started`` counts down in ``on_start``.
+    """Coroutine handlers: an int is counted (no reply value), ``"get"`` answers the count,
+    ``"fin"`` counts down ``done``. ``started`` counts down in ``on_start``.
 
     The latches are duck-typed (``count_down()``): an :class:`AsyncLatch` when the caller
     shares the actors' loop, a thread-safe :class:`~bench.common.Latch` when it does not.
@@ -71,10 +83,6 @@ class AsyncCounterLogic:
             self.started.count_down()
 
     async def on_receive(self, message: Any) -> Any:
-        if message.__class__ is float:
-            await asyncio.sleep(message)
-            self.done.count_down()
-            return None
         if message.__class__ is int:
             self.count += 1
             return None
@@ -117,6 +125,7 @@ class AsyncLoops(System):
 
     counter_cls: Any
     ping_cls: Any
+    sleeper_cls: Any
 
     # -- what subclasses provide -------------------------------------------------------
     @asynccontextmanager
@@ -144,15 +153,15 @@ class AsyncLoops(System):
     async def _sleep_each(self, n: int, seconds: float) -> Metrics:
         async with self.running():
             done = AsyncLatch(n)
-            cls = self.counter_cls
+            cls = self.sleeper_cls
             t0 = perf_counter()
-            refs = [self.spawn(cls, None, done) for _ in range(n)]
+            refs = [self.spawn(cls, done) for _ in range(n)]
             t1 = perf_counter()
             for ref in refs:
                 ref.tell(seconds)
             await done.wait()
             t2 = perf_counter()
-        return {"total": t2 - t0, "spawn": t1 - t0}
+        return {"total": t2 - t0, "spawn": t1 - t0, "after": t2 - t1}
 
     def pingpong(self, n: int) -> Metrics:
         return run(self._pingpong(n))

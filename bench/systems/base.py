@@ -51,7 +51,8 @@ class System:
 
     def sleep_each(self, n: int, seconds: float) -> Metrics:
         """Start ``n`` actors that each await one sleep of ``seconds`` (one message each):
-        {"total": s until every sleep ended, "spawn": s until the actors were created}."""
+        {"total": s until every sleep ended, "spawn": s until the actors were created,
+        "after": s from then until every sleep ended}."""
         raise self._nope("sleep-each")
 
     def fanout(self, n: int) -> Metrics:

@@ -15,7 +15,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bench.common import WAIT, Skip
-from bench.systems.asyncloops import AsyncCounterLogic, AsyncLoops, AsyncPingLogic
+from bench.systems.asyncloops import (
+    AsyncCounterLogic,
+    AsyncLoops,
+    AsyncPingLogic,
+    AsyncSleepLogic,
+)
 from bench.systems.minions_sys import MinionsSystem, options
 from minions_actors import ActorSystem, Minion
 
@@ -26,6 +31,10 @@ class AsyncMinionCounter(AsyncCounterLogic, Minion):  # type: ignore[misc]
 
 class AsyncMinionPing(AsyncPingLogic, Minion):  # type: ignore[misc]
     """:class:`AsyncPingLogic` as an async minion."""
+
+
+class AsyncMinionSleeper(AsyncSleepLogic, Minion):  # type: ignore[misc]
+    """:class:`AsyncSleepLogic` as an async minion."""
 
 
 def check_async() -> None:
@@ -41,6 +50,7 @@ class MinionsAsync(AsyncLoops):
     label = "minions_actors async, caller's loop"
     counter_cls = AsyncMinionCounter
     ping_cls = AsyncMinionPing
+    sleeper_cls = AsyncMinionSleeper
 
     def __init__(self) -> None:
         self._system: Any = None
