@@ -7,7 +7,6 @@ One system runs per process at a time.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -18,9 +17,10 @@ from minions_actors.hosting import shutdown as _shutdown
 from minions_actors.hosting.aio import Starting
 from minions_actors.hosting.options import StartOptions
 from minions_actors.hosting.registry import CellRegistry, find_cell
+from minions_actors.hosting.reports import SystemReports
 from minions_actors.hosting.signals import SignalHandlers
 from minions_actors.hosting.workflows import SystemWorkflows
-from minions_actors.observability.hooks import HookDispatcher, Hooks
+from minions_actors.observability.hooks import HookDispatcher
 from minions_actors.observability.log_hooks import LoggingHooks
 from minions_actors.observability.logs import LogSetup
 from minions_actors.resources.registry import ResourceRegistry
@@ -28,7 +28,7 @@ from minions_actors.runtime import spawner
 from minions_actors.runtime.cell import Cell
 from minions_actors.runtime.dispatch import DEDICATED, Dispatcher, WorkerPool
 from minions_actors.runtime.host import RunningHost
-from minions_actors.runtime.loophost import LoopHost, minion_path
+from minions_actors.runtime.loophost import LoopHost
 from minions_actors.runtime.minion import Gru
 from minions_actors.support.signatures import options_of
 from minions_actors.support.timer import Timer
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 _DEFAULT = object()
 
 
-class ActorSystem(SystemWorkflows):
+class ActorSystem(SystemWorkflows, SystemReports):
     """A running minions system: Gru, its minions, and the services around them.
 
     Create it with :meth:`start`; do not instantiate it directly.
@@ -154,32 +154,6 @@ class ActorSystem(SystemWorkflows):
             max_workers=settings.pool_max_workers, on_starved=self._worker_starved,
             on_error=self._pool_fault, on_saturated=self._pool_saturated)
         self.dispatcher = self.worker_pool if settings.execution == "pooled" else DEDICATED
-
-    def _worker_starved(self, cell: Cell, seconds: float) -> None:
-        self.hooks.worker_starved(cell, seconds)
-
-    def _loop_blocked(self, task: str | None, seconds: float) -> None:
-        path, gru = minion_path(task), self._gru
-        cell = None
-        if path and gru is not None:
-            with contextlib.suppress(MinionNotFound):
-                cell = find_cell(gru, path)
-        self.hooks.loop_blocked(cell, seconds, task)
-
-    def _pool_saturated(self, max_workers: int) -> None:
-        """Every pool worker waits and the cap forbids another: say so (once per episode),
-        since the minions queued meanwhile cannot run until a wait ends."""
-        if self._log is not None:
-            self._log.warning(
-                "every worker of the pool waits and pool_max_workers ({}) is reached: minions "
-                "queued on the pool cannot run until a wait ends (asks with a timeout raise "
-                "AskTimeout, waits without one hang); raise pool_max_workers, or give minions "
-                "that wait for long dedicated_thread=True", max_workers)
-
-    def _pool_fault(self, exc: BaseException) -> None:
-        gru = self._gru
-        if gru is not None:
-            self.hooks.lifecycle_error(gru, exc, "worker-pool")
 
     def _boot(self, settings: StartOptions) -> None:
         """Logs, hooks, store, metrics, then Gru, then the resources given to start()."""
@@ -344,13 +318,6 @@ class ActorSystem(SystemWorkflows):
         deadline = time.monotonic() + timeout
         self.hooks.system_stopping(self, self.failure)
         self._teardown(deadline)
-
-    def _hook_failed(self, hook_name: str, observer: Hooks, exc: BaseException) -> None:
-        """A hook raised: log it with the hook's and the observer's names (never swallow)."""
-        if self._log is not None:
-            self._log.opt(exception=exc).error(
-                "hook {} of observer {} raised {}: {}", hook_name, type(observer).__name__,
-                type(exc).__name__, exc)
 
     def _teardown(self, deadline: float) -> None:
         """Reverse of start; tolerant of a partial start."""

@@ -128,3 +128,60 @@ def test_resources_pipeline(tmp_path: Path) -> None:
         "exit code: 0",
     ]
     assert list(tmp_path.iterdir()) == []  # everything in a temporary directory
+
+
+def test_from_minions(tmp_path: Path) -> None:
+    run_lines = [f"  [heartbeat-worker] heartbeat {n}" for n in range(1, 6)]
+    out = run("from_minions.py", tmp_path).splitlines()
+    assert out == [
+        "run 1:",
+        *run_lines[:3],
+        "  saved by the store in this run: [1, 2, 3]",
+        "  workflows completed in the file: 3",
+        "  heartbeat store: closed",
+        "  clean shutdown: True",
+        "run 2 (the same state file, two more heartbeats):",
+        *run_lines,
+        "  saved by the store in this run: [4, 5]",  # 1-3 were not run again
+        "  workflows completed in the file: 5",
+        "  heartbeat store: closed",
+        "  clean shutdown: True",
+    ]
+    assert list(tmp_path.iterdir()) == []  # the state file in a temporary directory
+
+
+def test_async_crawler(tmp_path: Path) -> None:
+    out = run("async_crawler.py", tmp_path).splitlines()
+    assert out == [
+        "run 1 (budget: 4 pages):",
+        "  frontier at start: ['/']",
+        "  fetched: ['/', '/a', '/b', '/c']",
+        "  frontier left: ['/broken', '/d', '/e', '/f']",
+        "run 2 (the rest):",
+        "  frontier at start: ['/broken', '/d', '/e', '/f']",  # restored from the file
+        "  fetched: ['/', '/a', '/b', '/c', '/d', '/e', '/f', '/g']",
+        "  failed after 3 attempts: ['/broken']",
+        "  retries: 5",  # /b, /e, /g once each; /broken twice
+        "exit code: 0",
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_async_app(tmp_path: Path) -> None:
+    out = run("async_app.py", tmp_path).splitlines()
+    assert out == [
+        '200 {"quote": "Bello!", "served": 1}',
+        '200 {"quote": "Poopaye!", "served": 2}',
+        '404 {"error": "no such page: /missing"}',
+        "three at once: ['200', '200', '200']",
+        "served in all: 5",
+        "clean shutdown: True",
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["from_minions.py", "async_crawler.py", "async_app.py"])
+def test_async_examples_say_what_they_are(name: str) -> None:
+    source = (EXAMPLES / name).read_text(encoding="utf-8")
+    assert source.startswith('"""'), f"{name} should open with a docstring saying what it shows"
+    assert f"Run: python examples/{name}" in source

@@ -26,6 +26,7 @@ import contextvars
 import functools
 import inspect
 import queue
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,9 @@ PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 #: a handler cancelled at a stop's deadline that has not ended this long after is reported
 #: (it swallowed ``CancelledError``) and abandoned, so the stop goes on
 CANCEL_GRACE = 1.0
+#: start handlers' tasks eagerly (``eager_start``, 3.12+): a handler that never suspends
+#: runs to its end at once, without a trip through the loop's queue
+EAGER = sys.version_info >= (3, 12)
 MESSAGE = "message"  # a job's kind: a handler (else a lifecycle phase, or TASK)
 TASK = "task"  # a job's kind: a task started with Minion.create_task
 
@@ -85,11 +89,15 @@ async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
 class AsyncCell(Cell):
     """A cell whose coroutines run on a loop (see the module docstring)."""
 
-    __slots__ = ("completions", "inflight", "jobs", "lifecycle", "limit", "loop_host", "tasks")
+    __slots__ = ("completions", "inflight", "jobs", "lifecycle", "limit", "loop_host",
+                 "receive_async", "tasks")
 
     def __init__(self, *args: Any, loop_host: LoopHost, **kwargs: Any) -> None:
         self.loop_host = loop_host
-        self.limit: int = getattr(args[2], "max_concurrency", 1)
+        cls = args[2]
+        self.limit: int = getattr(cls, "max_concurrency", 1)
+        #: on_receive is ``async def``: the loop's turn may start it (see async_dispatch)
+        self.receive_async = inspect.iscoroutinefunction(cls.on_receive)
         self.completions: collections.deque[_Job] = collections.deque()
         self.inflight = 0  # handlers started and not yet collected (the turn's)
         self.lifecycle = 0  # lifecycle coroutines not yet collected (the turn's)
@@ -294,7 +302,7 @@ class AsyncCell(Cell):
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str | None) -> asyncio.Task[Any]:
         """``Minion.create_task``: a task of this incarnation (on the loop thread only)."""
         job = _Job(self, TASK)
-        task = _task(job, coro, name)
+        task = start_task(job, coro, name)
         self.tasks.add(task)
         return task
 
@@ -304,27 +312,39 @@ CANCELLED_RESTART = "the minion restarted"
 
 
 # --------------------------------------------------------------------- on the loop thread
-def _task(job: _Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
-    """A task for ``job`` in a context that names its cell; a created task's result is the
-    coroutine's own, a handler's or hook's is its outcome (see :func:`_outcome`)."""
+def start_task(job: _Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
+    """A task for ``job`` in a context that names its cell (on the loop thread). A handler's
+    or hook's starts eagerly where asyncio can (3.12+): one that never suspends is done on
+    return, and then has no done callback (its caller collects it); its result is its
+    outcome (see :func:`_outcome`). A created task's is the coroutine's own."""
     cell = job.cell
     context = contextvars.copy_context()
     context.run(current_task_cell.set, cell)
     loop = cell.loop_host.loop
     assert loop is not None
-    coro = awaitable if job.kind == TASK else _outcome(awaitable)
-    task = loop.create_task(coro, name=name or f"{TASK_PREFIX}{cell.path}",  # type: ignore[arg-type]
-                            context=context)
+    name = name or f"{TASK_PREFIX}{cell.path}"
+    task: asyncio.Task[Any]
+    if job.kind == TASK:
+        task = loop.create_task(awaitable, name=name, context=context)  # type: ignore[arg-type]
+    elif EAGER:
+        task = asyncio.Task(_outcome(awaitable), loop=loop, name=name, context=context,
+                            eager_start=True)  # type: ignore[call-arg]
+    else:
+        task = loop.create_task(_outcome(awaitable), name=name, context=context)
     job.task = task
-    task.add_done_callback(functools.partial(_finished, job))
+    if not task.done():
+        if job.kind != TASK:
+            cell.jobs.add(job)
+        task.add_done_callback(functools.partial(_finished, job))
     return task
 
 
 def _begin(job: _Job, awaitable: Awaitable[Any]) -> None:
     """Start ``job``'s task (a stop may have cancelled the job before it began)."""
-    job.cell.jobs.add(job)
-    task = _task(job, awaitable)
-    if job.cancelled:
+    task = start_task(job, awaitable)
+    if task.done():
+        _finished(job, task)
+    elif job.cancelled:
         task.cancel()
 
 
@@ -349,7 +369,10 @@ def _finished(job: _Job, task: asyncio.Task[Any]) -> None:
             cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, task)), "stop")
     job.settled = True
     cell.completions.append(job)
-    cell.inbox.put(WAKE)  # schedules the cell (or its running turn sees it after)
+    if cell.sched.acquire(False):  # idle: its turn runs here, now (no trip through the queue)
+        cell.dispatcher.run_here(cell)  # type: ignore[attr-defined]  # a LoopDispatcher
+    else:  # its running turn sees it after (a pool worker's looks at a non-empty mailbox)
+        cell.inbox.put(WAKE)
 
 
 def _cancel_jobs(cell: AsyncCell, why: str) -> None:

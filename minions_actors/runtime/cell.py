@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from minions_actors.observability.hooks import Hooks
     from minions_actors.runtime.async_cell import AsyncCell
     from minions_actors.runtime.host import Host
+    from minions_actors.runtime.loophost import LoopHost
     from minions_actors.runtime.minion import Minion
     from minions_actors.runtime.placement import Placement
 
@@ -57,6 +58,15 @@ def _async_cell() -> type[AsyncCell]:
     from minions_actors.runtime.async_cell import AsyncCell
 
     return AsyncCell
+
+
+def _loop_dispatcher(pool: WorkerPool, host: LoopHost) -> Dispatcher:
+    """The async minions' dispatcher of a system (one, kept by its loop host)."""
+    if host.dispatcher is None:
+        from minions_actors.runtime.async_dispatch import LoopDispatcher
+
+        host.dispatcher = LoopDispatcher(pool, host)
+    return host.dispatcher  # type: ignore[no-any-return]
 
 _anonymous = itertools.count(1)
 _cell_ids = itertools.count(1)
@@ -118,7 +128,7 @@ class Cell:
         self.dispatcher: Dispatcher = dispatcher or system.dispatcher
         self.thread: threading.Thread | None = None  # a dedicated thread, when it has one
         self.sched = threading.Lock()  # held while queued or running on the pool
-        self.pooled = isinstance(self.dispatcher, WorkerPool)
+        self.pooled: bool = self.dispatcher.pooled
         self.inbox: Mailbox = make_mailbox(mailbox_size, mailbox_overflow, mailbox_put_timeout,
                                            self if self.pooled else None)
         self._strategy_override = strategy
@@ -304,9 +314,10 @@ class Cell:
                             dedicated_thread, placement)
         factory: Callable[..., Cell] = Cell
         if is_async(cls):  # its coroutines run on the loop, its turns on the pool
-            factory = functools.partial(_async_cell(), loop_host=self.system.loop_host)
+            host = self.system.loop_host
+            factory = functools.partial(_async_cell(), loop_host=host)
             check_async_spawn(cls, dedicated_thread, placement)
-            dispatcher: Dispatcher = self.system.worker_pool
+            dispatcher: Dispatcher = _loop_dispatcher(self.system.worker_pool, host)
         elif placement is not None:
             placement.check(cls)
             dispatcher = DEDICATED  # a placed minion's batches block on its mailbox

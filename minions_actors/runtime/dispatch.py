@@ -34,6 +34,8 @@ class Dispatcher(Protocol):
     """How a cell's message loop gets a thread to run on."""
 
     name: str
+    #: True when a put schedules the cell (its turns run on shared threads or a loop)
+    pooled: bool
 
     def start(self, cell: Cell) -> None:
         """Begin running ``cell`` (its first turn builds the first incarnation)."""
@@ -62,6 +64,7 @@ class DedicatedThreads:
     Named like pykka's actor threads; ``use_daemon_thread`` on the class applies."""
 
     name = "dedicated"
+    pooled = False
 
     def start(self, cell: Cell) -> None:
         thread = named_thread(cell.run_forever, f"{cell.cls_name} (minion:{cell.path or 'gru'})",

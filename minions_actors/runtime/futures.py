@@ -218,7 +218,11 @@ def _self_wait_text(cell: Cell) -> str:
 
 
 def _wake(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:
-    """Wake an awaiting ``result_async`` on its loop, from any thread."""
+    """Wake an awaiting ``result_async`` on its loop, from any thread (on that loop's own
+    thread directly: no self-pipe write)."""
+    if asyncio._get_running_loop() is loop:
+        _resolve(woken)
+        return
     try:
         loop.call_soon_threadsafe(_resolve, woken)
     except RuntimeError:  # its loop is closed: nobody awaits any more

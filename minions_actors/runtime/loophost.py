@@ -43,6 +43,7 @@ class LoopHost:
         self.lag_threshold = lag_threshold
         self.blocked_events = 0
         self.max_lag = 0.0  # the longest lag seen (seconds), for the metric
+        self.dispatcher: Any = None  # the async minions' (runtime.async_dispatch), once built
         if loop is not None:
             self._ident = _loop_thread_ident(loop)
             self._start_watch()

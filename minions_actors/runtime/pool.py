@@ -121,6 +121,7 @@ class WorkerPool:
     """The shared pool: a FIFO run queue of cells with mail, served by named workers."""
 
     name = "pooled"
+    pooled = True
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ def test_system_api_lists_every_public_name_of_actor_system() -> None:
                                file_logs=False, stderr_logs=False)
     try:
         public = {n for n in [*dir(ActorSystem), *vars(system)] if not n.startswith("_")}
-        public -= {"start", "start_async", "current"}  # class-level: not what a running minion calls
+        public -= {"start", "start_async", "current"}  # class-level: a running minion calls none
         missing = sorted(public - _members(SystemAPI))
         assert missing == [], (
             f"add {missing} to minions_actors.runtime.host.SystemAPI: a minion's self.system "

@@ -1,0 +1,178 @@
+"""Where an async minion's turns run: on its event loop when they only start coroutines.
+
+:class:`LoopDispatcher` schedules an :class:`~minions_actors.runtime.async_cell.AsyncCell`
+on the loop: a turn there (:func:`loop_turn`) starts handler coroutines for plain tells,
+asks and proxy calls of ``async def`` methods and answers the ones that ended well, with no
+thread hand-off (a ping-pong between two async minions never leaves the loop). Anything
+that may block or run sync code (runtime messages, a snapshot after the message, a sync
+method, a crash, the first incarnation, a stop) hands the turn, ``sched`` still held, to
+the worker pool, whose turn (``AsyncCell.run_turn``) does it all. On 3.12+ a handler's
+task starts eagerly: one that never suspends is answered in the same turn.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from pykka.messages import ProxyCall
+
+from minions_actors.runtime import messages as m
+from minions_actors.runtime.async_cell import MESSAGE, AsyncCell, _Job, start_task
+from minions_actors.runtime.context import NOTHING_HELD
+from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.special import _ASKED, SPECIAL, _get_attr_path, answer_ask
+
+if TYPE_CHECKING:
+    from minions_actors.runtime.loophost import LoopHost
+    from minions_actors.runtime.pool import WorkerPool
+
+DONE, AGAIN, POOL = 0, 1, 2  # what a turn on the loop ends with
+
+
+class LoopDispatcher:
+    """Async minions' dispatcher: turns on the loop, or on ``pool`` when they must."""
+
+    name = "loop"
+    pooled = True  # (a pooled cell's mailbox schedules it on a put)
+
+    def __init__(self, pool: WorkerPool, host: LoopHost) -> None:
+        self.pool = pool
+        self.host = host
+
+    def start(self, cell: Any) -> None:
+        self.pool.start(cell)  # the first incarnation is built on the pool
+
+    def running(self, cell: Any) -> bool:
+        return self.pool.running(cell)
+
+    def join(self, cell: Any, timeout: float | None) -> None:
+        self.pool.join(cell, timeout)
+
+    def where(self, cell: Any) -> str:
+        if self.pool.handling(cell):
+            return self.pool.where(cell)
+        return "the event loop of the async minions"
+
+    def handling(self, cell: Any) -> bool:
+        return bool(cell.inflight or cell.lifecycle) or self.pool.handling(cell)
+
+    def schedule_put(self, cell: Any) -> None:
+        """Run a turn of ``cell`` (its ``sched`` is held) on the loop soon."""
+        if not self.host.call(loop_turn, self, cell):
+            self.pool.schedule_put(cell)  # the loop is closed: the pool ends the cell
+
+    def run_here(self, cell: Any) -> None:
+        """Run a turn of ``cell`` (its ``sched`` is held) now, on the loop thread."""
+        loop_turn(self, cell)
+
+    @property
+    def linger(self) -> Any:  # (no worker lingers on the loop)
+        return self.pool.linger
+
+
+def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
+    """A turn of ``cell`` on the loop thread (``sched`` held); then as a pool worker does:
+    release, and look again at what arrived meanwhile."""
+    try:
+        outcome = _turn(cell, dispatcher.pool.throughput)
+    except BaseException as exc:  # a runtime bug: the pool's turn reports and recovers
+        cell.hooks.lifecycle_error(cell, exc, "runtime")
+        outcome = POOL
+    if outcome == POOL:
+        dispatcher.pool.schedule_put(cell)
+        return
+    cell.sched.release()
+    if (outcome == AGAIN or (not cell.inbox.empty() and cell.has_work())) \
+            and cell.sched.acquire(False):
+        dispatcher.schedule_put(cell)
+
+
+def _turn(cell: AsyncCell, budget: int) -> int:
+    completions = cell.completions
+    while completions:
+        if not _collect_here(cell, completions[0]):
+            return POOL
+        completions.popleft()
+    if cell._finalized:
+        return DONE
+    while True:
+        if cell.lifecycle:
+            return DONE
+        if cell._sys or cell.terminated:
+            return DONE if cell.inflight or cell.lifecycle else POOL
+        inst = cell.instance
+        if inst is None or cell._interrupted or cell._terminate_requested:
+            return POOL if cell.has_work() else DONE
+        if cell.inflight >= cell.limit:
+            return DONE
+        if budget <= 0:
+            return AGAIN
+        if cell._held is not NOTHING_HELD:
+            return DONE if cell.inflight else POOL
+        msg = cell._next_message()
+        if msg is NOTHING_HELD:
+            return DONE
+        if msg is WAKE:
+            continue
+        budget -= 1
+        if not _start_here(cell, inst, msg):
+            cell._held = msg  # the pool's turn handles it
+            return POOL
+
+
+def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
+    """Start the coroutine that handles ``msg`` on this loop; False when its handler is
+    not a coroutine function (or ``msg`` is not a tell, ask or proxy call)."""
+    cls = msg.__class__
+    future = None
+    if cls is m.Ask:
+        future, arg = msg.future, msg.message
+        cls = arg.__class__
+    else:
+        arg = msg
+    if cls is ProxyCall:
+        try:
+            method = _get_attr_path(inst, arg.attr_path)
+        except Exception:
+            return False  # (the pool's turn raises it again, as a crash or an answer)
+        if not inspect.iscoroutinefunction(method):
+            return False
+        call = functools.partial(method, *arg.args, **arg.kwargs)
+    elif cls in SPECIAL or cls in _ASKED or not cell.receive_async:
+        return False
+    else:
+        call = functools.partial(inst.on_receive, arg)
+    job = _Job(cell, MESSAGE, future, msg)
+    try:
+        coro = call()
+    except BaseException as exc:  # (bad arguments): the pool's turn crashes the minion
+        job.outcome = (False, exc)
+        job.settled = True
+        cell.inflight += 1
+        cell.completions.append(job)
+        return True
+    cell.inflight += 1
+    task = start_task(job, coro)
+    if task.done():  # started eagerly and never suspended
+        job.settled = True
+        job.outcome = task.result()
+        cell.jobs.discard(job)
+        if not _collect_here(cell, job):
+            cell.completions.append(job)
+    return True
+
+
+def _collect_here(cell: AsyncCell, job: _Job) -> bool:
+    """Collect a handler's good outcome on the loop (nothing to snapshot); False when the
+    pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation)."""
+    outcome = job.outcome
+    if job.kind != MESSAGE or outcome is None or not outcome[0] or cell.after is not None \
+            or job.incarnation != cell.incarnation or cell.instance is None:
+        return False
+    cell.inflight -= 1
+    cell.handled += 1
+    if job.future is not None:
+        answer_ask(job.future, outcome[1])
+    return True
