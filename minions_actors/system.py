@@ -132,6 +132,7 @@ class ActorSystem(SystemWorkflows, SystemReports):
             if loop_host is not None:
                 loop_host.on_blocked = system._loop_blocked
                 system.loop_host = loop_host
+            system.loop_host.lag_threshold = settings.loop_lag_threshold
             try:
                 system._boot(settings)
             except BaseException:
@@ -151,7 +152,9 @@ class ActorSystem(SystemWorkflows, SystemReports):
         self.worker_pool = WorkerPool(
             size=settings.pool_size, throughput=settings.pool_throughput,
             starvation_threshold=settings.starvation_threshold,
-            max_workers=settings.pool_max_workers, on_starved=self._worker_starved,
+            max_workers=settings.pool_max_workers,
+            spin_switch_interval=settings.pool_spin_switch_interval,
+            on_starved=self._worker_starved,
             on_error=self._pool_fault, on_saturated=self._pool_saturated)
         self.dispatcher = self.worker_pool if settings.execution == "pooled" else DEDICATED
 

@@ -23,7 +23,9 @@ from minions_actors.observability.hooks import Hooks
 from minions_actors.observability.logs import LogOptions
 from minions_actors.resources import Resource
 from minions_actors.runtime.dispatch import POOL_RULES, check_pool_options, execution_mode
+from minions_actors.runtime.loophost import LAG_THRESHOLD
 from minions_actors.runtime.minion import Gru
+from minions_actors.runtime.pool_monitor import SPIN_SWITCH
 from minions_actors.runtime.supervision import Strategy
 from minions_actors.support.option_checks import Rule, flag, integer, seconds
 
@@ -83,6 +85,7 @@ _OWN_RULES: dict[str, Rule] = {
     "stop_timeout": seconds(above=True),
     "shutdown_timeout": seconds(above=True),
     "workflow_retention": seconds(above=True),
+    "loop_lag_threshold": seconds(above=True),
     "hooks": _each(Hooks),
     "resources": _each(Resource),
 }
@@ -120,6 +123,8 @@ class StartOptions:
     pool_throughput: int = 64
     starvation_threshold: float = 1.0
     pool_max_workers: int | None = None
+    pool_spin_switch_interval: float | None = SPIN_SWITCH
+    loop_lag_threshold: float = LAG_THRESHOLD
     resources: Iterable[Resource] = ()
 
     def __post_init__(self) -> None:
@@ -136,7 +141,7 @@ class StartOptions:
                 rule.check(name, getattr(self, name))
         setattr_(self, "execution", execution_mode(self.execution))
         check_pool_options(self.pool_size, self.pool_throughput, self.starvation_threshold,
-                           self.pool_max_workers)
+                           self.pool_max_workers, self.pool_spin_switch_interval)
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> StartOptions:

@@ -37,7 +37,12 @@ from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent, St
 from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_ON_START, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.cell import Cell
-from minions_actors.runtime.context import NOTHING_HELD, current, current_task_cell
+from minions_actors.runtime.context import (
+    NOTHING_HELD,
+    current,
+    current_handler_cell,
+    current_task_cell,
+)
 from minions_actors.runtime.loophost import TASK_PREFIX
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _ASKED, SPECIAL, answer_ask, fail_ask
@@ -320,6 +325,8 @@ def start_task(job: _Job, awaitable: Awaitable[Any], name: str | None = None) ->
     cell = job.cell
     context = contextvars.copy_context()
     context.run(current_task_cell.set, cell)
+    if job.kind == MESSAGE and cell.limit == 1:  # its waits hold the minion up: graph edges
+        context.run(current_handler_cell.set, cell)
     loop = cell.loop_host.loop
     assert loop is not None
     name = name or f"{TASK_PREFIX}{cell.path}"

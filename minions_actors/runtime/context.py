@@ -32,6 +32,9 @@ current = _Current()
 #: in an async minion's coroutines (which run on a loop thread, not the cell's): the cell
 #: whose handler, hook or task this is; set in each task's context by the runtime
 current_task_cell: ContextVar[Cell | None] = ContextVar("minions_cell", default=None)
+#: in the coroutine of an async minion's handler that runs one message at a time (not in a
+#: task it created): its cell, whose waits are edges of the wait-for graph (runtime.waits)
+current_handler_cell: ContextVar[Cell | None] = ContextVar("minions_handler", default=None)
 # Messages that are answered or released rather than counted when a minion stops: asks,
 # and every message the runtime sends itself (wake-ups, stops, workflow steps, a pipeline's
 # turns), which no operator sent and none should read about as a dead letter.

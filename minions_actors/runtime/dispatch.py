@@ -120,6 +120,10 @@ POOL_RULES: dict[str, Rule] = {
     "pool_throughput": integer(1),
     "starvation_threshold": seconds(above=True),
     "pool_max_workers": integer(1, none="max(128, pool_size)"),
+    "pool_spin_switch_interval": Rule(
+        "> 0 seconds (a finite number), or None (never change the interpreter's switch "
+        "interval)", (int, float, type(None)),
+        lambda v: v is None or (not isinstance(v, bool) and 0 < v < float("inf"))),
 }
 
 
@@ -134,11 +138,13 @@ def execution_mode(execution: str | None) -> str:
 
 
 def check_pool_options(size: int | None, throughput: int, starvation_threshold: float,
-                       max_workers: int | None) -> None:
+                       max_workers: int | None, spin_switch_interval: float | None = None
+                       ) -> None:
     """Reject bad pool options with what was wrong and what is accepted."""
     check_all(POOL_RULES, {"pool_size": size, "pool_throughput": throughput,
                            "starvation_threshold": starvation_threshold,
-                           "pool_max_workers": max_workers})
+                           "pool_max_workers": max_workers,
+                           "pool_spin_switch_interval": spin_switch_interval})
     if size is not None and max_workers is not None and max_workers < size:
         raise ValueError(
             f"pool_max_workers ({max_workers}) must be >= pool_size ({size})")

@@ -18,7 +18,7 @@ from pykka._threading import ThreadingFutureResult
 from minions_actors.errors import AskDeadlock, AskTimeout
 from minions_actors.runtime import waits
 from minions_actors.runtime.blocking import blocking
-from minions_actors.runtime.context import current, current_task_cell
+from minions_actors.runtime.context import current, current_handler_cell, current_task_cell
 from minions_actors.support.threads import in_thread
 
 if TYPE_CHECKING:
@@ -158,6 +158,18 @@ class MinionFuture(ThreadingFuture[T]):
         """The result, awaited on the running loop; raises what :meth:`get` raises
         (:class:`~minions_actors.AskTimeout` after ``timeout`` seconds)."""
         timeout = check_timeout(timeout)
+        waiter = current_handler_cell.get()
+        if self._result is None and waiter is not None:  # an async minion waits: an edge
+            if waiter is self._minion:  # its own ask: answered only after this handler
+                raise AskDeadlock(_self_wait_text(waiter))
+            waits.wait_on(waiter, self)
+        try:
+            return await self._result_async(timeout)
+        finally:
+            if waiter is not None:
+                waits.done(waiter)
+
+    async def _result_async(self, timeout: float | None) -> T:
         if self._result is None:
             loop = asyncio.get_running_loop()
             woken: asyncio.Future[None] = loop.create_future()

@@ -90,13 +90,13 @@ class LoopHost:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> bool:
         """Run ``fn(*args)`` on the loop soon, from any thread; False once it is closed."""
-        loop = self.ensure()
         try:
+            loop = self.ensure()
             if threading.get_ident() == self._ident:
                 loop.call_soon(fn, *args)
             else:
                 loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is closed (the caller's loop ended before shutdown)
+        except RuntimeError:  # the loop is closed (after shutdown; or the caller's ended)
             return False
         return True
 
@@ -115,8 +115,7 @@ class LoopHost:
         threshold means a callback holds the loop: report the task that runs (once per
         episode, at once), and keep the longest episode for the metric."""
         block_shutdown_signals()
-        period = self.lag_threshold / 2
-        while not self._closed.wait(period):
+        while not self._closed.wait(self.lag_threshold / 2):  # (set after start: read each time)
             beat = threading.Event()
             posted = time.monotonic()
             loop = self.loop

@@ -130,6 +130,7 @@ class WorkerPool:
         throughput: int = 64,
         starvation_threshold: float = 1.0,
         max_workers: int | None = None,
+        spin_switch_interval: float | None = None,
         on_starved: Callable[[Cell, float], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         on_saturated: Callable[[int], None] | None = None,
@@ -139,6 +140,8 @@ class WorkerPool:
         self.starvation_threshold = starvation_threshold
         self.max_workers = max(self.size, 128 if max_workers is None else max_workers)
         self.starvation_events = 0
+        self.spin_switch_interval = spin_switch_interval  # see pool_monitor.hurry_switches
+        self._switch_saved: float | None = None  # the interval to restore, while shortened
         self._on_starved = on_starved
         self._on_error = on_error
         self._on_saturated = on_saturated
@@ -327,6 +330,7 @@ class WorkerPool:
     relieve = pool_monitor.relieve
     retake = pool_monitor.retake
     _unstick = pool_monitor.unstick
+    calm_switches = pool_monitor.calm_switches
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
@@ -464,6 +468,7 @@ class WorkerPool:
             slots = list(self._slots)
         self._monitor_stop.set()
         self._kick.put(None)
+        self.calm_switches(force=True)
         while self._idle:
             self._wake_one()
         left = []

@@ -11,9 +11,11 @@ worker has served for ``WAKE_DELAY`` wakes a parked worker (``check_queue``).
 from __future__ import annotations
 
 import queue
+import sys
 import time
 from typing import TYPE_CHECKING
 
+from minions_actors.runtime.sizing import free_threaded
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -41,6 +43,12 @@ HURRY = 0.01  # after a retake, this long: looks four times as often, workers al
 # sleeping for tens of milliseconds delays the others by ~1-2 ms; long enough that the
 # monitor's tick (one GIL acquisition each) costs nothing measurable under a flood.
 WAKE_DELAY = 0.001
+
+# Under the GIL, a spinning handler holds the interpreter for a switch interval (5 ms) each
+# time it gets it, so with eight of them an ask that crosses threads waits ~40 ms per hop
+# (worst ask ~1 s). While the monitor sees one spin, the interpreter switches this often
+# (``pool_spin_switch_interval``; None leaves it alone); restored once none is stuck.
+SPIN_SWITCH = 0.001
 
 
 def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
@@ -220,9 +228,31 @@ def retake(pool: WorkerPool, now: float, holding: bool = False) -> None:
             continue
         pool._compensate_stuck(slot, cell)
         pool._retook, pool._retook_at = True, now
+        if thread_cpu(slot) - slot.cpu0 >= SPIN_CPU:
+            hurry_switches(pool)
+
+
+def hurry_switches(pool: WorkerPool) -> None:
+    """A spinning handler was retaken: shorten the switch interval (see SPIN_SWITCH)."""
+    wanted = pool.spin_switch_interval
+    if wanted is None or pool._switch_saved is not None or free_threaded():
+        return
+    saved = sys.getswitchinterval()
+    if wanted < saved:
+        pool._switch_saved = saved
+        sys.setswitchinterval(wanted)
+
+
+def calm_switches(pool: WorkerPool, force: bool = False) -> None:
+    """Restore the switch interval once no worker is stuck (or the pool closes)."""
+    saved = pool._switch_saved
+    if saved is not None and (force or not any(s.stuck for s in list(pool._slots))):
+        pool._switch_saved = None
+        sys.setswitchinterval(saved)
 
 
 def check_starvation(pool: WorkerPool, now: float) -> None:
+    pool.calm_switches()
     for slot in list(pool._slots):
         cell = slot.cell
         if cell is None or slot.blocked:
@@ -272,3 +302,5 @@ def unstick(pool: WorkerPool, slot: _Slot) -> None:
             slot.stuck = False
             pool._blocked -= 1
             pool._saturated = False
+    if pool._switch_saved is not None:  # the last spinner's turn may have ended
+        calm_switches(pool)

@@ -14,7 +14,7 @@ import pykka
 from minions_actors.errors import AskDeadlock, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import waits
-from minions_actors.runtime.context import current
+from minions_actors.runtime.context import current, current_handler_cell
 from minions_actors.runtime.futures import (
     MinionFuture,
     _self_wait_text,
@@ -218,10 +218,20 @@ class MinionRef(pykka.ActorRef[M]):
         deadline = None if timeout is None else time.monotonic() + timeout
         cell = self._cell
         future: MinionFuture[Any] = MinionFuture(cell)
+        waiter = current_handler_cell.get()
+        if waiter is cell:  # the reply would wait for this handler
+            raise AskDeadlock(_self_wait_text(cell))
         if not cell.accepting:  # no handler will run again: answered now
             cell.dead_letter(m.Ask(message, future))
         else:
-            await self._send_async(m.Ask(message, future))
+            if waiter is not None:  # the edge before the message is sent (as ask() does)
+                waits.wait_on(waiter, future)
+            try:
+                await self._send_async(m.Ask(message, future))
+            except BaseException:
+                if waiter is not None:
+                    waits.done(waiter)
+                raise
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return await future.result_async(left)
 

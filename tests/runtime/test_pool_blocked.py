@@ -6,6 +6,7 @@ spinning handlers keeps its bound and names them."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -115,6 +116,36 @@ def test_eight_spinning_handlers_do_not_hold_the_other_minions() -> None:
     finally:
         blocked.release()
         system.shutdown(timeout=10)
+
+
+@pytest.mark.skipif(not getattr(sys, "_is_gil_enabled", lambda: True)(),
+                    reason="no GIL: spinning threads take no turns from the others")
+@pytest.mark.parametrize("interval", [0.001, None])
+def test_spinning_handlers_shorten_the_switch_interval_until_they_end(
+        interval: float | None) -> None:
+    """Spinners hold the GIL a switch interval (5 ms) each in turn, so an ask crossing
+    threads waits for eight of them at each hop (worst ask ~1 s): while the pool sees one
+    spin, the interpreter switches every ``pool_spin_switch_interval`` (None: untouched)."""
+    before = sys.getswitchinterval()
+    system = ActorSystem.start(**QUIET, pool_size=2, starvation_threshold=60,
+                               pool_spin_switch_interval=interval)
+    blocked = Blocked(system, "spin", 8)
+    try:
+        other = system.spawn(Echo)
+        assert other.ask("warm", timeout=5) == "warm"
+        blocked.block()
+        wait_until(lambda: len(blocked.began) == 8, timeout=10, what="eight spinners")
+        expected = before if interval is None else interval
+        wait_until(lambda: sys.getswitchinterval() == expected, timeout=10,
+                   what=f"the switch interval to be {expected}")
+        assert other.ask("served", timeout=10) == "served"
+        blocked.release()
+        wait_until(lambda: sys.getswitchinterval() == before, timeout=10,
+                   what="the switch interval restored once the spinners ended")
+    finally:
+        blocked.release()
+        system.shutdown(timeout=10)
+    assert sys.getswitchinterval() == before
 
 
 class TellThenBlock(Minion):
