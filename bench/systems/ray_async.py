@@ -1,15 +1,14 @@
 """Ray async actors (``async def`` methods), local, awaited from an asyncio caller.
 
 Ray is started as in ``ray_sys.py`` (``ray.init(num_cpus=2, include_dashboard=False)``, one
-runtime for both Ray adapters), with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` set before the
-first ``import ray``. It is started in :meth:`RayAsyncSystem.check`, before any repetition,
+runtime for both Ray adapters; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set before the
+first ``import ray``). It is started in :meth:`RayAsyncSystem.check`, before any repetition,
 so the pinned ask repetitions do not pin Ray's own processes. Each actor is a worker
 process: ping-pong and ask only.
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from time import perf_counter
 from typing import Any
@@ -55,10 +54,6 @@ class RayAsyncSystem(RaySystem):
     def check(self) -> None:
         super().check()
         self._start()
-
-    def _start(self) -> Any:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        return super()._start()
 
     def ask(self, n: int) -> Metrics:
         ray = self._ray()

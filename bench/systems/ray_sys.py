@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
 import threading
 from functools import cache
 from time import perf_counter
@@ -69,6 +70,7 @@ class RaySystem(System):
 
     def _start(self) -> Any:
         """Start the local Ray runtime once (shared with the ray-async adapter)."""
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before the import
         import ray
 
         if not self._started:
