@@ -66,7 +66,7 @@ class _Job:
     """One coroutine the cell waits for: a handler, a lifecycle hook or a created task."""
 
     __slots__ = ("cancelled", "cell", "future", "incarnation", "kind", "msg", "outcome",
-                 "settled", "task")
+                 "settled", "started", "task")
 
     def __init__(self, cell: AsyncCell, kind: str, future: Any = None, msg: Any = None) -> None:
         self.cell = cell
@@ -74,6 +74,7 @@ class _Job:
         self.future = future  # the asker's, or None
         self.msg = msg
         self.incarnation = cell.incarnation
+        self.started = time.perf_counter()  # its coroutine's time counts as busy time
         self.task: asyncio.Task[Any] | None = None
         self.outcome: tuple[bool, Any] | None = None  # (ok, value or exception)
         self.cancelled = ""  # why cancel() was asked for it ("": it was not)
@@ -118,8 +119,7 @@ class AsyncCell(Cell):
             return False
         current.cell = self
         try:
-            while self.completions:
-                self._guarded(self._collect, self.completions.popleft())
+            self._collect_done()
             if self.incarnation == 0 and not self.lifecycle:
                 self._guarded(self._start_incarnation)
             budget = throughput
@@ -141,7 +141,9 @@ class AsyncCell(Cell):
                     msg = self._next_message()
                     if msg is NOTHING_HELD:
                         return False
-                    if msg is not WAKE:
+                    if msg is WAKE:  # a coroutine's end: its wake-up is taken here, so
+                        self._collect_done()  # collect now (the pool will not call again)
+                    else:
                         budget -= 1
                         self._guarded(self._start, self.instance, msg)
             if self.inflight or self.lifecycle:
@@ -150,6 +152,10 @@ class AsyncCell(Cell):
             return False
         finally:
             current.cell = None
+
+    def _collect_done(self) -> None:
+        while self.completions:
+            self._guarded(self._collect, self.completions.popleft())
 
     def _next_message(self) -> Any:
         held = self._held
@@ -199,8 +205,10 @@ class AsyncCell(Cell):
         else:
             handler, arg = inst.on_receive, msg
         t0 = time.perf_counter()
+        awaiting = False
         try:
             result = handler(arg)
+            awaiting = inspect.isawaitable(result)
         except RefusedUnsent as exc:  # the sender's error: no crash
             if future is not None:
                 fail_ask(msg, exc)
@@ -211,8 +219,9 @@ class AsyncCell(Cell):
             self._failed(future, msg, exc)
             return
         finally:
-            self.busy_seconds += time.perf_counter() - t0
-        if inspect.isawaitable(result):
+            if not awaiting:  # (a coroutine's time is counted when it is collected)
+                self.busy_seconds += time.perf_counter() - t0
+        if awaiting:
             self.inflight += 1
             self._launch(_Job(self, MESSAGE, future, msg), result)
         else:
@@ -226,6 +235,7 @@ class AsyncCell(Cell):
                 f"(the loop that hosted async minions ended before the system's shutdown)"))
             job.settled = True
             self.completions.append(job)
+            self.inbox.put(WAKE)  # the pool reschedules a cell for its mailbox, not completions
 
     def _adopt(self, result: Any, phase: str) -> None:
         """A lifecycle hook returned ``result``: an awaitable runs on the loop, and the cell
@@ -241,6 +251,7 @@ class AsyncCell(Cell):
         live = job.incarnation == self.incarnation and self.instance is not None
         if job.kind == MESSAGE:
             self.inflight -= 1
+            self.busy_seconds += time.perf_counter() - job.started
             if ok:
                 if live:
                     self._succeeded(self.instance, job.future, value)  # type: ignore[arg-type]
@@ -297,7 +308,7 @@ class AsyncCell(Cell):
         super().send_system(msg)
         if isinstance(msg, m.Terminate):
             self.loop_host.call_at(msg.deadline, _cancel_jobs, self, CANCELLED_STOP)
-        elif isinstance(msg, m.StopPending):
+        elif isinstance(msg, (m.StopPending, m.Halt)):  # a shutdown gives it stop_timeout too
             self.loop_host.call_at(self._stop_deadline(), _cancel_jobs, self, CANCELLED_STOP)
 
     def _cancel(self, why: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall
@@ -173,6 +174,7 @@ def _collect_here(cell: AsyncCell, job: _Job) -> bool:
         return False
     cell.inflight -= 1
     cell.handled += 1
+    cell.busy_seconds += time.perf_counter() - job.started  # (wall time, awaits included)
     if job.future is not None:
         answer_ask(job.future, outcome[1])
     return True
