@@ -83,6 +83,10 @@ class Sizes:
     """Minions in the spawn / one message each / stop all scenario (a child process)."""
     blocked_seconds: float = 1.0
     """How long the blocked-pool scenarios ask the other minions (see bench/blocked.py)."""
+    async_minions: int = 10_000
+    """Async minions in the sleep and fan-out scenarios (issue 19's measure)."""
+    async_sleep: float = 0.01
+    """The one awaited sleep of each async minion in the sleep scenario (seconds)."""
     thread_cap: int = 10**9
     """Thread-per-actor systems (pykka, dedicated minions) skip larger actor counts in this
     mode: starting 10,000 threads takes them seconds per repetition."""
@@ -92,7 +96,8 @@ SMOKE = Sizes(
     reps=1, tell=2_000, ask=200, pingpong=500, spawn=(100,), restart=30, persistent=2_000,
     writer_rows=5_000, memory=1_000, scaling_actors=(1, 10, 100), scaling_msgs=2_000,
     workflows=5, workflow_steps=5, slow_scale=0.1,
-    peers=("ray", "thespian-mp", "dbos"), million=2_000, blocked_seconds=0.2,
+    peers=("ray", "ray-async", "xoscar", "thespian-mp", "dbos"), million=2_000,
+    blocked_seconds=0.2, async_minions=300,
 )
 QUICK = Sizes(
     reps=3, tell=20_000, ask=1_000, pingpong=5_000, spawn=(1_000, 10_000), restart=200,

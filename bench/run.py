@@ -35,8 +35,9 @@ from typing import Any
 if __package__ in (None, ""):  # ``python bench/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.async_scenarios import async_targets, build_async
 from bench.common import MODES, Sizes, Skip
-from bench.scenarios import US, Metric, Scenario, Target, build, targets
+from bench.scenarios import Metric, Scenario, Target, build, targets
 from bench.systems import SYSTEM_KEYS, make_system
 from bench.systems.base import System
 
@@ -199,12 +200,12 @@ def table_rows(runner: Runner, scenarios: list[Scenario]) -> list[list[str]]:
     out = []
     for scen in scenarios:
         for m in scen.metrics:
-            ours = runner.rows.get((scen.key, m.key, US))
+            ours = runner.rows.get((scen.key, m.key, scen.us))
             for key in scen.systems:
                 row = runner.rows.get((scen.key, m.key, key))
                 if row is None:
                     continue
-                if key == US:
+                if key == scen.us:
                     ratio = "-"
                 elif ours is not None:
                     ratio = f"{advantage(ours.median, row.median, m.higher_is_better):.2f}x"
@@ -225,10 +226,11 @@ def evaluate(
     metrics: dict[tuple[str, str], Metric] = {
         (s.key, m.key): m for s in scenarios for m in s.metrics
     }
+    us = {s.key: s.us for s in scenarios}
     out = []
     for goal in goals:
         metric = metrics.get((goal.scenario, goal.metric))
-        ours = runner.rows.get((goal.scenario, goal.metric, US))
+        ours = runner.rows.get((goal.scenario, goal.metric, us.get(goal.scenario, "")))
         entry: dict[str, Any] = {"target": goal.label, "measured": None, "status": "n/a"}
         if metric is None or ours is None:
             out.append(entry)
@@ -251,6 +253,20 @@ def evaluate(
             entry["shown"] = fmt(value, metric.unit)
         entry["status"] = "met" if met else "MISSED"
         out.append(entry)
+    return out
+
+
+def result_rows(runner: Runner, scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    """Every row for the JSON file, with its advantage over the scenario's own system."""
+    us = {s.key: s.us for s in scenarios}
+    out = []
+    for r in runner.rows.values():
+        ours = runner.rows.get((r.scenario, r.metric, us[r.scenario]))
+        out.append({
+            **asdict(r), "median": r.median, "min": min(r.values), "max": max(r.values),
+            "advantage": (None if ours is None or ours is r
+                          else advantage(ours.median, r.median, r.higher_is_better)),
+        })
     return out
 
 
@@ -289,7 +305,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for dist in ("minions_actors", "pykka", "thespian", "ray", "dbos", "sqlite-utils"):
+    for dist in ("minions_actors", "pykka", "thespian", "ray", "dbos", "sqlite-utils",
+                 "xoscar"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -376,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown systems: {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
         systems = [k for k in SYSTEM_KEYS if k in wanted]
-    scenarios = build(sizes)
+    scenarios = build(sizes) + build_async(sizes)
     if args.only:
         prefixes = [p.strip() for p in args.only.split(",") if p.strip()]
         scenarios = [s for s in scenarios if any(s.key.startswith(p) for p in prefixes)]
@@ -399,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     rows = table_rows(runner, scenarios)
-    goals = evaluate(runner, targets(sizes), scenarios)
+    chosen = {s.key for s in scenarios}
+    goals = evaluate(runner, [g for g in targets(sizes) + async_targets(sizes)
+                              if g.scenario in chosen], scenarios)
     goal_rows = [[g["target"], g.get("shown", "not measured"), g["status"]] for g in goals]
     print()
     print(render(RESULT_HEADER, rows, markdown=False))
@@ -418,14 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {**info, "mode": mode, "sizes": asdict(sizes), "wall_seconds": elapsed,
                  "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "systems": systems,
                  "leftovers": left, "scenario_seconds": runner.seconds},
-        "results": [
-            {**{k: v for k, v in asdict(r).items()}, "median": r.median,
-             "min": min(r.values), "max": max(r.values),
-             "advantage": (None if r.system == US or (r.scenario, r.metric, US) not in runner.rows
-                           else advantage(runner.rows[(r.scenario, r.metric, US)].median,
-                                          r.median, r.higher_is_better))}
-            for r in runner.rows.values()
-        ],
+        "results": result_rows(runner, scenarios),
         "notes": runner.notes,
         "targets": goals,
     }

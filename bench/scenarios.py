@@ -47,6 +47,8 @@ class Scenario:
     one_cpu: bool = False
     """Run each repetition with the process pinned to one CPU (threads and processes the
     systems start during it inherit it): see the ask scenarios."""
+    us: str = "minions"
+    """The system the others are compared with (the async scenarios: async minions)."""
 
 
 @dataclass(frozen=True)

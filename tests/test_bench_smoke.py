@@ -40,6 +40,42 @@ def test_bench_smoke_writes_json(tmp_path: Path) -> None:
     assert "minions advantage" in proc.stdout
 
 
+ASYNC_ROWS = {
+    "async-sleep": ("minions-async", "asyncio-gather", "asyncio-queue"),
+    "async-pingpong": ("minions-async", "minions-async-loop", "minions", "asyncio-queue"),
+    "async-fanout": ("minions-async", "minions-async-loop", "minions", "asyncio-queue"),
+    "async-ask": ("minions-async", "minions", "asyncio-queue"),
+    "async-memory": ("minions-async", "asyncio-queue"),
+}
+
+
+def test_bench_smoke_async_rows_measure_async_minions_beside_the_asyncio_baselines(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "async.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", "async", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["meta"]["leftovers"] == []
+    measured = {(r["scenario"], r["system"]) for r in data["results"]}
+    assert {r["scenario"] for r in data["results"]} == set(ASYNC_ROWS)
+    for scenario, systems in ASYNC_ROWS.items():
+        for system in systems:
+            assert (scenario, system) in measured, (scenario, system, proc.stdout[-3000:])
+    for row in data["results"]:
+        assert row["values"] and all(v > 0 for v in row["values"]), row
+        if row["system"] != "minions-async":  # compared with async minions, not sync ones
+            assert row["advantage"] is not None, row
+    statuses = {t["target"]: t["status"] for t in data["targets"]}
+    assert len(statuses) == 9, statuses  # only the async targets; xoscar/Ray are left out
+    peers_left_out = [t for t in statuses if "xoscar" in t or "Ray" in t]
+    assert all(statuses[t] == "n/a" for t in peers_left_out), statuses
+    assert all(statuses[t] in ("met", "MISSED") for t in statuses if t not in peers_left_out)
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
 def test_one_cpu_pins_the_threads_started_meanwhile_and_restores_the_set() -> None:
     from bench.run import one_cpu

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from bench.systems.base import System
 
+ASYNC_KEYS = ("minions-async", "minions-async-loop", "asyncio-gather", "asyncio-queue", "xoscar",
+              "ray-async")
+"""The async scenarios' systems (issue 19)."""
 SYSTEM_KEYS = ("minions", "minions-dedicated", "pykka", "thespian-simple", "thespian-mp", "ray",
-               "sqlite-utils", "dbos")
+               "sqlite-utils", "dbos", *ASYNC_KEYS)
+
+
+def _async_systems() -> dict[str, type[System]]:
+    """The async scenarios' systems (issue 19); each module imports its peer lazily."""
+    from bench.systems.asyncio_sys import GatherBaseline, QueueBaseline
+    from bench.systems.minions_async import MinionsAsync, MinionsAsyncLoop
+    from bench.systems.ray_async import RayAsyncSystem
+    from bench.systems.xoscar_sys import XoscarSystem
+
+    return {cls.key: cls for cls in (MinionsAsync, MinionsAsyncLoop, GatherBaseline,
+                                     QueueBaseline, XoscarSystem, RayAsyncSystem)}
 
 
 def make_system(key: str) -> System:
@@ -42,4 +56,6 @@ def make_system(key: str) -> System:
         from bench.systems.dbos_sys import DbosSystem
 
         return DbosSystem()
+    if key in ASYNC_KEYS:
+        return _async_systems()[key]()
     raise ValueError(f"unknown system {key!r}; known: {', '.join(SYSTEM_KEYS)}")

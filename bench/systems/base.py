@@ -49,6 +49,17 @@ class System:
         """``n`` round trips between two actors: {"rate": round trips/s}."""
         raise self._nope("ping-pong")
 
+    def sleep_each(self, n: int, seconds: float) -> Metrics:
+        """Start ``n`` actors that each await one sleep of ``seconds`` (one message each):
+        {"total": s until every sleep ended, "spawn": s until the actors were created,
+        "after": s from then until every sleep ended}."""
+        raise self._nope("sleep-each")
+
+    def fanout(self, n: int) -> Metrics:
+        """Start ``n`` actors (until all run), ask each once, wait for every answer:
+        {"spawn": s, "rate": answered asks/s}."""
+        raise self._nope("fan-out")
+
     def spawn_stop(self, n: int) -> Metrics:
         """Start ``n`` actors (until all run) then stop them: {"spawn": s, "stop": s}."""
         raise self._nope("spawn/stop")

@@ -89,6 +89,17 @@ def writer_rows(n: int) -> list[tuple[str, str, str, int, float]]:
     return rows
 
 
+def options(null: Any, execution: str = "pooled", state_store: Any = None) -> dict[str, Any]:
+    """The ``ActorSystem.start`` (and ``start_async``) options every benchmark uses: no
+    metrics server, no signal handlers, records to ``null``, restarts never exhausted."""
+    return {
+        "state_store": state_store, "metrics_port": None, "file_logs": False,
+        "stderr_logs": False, "handle_signals": False,
+        "strategy": OneForOne(max_restarts=10**9, within=1),
+        "log_sinks": [(null, {"level": "INFO"})], "execution": execution,
+    }
+
+
 class MinionsSystem(ThreadedSystem):
     """minions_actors ``ActorSystem`` with Gru supervising every benchmark minion (pooled:
     the default execution mode)."""
@@ -108,11 +119,7 @@ class MinionsSystem(ThreadedSystem):
 
     def start_system(self, state_store: Any = None) -> ActorSystem:
         """``ActorSystem.start`` as the benchmarks use it (restart intensity never trips)."""
-        return ActorSystem.start(
-            state_store=state_store, metrics_port=None, file_logs=False, stderr_logs=False,
-            handle_signals=False, strategy=OneForOne(max_restarts=10**9, within=1),
-            log_sinks=[(self._null, {"level": "INFO"})], execution=self.execution,
-        )
+        return ActorSystem.start(**options(self._null, self.execution, state_store))
 
     @contextmanager
     def running(self, state_store: Any = None) -> Iterator[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
 import threading
 from functools import cache
 from time import perf_counter
@@ -65,11 +66,17 @@ class RaySystem(System):
 
     def _ray(self) -> Any:
         self.check()
+        return self._start()
+
+    def _start(self) -> Any:
+        """Start the local Ray runtime once (shared with the ray-async adapter)."""
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before the import
         import ray
 
         if not self._started:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")
+            if not ray.is_initialized():  # the ray-async adapter shares this runtime
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR")
             self._started = True
         return ray
 

@@ -160,6 +160,21 @@ class ThreadedSystem(System):
             elapsed = perf_counter() - t0
         return {"rate": n / elapsed}
 
+    def fanout(self, n: int) -> Metrics:
+        with self.running():
+            started = Latch(n)
+            cls = self.counter_cls
+            t0 = perf_counter()
+            refs = [self.spawn(cls, started) for _ in range(n)]
+            started.wait()
+            t1 = perf_counter()
+            futures = [ref.ask(i, block=False) for i, ref in enumerate(refs)]
+            for future in futures:
+                future.get(timeout=WAIT)
+            t2 = perf_counter()
+            self.stop_all(refs)
+        return {"spawn": t1 - t0, "rate": n / (t2 - t1)}
+
     def spawn_stop(self, n: int) -> Metrics:
         with self.running():
             started = Latch(n)

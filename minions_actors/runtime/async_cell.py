@@ -242,7 +242,10 @@ class AsyncCell(Cell):
         handles nothing until it ends (its error: a crash in ``on_start``, else logged)."""
         if inspect.isawaitable(result):
             self.lifecycle += 1
-            self._launch(_Job(self, phase), result)
+            job = _Job(self, phase)
+            self._launch(job, result)
+            if phase != PHASE_ON_START:  # an end hook gets stop_timeout, as a stop does
+                self.loop_host.call_at(self._stop_deadline(), _cancel_one, job, CANCELLED_HOOK)
 
     # ------------------------------------------------------------------ ending
     def _collect(self, job: _Job) -> None:
@@ -271,6 +274,10 @@ class AsyncCell(Cell):
                 return
             if job.kind == PHASE_ON_START and live:
                 self._crash(value, PHASE_ON_START)
+            elif job.cancelled == CANCELLED_HOOK:
+                self.hooks.lifecycle_error(self, MinionsError(
+                    f"{job.kind} of {self.describe()} ran past stop_timeout "
+                    f"({self.system.stop_timeout}s) and was cancelled"), job.kind)
             elif not job.cancelled:
                 self.hooks.lifecycle_error(self, value, job.kind)
 
@@ -325,6 +332,7 @@ class AsyncCell(Cell):
 
 CANCELLED_STOP = "its stop's deadline passed"
 CANCELLED_RESTART = "the minion restarted"
+CANCELLED_HOOK = "it ran past stop_timeout"
 
 
 # --------------------------------------------------------------------- on the loop thread
@@ -407,6 +415,18 @@ def _cancel_jobs(cell: AsyncCell, why: str) -> None:
         loop = cell.loop_host.loop
         assert loop is not None
         loop.call_later(CANCEL_GRACE, _abandon, cell, jobs)
+
+
+def _cancel_one(job: _Job, why: str) -> None:
+    """Cancel one coroutine still running (a lifecycle hook past its time)."""
+    task = job.task
+    if task is None or task.done() or job.cancelled:
+        return
+    job.cancelled = why
+    task.cancel()
+    loop = job.cell.loop_host.loop
+    assert loop is not None
+    loop.call_later(CANCEL_GRACE, _abandon, job.cell, [job])
 
 
 def _abandon(cell: AsyncCell, jobs: list[_Job]) -> None:

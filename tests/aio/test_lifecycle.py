@@ -290,3 +290,36 @@ def test_sigterm_cancels_a_handler_in_flight_and_runs_the_async_on_stop(how: str
             proc.wait()
     assert proc.returncode == 0, err
     assert out.split() == ["CANCELLED", "ON_STOP", "EXIT", "True"], (out, err)
+
+
+class HangsInOnFailure(Minion):
+    """Its first incarnation crashes; its async ``on_failure`` then never returns."""
+
+    def __init__(self, starts: list[int]) -> None:
+        super().__init__()
+        self.starts = starts
+        starts.append(1)
+
+    async def on_failure(self, *exc_info: Any) -> None:
+        await asyncio.Event().wait()  # a connection close that never completes
+
+    async def on_receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise RuntimeError("boom")
+        return len(self.starts)
+
+
+def test_an_async_on_failure_that_never_returns_is_cancelled_at_stop_timeout(
+        run: Runner) -> None:
+    """The restart waits for ``on_failure`` (as for a sync one) but no longer than
+    ``stop_timeout``: then it is cancelled, reported, and the minion restarts."""
+    events, starts = Events(), []
+
+    async def body(system: ActorSystem) -> Any:
+        ref = system.spawn(HangsInOnFailure, starts, name="hangs")
+        ref.tell("boom")
+        return await ref.ask_async("incarnations?", timeout=20)
+
+    assert run(body, hooks=[events], stop_timeout=0.5) == 2
+    errors = [e for e in events.of("lifecycle_error") if e[1] == "hangs"]
+    assert errors and "stop_timeout" in errors[0][3], errors
