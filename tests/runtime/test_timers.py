@@ -9,6 +9,7 @@ import itertools
 import math
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -282,3 +283,31 @@ def test_a_shutdown_with_10000_armed_timers_is_bounded_and_leaves_no_thread() ->
     assert time.monotonic() - started < 10
     assert runtime_threads() == []
     assert not [t for t in threading.enumerate() if t.name == "minions-timer"]
+
+
+def _scrape(system: ActorSystem) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert system.metrics is not None and system.metrics.url is not None
+    with urllib.request.urlopen(system.metrics.url, timeout=5) as response:
+        text = response.read().decode()
+    return {s.name + str(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_the_metrics_count_active_timers_and_how_late_they_fire(rec: Recorder) -> None:
+    system = ActorSystem.start(**{**QUIET, "metrics_port": 0})
+    try:
+        ref = system.spawn(Keyed, rec)
+        for i in range(3):
+            ref.tell(("single", f"later{i}", i, 30.0))
+        for i in range(5):
+            ref.tell(("single", f"now{i}", f"now{i}", 0.01))
+        rec.wait_for(lambda evs: len(evs) == 5)
+        samples = _scrape(system)
+        assert samples["minions_timers_active[]"] == 3
+        assert samples["minions_timer_lateness_seconds_count[]"] == 5
+        assert samples["minions_timer_lateness_seconds_bucket[('le', '+Inf')]"] == 5
+        assert 0 <= samples["minions_timer_lateness_seconds_sum[]"] < 5
+    finally:
+        system.shutdown(timeout=10)
