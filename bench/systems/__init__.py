@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.systems.base import System
 
 SYSTEM_KEYS = ("minions", "minions-dedicated", "pykka", "thespian-simple", "thespian-mp", "ray",
-               "sqlite-utils", "dbos")
+               "sqlite-utils", "dbos", "heapq-timer")
 
 
 def make_system(key: str) -> System:
@@ -42,4 +42,8 @@ def make_system(key: str) -> System:
         from bench.systems.dbos_sys import DbosSystem
 
         return DbosSystem()
+    if key == "heapq-timer":
+        from bench.timers import FloorSystem
+
+        return FloorSystem()
     raise ValueError(f"unknown system {key!r}; known: {', '.join(SYSTEM_KEYS)}")

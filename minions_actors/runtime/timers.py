@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from minions_actors.support.timer import Timer
 
 TIMERS = "timers"  # the part's key in ``cell.parts``
+_INF = math.inf
+_NUMBERS = (float, int)  # (not bool: a subclass, checked for its class exactly)
+_now = time.monotonic
 Fixed = Literal["rate", "delay"]
 
 
@@ -58,7 +61,7 @@ class TimerEntry(Cancellable, RuntimeMessage):
 
     def __init__(self, cell: Cell, timer: Timer, key: Hashable, message: Any, due: float,
                  interval: float | None, fixed: Fixed) -> None:
-        Cancellable.__init__(self)
+        self.dead = self.armed = self.pending = False  # (Cancellable's, inlined)
         self.cell = cell
         self.timer = timer
         self.key = key
@@ -66,8 +69,8 @@ class TimerEntry(Cancellable, RuntimeMessage):
         self.incarnation = cell.incarnation
         self.due = due
         self.interval = interval  # None: a single timer
+        # (pending: in the mailbox, not yet handled)
         self.fixed = fixed
-        self.pending = False  # in the mailbox, not yet handled
         self.sent_due = due  # when the message in the mailbox was due (its lateness)
 
     def __call__(self) -> None:
@@ -113,8 +116,9 @@ class TimerScheduler:
 
     def start_single(self, key: Hashable, message: Any, delay: float) -> None:
         """Send ``message`` to this minion once, ``delay`` seconds from now."""
-        seconds = check_seconds(f"timers.start_single({key!r}): delay", delay, zero=True)
-        self._start(key, message, seconds, None, "rate")
+        if not (delay.__class__ in _NUMBERS and 0 <= delay < _INF):  # (the usual case, short)
+            delay = check_seconds(f"timers.start_single({key!r}): delay", delay, zero=True)
+        self._start(key, message, delay, None, "rate")
 
     def start_periodic(self, key: Hashable, message: Any, interval: float, *,
                        fixed: Fixed = "rate", initial_delay: float | None = None) -> None:
@@ -141,14 +145,15 @@ class TimerScheduler:
         cell = self._cell
         if self._ended == cell.incarnation:
             return  # started in on_stop: the incarnation's timers were cancelled already
-        hash(key)  # (an unhashable key fails here, before anything changed)
-        entry = TimerEntry(cell, self._timer, key, message, time.monotonic() + delay,
-                           interval, fixed)
-        old = self._entries.get(key)
-        self._entries[key] = entry
-        if old is not None:
-            self._timer.cancel([old], 0)
-        self._timer.arm(entry.due, entry, 0 if old is not None else 1)
+        entries = self._entries
+        old = entries.get(key)  # (an unhashable key fails here, before anything changed)
+        entry = TimerEntry(cell, self._timer, key, message, _now() + delay, interval, fixed)
+        entries[key] = entry
+        if old is None:
+            self._timer.arm(entry.due, entry, 1)
+        else:
+            self._timer.cancel((old,), 0)
+            self._timer.arm(entry.due, entry)
 
     def cancel(self, key: Hashable) -> bool:
         """Cancel the timer ``key`` (its message already in the mailbox is not delivered);
@@ -156,7 +161,7 @@ class TimerScheduler:
         entry = self._entries.pop(key, None)
         if entry is None:
             return False
-        self._timer.cancel([entry], 1)
+        self._timer.cancel_one(entry)
         return True
 
     def cancel_all(self) -> None:
