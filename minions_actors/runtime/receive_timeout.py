@@ -46,6 +46,17 @@ class ReceiveTimeout:
 RECEIVE_TIMEOUT = ReceiveTimeout()
 
 
+class Reread(RuntimeMessage):
+    """Sent to a cell when the part is attached: a runtime message makes its loop return
+    and read ``cell.after`` again (a dedicated thread's loop reads it once, then runs until
+    a runtime message comes). Nothing handles it: ``handle_system`` passes over it."""
+
+    __slots__ = ()
+
+
+REREAD = Reread()
+
+
 class IdleCheck(Cancellable, RuntimeMessage):
     """The one timer entry of a receive timeout."""
 
@@ -63,9 +74,6 @@ class IdleCheck(Cancellable, RuntimeMessage):
         if cell.terminated or cell.incarnation != self.incarnation:
             return
         now = time.monotonic()
-        if cell.handled != part.handled_seen and part.last < part.armed_at:
-            part.last = now  # messages its ``after`` did not see (set from a running loop)
-        part.handled_seen = cell.handled
         seconds = part.seconds
         if seconds is None:
             return
@@ -80,15 +88,13 @@ class IdleCheck(Cancellable, RuntimeMessage):
 class IdleTimeout:
     """The receive timeout's part of a cell (see the module docstring)."""
 
-    __slots__ = ("armed_at", "cell", "entry", "handled_seen", "last", "seconds")
+    __slots__ = ("cell", "entry", "last", "seconds")
 
     def __init__(self, cell: Cell) -> None:
         self.cell = cell
         self.seconds: float | None = None
         self.entry: IdleCheck | None = None
         self.last = time.monotonic()
-        self.armed_at = self.last
-        self.handled_seen = cell.handled
 
     @property
     def after(self) -> Any:
@@ -109,7 +115,6 @@ class IdleTimeout:
             self.cell.system.timer.arm(self.last + seconds, self.entry, 1)
 
     def arm(self, when: float) -> None:
-        self.armed_at = time.monotonic()
         if self.entry is not None:
             self.cell.system.timer.arm(when, self.entry)
 
@@ -149,6 +154,7 @@ def set_receive_timeout(cell: Cell, seconds: float | None) -> None:
             return
         part = cell._attach(EXTENSION)  # type: ignore[assignment]
         assert part is not None
+        cell.send_system(REREAD)  # its ``after`` stamps each message from the next one on
     part.set(value)
 
 

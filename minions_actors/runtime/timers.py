@@ -206,11 +206,19 @@ class TimerScheduler:
 def tell(cell: Cell, inst: Minion, message: Any) -> bool:
     """Hand ``message`` to the minion as a tell: an async minion's cell starts its handler
     as a coroutine (as its other tells), any other runs it here."""
-    start: Callable[[Minion, Any], None] | None = getattr(cell, "_start", None)
-    if start is not None:  # an AsyncCell (on its pool turn: no handler in flight)
-        start(inst, message)
+    cls = cell.__class__
+    start = _STARTS.get(cls, _UNSEEN)
+    if start is _UNSEEN:  # (once per cell class: a failed getattr costs a raised error)
+        start = _STARTS[cls] = getattr(cls, "_start", None)
+    if start is not None:  # an AsyncCell's (on its pool turn: no handler in flight)
+        start(cell, inst, message)
         return cell.instance is not None
     return cell._handle_told(inst, inst.on_receive, message)
+
+
+#: by cell class: the method that starts a tell's handler as a coroutine (AsyncCell), or None
+_STARTS: dict[type, Callable[[Cell, Minion, Any], None] | None] = {}
+_UNSEEN: Any = object()
 
 
 def scheduler(cell: Cell) -> TimerScheduler:

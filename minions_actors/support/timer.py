@@ -109,6 +109,8 @@ class Timer:
                 entry.dead = True
                 if entry.armed:
                     self._dead += 1
+            if self._closed:  # (close() dropped them all and zeroed the count)
+                return
             self.stats.active -= deactivate
             if self._dead > _COMPACT_MIN and self._dead * 2 > len(self._heap):
                 self._compact()
@@ -117,6 +119,8 @@ class Timer:
         """:meth:`cancel` of one active timer (the common case, without a list)."""
         with self._lock:
             entry.dead = True
+            if self._closed:
+                return
             self.stats.active -= 1
             if entry.armed:
                 self._dead = dead = self._dead + 1
@@ -126,7 +130,8 @@ class Timer:
     def deactivated(self, count: int = 1) -> None:
         """``count`` timers ended without a dead entry in the heap (a single one fired)."""
         with self._lock:
-            self.stats.active -= count
+            if not self._closed:
+                self.stats.active -= count
 
     def _compact(self) -> None:
         self._heap = [e for e in self._heap

@@ -207,15 +207,24 @@ def test_bad_delays_are_clear_errors_that_change_nothing(system: ActorSystem,
 
 
 class Idle(Minion):
-    def __init__(self, rec: Recorder) -> None:
+    def __init__(self, rec: Recorder, where: str = "on_start") -> None:
         super().__init__()
-        self.rec = rec
+        self.rec, self.where = rec, where
 
     def on_start(self) -> None:
+        if self.where == "on_start":
+            self.go()
+        else:
+            self.ref.tell("go")
+
+    def go(self) -> None:
         self.set_receive_timeout(0.2)
         self.timers.start_periodic("busy", "busy", 0.05)
 
     def on_receive(self, message: Any) -> None:
+        if message == "go":  # set while the loop runs (a dedicated thread's never returns)
+            self.go()
+            return
         self.rec.add((message, time.monotonic()))
         busy = [e for e in self.rec.events if e[0] == "busy"]
         if len(busy) == 5:
@@ -227,9 +236,10 @@ class Idle(Minion):
                 self.timers.start_single("probe", "probe", 0.5)
 
 
+@pytest.mark.parametrize("where", ["on_start", "on_receive"])
 def test_the_receive_timeout_comes_after_idle_periods_only(system: ActorSystem,
-                                                           rec: Recorder) -> None:
-    system.spawn(Idle, rec)
+                                                           rec: Recorder, where: str) -> None:
+    system.spawn(Idle, rec, where)
     rec.wait_for(lambda evs: any(e[0] == "probe" for e in evs), timeout=10)
     kinds = [type(e[0]).__name__ if not isinstance(e[0], str) else e[0] for e in rec.events]
     assert kinds == ["busy"] * 5 + ["ReceiveTimeout"] * 2 + ["probe"]
@@ -311,3 +321,37 @@ def test_the_metrics_count_active_timers_and_how_late_they_fire(rec: Recorder) -
         assert 0 <= samples["minions_timer_lateness_seconds_sum[]"] < 5
     finally:
         system.shutdown(timeout=10)
+
+
+class BusyWithTells(Minion):
+    """Sets its receive timeout while handling a message, then keeps busy for longer than
+    the timeout with plain tells to itself (a slow chain of work)."""
+
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def on_start(self) -> None:
+        self.ref.tell("go")
+
+    def on_receive(self, message: Any) -> None:
+        if message == "go":
+            self.set_receive_timeout(0.2)
+            self.ref.tell(1)
+        elif isinstance(message, ReceiveTimeout):
+            self.rec.add(("timeout", time.monotonic()))
+            self.set_receive_timeout(None)
+        else:
+            self.rec.add(("work", time.monotonic()))
+            time.sleep(0.02)  # a slow handler: 15 of them outlast the timeout
+            if message < 15:
+                self.ref.tell(message + 1)
+
+
+def test_plain_tells_count_as_activity_from_the_message_after_setting_it(
+        system: ActorSystem, rec: Recorder) -> None:
+    system.spawn(BusyWithTells, rec)
+    rec.wait_for(lambda evs: any(e[0] == "timeout" for e in evs), timeout=10)
+    kinds = [kind for kind, _ in rec.events]
+    assert kinds == ["work"] * 15 + ["timeout"]
+    assert rec.events[-1][1] - rec.events[-2][1] >= 0.19
