@@ -57,11 +57,12 @@ class TimerEntry(Cancellable, RuntimeMessage):
     """One started timer: on the timer thread's heap, then (when due) in the mailbox."""
 
     __slots__ = ("cell", "due", "fixed", "incarnation", "interval", "key", "message",
-                 "pending", "sent_due", "timer")
+                 "owner", "pending", "sent_due", "timer")
 
-    def __init__(self, cell: Cell, timer: Timer, key: Hashable, message: Any, due: float,
-                 interval: float | None, fixed: Fixed) -> None:
+    def __init__(self, owner: TimerScheduler, cell: Cell, timer: Timer, key: Hashable,
+                 message: Any, due: float, interval: float | None, fixed: Fixed) -> None:
         self.dead = self.armed = self.pending = False  # (Cancellable's, inlined)
+        self.owner = owner
         self.cell = cell
         self.timer = timer
         self.key = key
@@ -147,7 +148,8 @@ class TimerScheduler:
             return  # started in on_stop: the incarnation's timers were cancelled already
         entries = self._entries
         old = entries.get(key)  # (an unhashable key fails here, before anything changed)
-        entry = TimerEntry(cell, self._timer, key, message, _now() + delay, interval, fixed)
+        entry = TimerEntry(self, cell, self._timer, key, message, _now() + delay, interval,
+                           fixed)
         entries[key] = entry
         if old is None:
             self._timer.arm(entry.due, entry, 1)
@@ -190,8 +192,7 @@ class TimerScheduler:
         if entry.dead or entry.incarnation != cell.incarnation:
             return True
         entry.pending = False
-        now = time.monotonic()
-        self._timer.stats.observe(max(0.0, now - entry.sent_due))
+        self._timer.stats.observe(_now() - entry.sent_due)  # (>= 0: popped once due)
         if entry.interval is None:  # done: the handler may start the key again
             del self._entries[entry.key]
             entry.dead = True
@@ -230,7 +231,7 @@ def scheduler(cell: Cell) -> TimerScheduler:
 
 
 def _deliver(cell: Cell, inst: Minion, entry: TimerEntry) -> bool:
-    return scheduler(cell).deliver(cell, inst, entry)
+    return entry.owner.deliver(cell, inst, entry)
 
 
 class TimersExtension:
