@@ -61,7 +61,8 @@ class TimerEntry(Cancellable, RuntimeMessage):
 
     def __init__(self, owner: TimerScheduler, cell: Cell, timer: Timer, key: Hashable,
                  message: Any, due: float, interval: float | None, fixed: Fixed) -> None:
-        self.dead = self.armed = self.pending = False  # (Cancellable's, inlined)
+        self.dead = self.armed = False  # (Cancellable.__init__, inlined)
+        self.pending = False  # in the mailbox, not yet handled
         self.owner = owner
         self.cell = cell
         self.timer = timer
@@ -70,7 +71,6 @@ class TimerEntry(Cancellable, RuntimeMessage):
         self.incarnation = cell.incarnation
         self.due = due
         self.interval = interval  # None: a single timer
-        # (pending: in the mailbox, not yet handled)
         self.fixed = fixed
         self.sent_due = due  # when the message in the mailbox was due (its lateness)
 
