@@ -56,27 +56,24 @@ def check_seconds(what: str, value: object, *, zero: bool) -> float:
 class TimerEntry(Cancellable, RuntimeMessage):
     """One started timer: on the timer thread's heap, then (when due) in the mailbox."""
 
-    __slots__ = ("cell", "due", "fixed", "incarnation", "interval", "key", "message",
-                 "owner", "pending", "sent_due", "timer")
+    __slots__ = ("due", "fixed", "incarnation", "interval", "key", "message", "owner",
+                 "pending", "sent_due")
 
-    def __init__(self, owner: TimerScheduler, cell: Cell, timer: Timer, key: Hashable,
-                 message: Any, due: float, interval: float | None, fixed: Fixed) -> None:
-        self.dead = self.armed = False  # (Cancellable.__init__, inlined)
-        self.pending = False  # in the mailbox, not yet handled
-        self.owner = owner
-        self.cell = cell
-        self.timer = timer
+    def __init__(self, owner: TimerScheduler, incarnation: int, key: Hashable, message: Any,
+                 due: float, interval: float | None, fixed: Fixed) -> None:
+        self.dead = self.armed = self.pending = False  # (pending: in the mailbox)
+        self.owner = owner  # (its cell and the timer thread: owner._cell, owner._timer)
+        self.incarnation = incarnation
         self.key = key
         self.message = message
-        self.incarnation = cell.incarnation
         self.due = due
         self.interval = interval  # None: a single timer
         self.fixed = fixed
-        self.sent_due = due  # when the message in the mailbox was due (its lateness)
+        # sent_due: when the message put in the mailbox was due (set then; its lateness)
 
     def __call__(self) -> None:
         """Due, on the timer thread: into the mailbox (a fixed rate one: re-armed)."""
-        cell = self.cell
+        cell = self.owner._cell
         if cell.terminated or cell.incarnation != self.incarnation:
             return  # (its incarnation's end cancels it; this is the belt)
         if self.interval is not None and self.fixed == "rate":
@@ -84,7 +81,7 @@ class TimerEntry(Cancellable, RuntimeMessage):
             due, self.due = self.due, self.due + self.interval
             if self.due <= now:  # fell behind (a pause): skip the ticks missed
                 self.due = now + self.interval - (now - self.due) % self.interval
-            self.timer.arm(self.due, self)
+            self.owner._timer.arm(self.due, self)
             if self.pending:  # the previous tick was not handled yet: no pile-up
                 return
             self.sent_due = due
@@ -148,7 +145,7 @@ class TimerScheduler:
             return  # started in on_stop: the incarnation's timers were cancelled already
         entries = self._entries
         old = entries.get(key)  # (an unhashable key fails here, before anything changed)
-        entry = TimerEntry(self, cell, self._timer, key, message, _now() + delay, interval,
+        entry = TimerEntry(self, cell.incarnation, key, message, _now() + delay, interval,
                            fixed)
         entries[key] = entry
         if old is None:
