@@ -87,6 +87,12 @@ class Sizes:
     """Async minions in the sleep and fan-out scenarios (issue 19's measure)."""
     async_sleep: float = 0.01
     """The one awaited sleep of each async minion in the sleep scenario (seconds)."""
+    timers: int = 100_000
+    """Timers armed (then cancelled) in the timer_armed scenario (bench/timers.py)."""
+    timer_rate: int = 10_000
+    """Timer fires per second, all minions together, in the timer_fires scenario."""
+    timer_seconds: float = 3.0
+    """How long the timer_fires scenario runs."""
     thread_cap: int = 10**9
     """Thread-per-actor systems (pykka, dedicated minions) skip larger actor counts in this
     mode: starting 10,000 threads takes them seconds per repetition."""
@@ -97,13 +103,13 @@ SMOKE = Sizes(
     writer_rows=5_000, memory=1_000, scaling_actors=(1, 10, 100), scaling_msgs=2_000,
     workflows=5, workflow_steps=5, slow_scale=0.1,
     peers=("ray", "ray-async", "xoscar", "thespian-mp", "dbos"), million=2_000,
-    blocked_seconds=0.2, async_minions=300,
+    blocked_seconds=0.2, async_minions=300, timers=2_000, timer_seconds=0.3,
 )
 QUICK = Sizes(
     reps=3, tell=20_000, ask=1_000, pingpong=5_000, spawn=(1_000, 10_000), restart=200,
     persistent=30_000, writer_rows=50_000, memory=1_000,
     scaling_actors=(1, 10, 100, 1_000, 10_000), scaling_msgs=20_000, workflows=20,
-    workflow_steps=10, slow_scale=0.05, million=100_000, thread_cap=1_000,
+    workflow_steps=10, slow_scale=0.05, million=100_000, thread_cap=1_000, timer_seconds=2.0,
 )
 FULL = Sizes(
     reps=5, tell=200_000, ask=5_000, pingpong=30_000, spawn=(1_000, 10_000), restart=1_000,

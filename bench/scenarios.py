@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import blocked
+from bench import blocked, timers
 from bench.common import Sizes
 from bench.systems.base import Metrics, System
 
@@ -161,6 +161,24 @@ def build(sizes: Sizes) -> list[Scenario]:
         note=f"{blocked.OTHERS} other minions asked round-robin for {sizes.blocked_seconds} s "
              "from the moment the blockers get their message",
     ) for kind, n in (("sleep", 0), *BLOCKED)]
+    out += [
+        Scenario("timer_armed", f"{sizes.timers:,} armed timers: arm, cancel, memory",
+                 ("minions", "heapq-timer"),
+                 (Metric("arm", "arm one", "us", False),
+                  Metric("cancel", "cancel one", "us", False),
+                  Metric("cycle", "arm + cancel", "us", False),
+                  Metric("bytes", "memory per armed timer", "B", False)),
+                 lambda s, z, _t: timers.armed(s, z),
+                 note="armed in a minion's handler; the floor: bare heapq + Condition"),
+        Scenario("timer_fires", f"{sizes.timer_rate:,} timer fires per second: lateness",
+                 ("minions", "heapq-timer"),
+                 (Metric("p50", "p50 lateness", "us", False),
+                  Metric("p99", "p99 lateness", "us", False),
+                  Metric("rate", "fires", "fires/s", True)),
+                 lambda s, z, _t: timers.fires(s, z),
+                 note=f"{timers.FIRE_MINIONS} minions, a fixed-rate timer each, for "
+                      f"{sizes.timer_seconds} s; the floor's: its callback on its thread"),
+    ]
     out.append(Scenario(
         "million", f"{sizes.million:,} minions: spawn, one message each, stop all",
         ("minions",),
@@ -197,6 +215,9 @@ def targets(sizes: Sizes) -> list[Target]:
         Target("snapshot writer >= 200k rows/s", "snapshot_writer", "rate", 200_000.0),
         Target("tell >= 10x Ray actor calls", "tell_1to1", "rate", 10.0, "ray"),
         *blocked_targets(),
+        Target("arm + cancel a timer within 3x the bare heapq timer", "timer_armed", "cycle",
+               1 / 3, "heapq-timer"),
+        Target("10,000 timer fires/s: p99 lateness < 5 ms", "timer_fires", "p99", 5000.0),
     ]
 
 

@@ -35,6 +35,7 @@ from minions_actors.resources import Resource, ResourceError, ResourceUnavailabl
 from minions_actors.runtime import snapshots as _snapshots  # noqa: F401  # registers snapshots
 from minions_actors.runtime.minion import Gru, Minion, Terminated
 from minions_actors.runtime.proxy import MinionProxy
+from minions_actors.runtime.receive_timeout import ReceiveTimeout
 from minions_actors.runtime.ref import MinionFuture, MinionRef
 from minions_actors.runtime.supervision import (
     Backoff,
@@ -44,6 +45,7 @@ from minions_actors.runtime.supervision import (
     RestForOne,
     Strategy,
 )
+from minions_actors.runtime.timers import TimerScheduler
 from minions_actors.sidecar import Sidecar, SidecarCrashed, SidecarError
 from minions_actors.system import ActorSystem
 from minions_actors.workflows import (
@@ -91,6 +93,7 @@ __all__ = [
     "PlacementError",
     "Ray",
     "RayActorLost",
+    "ReceiveTimeout",
     "Resource",
     "ResourceError",
     "ResourceUnavailable",
@@ -109,6 +112,7 @@ __all__ = [
     "SystemAlreadyRunning",
     "SystemNotRunning",
     "Terminated",
+    "TimerScheduler",
     "UnpicklableMessage",
     "Workflow",
     "WorkflowError",

@@ -201,3 +201,17 @@ def test_async_pipeline(tmp_path: Path) -> None:
         "prices closed",
     ]
     assert list(tmp_path.iterdir()) == []  # the state file in a temporary directory
+
+
+def test_timers_poller(tmp_path: Path) -> None:
+    out = run("timers_poller.py", tmp_path).splitlines()
+    assert out == [
+        "poll 1: fetched 'v1'",
+        "poll 2: fetch failed (source busy), retry in 0.05 s",
+        "retry: fetched 'v3'",
+        "poll 3: fetched 'v4'",
+        "poll 4: fetched 'v5'",
+        "4 values, polling stopped; timers left: []",
+        "idle for 0.3 s: ReceiveTimeout()",
+        "clean shutdown: True",
+    ]

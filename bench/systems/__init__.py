@@ -8,7 +8,7 @@ ASYNC_KEYS = ("minions-async", "minions-async-loop", "asyncio-gather", "asyncio-
               "ray-async")
 """The async scenarios' systems (issue 19)."""
 SYSTEM_KEYS = ("minions", "minions-dedicated", "pykka", "thespian-simple", "thespian-mp", "ray",
-               "sqlite-utils", "dbos", *ASYNC_KEYS)
+               "sqlite-utils", "dbos", "heapq-timer", *ASYNC_KEYS)
 
 
 def _async_systems() -> dict[str, type[System]]:
@@ -58,4 +58,8 @@ def make_system(key: str) -> System:
         return DbosSystem()
     if key in ASYNC_KEYS:
         return _async_systems()[key]()
+    if key == "heapq-timer":
+        from bench.timers import FloorSystem
+
+        return FloorSystem()
     raise ValueError(f"unknown system {key!r}; known: {', '.join(SYSTEM_KEYS)}")

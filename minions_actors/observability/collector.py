@@ -9,10 +9,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from minions_actors.observability.hooks import MinionView, SystemView
+from minions_actors.support.timer import LATENESS_BUCKETS
 
 
 @dataclass
@@ -91,6 +97,8 @@ class MinionsCollector(Collector):
             yield from self._families(live, store_stats)
             yield from self._pool_families(getattr(self._system, "worker_pool", None))
             yield from self._loop_families(getattr(self._system, "loop_host", None))
+            yield from _timer_families(getattr(getattr(self._system, "timer", None),
+                                               "stats", None))
 
     def _pool_families(self, pool: Any) -> Iterator[Any]:
         """The shared worker pool: its size, busy workers, run queue, starvation events."""
@@ -273,3 +281,24 @@ class WithoutCreated(Collector):
             for family in metric.collect():
                 family.samples = [s for s in family.samples if not s.name.endswith("_created")]
                 yield family
+
+
+def _timer_families(stats: Any) -> Iterator[Any]:
+    """Minions' timers: how many are active, how late they fired (``support.timer``)."""
+    active = GaugeMetricFamily("minions_timers_active",
+                               "Timers started by minions and not yet ended or cancelled.")
+    active.add_metric([], stats.active if stats is not None else 0)
+    yield active
+    late = HistogramMetricFamily(
+        "minions_timer_lateness_seconds",
+        "How late minions' timer messages reached their handler after they were due.")
+    buckets: list[tuple[str, float]] = []
+    total = 0
+    if stats is not None:
+        for bound, count in zip(LATENESS_BUCKETS, stats.counts, strict=False):
+            total += count
+            buckets.append((repr(bound), total))
+        total += stats.counts[-1]
+    buckets.append(("+Inf", total))
+    late.add_metric([], buckets, stats.total_seconds if stats is not None else 0.0)
+    yield late

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from minions_actors.errors import PlacementError
+from minions_actors.placement.away_timers import Call, away_parts
 from minions_actors.placement.process import PROTOCOL, error_reply, ok_reply
 from minions_actors.runtime.cell import proxy_message
 from minions_actors.runtime.minion import Minion
@@ -43,6 +44,8 @@ class AwayCell:
         self.inbox = _NoInbox(path)
         self.stopped_event = threading.Event()
         self.ref = None
+        self.timer_calls: list[Call] = []  # sent home with the next reply
+        self.parts = away_parts(path, self.timer_calls)
 
     def describe(self) -> str:
         return f"minion {self.path!r} (placed)"
@@ -98,11 +101,15 @@ class Away:
     def reply(self, request: tuple[str, Any]) -> bytes:
         """Run one request and pickle its reply; what cannot travel back is named: the
         handler's result (its type) or the snapshot."""
-        value = self.handle(request)
+        value: Any = self.handle(request)
+        calls = self.inst._minion_cell.timer_calls  # type: ignore[attr-defined]
+        if calls:  # the handler's timer calls go home with its reply
+            value = (*value, list(calls))
+            calls.clear()
         try:
             return pickle.dumps(("ok", value), protocol=PROTOCOL)
         except Exception:
-            result, outcome = value
+            result, outcome = value[0], value[1]
             name = type(self.inst).__qualname__
             sent = ok_reply(result, name)  # an error reply naming the result's type
             if pickle.loads(sent)[0] != "ok":

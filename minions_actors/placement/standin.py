@@ -25,6 +25,7 @@ from minions_actors.errors import (
     SnapshotFailed,
     UnpicklableMessage,
 )
+from minions_actors.placement import away_timers
 from minions_actors.placement.process import dumps_request, unpack
 from minions_actors.runtime.minion import Minion
 
@@ -126,10 +127,18 @@ class StandIn(Minion):
     def _minion_call(self, request: Request, doing: str) -> Any:
         remote = self._minion_remote
         assert remote is not None  # the cell calls handlers only after __init__ succeeded
-        result, outcome = remote.request(pickled(remote, request, doing), doing)
+        result, outcome = self._minion_reply(remote.request(pickled(remote, request, doing),
+                                                            doing))
         if outcome is not None:
             self._minion_state = outcome
         return result
+
+    def _minion_reply(self, reply: tuple[Any, ...]) -> tuple[Any, Any]:
+        """(result, snapshot outcome) of a reply; the timer calls the handler made there
+        (a third item) are carried out here, on the home cell."""
+        if len(reply) > 2:
+            away_timers.apply(self._minion_cell, reply[2])
+        return reply[0], reply[1]
 
     # -- what the cell calls ---------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
@@ -144,7 +153,7 @@ class StandIn(Minion):
             data = pickled(remote, ("batch", list(messages)), doing)
         except UnpicklableMessage as exc:
             return self._minion_receive_sendable(messages, exc)
-        (done, outcome, error), _ = remote.request(data, doing)
+        (done, outcome, error), _ = self._minion_reply(remote.request(data, doing))
         if outcome is not None:
             self._minion_state = outcome
         if error is None:

@@ -105,6 +105,7 @@ def end_incarnation(cell: Cell, crashed: bool, exc: BaseException | None = None)
     inst, cell.instance = cell.instance, None
     cell._stop_children(cell._stop_deadline(), "parent-restart")
     if inst is None:
+        parts_ended(cell)
         return
     try:
         result = None
@@ -116,6 +117,17 @@ def end_incarnation(cell: Cell, crashed: bool, exc: BaseException | None = None)
             cell._adopt(result, "on_failure" if crashed else "on_stop")
     except BaseException as err:
         cell.hooks.lifecycle_error(cell, err, "on_failure" if crashed else "on_stop")
+    finally:
+        parts_ended(cell)
+
+
+def parts_ended(cell: Cell) -> None:
+    """The incarnation ended: each extension part that defines ``ended`` drops what
+    belonged to it (a minion's timers)."""
+    for part in cell.parts.values():
+        ended = getattr(part, "ended", None)
+        if ended is not None:
+            ended()
 
 
 def _hook(inst: Minion, name: str) -> Any:
@@ -188,6 +200,7 @@ def terminate(cell: Cell, deadline: float, reason: str) -> None:
                 cell._adopt(result, "on_stop")
         except BaseException as err:
             cell.hooks.lifecycle_error(cell, err, "on_stop")
+    parts_ended(cell)
     cell.terminated = True
 
 

@@ -12,7 +12,9 @@ from minions_actors.runtime import spawner
 from minions_actors.runtime.extensions import WORKFLOWS, Extensions, check_class
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.messages import StartWorkflow
+from minions_actors.runtime.receive_timeout import receive_timeout, set_receive_timeout
 from minions_actors.runtime.supervision import Backoff, OneForOne, Strategy
+from minions_actors.runtime.timers import TimerScheduler, scheduler
 
 if TYPE_CHECKING:
     import asyncio
@@ -163,6 +165,25 @@ class Minion(pykka.ThreadingActor):
         from minions_actors.runtime.messages import EXIT
 
         self._minion_cell.inbox.put(EXIT)
+
+    # -- timers ----------------------------------------------------------------------
+    @property
+    def timers(self) -> TimerScheduler:
+        """This minion's timers (Akka's ``TimerScheduler``): ``start_single``,
+        ``start_periodic``, ``cancel``, ``is_active``, ``keys``. A restart or a stop cancels
+        them; see the timers page of the docs."""
+        return scheduler(self._minion_cell)
+
+    def set_receive_timeout(self, seconds: float | None) -> None:
+        """Receive a :class:`~minions_actors.ReceiveTimeout` after ``seconds`` with no
+        message handled, again after each such idle period; None ends it. A restart or
+        a stop ends it too (set it in ``__init__`` or ``on_start``)."""
+        set_receive_timeout(self._minion_cell, seconds)
+
+    @property
+    def receive_timeout(self) -> float | None:
+        """The receive timeout set with :meth:`set_receive_timeout` (None: none)."""
+        return receive_timeout(self._minion_cell)
 
     # -- workflows -------------------------------------------------------------------
     def create_task(self, coro: Coroutine[Any, Any, T], *,

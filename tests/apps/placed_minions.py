@@ -155,3 +155,41 @@ class Fickle(Minion):
 
     def restore(self, state: Any) -> None:
         self.n = state["n"]
+
+
+class TimedPoller(Minion):
+    """Ticks on a periodic timer, cancels it after three ticks, then a single probe and an
+    idle timeout; writes each event to ``log`` (a file: the test reads it from home)."""
+
+    def __init__(self, log: str) -> None:
+        super().__init__()
+        self.log = log
+        self.ticks = 0
+        self.timers.start_periodic("tick", "tick", 0.05)  # in __init__: sent with on_start's reply
+
+    def on_start(self) -> None:
+        self.set_receive_timeout(0.3)
+
+    def _write(self, event: str) -> None:
+        with open(self.log, "a") as out:
+            out.write(f"{event} {os.getpid()}\n")
+
+    def on_receive(self, message: Any) -> Any:
+        from minions_actors import PlacementError, ReceiveTimeout
+
+        if message == "tick":
+            self.ticks += 1
+            self._write("tick")
+            if self.ticks == 3:
+                self.timers.cancel("tick")
+                self.timers.start_single("probe", "probe", 0.2)
+        elif message == "probe":
+            self._write(f"probe-after-{self.ticks}-ticks")
+        elif isinstance(message, ReceiveTimeout):
+            self._write("idle")
+            self.set_receive_timeout(None)
+            try:
+                self.timers.keys()
+            except PlacementError as exc:
+                self._write("keys-home-only" if "not available there" in str(exc) else "?")
+        return None
