@@ -324,10 +324,12 @@ def test_events_a_shutdown_drops_unhandled_are_not_committed(tmp_path: Path) -> 
     again = Recorder()
     system = ActorSystem.start(**{**QUIET, "state_store": db})
     try:
-        system.spawn(Gated, again, threading.Event(), name="sink")  # (never waits: no gate)
+        open_gate = threading.Event()
+        open_gate.set()
+        system.spawn(Gated, again, open_gate, name="sink")  # (never waits: its gate is open)
         system.spawn(Threes, again, name="feed")
         again.wait_for(lambda evs: any(e[0] == "stream" for e in evs), timeout=10)
     finally:
-        system.shutdown(timeout=15)
+        assert system.shutdown(timeout=15)  # (a handler still waiting would leave its worker)
     # nothing was committed: events 1 and 2 were never handled
     assert next(e[1] for e in again.events if e[0] == "stream") is None
