@@ -121,6 +121,8 @@ def _turn(cell: AsyncCell, budget: int) -> int:
         if not _start_here(cell, inst, msg):
             cell._held = msg  # the pool's turn handles it
             return POOL
+        if completions:  # an outcome the loop cannot collect: no wake-up will come for it
+            return POOL
 
 
 def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:

@@ -55,7 +55,6 @@ class TaskExits(Minion):
         return msg
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: not fixed yet")
 def test_proxy_call_with_bad_arguments_is_answered(system: ActorSystem) -> None:
     """async_dispatch._start_here queues the TypeError and returns True: _turn then ends
     DONE (inflight == limit) and no turn collects it until the next message."""
@@ -65,7 +64,6 @@ def test_proxy_call_with_bad_arguments_is_answered(system: ActorSystem) -> None:
         proxy.add(1, 2, 3).get(timeout=3)  # AskTimeout before the fix
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: not fixed yet")
 @EAGER
 def test_handler_error_before_first_await_is_answered(system: ActorSystem) -> None:
     """Same lost wake-up for an eagerly finished handler that raised (or any outcome the
