@@ -385,13 +385,9 @@ def _finished(job: _Job, task: asyncio.Task[Any]) -> None:
         job.outcome = (False, task.exception())
     elif job.settled:  # abandoned after swallowing a cancel: reported already
         return
-    elif task.cancelled():
-        job.outcome = (False, MinionStopped(
-            f"{cell.describe()} did not answer: its handler was cancelled "
-            f"({job.cancelled or 'by its own code'})"))
     else:
-        job.outcome = task.result()
-        if job.cancelled:  # it went on after cancel(): the stop waited for it
+        job.outcome = task_outcome(job, task)
+        if job.cancelled and not task.cancelled():  # it went on after cancel(): the stop waited
             cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, task)), "stop")
     job.settled = True
     cell.completions.append(job)
@@ -399,6 +395,15 @@ def _finished(job: _Job, task: asyncio.Task[Any]) -> None:
         cell.dispatcher.run_here(cell)  # type: ignore[attr-defined]  # a LoopDispatcher
     else:  # its running turn sees it after (a pool worker's looks at a non-empty mailbox)
         cell.inbox.put(WAKE)
+
+
+def task_outcome(job: _Job, task: asyncio.Task[Any]) -> tuple[bool, Any]:
+    """The outcome of a handler's or hook's ended task (one cancelled: MinionStopped)."""
+    if task.cancelled():
+        return (False, MinionStopped(
+            f"{job.cell.describe()} did not answer: its handler was cancelled "
+            f"({job.cancelled or 'by its own code'})"))
+    return task.result()  # type: ignore[no-any-return]
 
 
 def _cancel_jobs(cell: AsyncCell, why: str) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall
 
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.async_cell import MESSAGE, AsyncCell, _Job, start_task
+from minions_actors.runtime.async_cell import MESSAGE, AsyncCell, _Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _ASKED, SPECIAL, _get_attr_path, answer_ask
@@ -160,7 +160,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
     task = start_task(job, coro)
     if task.done():  # started eagerly and never suspended
         job.settled = True
-        job.outcome = task.result()
+        job.outcome = task_outcome(job, task)  # (cancelled before its first await: stopped)
         cell.jobs.discard(job)
         if not _collect_here(cell, job):
             cell.completions.append(job)

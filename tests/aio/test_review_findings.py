@@ -74,7 +74,6 @@ def test_handler_error_before_first_await_is_answered(system: ActorSystem) -> No
         ref.ask("boom", timeout=3)  # AskTimeout before the fix
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: not fixed yet")
 @EAGER
 def test_handler_cancelled_before_first_await_does_not_wedge_the_minion(
         system: ActorSystem) -> None:
