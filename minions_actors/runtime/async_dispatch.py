@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall
 
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.async_cell import MESSAGE, AsyncCell, _Job, start_task, task_outcome
+from minions_actors.runtime.async_cell import AsyncCell
+from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _ASKED, SPECIAL, _get_attr_path, answer_ask
@@ -147,7 +148,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
         return False
     else:
         call = functools.partial(inst.on_receive, arg)
-    job = _Job(cell, MESSAGE, future, msg)
+    job = Job(cell, MESSAGE, future, msg)
     try:
         coro = call()
     except BaseException as exc:  # (bad arguments): the pool's turn crashes the minion
@@ -167,7 +168,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
     return True
 
 
-def _collect_here(cell: AsyncCell, job: _Job) -> bool:
+def _collect_here(cell: AsyncCell, job: Job) -> bool:
     """Collect a handler's good outcome on the loop (nothing to snapshot); False when the
     pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation)."""
     outcome = job.outcome
