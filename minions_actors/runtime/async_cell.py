@@ -42,6 +42,7 @@ from minions_actors.runtime.async_tasks import (
     MESSAGE,
     TASK,
     Job,
+    arm_stop,
     begin,
     cancel_jobs,
     cancel_one,
@@ -279,12 +280,17 @@ class AsyncCell(Cell):
         super()._terminate(deadline, reason)
 
     def send_system(self, msg: Any) -> None:
-        """A stop's deadline cancels the handlers still in flight then."""
+        """A stop cancels the handlers in flight when it came if they outlive its deadline;
+        a group restart (``StopInstance``) cancels them at once."""
         super().send_system(msg)
-        if isinstance(msg, m.Terminate):
-            self.loop_host.call_at(msg.deadline, cancel_jobs, self, CANCELLED_STOP)
+        if isinstance(msg, m.Terminate):  # by half the time left: the parent gives up at
+            now = time.monotonic()          # its deadline on a child that has not stopped
+            at = min(now + (msg.deadline - now) / 2, self._stop_deadline())
+            self.loop_host.call(arm_stop, self, at)
         elif isinstance(msg, (m.StopPending, m.Halt)):  # a shutdown gives it stop_timeout too
-            self.loop_host.call_at(self._stop_deadline(), cancel_jobs, self, CANCELLED_STOP)
+            self.loop_host.call(arm_stop, self, self._stop_deadline())
+        elif isinstance(msg, m.StopInstance):
+            self._cancel(CANCELLED_RESTART)
 
     def _cancel(self, why: str) -> None:
         if self.loop_host.loop is not None:

@@ -142,15 +142,29 @@ def task_outcome(job: Job, task: asyncio.Task[Any]) -> tuple[bool, Any]:
 
 
 def cancel_jobs(cell: AsyncCell, why: str) -> None:
-    """Cancel ``cell``'s coroutines still running; report and abandon, after
-    ``CANCEL_GRACE``, a handler that swallowed the cancel."""
-    jobs = [j for j in cell.jobs if not j.cancelled]
-    for job in jobs:
-        job.cancelled = why
-        if job.task is not None:
-            job.task.cancel()
+    """Cancel ``cell``'s coroutines still running, created tasks included."""
     for task in list(cell.tasks):
         task.cancel()
+    _cancel(cell, list(cell.jobs), why)
+
+
+def arm_stop(cell: AsyncCell, deadline: float) -> None:
+    """A stop came: the coroutines in flight now are cancelled if still running at
+    ``deadline``; those started later (the backlog queued before a ``ref.stop()``, an
+    ``on_stop`` with its own deadline) are not."""
+    loop = cell.loop_host.loop
+    assert loop is not None
+    loop.call_later(max(0.0, deadline - time.monotonic()), _cancel, cell, list(cell.jobs),
+                    CANCELLED_STOP)
+
+
+def _cancel(cell: AsyncCell, jobs: list[Job], why: str) -> None:
+    """Cancel those of ``jobs`` still running; report and abandon, after ``CANCEL_GRACE``,
+    one that swallowed the cancel."""
+    jobs = [j for j in jobs if not j.cancelled and j.task is not None and not j.task.done()]
+    for job in jobs:
+        job.cancelled = why
+        job.task.cancel()  # type: ignore[union-attr]
     if jobs:
         loop = cell.loop_host.loop
         assert loop is not None

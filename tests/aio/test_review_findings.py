@@ -86,7 +86,6 @@ def test_handler_cancelled_before_first_await_does_not_wedge_the_minion(
     assert ref.ask("after", timeout=3) == "after"
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: not fixed yet")
 def test_stop_handles_the_messages_queued_before_it() -> None:
     """ref.stop() comes after the backlog (as for sync minions); the async cell arms the
     cancel timer when the stop is *requested* (send_system on StopPending), so the handler
@@ -301,7 +300,6 @@ class GroupSup(Minion):
         return (self.listener, self.fragile)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: not fixed yet")
 def test_a_group_restart_cancels_an_async_siblings_handler(system: ActorSystem) -> None:
     """StopInstance (one_for_all) ends the async sibling's incarnation, but nothing cancels
     its handler: the StopInstance waits behind it, the supervisor waits GROUP_STEP_TIMEOUT
