@@ -71,6 +71,25 @@ async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
         return False, exc
 
 
+class SystemStopInTask(Exception):
+    """A created task's KeyboardInterrupt or SystemExit (``original``), carried as an
+    Exception: asyncio re-raises a BaseException out of the loop (ending the caller's
+    ``asyncio.run`` or the runtime's loop thread) instead of storing it in the task."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(f"{type(original).__name__} in a task of a minion: the supervisor "
+                         f"handles it")
+        self.original = original
+
+
+async def _task_body(awaitable: Awaitable[Any]) -> Any:
+    """A created task's coroutine: its own result and exceptions, but a system stop."""
+    try:
+        return await awaitable
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise SystemStopInTask(exc) from exc
+
+
 def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
     """A task for ``job`` in a context that names its cell (on the loop thread). A handler's
     or hook's starts eagerly where asyncio can (3.12+): one that never suspends is done on
@@ -86,7 +105,7 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
     name = name or f"{TASK_PREFIX}{cell.path}"
     task: asyncio.Task[Any]
     if job.kind == TASK:
-        task = loop.create_task(awaitable, name=name, context=context)  # type: ignore[arg-type]
+        task = loop.create_task(_task_body(awaitable), name=name, context=context)
     elif EAGER:
         task = asyncio.Task(_outcome(awaitable), loop=loop, name=name, context=context,
                             eager_start=True)  # type: ignore[call-arg]
@@ -115,9 +134,10 @@ def _finished(job: Job, task: asyncio.Task[Any]) -> None:
     cell.jobs.discard(job)
     if job.kind == TASK:  # the turn only hears of a created task's error: a crash
         cell.tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
             return
-        job.outcome = (False, task.exception())
+        job.outcome = (False, exc.original if isinstance(exc, SystemStopInTask) else exc)
     elif job.settled:  # abandoned after swallowing a cancel: reported already
         return
     else:
