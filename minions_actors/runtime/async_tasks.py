@@ -94,12 +94,16 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
     """A task for ``job`` in a context that names its cell (on the loop thread). A handler's
     or hook's starts eagerly where asyncio can (3.12+): one that never suspends is done on
     return, and then has no done callback (its caller collects it); its result is its
-    outcome (see :func:`_outcome`). A created task's is the coroutine's own."""
+    outcome (see :func:`_outcome`). A created task's is the coroutine's own (see
+    :class:`SystemStopInTask`)."""
     cell = job.cell
-    context = contextvars.copy_context()
+    # a created task keeps its creator's context vars (as asyncio's do), a handler starts
+    # afresh: neither inherits a handler's identity from the coroutine that started it
+    context = contextvars.copy_context() if job.kind == TASK else contextvars.Context()
     context.run(current_task_cell.set, cell)
-    if job.kind == MESSAGE and cell.limit == 1:  # its waits hold the minion up: graph edges
-        context.run(current_handler_cell.set, cell)
+    # a lone handler's waits hold the minion up: graph edges (see waits)
+    context.run(current_handler_cell.set,
+                cell if job.kind == MESSAGE and cell.limit == 1 else None)
     loop = cell.loop_host.loop
     assert loop is not None
     name = name or f"{TASK_PREFIX}{cell.path}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -89,13 +90,14 @@ class LoopHost:
         return threading.get_ident() == self._ident
 
     def call(self, fn: Callable[..., Any], *args: Any) -> bool:
-        """Run ``fn(*args)`` on the loop soon, from any thread; False once it is closed."""
+        """Run ``fn(*args)`` on the loop soon, from any thread; False once it is closed.
+        It runs in a fresh context: not the caller's (a coroutine's, a handler's)."""
         try:
             loop = self.ensure()
             if threading.get_ident() == self._ident:
-                loop.call_soon(fn, *args)
+                loop.call_soon(fn, *args, context=contextvars.Context())
             else:
-                loop.call_soon_threadsafe(fn, *args)
+                loop.call_soon_threadsafe(fn, *args, context=contextvars.Context())
         except RuntimeError:  # the loop is closed (after shutdown; or the caller's ended)
             return False
         return True

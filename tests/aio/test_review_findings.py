@@ -249,7 +249,6 @@ class Poller(Minion):
         return self.result
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: not fixed yet")
 def test_a_created_task_is_not_its_handler(system: ActorSystem) -> None:
     """start_task copies the creating handler's context, current_handler_cell included: a
     background task asking its own minion (free again) is refused as a self-wait."""
@@ -287,7 +286,6 @@ class Concurrent(Minion):
         return None
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: not fixed yet")
 def test_a_turn_scheduled_from_a_coroutine_does_not_inherit_its_context(
         system: ActorSystem) -> None:
     """LoopHost.call on the loop thread uses loop.call_soon, whose Handle copies the calling
