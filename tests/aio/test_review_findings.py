@@ -165,7 +165,6 @@ def test_a_created_tasks_result_and_exception_stay_its_coroutines_own(
     assert system.spawn(TaskOutcomes).ask("go", timeout=5) == (7, ("mine",))
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: not fixed yet")
 def test_two_coroutines_awaiting_one_future_are_both_woken() -> None:
     """MinionFuture._waiter holds one (loop, future): a second awaiter replaces the first,
     which is never woken."""
