@@ -71,7 +71,7 @@ async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
         return False, exc
 
 
-class SystemStopInTask(Exception):
+class _SystemStopInTask(Exception):
     """A created task's KeyboardInterrupt or SystemExit (``original``), carried as an
     Exception: asyncio re-raises a BaseException out of the loop (ending the caller's
     ``asyncio.run`` or the runtime's loop thread) instead of storing it in the task."""
@@ -87,7 +87,7 @@ async def _task_body(awaitable: Awaitable[Any]) -> Any:
     try:
         return await awaitable
     except (KeyboardInterrupt, SystemExit) as exc:
-        raise SystemStopInTask(exc) from exc
+        raise _SystemStopInTask(exc) from exc
 
 
 def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
@@ -95,7 +95,7 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
     or hook's starts eagerly where asyncio can (3.12+): one that never suspends is done on
     return, and then has no done callback (its caller collects it); its result is its
     outcome (see :func:`_outcome`). A created task's is the coroutine's own (see
-    :class:`SystemStopInTask`)."""
+    :class:`_SystemStopInTask`)."""
     cell = job.cell
     # a created task keeps its creator's context vars (as asyncio's do), a handler starts
     # afresh: neither inherits a handler's identity from the coroutine that started it
@@ -141,7 +141,7 @@ def _finished(job: Job, task: asyncio.Task[Any]) -> None:
         exc = None if task.cancelled() else task.exception()
         if exc is None:
             return
-        job.outcome = (False, exc.original if isinstance(exc, SystemStopInTask) else exc)
+        job.outcome = (False, exc.original if isinstance(exc, _SystemStopInTask) else exc)
     elif job.settled:  # abandoned after swallowing a cancel: reported already
         return
     else:
