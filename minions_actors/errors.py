@@ -36,7 +36,9 @@ class AskDeadlock(MinionsError, RuntimeError):
     """A minion waited for its own reply (``ask`` or a future's ``get`` on its own thread),
     or its wait would close an ask cycle (``a`` asks ``b``, whose handler asks ``a``, or
     longer): the reply could only come after the waiting handler returns, so the wait is
-    refused at once, whatever its timeout, in the minion that would close the cycle."""
+    refused at once, whatever its timeout, in the minion that would close the cycle. Also
+    a blocking ``ask``, ``get``, ``stop`` or ``shutdown`` on the event loop that runs the
+    async minions, when what it waits for needs that loop."""
 
 
 class MailboxFull(MinionsError):

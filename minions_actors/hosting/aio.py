@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Generator
 from typing import Any, Generic, Protocol, TypeVar
 
+from minions_actors.errors import AskDeadlock
 from minions_actors.hosting.options import StartOptions
 from minions_actors.runtime.context import current_cell
 from minions_actors.runtime.loophost import LoopHost
@@ -65,6 +66,16 @@ class Starting(Generic[S]):
             system._signals.install()  # (on the main thread only, as start() does)
         self.system = system
         return system
+
+
+def refuse_blocking_shutdown(loop_host: LoopHost, stopped: bool) -> None:
+    """``shutdown()`` in a coroutine on the loop that runs the async minions would block
+    that loop while their handlers and ``on_stop`` need it: refuse it at once."""
+    if not stopped and loop_host.running_here():
+        raise AskDeadlock(
+            "system.shutdown() was called from code running on the event loop that runs "
+            "the async minions: it would block that loop while their handlers and on_stop "
+            "need it; use 'await system.shutdown_async()' (or leave the 'async with' block)")
 
 
 async def shutdown_async(system: AsyncStartable, timeout: float | None = None) -> bool:

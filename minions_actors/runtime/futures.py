@@ -80,6 +80,8 @@ class MinionFuture(ThreadingFuture[T]):
         if result is None:
             if current_task_cell.get() is not None and timeout != 0:
                 raise AskDeadlock(_blocking_text(self._name()))
+            if timeout != 0 and _needs_this_loop(self._minion):
+                raise AskDeadlock(_hosting_loop_text(self._name()))
             waiter = current.cell
             if waiter is not None:  # a minion's handler waits: refuse a wait in a cycle
                 if waiter is self._minion:  # its own unanswered ask, on its own thread
@@ -238,6 +240,21 @@ def _self_wait_text(cell: Cell) -> str:
         f"{cell.describe()} waited for a reply from itself on its own thread: the reply "
         f"could only come after this handler returns (a deadlock); use tell() or a proxy "
         f"call without get() to queue work for later, or call the method on self directly"
+    )
+
+
+def _needs_this_loop(minion: Any) -> bool:
+    """True when ``minion`` is an async one and this code runs on the loop it needs."""
+    host = getattr(minion, "loop_host", None)  # (only an async minion's cell has one)
+    return host is not None and host.running_here()  # type: ignore[no-any-return]
+
+
+def _hosting_loop_text(minion: str) -> str:
+    return (
+        f"a coroutine waited for {minion} with a blocking get(), ask() or stop() on the "
+        f"event loop that runs the async minions: {minion} needs that loop to answer, so "
+        f"the wait could never end; await it instead: 'await ref.ask_async(...)', "
+        f"'await future', 'await ref.stop_async()'"
     )
 
 

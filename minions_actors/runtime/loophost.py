@@ -89,6 +89,11 @@ class LoopHost:
         """True on the loop's own thread (a call there needs no thread-safe hand-off)."""
         return threading.get_ident() == self._ident
 
+    def running_here(self) -> bool:
+        """True in code the loop runs (a coroutine, a callback): a blocking wait there
+        holds up every async minion, and whatever waits for one of them never ends."""
+        return self.loop is not None and asyncio._get_running_loop() is self.loop
+
     def call(self, fn: Callable[..., Any], *args: Any) -> bool:
         """Run ``fn(*args)`` on the loop soon, from any thread; False once it is closed.
         It runs in a fresh context: not the caller's (a coroutine's, a handler's)."""

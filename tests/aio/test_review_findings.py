@@ -185,7 +185,6 @@ def test_two_coroutines_awaiting_one_future_are_both_woken() -> None:
     assert asyncio.run(main()) == (2, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 9: not fixed yet")
 def test_blocking_ask_on_the_hosting_loop_fails_at_once() -> None:
     """Under start_async, a blocking ask() (or stop(), shutdown()) from a coroutine of the
     hosting loop can never be answered by an async minion (it needs that loop): refuse it
@@ -201,6 +200,26 @@ def test_blocking_ask_on_the_hosting_loop_fails_at_once() -> None:
             return time.monotonic() - t0
 
     assert asyncio.run(main()) < 1.0
+
+
+def test_blocking_stop_and_shutdown_on_the_hosting_loop_fail_at_once() -> None:
+    """As for ask(): ref.stop() of an async minion and system.shutdown() from a coroutine of
+    the loop that hosts the async minions are refused at once, pointing to their async
+    forms, which then work."""
+
+    async def main() -> None:
+        async with ActorSystem.start_async(**QUIET) as system:
+            ref = system.spawn(Svc)
+            assert await ref.ask_async("warm", timeout=5) == "warm"
+            t0 = time.monotonic()
+            with pytest.raises(AskDeadlock, match="stop_async"):
+                ref.stop(timeout=3)
+            with pytest.raises(AskDeadlock, match="shutdown_async"):
+                system.shutdown(timeout=3)
+            assert time.monotonic() - t0 < 1.0
+            assert await ref.stop_async(timeout=5)
+
+    asyncio.run(main())
 
 
 @pytest.mark.xfail(strict=False, reason="finding 3: not fixed yet (intermittent)")
