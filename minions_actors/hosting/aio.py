@@ -25,6 +25,7 @@ class AsyncStartable(Protocol):
 
     _signals: Any
     _shutdown: Any
+    loop_host: LoopHost
 
     def shutdown(self, timeout: float | None = None) -> bool: ...
 
@@ -84,6 +85,7 @@ async def shutdown_async(system: AsyncStartable, timeout: float | None = None) -
     if current_cell() is not None:
         return system.shutdown(timeout)
     done = await in_thread(functools.partial(system.shutdown, timeout), "minions-shutdown")
+    await system.loop_host.guard_ended()  # (no task of the runtime's is left on this loop)
     system._signals.restore()  # (the main thread's: shutdown() on another could not)
     return done
 

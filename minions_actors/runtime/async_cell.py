@@ -46,7 +46,7 @@ from minions_actors.runtime.async_tasks import (
     begin,
     cancel_jobs,
     cancel_one,
-    close_awaitable,
+    never_run,
     start_task,
 )
 from minions_actors.runtime.cell import Cell
@@ -198,13 +198,7 @@ class AsyncCell(Cell):
 
     def _launch(self, job: Job, awaitable: Awaitable[Any]) -> None:
         if not self.loop_host.call(begin, job, awaitable):  # the loop is gone
-            close_awaitable(awaitable)
-            job.outcome = (False, MinionStopped(
-                f"{self.describe()} cannot run its coroutine: its event loop is closed "
-                f"(the loop that hosted async minions ended before the system's shutdown)"))
-            job.settled = True
-            self.completions.append(job)
-            self.inbox.put(WAKE)  # the pool reschedules a cell for its mailbox, not completions
+            never_run(job, awaitable)
 
     def _adopt(self, result: Any, phase: str) -> None:
         """A lifecycle hook returned ``result``: an awaitable runs on the loop, and the cell

@@ -77,6 +77,9 @@ class LoopDispatcher:
 def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
     """A turn of ``cell`` on the loop thread (``sched`` held); then as a pool worker does:
     release, and look again at what arrived meanwhile."""
+    if dispatcher.host.ending:  # the caller's loop is tearing down: the pool ends the cell
+        dispatcher.pool.schedule_put(cell)
+        return
     try:
         outcome = _turn(cell, dispatcher.pool.throughput)
     except BaseException as exc:  # a runtime bug: the pool's turn reports and recovers

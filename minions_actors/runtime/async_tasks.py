@@ -124,7 +124,11 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
 
 
 def begin(job: Job, awaitable: Awaitable[Any]) -> None:
-    """Start ``job``'s task (a stop may have cancelled the job before it began)."""
+    """Start ``job``'s task (a stop may have cancelled the job before it began; the
+    caller's loop may be tearing down, and then the task would never run)."""
+    if job.cell.loop_host.ending:
+        never_run(job, awaitable)
+        return
     task = start_task(job, awaitable)
     if task.done():
         _finished(job, task)
@@ -223,6 +227,17 @@ def _swallowed(cell: AsyncCell, task: asyncio.Task[Any]) -> str:
     return (f"a coroutine of {cell.describe()} (task {task.get_name()!r}) went on after it "
             f"was cancelled: it swallowed CancelledError; re-raise it (or use "
             f"try/finally) so that stops and restarts can end it")
+
+
+def never_run(job: Job, awaitable: Awaitable[Any]) -> None:
+    """``job``'s coroutine cannot run (its loop closed or is closing): settle it stopped."""
+    close_awaitable(awaitable)
+    job.outcome = (False, MinionStopped(
+        f"{job.cell.describe()} cannot run its coroutine: its event loop is closed "
+        f"(the loop that hosted async minions ended before the system's shutdown)"))
+    job.settled = True
+    job.cell.completions.append(job)
+    job.cell.inbox.put(WAKE)  # the pool reschedules a cell for its mailbox, not completions
 
 
 def close_awaitable(awaitable: Awaitable[Any]) -> None:

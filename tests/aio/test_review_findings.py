@@ -222,7 +222,6 @@ def test_blocking_stop_and_shutdown_on_the_hosting_loop_fail_at_once() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=False, reason="finding 3: not fixed yet (intermittent)")
 def test_asks_are_answered_when_the_caller_loop_closes() -> None:
     """The caller's loop (start_async) closes while the runtime has just posted work to it
     (call_soon_threadsafe of _begin, or of loop_turn with ``sched`` held): the callback is
