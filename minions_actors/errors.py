@@ -41,6 +41,11 @@ class AskDeadlock(MinionsError, RuntimeError):
     async minions, when what it waits for needs that loop."""
 
 
+class CancelSwallowed(MinionsError):
+    """An async minion's coroutine went on after a stop or restart cancelled it (it caught
+    ``asyncio.CancelledError``); reported as a warning through ``lifecycle_error``."""
+
+
 class MailboxFull(MinionsError):
     """A bounded mailbox stayed full; see ``mailbox_size`` and ``mailbox_overflow``."""
 

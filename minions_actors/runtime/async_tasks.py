@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from minions_actors.errors import MinionsError, MinionStopped
+from minions_actors.errors import CancelSwallowed, MinionStopped
 from minions_actors.runtime.context import current_handler_cell, current_task_cell
 from minions_actors.runtime.loophost import TASK_PREFIX
 from minions_actors.runtime.mailbox import WAKE
@@ -151,7 +151,7 @@ def _finished(job: Job, task: asyncio.Task[Any]) -> None:
     else:
         job.outcome = task_outcome(job, task)
         if job.cancelled and not task.cancelled():  # it went on after cancel(): the stop waited
-            cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, task)), "stop")
+            cell.hooks.lifecycle_error(cell, CancelSwallowed(_swallowed(cell, task)), "stop")
     job.settled = True
     cell.completions.append(job)
     if cell.sched.acquire(False):  # idle: its turn runs here, now (no trip through the queue)
@@ -165,7 +165,7 @@ def task_outcome(job: Job, task: asyncio.Task[Any]) -> tuple[bool, Any]:
     if task.cancelled():
         return (False, MinionStopped(
             f"{job.cell.describe()} did not answer: its handler was cancelled "
-            f"({job.cancelled or 'by its own code'})"))
+            f"({job.cancelled or _cancelled_by(job.cell)})"))
     return task.result()  # type: ignore[no-any-return]
 
 
@@ -216,11 +216,19 @@ def _abandon(cell: AsyncCell, jobs: list[Job]) -> None:
         if job.settled or job.task is None or job.task.done():
             continue
         job.settled = True
-        cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, job.task)), "stop")
+        cell.hooks.lifecycle_error(cell, CancelSwallowed(_swallowed(cell, job.task)), "stop")
         job.outcome = (False, MinionStopped(
             f"{cell.describe()} did not answer: its handler was cancelled and abandoned"))
         cell.completions.append(job)
         cell.inbox.put(WAKE)
+
+
+def _cancelled_by(cell: AsyncCell) -> str:
+    """Who cancelled a handler when the runtime did not."""
+    if cell.loop_host.ending:
+        return ("its event loop ended: the asyncio.run that started the system returned "
+                "before the system's shutdown")
+    return "by its own code"
 
 
 def _swallowed(cell: AsyncCell, task: asyncio.Task[Any]) -> str:
