@@ -15,13 +15,12 @@ message starts when the previous coroutine has finished, so state needs no locks
 Ownership: ``inflight``, ``lifecycle`` and the completions' handling belong to the turn
 (under ``sched``); ``jobs`` and ``tasks`` to the loop thread (see
 :mod:`~minions_actors.runtime.async_tasks`); the two meet only through the thread-safe
-``completions`` deque and the mailbox's wake-up.
+``completions`` list and the mailbox's wake-up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import inspect
@@ -73,11 +72,13 @@ class AsyncCell(Cell):
         self.limit: int = getattr(cls, "max_concurrency", 1)
         #: on_receive is ``async def``: the loop's turn may start it (see async_dispatch)
         self.receive_async = inspect.iscoroutinefunction(cls.on_receive)
-        self.completions: collections.deque[Job] = collections.deque()
+        # (a list and dicts: the cheapest empty containers, since most cells idle; a list's
+        # append and pop(0) are atomic, and the loop thread only appends)
+        self.completions: list[Job] = []
         self.inflight = 0  # handlers started and not yet collected (the turn's)
         self.lifecycle = 0  # lifecycle coroutines not yet collected (the turn's)
-        self.jobs: set[Job] = set()  # the loop thread's: jobs whose task runs
-        self.tasks: set[asyncio.Task[Any]] = set()  # the loop thread's: created tasks
+        self.jobs: dict[Job, None] = {}  # the loop thread's: jobs whose task runs
+        self.tasks: dict[asyncio.Task[Any], None] = {}  # the loop thread's: created tasks
         super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------------ the turn
@@ -124,7 +125,7 @@ class AsyncCell(Cell):
 
     def _collect_done(self) -> None:
         while self.completions:
-            self._guarded(self._collect, self.completions.popleft())
+            self._guarded(self._collect, self.completions.pop(0))
 
     def _next_message(self) -> Any:
         held = self._held
@@ -294,7 +295,7 @@ class AsyncCell(Cell):
         """``Minion.create_task``: a task of this incarnation (on the loop thread only)."""
         job = Job(self, TASK)
         task = start_task(job, coro, name)
-        self.tasks.add(task)
+        self.tasks[task] = None
         return task
 
 

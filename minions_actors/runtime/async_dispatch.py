@@ -99,7 +99,7 @@ def _turn(cell: AsyncCell, budget: int) -> int:
     while completions:
         if not _collect_here(cell, completions[0]):
             return POOL
-        completions.popleft()
+        completions.pop(0)
     if cell._finalized:
         return DONE
     while True:
@@ -165,7 +165,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
     if task.done():  # started eagerly and never suspended
         job.settled = True
         job.outcome = task_outcome(job, task)  # (cancelled before its first await: stopped)
-        cell.jobs.discard(job)
+        cell.jobs.pop(job, None)
         if not _collect_here(cell, job):
             cell.completions.append(job)
     return True

@@ -4,7 +4,7 @@ cancellation.
 
 Everything here runs on the :class:`~minions_actors.runtime.loophost.LoopHost`'s loop
 thread (``jobs`` and ``tasks`` are its); a finished job's outcome reaches the cell's turn
-through the thread-safe ``completions`` deque and the mailbox's wake-up.
+through the thread-safe ``completions`` list and the mailbox's wake-up.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
     job.task = task
     if not task.done():
         if job.kind != TASK:
-            cell.jobs.add(job)
+            cell.jobs[job] = None
         task.add_done_callback(functools.partial(_finished, job))
     return task
 
@@ -139,9 +139,9 @@ def begin(job: Job, awaitable: Awaitable[Any]) -> None:
 def _finished(job: Job, task: asyncio.Task[Any]) -> None:
     """A job's task ended: hand its outcome to the cell's next turn."""
     cell = job.cell
-    cell.jobs.discard(job)
+    cell.jobs.pop(job, None)
     if job.kind == TASK:  # the turn only hears of a created task's error: a crash
-        cell.tasks.discard(task)
+        cell.tasks.pop(task, None)
         exc = None if task.cancelled() else task.exception()
         if exc is None:
             return
