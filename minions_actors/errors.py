@@ -36,7 +36,14 @@ class AskDeadlock(MinionsError, RuntimeError):
     """A minion waited for its own reply (``ask`` or a future's ``get`` on its own thread),
     or its wait would close an ask cycle (``a`` asks ``b``, whose handler asks ``a``, or
     longer): the reply could only come after the waiting handler returns, so the wait is
-    refused at once, whatever its timeout, in the minion that would close the cycle."""
+    refused at once, whatever its timeout, in the minion that would close the cycle. Also
+    a blocking ``ask``, ``get``, ``stop`` or ``shutdown`` on the event loop that runs the
+    async minions, when what it waits for needs that loop."""
+
+
+class CancelSwallowed(MinionsError):
+    """An async minion's coroutine went on after a stop or restart cancelled it (it caught
+    ``asyncio.CancelledError``); reported as a warning through ``lifecycle_error``."""
 
 
 class MailboxFull(MinionsError):

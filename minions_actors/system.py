@@ -291,6 +291,7 @@ class ActorSystem(SystemWorkflows, SystemReports):
         """
         timeout = self.shutdown_timeout if timeout is None else timeout
         state = self._shutdown
+        aio.refuse_blocking_shutdown(self.loop_host, state.stopped.is_set())
         if state.claim():
             if _shutdown.on_minion_thread():
                 _shutdown.in_background(lambda: self._do_shutdown(timeout))

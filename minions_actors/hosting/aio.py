@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Generator
 from typing import Any, Generic, Protocol, TypeVar
 
+from minions_actors.errors import AskDeadlock
 from minions_actors.hosting.options import StartOptions
 from minions_actors.runtime.context import current_cell
 from minions_actors.runtime.loophost import LoopHost
@@ -24,6 +25,7 @@ class AsyncStartable(Protocol):
 
     _signals: Any
     _shutdown: Any
+    loop_host: LoopHost
 
     def shutdown(self, timeout: float | None = None) -> bool: ...
 
@@ -67,12 +69,23 @@ class Starting(Generic[S]):
         return system
 
 
+def refuse_blocking_shutdown(loop_host: LoopHost, stopped: bool) -> None:
+    """``shutdown()`` in a coroutine on the loop that runs the async minions would block
+    that loop while their handlers and ``on_stop`` need it: refuse it at once."""
+    if not stopped and loop_host.running_here():
+        raise AskDeadlock(
+            "system.shutdown() was called from code running on the event loop that runs "
+            "the async minions: it would block that loop while their handlers and on_stop "
+            "need it; use 'await system.shutdown_async()' (or leave the 'async with' block)")
+
+
 async def shutdown_async(system: AsyncStartable, timeout: float | None = None) -> bool:
     """``shutdown()`` without blocking the loop; inside a minion it runs in the background
     (as ``shutdown()`` does there), since the minion cannot wait for its own stop."""
     if current_cell() is not None:
         return system.shutdown(timeout)
     done = await in_thread(functools.partial(system.shutdown, timeout), "minions-shutdown")
+    await system.loop_host.guard_ended()  # (no task of the runtime's is left on this loop)
     system._signals.restore()  # (the main thread's: shutdown() on another could not)
     return done
 

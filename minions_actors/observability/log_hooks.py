@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from minions_actors.errors import CancelSwallowed
 from minions_actors.observability.hooks import Hooks, MinionView
 from minions_actors.observability.logs import (
     GRU_CLASS,
@@ -96,6 +97,9 @@ class LoggingHooks(Hooks):
             self.for_cell(cell).debug("minion {} stopped ({})", cell.path, reason)
 
     def lifecycle_error(self, cell: MinionView, exc: BaseException, phase: str) -> None:
+        if isinstance(exc, CancelSwallowed):  # the stop went on: a warning, no traceback
+            self.for_cell(cell).warning("minion {}: {}", cell.path, exc)
+            return
         self.for_cell(cell).opt(exception=exc).error(
             "minion {} raised in {} (ignored, shutdown continues): {!r}", cell.path, phase, exc
         )

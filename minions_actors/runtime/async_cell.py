@@ -13,20 +13,18 @@ on the pool. ``max_concurrency`` handlers may be in flight at once (default one:
 message starts when the previous coroutine has finished, so state needs no locks).
 
 Ownership: ``inflight``, ``lifecycle`` and the completions' handling belong to the turn
-(under ``sched``); ``jobs`` and ``tasks`` to the loop thread; the two meet only through the
-thread-safe ``completions`` deque and the mailbox's wake-up.
+(under ``sched``); ``jobs`` and ``tasks`` to the loop thread (see
+:mod:`~minions_actors.runtime.async_tasks`); the two meet only through the thread-safe
+``completions`` list and the mailbox's wake-up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import contextvars
 import functools
 import inspect
 import queue
-import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -36,14 +34,22 @@ from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent, StateStoreWriteFailed
 from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_ON_START, PHASE_SNAPSHOT
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.cell import Cell
-from minions_actors.runtime.context import (
-    NOTHING_HELD,
-    current,
-    current_handler_cell,
-    current_task_cell,
+from minions_actors.runtime.async_tasks import (
+    CANCELLED_HOOK,
+    CANCELLED_RESTART,
+    CANCELLED_STOP,
+    MESSAGE,
+    TASK,
+    Job,
+    arm_stop,
+    begin,
+    cancel_jobs,
+    cancel_one,
+    never_run,
+    start_task,
 )
-from minions_actors.runtime.loophost import TASK_PREFIX
+from minions_actors.runtime.cell import Cell
+from minions_actors.runtime.context import NOTHING_HELD, current
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _ASKED, SPECIAL, answer_ask, fail_ask
 
@@ -52,44 +58,6 @@ if TYPE_CHECKING:
     from minions_actors.runtime.minion import Minion
 
 PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
-#: a handler cancelled at a stop's deadline that has not ended this long after is reported
-#: (it swallowed ``CancelledError``) and abandoned, so the stop goes on
-CANCEL_GRACE = 1.0
-#: start handlers' tasks eagerly (``eager_start``, 3.12+): a handler that never suspends
-#: runs to its end at once, without a trip through the loop's queue
-EAGER = sys.version_info >= (3, 12)
-MESSAGE = "message"  # a job's kind: a handler (else a lifecycle phase, or TASK)
-TASK = "task"  # a job's kind: a task started with Minion.create_task
-
-
-class _Job:
-    """One coroutine the cell waits for: a handler, a lifecycle hook or a created task."""
-
-    __slots__ = ("cancelled", "cell", "future", "incarnation", "kind", "msg", "outcome",
-                 "settled", "started", "task")
-
-    def __init__(self, cell: AsyncCell, kind: str, future: Any = None, msg: Any = None) -> None:
-        self.cell = cell
-        self.kind = kind
-        self.future = future  # the asker's, or None
-        self.msg = msg
-        self.incarnation = cell.incarnation
-        self.started = time.perf_counter()  # its coroutine's time counts as busy time
-        self.task: asyncio.Task[Any] | None = None
-        self.outcome: tuple[bool, Any] | None = None  # (ok, value or exception)
-        self.cancelled = ""  # why cancel() was asked for it ("": it was not)
-        self.settled = False  # its outcome went to the turn (or it was abandoned)
-
-
-async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
-    """Await a minion's coroutine and return (True, result) or (False, exception): a
-    KeyboardInterrupt or SystemExit in it must reach the supervisor, not stop the loop."""
-    try:
-        return True, await awaitable
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:  # (every one: a crash or a system stop, as in a sync turn)
-        return False, exc
 
 
 class AsyncCell(Cell):
@@ -104,11 +72,13 @@ class AsyncCell(Cell):
         self.limit: int = getattr(cls, "max_concurrency", 1)
         #: on_receive is ``async def``: the loop's turn may start it (see async_dispatch)
         self.receive_async = inspect.iscoroutinefunction(cls.on_receive)
-        self.completions: collections.deque[_Job] = collections.deque()
+        # (a list and dicts: the cheapest empty containers, since most cells idle; a list's
+        # append and pop(0) are atomic, and the loop thread only appends)
+        self.completions: list[Job] = []
         self.inflight = 0  # handlers started and not yet collected (the turn's)
         self.lifecycle = 0  # lifecycle coroutines not yet collected (the turn's)
-        self.jobs: set[_Job] = set()  # the loop thread's: jobs whose task runs
-        self.tasks: set[asyncio.Task[Any]] = set()  # the loop thread's: created tasks
+        self.jobs: dict[Job, None] = {}  # the loop thread's: jobs whose task runs
+        self.tasks: dict[asyncio.Task[Any], None] = {}  # the loop thread's: created tasks
         super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------------ the turn
@@ -155,7 +125,7 @@ class AsyncCell(Cell):
 
     def _collect_done(self) -> None:
         while self.completions:
-            self._guarded(self._collect, self.completions.popleft())
+            self._guarded(self._collect, self.completions.pop(0))
 
     def _next_message(self) -> Any:
         held = self._held
@@ -223,32 +193,26 @@ class AsyncCell(Cell):
                 self.busy_seconds += time.perf_counter() - t0
         if awaiting:
             self.inflight += 1
-            self._launch(_Job(self, MESSAGE, future, msg), result)
+            self._launch(Job(self, MESSAGE, future, msg), result)
         else:
             self._succeeded(inst, future, result)
 
-    def _launch(self, job: _Job, awaitable: Awaitable[Any]) -> None:
-        if not self.loop_host.call(_begin, job, awaitable):  # the loop is gone
-            _close(awaitable)
-            job.outcome = (False, MinionStopped(
-                f"{self.describe()} cannot run its coroutine: its event loop is closed "
-                f"(the loop that hosted async minions ended before the system's shutdown)"))
-            job.settled = True
-            self.completions.append(job)
-            self.inbox.put(WAKE)  # the pool reschedules a cell for its mailbox, not completions
+    def _launch(self, job: Job, awaitable: Awaitable[Any]) -> None:
+        if not self.loop_host.call(begin, job, awaitable):  # the loop is gone
+            never_run(job, awaitable)
 
     def _adopt(self, result: Any, phase: str) -> None:
         """A lifecycle hook returned ``result``: an awaitable runs on the loop, and the cell
         handles nothing until it ends (its error: a crash in ``on_start``, else logged)."""
         if inspect.isawaitable(result):
             self.lifecycle += 1
-            job = _Job(self, phase)
+            job = Job(self, phase)
             self._launch(job, result)
             if phase != PHASE_ON_START:  # an end hook gets stop_timeout, as a stop does
-                self.loop_host.call_at(self._stop_deadline(), _cancel_one, job, CANCELLED_HOOK)
+                self.loop_host.call_at(self._stop_deadline(), cancel_one, job, CANCELLED_HOOK)
 
     # ------------------------------------------------------------------ ending
-    def _collect(self, job: _Job) -> None:
+    def _collect(self, job: Job) -> None:
         """Act on a finished coroutine's outcome (under ``sched``, on a pool worker)."""
         ok, value = job.outcome or (False, MinionStopped("no outcome"))
         live = job.incarnation == self.incarnation and self.instance is not None
@@ -311,140 +275,29 @@ class AsyncCell(Cell):
         super()._terminate(deadline, reason)
 
     def send_system(self, msg: Any) -> None:
-        """A stop's deadline cancels the handlers still in flight then."""
+        """A stop cancels the handlers in flight when it came if they outlive its deadline;
+        a group restart (``StopInstance``) cancels them at once."""
         super().send_system(msg)
-        if isinstance(msg, m.Terminate):
-            self.loop_host.call_at(msg.deadline, _cancel_jobs, self, CANCELLED_STOP)
+        if isinstance(msg, m.Terminate):  # by half the time left: the parent gives up at
+            now = time.monotonic()          # its deadline on a child that has not stopped
+            at = min(now + (msg.deadline - now) / 2, self._stop_deadline())
+            self.loop_host.call(arm_stop, self, at)
         elif isinstance(msg, (m.StopPending, m.Halt)):  # a shutdown gives it stop_timeout too
-            self.loop_host.call_at(self._stop_deadline(), _cancel_jobs, self, CANCELLED_STOP)
+            self.loop_host.call(arm_stop, self, self._stop_deadline())
+        elif isinstance(msg, m.StopInstance):
+            self._cancel(CANCELLED_RESTART)
 
     def _cancel(self, why: str) -> None:
         if self.loop_host.loop is not None:
-            self.loop_host.call(_cancel_jobs, self, why)
+            self.loop_host.call(cancel_jobs, self, why)
 
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str | None) -> asyncio.Task[Any]:
         """``Minion.create_task``: a task of this incarnation (on the loop thread only)."""
-        job = _Job(self, TASK)
+        job = Job(self, TASK)
         task = start_task(job, coro, name)
-        self.tasks.add(task)
+        self.tasks[task] = None
         return task
 
-
-CANCELLED_STOP = "its stop's deadline passed"
-CANCELLED_RESTART = "the minion restarted"
-CANCELLED_HOOK = "it ran past stop_timeout"
-
-
-# --------------------------------------------------------------------- on the loop thread
-def start_task(job: _Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
-    """A task for ``job`` in a context that names its cell (on the loop thread). A handler's
-    or hook's starts eagerly where asyncio can (3.12+): one that never suspends is done on
-    return, and then has no done callback (its caller collects it); its result is its
-    outcome (see :func:`_outcome`). A created task's is the coroutine's own."""
-    cell = job.cell
-    context = contextvars.copy_context()
-    context.run(current_task_cell.set, cell)
-    if job.kind == MESSAGE and cell.limit == 1:  # its waits hold the minion up: graph edges
-        context.run(current_handler_cell.set, cell)
-    loop = cell.loop_host.loop
-    assert loop is not None
-    name = name or f"{TASK_PREFIX}{cell.path}"
-    task: asyncio.Task[Any]
-    if job.kind == TASK:
-        task = loop.create_task(awaitable, name=name, context=context)  # type: ignore[arg-type]
-    elif EAGER:
-        task = asyncio.Task(_outcome(awaitable), loop=loop, name=name, context=context,
-                            eager_start=True)  # type: ignore[call-arg]
-    else:
-        task = loop.create_task(_outcome(awaitable), name=name, context=context)
-    job.task = task
-    if not task.done():
-        if job.kind != TASK:
-            cell.jobs.add(job)
-        task.add_done_callback(functools.partial(_finished, job))
-    return task
-
-
-def _begin(job: _Job, awaitable: Awaitable[Any]) -> None:
-    """Start ``job``'s task (a stop may have cancelled the job before it began)."""
-    task = start_task(job, awaitable)
-    if task.done():
-        _finished(job, task)
-    elif job.cancelled:
-        task.cancel()
-
-
-def _finished(job: _Job, task: asyncio.Task[Any]) -> None:
-    """A job's task ended: hand its outcome to the cell's next turn."""
-    cell = job.cell
-    cell.jobs.discard(job)
-    if job.kind == TASK:  # the turn only hears of a created task's error: a crash
-        cell.tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        job.outcome = (False, task.exception())
-    elif job.settled:  # abandoned after swallowing a cancel: reported already
-        return
-    elif task.cancelled():
-        job.outcome = (False, MinionStopped(
-            f"{cell.describe()} did not answer: its handler was cancelled "
-            f"({job.cancelled or 'by its own code'})"))
-    else:
-        job.outcome = task.result()
-        if job.cancelled:  # it went on after cancel(): the stop waited for it
-            cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, task)), "stop")
-    job.settled = True
-    cell.completions.append(job)
-    if cell.sched.acquire(False):  # idle: its turn runs here, now (no trip through the queue)
-        cell.dispatcher.run_here(cell)  # type: ignore[attr-defined]  # a LoopDispatcher
-    else:  # its running turn sees it after (a pool worker's looks at a non-empty mailbox)
-        cell.inbox.put(WAKE)
-
-
-def _cancel_jobs(cell: AsyncCell, why: str) -> None:
-    """Cancel ``cell``'s coroutines still running; report and abandon, after
-    ``CANCEL_GRACE``, a handler that swallowed the cancel."""
-    jobs = [j for j in cell.jobs if not j.cancelled]
-    for job in jobs:
-        job.cancelled = why
-        if job.task is not None:
-            job.task.cancel()
-    for task in list(cell.tasks):
-        task.cancel()
-    if jobs:
-        loop = cell.loop_host.loop
-        assert loop is not None
-        loop.call_later(CANCEL_GRACE, _abandon, cell, jobs)
-
-
-def _cancel_one(job: _Job, why: str) -> None:
-    """Cancel one coroutine still running (a lifecycle hook past its time)."""
-    task = job.task
-    if task is None or task.done() or job.cancelled:
-        return
-    job.cancelled = why
-    task.cancel()
-    loop = job.cell.loop_host.loop
-    assert loop is not None
-    loop.call_later(CANCEL_GRACE, _abandon, job.cell, [job])
-
-
-def _abandon(cell: AsyncCell, jobs: list[_Job]) -> None:
-    for job in jobs:
-        if job.settled or job.task is None or job.task.done():
-            continue
-        job.settled = True
-        cell.hooks.lifecycle_error(cell, MinionsError(_swallowed(cell, job.task)), "stop")
-        job.outcome = (False, MinionStopped(
-            f"{cell.describe()} did not answer: its handler was cancelled and abandoned"))
-        cell.completions.append(job)
-        cell.inbox.put(WAKE)
-
-
-def _swallowed(cell: AsyncCell, task: asyncio.Task[Any]) -> str:
-    return (f"a coroutine of {cell.describe()} (task {task.get_name()!r}) went on after it "
-            f"was cancelled: it swallowed CancelledError; re-raise it (or use "
-            f"try/finally) so that stops and restarts can end it")
 
 
 def _fail(future: Any, exc: BaseException) -> None:
@@ -453,7 +306,3 @@ def _fail(future: Any, exc: BaseException) -> None:
         future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
 
 
-def _close(awaitable: Awaitable[Any]) -> None:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall
 
 from minions_actors.runtime import messages as m
-from minions_actors.runtime.async_cell import MESSAGE, AsyncCell, _Job, start_task
+from minions_actors.runtime.async_cell import AsyncCell
+from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _ASKED, SPECIAL, _get_attr_path, answer_ask
@@ -76,6 +77,9 @@ class LoopDispatcher:
 def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
     """A turn of ``cell`` on the loop thread (``sched`` held); then as a pool worker does:
     release, and look again at what arrived meanwhile."""
+    if dispatcher.host.ending:  # the caller's loop is tearing down: the pool ends the cell
+        dispatcher.pool.schedule_put(cell)
+        return
     try:
         outcome = _turn(cell, dispatcher.pool.throughput)
     except BaseException as exc:  # a runtime bug: the pool's turn reports and recovers
@@ -95,7 +99,7 @@ def _turn(cell: AsyncCell, budget: int) -> int:
     while completions:
         if not _collect_here(cell, completions[0]):
             return POOL
-        completions.popleft()
+        completions.pop(0)
     if cell._finalized:
         return DONE
     while True:
@@ -121,6 +125,8 @@ def _turn(cell: AsyncCell, budget: int) -> int:
         if not _start_here(cell, inst, msg):
             cell._held = msg  # the pool's turn handles it
             return POOL
+        if completions:  # an outcome the loop cannot collect: no wake-up will come for it
+            return POOL
 
 
 def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
@@ -145,7 +151,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
         return False
     else:
         call = functools.partial(inst.on_receive, arg)
-    job = _Job(cell, MESSAGE, future, msg)
+    job = Job(cell, MESSAGE, future, msg)
     try:
         coro = call()
     except BaseException as exc:  # (bad arguments): the pool's turn crashes the minion
@@ -158,14 +164,14 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
     task = start_task(job, coro)
     if task.done():  # started eagerly and never suspended
         job.settled = True
-        job.outcome = task.result()
-        cell.jobs.discard(job)
+        job.outcome = task_outcome(job, task)  # (cancelled before its first await: stopped)
+        cell.jobs.pop(job, None)
         if not _collect_here(cell, job):
             cell.completions.append(job)
     return True
 
 
-def _collect_here(cell: AsyncCell, job: _Job) -> bool:
+def _collect_here(cell: AsyncCell, job: Job) -> bool:
     """Collect a handler's good outcome on the loop (nothing to snapshot); False when the
     pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation)."""
     outcome = job.outcome

@@ -62,7 +62,7 @@ class MinionFuture(ThreadingFuture[T]):
     caller. Setting twice, or a result and a get hook, raises ``queue.Full`` as in pykka.
     """
 
-    __slots__ = ("_done", "_minion", "_result", "_waiter")
+    __slots__ = ("_done", "_minion", "_result", "_waiters")
 
     def __init__(self, minion: str | _Described = "a minion") -> None:
         Future.__init__(self)  # the get-hook state (not ThreadingFuture's Condition)
@@ -70,8 +70,9 @@ class MinionFuture(ThreadingFuture[T]):
         self._done = threading.Lock()
         self._done.acquire()
         self._minion = minion  # a name, or a cell described only if a timeout needs it
-        # an asyncio future to wake when the result is set, and its loop (see result_async)
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        # the asyncio futures to wake when the result is set, with their loops (see
+        # result_async): None until a coroutine awaits (most futures are waited with get)
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] | None = None
 
     def get(self, *, timeout: float | None = None) -> Any:
         timeout = check_timeout(timeout)
@@ -79,6 +80,8 @@ class MinionFuture(ThreadingFuture[T]):
         if result is None:
             if current_task_cell.get() is not None and timeout != 0:
                 raise AskDeadlock(_blocking_text(self._name()))
+            if timeout != 0 and _needs_this_loop(self._minion):
+                raise AskDeadlock(_hosting_loop_text(self._name()))
             waiter = current.cell
             if waiter is not None:  # a minion's handler waits: refuse a wait in a cycle
                 if waiter is self._minion:  # its own unanswered ask, on its own thread
@@ -144,9 +147,9 @@ class MinionFuture(ThreadingFuture[T]):
             if self._result is not None or self._get_hook is not None:
                 raise queue.Full
             self._result = result
-            waiter = self._waiter
+            waiters = self._waiters
         self._done.release()
-        if waiter is not None:
+        for waiter in waiters or ():  # every coroutine awaiting it
             _wake(*waiter)
 
     # -- asyncio ---------------------------------------------------------------------
@@ -176,16 +179,27 @@ class MinionFuture(ThreadingFuture[T]):
             with _SETTLE_LOCK:
                 hooked = self._get_hook is not None
                 if self._result is None and not hooked:
-                    self._waiter = (loop, woken)
+                    if self._waiters is None:
+                        self._waiters = []
+                    self._waiters.append((loop, woken))
             if hooked:  # a stop's future: its hook blocks, so it waits on a thread
                 return await in_thread(functools.partial(self.get, timeout=timeout),
                                        "minions-await")
             if self._result is None:
                 try:
                     await asyncio.wait_for(woken, timeout)
-                except TimeoutError:
-                    raise AskTimeout(self._timeout_text(timeout)) from None
+                except BaseException as exc:  # (a timeout or a cancel; not on the hot path)
+                    self._forget(woken)
+                    if isinstance(exc, TimeoutError):
+                        raise AskTimeout(self._timeout_text(timeout)) from None
+                    raise
         return self.get(timeout=0)  # type: ignore[no-any-return]
+
+    def _forget(self, woken: asyncio.Future[None]) -> None:
+        """Drop an awaiter that gave up (a timeout, a cancel): repeated waits do not pile up."""
+        with _SETTLE_LOCK:
+            if self._result is None and self._waiters is not None:
+                self._waiters = [w for w in self._waiters if w[1] is not woken]
 
     def set_get_hook(self, func: GetHookFunc[T]) -> None:
         with _SETTLE_LOCK:
@@ -226,6 +240,21 @@ def _self_wait_text(cell: Cell) -> str:
         f"{cell.describe()} waited for a reply from itself on its own thread: the reply "
         f"could only come after this handler returns (a deadlock); use tell() or a proxy "
         f"call without get() to queue work for later, or call the method on self directly"
+    )
+
+
+def _needs_this_loop(minion: Any) -> bool:
+    """True when ``minion`` is an async one and this code runs on the loop it needs."""
+    host = getattr(minion, "loop_host", None)  # (only an async minion's cell has one)
+    return host is not None and host.running_here()  # type: ignore[no-any-return]
+
+
+def _hosting_loop_text(minion: str) -> str:
+    return (
+        f"a coroutine waited for {minion} with a blocking get(), ask() or stop() on the "
+        f"event loop that runs the async minions: {minion} needs that loop to answer, so "
+        f"the wait could never end; await it instead: 'await ref.ask_async(...)', "
+        f"'await future', 'await ref.stop_async()'"
     )
 
 

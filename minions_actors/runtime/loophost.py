@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -44,8 +45,14 @@ class LoopHost:
         self.blocked_events = 0
         self.max_lag = 0.0  # the longest lag seen (seconds), for the metric
         self.dispatcher: Any = None  # the async minions' (runtime.async_dispatch), once built
+        #: the caller's loop is tearing down (``asyncio.run`` cancelled its tasks): what is
+        #: posted to it now may never run, so the runtime's work goes to the pool instead
+        self.ending = False
+        self._posting = threading.Lock()
+        self._guard: asyncio.Task[None] | None = None
         if loop is not None:
             self._ident = _loop_thread_ident(loop)
+            self._guard = loop.create_task(_guard(self), name="minions-loop-guard")
             self._start_watch()
 
     # ----------------------------------------------------------------- running
@@ -88,16 +95,28 @@ class LoopHost:
         """True on the loop's own thread (a call there needs no thread-safe hand-off)."""
         return threading.get_ident() == self._ident
 
+    def running_here(self) -> bool:
+        """True in code the loop runs (a coroutine, a callback): a blocking wait there
+        holds up every async minion, and whatever waits for one of them never ends."""
+        return self.loop is not None and asyncio._get_running_loop() is self.loop
+
     def call(self, fn: Callable[..., Any], *args: Any) -> bool:
-        """Run ``fn(*args)`` on the loop soon, from any thread; False once it is closed."""
-        try:
-            loop = self.ensure()
-            if threading.get_ident() == self._ident:
-                loop.call_soon(fn, *args)
-            else:
-                loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is closed (after shutdown; or the caller's ended)
-            return False
+        """Run ``fn(*args)`` on the loop soon, from any thread; False once it is closed
+        (or, the caller's, closing). It runs in a fresh context: not the caller's (a
+        coroutine's, a handler's)."""
+        # (under the lock the guard takes to set ``ending``: what is posted before is queued
+        # ahead of the teardown's last turns of the loop, so it runs)
+        with self._posting:
+            if self.ending:
+                return False
+            try:
+                loop = self.ensure()
+                if threading.get_ident() == self._ident:
+                    loop.call_soon(fn, *args, context=contextvars.Context())
+                else:
+                    loop.call_soon_threadsafe(fn, *args, context=contextvars.Context())
+            except RuntimeError:  # the loop is closed (after shutdown; or the caller's ended)
+                return False
         return True
 
     def call_at(self, deadline: float, fn: Callable[..., Any], *args: Any) -> None:
@@ -143,6 +162,7 @@ class LoopHost:
         if self._watch is not None and self._watch is not threading.current_thread():
             self._watch.join(max(0.0, deadline - time.monotonic()))
         thread, loop = self._thread, self.loop
+        self._end_guard()
         if not self.owned or thread is None or loop is None:
             return True
         with contextlib.suppress(RuntimeError):
@@ -151,8 +171,45 @@ class LoopHost:
             thread.join(max(0.1, deadline - time.monotonic()))
         return not thread.is_alive()
 
+    def _end_guard(self) -> None:
+        guard, loop = self._guard, self.loop
+        if guard is None or loop is None:
+            return
+        if self.on_loop():
+            guard.cancel()
+        else:
+            with contextlib.suppress(RuntimeError):  # (the caller's loop is closed)
+                loop.call_soon_threadsafe(guard.cancel)
+
+    async def guard_ended(self) -> None:
+        """On the caller's loop, after close(): its guard task has ended (none is left)."""
+        guard = self._guard
+        if guard is not None:
+            guard.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await guard
+
     def threads(self) -> list[threading.Thread]:
         return [t for t in (self._thread, self._watch) if t is not None]
+
+
+async def _guard(host: LoopHost) -> None:
+    """Wait on the caller's loop until its teardown cancels every task (or close() does)."""
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        with host._posting:
+            host.ending = True
+        _cancel_minions_tasks(asyncio.get_running_loop())
+
+
+def _cancel_minions_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """The teardown cancelled the tasks it found; a minion's task started since (in the
+    same turn of the loop) is cancelled too, so that it ends, answered, before the loop
+    closes."""
+    for task in asyncio.all_tasks(loop):
+        if task.get_name().startswith(TASK_PREFIX):
+            task.cancel()
 
 
 def _call_later(host: LoopHost, delay: float, fn: Callable[..., Any],

@@ -230,6 +230,8 @@ def test_a_handler_that_swallows_cancellation_is_reported_and_the_stop_completes
     assert "swallowed CancelledError" in error[3] and "re-raise it" in error[3]
     reported = [line for line in lines if "swallowed CancelledError" in line]
     assert reported and "swallower" in reported[0]
+    # the stop went on: a warning, not an error in on_stop
+    assert "WARNING" in reported[0] and "raised in stop" not in reported[0]
     assert reported[0].record["level"].no >= 30  # WARNING or worse
 
 
