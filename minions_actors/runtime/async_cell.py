@@ -197,6 +197,14 @@ class AsyncCell(Cell):
         else:
             self._succeeded(inst, future, result)
 
+    def await_in_turn(self, awaitable: Awaitable[Any], answer: Any) -> None:
+        """For an extension (async workflow steps): run ``awaitable`` as one of this
+        minion's in-flight handlers (it counts toward ``max_concurrency``; a stop cancels
+        it at its deadline, a restart at once). In a later turn ``answer.set(result)`` gets
+        its result, or ``answer.set_exception()`` its error or cancellation."""
+        self.inflight += 1
+        self._launch(Job(self, MESSAGE, answer, None), awaitable)
+
     def _launch(self, job: Job, awaitable: Awaitable[Any]) -> None:
         if not self.loop_host.call(begin, job, awaitable):  # the loop is gone
             never_run(job, awaitable)

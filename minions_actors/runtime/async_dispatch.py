@@ -23,6 +23,7 @@ from minions_actors.runtime import messages as m
 from minions_actors.runtime.async_cell import AsyncCell
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
+from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _ASKED, SPECIAL, _get_attr_path, answer_ask
 
@@ -173,10 +174,12 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
 
 def _collect_here(cell: AsyncCell, job: Job) -> bool:
     """Collect a handler's good outcome on the loop (nothing to snapshot); False when the
-    pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation)."""
+    pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation, or an
+    answer that is not an asker's future: an extension's, which may write to a store)."""
     outcome = job.outcome
     if job.kind != MESSAGE or outcome is None or not outcome[0] or cell.after is not None \
-            or job.incarnation != cell.incarnation or cell.instance is None:
+            or job.incarnation != cell.incarnation or cell.instance is None \
+            or not (job.future is None or isinstance(job.future, MinionFuture)):
         return False
     cell.inflight -= 1
     cell.handled += 1

@@ -4,9 +4,9 @@ nothing else of the minion runs meanwhile, as during a sync step), a stop waits 
 its deadline and a restart cancels it. When it ends, the runner continues in the minion's
 next turn on the pool, exactly as after a sync step: checkpoint, retry or the end.
 
-It borrows the :class:`~minions_actors.runtime.async_cell.AsyncCell`'s handler jobs (a job
-whose "asker" is the runner), since the cell has no public hook for an extension's
-coroutine; the step's error is the job's *result*, never a crash of the minion.
+It runs through :meth:`AsyncCell.await_in_turn
+<minions_actors.runtime.async_cell.AsyncCell.await_in_turn>` (a handler job whose "asker"
+is the runner); the step's error is the job's *result*, never a crash of the minion.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import WorkflowError
-from minions_actors.runtime.async_cell import MESSAGE, AsyncCell, _Job
+from minions_actors.runtime.async_cell import AsyncCell
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -63,8 +63,7 @@ def await_step(cell: Cell, awaitable: Awaitable[Any],
             f"{cell.describe()}: a workflow step returned an awaitable, but {cell.cls_name} "
             "is not an async minion; make the step a public 'async def' method (or write "
             "it as a plain def)")
-    cell.inflight += 1
-    cell._launch(_Job(cell, MESSAGE, _StepAnswer(on_done), None), _step_outcome(awaitable))
+    cell.await_in_turn(_step_outcome(awaitable), _StepAnswer(on_done))
 
 
 def check_steps(cls: type, steps: tuple[str, ...], is_async: bool, where: str) -> None:
