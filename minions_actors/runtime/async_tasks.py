@@ -177,13 +177,16 @@ def cancel_jobs(cell: AsyncCell, why: str) -> None:
 
 
 def arm_stop(cell: AsyncCell, deadline: float) -> None:
-    """A stop came: the coroutines in flight now are cancelled if still running at
-    ``deadline``; those started later (the backlog queued before a ``ref.stop()``, an
-    ``on_stop`` with its own deadline) are not."""
+    """A stop came: the handlers in flight at ``deadline`` are cancelled then, whenever
+    they started (one of the backlog queued before a ``ref.stop()`` too: a hung one would
+    hold the stop for ever); an ``on_stop`` has its own deadline."""
     loop = cell.loop_host.loop
     assert loop is not None
-    loop.call_later(max(0.0, deadline - time.monotonic()), _cancel, cell, list(cell.jobs),
-                    CANCELLED_STOP)
+    loop.call_later(max(0.0, deadline - time.monotonic()), _cancel_handlers, cell)
+
+
+def _cancel_handlers(cell: AsyncCell) -> None:
+    _cancel(cell, [j for j in cell.jobs if j.kind == MESSAGE], CANCELLED_STOP)
 
 
 def _cancel(cell: AsyncCell, jobs: list[Job], why: str) -> None:

@@ -132,7 +132,8 @@ def test_a_coroutine_that_blocks_the_loop_is_reported_with_its_minion(run: Runne
 
         async def lag_seen() -> dict[str, float]:
             samples = await asyncio.to_thread(_scrape, url)
-            return samples if samples.get("minions_loop_max_lag_seconds", 0) >= 0.25 else {}
+            # the beat that measures it was posted up to a watch period into the 0.3 s sleep
+            return samples if samples.get("minions_loop_max_lag_seconds", 0) >= 0.1 else {}
 
         deadline = time.monotonic() + 10
         while not (samples := await lag_seen()):  # the gauge is set once the episode ends
@@ -149,7 +150,7 @@ def test_a_coroutine_that_blocks_the_loop_is_reported_with_its_minion(run: Runne
     assert warned and "minion sleeper (Sleeper)" in warned[0]
     assert warned[0].record["level"].name == "WARNING"
     assert samples["minions_loop_blocked_events_total"] >= 1
-    assert 0.25 <= samples["minions_loop_max_lag_seconds"] < 10
+    assert 0.1 <= samples["minions_loop_max_lag_seconds"] < 10
 
 
 class Nap(Minion):

@@ -86,17 +86,38 @@ def test_handler_cancelled_before_first_await_does_not_wedge_the_minion(
     assert ref.ask("after", timeout=3) == "after"
 
 
-def test_stop_handles_the_messages_queued_before_it() -> None:
-    """ref.stop() comes after the backlog (as for sync minions); the async cell arms the
-    cancel timer when the stop is *requested* (send_system on StopPending), so the handler
-    in flight stop_timeout later, part of the backlog, is cancelled."""
+def test_stop_handles_the_backlog_until_its_deadline_then_cancels_the_handler_in_flight(
+        ) -> None:
+    """ref.stop() comes after the backlog (as for sync minions), and the minion gets
+    stop_timeout to stop: the backlog's handlers that end before then are answered, the
+    one in flight at the deadline is cancelled (whenever it started: a hung one would hold
+    the stop for ever), and the stop completes."""
     system = ActorSystem.start(**QUIET, stop_timeout=0.5)
     try:
         ref = system.spawn(Slow)
         futures = [ref.ask(i, block=False) for i in range(5)]
         stop = ref.stop(block=False)
-        assert [f.get(timeout=10) for f in futures] == list(range(5))
+        assert futures[0].get(timeout=10) == 0  # (0.0-0.3 s: before the deadline)
+        with pytest.raises(MinionStopped):
+            futures[1].get(timeout=10)  # (0.3-0.6 s: in flight at the 0.5 s deadline)
         assert stop.get(timeout=10) is True
+    finally:
+        system.shutdown(timeout=10)
+
+
+class Hangs(Minion):
+    async def on_receive(self, message: Any) -> Any:
+        await asyncio.Event().wait()
+
+
+def test_a_stop_cancels_a_backlog_handler_that_started_after_the_stop_came() -> None:
+    """The handler of a message queued before the stop may start after the stop came (the
+    stop's request is handled at once): it is cancelled at the deadline all the same."""
+    system = ActorSystem.start(**QUIET, stop_timeout=0.3)
+    try:
+        ref = system.spawn(Hangs)
+        ref.tell("wait")  # (its turn may not have begun when the stop arrives)
+        assert ref.stop(timeout=10) is True
     finally:
         system.shutdown(timeout=10)
 
