@@ -29,7 +29,8 @@ from minions_actors.resources import (
     default_name,
     public_methods,
 )
-from minions_actors.resources.aio import call_bounded, health, is_coroutine_method, run_on_loop
+from minions_actors.resources.aio import call_bounded, is_coroutine_method, run_on_loop
+from minions_actors.resources.health import HealthWatch, describe
 from minions_actors.resources.threads import HealthChecks, run_bounded
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ def registry_of_user(inst: object) -> tuple[ResourceRegistry, str]:
     return cell.system.resources, cell.path
 
 
-class ResourceRegistry(Hooks):
+class ResourceRegistry(HealthWatch, Hooks):
     """``system.resources``: register resources with :meth:`add`; inspect with
     :meth:`get` and :meth:`state`."""
 
@@ -353,69 +354,6 @@ class ResourceRegistry(Hooks):
         return call_bounded(self.system.loop_host, entry.resource.close,
                             self.system.stop_timeout, f"minions-resource-{entry.name}")
 
-    def _schedule(self, entry: Entry, at: float) -> None:
-        """Have the health thread (started on first use) look at ``entry`` at ``at``."""
-        with self._lock:
-            if self._closed:
-                return
-            if self._health is None:
-                self._health = HealthChecks(self._check)
-            health = self._health
-        health.schedule(entry, at)
-
-    def _check(self, entry: Entry) -> None:
-        """Health thread: check an open resource, or try to reopen an unhealthy one. The
-        check runs outside the resource's lock, so a slow one never holds up its users'
-        starts and stops."""
-        resource = entry.resource
-        why = self._unhealthy(entry) if entry.state == "open" else None
-        with entry.lock:
-            if entry.state == "open":
-                if why is None:
-                    self._schedule(entry, time.monotonic()
-                                   + (type(resource).health_interval or 1.0))
-                    return
-                entry.state, entry.reason, entry.attempts = "unhealthy", why, 0
-                self.count_error(entry.name)
-                self.log(entry.name, "").warning(
-                    "resource {} is unhealthy ({}); reopening with backoff", entry.name, why)
-            elif entry.state == "unhealthy":
-                if self._reopen(entry):
-                    return
-            else:
-                return  # closed meanwhile: nothing to watch
-            delay = type(resource).reopen_backoff.delay(entry.attempts + 1)
-            entry.next_try = time.monotonic() + delay
-            self._schedule(entry, entry.next_try)
-
-    def _reopen(self, entry: Entry) -> bool:
-        entry.attempts += 1
-        self._run_close(entry)
-        try:
-            self._run_open(entry)
-        except Exception as exc:
-            self.count_error(entry.name)
-            entry.reason = f"reopening failed: {describe(exc)}"
-            self.log(entry.name, "").warning("resource {} could not be reopened (attempt {}): "
-                                             "{}", entry.name, entry.attempts, entry.reason)
-            return False
-        self.log(entry.name, "").info("resource {} reopened after {} attempt(s)", entry.name,
-                                      entry.attempts)
-        entry.state, entry.reason, entry.attempts = "open", "", 0
-        interval = type(entry.resource).health_interval or 1.0
-        self._schedule(entry, time.monotonic() + interval)
-        return True
-
-    def _unhealthy(self, entry: Entry) -> str | None:
-        """None when the health check passes, else why not (an async check runs on the
-        loop, bounded by the class's ``open_timeout``)."""
-        resource = entry.resource
-        exc, ok = health(self.system.loop_host, resource.health_check,
-                         type(resource).open_timeout, f"minions-resource-{entry.name}")
-        if exc is not None:
-            return f"its health check raised {describe(exc)}"
-        return None if ok else "its health check returned False"
-
     def count_error(self, name: str) -> None:
         metrics = self.system.metrics
         if metrics is not None:
@@ -425,10 +363,3 @@ class ResourceRegistry(Hooks):
         log: Logger = self.system.log
         return log.bind(minions=True, resource=name, minion=user or "gru")
 
-
-def describe(exc: BaseException) -> str:
-    """What is logged of a resource's exception: its type, never its text (a driver's
-    error may carry a password), except the runtime's own timeout."""
-    if isinstance(exc, StillRunning):
-        return f"TimeoutError: {exc}"
-    return type(exc).__name__
