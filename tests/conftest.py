@@ -105,6 +105,17 @@ def execution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects what is slow
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``pooled_by_default`` test's dedicated run is marked slow: the default suite keeps
+    one run of each costly subprocess campaign, CI's slow step runs the other."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if (item.get_closest_marker("pooled_by_default") and params is not None
+                and params.params.get("execution") == "dedicated"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def rec() -> Recorder:
     return Recorder()

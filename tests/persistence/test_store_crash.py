@@ -96,7 +96,7 @@ def _campaign(tmp_path: Path, rounds: dict[str, int], seed: int) -> None:
 
 @pytest.mark.timeout(60)
 def test_kill_9_never_corrupts_and_keeps_acknowledged(tmp_path: Path) -> None:
-    _campaign(tmp_path, {"batched": 12, "sync": 4}, seed=random.randrange(1 << 30))
+    _campaign(tmp_path, {"batched": 8, "sync": 3}, seed=random.randrange(1 << 30))
 
 
 @pytest.mark.slow

@@ -90,6 +90,7 @@ def campaign(tmp_path: Path, kills: int, workflows: int, minions: int = 2) -> No
     check(db, ledger, workflows)
 
 
+@pytest.mark.pooled_by_default
 @pytest.mark.timeout(180)
 def test_workflows_survive_ten_kills(tmp_path: Path) -> None:
     campaign(tmp_path, kills=10, workflows=160)

@@ -139,6 +139,7 @@ def _check_kill_rounds(tmp_path: Path, rounds: int) -> None:
         start = answered[-1] + 1000
 
 
+@pytest.mark.pooled_by_default
 def test_acknowledged_starts_survive_kill_9(tmp_path: Path) -> None:
     _check_kill_rounds(tmp_path, 3)
 

@@ -259,6 +259,7 @@ def test_discarding_a_running_workflow_stops_it(system: ActorSystem, rec: Record
     assert rec.count(("charge", 10)) == 1 and rec.count(("ship", 10)) == 0
 
 
+@pytest.mark.pooled_by_default
 def test_cli_lists_retries_and_discards_workflows(tmp_path: Path, rec: Recorder) -> None:
     import os
     import subprocess
