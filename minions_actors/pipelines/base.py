@@ -32,6 +32,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minions_actors.errors import AskTimeout, MailboxFull, MinionStopped, PipelineError
+from minions_actors.runtime.extensions import WORKFLOWS
 from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.runtime.minion import Minion
 
@@ -44,6 +45,7 @@ __all__ = ["Batch", "Pipeline", "PipelineError"]
 _generations = itertools.count(1)
 _RETRY_FULL = 0.02  # seconds before another look at a full mailbox (a stop waits at most that)
 _SLOW_SEND = 0.001  # a send that took longer waited for room (another sender filled it)
+_ROOM_RECHECK = 1.0  # a turn at least this often while waiting for workflow room (a stop)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Pipeline(Minion):
         self._acks: list[Any] = []
         self._pending: Any = self.position
         self._blocked_at: float | None = None
+        self._room_wake = self._room_recheck = False  # a wake-up for workflow room is set
         metrics = self.system.metrics
         self._series = None if metrics is None else metrics.extensions.pipeline(self.path)
         self.open(self.position)
@@ -199,6 +202,9 @@ class Pipeline(Minion):
                 raise PipelineError(f"subscriber {target.path!r} of pipeline {self.path!r} "
                                     "stopped for good; the pipeline restarts and looks it up")
             t0 = perf_counter()
+            if not self._workflow_room(target):
+                self._waited(t0, keep=True)
+                return False
             if _full(target) or not self._send(target, event, last):
                 self._waited(t0, keep=True)
                 self._next_turn(_RETRY_FULL)
@@ -206,6 +212,35 @@ class Pipeline(Minion):
             self._waited(t0, keep=False)
             outbox.popleft()
         return True
+
+    def _workflow_room(self, target: MinionRef[Any]) -> bool:
+        """False while ``target`` runs as many workflows as its ``max_workflows_in_flight``
+        allows: the back-pressure then covers the workflows' completion, not only their
+        start. A turn comes when one ends (and at least every ``_ROOM_RECHECK`` seconds)."""
+        runner = target._cell.parts.get(WORKFLOWS)  # the subscriber's workflows, if any
+        intake = getattr(runner, "intake", None)
+        if intake is None or intake.has_room():
+            return True
+        cell, turn = self._minion_cell, _Turn(self._generation)
+        if not self._room_wake:
+            self._room_wake = True
+
+            def wake() -> None:
+                self._room_wake = False
+                _turn_later(cell, turn)
+
+            if intake.when_room(wake):
+                self._room_wake = False
+                return True
+        if not self._room_recheck:  # the subscriber may stop for good meanwhile
+            self._room_recheck = True
+
+            def recheck() -> None:
+                self._room_recheck = False
+                _turn_later(cell, turn)
+
+            self.system.timer.call_later(_ROOM_RECHECK, recheck)
+        return False
 
     def _send(self, target: MinionRef[Any], event: Any, last: bool) -> bool:
         """False when the mailbox refused (another sender took the room meanwhile)."""

@@ -1,0 +1,114 @@
+"""Pipeline-fed workflows: a pipeline produces events, its subscriber starts one durable
+two-step workflow per event (the ``minions`` quickstart's job, examples/from_minions.py).
+
+* saturation: ``n`` events as fast as the pipeline may produce them (batches of ``BATCH``);
+  throughput (events/s, first produce to last workflow ended) and end-to-end latency (an
+  event's produce to its workflow's last step);
+* paced: ``rate`` events per second, latency from the moment each event was due.
+
+Run alone: ``python -m bench.pipeline_workflows [events] [rate]`` (PYTHONPATH picks the tree).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from minions_actors import ActorSystem, Batch, Minion, Pipeline, Workflow
+
+BATCH = 100
+WAIT = 300.0
+
+
+class _Done:
+    """Latencies of ended workflows; ``all_done`` is set at the expected count."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.all_done = threading.Event()
+        self.last = 0.0
+
+    def add(self, due: float) -> None:
+        now = perf_counter()
+        with self.lock:
+            self.latencies.append(now - due)
+            self.last = now
+            if len(self.latencies) >= self.expected:
+                self.all_done.set()
+
+
+def _classes(n: int, rate: float | None, done: _Done) -> tuple[type, type]:
+    class Events(Pipeline):
+        subscribers = ["intake"]
+        poll_interval = 0.0005
+
+        def open(self, position: Any) -> None:
+            self.seq = position or 0
+            self.t0 = perf_counter()
+
+        def produce(self) -> Batch | None:
+            if self.seq >= n:
+                return None
+            if rate is None:
+                count, now = min(BATCH, n - self.seq), perf_counter()
+                events = [(self.seq + i, now) for i in range(count)]
+            else:  # the events due by now, each stamped with the moment it was due
+                due = min(n, int((perf_counter() - self.t0) * rate) + 1)
+                events = [(i, self.t0 + i / rate) for i in range(self.seq, due)]
+                if not events:
+                    time.sleep(min(0.0005, self.t0 + self.seq / rate - perf_counter()))
+                    return None
+            self.seq += len(events)
+            return Batch(events, self.seq)
+
+    class Intake(Minion):
+        flow = Workflow("record", "report")
+
+        def on_receive(self, event: Any) -> None:
+            seq, due = event
+            self.start_workflow("flow", f"e{seq}", {"seq": seq, "due": due})
+
+        def record(self, ctx: dict[str, Any]) -> None:
+            ctx["seen"] = True
+
+        def report(self, ctx: dict[str, Any]) -> None:
+            done.add(ctx["due"])
+
+    return Events, Intake
+
+
+def run(n: int, rate: float | None, tmp: Path) -> dict[str, float]:
+    """One run: ``p50``/``p99`` end-to-end in microseconds and ``rate`` in events/s."""
+    done = _Done(n)
+    events, intake = _classes(n, rate, done)
+    system = ActorSystem.start(state_store=tmp / f"pw-{time.monotonic_ns()}.db",
+                               metrics_port=None, file_logs=False, stderr_logs=False,
+                               handle_signals=False)
+    try:
+        system.spawn(intake, name="intake")
+        t0 = perf_counter()
+        system.spawn(events, name="events")
+        if not done.all_done.wait(WAIT):
+            raise TimeoutError(f"{len(done.latencies)} of {n} workflows ended in {WAIT}s")
+        elapsed = done.last - t0
+    finally:
+        system.shutdown()
+    lat = sorted(done.latencies)
+    return {"p50": lat[len(lat) // 2] * 1e6, "p99": lat[int(len(lat) * 0.99)] * 1e6,
+            "rate": n / elapsed}
+
+
+if __name__ == "__main__":
+    events_n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    paced = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    with tempfile.TemporaryDirectory() as d:
+        got = run(events_n, paced, Path(d))
+    print(f"events={events_n} rate={paced or 'saturated'}: p50 {got['p50'] / 1000:.2f} ms, "
+          f"p99 {got['p99'] / 1000:.2f} ms, {got['rate']:,.0f} events/s")
