@@ -11,6 +11,7 @@ Run alone: ``python -m bench.pipeline_workflows [events] [rate]`` (PYTHONPATH pi
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 
 from minions_actors import ActorSystem, Batch, Minion, Pipeline, Workflow
 
-BATCH = 100
+BATCH = int(os.environ.get("PW_BATCH", "100"))
 WAIT = 300.0
 
 
@@ -34,6 +35,12 @@ class _Done:
         self.lock = threading.Lock()
         self.all_done = threading.Event()
         self.last = 0.0
+        self.started = self.peak = 0
+
+    def start(self) -> None:
+        with self.lock:
+            self.started += 1
+            self.peak = max(self.peak, self.started - len(self.latencies))
 
     def add(self, due: float) -> None:
         now = perf_counter()
@@ -44,7 +51,7 @@ class _Done:
                 self.all_done.set()
 
 
-def _classes(n: int, rate: float | None, done: _Done) -> tuple[type, type]:
+def _classes(n: int, rate: float | None, done: _Done, is_async: bool) -> tuple[type, type]:
     class Events(Pipeline):
         subscribers = ["intake"]
         poll_interval = 0.0005
@@ -70,9 +77,12 @@ def _classes(n: int, rate: float | None, done: _Done) -> tuple[type, type]:
 
     class Intake(Minion):
         flow = Workflow("record", "report")
+        if "PW_LIMIT" in os.environ:
+            max_workflows_in_flight = int(os.environ["PW_LIMIT"])
 
         def on_receive(self, event: Any) -> None:
             seq, due = event
+            done.start()
             self.start_workflow("flow", f"e{seq}", {"seq": seq, "due": due})
 
         def record(self, ctx: dict[str, Any]) -> None:
@@ -81,34 +91,43 @@ def _classes(n: int, rate: float | None, done: _Done) -> tuple[type, type]:
         def report(self, ctx: dict[str, Any]) -> None:
             done.add(ctx["due"])
 
-    return Events, Intake
+    class AsyncIntake(Intake):  # the quickstart's subscriber: an async minion
+        async def on_receive(self, event: Any) -> None:  # type: ignore[override]
+            seq, due = event
+            done.start()
+            self.start_workflow("flow", f"e{seq}", {"seq": seq, "due": due})
+
+    return Events, AsyncIntake if is_async else Intake
 
 
-def run(n: int, rate: float | None, tmp: Path) -> dict[str, float]:
+def run(n: int, rate: float | None, tmp: Path, is_async: bool = False) -> dict[str, float]:
     """One run: ``p50``/``p99`` end-to-end in microseconds and ``rate`` in events/s."""
     done = _Done(n)
-    events, intake = _classes(n, rate, done)
+    events, intake = _classes(n, rate, done, is_async)
     system = ActorSystem.start(state_store=tmp / f"pw-{time.monotonic_ns()}.db",
                                metrics_port=None, file_logs=False, stderr_logs=False,
                                handle_signals=False)
     try:
         system.spawn(intake, name="intake")
-        t0 = perf_counter()
+        t0, cpu0 = perf_counter(), time.process_time()
         system.spawn(events, name="events")
         if not done.all_done.wait(WAIT):
             raise TimeoutError(f"{len(done.latencies)} of {n} workflows ended in {WAIT}s")
-        elapsed = done.last - t0
+        elapsed, cpu = done.last - t0, time.process_time() - cpu0
     finally:
         system.shutdown()
     lat = sorted(done.latencies)
     return {"p50": lat[len(lat) // 2] * 1e6, "p99": lat[int(len(lat) * 0.99)] * 1e6,
-            "rate": n / elapsed}
+            "rate": n / elapsed, "cpu_us": cpu / n * 1e6,
+            "peak": float(done.peak)}
 
 
 if __name__ == "__main__":
     events_n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    paced = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    paced = float(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] != "-" else None
+    aio = "async" in sys.argv[3:]
     with tempfile.TemporaryDirectory() as d:
-        got = run(events_n, paced, Path(d))
-    print(f"events={events_n} rate={paced or 'saturated'}: p50 {got['p50'] / 1000:.2f} ms, "
-          f"p99 {got['p99'] / 1000:.2f} ms, {got['rate']:,.0f} events/s")
+        got = run(events_n, paced, Path(d), aio)
+    print(f"events={events_n} rate={paced or 'saturated'} async={aio}: p50 {got['p50'] / 1000:.2f} ms, "
+          f"p99 {got['p99'] / 1000:.2f} ms, {got['rate']:,.0f} events/s, "
+          f"{got['cpu_us']:.0f} us CPU per event, peak {got['peak']:.0f} in flight")

@@ -45,7 +45,7 @@ __all__ = ["Batch", "Pipeline", "PipelineError"]
 _generations = itertools.count(1)
 _RETRY_FULL = 0.02  # seconds before another look at a full mailbox (a stop waits at most that)
 _SLOW_SEND = 0.001  # a send that took longer waited for room (another sender filled it)
-_ROOM_RECHECK = 1.0  # a turn at least this often while waiting for workflow room (a stop)
+_ROOM_RECHECK = 0.02  # a turn at least this often while waiting for workflow room
 
 
 @dataclass(frozen=True)
@@ -214,12 +214,13 @@ class Pipeline(Minion):
         return True
 
     def _workflow_room(self, target: MinionRef[Any]) -> bool:
-        """False while ``target`` runs as many workflows as its ``max_workflows_in_flight``
-        allows: the back-pressure then covers the workflows' completion, not only their
-        start. A turn comes when one ends (and at least every ``_ROOM_RECHECK`` seconds)."""
+        """False while ``target``'s workflows and the messages waiting in its mailbox (each
+        may start one) reach its ``max_workflows_in_flight``: the back-pressure covers the
+        workflows' completion, not only their start. A turn comes when one ends (and at
+        least every ``_ROOM_RECHECK`` seconds: the mailbox may drain without one ending)."""
         runner = target._cell.parts.get(WORKFLOWS)  # the subscriber's workflows, if any
         intake = getattr(runner, "intake", None)
-        if intake is None or intake.has_room():
+        if intake is None or intake.has_room(_queued(target)):
             return True
         cell, turn = self._minion_cell, _Turn(self._generation)
         if not self._room_wake:
@@ -229,9 +230,8 @@ class Pipeline(Minion):
                 self._room_wake = False
                 _turn_later(cell, turn)
 
-            if intake.when_room(wake):
+            if intake.when_room(wake):  # only the mailbox is full: the recheck comes
                 self._room_wake = False
-                return True
         if not self._room_recheck:  # the subscriber may stop for good meanwhile
             self._room_recheck = True
 
@@ -301,6 +301,11 @@ class Pipeline(Minion):
                                 "running; spawn it before the pipeline (the pipeline's "
                                 "supervisor retries with backoff)")
         return ref
+
+
+def _queued(target: MinionRef[Any]) -> int:
+    box: Any = target.actor_inbox
+    return int(box.qsize())
 
 
 def _full(target: MinionRef[Any]) -> bool:

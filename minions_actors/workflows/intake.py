@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 #: Workflows one minion runs at once unless its class sets ``max_workflows_in_flight``: a
 #: minion's steps share its turns, so more at once only makes each one take longer.
-DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_MAX_IN_FLIGHT = 128
 
 
 def check_limit(owner: str, limit: object) -> int | None:
@@ -53,25 +53,33 @@ class Intake:
                 admitted.append(self.parked.popleft())
                 self.active.update(admitted[-1:])
             waiters: list[Callable[[], None]] = []
-            if self._room():
+            if self._waiters and self._low():
                 waiters, self._waiters = self._waiters, []
         for wake in waiters:
             wake()
         return admitted
 
-    def _room(self) -> bool:
-        return not self.parked and (self.limit is None or len(self.active) < self.limit)
+    def _low(self) -> bool:
+        """Half the slots free: a feeder woken now hands over many events in one go (one
+        wake-up per ending workflow cost the pipeline a turn each)."""
+        return not self.parked and (self.limit is None or
+                                    len(self.active) <= self.limit // 2)
 
-    def has_room(self) -> bool:
-        """True when one more workflow would run at once (none waits for a slot)."""
+    def _room(self, queued: int) -> bool:
+        return not self.parked and (self.limit is None or
+                                    len(self.active) + queued < self.limit)
+
+    def has_room(self, queued: int = 0) -> bool:
+        """True when one more workflow would run at once (none waits for a slot), counting
+        ``queued`` messages not yet handled (each may start one) as running."""
         with self._lock:
-            return self._room()
+            return self._room(queued)
 
     def when_room(self, wake: Callable[[], None]) -> bool:
-        """True when there is room now; else ``wake`` is called (once, on the minion's
-        thread) as soon as there is."""
+        """True when half the slots are free now; else ``wake`` is called (once, on the
+        minion's thread) as soon as they are."""
         with self._lock:
-            if self._room():
+            if self._low():
                 return True
             self._waiters.append(wake)
             return False
