@@ -32,7 +32,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minions_actors.errors import AskTimeout, MailboxFull, MinionStopped, PipelineError
-from minions_actors.runtime.extensions import WORKFLOWS
+from minions_actors.runtime.extensions import WORKFLOWS, used_by
 from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.runtime.minion import Minion
 
@@ -218,12 +218,15 @@ class Pipeline(Minion):
         may start one) reach its ``max_workflows_in_flight``: the back-pressure covers the
         workflows' completion, not only their start. A turn comes when one ends (and at
         least every ``_ROOM_RECHECK`` seconds: the mailbox may drain without one ending)."""
-        runner = target._cell.parts.get(WORKFLOWS)  # the subscriber's workflows, if any
-        intake = getattr(runner, "intake", None)
-        if intake is None or intake.has_room(_queued(target)):
+        cell = target._cell  # the subscriber's workflows, if any, are one of its parts
+        intake = getattr(cell.parts.get(WORKFLOWS), "intake", None)
+        if intake is None:  # none, or not attached yet (its first incarnation is under way)
+            if all(extension.key != WORKFLOWS for extension in used_by(cell.cls)):
+                return True
+        elif intake.has_room(_queued(target)):
             return True
         cell, turn = self._minion_cell, _Turn(self._generation)
-        if not self._room_wake:
+        if intake is not None and not self._room_wake:
             self._room_wake = True
 
             def wake() -> None:

@@ -1,0 +1,155 @@
+"""The workflow intake bound: a minion runs at most ``max_workflows_in_flight`` workflows at
+once (starts beyond it are saved and wait their turn), and a pipeline feeding it waits for
+workflows to end before it hands over more events. Counted, never timed."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minions_actors import ActorSystem, Batch, Minion, Pipeline, StartWorkflow, Workflow
+
+from ..conftest import QUIET, wait_until
+
+pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
+
+LIMIT = 6
+
+
+class Counts:
+    """Workflows whose first step ran and whose last did not, and handled events whose
+    workflow has not ended: their peaks, and the order first steps ran in."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stepping: set[str] = set()
+        self.peak_stepping = 0
+        self.handled = self.ended = self.peak_open = 0
+        self.first_steps: list[str] = []
+
+    def event(self) -> None:
+        with self.lock:
+            self.handled += 1
+            self.peak_open = max(self.peak_open, self.handled - self.ended)
+
+    def first(self, wid: str) -> None:
+        with self.lock:
+            self.stepping.add(wid)
+            self.first_steps.append(wid)
+            self.peak_stepping = max(self.peak_stepping, len(self.stepping))
+
+    def last(self, wid: str) -> None:
+        with self.lock:
+            self.stepping.discard(wid)
+            self.ended += 1
+
+
+class Bounded(Minion):
+    max_workflows_in_flight = LIMIT
+    flow = Workflow("a", "b", "c")
+
+    def __init__(self, counts: Counts) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def on_receive(self, seq: int) -> None:
+        self.counts.event()
+        self.start_workflow("flow", f"e{seq}", {"seq": seq})
+
+    def a(self, ctx: dict[str, Any]) -> None:
+        self.counts.first(f"e{ctx['seq']}")
+
+    def b(self, ctx: dict[str, Any]) -> None:
+        ctx["b"] = True
+
+    def c(self, ctx: dict[str, Any]) -> None:
+        self.counts.last(f"e{ctx['seq']}")
+
+
+class Flood(Pipeline):
+    """Every event at once, in batches far larger than the bound."""
+
+    subscribers = ["bounded"]
+    poll_interval = 0.01
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+
+    def open(self, position: Any) -> None:
+        self.next = position or 0
+
+    def produce(self) -> Batch | None:
+        if self.next >= self.total:
+            return None
+        events = list(range(self.next, min(self.total, self.next + 400)))
+        self.next = events[-1] + 1
+        return Batch(events, self.next)
+
+
+@contextlib.contextmanager
+def _system(tmp_path: Path) -> Iterator[ActorSystem]:
+    system = ActorSystem.start(**{**QUIET, "state_store": tmp_path / "s.db"})
+    try:
+        yield system
+    finally:
+        system.shutdown()
+
+
+def _completed(system: ActorSystem) -> int:
+    return len(system.workflows(status="completed"))
+
+
+def test_a_flooding_pipeline_keeps_workflows_in_flight_bounded(tmp_path: Path) -> None:
+    total, counts = 1200, Counts()
+    with _system(tmp_path) as system:
+        system.spawn(Bounded, counts, name="bounded")
+        system.spawn(Flood, total, name="flood")
+        wait_until(lambda: _completed(system) == total, timeout=120,
+                   what="every event's workflow to complete")
+    assert counts.ended == total
+    assert counts.peak_stepping <= LIMIT, counts.peak_stepping
+    # The pipeline hands an event over only while the workflows running plus the messages
+    # queued stay under the bound; one more can be in the subscriber's hands, between
+    # leaving the mailbox and starting its workflow, when the pipeline looks.
+    assert counts.peak_open <= LIMIT + 1, counts.peak_open
+
+
+def test_starts_beyond_the_bound_are_durable_and_run_in_order(tmp_path: Path) -> None:
+    counts = Counts()
+    ids = [f"e{i}" for i in range(40)]
+    with _system(tmp_path) as system:
+        ref = system.spawn(Bounded, counts, name="bounded")
+        for i in range(len(ids)):
+            ref.ask(StartWorkflow("flow", ids[i], {"seq": i}), timeout=30)
+        # every start was answered, so every record is durable, parked or not
+        assert {w.workflow_id for w in system.workflows()} == set(ids)
+        wait_until(lambda: _completed(system) == len(ids), timeout=60,
+                   what="the parked workflows to run")
+    assert counts.peak_stepping <= LIMIT, counts.peak_stepping
+    assert counts.first_steps == ids  # parked ones start in the order they came
+
+
+def test_none_means_no_bound(tmp_path: Path) -> None:
+    class Unbounded(Bounded):
+        max_workflows_in_flight = None
+
+    counts = Counts()
+    with _system(tmp_path) as system:
+        ref = system.spawn(Unbounded, counts, name="unbounded")
+        for i in range(20):
+            ref.tell(StartWorkflow("flow", f"e{i}", {"seq": i}))
+        wait_until(lambda: _completed(system) == 20, timeout=60, what="all to complete")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "8"])
+def test_a_bad_bound_is_refused_at_class_definition(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"Wrong\.max_workflows_in_flight must be an int "
+                                        r">= 1 or None"):
+        type("Wrong", (Minion,), {"max_workflows_in_flight": bad, "flow": Workflow("s"),
+                                  "s": lambda self, ctx: None})
