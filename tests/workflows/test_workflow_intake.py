@@ -5,6 +5,10 @@ workflows to end before it hands over more events. Counted, never timed."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +23,7 @@ from ..conftest import QUIET, wait_until
 pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
 
 LIMIT = 6
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Counts:
@@ -125,9 +130,11 @@ def test_starts_beyond_the_bound_are_durable_and_run_in_order(tmp_path: Path) ->
     ids = [f"e{i}" for i in range(40)]
     with _system(tmp_path) as system:
         ref = system.spawn(Bounded, counts, name="bounded")
-        for i in range(len(ids)):
-            ref.ask(StartWorkflow("flow", ids[i], {"seq": i}), timeout=30)
-        # every start was answered, so every record is durable, parked or not
+        for i in range(len(ids)):  # all at once: most are parked
+            ref.tell(StartWorkflow("flow", ids[i], {"seq": i}))
+        ref.ask(StartWorkflow("flow", ids[-1], {"seq": len(ids) - 1}), timeout=30)
+        assert system.flush(timeout=30)
+        # every start is durable, parked or not (a kill -9 now would lose none)
         assert {w.workflow_id for w in system.workflows()} == set(ids)
         wait_until(lambda: _completed(system) == len(ids), timeout=60,
                    what="the parked workflows to run")
@@ -153,3 +160,36 @@ def test_a_bad_bound_is_refused_at_class_definition(bad: object) -> None:
                                         r">= 1 or None"):
         type("Wrong", (Minion,), {"max_workflows_in_flight": bad, "flow": Workflow("s"),
                                   "s": lambda self, ctx: None})
+
+
+def _child(db: Path, ledger: Path, epoch: int, total: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.apps.intake_child", str(db), str(ledger), str(epoch),
+         str(total)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def _seqs(ledger: Path) -> list[int]:
+    return [int(line.split()[1]) for line in ledger.read_text().splitlines()]
+
+
+def test_kill_9_with_the_bound_loses_no_workflow(tmp_path: Path) -> None:
+    """Started workflows that wait for a slot are durable: a kill -9 mid-flood loses none,
+    and the next run resumes them (still bounded) and the pipeline after its position."""
+    total, db, ledger = 1500, tmp_path / "state.db", tmp_path / "ledger"
+    first = _child(db, ledger, 1, total)
+    try:
+        wait_until(lambda: ledger.exists() and len(_seqs(ledger)) >= 200, timeout=60,
+                   what="the first run to complete 200 workflows")
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(10) == -signal.SIGKILL
+    finally:
+        first.kill()
+        first.communicate()
+    assert len(set(_seqs(ledger))) < total, "the first run finished before the kill"
+    second = _child(db, ledger, 2, total)
+    out, err = second.communicate(timeout=180)
+    assert second.returncode == 0 and "DONE" in out, err
+    assert set(_seqs(ledger)) == set(range(total))  # every event's workflow ran to the end
