@@ -93,6 +93,10 @@ class Sizes:
     """Timer fires per second, all minions together, in the timer_fires scenario."""
     timer_seconds: float = 3.0
     """How long the timer_fires scenario runs."""
+    pipeline_events: int = 20_000
+    """Events a pipeline feeds to a minion that starts one workflow each (saturated run)."""
+    pipeline_paced: float = 2.0
+    """Seconds of the paced pipeline-fed workflows run (at ``PACED_RATE`` events/s)."""
     thread_cap: int = 10**9
     """Thread-per-actor systems (pykka, dedicated minions) skip larger actor counts in this
     mode: starting 10,000 threads takes them seconds per repetition."""
@@ -104,6 +108,7 @@ SMOKE = Sizes(
     workflows=5, workflow_steps=5, slow_scale=0.1,
     peers=("ray", "ray-async", "xoscar", "thespian-mp", "dbos"), million=2_000,
     blocked_seconds=0.2, async_minions=300, timers=2_000, timer_seconds=0.3,
+    pipeline_events=500, pipeline_paced=0.2,
 )
 QUICK = Sizes(
     reps=3, tell=20_000, ask=1_000, pingpong=5_000, spawn=(1_000, 10_000), restart=200,

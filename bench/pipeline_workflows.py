@@ -23,6 +23,7 @@ from typing import Any
 from minions_actors import ActorSystem, Batch, Minion, Pipeline, Workflow
 
 BATCH = int(os.environ.get("PW_BATCH", "100"))
+PACED_RATE = 500
 WAIT = 300.0
 
 
@@ -128,6 +129,7 @@ if __name__ == "__main__":
     aio = "async" in sys.argv[3:]
     with tempfile.TemporaryDirectory() as d:
         got = run(events_n, paced, Path(d), aio)
-    print(f"events={events_n} rate={paced or 'saturated'} async={aio}: p50 {got['p50'] / 1000:.2f} ms, "
+    print(f"events={events_n} rate={paced or 'saturated'} async={aio}: "
+          f"p50 {got['p50'] / 1000:.2f} ms, "
           f"p99 {got['p99'] / 1000:.2f} ms, {got['rate']:,.0f} events/s, "
           f"{got['cpu_us']:.0f} us CPU per event, peak {got['peak']:.0f} in flight")
