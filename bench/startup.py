@@ -35,7 +35,7 @@ def _wall(args: list[str]) -> tuple[float, str]:
 
 
 def measure(runs: int = RUNS) -> dict[str, float]:
-    """Medians of ``runs``: ``over_ms`` (start-up minus the bare interpreter's) and
+    """Medians of ``runs``: ``over`` (start-up minus the bare interpreter's, us) and
     ``rss_mib``; raises when numpy or pandas was imported."""
     bare, ours, heavy, rss = [], [], [], 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +50,7 @@ def measure(runs: int = RUNS) -> dict[str, float]:
             rss = max(rss, got["rss_kib"] / 1024)
     if heavy:
         raise RuntimeError(f"start-up imported {sorted(set(heavy))}")
-    return {"over_ms": (statistics.median(ours) - statistics.median(bare)) * 1000,
+    return {"over": (statistics.median(ours) - statistics.median(bare)) * 1e6,
             "rss_mib": rss}
 
 
