@@ -156,9 +156,9 @@ def build(sizes: Sizes) -> list[Scenario]:
         Scenario("startup", "start-up: import, ActorSystem.start() with a store, shutdown",
                  ("minions",), (Metric("over", "over `python -c pass`", "us", False),
                                 Metric("rss_mib", "peak RSS", "MiB", False)),
-                 lambda _s, z, _t: startup.measure(z.reps), reps=1,
-                 note="medians of one fresh interpreter per repetition of the mode; fails "
-                      "if numpy or pandas was imported"),
+                 lambda _s, z, _t: startup.measure(z.startup_runs), reps=1,
+                 note=f"medians of {sizes.startup_runs} fresh interpreters; fails if numpy "
+                      "or pandas was imported"),
     ]
     for actors in sizes.scaling_actors:
         # Beyond a hundred actors, the measure: PER_ACTOR messages each (10,000

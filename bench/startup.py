@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from time import perf_counter
 
+from bench.common import Skip
+
 _CHILD = """
 import os, resource, sys, json
 from minions_actors import ActorSystem
@@ -37,6 +39,8 @@ def _wall(args: list[str]) -> tuple[float, str]:
 def measure(runs: int = RUNS) -> dict[str, float]:
     """Medians of ``runs``: ``over`` (start-up minus the bare interpreter's, us) and
     ``rss_mib``; raises when numpy or pandas was imported."""
+    if runs < 1:
+        raise Skip("start-up is not timed in this mode (fresh interpreters take seconds)")
     bare, ours, heavy, rss = [], [], [], 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs):
