@@ -67,11 +67,14 @@ def _classes(n: int, rate: float | None, done: _Done, is_async: bool) -> tuple[t
             if rate is None:
                 count, now = min(BATCH, n - self.seq), perf_counter()
                 events = [(self.seq + i, now) for i in range(count)]
-            else:  # the events due by now, each stamped with the moment it was due
+            else:  # the events due by now, each stamped with the moment it was due; a
+                # source blocks briefly for the next one (as a socket read would)
+                wait = self.t0 + self.seq / rate - perf_counter()
+                if wait > 0:
+                    time.sleep(min(wait, 0.005))
                 due = min(n, int((perf_counter() - self.t0) * rate) + 1)
                 events = [(i, self.t0 + i / rate) for i in range(self.seq, due)]
                 if not events:
-                    time.sleep(min(0.0005, self.t0 + self.seq / rate - perf_counter()))
                     return None
             self.seq += len(events)
             return Batch(events, self.seq)
