@@ -218,10 +218,10 @@ class Pipeline(Minion):
         may start one) reach its ``max_workflows_in_flight``: the back-pressure covers the
         workflows' completion, not only their start. A turn comes when one ends (and at
         least every ``_ROOM_RECHECK`` seconds: the mailbox may drain without one ending)."""
-        cell = target._cell  # the subscriber's workflows, if any, are one of its parts
-        intake = getattr(cell.parts.get(WORKFLOWS), "intake", None)
+        theirs = target._cell  # the subscriber's workflows, if any, are one of its parts
+        intake = getattr(theirs.parts.get(WORKFLOWS), "intake", None)
         if intake is None:  # none, or not attached yet (its first incarnation is under way)
-            if all(extension.key != WORKFLOWS for extension in used_by(cell.cls)):
+            if all(extension.key != WORKFLOWS for extension in used_by(theirs.cls)):
                 return True
         elif intake.has_room(_queued(target)):
             return True
