@@ -93,6 +93,12 @@ class Sizes:
     """Timer fires per second, all minions together, in the timer_fires scenario."""
     timer_seconds: float = 3.0
     """How long the timer_fires scenario runs."""
+    pipeline_events: int = 20_000
+    """Events a pipeline feeds to a minion that starts one workflow each (saturated run)."""
+    pipeline_paced: float = 2.0
+    """Seconds of the paced pipeline-fed workflows run (at ``PACED_RATE`` events/s)."""
+    startup_runs: int = 5
+    """Fresh interpreters the start-up scenario times (0: skipped, as in ``--smoke``)."""
     thread_cap: int = 10**9
     """Thread-per-actor systems (pykka, dedicated minions) skip larger actor counts in this
     mode: starting 10,000 threads takes them seconds per repetition."""
@@ -104,12 +110,14 @@ SMOKE = Sizes(
     workflows=5, workflow_steps=5, slow_scale=0.1,
     peers=("ray", "ray-async", "xoscar", "thespian-mp", "dbos"), million=2_000,
     blocked_seconds=0.2, async_minions=300, timers=2_000, timer_seconds=0.3,
+    pipeline_events=200, pipeline_paced=0.1, startup_runs=0,
 )
 QUICK = Sizes(
     reps=3, tell=20_000, ask=1_000, pingpong=5_000, spawn=(1_000, 10_000), restart=200,
     persistent=30_000, writer_rows=50_000, memory=1_000,
     scaling_actors=(1, 10, 100, 1_000, 10_000), scaling_msgs=20_000, workflows=20,
     workflow_steps=10, slow_scale=0.05, million=100_000, thread_cap=1_000, timer_seconds=2.0,
+    startup_runs=3,
 )
 FULL = Sizes(
     reps=5, tell=200_000, ask=5_000, pingpong=30_000, spawn=(1_000, 10_000), restart=1_000,

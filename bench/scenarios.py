@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import blocked, timers
+from bench import blocked, pipeline_workflows, startup, timers
 from bench.common import Sizes
 from bench.systems.base import Metrics, System
 
@@ -139,6 +139,26 @@ def build(sizes: Sizes) -> list[Scenario]:
                  ("minions",), (Metric("rate", "steps", "steps/s", True),),
                  lambda s, z, t: s.workflow(z.workflows, z.workflow_steps, t, durability="sync"),
                  note="every checkpoint committed with synchronous=FULL before the next step"),
+        Scenario("pipeline_workflows",
+                 f"pipeline-fed workflows, {sizes.pipeline_events:,} events at saturation",
+                 ("minions",), (P50, P99, Metric("rate", "events", "events/s", True),
+                                Metric("peak", "peak in flight", "", False)),
+                 lambda _s, z, t: pipeline_workflows.run(z.pipeline_events, None, t),
+                 note="a pipeline, batches of 100; one two-step workflow per event; latency "
+                      "from produce() to the workflow's last step"),
+        Scenario("pipeline_workflows_paced",
+                 f"pipeline-fed workflows, {pipeline_workflows.PACED_RATE} events/s",
+                 ("minions",), (P50, P99),
+                 lambda _s, z, t: pipeline_workflows.run(
+                     int(pipeline_workflows.PACED_RATE * z.pipeline_paced),
+                     pipeline_workflows.PACED_RATE, t),
+                 note="latency from the moment each event was due"),
+        Scenario("startup", "start-up: import, ActorSystem.start() with a store, shutdown",
+                 ("minions",), (Metric("over", "over `python -c pass`", "us", False),
+                                Metric("rss_mib", "peak RSS", "MiB", False)),
+                 lambda _s, z, _t: startup.measure(z.startup_runs), reps=1,
+                 note=f"medians of {sizes.startup_runs} fresh interpreters; fails if numpy "
+                      "or pandas was imported"),
     ]
     for actors in sizes.scaling_actors:
         # Beyond a hundred actors, the measure: PER_ACTOR messages each (10,000
@@ -213,6 +233,13 @@ def targets(sizes: Sizes) -> list[Target]:
         Target(f"spawn {spawn:,} <= pykka's", f"spawn_stop_{spawn}", "spawn", 1.0, "pykka"),
         Target("restart p50 < 200 us", "restart", "p50", 200.0),
         Target("snapshot writer >= 200k rows/s", "snapshot_writer", "rate", 200_000.0),
+        Target("pipeline-fed workflows: p50 < 50 ms at saturation", "pipeline_workflows",
+               "p50", 50_000.0),
+        Target(f"pipeline-fed workflows at {pipeline_workflows.PACED_RATE}/s: p50 <= 1 ms",
+               "pipeline_workflows_paced", "p50", 1000.0),
+        Target("checkpointed workflow steps >= 30k/s", "workflow", "rate", 30_000.0),
+        Target("start-up with a store <= 100 ms over the interpreter's", "startup",
+               "over", 100_000.0),
         Target("tell >= 10x Ray actor calls", "tell_1to1", "rate", 10.0, "ray"),
         *blocked_targets(),
         Target("arm + cancel a timer within 3x the bare heapq timer", "timer_armed", "cycle",

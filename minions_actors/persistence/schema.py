@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from sqlite_utils import Database
-
 from minions_actors.errors import (
     StateStoreError,
 )
@@ -18,29 +16,28 @@ from minions_actors.persistence.sqlite_common import (
 )
 
 # ---------------------------------------------------------------------------- schema
-#: A migration gets the open database inside the migration transaction and changes the schema.
-Migration = Callable[[Database], None]
+#: A migration gets the open connection inside the migration transaction and changes the
+#: schema. Plain ``sqlite3``: sqlite-utils imports numpy and pandas whenever they are installed.
+Migration = Callable[[sqlite3.Connection], None]
 
 
-def _m1_minion_snapshots(db: Database) -> None:
-    """Schema 1: one row per persistent minion holding its newest JSON snapshot."""
-    db.table(SNAPSHOT_TABLE).create(
-        {
-            "path": str,
-            "minion_class": str,
-            "state_json": str,
-            "size_bytes": int,
-            "updated_at": float,  # unix time, seconds
-        },
-        pk="path",
-        not_null={"minion_class", "state_json", "size_bytes", "updated_at"},
-        if_not_exists=True,
+def _m1_minion_snapshots(conn: sqlite3.Connection) -> None:
+    """Schema 1: one row per persistent minion holding its newest JSON snapshot (the text
+    sqlite-utils 4 generated for it, so new files stay identical to older ones)."""
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS "{SNAPSHOT_TABLE}" (
+   "path" TEXT PRIMARY KEY,
+   "minion_class" TEXT NOT NULL,
+   "state_json" TEXT NOT NULL,
+   "size_bytes" INTEGER NOT NULL,
+   "updated_at" REAL NOT NULL
+)"""
     )
 
 
-def _m2_workflows(db: Database) -> None:
+def _m2_workflows(conn: sqlite3.Connection) -> None:
     """Schema 2: one row per durable workflow, with its checkpoint (next step, context)."""
-    db.execute(
+    conn.execute(
         f"""CREATE TABLE IF NOT EXISTS {WORKFLOW_TABLE} (
             workflow_id   TEXT PRIMARY KEY,
             minion_path   TEXT NOT NULL,
@@ -57,11 +54,11 @@ def _m2_workflows(db: Database) -> None:
             finished_at   REAL
         )"""
     )
-    db.execute(
+    conn.execute(
         f"CREATE INDEX IF NOT EXISTS idx_workflows_minion_status "
         f"ON {WORKFLOW_TABLE} (minion_path, status)"
     )
-    db.execute(
+    conn.execute(
         f"CREATE INDEX IF NOT EXISTS idx_workflows_status_finished "
         f"ON {WORKFLOW_TABLE} (status, finished_at)"
     )
@@ -77,13 +74,12 @@ def schema_version() -> int:
     return len(MIGRATIONS)
 
 
-def _migrate(db: Database, db_path: str) -> int:
+def _migrate(conn: sqlite3.Connection, db_path: str) -> int:
     """Bring the file to the newest schema in one transaction; returns the version found.
 
     Always writes ``user_version`` so that a file we cannot write fails here, at open,
     rather than later in the writer thread.
     """
-    conn: sqlite3.Connection = db.conn
     with immediate_transaction(conn):
         found = int(conn.execute("PRAGMA user_version").fetchone()[0])
         latest = schema_version()
@@ -93,7 +89,7 @@ def _migrate(db: Database, db_path: str) -> int:
                 f"minions_actors knows ({latest}): upgrade minions_actors or use another file."
             )
         for number in range(found + 1, latest + 1):
-            MIGRATIONS[number - 1](db)
+            MIGRATIONS[number - 1](conn)
         if found == 0:  # a new file: creating is not migrating, nothing to tell the operator
             store_log.current.debug(
                 "state store {!r}: created with schema version {}", db_path, latest

@@ -106,7 +106,7 @@ class SQLiteStateStore(WorkflowTable):
                 raise StateStoreClosed(
                     f"state store {self.path!r} is closed; cannot quarantine {path!r}"
                 )
-            conn: sqlite3.Connection = self._db.conn
+            conn: sqlite3.Connection = self._db
             try:
                 with immediate_transaction(conn):
                     insert_quarantined(conn, path, minion_class, state_json, error)

@@ -8,8 +8,6 @@ import sqlite3
 import stat
 from dataclasses import dataclass
 
-from sqlite_utils import Database
-
 from minions_actors.errors import StateStoreError, StateStoreReadOnly
 from minions_actors.persistence.not_utf8 import (
     is_not_utf8_error,
@@ -35,7 +33,7 @@ class OpenedStore:
     """An open store file and what was read from it."""
 
     owner: OwnerLock
-    db: Database
+    db: sqlite3.Connection
     cache: dict[str, Entry]  # every snapshot, by path
     wf_live: dict[str, WorkflowRecord]  # the unfinished workflow records, by id
     schema_found: int  # the schema version the file had before migrating
@@ -53,9 +51,8 @@ def open_store_file(
     except sqlite3.Error as exc:
         owner.release()
         raise classify_sqlite_error(exc, path, opening=True) from exc
-    db = Database(conn)
     try:
-        opened = _set_up(db, path, sync=sync, open_check=open_check, owner=owner)
+        opened = _set_up(conn, path, sync=sync, open_check=open_check, owner=owner)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     except BaseException as exc:
         conn.close()
@@ -103,10 +100,9 @@ def _prepare_file(path: str) -> None:
 
 
 def _set_up(
-    db: Database, path: str, *, sync: bool, open_check: OpenCheck, owner: OwnerLock
+    conn: sqlite3.Connection, path: str, *, sync: bool, open_check: OpenCheck, owner: OwnerLock
 ) -> OpenedStore:
     """WAL and synchronous mode, the page check, the migrations, then the in-memory reads."""
-    conn: sqlite3.Connection = db.conn
     journal = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
     if journal.lower() != "wal":
         raise StateStoreError(
@@ -115,7 +111,7 @@ def _set_up(
         )
     conn.execute(f"PRAGMA synchronous = {'FULL' if sync else 'NORMAL'}")
     check_pages(conn, path, open_check)
-    found = _migrate(db, path)
+    found = _migrate(conn, path)
     try:
         cache: dict[str, Entry] = {
             row[0]: (row[1], row[2], row[3])
@@ -134,4 +130,4 @@ def _set_up(
         if is_not_utf8_error(exc):
             refuse_not_utf8_workflow(conn, path, running)
         raise
-    return OpenedStore(owner=owner, db=db, cache=cache, wf_live=wf_live, schema_found=found)
+    return OpenedStore(owner=owner, db=conn, cache=cache, wf_live=wf_live, schema_found=found)

@@ -196,7 +196,7 @@ class WorkflowTable(StoreCore):
                     overlay: dict[str, WfEntry]) -> int:
         """Delete the matching rows of the file, except those with an unwritten change
         (``overlay``); the caller holds the connection lock."""
-        conn: sqlite3.Connection = self._db.conn
+        conn: sqlite3.Connection = self._db
         try:
             with immediate_transaction(conn):
                 cur = conn.execute(

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from minions_actors.errors import StateStoreError
 from minions_actors.persistence.sqlite_common import (
@@ -29,9 +29,6 @@ from minions_actors.persistence.sqlite_common import (
 )
 from minions_actors.persistence.write_queue import WriteQueue
 from minions_actors.records import WORKFLOW_COLUMNS, workflow_row
-
-if TYPE_CHECKING:
-    from sqlite_utils import Database
 
 __all__ = [
     "SNAPSHOT_COLUMNS",
@@ -51,6 +48,10 @@ _WF_UPSERT = (
     f"VALUES ({', '.join('?' * len(WORKFLOW_COLUMNS))})"
 )
 _WF_DELETE = f"DELETE FROM {WORKFLOW_TABLE} WHERE workflow_id = ?"
+_SNAP_UPSERT = (
+    f"INSERT OR REPLACE INTO {SNAPSHOT_TABLE} ({', '.join(SNAPSHOT_COLUMNS)}) VALUES "
+)
+_SNAP_ROW = f"({', '.join('?' * len(SNAPSHOT_COLUMNS))})"
 
 
 #: How long the idle writer sleeps before checking whether the main thread has ended.
@@ -101,7 +102,7 @@ class SnapshotWriter(threading.Thread):
     def __init__(
         self,
         *,
-        db: Database,
+        db: sqlite3.Connection,
         db_path: str,
         queue: WriteQueue,
         conn_lock: threading.Lock,
@@ -122,7 +123,6 @@ class SnapshotWriter(threading.Thread):
         self._on_error = on_error
         # sync mode: a failed commit is rejected (its savers get the error), never retried
         self._reject_failed = reject_failed
-        self._table = db.table(SNAPSHOT_TABLE)
         # statistics (written only by this thread; read racily, which is fine for counters)
         self.rows_written = 0
         self.workflow_rows_written = 0  # also bumped by prune (under conn_lock)
@@ -335,7 +335,7 @@ class SnapshotWriter(threading.Thread):
     # ------------------------------------------------------------------ one batch
     def _write(self, batch: dict[str, Entry | None], wf_batch: dict[str, WfEntry]) -> None:
         """Commit one batch (snapshots and workflow records) in a single transaction."""
-        rows: list[Any] = [SNAPSHOT_COLUMNS]
+        rows: list[tuple[Any, ...]] = []
         deletes: list[tuple[str]] = []
         for path, entry in batch.items():
             if entry is None:
@@ -351,17 +351,16 @@ class SnapshotWriter(threading.Thread):
                 wf_deletes.append((wid,))
             else:
                 wf_rows.append(workflow_row(rec))
-        db = self._db
+        conn = self._db
         started = time.perf_counter()
         with self._conn_lock:
             if self.max_pages != self._applied_max_pages:
                 cap = NO_PAGE_CAP if self.max_pages is None else self.max_pages
-                db.execute(f"PRAGMA max_page_count = {int(cap)}")
+                conn.execute(f"PRAGMA max_page_count = {int(cap)}")
                 self._applied_max_pages = self.max_pages
-            conn: sqlite3.Connection = db.conn
             with immediate_transaction(conn):
-                if len(rows) > 1:
-                    self._table.insert_all(rows, replace=True, batch_size=_ROWS_PER_STATEMENT)
+                if rows:
+                    _upsert_snapshots(conn, rows)
                 if deletes:
                     conn.executemany(f"DELETE FROM {SNAPSHOT_TABLE} WHERE path = ?", deletes)
                 if wf_rows:
@@ -371,4 +370,13 @@ class SnapshotWriter(threading.Thread):
             self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
-        self.rows_written += len(rows) - 1 + len(deletes)
+        self.rows_written += len(rows) + len(deletes)
+
+
+def _upsert_snapshots(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert or replace snapshot rows, many per statement (what sqlite-utils' ``insert_all``
+    did, without importing sqlite-utils, which pulls numpy and pandas in when installed)."""
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        sql = _SNAP_UPSERT + ", ".join([_SNAP_ROW] * len(chunk))
+        conn.execute(sql, [value for row in chunk for value in row])

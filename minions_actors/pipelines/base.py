@@ -32,6 +32,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minions_actors.errors import AskTimeout, MailboxFull, MinionStopped, PipelineError
+from minions_actors.runtime.extensions import WORKFLOWS, used_by
 from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.runtime.minion import Minion
 
@@ -44,6 +45,7 @@ __all__ = ["Batch", "Pipeline", "PipelineError"]
 _generations = itertools.count(1)
 _RETRY_FULL = 0.02  # seconds before another look at a full mailbox (a stop waits at most that)
 _SLOW_SEND = 0.001  # a send that took longer waited for room (another sender filled it)
+_ROOM_RECHECK = 0.02  # a turn at least this often while waiting for workflow room
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Pipeline(Minion):
         self._acks: list[Any] = []
         self._pending: Any = self.position
         self._blocked_at: float | None = None
+        self._room_wake = self._room_recheck = False  # a wake-up for workflow room is set
         metrics = self.system.metrics
         self._series = None if metrics is None else metrics.extensions.pipeline(self.path)
         self.open(self.position)
@@ -199,6 +202,9 @@ class Pipeline(Minion):
                 raise PipelineError(f"subscriber {target.path!r} of pipeline {self.path!r} "
                                     "stopped for good; the pipeline restarts and looks it up")
             t0 = perf_counter()
+            if not self._workflow_room(target):
+                self._waited(t0, keep=True)
+                return False
             if _full(target) or not self._send(target, event, last):
                 self._waited(t0, keep=True)
                 self._next_turn(_RETRY_FULL)
@@ -206,6 +212,38 @@ class Pipeline(Minion):
             self._waited(t0, keep=False)
             outbox.popleft()
         return True
+
+    def _workflow_room(self, target: MinionRef[Any]) -> bool:
+        """False while ``target``'s workflows and the messages waiting in its mailbox (each
+        may start one) reach its ``max_workflows_in_flight``: the back-pressure covers the
+        workflows' completion, not only their start. A turn comes when one ends (and at
+        least every ``_ROOM_RECHECK`` seconds: the mailbox may drain without one ending)."""
+        theirs = target._cell  # the subscriber's workflows, if any, are one of its parts
+        intake = getattr(theirs.parts.get(WORKFLOWS), "intake", None)
+        if intake is None:  # none, or not attached yet (its first incarnation is under way)
+            if all(extension.key != WORKFLOWS for extension in used_by(theirs.cls)):
+                return True
+        elif intake.has_room(_queued(target)):
+            return True
+        cell, turn = self._minion_cell, _Turn(self._generation)
+        if intake is not None and not self._room_wake:
+            self._room_wake = True
+
+            def wake() -> None:
+                self._room_wake = False
+                _turn_later(cell, turn)
+
+            if intake.when_room(wake):  # only the mailbox is full: the recheck comes
+                self._room_wake = False
+        if not self._room_recheck:  # the subscriber may stop for good meanwhile
+            self._room_recheck = True
+
+            def recheck() -> None:
+                self._room_recheck = False
+                _turn_later(cell, turn)
+
+            self.system.timer.call_later(_ROOM_RECHECK, recheck)
+        return False
 
     def _send(self, target: MinionRef[Any], event: Any, last: bool) -> bool:
         """False when the mailbox refused (another sender took the room meanwhile)."""
@@ -266,6 +304,11 @@ class Pipeline(Minion):
                                 "running; spawn it before the pipeline (the pipeline's "
                                 "supervisor retries with backoff)")
         return ref
+
+
+def _queued(target: MinionRef[Any]) -> int:
+    box: Any = target.actor_inbox
+    return int(box.qsize())
 
 
 def _full(target: MinionRef[Any]) -> bool:

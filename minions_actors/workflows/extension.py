@@ -16,6 +16,7 @@ from minions_actors.runtime.extensions import WORKFLOWS, Handler
 from minions_actors.runtime.special import answer_ask, fail_ask, phase_of
 from minions_actors.workflows.async_steps import check_steps
 from minions_actors.workflows.declare import unknown_workflow, workflows_of
+from minions_actors.workflows.intake import DEFAULT_MAX_IN_FLIGHT, check_limit
 from minions_actors.workflows.runner import WorkflowRunner
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class WorkflowExtension:
 
     @staticmethod
     def check_class(cls: type) -> None:
+        check_limit(cls.__name__, getattr(cls, "max_workflows_in_flight", DEFAULT_MAX_IN_FLIGHT))
         for workflow in workflows_of(cls).values():
             workflow.check(cls)
             check_steps(cls, workflow.steps, is_async(cls), f"{cls.__name__}.{workflow.name}")

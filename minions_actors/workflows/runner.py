@@ -20,6 +20,7 @@ from minions_actors.runtime.messages import RunStep
 from minions_actors.runtime.snapshots import to_json
 from minions_actors.workflows.async_steps import await_step
 from minions_actors.workflows.declare import Workflow, unknown_workflow, workflows_of
+from minions_actors.workflows.intake import DEFAULT_MAX_IN_FLIGHT, Intake
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -53,6 +54,7 @@ class WorkflowRunner:
         self.definitions = workflows_of(cell.cls)
         self.running: dict[str, WorkflowRecord] = {}
         self.tokens: dict[str, int] = {}
+        self.intake = Intake(getattr(cell.cls, "max_workflows_in_flight", DEFAULT_MAX_IN_FLIGHT))
         # Answers to StartWorkflow asks, given once the start record is durable; the writer
         # thread calls them, so the dict is guarded.
         self._answers: dict[str, list[Callable[[], None]]] = {}
@@ -87,6 +89,7 @@ class WorkflowRunner:
             if refuse:
                 self.running.pop(rec.workflow_id, None)
                 self.tokens.pop(rec.workflow_id, None)
+                self._release(rec.workflow_id)
                 with self._answers_lock:
                     self._answers.pop(rec.workflow_id, None)
             raise
@@ -137,7 +140,8 @@ class WorkflowRunner:
                 continue
             self.running[rec.workflow_id] = rec
             self.cell.hooks.workflow_started(self.cell, WorkflowInfo.of(rec), True)
-            self._schedule(rec.workflow_id)()
+            if self.intake.admit(rec.workflow_id):
+                self._schedule(rec.workflow_id)()
 
     # ------------------------------------------------------------ user requests
     def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None,
@@ -175,10 +179,11 @@ class WorkflowRunner:
         with self._answers_lock:
             self._answers[workflow_id] = [] if answer is None else [
                 functools.partial(answer, info)]
+        run = self.intake.admit(workflow_id)  # parked: saved now, its steps wait for a slot
         if answer is None:
-            self._save(rec, run_next=True, starting=True)
+            self._save(rec, run_next=run, starting=True)
         else:
-            self._checkpoint(rec, run_next=True, starting=True, refuse=True)
+            self._checkpoint(rec, run_next=run, starting=True, refuse=True)
         self.cell.hooks.workflow_started(self.cell, info, False)
         return info
 
@@ -201,16 +206,22 @@ class WorkflowRunner:
         rec = replace(rec, status="running", attempts=0, error=None, finished_at=None)
         self.running[workflow_id] = rec
         self.cell.hooks.workflow_started(self.cell, WorkflowInfo.of(rec), True)
-        self._save(rec, run_next=True)
+        self._save(rec, run_next=self.intake.admit(workflow_id))
         return WorkflowInfo.of(rec)
 
     def discard(self, workflow_id: str) -> bool:
         rec = self.running.pop(workflow_id, None)
         self.tokens.pop(workflow_id, None)
+        self._release(workflow_id)
         if rec is not None:
             rec.status, rec.error = "aborted", "discarded"
             self.cell.hooks.workflow_finished(self.cell, WorkflowInfo.of(rec), None)
         return bool(self.store.delete_workflow(workflow_id))
+
+    def _release(self, workflow_id: str) -> None:
+        """A workflow left the running set: the parked ones its slot admits take their turn."""
+        for admitted in self.intake.release(workflow_id):
+            self._schedule(admitted)()
 
     # ------------------------------------------------------------ running steps
     def run_step(self, inst: Minion, msg: RunStep) -> None:
@@ -312,4 +323,5 @@ class WorkflowRunner:
         self.running.pop(rec.workflow_id, None)
         self.tokens.pop(rec.workflow_id, None)
         self._save(rec, run_next=False)
+        self._release(rec.workflow_id)
         self.cell.hooks.workflow_finished(self.cell, WorkflowInfo.of(rec), exc)

@@ -225,8 +225,8 @@ def test_appended_migration_upgrades_existing_file(
 
     current = persistence.schema_version()
 
-    def m_next(database: Any) -> None:
-        database.table("future_things").create({"id": str, "data": str}, pk="id")
+    def m_next(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE future_things (id TEXT PRIMARY KEY, data TEXT)")
 
     # the list lives in persistence.schema (re-exported as persistence.MIGRATIONS)
     monkeypatch.setattr(persistence.schema, "MIGRATIONS", [*persistence.MIGRATIONS, m_next])

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from loguru import logger
-from sqlite_utils import Database
 
 from minions_actors import persistence
 from minions_actors.errors import (
@@ -472,7 +471,7 @@ def make_v1_file(db: Path) -> None:
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("BEGIN IMMEDIATE")
-        persistence.MIGRATIONS[0](Database(conn))  # migration 1 is never edited
+        persistence.MIGRATIONS[0](conn)  # migration 1 is never edited
         conn.execute("PRAGMA user_version = 1")
         conn.execute(
             "INSERT INTO minion_snapshots VALUES ('keep', 'K', '{\"k\": 1}', 8, 1.0)"
