@@ -67,10 +67,6 @@ _REJECTED_KEPT = 256
 NO_PAGE_CAP = 4294967294
 
 
-#: SQLite's own upper bound for ``PRAGMA max_page_count`` (means "no cap").
-NO_PAGE_CAP = 4294967294
-
-
 @dataclass
 class _Batch:
     """What the writer took out of the queue for one transaction."""
