@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-import contextlib
 from collections.abc import Callable, Iterable, Iterator
 
 from minions_actors.persistence.quarantine import (

@@ -14,6 +14,7 @@ from minions_actors.persistence.records import StoredSchedule, _check_text
 from minions_actors.persistence.sqlite_common import SELECT_SCHEDULES, SchedEntry
 from minions_actors.persistence.sqlite_workflows import WorkflowTable
 
+
 def stored_schedule(path: str, key: str, entry: tuple[str, str, float, float]
                     ) -> StoredSchedule:
     return StoredSchedule(path, key, entry[0], entry[1], entry[2], entry[3])

@@ -13,8 +13,8 @@ from minions_actors.runtime.extensions import WORKFLOWS, Extensions, check_class
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.messages import StartWorkflow
 from minions_actors.runtime.receive_timeout import receive_timeout, set_receive_timeout
-from minions_actors.runtime.supervision import Backoff, OneForOne, Strategy
 from minions_actors.runtime.schedules import Schedules, schedules
+from minions_actors.runtime.supervision import Backoff, OneForOne, Strategy
 from minions_actors.runtime.timers import TimerScheduler, scheduler
 
 if TYPE_CHECKING:

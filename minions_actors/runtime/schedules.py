@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from minions_actors.errors import MinionsError
 from minions_actors.runtime import schedule_spec as sp
@@ -228,7 +228,7 @@ class Schedules:
         if store is None or not is_persistent(self._cell.cls) or \
                 not callable(getattr(store, "save_schedule", None)):
             return None
-        return store  # type: ignore[no-any-return]
+        return cast("ScheduleStore", store)
 
     def _start(self, what: str, key: str, spec: sp.Spec) -> None:
         sp.check_key(what, key)
