@@ -167,7 +167,7 @@ def test_coalesced_saves_keep_every_callback(tmp_path: Path) -> None:
                 s.save_workflow(rec("hot", step=step), on_durable=calls.cb(f"v{step}", "hot"))
             s.save_workflow(rec("plain", step=9))  # no callback: rides along
             # three saves of "hot" coalesced into one
-            assert len(writer_queue(s).pending_workflows) == persistence.schema_version()
+            assert len(writer_queue(s).pending_workflows) == 2
             assert calls.calls == []
         calls.wait(4)
         assert sorted(calls.keys()) == ["v0", "v1", "v2", "v3"]
@@ -194,7 +194,7 @@ def test_callbacks_survive_failing_writes_and_run_once_after_recovery(tmp_path: 
         assert sorted(calls.keys()) == ["a1", "a2"]
         assert all(c[2]["next_step"] == 2 for c in calls.calls)
         assert s.flush(timeout=5)
-    assert len(calls.calls) == persistence.schema_version()
+    assert len(calls.calls) == 2
 
 
 def test_close_with_failing_writes_calls_nothing_and_counts_lost(
@@ -277,7 +277,7 @@ def test_sync_mode_calls_on_durable_inline_after_commit(tmp_path: Path) -> None:
         assert db_rows(db) == {}
         s.save_workflow(rec("v", status="failed", finished=5.0))
         s.save_workflow(rec("v2", status="completed", finished=5.0))
-        assert s.prune_workflows(10.0, statuses=("failed", "completed")) == persistence.schema_version()
+        assert s.prune_workflows(10.0, statuses=("failed", "completed")) == 2
         assert db_rows(db) == {}
 
 
