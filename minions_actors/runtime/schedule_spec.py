@@ -93,7 +93,7 @@ def check_cron(what: str, expr: object, tz: object, now: float) -> None:
         next(it)
     except CronSimError as exc:
         raise ValueError(f"{what}: invalid cron expression {expr!r}: {exc} (five fields "
-                         "'minute hour day month weekday', or six with seconds last)") from exc
+                         "'minute hour day month weekday', or six with seconds first)") from exc
     except StopIteration:
         raise ValueError(f"{what}: the cron expression {expr!r} never fires in the next "
                          "50 years") from None
