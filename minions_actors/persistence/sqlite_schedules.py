@@ -25,10 +25,11 @@ class ScheduleTable(WorkflowTable):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sched: dict[tuple[str, str], tuple[str, str, float, float]] = {
-            (str(r[0]), str(r[1])): (str(r[2]), str(r[3]), float(r[4]), float(r[5]))
-            for r in self._read(SELECT_SCHEDULES, ())
-        }
+        # by path, then key: a minion's incarnation reads its own in O(its schedules)
+        self._sched: dict[str, dict[str, tuple[str, str, float, float]]] = {}
+        for r in self._read(SELECT_SCHEDULES, ()):
+            self._sched.setdefault(str(r[0]), {})[str(r[1])] = (
+                str(r[2]), str(r[3]), float(r[4]), float(r[5]))
 
     def save_schedule(self, path: str, key: str, minion_class: str | None,
                       spec_json: str | None, next_due: float = 0.0) -> None:
@@ -41,23 +42,29 @@ class ScheduleTable(WorkflowTable):
         q = self._q
         with q.lock:
             self._check_open(f"{path} {key}", "save schedule")
-            if self._sync:
+            if self._sync:  # (shown once committed: the caller waits until then)
                 self._sync_change(f"schedule {key!r} of {path!r}", "sched_pending",
-                                  (path, key), entry, self._sched, entry)
-                return
-            q.sched_pending[(path, key)] = entry
-            if entry is None:
-                self._sched.pop((path, key), None)
+                                  (path, key), entry, {}, entry)
             else:
-                self._sched[(path, key)] = entry
-            self._accepted()
+                q.sched_pending[(path, key)] = entry
+                self._accepted()
+            rows = self._sched.setdefault(path, {})
+            if entry is None:
+                rows.pop(key, None)
+                if not rows:
+                    del self._sched[path]
+            else:
+                rows[key] = entry
 
     def schedules(self, path: str | None = None) -> list[StoredSchedule]:
         """The stored schedules (of ``path``, or all), pending ones included, by path and
         key."""
         with self._q.lock:
-            items = sorted(self._sched.items())
-        return [stored_schedule(p, k, e) for (p, k), e in items if path is None or p == path]
+            if path is not None:
+                items = [(path, sorted(self._sched.get(path, {}).items()))]
+            else:
+                items = [(p, sorted(rows.items())) for p, rows in sorted(self._sched.items())]
+        return [stored_schedule(p, k, e) for p, rows in items for k, e in rows]
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

@@ -306,9 +306,14 @@ class Schedules:
 
         def consume() -> None:
             nonlocal consumed
-            if not consumed:
-                consumed = True
-                self._save(key, row if self._rows.get(key) is row else None)
+            if consumed:
+                return
+            consumed = True
+            now = self._rows.get(key)
+            if now is row:  # (a handler that started or cancelled the key saved that)
+                self._save(key, row)
+            elif now is None and due.next_due is None:
+                self._save(key, None)  # a single one, done
 
         if last < 0 or _is_async(cell):
             consume()  # (an async handler ends in a later turn: consumed at its start)

@@ -45,6 +45,8 @@ class Sched(Minion):
                 return getattr(self.schedules, method)(*a, **kw)
             return None
         self.fires += 1
+        if message == "retry":  # a fire that starts its own key again (a retry later)
+            self.schedules.start_single("r", "retried", 60.0)
         firing = self.schedules.firing
         self.rec.add((message, firing.key if firing else None,
                       firing.slot if firing else None))
@@ -77,6 +79,22 @@ def test_a_single_schedule_fires_once_and_its_row_goes(tmp_path: Path, rec: Reco
         assert rec.events[0][:2] == ({"n": 1}, "ping")
         wait_until(lambda: not _rows(system), what="the fired row deleted")
         assert _call(ref, "keys") == []
+    finally:
+        system.shutdown(timeout=10)
+
+
+def test_a_fire_that_starts_its_key_again_keeps_the_new_row(tmp_path: Path,
+                                                            rec: Recorder) -> None:
+    system = _start(tmp_path / "m.db")
+    try:
+        ref = system.spawn(Sched, rec, name="s")
+        _call(ref, "start_single", "r", "retry", 0.01)
+        rec.wait_for(lambda evs: len(evs) == 1)
+        assert _call(ref, "keys") == ["r"]
+        assert system.store is not None and system.store.flush(timeout=10)
+        (row,) = system.store.schedules()  # type: ignore[attr-defined]
+        assert row.key == "r" and json.loads(row.spec_json)["message"] == "retried"
+        assert row.next_due - time.time() > 50
     finally:
         system.shutdown(timeout=10)
 
