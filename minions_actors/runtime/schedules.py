@@ -28,6 +28,8 @@ from minions_actors.errors import MinionsError
 from minions_actors.runtime import schedule_spec as sp
 from minions_actors.runtime.extensions import Handler, register
 from minions_actors.runtime.mailbox import RuntimeMessage
+from minions_actors.runtime.scheduled_workflows import slot_workflow_id as slot_workflow_id
+from minions_actors.runtime.scheduled_workflows import start_slot_workflow, workflow_names
 from minions_actors.runtime.snapshots import is_persistent
 from minions_actors.runtime.timers import tell
 from minions_actors.support.timer import Cancellable
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.minion import Minion
 
 SCHEDULES = "schedules"  # the part's key in ``cell.parts``
+_RETRY = 1.0  # seconds before a scheduled workflow whose start failed is tried again
 
 
 class ScheduleStore(Protocol):
@@ -69,6 +72,7 @@ class _Row:
     spec: sp.Spec
     text: str  # the definition as stored (compared when the key is started again)
     next_due: float
+    retry: float = 0.0  # a workflow start failed: the least delay before the next try
 
 
 class ScheduleEntry(Cancellable, RuntimeMessage):
@@ -177,7 +181,7 @@ class Schedules:
         sp.check_cron(what, cron, tz, time.time())
         runner = Extensions.workflows
         if runner is None or not runner.used_by(self._cell.cls) or \
-                workflow not in _workflow_names(self._cell.cls):
+                workflow not in workflow_names(self._cell.cls):
             raise ValueError(f"{what}: {self._cell.describe()} declares no workflow "
                              f"{workflow!r}")
         self._start(what, key, sp.Spec("cron", None, cron=cron, tz=tz, missed=missed,
@@ -263,7 +267,8 @@ class Schedules:
             return
         entry = ScheduleEntry(self, cell.incarnation, key)
         self._armed[key] = entry
-        delay = max(0.0, self._rows[key].next_due - time.time())
+        row = self._rows[key]
+        delay, row.retry = max(row.retry, row.next_due - time.time()), 0.0
         self._timer.arm(time.monotonic() + delay, entry)
         self._timer.count_schedules(1)
 
@@ -315,10 +320,17 @@ class Schedules:
             elif now is None and due.next_due is None:
                 self._save(key, None)  # a single one, done
 
-        if last < 0 or _is_async(cell):
+        if last < 0 or (_is_async(cell) and row.spec.workflow is None):
             consume()  # (an async handler ends in a later turn: consumed at its start)
         ok = True
         for i, slot in enumerate(due.fires):
+            if row.spec.workflow is not None:
+                if not start_slot_workflow(cell, inst, key, row.spec, slot,
+                                           consume if i == last else None, store):
+                    row.next_due, row.retry = slot, _RETRY  # (this time fires again)
+                    consumed = True  # (the stored row keeps an earlier time: refires)
+                    break
+                continue
             self.firing = Fire(key, datetime.fromtimestamp(slot, sp.zone(row.spec)),
                                max(0.0, time.time() - slot))
             self._timer.stats.observe(self.firing.late)
@@ -334,8 +346,6 @@ class Schedules:
 
     def _fire_one(self, cell: Cell, inst: Minion, key: str, row: _Row, slot: float,
                   consume: Any, store: ScheduleStore) -> bool:
-        if row.spec.workflow is not None:
-            return _start_slot_workflow(cell, inst, key, row.spec, slot, consume, store)
         message = json.loads(json.dumps(row.spec.message))  # (a fresh copy each fire)
         if consume is None:
             return tell(cell, inst, message)
@@ -352,36 +362,6 @@ class Schedules:
             return tell(cell, inst, message)
         finally:
             cell.after = after
-
-
-def slot_workflow_id(path: str, key: str, slot: float) -> str:
-    """The id of the workflow a workflow schedule starts for ``slot`` (unix time): the
-    minion's path, the schedule's key and the slot in UTC, e.g.
-    ``/reports:nightly@2026-12-07T03:00:00Z``."""
-    when = datetime.fromtimestamp(round(slot, 3), UTC)
-    return f"{path}:{key}@{when.isoformat(timespec='seconds').replace('+00:00', 'Z')}"
-
-
-def _start_slot_workflow(cell: Cell, inst: Minion, key: str, spec: sp.Spec, slot: float,
-                         consume: Any, store: ScheduleStore) -> bool:
-    """Start the slot's workflow; its record is queued before the row's change, so the
-    row never says "fired" while the workflow is unknown (a refire finds it by id)."""
-    when = datetime.fromtimestamp(slot, sp.zone(spec)).isoformat()
-    context = {**(spec.context or {}), "schedule": {"key": key, "slot": when}}
-    wid = slot_workflow_id(cell.path, key, slot)
-    try:
-        with store.batch():
-            inst.start_workflow(spec.workflow or "", wid, context)
-            if consume is not None:
-                consume()
-    except Exception as exc:
-        cell.hooks.lifecycle_error(cell, exc, "scheduled-workflow")
-    return True
-
-
-def _workflow_names(cls: type) -> set[str]:
-    # (the runtime names no workflows class: a declared workflow is a ``Workflow`` attribute)
-    return {name for name in dir(cls) if type(getattr(cls, name, None)).__name__ == "Workflow"}
 
 
 def _is_async(cell: Cell) -> bool:

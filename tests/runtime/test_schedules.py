@@ -106,15 +106,16 @@ def test_one_row_write_per_arm_and_per_fire(tmp_path: Path, rec: Recorder) -> No
     system = ActorSystem.start(state_store=store, **QUIET)
     try:
         ref = system.spawn(Sched, rec, name="s")
-        _call(ref, "start_periodic", "tick", "tick", 0.05)
-        assert store.flush(timeout=10)
+        _call(ref, "start_single", "later", "later", 60.0)
         assert store.schedule_rows_written() == 1  # the arm
+        _call(ref, "cancel", "later")
+        assert store.schedule_rows_written() == 2  # the cancel
+        _call(ref, "start_periodic", "tick", "tick", 0.05)
         rec.wait_for(lambda evs: len(evs) >= 3)
         _call(ref, "cancel", "tick")
-        assert store.flush(timeout=10)
         fires = len(rec.events)
-        # one row per fire (its next due time) and one for the cancel; none else
-        assert store.schedule_rows_written() == 1 + fires + 1
+        # the arm, one row per fire (its next due time) and the cancel; none else
+        assert store.schedule_rows_written() == 2 + 1 + fires + 1
     finally:
         system.shutdown(timeout=10)
 
