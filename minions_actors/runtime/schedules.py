@@ -206,7 +206,8 @@ class Schedules:
         return key in self._rows
 
     def keys(self) -> list[str]:
-        """The keys of the stored schedules, in the order they were first started."""
+        """The keys of the stored schedules: those read from the store (by key), then
+        those started since, in the order they were first started."""
         return list(self._rows)
 
     def next_fire(self, key: str) -> datetime | None:
