@@ -355,3 +355,33 @@ def test_the_gauge_counts_armed_schedules(tmp_path: Path, rec: Recorder) -> None
         assert [s.key for s in system.store.schedules()] == ["b"]  # type: ignore[union-attr]
     finally:
         system.shutdown(timeout=10)
+
+
+class AsyncSched(Minion):
+    """An async minion: its fires run as coroutines on the loop."""
+
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def snapshot(self) -> Any:
+        return {}
+
+    def restore(self, state: Any) -> None:
+        pass
+
+    def on_start(self) -> None:
+        self.schedules.start_single("a", "async fire", 0.01)
+
+    async def on_receive(self, message: Any) -> Any:
+        self.rec.add(message)
+
+
+def test_an_async_minion_gets_its_fires(tmp_path: Path, rec: Recorder) -> None:
+    system = _start(tmp_path / "m.db")
+    try:
+        system.spawn(AsyncSched, rec, name="a")
+        rec.wait_for(lambda evs: evs == ["async fire"])
+        wait_until(lambda: not _rows(system), what="the fired row deleted")
+    finally:
+        system.shutdown(timeout=10)
