@@ -29,6 +29,19 @@ class StoredMinion:
 
 
 @dataclass(frozen=True)
+class StoredSchedule:
+    """One durable schedule of a persistent minion as a store keeps it (``self.schedules``):
+    its definition as JSON text and when it is next due (unix time, seconds)."""
+
+    path: str
+    key: str
+    minion_class: str
+    spec_json: str
+    next_due: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """Cumulative counters of a store, read by the Prometheus collector at scrape time."""
 

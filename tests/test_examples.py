@@ -215,3 +215,15 @@ def test_timers_poller(tmp_path: Path) -> None:
         "idle for 0.3 s: ReceiveTimeout()",
         "clean shutdown: True",
     ]
+
+
+def test_scheduled_poller(tmp_path: Path) -> None:
+    out = run("scheduled_poller.py", tmp_path).splitlines()
+    assert out == [
+        "first run: 2 polls",
+        "stored schedules: ['digest', 'poll']",
+        "next digest: 03:00 Europe/Paris",
+        "second run: 4 polls (the count came back with the snapshot)",
+        "the digest is still due at the same time: True",
+    ]
+    assert (tmp_path / "poller.db").exists()

@@ -289,6 +289,10 @@ def _timer_families(stats: Any) -> Iterator[Any]:
                                "Timers started by minions and not yet ended or cancelled.")
     active.add_metric([], stats.active if stats is not None else 0)
     yield active
+    durable = GaugeMetricFamily("minions_schedules_active",
+                                "Durable schedules of persistent minions armed in this process.")
+    durable.add_metric([], stats.schedules if stats is not None else 0)
+    yield durable
     late = HistogramMetricFamily(
         "minions_timer_lateness_seconds",
         "How late minions' timer messages reached their handler after they were due.")

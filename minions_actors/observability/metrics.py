@@ -66,6 +66,7 @@ _COLLECTED_FAMILIES: dict[str, str] = {
     "minions_loop_blocked_events_total": "counter",
     "minions_loop_max_lag_seconds": "gauge",
     "minions_timers_active": "gauge",
+    "minions_schedules_active": "gauge",
     "minions_timer_lateness_seconds": "histogram",
 }
 

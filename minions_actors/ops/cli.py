@@ -232,11 +232,12 @@ def _note(name: str, text: str) -> None:
 
 def cmd_inspect(db: str, as_json: bool = False) -> int:
     from minions_actors.ops.inspect import format_inspect, read_minions
+    from minions_actors.ops.inspect_schedules import with_schedules
 
     def show() -> int:
         listing = read_minions(db)
         if as_json:
-            _print_json_lines(listing.minions)
+            _print_json_lines(with_schedules(listing.minions, listing.schedules))
         else:
             print(format_inspect(listing))
         for warning in listing.not_utf8:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from minions_actors.ops.inspect_schedules import read_schedules, schedule_lines
 from minions_actors.ops.workflow_edit import discard_workflow_in_file, retry_workflow_in_file
 from minions_actors.persistence.records import _status_set
 from minions_actors.persistence.sqlite_common import (
@@ -57,6 +58,7 @@ class MinionsListing(NamedTuple):
     minions: list[dict[str, Any]]
     workflow_counts: str | None
     not_utf8: list[str]  # a warning per row that is not valid UTF-8
+    schedules: list[dict[str, Any]] = []  # durable schedules (the default is never mutated)
 
 
 class WorkflowsListing(NamedTuple):
@@ -127,6 +129,7 @@ def read_minions(db_path: str | os.PathLike[str]) -> MinionsListing:
             f"SELECT path, minion_class, size_bytes, updated_at FROM {SNAPSHOT_TABLE} ORDER BY path"
         ).fetchall()
         counts = _workflow_counts(conn) if has_workflows else None
+        schedules = read_schedules(conn)
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
@@ -137,7 +140,7 @@ def read_minions(db_path: str | os.PathLike[str]) -> MinionsListing:
     ]
     bad = [_not_utf8("minion", r[0], cols) for r in rows
            if (cols := not_utf8_columns(("path", "minion_class"), r))]
-    return MinionsListing(path, version, minions, counts, bad)
+    return MinionsListing(path, version, minions, counts, bad, schedules)
 
 
 def render_inspect(db_path: str | os.PathLike[str]) -> str:
@@ -166,6 +169,10 @@ def format_inspect(listing: MinionsListing) -> str:
             for m in rows
         ]
         lines += ["", *_table(table, right={2})]
+    if listing.schedules:
+        table = [("PATH", "SCHEDULE", "WHEN", "MISSED", "NEXT DUE")]
+        lines += ["", f"durable schedules: {len(listing.schedules)}", "",
+                  *_table(table + schedule_lines(listing.schedules), right=set())]
     if listing.workflow_counts is not None:
         lines += ["", f"workflows: {listing.workflow_counts}"]
     return "\n".join(lines)

@@ -18,12 +18,18 @@ import os
 from typing import Any
 
 from minions_actors.persistence.memory import InMemoryStateStore
-from minions_actors.persistence.protocol import StateStore, WorkflowStore, supports_workflows
+from minions_actors.persistence.protocol import (
+    ScheduleStore,
+    StateStore,
+    WorkflowStore,
+    supports_workflows,
+)
 from minions_actors.persistence.quarantine import QuarantinedSnapshot
 from minions_actors.persistence.records import (
     FINISHED_STATUSES,
     WORKFLOW_STATUSES,
     StoredMinion,
+    StoredSchedule,
     StoreStats,
     WorkflowRecord,
 )
@@ -42,9 +48,11 @@ __all__ = [
     "Migration",
     "QuarantinedSnapshot",
     "SQLiteStateStore",
+    "ScheduleStore",
     "StateStore",
     "StoreStats",
     "StoredMinion",
+    "StoredSchedule",
     "WorkflowRecord",
     "WorkflowStore",
     "open_state_store",

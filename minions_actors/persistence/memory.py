@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from minions_actors.persistence.quarantine import (
     QuarantinedSnapshot,
 )
 from minions_actors.persistence.records import (
     StoredMinion,
+    StoredSchedule,
     StoreStats,
     WorkflowRecord,
     _check_text,
@@ -42,6 +44,8 @@ class InMemoryStateStore:
         self._wf: dict[str, WorkflowRecord] = {}
         self._wf_rows = 0
         self._quarantined: list[QuarantinedSnapshot] = []
+        self._sched: dict[tuple[str, str], StoredSchedule] = {}
+        self._sched_rows = 0
         self.closed = False
 
     def load(self, path: str) -> str | None:
@@ -161,6 +165,34 @@ class InMemoryStateStore:
                 del self._wf[wid]
             self._wf_rows += len(gone)
         return len(gone)
+
+    # ------------------------------------------------------------------ schedules
+    def save_schedule(self, path: str, key: str, minion_class: str | None,
+                      spec_json: str | None, next_due: float = 0.0) -> None:
+        """Store (``spec_json`` None: delete) the row of schedule ``key`` of ``path``."""
+        with self._lock:
+            if spec_json is None:
+                self._sched.pop((path, key), None)
+            else:
+                _check_text(path, spec_json)
+                self._sched[(path, key)] = StoredSchedule(
+                    path, key, minion_class or "", spec_json, float(next_due), time.time())
+            self._sched_rows += 1
+
+    def schedules(self, path: str | None = None) -> list[StoredSchedule]:
+        """The stored schedules (of ``path``, or all), by path and key."""
+        with self._lock:
+            items = sorted(self._sched.items())
+        return [s for (p, _k), s in items if path is None or p == path]
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every change is durable at once: nothing to group."""
+        yield
+
+    def schedule_rows_written(self) -> int:
+        """Schedule rows written so far (each arm, fire or cancel writes one)."""
+        return self._sched_rows
 
     def __repr__(self) -> str:
         return f"InMemoryStateStore({len(self._data)} snapshots, {len(self._wf)} workflows)"

@@ -3,11 +3,13 @@ and the optional durable-workflow part (:class:`WorkflowStore`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from minions_actors.persistence.records import (
     StoredMinion,
+    StoredSchedule,
     StoreStats,
     WorkflowRecord,
 )
@@ -84,6 +86,27 @@ class WorkflowStore(Protocol):
         self, finished_before: float, statuses: Iterable[str] = ("completed",)
     ) -> int:
         """Delete records with one of ``statuses`` finished before that time; the count."""
+        ...
+
+
+@runtime_checkable
+class ScheduleStore(Protocol):
+    """The optional part of a store that keeps persistent minions' durable schedules
+    (``self.schedules``; both built-in stores implement it). Reads see every accepted save."""
+
+    def save_schedule(self, path: str, key: str, minion_class: str | None,
+                      spec_json: str | None, next_due: float = 0.0) -> None:
+        """Accept the row of schedule ``key`` of minion ``path`` (``spec_json`` None:
+        delete it); it replaces the row with the same path and key."""
+        ...
+
+    def schedules(self, path: str | None = None) -> list[StoredSchedule]:
+        """The stored schedules of ``path`` (None: all), by path and key."""
+        ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """A context inside which the changes accepted are made durable together (one
+        transaction), or a no-op for a store whose every change is durable at once."""
         ...
 
 

@@ -15,6 +15,7 @@ from minions_actors.records import (
     WORKFLOW_COLUMNS,
     WORKFLOW_STATUSES,
     StoredMinion,
+    StoredSchedule,
     StoreStats,
     WorkflowRecord,
     workflow_row,
@@ -22,6 +23,7 @@ from minions_actors.records import (
 
 __all__ = [
     "FINISHED_STATUSES", "WORKFLOW_COLUMNS", "WORKFLOW_STATUSES", "StoreStats", "StoredMinion",
+    "StoredSchedule",
     "WorkflowRecord", "workflow_row",
 ]
 

@@ -9,6 +9,7 @@ from minions_actors.errors import (
     StateStoreError,
 )
 from minions_actors.persistence.sqlite_common import (
+    SCHEDULE_TABLE,
     SNAPSHOT_TABLE,
     WORKFLOW_TABLE,
     immediate_transaction,
@@ -64,9 +65,25 @@ def _m2_workflows(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m3_schedules(conn: sqlite3.Connection) -> None:
+    """Schema 3: one row per durable schedule of a persistent minion (``self.schedules``):
+    its definition as JSON and when it is next due (unix time)."""
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {SCHEDULE_TABLE} (
+            path          TEXT NOT NULL,
+            key           TEXT NOT NULL,
+            minion_class  TEXT NOT NULL,
+            spec_json     TEXT NOT NULL,
+            next_due      REAL NOT NULL,
+            updated_at    REAL NOT NULL,
+            PRIMARY KEY (path, key)
+        )"""
+    )
+
+
 #: Applied in order; migration ``i`` (1-based) brings the file to ``PRAGMA user_version = i``.
 #: Add a new schema by appending a function: never edit or reorder the existing ones.
-MIGRATIONS: list[Migration] = [_m1_minion_snapshots, _m2_workflows]
+MIGRATIONS: list[Migration] = [_m1_minion_snapshots, _m2_workflows, _m3_schedules]
 
 
 def schema_version() -> int:

@@ -57,6 +57,12 @@ WORKFLOW_TABLE = "workflows"
 #: A pending workflow change: a private copy of the record; ``None`` means "delete".
 WfEntry: TypeAlias = "WorkflowRecord | None"
 
+#: Table holding one row per durable schedule of a minion (schema version 3).
+SCHEDULE_TABLE = "minion_schedules"
+#: A pending schedule change: ``(minion_class, spec_json, next_due, updated_at)``; ``None``
+#: means "delete". Keyed by ``(path, key)``.
+SchedEntry: TypeAlias = "tuple[str, str, float, float] | None"
+
 @contextlib.contextmanager
 def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any error, roll back and re-raise the original
@@ -172,3 +178,26 @@ WF_SELECT = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM {WORKFLOW_TABLE}"
 def wf_record(row: tuple[Any, ...]) -> WorkflowRecord:
     """A row of :data:`WF_SELECT` as a record."""
     return WorkflowRecord(*row)
+
+
+#: Durable schedules: the writer's statements and the read at open.
+_SCHED_UPSERT = (
+    f"INSERT OR REPLACE INTO {SCHEDULE_TABLE} "
+    "(path, key, minion_class, spec_json, next_due, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SCHED_DELETE = f"DELETE FROM {SCHEDULE_TABLE} WHERE path = ? AND key = ?"
+SELECT_SCHEDULES = (
+    f"SELECT path, key, minion_class, spec_json, next_due, updated_at FROM {SCHEDULE_TABLE} "
+    "ORDER BY path, key"
+)
+
+
+def write_schedules(conn: sqlite3.Connection,
+                    changes: dict[tuple[str, str], SchedEntry]) -> None:
+    """The writer's part of one batch: upsert or delete each changed schedule row."""
+    rows = [(p, k, *e) for (p, k), e in changes.items() if e is not None]
+    gone = [(p, k) for (p, k), e in changes.items() if e is None]
+    if rows:
+        conn.executemany(_SCHED_UPSERT, rows)
+    if gone:
+        conn.executemany(_SCHED_DELETE, gone)

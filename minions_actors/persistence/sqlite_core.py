@@ -96,8 +96,8 @@ class StoreCore:
             q.cond.notify_all()
 
     def _sync_change(
-        self, what: str, queue: Literal["pending", "wf_pending"], key: str, change: object,
-        view: dict[str, Any], seen: object,
+        self, what: str, queue: Literal["pending", "wf_pending", "sched_pending"], key: Any,
+        change: object, view: dict[Any, Any], seen: object,
     ) -> None:
         """Sync mode, lock held: queue ``change`` under ``key`` in the write queue's
         ``queue`` (looked up each time: the writer swaps it out), make the in-memory ``view``
@@ -241,7 +241,8 @@ class StoreCore:
             batches=w.batches,
             batch_seconds_sum=w.batch_seconds_sum,
             write_errors=w.write_errors,
-            pending=len(self._q.pending) + len(self._q.wf_pending) + w.in_flight,
+            pending=(len(self._q.pending) + len(self._q.wf_pending) + len(self._q.sched_pending)
+                     + w.in_flight),
             last_error=w.last_error,
             lost=w.lost,
             workflow_rows_written=w.workflow_rows_written,

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from minions_actors.errors import StateStoreError
-from minions_actors.persistence.sqlite_common import Entry, WfEntry, store_log
+from minions_actors.persistence.sqlite_common import Entry, SchedEntry, WfEntry, store_log
 
 #: How many lost paths (or workflow ids) the close-time error line names.
 _LOST_SHOWN = 20
@@ -39,6 +39,8 @@ class WriteQueue:
         self.wf_pending: dict[str, WfEntry] = {}
         self.wf_inflight: dict[str, WfEntry] = {}
         self.wf_callbacks: list[Callable[[], None]] = []
+        # durable schedules by (path, key), in the same batches (one transaction)
+        self.sched_pending: dict[tuple[str, str], SchedEntry] = {}
         self.accepted = 0
         self.durable = 0
         self.rejected: list[tuple[int, int, StateStoreError]] = []  # (after, up to, error)
@@ -77,6 +79,11 @@ class WriteQueue:
             )
             self.wf_pending = {}
             self.wf_callbacks = []
+        if self.sched_pending:
+            lost += len(self.sched_pending)
+            store_log.current.error("state store {!r} closed with {} schedule rows not written: {}",
+                                    db_path, len(self.sched_pending), why)
+            self.sched_pending = {}
         self.cond.notify_all()
         self.durable_cond.notify_all()
         return lost

@@ -21,11 +21,13 @@ from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
     WORKFLOW_TABLE,
     Entry,
+    SchedEntry,
     WfEntry,
     classify_sqlite_error,
     immediate_transaction,
     store_log,
     use_store_logger,
+    write_schedules,
 )
 from minions_actors.persistence.write_queue import WriteQueue
 from minions_actors.records import WORKFLOW_COLUMNS, workflow_row
@@ -76,6 +78,7 @@ class _Batch:
     callbacks: list[Callable[[], None]]  # the ``on_durable`` of its workflow saves
     target: int  # ``accepted`` when taken: this commit settles every change up to it
     settled: int  # ``durable`` when taken
+    schedules: dict[tuple[str, str], SchedEntry]  # durable schedule rows
 
 
 @dataclass
@@ -122,6 +125,7 @@ class SnapshotWriter(threading.Thread):
         # statistics (written only by this thread; read racily, which is fine for counters)
         self.rows_written = 0
         self.workflow_rows_written = 0  # also bumped by prune (under conn_lock)
+        self.schedule_rows_written = 0
         self.callbacks_called = 0
         self.batches = 0
         self.batch_seconds_sum = 0.0
@@ -145,7 +149,7 @@ class SnapshotWriter(threading.Thread):
             if batch is None:
                 return
             try:
-                self._write(batch.snapshots, batch.workflows)
+                self._write(batch.snapshots, batch.workflows, batch.schedules)
             except BaseException as exc:  # every failure is retried and reported
                 self._failed(batch, classify_sqlite_error(exc, self._db_path), streak)
                 continue
@@ -161,7 +165,7 @@ class SnapshotWriter(threading.Thread):
                     self._drop_pending()
                     return None
                 now = time.monotonic()
-                dirty = bool(q.pending or q.wf_pending)
+                dirty = bool(q.pending or q.wf_pending or q.sched_pending)
                 if dirty and (
                     q.urgent
                     or q.stopping
@@ -191,8 +195,10 @@ class SnapshotWriter(threading.Thread):
     def _take_batch(self) -> _Batch:
         """Swap the pending changes out of the queue (lock held)."""
         q = self._q
-        batch = _Batch(q.pending, q.wf_pending, q.wf_callbacks, q.accepted, q.durable)
+        batch = _Batch(q.pending, q.wf_pending, q.wf_callbacks, q.accepted, q.durable,
+                       q.sched_pending)
         q.pending = {}
+        q.sched_pending = {}
         q.wf_pending = {}
         q.wf_inflight = batch.workflows
         q.wf_callbacks = []
@@ -237,6 +243,8 @@ class SnapshotWriter(threading.Thread):
             wf_merged = batch.workflows
             wf_merged.update(q.wf_pending)
             q.wf_pending = wf_merged
+            batch.schedules.update(q.sched_pending)
+            q.sched_pending = batch.schedules
             q.wf_inflight = {}
             batch.callbacks.extend(q.wf_callbacks)  # called after the commit that succeeds
             q.wf_callbacks = batch.callbacks
@@ -329,8 +337,9 @@ class SnapshotWriter(threading.Thread):
             store_log.current.exception("state store on_error callback raised")
 
     # ------------------------------------------------------------------ one batch
-    def _write(self, batch: dict[str, Entry | None], wf_batch: dict[str, WfEntry]) -> None:
-        """Commit one batch (snapshots and workflow records) in a single transaction."""
+    def _write(self, batch: dict[str, Entry | None], wf_batch: dict[str, WfEntry],
+               schedules: dict[tuple[str, str], SchedEntry]) -> None:
+        """Commit one batch (snapshots, workflow records, schedules) in one transaction."""
         rows: list[tuple[Any, ...]] = []
         deletes: list[tuple[str]] = []
         for path, entry in batch.items():
@@ -363,10 +372,13 @@ class SnapshotWriter(threading.Thread):
                     conn.executemany(_WF_UPSERT, wf_rows)
                 if wf_deletes:
                     conn.executemany(_WF_DELETE, wf_deletes)
+                if schedules:
+                    write_schedules(conn, schedules)
             self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
         self.rows_written += len(rows) + len(deletes)
+        self.schedule_rows_written += len(schedules)
 
 
 def _upsert_snapshots(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -13,6 +13,7 @@ from minions_actors.runtime.extensions import WORKFLOWS, Extensions, check_class
 from minions_actors.runtime.host import RunningHost
 from minions_actors.runtime.messages import StartWorkflow
 from minions_actors.runtime.receive_timeout import receive_timeout, set_receive_timeout
+from minions_actors.runtime.schedules import Schedules, schedules
 from minions_actors.runtime.supervision import Backoff, OneForOne, Strategy
 from minions_actors.runtime.timers import TimerScheduler, scheduler
 
@@ -173,6 +174,13 @@ class Minion(pykka.ThreadingActor):
         ``start_periodic``, ``cancel``, ``is_active``, ``keys``. A restart or a stop cancels
         them; see the timers page of the docs."""
         return scheduler(self._minion_cell)
+
+    @property
+    def schedules(self) -> Schedules:
+        """This persistent minion's durable schedules: ``start_single``, ``start_periodic``,
+        ``start_cron``, ``start_workflow_cron``, ``cancel``, ``keys``. Stored in the state
+        store, they survive restarts and the process; see the schedules page of the docs."""
+        return schedules(self._minion_cell)
 
     def set_receive_timeout(self, seconds: float | None) -> None:
         """Receive a :class:`~minions_actors.ReceiveTimeout` after ``seconds`` with no

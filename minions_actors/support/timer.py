@@ -42,10 +42,11 @@ class Cancellable:
 class TimerStats:
     """Minions' timers: how many are active, and a histogram of how late they fire."""
 
-    __slots__ = ("active", "counts", "total", "total_seconds")
+    __slots__ = ("active", "counts", "schedules", "total", "total_seconds")
 
     def __init__(self) -> None:
         self.active = 0  # (changed under the timer's lock)
+        self.schedules = 0  # durable schedules armed (changed under the timer's lock)
         self.counts = [0] * (len(LATENESS_BUCKETS) + 1)  # the last one: beyond every bucket
         self.total = 0
         self.total_seconds = 0.0
@@ -133,6 +134,12 @@ class Timer:
             if not self._closed:
                 self.stats.active -= count
 
+    def count_schedules(self, delta: int) -> None:
+        """``delta`` durable schedules were armed (or disarmed: negative)."""
+        with self._lock:
+            if not self._closed:
+                self.stats.schedules += delta
+
     def _compact(self) -> None:
         self._heap = [e for e in self._heap
                       if not (isinstance(e[2], Cancellable) and e[2].dead)]
@@ -196,7 +203,7 @@ class Timer:
             self._closed = True
             self._heap.clear()
             self._dead = 0
-            self.stats.active = 0
+            self.stats.active = self.stats.schedules = 0
             self._cond.notify()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():

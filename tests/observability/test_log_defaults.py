@@ -88,7 +88,7 @@ def test_log_diagnose_turns_locals_back_on(tmp_path: Path) -> None:
 def test_creating_a_store_is_not_logged_as_a_migration(tmp_path: Path) -> None:
     from loguru import logger
 
-    from minions_actors.persistence import SQLiteStateStore
+    from minions_actors.persistence import SQLiteStateStore, schema_version
 
     from ..persistence.test_store_workflows import make_v1_file
 
@@ -103,7 +103,9 @@ def test_creating_a_store_is_not_logged_as_a_migration(tmp_path: Path) -> None:
     finally:
         logger.remove(handler)
     about = [(r["level"].name, r["message"]) for r in records if "schema" in r["message"]]
+    new = schema_version()
     assert about == [
-        ("DEBUG", f"state store {str(tmp_path / 'new.db')!r}: created with schema version 2"),
-        ("INFO", f"state store {str(tmp_path / 'v1.db')!r}: migrated schema from version 1 to 2"),
+        ("DEBUG", f"state store {str(tmp_path / 'new.db')!r}: created with schema version {new}"),
+        ("INFO", f"state store {str(tmp_path / 'v1.db')!r}: migrated schema from version 1 "
+                 f"to {new}"),
     ]

@@ -93,7 +93,8 @@ def test_json_output_is_one_object_per_line(store: Path) -> None:
     assert out.returncode == 0, out.stderr
     minions = [json.loads(line) for line in out.stdout.splitlines()]
     assert [m["path"] for m in minions] == ["evil" + EVIL, "shop"]
-    assert set(minions[1]) == {"path", "class", "size_bytes", "updated_at"}
+    assert set(minions[1]) == {"path", "class", "size_bytes", "updated_at", "schedules"}
+    assert minions[1]["schedules"] == []
     out = run_cli("workflows", "list", "--json", "--status", "failed", cwd=cwd)
     workflows = [json.loads(line) for line in out.stdout.splitlines()]
     assert {w["workflow_id"] for w in workflows} == {"job-1", "job" + EVIL}

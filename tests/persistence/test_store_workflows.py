@@ -499,7 +499,7 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
         assert s.flush(timeout=5)
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == persistence.schema_version()
         cols = [(r[1], r[2], bool(r[3])) for r in conn.execute("PRAGMA table_info(workflows)")]
         assert cols == [
             ("workflow_id", "TEXT", False),
@@ -532,7 +532,7 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
     finally:
         conn.close()
     with SQLiteStateStore(db) as again:
-        assert again.schema_found == 2
+        assert again.schema_found == persistence.schema_version()
 
 
 # ---------------------------------------------------------------------------- kill -9

@@ -120,6 +120,8 @@ def test_a_minion_that_uses_no_extension_gets_no_part(system: ActorSystem) -> No
 
 
 def test_importing_the_package_registers_timers_then_snapshots_then_workflows() -> None:
+    """Schedules come after snapshots: an incarnation restores its state, then arms its
+    durable schedules."""
     code = ("import minions_actors\n"
             "from minions_actors.runtime.extensions import registered\n"
             "print([e.key for e in registered()])\n")
@@ -127,4 +129,4 @@ def test_importing_the_package_registers_timers_then_snapshots_then_workflows() 
                          timeout=60, check=True)
     # (the timers' extensions come with Minion: attached on first use, never by class)
     assert out.stdout.split() == ["['timers',", "'receive_timeout',", "'snapshots',",
-                                  "'workflows']"], out.stderr
+                                  "'schedules',", "'workflows']"], out.stderr
