@@ -1,7 +1,9 @@
 """A million minions in a fresh interpreter: spawn, one message each, stop all.
 
-``python -m bench.millionchild N`` prints one JSON line with the seconds of each phase and
-the peak RSS of the process (``ru_maxrss``), so earlier scenarios cannot inflate it.
+``python -m bench.millionchild N [SYSTEM]`` (SYSTEM: ``minions``, the default, or ``floor``,
+the bare pooled scheduler of ``bench/systems/floor.py``) prints one JSON line with the
+seconds of each phase and the peak RSS of the process (``ru_maxrss``), so earlier
+scenarios cannot inflate it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from bench.common import WAIT, Latch
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(n: int) -> dict[str, float]:
-    """Run the child with ``n`` minions and return its metrics."""
+def measure(n: int, key: str = "minions") -> dict[str, float]:
+    """Run the child with ``n`` actors of system ``key`` and return its metrics."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.millionchild", str(n)],
+        [sys.executable, "-m", "bench.millionchild", str(n), key],
         cwd=ROOT, capture_output=True, text=True, timeout=max(WAIT, n / 1000), check=False,
     )
     if proc.returncode != 0:
@@ -30,8 +32,43 @@ def measure(n: int) -> dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def floor(n: int) -> dict[str, float]:
+    """The same run on the floor (no ActorSystem)."""
+    from bench.systems.floor import FloorActor, FloorSystem
+
+    class Once(FloorActor):
+        def __init__(self, done: Latch) -> None:
+            self.done = done
+
+        def on_receive(self, message: Any) -> None:
+            self.done.count_down()
+
+    system = FloorSystem()
+    with system.running():
+        done = Latch(n)
+        t0 = perf_counter()
+        refs = [system.spawn(Once, done) for _ in range(n)]
+        t1 = perf_counter()
+        for ref in refs:
+            ref.tell(1)
+        done.wait(max(WAIT, n / 1000))
+        t2 = perf_counter()
+        system.stop_all(refs)
+        t3 = perf_counter()
+    return {"total": t3 - t0, "spawn": t1 - t0, "tell": t2 - t1, "stop": t3 - t2}
+
+
 def main(argv: list[str]) -> int:
     """Entry point of the child process."""
+    n = int(argv[0])
+    times = floor(n) if argv[1:] == ["floor"] else minions(n)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({**times, "peak_mib": peak}))
+    return 0
+
+
+def minions(n: int) -> dict[str, float]:
+    """Spawn ``n`` pooled minions under Gru, one message each, stop them all."""
     from loguru import logger
 
     from minions_actors import ActorSystem, Minion
@@ -47,7 +84,6 @@ def main(argv: list[str]) -> int:
             self.done.count_down()
 
     logger.remove()
-    n = int(argv[0])
     system = ActorSystem.start(state_store=None, metrics_port=None, file_logs=False,
                                stderr_logs=False, handle_signals=False)
     try:
@@ -67,10 +103,7 @@ def main(argv: list[str]) -> int:
         t3 = perf_counter()
     finally:
         system.shutdown(timeout=WAIT)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"total": t3 - t0, "spawn": t1 - t0, "tell": t2 - t1, "stop": t3 - t2,
-                      "peak_mib": peak}))
-    return 0
+    return {"total": t3 - t0, "spawn": t1 - t0, "tell": t2 - t1, "stop": t3 - t2}
 
 
 if __name__ == "__main__":
