@@ -8,12 +8,13 @@ scenarios cannot inflate it.
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import subprocess
 import sys
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
 from bench.common import WAIT, Latch
@@ -58,17 +59,44 @@ def floor(n: int) -> dict[str, float]:
     return {"total": t3 - t0, "spawn": t1 - t0, "tell": t2 - t1, "stop": t3 - t2}
 
 
+def _time_collections() -> list[float]:
+    """Seconds the cyclic GC spends collecting, and its full (generation 2) collections,
+    accumulated from now into the returned list."""
+    spent = [0.0, 0]
+    began = [0.0]
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = perf_counter()
+            return
+        spent[0] += perf_counter() - began[0]
+        spent[1] += info["generation"] == 2
+
+    gc.callbacks.append(note)
+    return spent
+
+
 def main(argv: list[str]) -> int:
     """Entry point of the child process."""
     n = int(argv[0])
-    times = floor(n) if argv[1:] == ["floor"] else minions(n)
+    if "--gc-off" in argv:
+        gc.disable()
+    for arg in argv:
+        if arg.startswith("--gc-threshold="):  # e.g. --gc-threshold=100000,50,100
+            gc.set_threshold(*(int(x) for x in arg.split("=", 1)[1].split(",")))
+    spent = _time_collections()
+    cpu = process_time()
+    times = floor(n) if "floor" in argv[1:] else minions(n, "--gc-freeze" in argv)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({**times, "peak_mib": peak}))
+    # the CPU seconds of every thread: on a loaded machine, steadier than the wall clock
+    print(json.dumps({**times, "peak_mib": peak, "cpu": process_time() - cpu,
+                      "gc_s": spent[0], "gc_full": spent[1]}))
     return 0
 
 
-def minions(n: int) -> dict[str, float]:
-    """Spawn ``n`` pooled minions under Gru, one message each, stop them all."""
+def minions(n: int, freeze: bool = False) -> dict[str, float]:
+    """Spawn ``n`` pooled minions under Gru, one message each, stop them all (``freeze``:
+    ``gc.freeze()`` once they are spawned, the advice of docs/benchmarks.md)."""
     from loguru import logger
 
     from minions_actors import ActorSystem, Minion
@@ -90,6 +118,8 @@ def minions(n: int) -> dict[str, float]:
         done = Latch(n)
         t0 = perf_counter()
         refs = [system.spawn(Once, done) for _ in range(n)]
+        if freeze:
+            gc.freeze()
         t1 = perf_counter()
         for ref in refs:
             ref.tell(1)

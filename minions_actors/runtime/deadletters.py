@@ -107,7 +107,7 @@ def drop_to_mark(cell: Cell) -> None:
         if item is HALT_MARK:
             cell._mark_passed = True
         elif item.__class__ is m.StopRequest and cell.instance is not None:
-            cell._stop_requests.append(item)
+            cell._stop_requests += (item,)
             cell._terminate_requested = True  # the stop runs once the drop is done
         elif isinstance(item, NOT_DEAD_LETTERS):
             cell._release(item)
