@@ -214,8 +214,14 @@ class MinionRef(pykka.ActorRef[M]):
         if cell.terminated:
             future.set(False)
         else:
-            cell.inbox.put(m.StopRequest())  # in order, after the messages already queued
-            cell.send_system(m.StopPending())  # and at once if it is not running now
+            if cell.dispatcher.name == "pooled":
+                # the runtime message first, then the request: the put schedules the
+                # minion, whose turn looks at runtime messages first (no wake-up needed)
+                cell._queue_system(m.StopPending())
+                cell.inbox.put(m.StopRequest())
+            else:
+                cell.inbox.put(m.StopRequest())  # in order, after the messages queued
+                cell.send_system(m.StopPending())  # and at once if it is not running now
             future.set_get_hook(functools.partial(_wait_stopped, cell))
         if not block:
             return future
