@@ -7,8 +7,8 @@ from bench.systems.base import System
 ASYNC_KEYS = ("minions-async", "minions-async-loop", "asyncio-gather", "asyncio-queue", "xoscar",
               "ray-async")
 """The async scenarios' systems (issue 19)."""
-SYSTEM_KEYS = ("minions", "minions-dedicated", "pykka", "thespian-simple", "thespian-mp", "ray",
-               "sqlite-utils", "dbos", "heapq-timer", *ASYNC_KEYS)
+SYSTEM_KEYS = ("minions", "minions-dedicated", "floor", "pykka", "thespian-simple",
+               "thespian-mp", "ray", "sqlite-utils", "dbos", "heapq-timer", *ASYNC_KEYS)
 
 
 def _async_systems() -> dict[str, type[System]]:
@@ -36,6 +36,10 @@ def make_system(key: str) -> System:
         from bench.systems.minions_sys import SqliteUtilsBaseline
 
         return SqliteUtilsBaseline()
+    if key == "floor":
+        from bench.systems.floor import FloorSystem as BareFloor
+
+        return BareFloor()
     if key == "pykka":
         from bench.systems.pykka_raw import PykkaSystem
 

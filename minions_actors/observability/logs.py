@@ -89,7 +89,8 @@ def _default_handler_stream(log: Logger) -> Any:
 def loguru_handlers(log: Logger) -> Mapping[int, Any] | None:
     """Loguru's private handler table of ``log``'s core (None if it ever changes shape)."""
     handlers = getattr(getattr(log, "_core", None), "handlers", None)
-    return handlers if isinstance(handlers, Mapping) else None
+    # (a dict first: the ABC's isinstance is a Python call, and this runs per start and stop)
+    return handlers if type(handlers) is dict or isinstance(handlers, Mapping) else None
 
 
 def _not_runtime_record(record: Record) -> bool:

@@ -198,6 +198,8 @@ class ResourceRegistry(HealthWatch, Hooks):
 
     def release(self, user: object) -> None:
         """``user`` stopped for good: let go of its resources (the last user closes)."""
+        if not self._entries:  # no resource registered: every stop comes here
+            return
         for entry in reversed(self._snapshot()):
             # looked at without its lock, which an open() in progress holds: a minion
             # that does not hold the resource never waits for it

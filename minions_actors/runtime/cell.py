@@ -74,6 +74,10 @@ _cell_ids = itertools.count(1)
 # makes each cell unique (no os.urandom call per spawn)
 _URN_PREFIX = uuid.uuid4().urn[:-12]
 _COND_LOCK = threading.Lock()
+_CHILDREN_LOCK = threading.Lock()
+_WATCH_LOCK = threading.Lock()
+#: a leaf minion's children: one shared empty dict, replaced by its own at the first spawn
+NO_CHILDREN: dict[str, Any] = {}
 
 
 class Cell:
@@ -81,18 +85,20 @@ class Cell:
 
     # slots: a million idle minions are a million cells (a dict each would double them)
     __slots__ = (
-        "__weakref__", "_finalized", "_halt_dropped", "_held", "_interrupted", "_mark_passed",
-        "_parked", "_stop_requested", "_stop_requests", "_strategy_override", "_sys",
-        "_sys_cond_", "_terminate_requested", "_up_cond_", "_watch_closed", "after", "args",
-        "busy_seconds", "children", "children_lock", "closing", "cls", "cls_name",
-        "dead_letters", "dispatcher", "failed", "handled", "hooks", "inbox", "incarnation",
-        "instance", "kwargs", "last_instance", "name", "parent", "parts", "path", "placement",
-        "pooled",
-        "ref",
-        "restart", "restart_history", "restarts", "sched", "stop_reason",
-        "stopped_event", "system", "terminated", "thread", "urn", "watch_lock", "watchers",
-        "watching",
+        "__weakref__", "_finalized", "_halt_dropped", "_held", "_id", "_interrupted",
+        "_mark_passed", "_parked", "_stop_requested", "_stop_requests", "_strategy_override",
+        "_sys", "_sys_cond_", "_terminate_requested", "_up_cond_", "_watch_closed", "after",
+        "args", "busy_seconds", "children", "closing", "cls", "cls_name", "dead_letters",
+        "dispatcher", "failed", "handled", "hooks", "inbox", "incarnation", "instance",
+        "kwargs", "last_instance", "name", "parent", "parts", "path", "placement", "pooled",
+        "ref", "restart", "restart_history", "restarts", "sched", "stop_reason",
+        "stopped_event", "system", "terminated", "thread", "watchers", "watching",
     )
+    # One lock for every cell's children and one for every death watch, not two per cell:
+    # a million leaf minions would carry two million locks (each tracked by the cyclic GC)
+    # for sections that are short, never nested, and rare beside the messages.
+    children_lock = _CHILDREN_LOCK
+    watch_lock = _WATCH_LOCK
 
     def __init__(
         self,
@@ -124,7 +130,7 @@ class Cell:
             else f"{parent.path}/{name}"
         )
         self.restart = restart
-        self.urn: str = f"{_URN_PREFIX}{next(_cell_ids):012x}"
+        self._id = next(_cell_ids)  # the urn is built from it when asked (most never are)
         self.dispatcher: Dispatcher = dispatcher or system.dispatcher
         self.thread: threading.Thread | None = None  # a dedicated thread, when it has one
         self.sched = threading.Lock()  # held while queued or running on the pool
@@ -142,13 +148,11 @@ class Cell:
         self.last_instance: Minion | None = None  # the newest one, maybe still in __init__
         self._up_cond_: threading.Condition | None = None  # built when a proxy waits
         self.incarnation = 0
-        self.children: dict[str, Cell] = {}
-        self.children_lock = threading.Lock()
+        self.children: dict[str, Cell] = NO_CHILDREN  # (replaced under children_lock)
         self.restart_history: History = ()  # of this incarnation's children
         # copied on write under watch_lock: most minions never watch nor are watched
         self.watchers: frozenset[Cell] = NO_CELLS
         self.watching: frozenset[Cell] = NO_CELLS
-        self.watch_lock = threading.Lock()
         self._watch_closed = False
         # the extensions' parts (runtime.extensions) and what runs after each message
         self.parts: Mapping[str, Any] = NO_PARTS  # CellPart by extension key
@@ -175,11 +179,17 @@ class Cell:
         self._mark_passed = False
         self._halt_dropped: tuple[int, Any] = (0, None)  # (count, last): reported at the end
         self._held: Any = NOTHING_HELD
-        self._stop_requests: list[m.StopRequest] = []
+        self._stop_requests: tuple[m.StopRequest, ...] = ()  # (grown by its own thread only)
         self._parked: m.Restart | None = None  # a pooled restart waiting for its backoff
         self._finalized = False
 
     # ----------------------------------------------------------------- descriptions
+    @property
+    def urn(self) -> str:
+        """pykka's ``actor_urn``: a uuid4 URN, unique per cell (a process-wide random
+        prefix and the cell's number)."""
+        return f"{_URN_PREFIX}{self._id:012x}"
+
     @property
     def strategy(self) -> Strategy:
         """The strategy this cell applies to its children."""
@@ -330,6 +340,8 @@ class Cell:
                 raise MinionStopped(f"{self.describe()} is stopping and cannot spawn children")
             if name is None:
                 name = f"{cls.__name__.lower()}-{next(_anonymous)}"
+            if self.children is NO_CHILDREN:
+                self.children = {}
             if name in self.children:
                 where = f"under {self.path!r}" if self.path else "at the top level"
                 raise DuplicateName(

@@ -107,7 +107,7 @@ def drop_to_mark(cell: Cell) -> None:
         if item is HALT_MARK:
             cell._mark_passed = True
         elif item.__class__ is m.StopRequest and cell.instance is not None:
-            cell._stop_requests.append(item)
+            cell._stop_requests += (item,)
             cell._terminate_requested = True  # the stop runs once the drop is done
         elif isinstance(item, NOT_DEAD_LETTERS):
             cell._release(item)
@@ -127,13 +127,15 @@ def drop_to_mark(cell: Cell) -> None:
 def drain(cell: Cell, dead: Callable[[Any], Any], item: Any = NOTHING_HELD) -> None:
     """Empty the mailbox (after ``item``): answer or release what needs it, pass user
     messages to ``dead``."""
-    get = cell.inbox.get_nowait
+    get, empty = cell.inbox.get_nowait, cell.inbox.empty
     while True:
         if item is not NOTHING_HELD:
             if isinstance(item, NOT_DEAD_LETTERS):
                 cell._release(item)
             else:
                 dead(item)
+        if empty():  # (most stops find it empty: no queue.Empty raised then)
+            return
         try:
             item = get()
         except queue.Empty:

@@ -86,11 +86,8 @@ class Minion(pykka.ThreadingActor):
                 f"{name} is a Minion: start it with system.spawn({name}, ...) or, inside "
                 f"another minion, self.spawn({name}, ...); do not call the class directly"
             )
-        # pykka's attributes, pointing at what survives restarts
-        self.actor_urn = cell.urn
-        self.actor_inbox = cell.inbox
-        self.actor_stopped = cell.stopped_event
-        self._actor_ref = cell.ref  # type: ignore[assignment]
+        # pykka's attributes (actor_urn, actor_inbox, actor_stopped, actor_ref) are
+        # properties below, read from what survives restarts: none is stored per instance
 
     @classmethod
     def check_args(cls, *args: Any, **kwargs: Any) -> None:
@@ -119,6 +116,22 @@ class Minion(pykka.ThreadingActor):
     @property
     def actor_ref(self) -> Any:
         return self._minion_cell.ref
+
+    @property
+    def _actor_ref(self) -> Any:  # type: ignore[override]  # pykka's name for it
+        return self._minion_cell.ref
+
+    @property
+    def actor_urn(self) -> str:  # type: ignore[override]
+        return self._minion_cell.urn
+
+    @property
+    def actor_inbox(self) -> Any:  # type: ignore[override]
+        return self._minion_cell.inbox
+
+    @property
+    def actor_stopped(self) -> Any:  # type: ignore[override]
+        return self._minion_cell.stopped_event
 
     @property
     def path(self) -> str:

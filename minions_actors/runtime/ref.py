@@ -44,24 +44,39 @@ class MinionRef(pykka.ActorRef[M]):
     :class:`pykka.ActorRef`, so code typed against pykka accepts it.
     """
 
-    __slots__ = ("_cell", "_put", "_sched", "_target", "path")
+    __slots__ = ("_box", "_cell", "_put", "_sched", "_target", "path")
 
     # pykka's __init__ needs a built actor; a minion's ref exists before its first instance
     def __init__(self, cell: Cell) -> None:
         self._cell = cell
-        self._put = cell.inbox.put
-        # a pooled minion's unbounded mailbox: put with the C queue's own method and queue
-        # the minion here (PooledMailbox.put does the same, one Python call slower)
+        # put(box, item): the class's function, not a bound method (one object less per
+        # minion); a pooled minion's unbounded mailbox: the C queue's own put, and the ref
+        # queues the minion itself (PooledMailbox.put does the same, one Python call slower)
+        self._box: Any = cell.inbox
+        self._put: Any = type(cell.inbox).put
         self._sched: Any = None  # the pooled minion's sched lock (see mailbox.claim)
         if isinstance(cell.inbox, PooledMailbox):
-            self._put = queue.SimpleQueue.put.__get__(cell.inbox)
+            self._put = queue.SimpleQueue.put
             self._sched = cell.sched
         self._target: CurrentInstance | None = None
-        self.actor_class = cell.cls  # type: ignore[assignment]
-        self.actor_urn = cell.urn
-        self.actor_inbox = cell.inbox  # type: ignore[assignment]
-        self.actor_stopped = cell.stopped_event  # type: ignore[assignment]  # Event-like
         self.path = cell.path
+
+    # pykka's attributes, read from the cell (stored, they were four per ref)
+    @property
+    def actor_class(self) -> type[M]:  # type: ignore[override]
+        return self._cell.cls  # type: ignore[return-value]
+
+    @property
+    def actor_urn(self) -> str:  # type: ignore[override]
+        return self._cell.urn
+
+    @property
+    def actor_inbox(self) -> Any:  # type: ignore[override]
+        return self._cell.inbox
+
+    @property
+    def actor_stopped(self) -> Any:  # type: ignore[override]  # Event-like
+        return self._cell.stopped_event
 
     # -- identity ------------------------------------------------------------------
     @property
@@ -83,7 +98,7 @@ class MinionRef(pykka.ActorRef[M]):
         return isinstance(other, MinionRef) and other._cell is self._cell
 
     def __hash__(self) -> int:
-        return hash(self.actor_urn)
+        return hash(self._cell._id)
 
     @property
     def _actor_weakref(self) -> Callable[[], CurrentInstance]:  # type: ignore[override]
@@ -103,7 +118,7 @@ class MinionRef(pykka.ActorRef[M]):
             cell.dead_letter(message)
             return
         try:
-            self._put(message)
+            self._put(self._box, message)
         except queue.Full:
             raise MailboxFull(self._full_text()) from None
         sched = self._sched  # mailbox.claim() inlined: this is the hottest path
@@ -146,7 +161,7 @@ class MinionRef(pykka.ActorRef[M]):
                 # back always finds it, so the one that closes the cycle is the one refused
                 waits.wait_on(waiter, future)
             try:
-                self._put(m.Ask(message, future))
+                self._put(self._box, m.Ask(message, future))
             except BaseException as exc:
                 if waiter is not None:  # never sent: no wait
                     waits.done(waiter)
@@ -199,8 +214,14 @@ class MinionRef(pykka.ActorRef[M]):
         if cell.terminated:
             future.set(False)
         else:
-            cell.inbox.put(m.StopRequest())  # in order, after the messages already queued
-            cell.send_system(m.StopPending())  # and at once if it is not running now
+            if cell.dispatcher.name == "pooled":
+                # the runtime message first, then the request: the put schedules the
+                # minion, whose turn looks at runtime messages first (no wake-up needed)
+                cell._queue_system(m.StopPending())
+                cell.inbox.put(m.StopRequest())
+            else:
+                cell.inbox.put(m.StopRequest())  # in order, after the messages queued
+                cell.send_system(m.StopPending())  # and at once if it is not running now
             future.set_get_hook(functools.partial(_wait_stopped, cell))
         if not block:
             return future
@@ -260,7 +281,7 @@ class MinionRef(pykka.ActorRef[M]):
         box: Any = cell.inbox
         offer = getattr(box, "offer", None)
         if offer is None:  # unbounded: a put never waits
-            self._put(item)
+            self._put(self._box, item)
             sched = self._sched
             if sched is not None and not sched.locked() and sched.acquire(False):
                 cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]

@@ -101,7 +101,8 @@ def check_spawn(cls: type[Minion], args: tuple[Any, ...], kwargs: dict[str, Any]
                 name: str | None, restart: str) -> RestartType:
     """Raise :class:`SpawnError` or :class:`ValueError` for a spawn that cannot work; return
     the checked restart type (the other options: :func:`check_spawn_options`)."""
-    if not (isinstance(cls, type) and issubclass(cls, Minion)):
+    # (the MRO, not issubclass: Minion is an ABC, whose check is a Python call per spawn)
+    if not (isinstance(cls, type) and Minion in cls.__mro__):
         raise SpawnError(f"spawn() takes a Minion subclass, got {cls!r}")
     if cls.__dict__.get("_minions_is_gru"):
         raise SpawnError("Gru is the root of the system and cannot be spawned")

@@ -117,7 +117,7 @@ def _proxy_tell(cell: Cell, inst: Minion, msg: Any) -> bool:
 
 
 def _stop_request(cell: Cell, inst: Minion, msg: m.StopRequest) -> bool:
-    cell._stop_requests.append(msg)
+    cell._stop_requests += (msg,)
     cell._terminate(cell._stop_deadline(), "stopped")
     return False
 
