@@ -12,6 +12,7 @@ from minions_actors.errors import (
 )
 from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
+    WORKFLOW_INBOX_TABLE,
     WORKFLOW_TABLE,
     immediate_transaction,
     store_log,
@@ -67,9 +68,31 @@ def _m2_workflows(db: Database) -> None:
     )
 
 
+def _m3_workflow_waits(db: Database) -> None:
+    """Schema 3: workflows that wait (a sleep's or signal's deadline, the signal awaited, who
+    cancelled) and the inbox of signals and cancel requests, which any process may append to
+    (the CLI while the application runs)."""
+    for column, kind in (("wake_at", "REAL"), ("waiting_for", "TEXT"),
+                         ("signal_seq", "INTEGER NOT NULL DEFAULT 0"), ("cancelled_by", "TEXT")):
+        db.execute(f"ALTER TABLE {WORKFLOW_TABLE} ADD COLUMN {column} {kind}")
+    db.execute(
+        f"""CREATE TABLE IF NOT EXISTS {WORKFLOW_INBOX_TABLE} (
+            seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+            workflow_id  TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            payload_json TEXT NOT NULL,
+            sent_by      TEXT NOT NULL,
+            sent_at      REAL NOT NULL
+        )"""
+    )
+    db.execute(f"CREATE INDEX IF NOT EXISTS idx_workflow_inbox_workflow "
+               f"ON {WORKFLOW_INBOX_TABLE} (workflow_id)")
+
+
 #: Applied in order; migration ``i`` (1-based) brings the file to ``PRAGMA user_version = i``.
 #: Add a new schema by appending a function: never edit or reorder the existing ones.
-MIGRATIONS: list[Migration] = [_m1_minion_snapshots, _m2_workflows]
+MIGRATIONS: list[Migration] = [_m1_minion_snapshots, _m2_workflows, _m3_workflow_waits]
 
 
 def schema_version() -> int:
