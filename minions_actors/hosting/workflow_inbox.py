@@ -31,7 +31,7 @@ class InboxPoller:
             self.system.timer.call_later(INBOX_POLL, self._tick)
 
     def _tick(self) -> None:
-        if self.system._shutdown.stopped.is_set() or self.system.shutdown_started():
+        if not self.system.running:
             return
         try:
             self.poll()

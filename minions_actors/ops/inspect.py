@@ -87,15 +87,35 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _workflow_counts(conn: sqlite3.Connection) -> str:
-    """'2 running, 10 completed' (statuses in their usual order; 'none' when empty)."""
+def _workflow_counts(conn: sqlite3.Connection, version: int) -> str:
+    """'2 running (1 sleeping), 10 completed' (statuses in their usual order; 'none' when
+    empty); the running ones that sleep or wait for a signal are counted in brackets."""
     counts = dict(
         conn.execute(f"SELECT status, count(*) FROM {WORKFLOW_TABLE} GROUP BY status").fetchall()
     )
     if not counts:
         return "none"
     order = [*WORKFLOW_STATUSES, *sorted(set(counts) - set(WORKFLOW_STATUSES))]
-    return ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
+    text = [f"{counts[s]} {s}" for s in order if s in counts]
+    if version >= _WAITS_SCHEMA and "running" in counts:
+        sleeping, waiting = conn.execute(
+            f"SELECT sum(waiting_for IS NULL AND wake_at IS NOT NULL), "
+            f"sum(waiting_for IS NOT NULL) FROM {WORKFLOW_TABLE} WHERE status = 'running'"
+        ).fetchone()
+        waits = [f"{n} {what}" for n, what in ((sleeping, "sleeping"),
+                                                 (waiting, "waiting for a signal")) if n]
+        if waits:
+            text[0] += f" ({', '.join(waits)})"
+    return ", ".join(text)
+
+
+#: the schema version that added the wait columns (older files are read without them)
+_WAITS_SCHEMA = 3
+_OLD_SELECT = f"SELECT {', '.join(WORKFLOW_COLUMNS[:13])} FROM {WORKFLOW_TABLE}"
+
+
+def _wf_select(version: int) -> str:
+    return WF_SELECT if version >= _WAITS_SCHEMA else _OLD_SELECT
 
 
 def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -126,7 +146,7 @@ def read_minions(db_path: str | os.PathLike[str]) -> MinionsListing:
         rows = conn.execute(
             f"SELECT path, minion_class, size_bytes, updated_at FROM {SNAPSHOT_TABLE} ORDER BY path"
         ).fetchall()
-        counts = _workflow_counts(conn) if has_workflows else None
+        counts = _workflow_counts(conn, version) if has_workflows else None
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
@@ -182,7 +202,17 @@ def _short(text: str | None, width: int = _ERROR_WIDTH) -> str:
 def _step(rec: WorkflowRecord) -> str:
     if rec.step_name is None:
         return f"{rec.next_step} (done)" if rec.status == "completed" else str(rec.next_step)
-    return f"{rec.next_step} {rec.step_name}"
+    return f"{rec.next_step} {rec.step_name}{_waiting(rec)}"
+
+
+def _waiting(rec: WorkflowRecord) -> str:
+    """' (sleeping until <time>)' or ' (waiting for signal ...)' for a running workflow."""
+    if rec.status != "running" or (rec.wake_at is None and rec.waiting_for is None):
+        return ""
+    until = "" if rec.wake_at is None else f" until {_when(rec.wake_at)}"
+    if rec.waiting_for is None:
+        return f" (sleeping{until})"
+    return f" (waiting for signal {rec.waiting_for!r}{until})"
 
 
 def _not_utf8(kind: str, name: object, columns: list[str]) -> str:
@@ -223,12 +253,12 @@ def read_workflows(
         if not has_workflows:
             return WorkflowsListing(path, version, False, [], "none", 0, [])
         newest = " ORDER BY created_at DESC, workflow_id DESC"
-        rows = conn.execute(WF_SELECT + where + newest + (" LIMIT ?" if limit else ""),
+        rows = conn.execute(_wf_select(version) + where + newest + (" LIMIT ?" if limit else ""),
                             [*params, limit] if limit else params).fetchall()
         rows.reverse()
         matched = len(rows) if not limit or len(rows) < limit else int(conn.execute(
             f"SELECT count(*) FROM {WORKFLOW_TABLE}{where}", params).fetchone()[0])
-        counts = _workflow_counts(conn)
+        counts = _workflow_counts(conn, version)
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()

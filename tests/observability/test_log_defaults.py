@@ -104,6 +104,6 @@ def test_creating_a_store_is_not_logged_as_a_migration(tmp_path: Path) -> None:
         logger.remove(handler)
     about = [(r["level"].name, r["message"]) for r in records if "schema" in r["message"]]
     assert about == [
-        ("DEBUG", f"state store {str(tmp_path / 'new.db')!r}: created with schema version 2"),
-        ("INFO", f"state store {str(tmp_path / 'v1.db')!r}: migrated schema from version 1 to 2"),
+        ("DEBUG", f"state store {str(tmp_path / 'new.db')!r}: created with schema version 3"),
+        ("INFO", f"state store {str(tmp_path / 'v1.db')!r}: migrated schema from version 1 to 3"),
     ]

@@ -500,7 +500,7 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
         assert s.flush(timeout=5)
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         cols = [(r[1], r[2], bool(r[3])) for r in conn.execute("PRAGMA table_info(workflows)")]
         assert cols == [
             ("workflow_id", "TEXT", False),
@@ -516,6 +516,10 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
             ("created_at", "REAL", True),
             ("updated_at", "REAL", True),
             ("finished_at", "REAL", False),
+            ("wake_at", "REAL", False),
+            ("waiting_for", "TEXT", False),
+            ("signal_seq", "INTEGER", True),
+            ("cancelled_by", "TEXT", False),
         ]
         indexes = {
             r[0]: [c[2] for c in conn.execute(f"PRAGMA index_info({r[0]})")]
@@ -533,7 +537,7 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
     finally:
         conn.close()
     with SQLiteStateStore(db) as again:
-        assert again.schema_found == 2
+        assert again.schema_found == 3
 
 
 # ---------------------------------------------------------------------------- kill -9
