@@ -67,6 +67,7 @@ _COLLECTED_FAMILIES: dict[str, str] = {
     "minions_loop_max_lag_seconds": "gauge",
     "minions_timers_active": "gauge",
     "minions_timer_lateness_seconds": "histogram",
+    "minions_workflows_waiting": "gauge",
 }
 
 _WF = ("minion_class", "workflow")

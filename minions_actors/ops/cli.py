@@ -313,7 +313,7 @@ def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
                     f"{rec.minion_path}) will resume at step {rec.step_name!r} when its "
                     "minion next starts")
         elif action in ("signal", "cancel"):
-            text = _request(db, action, workflow_id, request)
+            text = _request(db, action, workflow_id, request or {})
         else:
             rec = ins.discard_workflow_in_file(db, workflow_id, force=force)
             text = f"workflow {rec.workflow_id} ({rec.status}) discarded"
