@@ -91,7 +91,7 @@ def test_a_sleep_costs_one_row_write_when_it_starts_and_one_when_it_ends(
 
 
 def test_a_sleeping_workflow_holds_no_thread_and_shows_its_deadline(setup: Any) -> None:
-    system, ref, rec, _gate = setup
+    system, ref, _rec, _gate = setup
     threads = threading.active_count()
     for i in range(20):
         _start(ref, "long_nap", f"n{i}")
@@ -120,7 +120,7 @@ def test_a_signal_sent_before_the_workflow_waits_is_not_lost(setup: Any) -> None
 
 
 def test_a_signal_wakes_a_waiting_workflow_and_the_metric_counts_it(setup: Any) -> None:
-    system, ref, rec, gate = setup
+    system, ref, _rec, gate = setup
     gate.set()
     _start(ref, "approve", "a2")
     wait_until(lambda: getattr(system.workflow("a2"), "waiting_for", None) == "approval",
@@ -132,7 +132,7 @@ def test_a_signal_wakes_a_waiting_workflow_and_the_metric_counts_it(setup: Any) 
 
 
 def test_a_signal_timeout_is_an_outcome_the_next_step_handles(setup: Any) -> None:
-    system, ref, rec, _gate = setup
+    system, ref, _rec, _gate = setup
     _start(ref, "quick", "q1")
     done = system.wait_workflow("q1", timeout=20)
     assert done.status == "completed"
@@ -141,7 +141,7 @@ def test_a_signal_timeout_is_an_outcome_the_next_step_handles(setup: Any) -> Non
 
 
 def test_a_signal_to_an_unknown_or_finished_workflow_changes_nothing(setup: Any) -> None:
-    system, ref, rec, gate = setup
+    system, ref, _rec, gate = setup
     gate.set()
     with pytest.raises(WorkflowError, match="no workflow with id 'ghost'"):
         system.signal_workflow("ghost", "approval")
@@ -167,7 +167,7 @@ def test_bad_delays_are_refused_when_declared(bad: Any) -> None:
 
 
 def test_a_bad_delay_in_the_context_fails_the_workflow_clearly(setup: Any) -> None:
-    system, ref, rec, _gate = setup
+    system, ref, _rec, _gate = setup
     _start(ref, "by_key", "k1", delay=-5)
     failed = system.wait_workflow("k1", timeout=20)
     assert failed.status == "failed"
@@ -207,7 +207,7 @@ def test_cancel_a_running_step_lets_it_end_and_runs_no_further_step(setup: Any) 
 
 
 def test_cancel_of_a_finished_or_unknown_workflow_changes_nothing(setup: Any) -> None:
-    system, ref, rec, gate = setup
+    system, ref, _rec, gate = setup
     gate.set()
     _start(ref, "plain", "f1")
     done = system.wait_workflow("f1", timeout=20)
