@@ -2,7 +2,8 @@
 
 Usage: python -m tests.apps.waiting_child DB LEDGER EPOCH MODE
 MODE "sleep": workflow nap-1 ("before", Sleep(8), "after"); prints "SLEEPING <wake_at>"
-once the sleep's start is durable (or "SLEEPING None" when it is over already), then "DONE <time>" when it completed.
+once the sleep's start is durable (or "SLEEPING None" when it is over already), then
+"DONE <time>" when it completed.
 MODE "approve": workflows ap-1 and ap-2 ("ask", WaitSignal("approval", timeout=120),
 "after"); prints "WAITING" once both wait (durably), then "END <id> <status> <info json>"
 for each when it ends. Steps append "EPOCH ID STEP" to LEDGER.

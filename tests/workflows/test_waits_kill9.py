@@ -15,6 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+# several child processes and CLI runs each, on a shared 2-core machine
+pytestmark = pytest.mark.timeout(180)
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
