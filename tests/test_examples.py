@@ -215,3 +215,18 @@ def test_timers_poller(tmp_path: Path) -> None:
         "idle for 0.3 s: ReceiveTimeout()",
         "clean shutdown: True",
     ]
+
+
+def test_workflow_approval(tmp_path: Path) -> None:
+    out = run("workflow_approval.py", tmp_path).splitlines()
+    assert out == [
+        "exp-1: submitted, waiting for approval",
+        "exp-2: submitted, waiting for approval",
+        "exp-3: submitted, waiting for approval",
+        "exp-1: approved by manager",
+        "exp-1: paid",
+        "exp-3: cancelled by finance",
+        "exp-1: completed",
+        "exp-2: aborted (no approval before the deadline)",
+        "exp-3: cancelled (cancelled by finance)",
+    ]
