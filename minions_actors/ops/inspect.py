@@ -98,12 +98,15 @@ def _workflow_counts(conn: sqlite3.Connection, version: int) -> str:
     order = [*WORKFLOW_STATUSES, *sorted(set(counts) - set(WORKFLOW_STATUSES))]
     text = [f"{counts[s]} {s}" for s in order if s in counts]
     if version >= _WAITS_SCHEMA and "running" in counts:
-        sleeping, waiting = conn.execute(
+        sleeping, waiting, first = conn.execute(
             f"SELECT sum(waiting_for IS NULL AND wake_at IS NOT NULL), "
-            f"sum(waiting_for IS NOT NULL) FROM {WORKFLOW_TABLE} WHERE status = 'running'"
+            f"sum(waiting_for IS NOT NULL), min(wake_at) FROM {WORKFLOW_TABLE} "
+            "WHERE status = 'running'"
         ).fetchone()
         waits = [f"{n} {what}" for n, what in ((sleeping, "sleeping"),
                                                  (waiting, "waiting for a signal")) if n]
+        if first is not None:
+            waits.append(f"next deadline {_when(first)}")
         if waits:
             text[0] += f" ({', '.join(waits)})"
     return ", ".join(text)

@@ -95,6 +95,10 @@ def test_the_cli_signals_and_cancels_workflows_of_a_running_application(
         as_json = [json.loads(line) for line in cli(db, "list", "--json").stdout.splitlines()]
         assert {w["waiting_for"] for w in as_json} == {"approval"}
         assert all(w["wake_at"] is not None for w in as_json)
+        inspected = subprocess.run([sys.executable, "-m", "minions_actors", "inspect", str(db)],
+                                   cwd=ROOT, env=ENV, capture_output=True, text=True,
+                                   timeout=60)
+        assert "2 running (2 waiting for a signal, next deadline " in inspected.stdout
 
         sent = cli(db, "signal", "ap-1", "approval", "--payload", '{"ok": true}')
         assert sent.returncode == 0, sent.stderr
