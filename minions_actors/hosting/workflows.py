@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from minions_actors.errors import MinionStopped
 from minions_actors.records import WorkflowInfo
 from minions_actors.runtime.context import current_cell
 from minions_actors.workflows import WorkflowError, WorkflowWaiters
@@ -111,9 +112,13 @@ class SystemWorkflows:
         (nothing changed) for an unknown or finished workflow."""
         rec = self._running_record(workflow_id, "cancel")
         owner = self.find(rec.minion_path)
-        if owner is not None and owner.is_alive():
-            info: WorkflowInfo = owner.ask(CancelWorkflow(workflow_id, str(by)), timeout=timeout)
-            return info
+        if owner is not None:  # (a restarting one too: its runner keeps the record)
+            try:
+                info: WorkflowInfo = owner.ask(CancelWorkflow(workflow_id, str(by)),
+                                               timeout=timeout)
+                return info
+            except MinionStopped:
+                pass
         # its minion does not run here: nothing holds the record in memory
         now = time.time()
         rec.status, rec.error, rec.cancelled_by = "cancelled", f"cancelled by {by}", str(by)

@@ -226,3 +226,20 @@ def _scrape(system: ActorSystem) -> dict[str, float]:
         text = response.read().decode()
     return {s.name + str(sorted(s.labels.items())): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_signal_and_cancel_while_the_minion_is_stopped(setup: Any) -> None:
+    system, ref, rec, gate = setup
+    gate.set()
+    _start(ref, "approve", "s1")
+    _start(ref, "long_nap", "s2")
+    wait_until(lambda: getattr(system.workflow("s1"), "waiting_for", None) == "approval"
+               and getattr(system.workflow("s2"), "sleeping", False), 10, "both waiting")
+    assert system.stop("waiter", timeout=10)
+    system.signal_workflow("s1", "approval", {"ok": 1})  # stored for the next incarnation
+    info = system.cancel_workflow("s2", by="ops")  # nobody holds it: written at once
+    assert (info.status, info.cancelled_by) == ("cancelled", "ops")
+    system.spawn(Waiter, rec, gate, name="waiter")  # resumes s1 only
+    assert system.wait_workflow("s1", timeout=20).context["approval"]["payload"] == {"ok": 1}
+    assert system.workflow("s2").status == "cancelled"  # type: ignore[union-attr]
+    assert ("after", "s2") not in rec.events
