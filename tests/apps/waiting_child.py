@@ -1,7 +1,8 @@
 """A child process with workflows that wait, for kill -9 and CLI tests.
 
 Usage: python -m tests.apps.waiting_child DB LEDGER EPOCH MODE
-MODE "sleep": workflow nap-1 ("before", Sleep(8), "after"); prints "SLEEPING <wake_at>"
+MODE "sleep": workflow nap-1 ("before", Sleep(8), "after"); prints "SPAWNING <time>" just
+before it spawns the minion (which resumes the workflow), then "SLEEPING <wake_at>"
 once the sleep's start is durable (or "SLEEPING None" when it is over already), then
 "DONE <time>" when it completed.
 MODE "approve": workflows ap-1 and ap-2 ("ask", WaitSignal("approval", timeout=120),
@@ -45,6 +46,8 @@ def until(predicate: Any) -> None:
 def main() -> None:
     system = ActorSystem.start(state_store=DB, metrics_port=None, file_logs=False,
                                stderr_logs=False, handle_signals=False)
+    if MODE == "sleep":
+        print("SPAWNING", repr(time.time()), flush=True)
     ref = system.spawn(Waiter, name="waiter")
     ids = ["nap-1"] if MODE == "sleep" else ["ap-1", "ap-2"]
     for wid in ids:
