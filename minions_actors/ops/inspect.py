@@ -19,11 +19,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from minions_actors.ops.workflow_edit import discard_workflow_in_file, retry_workflow_in_file
+from minions_actors.ops.workflow_edit import (
+    WAITS_SCHEMA as _WAITS_SCHEMA,
+)
+from minions_actors.ops.workflow_edit import (
+    discard_workflow_in_file,
+    retry_workflow_in_file,
+)
+from minions_actors.ops.workflow_edit import (
+    wf_select as _wf_select,
+)
 from minions_actors.persistence.records import _status_set
 from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
-    WF_SELECT,
     WORKFLOW_TABLE,
 )
 from minions_actors.persistence.store_file import open_existing_store
@@ -111,14 +119,6 @@ def _workflow_counts(conn: sqlite3.Connection, version: int) -> str:
             text[0] += f" ({', '.join(waits)})"
     return ", ".join(text)
 
-
-#: the schema version that added the wait columns (older files are read without them)
-_WAITS_SCHEMA = 3
-_OLD_SELECT = f"SELECT {', '.join(WORKFLOW_COLUMNS[:13])} FROM {WORKFLOW_TABLE}"
-
-
-def _wf_select(version: int) -> str:
-    return WF_SELECT if version >= _WAITS_SCHEMA else _OLD_SELECT
 
 
 def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:

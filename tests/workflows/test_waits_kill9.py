@@ -160,3 +160,25 @@ def test_the_cli_on_a_stopped_application_and_the_signal_is_taken_at_restart(
             restarted.kill()
     steps = [line.split()[1:3] for line in ledger.read_text().splitlines()]
     assert steps.count(["ap-1", "after"]) == 1 and ["ap-2", "after"] not in steps
+
+
+def test_the_cli_reads_a_schema_2_file_and_refuses_signals_until_it_is_upgraded(
+        tmp_path: Path) -> None:
+    from sqlite_utils import Database
+
+    from minions_actors.persistence.schema import MIGRATIONS
+
+    db = tmp_path / "v2.db"
+    base = Database(db)
+    for migration in MIGRATIONS[:2]:  # the file as the previous release left it
+        migration(base)
+    base.execute("PRAGMA user_version = 2")
+    base.execute("INSERT INTO workflows VALUES ('w', 'm', 'C', 'flow', 'failed', 1, 's', "
+                 "'{}', 3, 'boom', 1.0, 2.0, 2.0)")
+    base.conn.commit()
+    base.close()
+    listed = cli(db, "list")
+    assert listed.returncode == 0 and "failed" in listed.stdout, listed.stderr
+    assert cli(db, "retry", "w").returncode == 0
+    refused = cli(db, "signal", "w", "approval")
+    assert refused.returncode == 1 and "start the application once" in refused.stderr
