@@ -124,6 +124,11 @@ class WorkflowTimeout(WorkflowError, TimeoutError):
     """``wait_workflow`` gave up: the workflow was still running when the timeout passed."""
 
 
+class WorkflowCancelled(WorkflowError):
+    """The workflow was cancelled (``system.cancel_workflow`` or the CLI): given to the
+    ``workflow_finished`` hook and logged; its record is ``cancelled`` with ``cancelled_by``."""
+
+
 # ---- sidecars (re-exported by minions_actors.sidecar)
 class ResourceError(MinionsError):
     """A resource is not registered, or could not be opened: the minions that need it do

@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 # ---------------------------------------------------------------------------- data types
@@ -56,9 +56,9 @@ class StoreStats:
 
 
 #: Every status a workflow record can have; all but "running" are final.
-WORKFLOW_STATUSES = ("running", "completed", "aborted", "failed")
+WORKFLOW_STATUSES = ("running", "completed", "aborted", "failed", "cancelled")
 #: The final statuses: a record with one of them is finished (``finished_at`` is set).
-FINISHED_STATUSES = frozenset({"completed", "aborted", "failed"})
+FINISHED_STATUSES = frozenset({"completed", "aborted", "failed", "cancelled"})
 
 
 @dataclass
@@ -74,7 +74,7 @@ class WorkflowRecord:
     minion_path: str
     minion_class: str
     workflow_name: str
-    status: str  # running | completed | aborted | failed
+    status: str  # running | completed | aborted | failed | cancelled
     next_step: int
     step_name: str | None
     context_json: str
@@ -83,6 +83,12 @@ class WorkflowRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
+    # a Sleep or WaitSignal step in progress: when it ends (time.time(); None: no timeout)
+    # and the signal awaited (None: a sleep); both None when no wait has begun
+    wake_at: float | None = None
+    waiting_for: str | None = None
+    signal_seq: int = 0  # the newest signal consumed (older inbox rows are stale)
+    cancelled_by: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -115,6 +121,18 @@ class WorkflowInfo:
     created_at: float
     updated_at: float
     finished_at: float | None
+    #: when the sleep or signal wait in progress ends (None: none, or a wait without timeout)
+    wake_at: float | None = None
+    #: the signal the workflow waits for (None: not waiting for one)
+    waiting_for: str | None = None
+    #: who cancelled it (a ``cancelled`` workflow; ``finished_at`` says when)
+    cancelled_by: str | None = None
+
+    @property
+    def sleeping(self) -> bool:
+        """True while a ``Sleep`` step waits for its time."""
+        return self.status == "running" and self.wake_at is not None and \
+            self.waiting_for is None
 
     @classmethod
     def of(cls, rec: WorkflowRecord) -> WorkflowInfo:
@@ -123,5 +141,26 @@ class WorkflowInfo:
             minion_class=rec.minion_class, status=rec.status, step=rec.step_name,
             step_index=rec.next_step, context=json.loads(rec.context_json),
             attempts=rec.attempts, error=rec.error, created_at=rec.created_at,
-            updated_at=rec.updated_at, finished_at=rec.finished_at,
+            updated_at=rec.updated_at, finished_at=rec.finished_at, wake_at=rec.wake_at,
+            waiting_for=rec.waiting_for, cancelled_by=rec.cancelled_by,
         )
+
+
+#: What a workflow's inbox row asks: deliver a signal, or cancel the workflow.
+REQUEST_KINDS = ("signal", "cancel")
+
+
+class WorkflowRequest(NamedTuple):
+    """One row of the workflow inbox: a signal or a cancel request, in ``seq`` order."""
+
+    seq: int
+    workflow_id: str
+    kind: str  # signal | cancel
+    name: str  # the signal's name ("" for a cancel)
+    payload_json: str
+    sent_by: str
+    sent_at: float
+
+
+#: The inbox table's columns, in table order.
+REQUEST_COLUMNS: tuple[str, ...] = WorkflowRequest._fields

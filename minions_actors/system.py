@@ -19,6 +19,7 @@ from minions_actors.hosting.options import StartOptions
 from minions_actors.hosting.registry import CellRegistry, find_cell
 from minions_actors.hosting.reports import SystemReports
 from minions_actors.hosting.signals import SignalHandlers
+from minions_actors.hosting.workflow_inbox import InboxPoller
 from minions_actors.hosting.workflows import SystemWorkflows
 from minions_actors.observability.hooks import HookDispatcher
 from minions_actors.observability.log_hooks import LoggingHooks
@@ -199,6 +200,7 @@ class ActorSystem(SystemWorkflows, SystemReports):
         self.workflow_store = store if store is not None and supports_workflows(store) \
             else InMemoryStateStore()
         self._prune_workflows()
+        InboxPoller(self).start()  # signals and cancels from other processes (the CLI)
 
     def _prune_workflows(self) -> None:
         """Delete completed workflows older than the retention, now and periodically."""

@@ -227,3 +227,18 @@ def test_scheduled_poller(tmp_path: Path) -> None:
         "the digest is still due at the same time: True",
     ]
     assert (tmp_path / "poller.db").exists()
+
+
+def test_workflow_approval(tmp_path: Path) -> None:
+    out = run("workflow_approval.py", tmp_path).splitlines()
+    assert out == [
+        "exp-1: submitted, waiting for approval",
+        "exp-2: submitted, waiting for approval",
+        "exp-3: submitted, waiting for approval",
+        "exp-1: approved by manager",
+        "exp-1: paid",
+        "exp-3: cancelled by finance",
+        "exp-1: completed",
+        "exp-2: aborted (no approval before the deadline)",
+        "exp-3: cancelled (cancelled by finance)",
+    ]

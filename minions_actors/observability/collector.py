@@ -99,6 +99,7 @@ class MinionsCollector(Collector):
             yield from self._loop_families(getattr(self._system, "loop_host", None))
             yield from _timer_families(getattr(getattr(self._system, "timer", None),
                                                "stats", None))
+            yield _waiting_family(live)
 
     def _pool_families(self, pool: Any) -> Iterator[Any]:
         """The shared worker pool: its size, busy workers, run queue, starvation events."""
@@ -281,6 +282,27 @@ class WithoutCreated(Collector):
             for family in metric.collect():
                 family.samples = [s for s in family.samples if not s.name.endswith("_created")]
                 yield family
+
+
+def _waiting_family(live: list[Any]) -> Any:
+    """Workflows in a Sleep step, and waiting for a signal, read from the live cells'
+    workflow runners (``waiting_counts``) at scrape time."""
+    sleeping = signals = 0
+    for cell in live:
+        part = getattr(cell, "parts", {}).get("workflows")
+        counts = getattr(part, "waiting_counts", None)
+        if counts is not None:
+            try:
+                s, w = counts()
+            except RuntimeError:  # its dict changed during the read: counted next scrape
+                continue
+            sleeping, signals = sleeping + s, signals + w
+    family = GaugeMetricFamily("minions_workflows_waiting",
+                               "Running workflows in a Sleep step (kind=sleep) or waiting "
+                               "for a signal (kind=signal).", labels=["kind"])
+    family.add_metric(["sleep"], sleeping)
+    family.add_metric(["signal"], signals)
+    return family
 
 
 def _timer_families(stats: Any) -> Iterator[Any]:

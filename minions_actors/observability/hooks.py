@@ -47,7 +47,8 @@ CRASH_PHASES = (PHASE_INIT, PHASE_RESTORE, PHASE_ON_START, PHASE_MESSAGE, PHASE_
 # anything raised, and was logged and skipped.
 LIFECYCLE_PHASES = (
     "on_stop", "on_failure", "start_workflow", "death-watch", "runtime", "stop", "shutdown",
-    "store-close", "prune-workflows", "workflow-checkpoint",
+    "store-close", "prune-workflows", "workflow-checkpoint", "on_workflow_cancelled",
+    "workflow-inbox",
 )
 
 
@@ -159,7 +160,8 @@ class Hooks:
 
     def workflow_finished(self, cell: MinionView, info: WorkflowInfo,
                           exc: BaseException | None) -> None:
-        """The workflow ended: ``info.status`` is completed, aborted or failed."""
+        """The workflow ended: ``info.status`` is completed, aborted, failed or cancelled
+        (``exc`` a :class:`~minions_actors.errors.WorkflowCancelled`)."""
 
 
 class HookDispatcher(Hooks):

@@ -176,9 +176,9 @@ class LoggingHooks(Hooks):
                 "workflow {} {} failed at step {!r}: {}", info.name, info.workflow_id,
                 info.step, info.error,
             )
-        elif info.status == "aborted":
-            log.warning("workflow {} {} aborted at step {!r}: {}", info.name,
-                        info.workflow_id, info.step, info.error)
+        elif info.status in ("aborted", "cancelled"):
+            log.warning("workflow {} {} {} at step {!r}: {}", info.name,
+                        info.workflow_id, info.status, info.step, info.error)
         elif self.debug_wanted():
             log.debug("workflow {} {} completed", info.name, info.workflow_id)
 

@@ -68,6 +68,7 @@ _COLLECTED_FAMILIES: dict[str, str] = {
     "minions_timers_active": "gauge",
     "minions_schedules_active": "gauge",
     "minions_timer_lateness_seconds": "histogram",
+    "minions_workflows_waiting": "gauge",
 }
 
 _WF = ("minion_class", "workflow")

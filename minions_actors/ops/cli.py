@@ -88,21 +88,26 @@ def _add_demo(sub: Any) -> None:
 
 def _add_workflows(sub: Any) -> None:
     wf = sub.add_parser(
-        "workflows", help="list, show, retry or discard the workflows stored in a state file",
+        "workflows",
+        help="list, show, retry, discard, signal or cancel the workflows in a state file",
         description="List workflows (the default action: the --limit newest, optionally by "
         "--status and --since), show one, "
         "or act on one: 'retry ID' makes a failed or aborted workflow run again from the "
         "step where it stopped (it resumes the next time its minion starts: restart the app, "
-        "or use system.retry_workflow() in a running one); 'discard ID' deletes it.",
+        "or use system.retry_workflow() in a running one); 'discard ID' deletes it; "
+        "'signal ID NAME' sends a signal; 'cancel ID' cancels a running workflow (both work "
+        "while the application runs).",
         epilog="examples: workflows list --status failed --json; workflows retry order-7; "
-        "workflows --db app.db discard order-7",
+        "workflows --db app.db discard order-7; workflows signal order-7 approval "
+        "--payload '{\"ok\": true}'; workflows cancel order-7",
     )
     db_option(wf)
     list_options(wf)  # 'workflows --status failed' lists, as 'workflows list --status failed'
     json_option(wf)
     actions = wf.add_subparsers(dest="action", metavar="ACTION")
     texts = ("list workflows (default)", "show one workflow",
-             "run a failed or aborted workflow again", "delete one workflow")
+             "run a failed or aborted workflow again", "delete one workflow",
+             "send a signal to a running workflow", "cancel a running workflow")
     for name, text in zip(_WORKFLOW_ACTIONS, texts, strict=True):
         action = actions.add_parser(name, help=text, description=text)
         # options after the action work too; SUPPRESS keeps the ones given before it
@@ -116,6 +121,17 @@ def _add_workflows(sub: Any) -> None:
         if name == "discard":
             action.add_argument("--force", action="store_true",
                                 help="discard even a running workflow (app stopped only)")
+        _request_options(name, action)
+
+
+def _request_options(name: str, action: Any) -> None:
+    """The arguments of ``signal`` and ``cancel``."""
+    if name == "signal":
+        action.add_argument("signal", metavar="NAME", help="the signal's name")
+        action.add_argument("--payload", metavar="JSON", default="null",
+                            help="the signal's payload, a JSON value (default: null)")
+    if name in ("signal", "cancel"):
+        action.add_argument("--by", default="cli", help="who sends it (default: cli)")
 
 
 def _add_inspect(sub: Any) -> None:
@@ -283,7 +299,7 @@ def _show_workflow(db: str, workflow_id: str, as_json: bool) -> int:
 def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
                   status: str | None = None, force: bool = False,
                   as_json: bool = False, *, since: float | None = None,
-                  limit: int = DEFAULT_LIMIT) -> int:
+                  limit: int = DEFAULT_LIMIT, request: dict[str, Any] | None = None) -> int:
     from minions_actors.ops import inspect as ins
 
     def act() -> int:
@@ -297,6 +313,8 @@ def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
             text = (f"workflow {rec.workflow_id} ({rec.workflow_name}, minion "
                     f"{rec.minion_path}) will resume at step {rec.step_name!r} when its "
                     "minion next starts")
+        elif action in ("signal", "cancel"):
+            text = _request(db, action, workflow_id, request or {})
         else:
             rec = ins.discard_workflow_in_file(db, workflow_id, force=force)
             text = f"workflow {rec.workflow_id} ({rec.status}) discarded"
@@ -306,7 +324,31 @@ def cmd_workflows(db: str, action: str, workflow_id: str | None = None,
     return _store_command("workflows", db, act)
 
 
-_WORKFLOW_ACTIONS = ("list", "show", "retry", "discard")
+def _request(db: str, action: str, workflow_id: str, request: dict[str, Any]) -> str:
+    """``signal`` or ``cancel``: what was done, in a sentence."""
+    from minions_actors.ops import workflow_requests as req
+
+    by = request.get("by") or "cli"
+    if action == "signal":
+        name = request["signal"]
+        try:
+            rec = req.signal_workflow_in_file(db, workflow_id, name, request["payload"],
+                                              sent_by=by)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--payload is not JSON ({exc}); nothing was sent") from None
+        return (f"signal {name!r} stored for workflow {rec.workflow_id} (at step "
+                f"{rec.step_name!r}); its WaitSignal step takes it")
+    rec, applied = req.cancel_workflow_in_file(db, workflow_id, by=by)
+    if applied:
+        return f"workflow {rec.workflow_id} cancelled by {by} (at step {rec.step_name!r})"
+    if req.wait_cancelled(db, workflow_id, timeout=5.0):
+        return (f"workflow {rec.workflow_id} cancelled by {by} (at step {rec.step_name!r}; "
+                "applied by the running application)")
+    return (f"cancel of workflow {rec.workflow_id} requested; the running application "
+            "applies it when the workflow's minion runs (not within 5 s)")
+
+
+_WORKFLOW_ACTIONS = ("list", "show", "retry", "discard", "signal", "cancel")
 
 
 def _old_workflows_syntax(argv: Sequence[str]) -> str | None:
@@ -350,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.db, args.action or "list", getattr(args, "workflow_id", None),
             args.status, getattr(args, "force", False), args.json,
             since=args.since, limit=args.limit,
+            request={k: getattr(args, k, None) for k in ("signal", "payload", "by")},
         )
     if args.command == "demo":
         from minions_actors.ops.demo import quiet_stderr, run_demo

@@ -20,11 +20,19 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from minions_actors.ops.inspect_schedules import read_schedules, schedule_lines
-from minions_actors.ops.workflow_edit import discard_workflow_in_file, retry_workflow_in_file
+from minions_actors.ops.workflow_edit import (
+    WAITS_SCHEMA as _WAITS_SCHEMA,
+)
+from minions_actors.ops.workflow_edit import (
+    discard_workflow_in_file,
+    retry_workflow_in_file,
+)
+from minions_actors.ops.workflow_edit import (
+    wf_select as _wf_select,
+)
 from minions_actors.persistence.records import _status_set
 from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_TABLE,
-    WF_SELECT,
     WORKFLOW_TABLE,
 )
 from minions_actors.persistence.store_file import open_existing_store
@@ -89,15 +97,30 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _workflow_counts(conn: sqlite3.Connection) -> str:
-    """'2 running, 10 completed' (statuses in their usual order; 'none' when empty)."""
+def _workflow_counts(conn: sqlite3.Connection, version: int) -> str:
+    """'2 running (1 sleeping), 10 completed' (statuses in their usual order; 'none' when
+    empty); the running ones that sleep or wait for a signal are counted in brackets."""
     counts = dict(
         conn.execute(f"SELECT status, count(*) FROM {WORKFLOW_TABLE} GROUP BY status").fetchall()
     )
     if not counts:
         return "none"
     order = [*WORKFLOW_STATUSES, *sorted(set(counts) - set(WORKFLOW_STATUSES))]
-    return ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
+    text = [f"{counts[s]} {s}" for s in order if s in counts]
+    if version >= _WAITS_SCHEMA and "running" in counts:
+        sleeping, waiting, first = conn.execute(
+            f"SELECT sum(waiting_for IS NULL AND wake_at IS NOT NULL), "
+            f"sum(waiting_for IS NOT NULL), min(wake_at) FROM {WORKFLOW_TABLE} "
+            "WHERE status = 'running'"
+        ).fetchone()
+        waits = [f"{n} {what}" for n, what in ((sleeping, "sleeping"),
+                                                 (waiting, "waiting for a signal")) if n]
+        if first is not None:
+            waits.append(f"next deadline {_when(first)}")
+        if waits:
+            text[0] += f" ({', '.join(waits)})"
+    return ", ".join(text)
+
 
 
 def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -128,7 +151,7 @@ def read_minions(db_path: str | os.PathLike[str]) -> MinionsListing:
         rows = conn.execute(
             f"SELECT path, minion_class, size_bytes, updated_at FROM {SNAPSHOT_TABLE} ORDER BY path"
         ).fetchall()
-        counts = _workflow_counts(conn) if has_workflows else None
+        counts = _workflow_counts(conn, version) if has_workflows else None
         schedules = read_schedules(conn)
     finally:
         with contextlib.suppress(sqlite3.Error):
@@ -189,7 +212,17 @@ def _short(text: str | None, width: int = _ERROR_WIDTH) -> str:
 def _step(rec: WorkflowRecord) -> str:
     if rec.step_name is None:
         return f"{rec.next_step} (done)" if rec.status == "completed" else str(rec.next_step)
-    return f"{rec.next_step} {rec.step_name}"
+    return f"{rec.next_step} {rec.step_name}{_waiting(rec)}"
+
+
+def _waiting(rec: WorkflowRecord) -> str:
+    """' (sleeping until <time>)' or ' (waiting for signal ...)' for a running workflow."""
+    if rec.status != "running" or (rec.wake_at is None and rec.waiting_for is None):
+        return ""
+    until = "" if rec.wake_at is None else f" until {_when(rec.wake_at)}"
+    if rec.waiting_for is None:
+        return f" (sleeping{until})"
+    return f" (waiting for signal {rec.waiting_for!r}{until})"
 
 
 def _not_utf8(kind: str, name: object, columns: list[str]) -> str:
@@ -230,12 +263,12 @@ def read_workflows(
         if not has_workflows:
             return WorkflowsListing(path, version, False, [], "none", 0, [])
         newest = " ORDER BY created_at DESC, workflow_id DESC"
-        rows = conn.execute(WF_SELECT + where + newest + (" LIMIT ?" if limit else ""),
+        rows = conn.execute(_wf_select(version) + where + newest + (" LIMIT ?" if limit else ""),
                             [*params, limit] if limit else params).fetchall()
         rows.reverse()
         matched = len(rows) if not limit or len(rows) < limit else int(conn.execute(
             f"SELECT count(*) FROM {WORKFLOW_TABLE}{where}", params).fetchone()[0])
-        counts = _workflow_counts(conn)
+        counts = _workflow_counts(conn, version)
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()

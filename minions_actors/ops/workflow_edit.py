@@ -17,7 +17,16 @@ from minions_actors.persistence.sqlite_common import (
     immediate_transaction,
 )
 from minions_actors.persistence.store_file import no_owner, open_existing_store
-from minions_actors.records import WorkflowRecord
+from minions_actors.records import WORKFLOW_COLUMNS, WorkflowRecord
+
+#: the schema version that added the wait columns (older files are read without them)
+WAITS_SCHEMA = 3
+_OLD_SELECT = f"SELECT {', '.join(WORKFLOW_COLUMNS[:13])} FROM {WORKFLOW_TABLE}"
+
+
+def wf_select(version: int) -> str:
+    """The workflow SELECT for a file of schema ``version`` (its columns, in record order)."""
+    return WF_SELECT if version >= WAITS_SCHEMA else _OLD_SELECT
 
 
 def _change_in_file(
@@ -29,7 +38,7 @@ def _change_in_file(
 ) -> tuple[str, WorkflowRecord]:
     """Run ``action`` ("retry" or "discard") on one record in one write transaction."""
     with _guard(db_path, workflow_id, action, allowed):
-        path, conn, _version, has_workflows = open_existing_store(
+        path, conn, version, has_workflows = open_existing_store(
             db_path, write=True, timeout=busy_timeout)
         try:
             if not has_workflows:
@@ -41,7 +50,7 @@ def _change_in_file(
             try:
                 # waits up to busy_timeout for the app's writer
                 with immediate_transaction(conn):
-                    row = conn.execute(f"{WF_SELECT} WHERE workflow_id = ?",
+                    row = conn.execute(f"{wf_select(version)} WHERE workflow_id = ?",
                                        (workflow_id,)).fetchone()
                     if row is None:
                         raise WorkflowRecordNotFound(f"no workflow {workflow_id!r} in {path!r}")

@@ -27,6 +27,7 @@ from minions_actors.persistence.records import (
 )
 from minions_actors.persistence.sqlite_common import Entry
 from minions_actors.persistence.write_queue import _call_inline
+from minions_actors.records import WorkflowRequest
 
 
 # ---------------------------------------------------------------------------- memory store
@@ -39,6 +40,8 @@ class InMemoryStateStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._inbox: list[WorkflowRequest] = []  # signals and cancel requests
+        self._inbox_seq = 0
         self._data: dict[str, Entry] = {}
         self._rows = 0
         self._wf: dict[str, WorkflowRecord] = {}
@@ -193,6 +196,32 @@ class InMemoryStateStore:
     def schedule_rows_written(self) -> int:
         """Schedule rows written so far (each arm, fire or cancel writes one)."""
         return self._sched_rows
+
+    # ------------------------------------------------------------------ workflow inbox
+    def post_workflow_request(self, workflow_id: str, kind: str, name: str,
+                              payload_json: str, sent_by: str) -> int:
+        """Append a request to the inbox; its ``seq``."""
+        with self._lock:
+            self._inbox_seq += 1
+            self._inbox.append(WorkflowRequest(self._inbox_seq, workflow_id, kind, name,
+                                               payload_json, sent_by, time.time()))
+            return self._inbox_seq
+
+    def workflow_requests(self, workflow_id: str | None = None,
+                          after: int = 0) -> list[WorkflowRequest]:
+        """The requests with ``seq > after`` (of one workflow, or all), oldest first."""
+        with self._lock:
+            return [r for r in self._inbox if r.seq > after
+                    and (workflow_id is None or r.workflow_id == workflow_id)]
+
+    def delete_workflow_requests(self, seqs: Iterable[int]) -> int:
+        """Remove applied or stale requests; how many there were."""
+        gone = set(seqs)
+        with self._lock:
+            kept = [r for r in self._inbox if r.seq not in gone]
+            removed = len(self._inbox) - len(kept)
+            self._inbox = kept
+        return removed
 
     def __repr__(self) -> str:
         return f"InMemoryStateStore({len(self._data)} snapshots, {len(self._wf)} workflows)"

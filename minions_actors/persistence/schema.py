@@ -11,6 +11,7 @@ from minions_actors.errors import (
 from minions_actors.persistence.sqlite_common import (
     SCHEDULE_TABLE,
     SNAPSHOT_TABLE,
+    WORKFLOW_INBOX_TABLE,
     WORKFLOW_TABLE,
     immediate_transaction,
     store_log,
@@ -81,9 +82,32 @@ def _m3_schedules(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m4_workflow_waits(conn: sqlite3.Connection) -> None:
+    """Schema 4: workflows that wait (a sleep's or signal's deadline, the signal awaited, who
+    cancelled) and the inbox of signals and cancel requests, which any process may append to
+    (the CLI while the application runs)."""
+    for column, kind in (("wake_at", "REAL"), ("waiting_for", "TEXT"),
+                         ("signal_seq", "INTEGER NOT NULL DEFAULT 0"), ("cancelled_by", "TEXT")):
+        conn.execute(f"ALTER TABLE {WORKFLOW_TABLE} ADD COLUMN {column} {kind}")
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {WORKFLOW_INBOX_TABLE} (
+            seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+            workflow_id  TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            payload_json TEXT NOT NULL,
+            sent_by      TEXT NOT NULL,
+            sent_at      REAL NOT NULL
+        )"""
+    )
+    conn.execute(f"CREATE INDEX IF NOT EXISTS idx_workflow_inbox_workflow "
+                 f"ON {WORKFLOW_INBOX_TABLE} (workflow_id)")
+
+
 #: Applied in order; migration ``i`` (1-based) brings the file to ``PRAGMA user_version = i``.
 #: Add a new schema by appending a function: never edit or reorder the existing ones.
-MIGRATIONS: list[Migration] = [_m1_minion_snapshots, _m2_workflows, _m3_schedules]
+MIGRATIONS: list[Migration] = [_m1_minion_snapshots, _m2_workflows, _m3_schedules,
+                               _m4_workflow_waits]
 
 
 def schema_version() -> int:

@@ -23,11 +23,12 @@ from minions_actors.persistence.quarantine import (
 from minions_actors.persistence.records import StoredMinion, _check_text, _size, _utc
 from minions_actors.persistence.sqlite_common import classify_sqlite_error, immediate_transaction
 from minions_actors.persistence.sqlite_core import Durability as Durability
+from minions_actors.persistence.sqlite_inbox import InboxTable
 from minions_actors.persistence.sqlite_schedules import ScheduleTable
 
 
 # ---------------------------------------------------------------------------- SQLite store
-class SQLiteStateStore(ScheduleTable):
+class SQLiteStateStore(ScheduleTable, InboxTable):
     """The default store: a SQLite file (WAL) written by one batching writer thread.
 
     ``durability="batched"`` (default): ``save`` returns at once; changes are committed at

@@ -54,6 +54,8 @@ Entry = tuple[str, str, float]
 
 #: Table holding one row per durable workflow (schema version 2).
 WORKFLOW_TABLE = "workflows"
+#: Signals and cancel requests for workflows, appended by any process (schema version 3).
+WORKFLOW_INBOX_TABLE = "workflow_inbox"
 #: A pending workflow change: a private copy of the record; ``None`` means "delete".
 WfEntry: TypeAlias = "WorkflowRecord | None"
 

@@ -5,13 +5,15 @@ A minion declares a workflow as a class attribute, ``fulfil = Workflow("reserve"
 an id (an idempotency key) checkpoints it; each step runs as a message on the minion's thread
 only after the checkpoint before it is durable, so after a crash or a ``kill -9`` the workflow
 resumes at the step that was interrupted (steps run at least once). Step failures follow the
-step's :class:`Retry` policy; they never crash the minion.
+step's :class:`Retry` policy; they never crash the minion. :class:`Sleep` and
+:class:`WaitSignal` steps wait durably without holding a thread.
 """
 
 from __future__ import annotations
 
 # defined in errors.py (every exception lives there), importable from here as documented
 from minions_actors.errors import AbortWorkflow as AbortWorkflow
+from minions_actors.errors import WorkflowCancelled as WorkflowCancelled
 from minions_actors.errors import WorkflowError as WorkflowError
 from minions_actors.errors import WorkflowTimeout as WorkflowTimeout
 from minions_actors.records import WORKFLOW_STATUSES
@@ -26,6 +28,8 @@ from minions_actors.workflows.declare import workflows_of as workflows_of
 from minions_actors.workflows.extension import WorkflowExtension
 from minions_actors.workflows.runner import WorkflowRunner as WorkflowRunner
 from minions_actors.workflows.waiters import WorkflowWaiters as WorkflowWaiters
+from minions_actors.workflows.waits import Sleep as Sleep
+from minions_actors.workflows.waits import WaitSignal as WaitSignal
 
 STATUSES = WORKFLOW_STATUSES  # the one tuple, in minions_actors.records
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from minions_actors.errors import WorkflowError
 from minions_actors.runtime.supervision import Backoff
+from minions_actors.workflows.waits import Sleep, WaitSignal, WaitStep
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,25 @@ class Workflow:
     """Declare a workflow on a :class:`~minions_actors.Minion` class.
 
     ``steps`` are names of the minion's methods, run in order; each takes the context dict
-    and may change it in place or return a new dict. ``retry`` applies to every step unless
+    and may change it in place or return a new dict. A step may also be a :class:`Sleep` or
+    a :class:`WaitSignal` (a durable wait). ``retry`` applies to every step unless
     ``step_retry`` names a different policy for a step.
     """
 
     def __init__(
-        self, *steps: str, retry: Retry | None = None,
+        self, *steps: str | WaitStep, retry: Retry | None = None,
         step_retry: Mapping[str, Retry] | None = None,
     ) -> None:
-        if not steps or not all(isinstance(s, str) and s for s in steps):
-            raise ValueError("a Workflow needs one or more step names (method names as str)")
-        self.steps: tuple[str, ...] = steps
+        if not steps or not all(
+            (isinstance(s, str) and s) or isinstance(s, Sleep | WaitSignal) for s in steps
+        ):
+            raise ValueError("a Workflow needs one or more steps: method names (str), "
+                             "Sleep(...) or WaitSignal(...)")
+        #: a waiting step by its index; ``steps`` holds its name (never a method's)
+        self.waits: dict[int, WaitStep] = {
+            i: s for i, s in enumerate(steps) if isinstance(s, Sleep | WaitSignal)}
+        self.steps: tuple[str, ...] = tuple(
+            s if isinstance(s, str) else s.name for s in steps)
         self.retry = retry or Retry()
         self.step_retry = dict(step_retry or {})
         unknown = set(self.step_retry) - set(steps)
@@ -58,7 +67,8 @@ class Workflow:
 
     def check(self, owner: type) -> None:
         """Raise TypeError when a step is not a method of ``owner`` (at class creation)."""
-        missing = [s for s in self.steps if not callable(getattr(owner, s, None))]
+        missing = [s for i, s in enumerate(self.steps)
+                   if i not in self.waits and not callable(getattr(owner, s, None))]
         if missing:
             raise TypeError(
                 f"workflow {owner.__name__}.{self.name} names steps that are not methods of "

@@ -18,6 +18,7 @@ from minions_actors.workflows.async_steps import check_steps
 from minions_actors.workflows.declare import unknown_workflow, workflows_of
 from minions_actors.workflows.intake import DEFAULT_MAX_IN_FLIGHT, check_limit
 from minions_actors.workflows.runner import WorkflowRunner
+from minions_actors.workflows.waits import CancelWorkflow, SignalArrived
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -66,12 +67,43 @@ def _start_asked(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
     return True
 
 
+def _signal_arrived(cell: Cell, inst: Minion, msg: SignalArrived) -> bool:
+    runner: WorkflowRunner | None = cell.parts.get(WORKFLOWS)
+    if runner is not None:
+        runner.signal_arrived(msg.workflow_id)
+    return True
+
+
+def _cancel_told(cell: Cell, inst: Minion, msg: CancelWorkflow) -> bool:
+    """A cancel request from the store's inbox: one for a workflow that ended meanwhile
+    (or one applied already) is stale, not an error."""
+    runner: WorkflowRunner | None = cell.parts.get(WORKFLOWS)
+    if runner is not None and msg.workflow_id in runner.running:
+        runner.cancel(inst, msg.workflow_id, msg.by)
+    return cell.run_after(inst)  # on_workflow_cancelled may have changed the minion
+
+
+def _cancel_asked(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
+    """``system.cancel_workflow``: the asker gets the final info, or why nothing changed."""
+    request: CancelWorkflow = msg.message
+    runner: WorkflowRunner | None = cell.parts.get(WORKFLOWS)
+    try:
+        if runner is None:
+            raise WorkflowError(f"{cell.describe()} runs no workflows; nothing was cancelled")
+        answer_ask(msg.future, runner.cancel(inst, request.workflow_id, request.by))
+    except WorkflowError as exc:
+        fail_ask(msg, exc)
+        return True
+    return cell.run_after(inst)
+
+
 class WorkflowExtension:
     """The workflows extension (registered by :mod:`minions_actors.workflows`)."""
 
     key = WORKFLOWS
-    told: dict[type, Handler] = {m.RunStep: _run_step, m.StartWorkflow: _start_told}
-    asked: dict[type, Handler] = {m.StartWorkflow: _start_asked}
+    told: dict[type, Handler] = {m.RunStep: _run_step, m.StartWorkflow: _start_told,
+                                 SignalArrived: _signal_arrived, CancelWorkflow: _cancel_told}
+    asked: dict[type, Handler] = {m.StartWorkflow: _start_asked, CancelWorkflow: _cancel_asked}
 
     @staticmethod
     def used_by(cls: type) -> bool:

@@ -41,6 +41,20 @@ class Intake:
             self.parked.append(workflow_id)
             return False
 
+    def reenter(self, workflow_id: str) -> bool:
+        """A waiting workflow (which gave its slot up) goes on: True when it holds a slot
+        (already or now), False when it is parked (once) until one frees."""
+        with self._lock:
+            if workflow_id in self.active:
+                return True
+            if workflow_id in self.parked:
+                return False
+            if self.limit is None or len(self.active) < self.limit:
+                self.active.add(workflow_id)
+                return True
+            self.parked.append(workflow_id)
+            return False
+
     def release(self, workflow_id: str) -> list[str]:
         """A workflow ended (or was discarded): the parked ids that may run now."""
         with self._lock:

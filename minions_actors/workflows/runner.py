@@ -21,6 +21,7 @@ from minions_actors.runtime.snapshots import to_json
 from minions_actors.workflows.async_steps import await_step
 from minions_actors.workflows.declare import Workflow, unknown_workflow, workflows_of
 from minions_actors.workflows.intake import DEFAULT_MAX_IN_FLIGHT, Intake
+from minions_actors.workflows.wait_steps import WaitingRunner
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -45,7 +46,7 @@ def _encode_context(cell: Cell, context: Any) -> str:
     return text  # type: ignore[return-value]  # set when there is no problem
 
 
-class WorkflowRunner:
+class WorkflowRunner(WaitingRunner):
     """Runs one minion's workflows on its thread; lives as long as the minion's cell."""
 
     def __init__(self, cell: Cell) -> None:
@@ -135,6 +136,7 @@ class WorkflowRunner:
 
     def resume(self) -> None:
         """Pick up this minion's unfinished workflows (after a process restart)."""
+        resumed = False
         for rec in self.store.workflows(minion_path=self.cell.path, status="running"):
             if rec.workflow_id in self.running:
                 continue
@@ -142,6 +144,9 @@ class WorkflowRunner:
             self.cell.hooks.workflow_started(self.cell, WorkflowInfo.of(rec), True)
             if self.intake.admit(rec.workflow_id):
                 self._schedule(rec.workflow_id)()
+            resumed = True
+        if resumed:
+            self._cancel_requested()
 
     # ------------------------------------------------------------ user requests
     def start(self, name: str, workflow_id: str, context: Mapping[str, Any] | None,
@@ -238,6 +243,10 @@ class WorkflowRunner:
             self._finish(rec, "failed", f"stored step index {rec.next_step} does not exist in "
                                         f"{definition!r} (was the workflow changed?)")
             return
+        wait = definition.waits.get(rec.next_step)
+        if wait is not None:
+            self._run_wait(rec, definition, wait)
+            return
         step = definition.steps[rec.next_step]
         context = json.loads(rec.context_json)
         t0 = perf_counter()
@@ -286,6 +295,10 @@ class WorkflowRunner:
                 self._step_failed(rec, definition, step, result)
             return
         self._step_done(rec, step, t0, ok=True)
+        self._advance(rec, definition, context_json)
+
+    def _advance(self, rec: WorkflowRecord, definition: Workflow, context_json: str) -> None:
+        """The step at ``rec.next_step`` is done: checkpoint before the next, or the end."""
         rec.next_step += 1
         rec.attempts = 0
         rec.error = None

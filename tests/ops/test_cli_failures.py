@@ -57,7 +57,9 @@ def filled_store(db: Path, minions: int, workflows: int, *, age: float = 0.0) ->
             rec = record(f"w{i:05}", "completed", step=2)
             rec.created_at = rec.updated_at = now - age + i
             conn.execute(
-                "INSERT INTO workflows VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO workflows (workflow_id, minion_path, minion_class, workflow_name, "
+                "status, next_step, step_name, context_json, attempts, error, created_at, "
+                "updated_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec.workflow_id, rec.minion_path, rec.minion_class, rec.workflow_name,
                  rec.status, rec.next_step, rec.step_name, rec.context_json, rec.attempts,
                  rec.error, rec.created_at, rec.updated_at, rec.finished_at),

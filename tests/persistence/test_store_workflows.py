@@ -515,6 +515,10 @@ def test_schema_1_file_migrates_in_place(tmp_path: Path) -> None:
             ("created_at", "REAL", True),
             ("updated_at", "REAL", True),
             ("finished_at", "REAL", False),
+            ("wake_at", "REAL", False),
+            ("waiting_for", "TEXT", False),
+            ("signal_seq", "INTEGER", True),
+            ("cancelled_by", "TEXT", False),
         ]
         indexes = {
             r[0]: [c[2] for c in conn.execute(f"PRAGMA index_info({r[0]})")]

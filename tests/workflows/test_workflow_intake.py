@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from minions_actors import ActorSystem, Batch, Minion, Pipeline, StartWorkflow, Workflow
+from minions_actors import (
+    ActorSystem,
+    Batch,
+    Minion,
+    Pipeline,
+    StartWorkflow,
+    WaitSignal,
+    Workflow,
+)
 
 from ..conftest import QUIET, wait_until
 
@@ -193,3 +201,39 @@ def test_kill_9_with_the_bound_loses_no_workflow(tmp_path: Path) -> None:
     out, err = second.communicate(timeout=180)
     assert second.returncode == 0 and "DONE" in out, err
     assert set(_seqs(ledger)) == set(range(total))  # every event's workflow ran to the end
+
+
+class Approvals(Minion):
+    """Each workflow waits for its own signal: a waiting workflow holds no slot."""
+
+    max_workflows_in_flight = 2
+    approve = Workflow(WaitSignal("go", timeout=60), "done")
+
+    def __init__(self, finished: list[str]) -> None:
+        super().__init__()
+        self.finished = finished
+
+    def done(self, ctx: dict[str, Any]) -> None:
+        self.finished.append(ctx["id"])
+
+
+def test_waiting_workflows_hold_no_slot_of_the_bound(tmp_path: Path) -> None:
+    """Five workflows waiting for approval under a bound of 2 all begin their wait (a slot
+    held while waiting would park three of them until two others were approved, and
+    approvals sent in the other order would never be seen); they all end once signalled."""
+    system = ActorSystem.start(**{**QUIET, "state_store": tmp_path / "wf.db"})
+    try:
+        finished: list[str] = []
+        ref = system.spawn(Approvals, finished, name="approvals")
+        ids = [f"w{i}" for i in range(5)]
+        for wid in ids:
+            ref.ask(StartWorkflow("approve", wid, {"id": wid}), timeout=10)
+        wait_until(lambda: all(getattr(system.workflow(w), "waiting_for", None) == "go"
+                               for w in ids), 10, "all five waiting for their signal")
+        for wid in reversed(ids):  # the last started is approved first
+            system.signal_workflow(wid, "go", True)
+        for wid in ids:
+            assert system.wait_workflow(wid, timeout=20).status == "completed"
+        assert sorted(finished) == ids
+    finally:
+        system.shutdown()
