@@ -40,18 +40,22 @@ if TYPE_CHECKING:
 
 TURN = "turn"  # a parked runner is woken holding ``sched``: it runs the cell's turn
 JOB = "job"  # ... or to run the handler a turn handed it (``cell.runner_next``)
-EXIT = "exit"  # ... or to end (the cell ended)
+EXIT = "exit"  # ... or to end (the cell ended, or it idled for IDLE_EXIT)
+#: a runner parked this long (seconds) ends, so that an idle minion holds no task; the next
+#: message starts a fresh one
+IDLE_EXIT = 1.0
 
 
 class Runner:
     """A cell's runner: its task, and the future it is parked on (None: not parked)."""
 
-    __slots__ = ("cell", "next", "parked", "task")
+    __slots__ = ("cell", "next", "parked", "parked_at", "task")
 
     def __init__(self, cell: AsyncCell) -> None:
         self.cell = cell
         self.next: tuple[Job, Awaitable[Any]] | None = None  # the handler to await next
         self.parked: asyncio.Future[str] | None = None
+        self.parked_at = 0.0  # (the loop's clock)
         self.task: asyncio.Task[None] | None = None
 
 
@@ -95,9 +99,10 @@ def hand(cell: AsyncCell, job: Job, awaitable: Awaitable[Any]) -> None:
 def wake(runner: Runner, why: str) -> bool:
     """Wake ``runner`` if it is parked (False: it is not)."""
     parked = runner.parked
-    if parked is None:
+    if parked is None or parked.done():  # (done: cancelled by a loop's teardown)
         return False
     runner.parked = None
+    runner.cell.loop_host.idle_runners.pop(runner, None)
     parked.set_result(why)
     return True
 
@@ -127,9 +132,11 @@ async def _run(runner: Runner) -> None:
             step = runner.next
             if step is None:
                 parked = runner.parked = loop.create_future()
+                _idle(runner, loop)
                 try:
                     why = await parked
                 except asyncio.CancelledError:
+                    _unpark(runner)
                     if not _runtime_cancel(runner, task):
                         raise
                     continue
@@ -148,7 +155,40 @@ async def _run(runner: Runner) -> None:
         _ended(runner)
 
 
+def _idle(runner: Runner, loop: asyncio.AbstractEventLoop) -> None:
+    """Note ``runner`` parked (oldest first), and sweep the idle ones later."""
+    host = runner.cell.loop_host
+    idle = host.idle_runners
+    runner.parked_at = loop.time()
+    idle[runner] = None
+    if len(idle) == 1 and not host.sweeping:
+        host.sweeping = True
+        loop.call_later(IDLE_EXIT, _sweep, host, loop)
+
+
+def _sweep(host: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """End the runners parked for IDLE_EXIT or longer (one timer for them all)."""
+    idle = host.idle_runners
+    old = loop.time() - IDLE_EXIT
+    while idle:
+        runner = next(iter(idle))
+        if runner.parked_at > old:
+            loop.call_later(runner.parked_at - old, _sweep, host, loop)
+            return
+        if runner.cell.runner is runner:
+            runner.cell.runner = None
+        wake(runner, EXIT)  # (and out of idle)
+        idle.pop(runner, None)
+    host.sweeping = False
+
+
+def _unpark(runner: Runner) -> None:
+    runner.parked = None
+    runner.cell.loop_host.idle_runners.pop(runner, None)
+
+
 def _ended(runner: Runner, _task: Any = None) -> None:
+    _unpark(runner)
     if runner.cell.runner is runner:
         runner.cell.runner = None
     _drop_next(runner)

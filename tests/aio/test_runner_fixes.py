@@ -116,3 +116,21 @@ def test_a_handler_cancelled_in_a_loop_teardown_before_it_ran_does_not_warn(
     assert done.returncode == 0, done.stderr
     assert "ended" in done.stdout
     assert "never awaited" not in done.stderr, done.stderr
+
+
+def test_an_idle_minions_runner_ends_and_a_new_message_starts_another() -> None:
+    async def main() -> None:
+        async with ActorSystem.start_async(log_level="ERROR", metrics_port=None) as system:
+            ref = system.spawn(Counter)
+            ref.tell(1)
+            assert await ref.ask_async("seen", timeout=5) == [1]
+
+            def runners() -> list[asyncio.Task[Any]]:
+                return [t for t in asyncio.all_tasks() if t.get_name().startswith("minion:")]
+
+            assert runners(), "a runner awaits its handlers"
+            await until(lambda: not runners(), timeout=10, what="the idle runner to end")
+            ref.tell(2)
+            assert await ref.ask_async("seen", timeout=5) == [1, 2]
+
+    asyncio.run(main())
