@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall
 
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
-from minions_actors.runtime.async_runner import TURN, hand, wake
+from minions_actors.runtime.async_runner import TURN, hand, uses_runner, wake
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
@@ -169,7 +169,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
         cell.completions.append(job)
         return True
     cell.inflight += 1
-    if cell.limit == 1:
+    if uses_runner(cell):
         hand(cell, job, coro)
         return True
     task = start_task(job, coro)
