@@ -5,8 +5,10 @@ coroutine of such a minion hands it to the cell's runner instead of creating a t
 the runner awaits each handler inline, so a message costs no Task, no context copy and no
 done callback, and a message sent to an idle minion on the loop thread wakes its parked
 runner directly (one trip through the loop, as an ``asyncio.Queue`` consumer's). The runner
-is started when the cell first has a handler to run and ends with the cell (or with the
-caller's loop); the handler it awaits is a :class:`~minions_actors.runtime.async_tasks.Job`
+is started when the cell has a handler to run after its first message (a minion told once
+runs it as a task: cheaper than a runner that parks after it), ends after ``IDLE_EXIT``
+parked, and with the cell (or with the caller's loop); the handler it awaits is a
+:class:`~minions_actors.runtime.async_tasks.Job`
 whose ``task`` is the runner, so a stop's deadline or a restart cancels it as it cancels a
 task, and a handler that swallows the cancel is reported and abandoned (the runner is then
 detached, and the next handler gets a fresh one). Everything here runs on the loop thread.
