@@ -264,7 +264,9 @@ class AsyncCell(Cell):
 
     def _finalize(self) -> None:
         super()._finalize()
-        if self.limit == 1 and self.loop_host.loop is not None:  # its runner ends with it
+        # its runner ends with it (read here safely: a runner starts in a turn, under
+        # sched, and no turn is left to start one; most cells never had one)
+        if self.runner is not None:
             self.loop_host.call(stop_runner, self)
 
     def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
