@@ -21,7 +21,6 @@ Ownership: ``inflight``, ``lifecycle`` and the completions' handling belong to t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import queue
@@ -31,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
-from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent, StateStoreWriteFailed
-from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_ON_START, PHASE_SNAPSHOT
+from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent
+from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_ON_START
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.async_runner import begin, stop_runner
 from minions_actors.runtime.async_tasks import (
     CANCELLED_HOOK,
     CANCELLED_RESTART,
@@ -42,7 +42,6 @@ from minions_actors.runtime.async_tasks import (
     TASK,
     Job,
     arm_stop,
-    begin,
     cancel_jobs,
     cancel_one,
     never_run,
@@ -51,9 +50,10 @@ from minions_actors.runtime.async_tasks import (
 from minions_actors.runtime.cell import Cell
 from minions_actors.runtime.context import NOTHING_HELD, current
 from minions_actors.runtime.mailbox import WAKE
-from minions_actors.runtime.special import _ASKED, SPECIAL, answer_ask, fail_ask
+from minions_actors.runtime.special import _ASKED, SPECIAL, answer_ask, fail_future
 
 if TYPE_CHECKING:
+    from minions_actors.runtime.async_runner import Runner
     from minions_actors.runtime.loophost import LoopHost
     from minions_actors.runtime.minion import Minion
 
@@ -64,7 +64,7 @@ class AsyncCell(Cell):
     """A cell whose coroutines run on a loop (see the module docstring)."""
 
     __slots__ = ("completions", "inflight", "jobs", "lifecycle", "limit", "loop_host",
-                 "receive_async", "tasks")
+                 "receive_async", "runner", "tasks")
 
     def __init__(self, *args: Any, loop_host: LoopHost, **kwargs: Any) -> None:
         self.loop_host = loop_host
@@ -79,6 +79,7 @@ class AsyncCell(Cell):
         self.lifecycle = 0  # lifecycle coroutines not yet collected (the turn's)
         self.jobs: dict[Job, None] = {}  # the loop thread's: jobs whose task runs
         self.tasks: dict[asyncio.Task[Any], None] = {}  # the loop thread's: created tasks
+        self.runner: Runner | None = None  # the loop thread's: awaits handlers one by one
         super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------------ the turn
@@ -157,23 +158,17 @@ class AsyncCell(Cell):
     # ------------------------------------------------------------------ starting
     def _start(self, inst: Minion, msg: Any) -> None:
         """Call the handler for ``msg``; a coroutine it returns runs on the loop."""
-        cls = msg.__class__
-        future = None
-        if cls is m.Ask and msg.message.__class__ not in _ASKED:
-            future, arg = msg.future, msg.message
-            handler: Callable[[Any], Any] = (
-                functools.partial(self._proxy_message, inst) if isinstance(arg, PROXY)
-                else inst.on_receive)
-        elif cls in PROXY:
-            handler, arg = functools.partial(self._proxy_message, inst), msg
-        elif cls in SPECIAL or cls is m.Ask:  # a stop, an exit, an extension's message
+        told = classify(msg)
+        if told is None:  # a stop, an exit, an extension's message
             if self.inflight:  # it waits until every handler in flight has ended
                 self._held = msg
                 return
             self._dispatch_special(inst, msg)
             return
-        else:
-            handler, arg = inst.on_receive, msg
+        future, arg = told
+        handler: Callable[[Any], Any] = (
+            functools.partial(self._proxy_message, inst) if isinstance(arg, PROXY)
+            else inst.on_receive)
         t0 = time.perf_counter()
         awaiting = False
         try:
@@ -181,7 +176,7 @@ class AsyncCell(Cell):
             awaiting = inspect.isawaitable(result)
         except RefusedUnsent as exc:  # the sender's error: no crash
             if future is not None:
-                fail_ask(msg, exc)
+                fail_future(future, exc)
             else:
                 self.refuse(msg, exc)
             return
@@ -209,12 +204,13 @@ class AsyncCell(Cell):
         if not self.loop_host.call(begin, job, awaitable):  # the loop is gone
             never_run(job, awaitable)
 
-    def _adopt(self, result: Any, phase: str) -> None:
+    def _adopt(self, result: Any, phase: str, restored: bool = False) -> None:
         """A lifecycle hook returned ``result``: an awaitable runs on the loop, and the cell
-        handles nothing until it ends (its error: a crash in ``on_start``, else logged)."""
+        handles nothing until it ends (its error: a crash in ``on_start``, else logged; an
+        ``on_start``'s good end: ``minion_started``, ``restored`` from a snapshot or not)."""
         if inspect.isawaitable(result):
             self.lifecycle += 1
-            job = Job(self, phase)
+            job = Job(self, phase, None, restored)
             self._launch(job, result)
             if phase != PHASE_ON_START:  # an end hook gets stop_timeout, as a stop does
                 self.loop_host.call_at(self._stop_deadline(), cancel_one, job, CANCELLED_HOOK)
@@ -234,7 +230,7 @@ class AsyncCell(Cell):
                     answer_ask(job.future, value)
             elif job.cancelled or not live:
                 if job.future is not None:
-                    _fail(job.future, value)
+                    fail_future(job.future, value)
             else:
                 self._failed(job.future, job.msg, value)
         elif job.kind == TASK:
@@ -243,6 +239,8 @@ class AsyncCell(Cell):
         else:
             self.lifecycle -= 1
             if ok:
+                if job.kind == PHASE_ON_START and live and self.parent is not None:
+                    self.hooks.minion_started(self, bool(job.msg))
                 return
             if job.kind == PHASE_ON_START and live:
                 self._crash(value, PHASE_ON_START)
@@ -255,23 +253,21 @@ class AsyncCell(Cell):
 
     def _succeeded(self, inst: Minion, future: Any, value: Any) -> None:
         self.handled += 1
-        after = self.after
-        if after is not None:
-            try:
-                after(inst)
-            except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-                if future is not None:
-                    _fail(future, exc)
-                self._crash(exc, PHASE_SNAPSHOT)
-                return
-        if future is not None:
+        if self.run_after(inst, future) and future is not None:
             answer_ask(future, value)
 
     def _failed(self, future: Any, msg: Any, exc: BaseException) -> None:
         self.failed += 1
         if future is not None:
-            _fail(future, exc)
+            fail_future(future, exc)
         self._crash(exc, PHASE_MESSAGE)
+
+    def _finalize(self) -> None:
+        super()._finalize()
+        # its runner ends with it (read here safely: a runner starts in a turn, under
+        # sched, and no turn is left to start one; most cells never had one)
+        if self.runner is not None:
+            self.loop_host.call(stop_runner, self)
 
     def _end_incarnation(self, crashed: bool, exc: BaseException | None = None) -> None:
         """A restart cancels at once what the old incarnation left running."""
@@ -308,9 +304,12 @@ class AsyncCell(Cell):
 
 
 
-def _fail(future: Any, exc: BaseException) -> None:
-    """Give the asker ``exc`` (a future answered already stays as it is)."""
-    with contextlib.suppress(queue.Full):
-        future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
-
-
+def classify(msg: Any) -> tuple[Any, Any] | None:
+    """``(future, argument)`` for a message a handler answers (``future``: the asker's, or
+    None for a tell; ``argument``: what ``on_receive`` or a proxy call gets), None for a
+    runtime or extension message (a stop, an exit, a workflow's)."""
+    cls = msg.__class__
+    if cls is m.Ask:
+        arg = msg.message
+        return None if arg.__class__ in _ASKED else (msg.future, arg)
+    return None if cls in SPECIAL else (None, msg)

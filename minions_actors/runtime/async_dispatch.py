@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall
 
-from minions_actors.runtime import messages as m
-from minions_actors.runtime.async_cell import AsyncCell
+from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
+from minions_actors.runtime.async_runner import TURN, hand, uses_runner, wake
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
-from minions_actors.runtime.special import _ASKED, SPECIAL, _get_attr_path, answer_ask
+from minions_actors.runtime.special import _get_attr_path, answer_ask
 
 if TYPE_CHECKING:
     from minions_actors.runtime.loophost import LoopHost
@@ -62,7 +62,16 @@ class LoopDispatcher:
         return bool(cell.inflight or cell.lifecycle) or self.pool.handling(cell)
 
     def schedule_put(self, cell: Any) -> None:
-        """Run a turn of ``cell`` (its ``sched`` is held) on the loop soon."""
+        """Run a turn of ``cell`` (its ``sched`` is held) on the loop soon: on the loop
+        thread, a parked runner is woken to run it (no callback of its own), and a cell
+        whose handlers in flight are at its limit needs none (the end of one runs it)."""
+        if self.host.on_loop() and not self.host.ending:
+            runner = cell.runner
+            if runner is not None and wake(runner, TURN):
+                return
+            if cell.inflight >= cell.limit and not cell._sys and not cell.completions:
+                cell.sched.release()
+                return
         if not self.host.call(loop_turn, self, cell):
             self.pool.schedule_put(cell)  # the loop is closed: the pool ends the cell
 
@@ -131,16 +140,14 @@ def _turn(cell: AsyncCell, budget: int) -> int:
 
 
 def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
-    """Start the coroutine that handles ``msg`` on this loop; False when its handler is
-    not a coroutine function (or ``msg`` is not a tell, ask or proxy call)."""
-    cls = msg.__class__
-    future = None
-    if cls is m.Ask:
-        future, arg = msg.future, msg.message
-        cls = arg.__class__
-    else:
-        arg = msg
-    if cls is ProxyCall:
+    """Start the coroutine that handles ``msg`` on this loop (on the cell's runner when it
+    takes one message at a time); False when its handler is not a coroutine function (or
+    ``msg`` is not a tell, ask or proxy call): the pool's turn handles it."""
+    told = classify(msg)
+    if told is None:
+        return False
+    future, arg = told
+    if arg.__class__ is ProxyCall:
         try:
             method = _get_attr_path(inst, arg.attr_path)
         except Exception:
@@ -148,7 +155,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
         if not inspect.iscoroutinefunction(method):
             return False
         call = functools.partial(method, *arg.args, **arg.kwargs)
-    elif cls in SPECIAL or cls in _ASKED or not cell.receive_async:
+    elif isinstance(arg, PROXY) or not cell.receive_async:
         return False
     else:
         call = functools.partial(inst.on_receive, arg)
@@ -162,6 +169,9 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
         cell.completions.append(job)
         return True
     cell.inflight += 1
+    if uses_runner(cell):
+        hand(cell, job, coro)
+        return True
     task = start_task(job, coro)
     if task.done():  # started eagerly and never suspended
         job.settled = True

@@ -44,8 +44,8 @@ CANCELLED_HOOK = "it ran past stop_timeout"
 class Job:
     """One coroutine the cell waits for: a handler, a lifecycle hook or a created task."""
 
-    __slots__ = ("cancelled", "cell", "future", "incarnation", "kind", "msg", "outcome",
-                 "settled", "started", "task")
+    __slots__ = ("awaitable", "cancelled", "cell", "future", "incarnation", "kind", "msg",
+                 "outcome", "settled", "started", "task")
 
     def __init__(self, cell: AsyncCell, kind: str, future: Any = None, msg: Any = None) -> None:
         self.cell = cell
@@ -55,6 +55,7 @@ class Job:
         self.incarnation = cell.incarnation
         self.started = time.perf_counter()  # its coroutine's time counts as busy time
         self.task: asyncio.Task[Any] | None = None
+        self.awaitable: Awaitable[Any] | None = None  # its coroutine, while a task runs it
         self.outcome: tuple[bool, Any] | None = None  # (ok, value or exception)
         self.cancelled = ""  # why cancel() was asked for it ("": it was not)
         self.settled = False  # its outcome went to the turn (or it was abandoned)
@@ -118,25 +119,13 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
     job.task = task
     if not task.done():
         if job.kind != TASK:
+            job.awaitable = awaitable
             cell.jobs[job] = None
-        task.add_done_callback(functools.partial(_finished, job))
+        task.add_done_callback(functools.partial(finished, job))
     return task
 
 
-def begin(job: Job, awaitable: Awaitable[Any]) -> None:
-    """Start ``job``'s task (a stop may have cancelled the job before it began; the
-    caller's loop may be tearing down, and then the task would never run)."""
-    if job.cell.loop_host.ending:
-        never_run(job, awaitable)
-        return
-    task = start_task(job, awaitable)
-    if task.done():
-        _finished(job, task)
-    elif job.cancelled:
-        task.cancel()
-
-
-def _finished(job: Job, task: asyncio.Task[Any]) -> None:
+def finished(job: Job, task: asyncio.Task[Any]) -> None:
     """A job's task ended: hand its outcome to the cell's next turn."""
     cell = job.cell
     cell.jobs.pop(job, None)
@@ -149,14 +138,26 @@ def _finished(job: Job, task: asyncio.Task[Any]) -> None:
     elif job.settled:  # abandoned after swallowing a cancel: reported already
         return
     else:
+        if task.cancelled() and job.awaitable is not None:  # (perhaps before it began:
+            close_awaitable(job.awaitable)  # no "never awaited" warning then)
+        job.awaitable = None
         job.outcome = task_outcome(job, task)
         if job.cancelled and not task.cancelled():  # it went on after cancel(): the stop waited
-            cell.hooks.lifecycle_error(cell, CancelSwallowed(_swallowed(cell, task)), "stop")
+            cell.hooks.lifecycle_error(cell, CancelSwallowed(swallowed_text(cell, task)),
+                                       "stop")
+    settle(job)
+
+
+def settle(job: Job) -> None:
+    """Hand ``job``'s outcome to the cell's next turn: run here when the cell is idle (no
+    trip through the loop's queue), else its running turn sees it after (a pool worker's
+    looks at a non-empty mailbox)."""
+    cell = job.cell
     job.settled = True
     cell.completions.append(job)
-    if cell.sched.acquire(False):  # idle: its turn runs here, now (no trip through the queue)
+    if cell.sched.acquire(False):
         cell.dispatcher.run_here(cell)  # type: ignore[attr-defined]  # a LoopDispatcher
-    else:  # its running turn sees it after (a pool worker's looks at a non-empty mailbox)
+    else:
         cell.inbox.put(WAKE)
 
 
@@ -165,7 +166,7 @@ def task_outcome(job: Job, task: asyncio.Task[Any]) -> tuple[bool, Any]:
     if task.cancelled():
         return (False, MinionStopped(
             f"{job.cell.describe()} did not answer: its handler was cancelled "
-            f"({job.cancelled or _cancelled_by(job.cell)})"))
+            f"({job.cancelled or cancelled_by(job.cell)})"))
     return task.result()  # type: ignore[no-any-return]
 
 
@@ -219,14 +220,17 @@ def _abandon(cell: AsyncCell, jobs: list[Job]) -> None:
         if job.settled or job.task is None or job.task.done():
             continue
         job.settled = True
-        cell.hooks.lifecycle_error(cell, CancelSwallowed(_swallowed(cell, job.task)), "stop")
+        runner = cell.runner
+        if runner is not None and runner.task is job.task:  # it stays with the handler:
+            cell.runner = None  # the cell's next handler gets a fresh runner
+        cell.hooks.lifecycle_error(cell, CancelSwallowed(swallowed_text(cell, job.task)), "stop")
         job.outcome = (False, MinionStopped(
             f"{cell.describe()} did not answer: its handler was cancelled and abandoned"))
         cell.completions.append(job)
         cell.inbox.put(WAKE)
 
 
-def _cancelled_by(cell: AsyncCell) -> str:
+def cancelled_by(cell: AsyncCell) -> str:
     """Who cancelled a handler when the runtime did not."""
     if cell.loop_host.ending:
         return ("its event loop ended: the asyncio.run that started the system returned "
@@ -234,7 +238,7 @@ def _cancelled_by(cell: AsyncCell) -> str:
     return "by its own code"
 
 
-def _swallowed(cell: AsyncCell, task: asyncio.Task[Any]) -> str:
+def swallowed_text(cell: AsyncCell, task: asyncio.Task[Any]) -> str:
     return (f"a coroutine of {cell.describe()} (task {task.get_name()!r}) went on after it "
             f"was cancelled: it swallowed CancelledError; re-raise it (or use "
             f"try/finally) so that stops and restarts can end it")

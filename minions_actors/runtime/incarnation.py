@@ -53,8 +53,9 @@ def start_incarnation(cell: Cell) -> bool:
         cell.instance = inst
         cell._instance_changed()
         result = _hook(inst, "on_start")()
-        if result is not None:  # an async minion's coroutine: it runs on the loop
-            cell._adopt(result, PHASE_ON_START)
+        if result is not None:  # an async minion's coroutine: it runs on the loop, and
+            cell._adopt(result, PHASE_ON_START, restored)  # minion_started fires at its end
+            return True
     except BaseException as exc:
         cell.instance = inst
         cell._crash(exc, phase)
@@ -136,7 +137,7 @@ def _hook(inst: Minion, name: str) -> Any:
     return getattr(inst, name)
 
 
-def adopt(cell: Cell, result: Any, phase: str) -> None:
+def adopt(cell: Cell, result: Any, phase: str, restored: bool = False) -> None:
     """A lifecycle hook returned ``result`` (not None). Only an async minion's cell runs an
     awaitable (see :class:`~minions_actors.runtime.async_cell.AsyncCell`); here it is a bug."""
     if inspect.isawaitable(result):

@@ -21,7 +21,7 @@ from minions_actors.runtime.context import NOTHING_HELD, current
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.pool import NOTHING
-from minions_actors.runtime.special import SPECIAL, phase_of
+from minions_actors.runtime.special import SPECIAL, fail_future, phase_of
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -327,16 +327,19 @@ def invoke(
     return True, result
 
 
-def run_after(cell: Cell, inst: Minion) -> bool:
+def run_after(cell: Cell, inst: Minion, future: Any = None) -> bool:
     """Run what follows a handled message (an extension's ``after``, a snapshot) for a
     message handled outside the hot loop and ``invoke``; False when the incarnation
-    crashed because a sync-mode store refused it."""
+    crashed because a sync-mode store refused it (then ``future``, an asker's, gets the
+    store's error: the message was not acknowledged)."""
     after = cell.after
     if after is None:
         return True
     try:
         after(inst)
     except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
+        if future is not None:
+            fail_future(future, exc)
         cell._crash(exc, PHASE_SNAPSHOT)
         return False
     return True

@@ -45,6 +45,10 @@ class LoopHost:
         self.blocked_events = 0
         self.max_lag = 0.0  # the longest lag seen (seconds), for the metric
         self.dispatcher: Any = None  # the async minions' (runtime.async_dispatch), once built
+        #: runners parked, oldest first, and whether a sweep that ends idle ones is due
+        #: (runtime.async_runner; the loop thread's)
+        self.idle_runners: dict[Any, None] = {}
+        self.sweeping = False
         #: the caller's loop is tearing down (``asyncio.run`` cancelled its tasks): what is
         #: posted to it now may never run, so the runtime's work goes to the pool instead
         self.ending = False

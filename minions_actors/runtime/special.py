@@ -107,8 +107,13 @@ def _ask(cell: Cell, inst: Minion, msg: m.Ask) -> bool:
 
 def fail_ask(msg: m.Ask, exc: BaseException) -> None:
     """Give the asker the handler's error (a future answered already stays as it is)."""
+    fail_future(msg.future, exc)
+
+
+def fail_future(future: Any, exc: BaseException) -> None:
+    """Give ``future``'s asker ``exc`` (a future answered already stays as it is)."""
     with contextlib.suppress(queue.Full):
-        msg.future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
+        future.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
 
 
 def _proxy_tell(cell: Cell, inst: Minion, msg: Any) -> bool:
