@@ -72,6 +72,8 @@ _OWN_RULES: dict[str, Rule] = {
     "strategy": Rule("OneForOne, OneForAll or RestForOne", (Strategy,)),
     "metrics_port": integer(0, 65535, none="no metrics endpoint"),
     "metrics_host": Rule("a host name or IP address that resolves", (str,), _resolves),
+    "observer_token": Rule("None (no actions on the observer page) or a str of 16 or more "
+                           "characters", (str,), lambda t: len(t) >= 16),
     "handle_signals": flag(),
     "file_logs": flag(),
     "log_dir": Rule("a directory path (made if missing, with its parents), not a file",
@@ -90,7 +92,8 @@ _OWN_RULES: dict[str, Rule] = {
     "resources": _each(Resource),
 }
 #: options checked only when the option they serve is on (a file, an endpoint)
-_ONLY_WHEN = {"log_dir": "file_logs", "metrics_host": "metrics_port"}
+_ONLY_WHEN = {"log_dir": "file_logs", "metrics_host": "metrics_port",
+              "observer_token": "observer_token"}
 #: every checked option of ``start()``: docs/configuration.md quotes each ``allowed``
 START_RULES: dict[str, Rule] = {**_OWN_RULES, **POOL_RULES}
 
@@ -104,6 +107,7 @@ class StartOptions:
     logger: Logger | None = None
     metrics_port: int | None = 8081
     metrics_host: str = "127.0.0.1"
+    observer_token: str | None = None
     strategy: Strategy | None = None
     handle_signals: bool = True
     file_logs: bool = LogOptions.file_logs
