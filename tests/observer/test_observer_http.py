@@ -1,0 +1,168 @@
+"""The observer's endpoints over real HTTP on 127.0.0.1: the tree, a minion, events,
+workflows, the overview, the actions and their 403s, and the secret rule."""
+
+from __future__ import annotations
+
+import urllib.error
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from minions_actors import ActorSystem, StartWorkflow
+
+from ..conftest import QUIET, wait_until
+from .observer_apps import SECRET, TOKEN, Orders, Shown, Team, Worker, get, post
+
+
+def _start(tmp_path: Any, token: str | None) -> ActorSystem:
+    return ActorSystem.start(**{**QUIET, "metrics_port": 0,
+                                "state_store": str(tmp_path / "m.db")}, observer_token=token)
+
+
+@pytest.fixture
+def base(tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    token = getattr(request, "param", TOKEN)
+    system = _start(tmp_path, token)
+    try:
+        assert system.metrics is not None and system.metrics.url is not None
+        yield system.metrics.url.replace("/metrics", "/observer")
+    finally:
+        system.shutdown(timeout=10)
+
+
+def _system() -> ActorSystem:
+    system = ActorSystem.current()
+    assert system is not None
+    return system
+
+
+def test_page_and_static_files_are_served(base: str) -> None:
+    page = get(base, "")
+    assert b"minions observer" in page and b"/observer/static/observer.js" in page
+    assert b"function" in get(base, "/static/observer.js")
+    assert b"table" in get(base, "/static/observer.css")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(base, "/static/../app.py")
+    assert err.value.code == 404
+
+
+def test_the_metrics_endpoint_still_serves_beside_it(base: str) -> None:
+    assert b"minions_live_minions" in get(base.replace("/observer", ""), "/metrics")
+
+
+def test_children_are_paged_in_start_order(base: str) -> None:
+    _system().spawn(Team, 5, name="team")
+    wait_until(lambda: get(base, "/api/children?path=team")["total"] == 5)
+    top = get(base, "/api/children?path=")
+    assert [r["path"] for r in top["rows"]] == ["team"] and top["rows"][0]["children"] == 5
+    page = get(base, "/api/children?path=team&offset=1&limit=2")
+    assert page["total"] == 5 and [r["name"] for r in page["rows"]] == ["w1", "w2"]
+    row = page["rows"][0]
+    assert (row["cls"], row["mode"], row["state"], row["restarts"]) == (
+        "Worker", "pooled", "running", 0)
+
+
+def test_search_is_server_side_and_bounded(base: str) -> None:
+    _system().spawn(Team, 30, name="team")
+    found = wait_until(lambda: (r := get(base, "/api/search?q=team/w1&limit=5"))["total"] == 11
+                       and r)
+    assert len(found["rows"]) == 5 and all("team/w1" in r["path"] for r in found["rows"])
+
+
+def test_a_crash_shows_its_exception_traceback_and_restart(base: str) -> None:
+    _system().spawn(Worker, name="w").tell("boom")
+    m = wait_until(lambda: (m := get(base, "/api/minion?path=w"))["restarts"] == 1 and m)
+    assert m["crash"]["type"] == "ValueError" and m["crash"]["message"] == "injected crash"
+    assert "on_receive" in m["crash"]["traceback"] and m["crash"]["phase"] == "message"
+    kinds = [e["kind"] for e in get(base, "/api/events?since=0")]
+    assert kinds[:2] == ["crash", "restart"]
+    last = get(base, "/api/events?since=0")[-1]["seq"]
+    assert get(base, f"/api/events?since={last}") == []
+
+
+def test_unknown_minion_and_endpoint_are_404_with_a_reason(base: str) -> None:
+    for path in ("/api/minion?path=nobody", "/api/nothing", "/api/workflow?id=x"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            get(base, path)
+        assert err.value.code == 404 and b"no " in err.value.read()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(base, "/api/children?offset=abc")
+    assert err.value.code == 400
+
+
+def test_overview_reads_the_pool(base: str) -> None:
+    _system().spawn(Worker, name="w")
+    o = wait_until(lambda: (o := get(base, "/api/overview"))["minions"] == 1 and o)
+    assert o["live"] is True and o["pool"]["workers"] >= 1
+    assert o["resources"] == [] and o["pipelines"] == []
+
+
+def test_workflows_by_status_then_retried_with_the_token(base: str) -> None:
+    Orders.ok = False
+    ref = _system().spawn(Orders, name="orders")
+    ref.ask(StartWorkflow("fulfil", "o-1", {"card": SECRET}), timeout=10)
+    wait_until(lambda: get(base, "/api/workflows?status=failed")["total"] == 1)
+    listed = get(base, "/api/workflows?status=failed")
+    assert listed["counts"]["failed"] == 1 and listed["rows"][0]["id"] == "o-1"
+    assert SECRET not in str(listed) and SECRET not in str(get(base, "/api/workflow?id=o-1"))
+    assert post(base, "retry", {"id": "o-1"}, token=None)[0] == 403
+    assert get(base, "/api/workflow?id=o-1")["status"] == "failed"  # nothing changed
+    Orders.ok = True
+    status, _ = post(base, "retry", {"id": "o-1"})
+    assert status == 200
+    wait_until(lambda: get(base, "/api/workflow?id=o-1")["status"] == "completed")
+    assert post(base, "discard", {"id": "o-1"}) == (200, {"discarded": True})
+
+
+def test_wrong_or_missing_token_is_403_and_nothing_changes(base: str) -> None:
+    _system().spawn(Worker, name="w")
+    wait_until(lambda: get(base, "/api/search?q=w")["total"] == 1)
+    for token in (None, "", "wrong-token-wrong-token"):
+        for action in ("stop", "restart"):
+            status, body = post(base, action, {"path": "w"}, token=token)
+            assert status == 403 and "Token" in body["error"]
+    m = get(base, "/api/minion?path=w")
+    assert (m["state"], m["restarts"], m["failed"]) == ("running", 0, 0)
+
+
+def test_restart_and_stop_with_the_token(base: str) -> None:
+    _system().spawn(Worker, name="w")
+    wait_until(lambda: get(base, "/api/search?q=w")["total"] == 1)
+    assert post(base, "restart", {"path": "w"}) == (200, {"requested": True})
+    m = wait_until(lambda: (m := get(base, "/api/minion?path=w"))["restarts"] == 1 and m)
+    assert m["crash"]["type"] == "RestartedByObserver"
+    assert post(base, "stop", {"path": "w"}) == (200, {"stopped": True})
+    assert get(base, "/api/search?q=w")["total"] == 0
+    assert post(base, "stop", {"path": "w"})[0] == 404
+    assert post(base, "stop", {"id": "w"})[0] == 400
+
+
+@pytest.mark.parametrize("base", [None], indirect=True)
+def test_actions_are_off_without_a_token(base: str) -> None:
+    _system().spawn(Worker, name="w")
+    assert get(base, "/api/config") == {"live": True, "actions": False}
+    status, body = post(base, "stop", {"path": "w"}, token=TOKEN)
+    assert status == 403 and "observer_token" in body["error"]
+    assert _system().find("w") is not None
+
+
+def test_no_secret_of_a_class_that_did_not_opt_in(base: str) -> None:
+    system = _system()
+    system.spawn(Worker, name="hidden").tell("boom")
+    system.spawn(Shown, name="shown").tell("ping")
+    wait_until(lambda: get(base, "/api/minion?path=hidden")["restarts"] == 1)
+    system.flush(10)
+    system.get("hidden").stop()
+    shown = wait_until(lambda: (m := get(base, "/api/minion?path=shown")).get("snapshot") and m)
+    assert SECRET in shown["snapshot"]  # the class opted in
+    everything = b"".join(get(base, p) if isinstance(get(base, p), bytes) else
+                          str(get(base, p)).encode() for p in (
+        "", "/static/observer.js", "/api/children?path=", "/api/events?since=0",
+        "/api/search?q=hidden", "/api/overview", "/api/workflows"))
+    assert SECRET.encode() not in everything
+
+
+def test_a_short_token_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="observer_token must be"):
+        ActorSystem.start(**{**QUIET, "metrics_port": 0}, observer_token="short")
