@@ -6,15 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from minions_actors.errors import RestartedByObserver
 from minions_actors.runtime.extensions import Handler, register
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
     from minions_actors.runtime.minion import Minion
-
-
-class RestartedByObserver(Exception):
-    """The crash an operator asked for on the observer page (its restart button)."""
 
 
 class RestartRequest:

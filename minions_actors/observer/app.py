@@ -40,7 +40,7 @@ class Source(Protocol):
     def workflow(self, workflow_id: str) -> dict[str, Any] | None: ...
 
 
-class HttpError(Exception):
+class _HttpError(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -55,7 +55,7 @@ def _int(query: dict[str, list[str]], name: str, default: int, top: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise HttpError("400 Bad Request", f"{name} must be an integer, got {raw!r}") from None
+        raise _HttpError("400 Bad Request", f"{name} must be an integer, got {raw!r}") from None
     return max(0, min(value, top))
 
 
@@ -79,7 +79,7 @@ class ObserverApp:
                 status, ctype, body = "200 OK", "application/json", self._post(path, environ)
             else:
                 status, ctype, body = self._get(path, query)
-        except HttpError as exc:
+        except _HttpError as exc:
             status, ctype = exc.status, "application/json"
             body = json.dumps({"error": str(exc)}).encode()
         except MinionsError as exc:  # no such minion (404), or the store said no (409)
@@ -98,7 +98,7 @@ class ObserverApp:
         if path.startswith("static/") and path[7:] in _STATIC:
             return "200 OK", _STATIC[path[7:]], _static(path[7:])
         if not path.startswith("api/"):
-            raise HttpError("404 Not Found", f"no observer page at /observer/{path}")
+            raise _HttpError("404 Not Found", f"no observer page at /observer/{path}")
         data = self._api(path[4:], query)
         return "200 OK", "application/json", json.dumps(data, default=str).encode()
 
@@ -125,21 +125,21 @@ class ObserverApp:
         if name == "workflow":
             found = src.workflow(arg("id"))
             if found is None:
-                raise HttpError("404 Not Found", f"no workflow with id {arg('id')!r}")
+                raise _HttpError("404 Not Found", f"no workflow with id {arg('id')!r}")
             return found
-        raise HttpError("404 Not Found", f"no observer endpoint {name!r}")
+        raise _HttpError("404 Not Found", f"no observer endpoint {name!r}")
 
     def _post(self, path: str, environ: dict[str, Any]) -> bytes:
         action = path.removeprefix("api/action/")
         if action not in _ACTIONS or not path.startswith("api/action/"):
-            raise HttpError("404 Not Found", f"no observer action at /observer/{path}")
+            raise _HttpError("404 Not Found", f"no observer action at /observer/{path}")
         given = environ.get("HTTP_X_OBSERVER_TOKEN", "")
         if self.token is None:
-            raise HttpError("403 Forbidden", "actions are off: start the app with "
+            raise _HttpError("403 Forbidden", "actions are off: start the app with "
                             "observer_token=... to allow them (a stopped app's store is "
                             "read-only)")
         if not hmac.compare_digest(given.encode(), self.token.encode()):
-            raise HttpError("403 Forbidden", "wrong or missing X-Observer-Token")
+            raise _HttpError("403 Forbidden", "wrong or missing X-Observer-Token")
         target = self._target(environ, _ACTIONS[action])
         result = getattr(self.source, action)(target)
         return json.dumps(result, default=str).encode()
@@ -150,8 +150,8 @@ class ObserverApp:
             size = int(environ.get("CONTENT_LENGTH") or 0)
             body = json.loads(environ["wsgi.input"].read(min(size, 65536)) or b"{}")
         except ValueError:
-            raise HttpError("400 Bad Request", "the body must be JSON") from None
+            raise _HttpError("400 Bad Request", "the body must be JSON") from None
         value = body.get(key) if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
-            raise HttpError("400 Bad Request", f"the body must be JSON with a {key!r} string")
+            raise _HttpError("400 Bad Request", f"the body must be JSON with a {key!r} string")
         return value
