@@ -60,7 +60,7 @@ def served(stopped_store: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
 
 def test_the_stored_tree_and_workflows_are_browsable(
         served: tuple[str, Any]) -> None:
-    base, proc = served
+    base, _ = served
     assert get(base, "/api/config") == {"live": False, "actions": False}
     assert b"minions observer" in get(base, "")
     top = get(base, "/api/children?path=")
