@@ -32,6 +32,7 @@ class Source(Protocol):
     live: bool
 
     def overview(self) -> dict[str, Any]: ...
+    def parts(self) -> dict[str, Any]: ...
     def children(self, path: str, offset: int, limit: int) -> dict[str, Any]: ...
     def search(self, query: str, limit: int) -> dict[str, Any]: ...
     def minion(self, path: str) -> dict[str, Any]: ...
@@ -111,6 +112,8 @@ class ObserverApp:
             return {"live": src.live, "actions": self.actions}
         if name == "overview":
             return src.overview()
+        if name == "parts":
+            return src.parts()
         if name == "children":
             return src.children(arg("path"), _int(query, "offset", 0, 10**9),
                                 _int(query, "limit", _PAGE, _PAGE) or _PAGE)

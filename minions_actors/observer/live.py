@@ -69,6 +69,12 @@ class LiveSource:
             raise MinionNotFound("the system is not running")
         return root if not path.strip("/") else find_cell(root, path)
 
+    def _find(self, path: str) -> Any:
+        try:
+            return self._cell(path)
+        except MinionNotFound:
+            return None
+
     def children(self, path: str, offset: int, limit: int) -> dict[str, Any]:
         """One page of a minion's children, in start order (``path`` "": the top level)."""
         cell = self._cell(path)
@@ -124,8 +130,11 @@ class LiveSource:
                 "pool": {"workers": pool.workers(), "busy": pool.busy(),
                          "run_queue": pool.queued(), "starvation_events":
                          pool.starvation_events},
-                "resources": self._resources(), "pipelines": self._pipelines(),
                 "last_event": self.recorder.last_seq}
+
+    def parts(self) -> dict[str, Any]:
+        """Resources and pipelines (asked only while their tab is open)."""
+        return {"resources": self._resources(), "pipelines": self._pipelines()}
 
     def _counts(self, label: str) -> dict[tuple[str, str], float]:
         """The resource and pipeline counters, by (label value, sample name)."""
@@ -152,8 +161,10 @@ class LiveSource:
     def _pipelines(self) -> list[dict[str, Any]]:
         counts = self._counts("pipeline")
         rows = []
-        for cell in self.system.cells():
-            if isinstance(cell.cls, type) and issubclass(cell.cls, Pipeline):
+        # the pipelines are the paths their metric series name: no walk over every cell
+        for path in sorted({p for p, _ in counts}):
+            cell = self._find(path)
+            if cell is not None and issubclass(cell.cls, Pipeline):
                 inst = cell.instance
                 shown = getattr(cell.cls, "observer_state", False) and inst is not None
                 rows.append({"path": cell.path, "state": state_of(cell),

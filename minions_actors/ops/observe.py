@@ -62,8 +62,10 @@ class StoreSource:
 
     def overview(self) -> dict[str, Any]:
         self._load()
-        return {"live": False, "minions": len(self._stored), "pool": None,
-                "resources": [], "pipelines": [], "last_event": 0}
+        return {"live": False, "minions": len(self._stored), "pool": None, "last_event": 0}
+
+    def parts(self) -> dict[str, Any]:
+        return {"resources": [], "pipelines": []}  # they live in the running app only
 
     def children(self, path: str, offset: int, limit: int) -> dict[str, Any]:
         self._load()

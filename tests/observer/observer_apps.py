@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from minions_actors import Backoff, Minion, Retry, Workflow
+from minions_actors import Backoff, Batch, Minion, Pipeline, Resource, Retry, Workflow, uses
 
 SECRET = "s3cr3t-p4ssw0rd"
 TOKEN = "t0ken-for-the-observer-tests"
@@ -79,3 +79,42 @@ def post(base: str, action: str, body: dict[str, str],
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+class Store(Resource):
+    """A resource with one measured method."""
+
+    name = "kv"
+
+    def fetch(self) -> str:
+        return "data"
+
+
+class UsesStore(Minion):
+    kv = uses(Store)
+
+    def on_receive(self, message: Any) -> Any:
+        return self.kv.fetch()
+
+
+class Ticks(Pipeline):
+    """Produces ``total`` numbers; the position is an int."""
+
+    poll_interval = 0.02
+
+    def __init__(self, total: int, subscribers: list[str]) -> None:
+        super().__init__()
+        self.total, self.subscribers = total, subscribers
+
+    def open(self, position: Any) -> None:
+        self.next = position or 0
+
+    def produce(self) -> Batch | None:
+        if self.next >= self.total:
+            return None
+        events, self.next = list(range(self.next, self.total)), self.total
+        return Batch(events, self.total)
+
+
+class ShownTicks(Ticks):
+    observer_state = True

@@ -12,7 +12,20 @@ import pytest
 from minions_actors import ActorSystem, StartWorkflow
 
 from ..conftest import QUIET, wait_until
-from .observer_apps import SECRET, TOKEN, Orders, Shown, Team, Worker, get, post
+from .observer_apps import (
+    SECRET,
+    TOKEN,
+    Orders,
+    Shown,
+    ShownTicks,
+    Store,
+    Team,
+    Ticks,
+    UsesStore,
+    Worker,
+    get,
+    post,
+)
 
 
 def _start(tmp_path: Any, token: str | None) -> ActorSystem:
@@ -95,7 +108,7 @@ def test_overview_reads_the_pool(base: str) -> None:
     _system().spawn(Worker, name="w")
     o = wait_until(lambda: (o := get(base, "/api/overview"))["minions"] == 1 and o)
     assert o["live"] is True and o["pool"]["workers"] >= 1
-    assert o["resources"] == [] and o["pipelines"] == []
+    assert get(base, "/api/parts") == {"resources": [], "pipelines": []}
 
 
 def test_workflows_by_status_then_retried_with_the_token(base: str) -> None:
@@ -166,3 +179,19 @@ def test_no_secret_of_a_class_that_did_not_opt_in(base: str) -> None:
 def test_a_short_token_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="observer_token must be"):
         ActorSystem.start(**{**QUIET, "metrics_port": 0}, observer_token="short")
+
+
+def test_resources_and_pipelines(base: str) -> None:
+    system = _system()
+    system.resources.add(Store())
+    assert system.spawn(UsesStore, name="user").ask("x", timeout=10) == "data"
+    system.spawn(Worker, name="sink")
+    system.spawn(Ticks, 5, ["sink"], name="ticks")
+    system.spawn(ShownTicks, 3, ["sink"], name="shown")
+    parts = wait_until(lambda: (p := get(base, "/api/parts"))["pipelines"] and all(
+        r["events"] for r in p["pipelines"]) and len(p["pipelines"]) == 2 and p, 30)
+    assert parts["resources"] == [{"name": "kv", "state": "open", "calls": 1, "errors": 0}]
+    rows = {r["path"]: r for r in parts["pipelines"]}
+    assert rows["ticks"]["events"] == 5 and rows["ticks"]["position"] is None  # not opted in
+    assert rows["shown"]["events"] == 3 and rows["shown"]["state"] == "running"
+    wait_until(lambda: get(base, "/api/parts")["pipelines"][0]["position"] == "3", 30)

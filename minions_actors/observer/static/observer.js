@@ -187,8 +187,9 @@ async function refreshOverview() {
   const rows = (sel, items, cols) => document.querySelector(sel + " tbody").replaceChildren(
     ...items.map((it) => el("tr", {}, ...cols.map((c) => el("td", {}, it[c] === null ? "" : String(it[c]))))));
   rows("#pool", p ? Object.entries(p).map(([k, v]) => ({ k, v })) : [], ["k", "v"]);
-  rows("#resources", o.resources || [], ["name", "state", "calls", "errors"]);
-  rows("#pipelines", o.pipelines || [], ["path", "state", "events", "backpressure_seconds", "position"]);
+  const parts = await get("parts");
+  rows("#resources", parts.resources, ["name", "state", "calls", "errors"]);
+  rows("#pipelines", parts.pipelines, ["path", "state", "events", "backpressure_seconds", "position"]);
 }
 
 // ---------------------------------------------------------------- workflows
