@@ -83,7 +83,7 @@ class EventRecorder(Hooks):
         self._add("escalation", cell, f"gave up: {type(exc).__name__}: {exc}")
 
     def minion_stopped(self, cell: MinionView, reason: str) -> None:
-        if reason not in ("stop", "shutdown"):  # only the unexpected ends are events
+        if reason not in ("stopped", "shutdown"):  # only the unexpected ends are events
             self._add("stopped", cell, f"stopped for good ({reason})")
 
     def dead_letter(self, cell: MinionView, message: Any, first: bool) -> None:

@@ -120,8 +120,15 @@ class LiveSource:
                 "rows": [workflow_row(i) for i in chosen[:limit]]}
 
     def workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        """One workflow, with its declared steps when its minion runs (``steps``)."""
         info = self.system.workflow(workflow_id)
-        return None if info is None else workflow_row(info)
+        if info is None:
+            return None
+        row = workflow_row(info)
+        cell = self._find(info.minion)
+        declared = getattr(cell.cls, info.name, None) if cell is not None else None
+        row["steps"] = list(getattr(declared, "steps", ())) or None
+        return row
 
     def overview(self) -> dict[str, Any]:
         system = self.system

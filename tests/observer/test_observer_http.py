@@ -118,7 +118,9 @@ def test_workflows_by_status_then_retried_with_the_token(base: str) -> None:
     wait_until(lambda: get(base, "/api/workflows?status=failed")["total"] == 1)
     listed = get(base, "/api/workflows?status=failed")
     assert listed["counts"]["failed"] == 1 and listed["rows"][0]["id"] == "o-1"
-    assert SECRET not in str(listed) and SECRET not in str(get(base, "/api/workflow?id=o-1"))
+    one = get(base, "/api/workflow?id=o-1")
+    assert (one["steps"], one["step"], one["attempts"]) == (["charge"], "charge", 1)
+    assert SECRET not in str(listed) and SECRET not in str(one)
     assert post(base, "retry", {"id": "o-1"}, token=None)[0] == 403
     assert get(base, "/api/workflow?id=o-1")["status"] == "failed"  # nothing changed
     Orders.ok = True

@@ -220,8 +220,12 @@ async function refreshWorkflows() {
 }
 async function showWorkflow(id) {
   const w = await get("workflow", { id });
-  document.getElementById("wf-detail").replaceChildren(el("h3", {}, w.name + " " + w.id),
-    ...Object.entries(w).map(([k, v]) => el("p", {}, k + ": " + (v === null ? "" : String(v)))));
+  const steps = w.steps ? [el("h4", {}, "steps"), el("ol", { class: "steps", start: 0 },
+    ...w.steps.map((s, i) => el("li", { class: i < w.step_index ? "done" : i === w.step_index ? "current" : "" },
+      s + (i === w.step_index && w.status !== "completed" ? " ← " + w.status + ", attempts " + w.attempts : ""))))] : [];
+  const fields = Object.entries(w).filter(([k]) => k !== "steps");
+  document.getElementById("wf-detail").replaceChildren(el("h3", {}, w.name + " " + w.id), ...steps,
+    ...fields.map(([k, v]) => el("p", {}, k + ": " + (v === null ? "" : String(v)))));
 }
 
 // ---------------------------------------------------------------- wiring
