@@ -44,6 +44,18 @@ def workflow_row(info: WorkflowInfo) -> dict[str, Any]:
             "finished_at": info.finished_at}
 
 
+def workflows_page(infos: list[WorkflowInfo], status: str | None,
+                   limit: int) -> dict[str, Any]:
+    """The counts by status, and the ``limit`` most recently updated of ``status``."""
+    counts = dict.fromkeys(WORKFLOW_STATUSES, 0)
+    for info in infos:
+        counts[info.status] = counts.get(info.status, 0) + 1
+    chosen = [i for i in infos if status in (None, "", i.status)]
+    chosen.sort(key=lambda i: i.updated_at, reverse=True)
+    return {"counts": counts, "total": len(chosen),
+            "rows": [workflow_row(i) for i in chosen[:limit]]}
+
+
 class LiveSource:
     """The running system's side of the observer (see :mod:`minions_actors.observer.app`)."""
 
@@ -110,14 +122,7 @@ class LiveSource:
 
     # -- workflows, resources, pipelines, pool -------------------------------------------
     def workflows(self, status: str | None, limit: int) -> dict[str, Any]:
-        infos = self.system.workflows()
-        counts = {s: 0 for s in WORKFLOW_STATUSES}
-        for info in infos:
-            counts[info.status] = counts.get(info.status, 0) + 1
-        chosen = [i for i in infos if status in (None, "", i.status)]
-        chosen.sort(key=lambda i: i.updated_at, reverse=True)
-        return {"counts": counts, "total": len(chosen),
-                "rows": [workflow_row(i) for i in chosen[:limit]]}
+        return workflows_page(self.system.workflows(), status, limit)
 
     def workflow(self, workflow_id: str) -> dict[str, Any] | None:
         """One workflow, with its declared steps when its minion runs (``steps``)."""

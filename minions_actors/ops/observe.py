@@ -12,15 +12,10 @@ from typing import Any
 from minions_actors.errors import MinionNotFound
 from minions_actors.observability.metrics_http import serve_app
 from minions_actors.observer.app import PREFIX, ObserverApp
+from minions_actors.observer.live import workflow_row, workflows_page
 from minions_actors.ops.inspect import read_minions, read_workflows
-from minions_actors.records import WORKFLOW_STATUSES, WorkflowInfo
+from minions_actors.records import WorkflowInfo
 from minions_actors.support.text import printable
-
-
-def _workflow_row(info: WorkflowInfo) -> dict[str, Any]:
-    from minions_actors.observer.live import workflow_row
-
-    return workflow_row(info)
 
 
 class StoreSource:
@@ -100,18 +95,12 @@ class StoreSource:
         return []  # events live in the running app's memory only
 
     def workflows(self, status: str | None, limit: int) -> dict[str, Any]:
-        records = read_workflows(self.db).records
-        counts = {s: 0 for s in WORKFLOW_STATUSES}
-        for rec in records:
-            counts[rec.status] = counts.get(rec.status, 0) + 1
-        chosen = [r for r in records if status in (None, "", r.status)]
-        chosen.sort(key=lambda r: r.updated_at, reverse=True)
-        return {"counts": counts, "total": len(chosen),
-                "rows": [_workflow_row(WorkflowInfo.of(r)) for r in chosen[:limit]]}
+        infos = [WorkflowInfo.of(r) for r in read_workflows(self.db).records]
+        return workflows_page(infos, status, limit)
 
     def workflow(self, workflow_id: str) -> dict[str, Any] | None:
         records = read_workflows(self.db, workflow_id=workflow_id).records
-        return _workflow_row(WorkflowInfo.of(records[0])) if records else None
+        return workflow_row(WorkflowInfo.of(records[0])) if records else None
 
 
 def _not_here(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
