@@ -197,3 +197,25 @@ def test_resources_and_pipelines(base: str) -> None:
     assert rows["ticks"]["events"] == 5 and rows["ticks"]["position"] is None  # not opted in
     assert rows["shown"]["events"] == 3 and rows["shown"]["state"] == "running"
     wait_until(lambda: get(base, "/api/parts")["pipelines"][0]["position"] == "3", 30)
+
+
+def test_the_page_is_served_on_loopback_only_unless_asked() -> None:
+    from minions_actors.hosting.options import StartOptions
+
+    assert StartOptions().serves_observer and StartOptions(metrics_host="::1").serves_observer
+    assert not StartOptions(metrics_host="0.0.0.0").serves_observer  # a scraper's address
+    assert StartOptions(metrics_host="0.0.0.0", observer=True).serves_observer
+    assert not StartOptions(observer=False).serves_observer
+    assert not StartOptions(metrics_port=None, observer=True).serves_observer
+    with pytest.raises(TypeError, match="observer must be True, False or None"):
+        StartOptions(observer="yes")  # type: ignore[arg-type]
+
+
+def test_observer_false_serves_only_the_metrics() -> None:
+    system = ActorSystem.start(**{**QUIET, "metrics_port": 0}, observer=False)
+    try:
+        assert system.metrics is not None and system.metrics.url is not None
+        body = get(system.metrics.url.replace("/metrics", ""), "/observer")
+        assert b"minions observer" not in body and b"minions_live_minions" in body
+    finally:
+        system.shutdown(timeout=10)
