@@ -87,6 +87,9 @@ class ObserverApp:
             status = "404 Not Found" if isinstance(exc, MinionNotFound) else "409 Conflict"
             ctype = "application/json"
             body = json.dumps({"error": str(exc)}).encode()
+        except Exception as exc:  # a bug here must not print a traceback per poll
+            status, ctype = "500 Internal Server Error", "application/json"
+            body = json.dumps({"error": f"the observer failed: {type(exc).__name__}"}).encode()
         start_response(status, [("Content-Type", f"{ctype}; charset=utf-8"),
                                 ("Cache-Control", "no-store"),
                                 ("X-Content-Type-Options", "nosniff"),

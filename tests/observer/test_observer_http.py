@@ -219,3 +219,21 @@ def test_observer_false_serves_only_the_metrics() -> None:
         assert b"minions observer" not in body and b"minions_live_minions" in body
     finally:
         system.shutdown(timeout=10)
+
+
+class Aio(Worker):
+    async def on_receive(self, message: Any) -> Any:  # an async minion
+        return message
+
+
+def test_modes_and_a_restart_of_each(base: str) -> None:
+    system = _system()
+    system.spawn(Worker, name="pooled")
+    system.spawn(Worker, name="dedicated", dedicated_thread=True)
+    system.spawn(Aio, name="aio")
+    rows = wait_until(lambda: (r := get(base, "/api/children?path="))["total"] == 3 and r)
+    assert {r["path"]: r["mode"] for r in rows["rows"]} == {
+        "pooled": "pooled", "dedicated": "dedicated", "aio": "async"}
+    for path in ("pooled", "dedicated", "aio"):
+        assert post(base, "restart", {"path": path})[0] == 200
+        wait_until(lambda p=path: get(base, f"/api/minion?path={p}")["restarts"] == 1, 30)
