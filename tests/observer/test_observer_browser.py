@@ -16,7 +16,7 @@ import pytest
 from minions_actors import ActorSystem, Minion, StartWorkflow
 
 from ..conftest import QUIET, wait_until
-from .observer_apps import TOKEN, Orders, Team, Worker, get
+from .observer_apps import SECRET, TOKEN, Orders, Team, Worker, get
 
 CHROMIUM = os.environ.get("MINIONS_CHROMIUM", "/usr/bin/chromium")
 # CI sets MINIONS_REQUIRE_BROWSER=1 after installing both: there a missing one fails
@@ -165,3 +165,28 @@ def test_100000_minions_render_the_first_view_in_under_2_s(page: Any) -> None:
         assert elapsed < 2.0, f"the first view took {elapsed:.2f} s"
     finally:
         system.shutdown(timeout=60)
+
+
+def test_a_wrong_token_is_refused_on_the_page_and_no_secret_shows(
+        page: Any, tmp_path: Any) -> None:
+    system, base = _start(TOKEN, state_store=str(tmp_path / "m.db"))
+    try:
+        system.spawn(Worker, name="w").tell("boom")
+        wait_until(lambda: get(base, "/api/minion?path=w")["restarts"] == 1, 30)
+        system.flush(10)
+        page.goto(base)
+        page.wait_for_selector("body[data-ready]")
+        _row(page, "w").click()
+        page.locator("#stop-btn").wait_for(timeout=30_000)
+        page.fill("#token", "not-the-token-at-all")
+        messages: list[str] = []
+        page.on("dialog", lambda d: (messages.append(d.message), d.dismiss()))
+        page.click("#stop-btn")
+        wait_until(lambda: messages, 30)
+        assert "403" in messages[0]
+        assert system.find("w") is not None and get(base, "/api/minion?path=w")["state"] == \
+            "running"
+        page.locator("#detail pre.traceback").wait_for(timeout=30_000)
+        assert SECRET not in page.content()  # Worker did not opt in: its snapshot stays hidden
+    finally:
+        system.shutdown(timeout=10)
