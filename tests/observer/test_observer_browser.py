@@ -77,6 +77,9 @@ def test_the_tree_appears_and_expands(page: Any) -> None:
         _row(page, "team").locator(".toggle").click()
         _row(page, "team/w2").wait_for()
         assert "Worker" in _row(page, "team/w2").inner_text()
+        assert system.stop("team/w2")  # the next poll lists the node again, without it
+        _row(page, "team/w2").wait_for(state="detached", timeout=30_000)
+        assert _row(page, "team/w1").is_visible()
     finally:
         system.shutdown(timeout=10)
 

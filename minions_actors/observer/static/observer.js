@@ -65,11 +65,10 @@ function rowFor(row, depth) {
   fill(tr, row);
   return tr;
 }
+function under(path, p) { return p !== path && p.startsWith(path === "" ? "" : path + "/"); }
 function removeSubtree(path) {
-  for (const [p, tr] of [...st.rows]) {
-    if (p.startsWith(path === "" ? "" : path + "/") && p !== path) { tr.remove(); st.rows.delete(p); }
-  }
-  for (const p of [...st.expanded.keys()]) if (p !== path && p.startsWith(path + "/")) st.expanded.delete(p);
+  for (const [p, tr] of [...st.rows]) if (under(path, p)) { tr.remove(); st.rows.delete(p); }
+  for (const p of [...st.expanded.keys()]) if (under(path, p)) st.expanded.delete(p);
   document.querySelectorAll('tr.more[data-parent="' + CSS.escape(path) + '"]').forEach((m) => m.remove());
 }
 async function toggleNode(path, depth) {
@@ -116,10 +115,12 @@ function lastRowUnder(path) {
 }
 async function refreshTree() {
   if (st.query) return runSearch();
-  for (const [path, node] of st.expanded) {
-    if (!node.loaded) continue;
+  for (const [path, node] of [...st.expanded]) {
+    if (!node.loaded || !st.expanded.has(path)) continue;
     const page = await get("children", { path, offset: 0, limit: Math.min(node.loaded, PAGE) });
-    node.total = page.total;
+    if (page.total !== node.total) {  // children came or went: list this node again
+      removeSubtree(path); node.loaded = 0; await loadPage(path, 0); continue;
+    }
     for (const row of page.rows) rowFor(row, node.depth);
   }
   if (st.selected) showMinion(st.selected);
