@@ -236,6 +236,11 @@ class StillRunning(TimeoutError):
     thread: threading.Thread | None = None
 
 
+class RestartedByObserver(MinionsError):
+    """The crash an operator asked for with the restart button of the observer page: the
+    minion's supervisor then applies its strategy, as to any crash."""
+
+
 def _rebuild_crashed(
     message: str, target: str, pid: int | None, exitcode: int | None,
     cls: type[SidecarCrashed] = SidecarCrashed,

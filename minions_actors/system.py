@@ -182,6 +182,10 @@ class ActorSystem(SystemWorkflows, SystemReports):
             from minions_actors.observability.metrics import MetricsHooks
 
             metrics = MetricsHooks(self, host=settings.metrics_host, port=settings.metrics_port)
+            if settings.serves_observer:
+                from minions_actors.observer import attach
+
+                self.hooks.add(attach(self, metrics, settings.observer_token))  # /observer
             metrics.start()
             self.metrics = metrics
             self.hooks.hooks.insert(0, metrics)

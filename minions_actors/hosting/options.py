@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import socket
 from collections.abc import Iterable, Mapping
@@ -72,6 +73,9 @@ _OWN_RULES: dict[str, Rule] = {
     "strategy": Rule("OneForOne, OneForAll or RestForOne", (Strategy,)),
     "metrics_port": integer(0, 65535, none="no metrics endpoint"),
     "metrics_host": Rule("a host name or IP address that resolves", (str,), _resolves),
+    "observer": flag(none="served when metrics_host is a loopback address"),
+    "observer_token": Rule("None (no actions on the observer page) or a str of 16 or more "
+                           "characters", (str,), lambda t: len(t) >= 16),
     "handle_signals": flag(),
     "file_logs": flag(),
     "log_dir": Rule("a directory path (made if missing, with its parents), not a file",
@@ -90,7 +94,8 @@ _OWN_RULES: dict[str, Rule] = {
     "resources": _each(Resource),
 }
 #: options checked only when the option they serve is on (a file, an endpoint)
-_ONLY_WHEN = {"log_dir": "file_logs", "metrics_host": "metrics_port"}
+_ONLY_WHEN = {"log_dir": "file_logs", "metrics_host": "metrics_port",
+              "observer": "metrics_port", "observer_token": "observer_token"}
 #: every checked option of ``start()``: docs/configuration.md quotes each ``allowed``
 START_RULES: dict[str, Rule] = {**_OWN_RULES, **POOL_RULES}
 
@@ -104,6 +109,8 @@ class StartOptions:
     logger: Logger | None = None
     metrics_port: int | None = 8081
     metrics_host: str = "127.0.0.1"
+    observer: bool | None = None
+    observer_token: str | None = None
     strategy: Strategy | None = None
     handle_signals: bool = True
     file_logs: bool = LogOptions.file_logs
@@ -163,6 +170,17 @@ class StartOptions:
         """How Gru supervises the top-level minions (the default filled in)."""
         assert self.strategy is not None  # set in __post_init__
         return self.strategy
+
+    @property
+    def serves_observer(self) -> bool:
+        """Whether the metrics server also serves the observer page (``observer``)."""
+        if self.metrics_port is None or self.observer is False:
+            return False
+        if self.observer:
+            return True
+        addresses = socket.getaddrinfo(self.metrics_host, None)
+        return all(ipaddress.ip_address(str(a[4][0]).split("%")[0]).is_loopback
+                   for a in addresses)
 
     def log_options(self) -> LogOptions:
         """The logging part, as the log setup takes it."""

@@ -114,6 +114,8 @@ class MetricsHooks(Hooks):
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._server: Any = None
+        #: more WSGI apps served beside /metrics, by path prefix (set before start())
+        self.routes: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._classes: set[str] = set()  # classes whose event series exist already
@@ -142,7 +144,8 @@ class MetricsHooks(Hooks):
             if self._server is not None or self.port is None:
                 return
             try:
-                server, thread = serve_metrics(self.registry, self.host, self.port)
+                server, thread = serve_metrics(self.registry, self.host, self.port,
+                                               self.routes)
             except OSError as exc:
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                     raise MetricsPortInUse(

@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_workflows(sub)
     _add_inspect(sub)
+    _add_observe(sub)
     return parser
 
 
@@ -141,6 +142,24 @@ def _add_inspect(sub: Any) -> None:
     insp.add_argument("db_path", nargs="?", metavar="DB", help="same as --db")
     db_option(insp)
     json_option(insp)
+
+
+def _add_observe(sub: Any) -> None:
+    obs = sub.add_parser(
+        "observe", help="serve the observer page, read-only, over a stopped app's state file",
+        description="The web page a running app serves at /observer on its metrics port, "
+        "over a state file instead: the stored minions as a tree, the workflows by status. "
+        "Read-only (no actions); stops on SIGINT/SIGTERM.")
+    db_option(obs)
+    obs.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    obs.add_argument("--port", type=int, default=8082,
+                     help="port (default: 8082; 0 picks a free one)")
+
+
+def cmd_observe(db: str, host: str, port: int) -> int:
+    from minions_actors.ops.observe import cmd_observe as serve
+
+    return _store_command("observe", db, lambda: serve(db, host, port))
 
 
 def _load_target(target: str) -> Any:
@@ -394,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             since=args.since, limit=args.limit,
             request={k: getattr(args, k, None) for k in ("signal", "payload", "by")},
         )
+    if args.command == "observe":
+        return cmd_observe(args.db, args.host, args.port)
     if args.command == "demo":
         from minions_actors.ops.demo import quiet_stderr, run_demo
 

@@ -59,6 +59,10 @@ class Minion(pykka.ThreadingActor):
     snapshot is moved to the store's quarantine, an ERROR is logged and counted, and the
     minion starts fresh from its constructor)."""
 
+    observer_state: ClassVar[bool] = False
+    """``True``: the observer page (docs/observer.md) shows this minion's stored snapshot
+    (and a pipeline's position); by default it shows no state, which may hold secrets."""
+
     dedicated_thread: ClassVar[bool | None] = None
     """``True``: run this minion on a thread of its own (for handlers that block for long:
     a socket read loop, a long C call); ``False``: on the shared worker pool; ``None`` (the
