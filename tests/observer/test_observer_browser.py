@@ -1,7 +1,7 @@
 """The observer page in a real browser: Playwright driving Debian's Chromium on 127.0.0.1.
 
 Skipped, with the reason, only when Playwright or /usr/bin/chromium is missing (.ci/run
-installs both: ``pip install playwright`` and ``apt-get install chromium``).
+installs both: the ``browser`` extra (part of ``dev``) and ``apt-get install chromium``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ try:
 except ImportError:
     if _REQUIRED:
         raise
-    pytest.skip("Playwright is not installed: pip install playwright", allow_module_level=True)
+    pytest.skip("Playwright is not installed: pip install -e '.[browser]'",
+                allow_module_level=True)
 if not os.path.exists(CHROMIUM):
     if _REQUIRED:
         raise RuntimeError(f"no Chromium at {CHROMIUM} and MINIONS_REQUIRE_BROWSER=1")
