@@ -125,13 +125,13 @@ def serve_store(db: str | os.PathLike[str], host: str, port: int) -> tuple[Any, 
 
 def cmd_observe(db: str, host: str, port: int) -> int:
     """Serve until SIGINT or SIGTERM; prints the page's address first."""
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the address: a SIGTERM sent as soon
+        signal.signal(sig, lambda *_: done.set())  # as it shows must stop it cleanly
     server, thread = serve_store(db, host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"observing {printable(str(db))} (read-only) at "
           f"http://{shown}:{server.server_address[1]}{PREFIX}", flush=True)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     while not done.wait(0.5):
         pass
     server.shutdown()
