@@ -234,6 +234,8 @@ def report(results: list[dict[str, Any]]) -> str:
     def fmt(value: float, unit: str) -> str:
         if unit in ("s", "KiB", "us"):
             return f"{value:.2f} {unit}"
+        if value < 1000:
+            return f"{value:.0f}"
         return f"{value / 1000:.1f}k" if value < 1e6 else f"{value / 1e6:.2f}M"
 
     base = next((r for r in results if r["gil"]), results[0])
