@@ -157,10 +157,6 @@ class WorkerPool:
         self._late = False  # the monitor woke late (pool_monitor.held_up)
         self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
         self._linger = min(LINGER, starvation_threshold / 10)
-        # the mailbox a worker lingers on, if one does: one at a time, or two minions that
-        # message each other would each linger for the other's reply on its own worker, a
-        # thread hand-off per message, instead of running in turn on one (runnext)
-        self._lingerer: Any = None
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._added: list[threading.Thread] = []  # workers added, to start (start_added)
@@ -267,19 +263,19 @@ class WorkerPool:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
         for its next message (see ``LINGER``); ``NOTHING`` when none came."""
         slot: _Slot | None = _local.slot
-        if slot is None or slot.runnext or self._runq or self._lingerer is not None:
+        if slot is None or slot.runnext or self._runq:
             return NOTHING
         if slot.cooldown:
             slot.cooldown -= 1
             return NOTHING
-        self._lingerer = slot.lingering = inbox
+        slot.lingering = inbox
         slot.active = False
         try:
             got = inbox.get(True, self._linger)
         except queue.Empty:
             got = NOTHING
         slot.active = True
-        self._lingerer = slot.lingering = None
+        slot.lingering = None
         if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
             slot.cooldown = LINGER_COOLDOWN
         return got

@@ -3,7 +3,6 @@ shutdown, configuration, and the choice of a dedicated thread."""
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from typing import Any
@@ -348,44 +347,4 @@ def test_handlers_blocked_below_the_threshold_do_not_hold_the_queue(blocked: int
         assert blocked + 1 <= system.worker_pool.workers() <= blocked + blocked + 1
     finally:
         gate.set()
-        system.shutdown(timeout=10)
-
-
-class Rally(Minion):
-    """Plays ``rounds`` exchanges with a peer, noting the thread of each turn in ``seen``."""
-
-    def __init__(self, seen: list[int], rounds: int, done: threading.Event) -> None:
-        super().__init__()
-        self.seen, self.rounds, self.done, self.peer = seen, rounds, done, None
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, tuple):
-            self.peer = message[0]
-            return "ready"
-        self.seen.append(threading.get_ident())
-        if message >= self.rounds:
-            self.done.set()
-        else:
-            assert self.peer is not None
-            self.peer.tell(message + 1)
-        return None
-
-
-def test_two_minions_asked_from_outside_then_playing_ping_pong_share_one_worker() -> None:
-    # each answered an ask from this thread, so each worker lingered on its minion's
-    # mailbox; then each reply reached the other while it lingered: a thread hand-off per
-    # message (several times dearer than a turn, more so without the GIL) instead of runnext
-    rounds = 2_000
-    system = ActorSystem.start(**QUIET, pool_size=2)
-    try:
-        seen: list[int] = []
-        done = threading.Event()
-        a, b = system.spawn(Rally, seen, rounds, done), system.spawn(Rally, seen, rounds, done)
-        assert a.ask((b,), timeout=10) == "ready" and b.ask((a,), timeout=10) == "ready"
-        a.tell(0)
-        assert done.wait(60)
-        late = seen[len(seen) // 2:]
-        switches = sum(1 for x, y in itertools.pairwise(late) if x != y)
-        assert switches <= len(late) // 10, f"{switches} thread switches in {len(late)} turns"
-    finally:
         system.shutdown(timeout=10)
