@@ -168,7 +168,9 @@ def test_ten_thousand_async_minions_awaiting_50ms_share_one_loop(run: Runner) ->
     # A guard on the order of magnitude only (10,000 x 50 ms would take 500 s one at a
     # time); the benchmark measures the real figure. Told, not asked: this times the
     # minions, not 10,000 replies crossing to the asker's loop. The bound survives a
-    # loaded 2-core box.
+    # loaded 2-core box on free-threaded 3.13t, whose asyncio is 2-3x slower (a bare
+    # asyncio loop taking 10,000 such tasks from another thread: 0.7 s on 3.13, 1.7 s on
+    # 3.13t; this test took 3.8 s there under load) and stays 30x below one at a time.
     async def body(system: ActorSystem) -> float:
         refs = [system.spawn(Nap) for _ in range(10_000)]
         Nap.done = 0
@@ -179,7 +181,7 @@ def test_ten_thousand_async_minions_awaiting_50ms_share_one_loop(run: Runner) ->
         return time.monotonic() - began
 
     took = run(body, shutdown_timeout=30)
-    assert took < 3.0, f"10,000 concurrent 50 ms awaits took {took:.2f}s"
+    assert took < 15.0, f"10,000 concurrent 50 ms awaits took {took:.2f}s"
 
 
 def test_nothing_the_runtime_started_is_left_after_shutdown(run: Runner, how: str) -> None:

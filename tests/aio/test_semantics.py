@@ -98,13 +98,15 @@ N = 4
 
 class Wide(Minion):
     """``max_concurrency = N``: every handler waits until N run at once (which fails with
-    fewer), then holds a moment so that an N+1th would be counted in ``peak``."""
+    fewer), then holds a moment so that an N+1th would be counted in ``peak``. Once fewer
+    than N of the ``5 * N`` messages are left unfinished, it waits for those: handlers end
+    and start one by one, so the last one may well run alone."""
 
     max_concurrency = N
 
     def __init__(self) -> None:
         super().__init__()
-        self.running = self.peak = 0
+        self.running = self.peak = self.finished = 0
 
     async def on_receive(self, message: Any) -> Any:
         if message == "peak":
@@ -112,10 +114,12 @@ class Wide(Minion):
         self.running += 1
         self.peak = max(self.peak, self.running)
         try:
-            await until(lambda: self.running >= N, what=f"{N} handlers at once")
+            await until(lambda: self.running >= min(N, 5 * N - self.finished),
+                        what=f"{N} handlers at once")
             await asyncio.sleep(0.02)
         finally:
             self.running -= 1
+            self.finished += 1
         return message
 
 

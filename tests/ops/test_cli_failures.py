@@ -23,6 +23,10 @@ from minions_actors.persistence import SQLiteStateStore
 from .test_cli import ROOT, run_cli
 from .test_cli_store import record
 
+# each test starts up to a dozen CLI processes one after the other: on a loaded 2-core box
+# one takes 2-12 s to start (free-threaded 3.13t imports slowest), past the 60 s default
+pytestmark = pytest.mark.timeout(240)
+
 SCRIPT = Path(sys.executable).parent / "minions-actors"
 BAD_TEXT = "CAST(x'7b2278223a2022ff1b5b324a227d' AS TEXT)"  # {"x": "<0xff>ESC[2J"}
 RAW = ("\x1b", "\ufffd", "\udcff")  # ESC, a replacement character, a surrogate escape

@@ -15,6 +15,10 @@ from minions_actors.persistence import SQLiteStateStore, WorkflowRecord
 
 from .test_cli import run_cli
 
+# each test starts up to a dozen CLI processes one after the other: on a loaded 2-core box
+# one takes 2-12 s to start (free-threaded 3.13t imports slowest), past the 60 s default
+pytestmark = pytest.mark.timeout(240)
+
 EVIL = "\x1b]0;pwned\x07\x1b[2J\u202e"  # retitle the terminal, clear it, flip the text
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from minions_actors import ActorSystem, Hooks, Minion
+from minions_actors.runtime.sizing import free_threaded
 
 from ..conftest import QUIET, runtime_threads, wait_until
 
@@ -221,7 +222,10 @@ def test_shutdown_beside_spinning_handlers_keeps_its_bound_and_names_them() -> N
         t0 = time.monotonic()
         assert system.shutdown(timeout=2) is False
         took = time.monotonic() - t0
-        assert took < 2 + 1.0, f"shutdown(timeout=2) took {took:.2f} s"
+        # without the GIL the 8 spinning threads share the 2 cores with the teardown through
+        # the OS scheduler, not the switch interval: 3.5-3.8 s seen on 3.13t (2 runs in 3)
+        margin = 2.5 if free_threaded() else 1.0
+        assert took < 2 + margin, f"shutdown(timeout=2) took {took:.2f} s"
         shutdown = [e for e in reports.errors if e[1] == "shutdown"]
         named = sorted(p for p, _phase, text in shutdown if "handler is still running" in text)
         assert [p for p in named if p.startswith("spin-")] == [f"spin-{i}" for i in range(8)]
