@@ -2,8 +2,8 @@
 
 The page polls (see docs/observer.md): each poll asks only for what is on screen (the
 expanded nodes' pages, the events since the last one seen), so an open page costs one
-short request a second and a closed one nothing. Actions (stop, restart, retry, discard)
-are POSTs refused with 403 unless the app was started with a token and the request
+short request a second and a closed one nothing. Actions (stop, restart, retry, discard,
+cancel) are POSTs refused with 403 unless the app was started with a token and the request
 carries it (``X-Observer-Token``).
 """
 
@@ -21,7 +21,8 @@ from minions_actors.errors import MinionNotFound, MinionsError
 PREFIX = "/observer"
 _STATIC = {"observer.js": "text/javascript", "observer.css": "text/css",
            "index.html": "text/html"}
-_ACTIONS = {"stop": "path", "restart": "path", "retry": "id", "discard": "id"}
+_ACTIONS = {"stop": "path", "restart": "path", "retry": "id", "discard": "id",
+            "cancel": "id"}
 _PAGE = 200  # rows per page unless the request asks for fewer
 
 

@@ -199,3 +199,6 @@ class LiveSource:
 
     def discard(self, workflow_id: str) -> dict[str, Any]:
         return {"discarded": bool(self.system.discard_workflow(workflow_id))}
+
+    def cancel(self, workflow_id: str) -> dict[str, Any]:
+        return workflow_row(self.system.cancel_workflow(workflow_id, by="observer"))

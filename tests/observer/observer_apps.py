@@ -7,7 +7,17 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from minions_actors import Backoff, Batch, Minion, Pipeline, Resource, Retry, Workflow, uses
+from minions_actors import (
+    Backoff,
+    Batch,
+    Minion,
+    Pipeline,
+    Resource,
+    Retry,
+    WaitSignal,
+    Workflow,
+    uses,
+)
 
 SECRET = "s3cr3t-p4ssw0rd"
 TOKEN = "t0ken-for-the-observer-tests"
@@ -59,6 +69,15 @@ class Orders(Minion):
         if not Orders.ok:
             raise ConnectionError("payment gateway down")
         ctx["charged"] = True
+
+
+class Approver(Minion):
+    """A workflow that waits for an approval that never comes (to be cancelled)."""
+
+    approve = Workflow(WaitSignal("approval", timeout=600), "pay")
+
+    def pay(self, ctx: dict[str, Any]) -> None:
+        ctx["paid"] = True
 
 
 def get(base: str, path: str) -> Any:

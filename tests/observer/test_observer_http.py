@@ -15,6 +15,7 @@ from ..conftest import QUIET, wait_until
 from .observer_apps import (
     SECRET,
     TOKEN,
+    Approver,
     Orders,
     Shown,
     ShownTicks,
@@ -237,3 +238,17 @@ def test_modes_and_a_restart_of_each(base: str) -> None:
     for path in ("pooled", "dedicated", "aio"):
         assert post(base, "restart", {"path": path})[0] == 200
         wait_until(lambda p=path: get(base, f"/api/minion?path={p}")["restarts"] == 1, 30)
+
+
+def test_a_running_workflow_is_cancelled_with_the_token_and_the_record_says_by_whom(
+        base: str) -> None:
+    ref = _system().spawn(Approver, name="approver")
+    ref.ask(StartWorkflow("approve", "a-1", {}), timeout=10)
+    wait_until(lambda: get(base, "/api/workflow?id=a-1")["status"] == "running")
+    assert post(base, "cancel", {"id": "a-1"}, token=None)[0] == 403
+    assert get(base, "/api/workflow?id=a-1")["status"] == "running"  # nothing changed
+    status, row = post(base, "cancel", {"id": "a-1"})
+    assert status == 200 and row["status"] == "cancelled"
+    assert _system().workflow("a-1").cancelled_by == "observer"
+    status, body = post(base, "cancel", {"id": "a-1"})  # finished: refused, unchanged
+    assert status == 409 and "cancelled" in body["error"]

@@ -207,6 +207,10 @@ async function refreshWorkflows() {
       buttons.append(el("button", { class: "action retry-btn",
         onclick: (ev) => { ev.stopPropagation(); act("retry", { id: w.id }).then(refreshWorkflows); } }, "retry"));
     }
+    if (st.config.actions && w.status === "running") {
+      buttons.append(el("button", { class: "action cancel-btn",
+        onclick: (ev) => { ev.stopPropagation(); act("cancel", { id: w.id }).then(refreshWorkflows); } }, "cancel"));
+    }
     if (st.config.actions) {
       buttons.append(el("button", { class: "action discard-btn",
         onclick: (ev) => { ev.stopPropagation(); act("discard", { id: w.id }).then(refreshWorkflows); } }, "discard"));
