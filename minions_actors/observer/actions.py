@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import RestartedByObserver
-from minions_actors.runtime.extensions import Handler, register
+from minions_actors.runtime.extensions import Handler, OnUse, register
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -28,18 +28,11 @@ def _handle(cell: Cell, inst: Minion, msg: RestartRequest) -> bool:
     return cell._handle_told(inst, _crash_now, msg)
 
 
-class ObserverExtension:
+class ObserverExtension(OnUse):
     """Registers :class:`RestartRequest`'s handler; attached to no class."""
 
     key = "observer"
     told: Mapping[type, Handler] = {RestartRequest: _handle}
-    asked: Mapping[type, Handler] = {}
-
-    def used_by(self, cls: type) -> bool:
-        return False
-
-    def check_class(self, cls: type) -> None:
-        pass
 
     def attach(self, cell: Cell) -> Any:
         return None

@@ -79,6 +79,25 @@ class CellExtension(Protocol):
         ...
 
 
+class OnUse:
+    """A base for an extension attached on first use, never by class (timers, receive
+    timeouts, the observer's restart): it answers no asks and checks no class."""
+
+    asked: Mapping[type, Handler] = {}
+
+    def used_by(self, cls: type) -> bool:
+        return False
+
+    def check_class(self, cls: type) -> None:
+        return None
+
+
+def part_of(cell: Cell, extension: CellExtension) -> Any:
+    """``cell``'s part of ``extension``, attached now if it has none yet."""
+    part = cell.parts.get(extension.key)
+    return cell._attach(extension) if part is None else part
+
+
 class CellWorkflows(Protocol):
     """One minion's workflow runner (the workflows' part), as its minion's methods
     (``Minion.workflow``, ``retry_workflow``, ``discard_workflow``) call it."""

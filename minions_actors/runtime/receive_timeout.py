@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from minions_actors.runtime.extensions import Handler, register
+from minions_actors.runtime.extensions import Handler, OnUse, register
 from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.runtime.timers import check_seconds, tell
 from minions_actors.support.timer import Cancellable
@@ -167,18 +167,11 @@ def _deliver(cell: Cell, inst: Minion, entry: IdleCheck) -> bool:
     return entry.part.deliver(cell, inst, entry)
 
 
-class ReceiveTimeoutExtension:
+class ReceiveTimeoutExtension(OnUse):
     """Attached on first use (``set_receive_timeout``), never by class."""
 
     key = KEY
     told: Mapping[type, Handler] = {IdleCheck: _deliver}
-    asked: Mapping[type, Handler] = {}
-
-    def used_by(self, cls: type) -> bool:
-        return False
-
-    def check_class(self, cls: type) -> None:
-        pass
 
     def attach(self, cell: Cell) -> IdleTimeout:
         return IdleTimeout(cell)

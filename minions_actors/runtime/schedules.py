@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from minions_actors.errors import MinionsError
 from minions_actors.runtime import schedule_spec as sp
-from minions_actors.runtime.extensions import Handler, register
+from minions_actors.runtime.extensions import Handler, part_of, register
 from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.runtime.scheduled_workflows import slot_workflow_id as slot_workflow_id
 from minions_actors.runtime.scheduled_workflows import start_slot_workflow, workflow_names
@@ -372,10 +372,8 @@ def _is_async(cell: Cell) -> bool:
 def schedules(cell: Cell) -> Schedules:
     """The cell's durable schedules (attached at the first incarnation of a persistent
     class; attached on use for another, whose calls then raise a clear error)."""
-    part: Schedules | None = cell.parts.get(SCHEDULES)
-    if part is None:
-        part = cell._attach(EXTENSION)  # type: ignore[assignment]
-    return part  # type: ignore[return-value]
+    part: Schedules = part_of(cell, EXTENSION)
+    return part
 
 
 def _deliver(cell: Cell, inst: Minion, entry: ScheduleEntry) -> bool:

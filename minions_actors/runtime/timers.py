@@ -20,7 +20,7 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from minions_actors.runtime.extensions import Handler, register
+from minions_actors.runtime.extensions import Handler, OnUse, part_of, register
 from minions_actors.runtime.mailbox import RuntimeMessage
 from minions_actors.support.timer import Cancellable
 
@@ -221,28 +221,19 @@ _UNSEEN: Any = object()
 
 def scheduler(cell: Cell) -> TimerScheduler:
     """The cell's timers, attached on first use."""
-    part: TimerScheduler | None = cell.parts.get(TIMERS)
-    if part is None:
-        part = cell._attach(EXTENSION)  # type: ignore[assignment]
-    return part  # type: ignore[return-value]
+    part: TimerScheduler = part_of(cell, EXTENSION)
+    return part
 
 
 def _deliver(cell: Cell, inst: Minion, entry: TimerEntry) -> bool:
     return entry.owner.deliver(cell, inst, entry)
 
 
-class TimersExtension:
-    """Attached on first use (``self.timers``), never by class: ``used_by`` is False."""
+class TimersExtension(OnUse):
+    """Attached on first use (``self.timers``), never by class."""
 
     key = TIMERS
     told: Mapping[type, Handler] = {TimerEntry: _deliver}
-    asked: Mapping[type, Handler] = {}
-
-    def used_by(self, cls: type) -> bool:
-        return False
-
-    def check_class(self, cls: type) -> None:
-        pass
 
     def attach(self, cell: Cell) -> TimerScheduler:
         return TimerScheduler(cell)
