@@ -153,12 +153,16 @@ class Pipeline(Minion):
         if self._outbox and not self._deliver():
             return
         if self._acks:
-            if self._handled(perf_counter() + self.max_wait):
+            if not self._handled(perf_counter() + self.max_wait):
+                self._next_turn(0.0)
+            elif self._skipped():  # answered after a dropped backlog: no proof
+                self._next_turn(_RETRY_FULL)  # (this pipeline's own halt comes next)
+            else:
                 # every subscriber handled the batch: commit its position in a turn of its
                 # own, so the snapshot after it keeps the commit even if produce() crashes
                 self._acks = []
                 self.position = self._pending
-            self._next_turn(0.0)
+                self._next_turn(0.0)
             return
         batch = self._produce()
         if batch is None or not batch.events:
@@ -198,6 +202,9 @@ class Pipeline(Minion):
             if self._minion_cell.stop_pending:  # what is not handed over stays uncommitted
                 return False
             target, event, last = outbox[0]
+            if target._cell.closing:  # a shutdown halted it: it drops what it has queued
+                self._next_turn(_RETRY_FULL)  # of the batch, so nothing after that either
+                return False  # (handled after a dropped one, an event would skip it)
             if not target.is_alive():
                 raise PipelineError(f"subscriber {target.path!r} of pipeline {self.path!r} "
                                     "stopped for good; the pipeline restarts and looks it up")
@@ -279,14 +286,27 @@ class Pipeline(Minion):
             except AskTimeout:
                 return False
             except MinionStopped:
-                if self._minion_cell.stop_pending:  # this stop is next: nothing committed
-                    return False
+                if self._minion_cell.stop_pending or self._halted():  # a stop is next:
+                    return False  # nothing committed
                 raise PipelineError(
                     f"a subscriber of pipeline {self.path!r} stopped before it handled the "
                     "batch; the pipeline restarts and delivers it again") from None
             except Exception:
                 pass
         return True
+
+    def _halted(self) -> bool:
+        """A shutdown halted a subscriber: it drops the backlog queued before its halt's
+        mark and still handles what minions send after it, so a batch's events may straddle
+        the mark (those before it dropped) and the pipeline sends it nothing more."""
+        return any(target._cell.closing for target in self._targets)
+
+    def _skipped(self) -> bool:
+        """A halted subscriber dropped a backlog: the batch's last event, answered, may have
+        come after its halt's mark and the events before it (the backlog) were not handled.
+        (Answered before the drop, the last event was before the mark: none skipped.)"""
+        return any(target._cell.closing and target._cell._halt_dropped[0]
+                   for target in self._targets)
 
     def _next_turn(self, delay: float) -> None:
         turn = _Turn(self._generation)

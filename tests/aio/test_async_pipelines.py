@@ -333,3 +333,79 @@ def test_events_a_shutdown_drops_unhandled_are_not_committed(tmp_path: Path) -> 
         assert system.shutdown(timeout=15)  # (a handler still waiting would leave its worker)
     # nothing was committed: events 1 and 2 were never handled
     assert next(e[1] for e in again.events if e[0] == "stream") is None
+
+
+class HaltsMidBatch(Threes):
+    """Threes whose subscriber is halted (as a shutdown halts every minion, the subscriber
+    before the pipeline) right after event 1 went to it: the halt's mark lands in the
+    middle of the batch, event 1 before it (the backlog it drops), event 2 after it.
+    ``in_send``: the halt lands inside the send of event 2, after the pipeline's look."""
+
+    in_send = False
+
+    def _send(self, target: Any, event: Any, last: bool) -> bool:
+        if event == 2 and self.in_send:
+            target._cell.halt()
+        sent = super()._send(target, event, last)
+        if event == 1 and not self.in_send:
+            target._cell.halt()
+        return sent
+
+
+class HaltsInSend(HaltsMidBatch):
+    in_send = True
+
+
+def test_a_halt_in_the_middle_of_a_batch_skips_no_event_and_commits_nothing(
+        tmp_path: Path) -> None:
+    """A subscriber halted while a batch goes to it drops the events queued before the
+    halt's mark: the pipeline must send it nothing more (an event handled after one dropped
+    is out of order, and its answer is no proof that the batch was handled), and the
+    position must not move past the dropped events."""
+    db, rec, gate = str(tmp_path / "state.db"), Recorder(), threading.Event()
+    system = ActorSystem.start(**{**QUIET, "state_store": db, "shutdown_timeout": 30})
+    try:
+        sink = system.spawn(Gated, rec, gate, name="sink")
+        system.spawn(HaltsMidBatch, rec, name="feed")
+        wait_until(lambda: sink._cell.closing, timeout=10,
+                   what="the subscriber halted in the middle of the batch")
+        gate.set()
+        wait_until(lambda: sink._cell._mark_passed, timeout=10,
+                   what="the subscriber to drop its backlog")
+        time.sleep(0.3)  # (what it would handle after the mark: event 2, then more batches)
+        got = [e[1] for e in rec.events if e[0] == "got"]
+    finally:
+        gate.set()
+        assert system.shutdown(timeout=15)
+    assert got == list(range(len(got))), got  # in order, none skipped
+    again = Recorder()
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        open_gate = threading.Event()
+        open_gate.set()
+        system.spawn(Gated, again, open_gate, name="sink")
+        system.spawn(Threes, again, name="feed")
+        again.wait_for(lambda evs: any(e[0] == "stream" for e in evs), timeout=10)
+    finally:
+        assert system.shutdown(timeout=15)
+    assert next(e[1] for e in again.events if e[0] == "stream") is None  # nothing committed
+
+
+def test_an_answer_after_a_halt_that_dropped_a_backlog_commits_nothing(tmp_path: Path) -> None:
+    """The halt lands between the pipeline's look at the subscriber and its send of the
+    batch's last event: that event is handled after the dropped backlog and answered, but
+    the batch was not all handled, so the position stays."""
+    db, rec, gate = str(tmp_path / "state.db"), Recorder(), threading.Event()
+    system = ActorSystem.start(**{**QUIET, "state_store": db, "shutdown_timeout": 30})
+    try:
+        sink = system.spawn(Gated, rec, gate, name="sink")
+        feed = system.spawn(HaltsInSend, rec, name="feed")
+        wait_until(lambda: sink._cell.closing, timeout=10, what="the subscriber halted")
+        gate.set()
+        rec.wait_for(lambda evs: ("got", 2) in evs, timeout=10)  # answered after the drop
+        time.sleep(0.3)  # (the pipeline's turns that would commit it)
+        committed = feed._cell.instance.position  # type: ignore[union-attr]
+    finally:
+        gate.set()
+        assert system.shutdown(timeout=15)
+    assert committed is None
