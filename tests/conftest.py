@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from minions_actors import ActorSystem
+
+
+def scrape_samples(system: ActorSystem) -> dict[str, float]:
+    """One real scrape of ``system``'s /metrics: each sample's value, keyed by its name and
+    sorted labels (e.g. ``"minions_timers_active[]"``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert system.metrics is not None and system.metrics.url is not None
+    with urllib.request.urlopen(system.metrics.url, timeout=5) as response:
+        text = response.read().decode()
+    return {s.name + str(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:

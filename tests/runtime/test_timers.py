@@ -9,13 +9,12 @@ import itertools
 import math
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 
 from minions_actors import ActorSystem, Minion, ReceiveTimeout
-from tests.conftest import QUIET, Recorder, runtime_threads, wait_until
+from tests.conftest import QUIET, Recorder, runtime_threads, scrape_samples, wait_until
 
 pytestmark = pytest.mark.usefixtures("execution")
 
@@ -295,16 +294,6 @@ def test_a_shutdown_with_10000_armed_timers_is_bounded_and_leaves_no_thread() ->
     assert not [t for t in threading.enumerate() if t.name == "minions-timer"]
 
 
-def _scrape(system: ActorSystem) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    assert system.metrics is not None and system.metrics.url is not None
-    with urllib.request.urlopen(system.metrics.url, timeout=5) as response:
-        text = response.read().decode()
-    return {s.name + str(sorted(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 def test_the_metrics_count_active_timers_and_how_late_they_fire(rec: Recorder) -> None:
     system = ActorSystem.start(**{**QUIET, "metrics_port": 0})
     try:
@@ -314,7 +303,7 @@ def test_the_metrics_count_active_timers_and_how_late_they_fire(rec: Recorder) -
         for i in range(5):
             ref.tell(("single", f"now{i}", f"now{i}", 0.01))
         rec.wait_for(lambda evs: len(evs) == 5)
-        samples = _scrape(system)
+        samples = scrape_samples(system)
         assert samples["minions_timers_active[]"] == 3
         assert samples["minions_timer_lateness_seconds_count[]"] == 5
         assert samples["minions_timer_lateness_seconds_bucket[('le', '+Inf')]"] == 5

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import threading
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from minions_actors import (
     Workflow,
     WorkflowError,
 )
-from tests.conftest import QUIET, Recorder, wait_until
+from tests.conftest import QUIET, Recorder, scrape_samples, wait_until
 
 pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
 
@@ -101,7 +100,7 @@ def test_a_sleeping_workflow_holds_no_thread_and_shows_its_deadline(setup: Any) 
     assert all(3500 < i.wake_at - i.updated_at <= 3600 for i in infos)
     assert threading.active_count() <= threads + 1  # the timer's thread at most
     assert ref.ask("ping", timeout=5) is None  # the minion is free while they sleep
-    samples = _scrape(system)
+    samples = scrape_samples(system)
     assert samples["minions_workflows_waiting[('kind', 'sleep')]"] == 20
     assert samples["minions_workflows_waiting[('kind', 'signal')]"] == 0
 
@@ -125,7 +124,7 @@ def test_a_signal_wakes_a_waiting_workflow_and_the_metric_counts_it(setup: Any) 
     _start(ref, "approve", "a2")
     wait_until(lambda: getattr(system.workflow("a2"), "waiting_for", None) == "approval",
                10, "waiting")
-    assert _scrape(system)["minions_workflows_waiting[('kind', 'signal')]"] == 1
+    assert scrape_samples(system)["minions_workflows_waiting[('kind', 'signal')]"] == 1
     system.signal_workflow("a2", "other")  # another name: still waiting
     system.signal_workflow("a2", "approval", True)
     assert system.wait_workflow("a2", timeout=20).context["approval"]["payload"] is True
@@ -216,16 +215,6 @@ def test_cancel_of_a_finished_or_unknown_workflow_changes_nothing(setup: Any) ->
     assert system.workflow("f1") == done
     with pytest.raises(WorkflowError, match="no workflow with id 'ghost'"):
         system.cancel_workflow("ghost")
-
-
-def _scrape(system: ActorSystem) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    assert system.metrics is not None and system.metrics.url is not None
-    with urllib.request.urlopen(system.metrics.url, timeout=5) as response:
-        text = response.read().decode()
-    return {s.name + str(sorted(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_signal_and_cancel_while_the_minion_is_stopped(setup: Any) -> None:
