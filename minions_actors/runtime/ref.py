@@ -210,8 +210,9 @@ class MinionRef(pykka.ActorRef[M]):
         """
         timeout = check_timeout(timeout)
         cell = self._cell
-        future: _StopFuture = _StopFuture(cell)
+        future: _StopFuture
         if cell.terminated:
+            future = _StopFuture(cell)
             future.set(False)
         else:
             if cell.dispatcher.name == "pooled":
@@ -222,7 +223,7 @@ class MinionRef(pykka.ActorRef[M]):
             else:
                 cell.inbox.put(m.StopRequest())  # in order, after the messages queued
                 cell.send_system(m.StopPending())  # and at once if it is not running now
-            future.set_get_hook(functools.partial(_wait_stopped, cell))
+            future = _StopFuture.hooked(cell, functools.partial(_wait_stopped, cell))
         if not block:
             return future
         if cell.on_own_thread():
