@@ -216,9 +216,9 @@ class MinionRef(pykka.ActorRef[M]):
             future.set(False)
         else:
             if cell.dispatcher.name == "pooled":
-                # the runtime message first, then the request: the put schedules the
-                # minion, whose turn looks at runtime messages first (no wake-up needed)
-                cell._queue_system(m.StopPending())
+                # the flag first, then the request: the put schedules the minion, whose
+                # turn stops it at once if it has no live incarnation (see run_turn)
+                cell._stop_requested = True
                 cell.inbox.put(m.StopRequest())
             else:
                 cell.inbox.put(m.StopRequest())  # in order, after the messages queued
