@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from os.path import basename
+from typing import Any
 
 __all__ = ["CrashLog", "Seen", "ordinal"]
 
@@ -25,7 +26,7 @@ _SWEEP_AT = 1024
 class Seen:
     """A minion's latest crash logged in full, and its repeats since."""
 
-    __slots__ = ("count", "folded", "key", "kind", "since", "where")
+    __slots__ = ("count", "folded", "key", "kind", "memo", "since", "where")
 
     def __init__(self, key: tuple[type, str, int], since: float) -> None:
         self.key = key
@@ -34,6 +35,7 @@ class Seen:
         self.folded = False  # the latest was a repeat: its restart line is folded into it
         self.kind = key[0].__name__  # (names for the short line, made once)
         self.where = f"{basename(key[1])}:{key[2]}"
+        self.memo: Any = None  # what the log writer keeps for the repeats (its line's parts)
 
 
 def raised_at(exc: BaseException) -> tuple[str, int]:

@@ -99,10 +99,12 @@ class LoggingHooks(Hooks):
                 "minion {} ({}) crashed in {}: {!r}", cell.path, cell.cls_name, phase, exc
             )
             return
-        self.for_cell(cell).error(
-            "minion {} crashed again: {} at {} ({} time in {:g} s, traceback as above)",
-            cell.path, repeat.kind, repeat.where, ordinal(repeat.count), self.crashes.window,
-        )
+        if repeat.memo is None:  # bound and worded once per window: a storm's line is cheap
+            repeat.memo = (self.for_cell(cell), f"minion {cell.path} crashed again: "
+                           f"{repeat.kind} at {repeat.where} (",
+                           f" time in {self.crashes.window:g} s, traceback as above)")
+        log, head, tail = repeat.memo
+        log.error(f"{head}{ordinal(repeat.count)}{tail}")  # (no arguments: not formatted again)
 
     def minion_restarting(self, cell: MinionView, delay: float, cause: str) -> None:
         if not self.crashes.restart_folded(cell.path, cause):
