@@ -78,20 +78,27 @@ def _crash(ref: Any, message: str = "boom") -> None:
     assert ref.ask("ping", timeout=WAIT) == "pong"
 
 
-@pytest.mark.parametrize("execution", ["pooled", "dedicated"])
-def test_a_crash_storm_logs_one_traceback_then_one_short_line_per_crash(
-        execution: str) -> None:
-    sink = TextSink(f"storm-{execution}")
+def _storm(marker: str, execution: str, crashes: int,
+           **options: Any) -> tuple[TextSink, CrashCount]:
+    """Crash one minion ``crashes`` times in a system of its own; its log and its hook."""
+    sink = TextSink(marker)
     handler = sink.add()
     counter = CrashCount()
-    system = _start(sink.marker, execution, hooks=[counter])
+    system = _start(marker, execution, hooks=[counter], **options)
     try:
         ref = system.spawn(Storm, name="storm")
-        for _ in range(5):
+        for _ in range(crashes):
             _crash(ref)
     finally:
         system.shutdown()
         logger.remove(handler)
+    return sink, counter
+
+
+@pytest.mark.parametrize("execution", ["pooled", "dedicated"])
+def test_a_crash_storm_logs_one_traceback_then_one_short_line_per_crash(
+        execution: str) -> None:
+    sink, counter = _storm(f"storm-{execution}", execution, 5)
     assert sink.tracebacks() == 1
     assert len(sink.lines("minion storm (Storm) crashed in message: ValueError('boom')")) == 1
     again = sink.lines("minion storm crashed again: ValueError at test_crash_storm_logs.py:")
@@ -135,16 +142,7 @@ def test_the_traceback_comes_again_after_the_window_and_for_another_kind_of_cras
 
 
 def test_a_zero_window_logs_every_traceback() -> None:
-    sink = TextSink("zero")
-    handler = sink.add()
-    system = _start(sink.marker, "pooled", log_crash_window=0)
-    try:
-        ref = system.spawn(Storm, name="storm")
-        for _ in range(3):
-            _crash(ref)
-    finally:
-        system.shutdown()
-        logger.remove(handler)
+    sink, _ = _storm("zero", "pooled", 3, log_crash_window=0)
     assert sink.tracebacks() == 3
     assert sink.lines("crashed again") == []
     assert all("WARNING" in line for line in sink.lines("restarting in"))
