@@ -167,7 +167,7 @@ class ActorSystem(SystemWorkflows, SystemReports):
         self._logs.install()
         self._log = self._logs.log
         self.hooks.on_error = self._hook_failed
-        self.hooks.add(LoggingHooks(self._logs.log))
+        self.hooks.add(LoggingHooks(self._logs.log, settings.log_crash_window))
         for hook in settings.hooks:
             self.hooks.add(hook)
         from minions_actors.persistence.writer import use_store_logger

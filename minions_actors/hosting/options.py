@@ -86,6 +86,7 @@ _OWN_RULES: dict[str, Rule] = {
                       "CRITICAL or one added with logger.level()) or an int >= 0",
                       (str, int), _known_level),
     "log_diagnose": flag(),
+    "log_crash_window": seconds(above=False),
     "stop_timeout": seconds(above=True),
     "shutdown_timeout": seconds(above=True),
     "workflow_retention": seconds(above=True),
@@ -121,6 +122,7 @@ class StartOptions:
     log_rotation: str | int = LogOptions.log_rotation
     log_retention: str | int = LogOptions.log_retention
     log_diagnose: bool = LogOptions.log_diagnose
+    log_crash_window: float = LogOptions.log_crash_window
     stop_timeout: float = 5.0
     shutdown_timeout: float = 10.0
     hooks: Iterable[Hooks] = ()

@@ -3,13 +3,17 @@ per message), through the sinks :class:`~minions_actors.observability.logs.LogSe
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import CancelSwallowed
+from minions_actors.observability.crash_log import CrashLog, ordinal
 from minions_actors.observability.hooks import Hooks, MinionView
 from minions_actors.observability.logs import (
     GRU_CLASS,
     GRU_PATH,
+    LogOptions,
     loguru_handlers,
     takes_runtime_debug,
 )
@@ -24,14 +28,18 @@ class LoggingHooks(Hooks):
     """Writes one log record per lifecycle event, with the minion's path and class bound.
 
     Levels: system start/stop INFO (ERROR when stopped by a failure); crashes ERROR with the
-    traceback, once per crash; restarts WARNING; escalations and ``on_stop`` errors ERROR;
-    dead letters and snapshot errors WARNING/ERROR for the first one of a minion, DEBUG after;
-    the messages a minion still had queued when it stopped, one WARNING with their count;
-    a told message a minion refused (the sender's error), WARNING each.
+    traceback, once per crash, but a crash storm's repeats (the same crash within
+    ``crash_window`` seconds, see :mod:`~minions_actors.observability.crash_log`) one short
+    ERROR line each, their restarts DEBUG; restarts WARNING; escalations and ``on_stop``
+    errors ERROR; dead letters and snapshot errors WARNING/ERROR for the first one of a
+    minion, DEBUG after; the messages a minion still had queued when it stopped, one WARNING
+    with their count; a told message a minion refused (the sender's error), WARNING each.
     """
 
-    def __init__(self, log: Logger) -> None:
+    def __init__(self, log: Logger, crash_window: float = LogOptions.log_crash_window,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.log = log
+        self.crashes = CrashLog(crash_window, clock)
         self._debug_seen: tuple[Any, bool] = (None, True)  # (handler table, debug wanted)
 
     def debug_wanted(self) -> bool:
@@ -85,12 +93,28 @@ class LoggingHooks(Hooks):
             )
 
     def minion_crashed(self, cell: MinionView, exc: BaseException, phase: str) -> None:
-        self.for_cell(cell).opt(exception=exc).error(
-            "minion {} ({}) crashed in {}: {!r}", cell.path, cell.cls_name, phase, exc
-        )
+        repeat = self.crashes.crashed(cell.path, exc)
+        if repeat is None:
+            self.for_cell(cell).opt(exception=exc).error(
+                "minion {} ({}) crashed in {}: {!r}", cell.path, cell.cls_name, phase, exc
+            )
+            return
+        if repeat.memo is None:  # bound and worded once per window: a storm's line is cheap
+            repeat.memo = (self.for_cell(cell), f"minion {cell.path} crashed again: "
+                           f"{repeat.kind} at {repeat.where} (",
+                           f" time in {self.crashes.window:g} s, traceback as above)")
+        log, head, tail = repeat.memo
+        log.error(f"{head}{ordinal(repeat.count)}{tail}")  # (no arguments: not formatted again)
 
     def minion_restarting(self, cell: MinionView, delay: float, cause: str) -> None:
-        self.for_cell(cell).warning("minion {} restarting in {:.3f}s ({})", cell.path, delay, cause)
+        if not self.crashes.restart_folded(cell.path, cause):
+            level = "WARNING"
+        elif self.debug_wanted():
+            level = "DEBUG"
+        else:
+            return
+        self.for_cell(cell).log(
+            level, "minion {} restarting in {:.3f}s ({})", cell.path, delay, cause)
 
     def minion_stopped(self, cell: MinionView, reason: str) -> None:
         if self.debug_wanted():

@@ -132,6 +132,7 @@ class LogOptions:
     log_rotation: str | int = "10 MB"
     log_retention: str | int = 5
     log_diagnose: bool = False
+    log_crash_window: float = 10.0
 
 
 class LogSetup:
@@ -151,6 +152,9 @@ class LogSetup:
       are never touched.
     - ``log_diagnose``: loguru's ``diagnose`` (values of local variables in tracebacks) for the
       sinks the runtime adds; off by default, since locals hold message contents.
+    - ``log_crash_window``: repeats of the same crash of a minion within this many seconds
+      of the one logged with its traceback are logged as one short line each
+      (:class:`~minions_actors.observability.log_hooks.LoggingHooks` applies it).
     - ``log_sinks``: extra sinks, each anything ``logger.add`` accepts, a ``(sink, options)``
       tuple or a dict with a ``"sink"`` key; options are passed through unchanged
       (``diagnose`` defaults to ``log_diagnose`` above).

@@ -27,16 +27,28 @@ def _cut(text: str, limit: int = _TEXT) -> str:
 
 
 def crash_record(exc: BaseException, phase: str) -> dict[str, Any]:
-    """What the page shows of a crash: type, message, phase and the traceback's lines,
-    formatted without locals (never a frame's variables, which may hold secrets)."""
-    lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-_FRAMES)
+    """What the page shows of a crash: type, message, phase and the traceback, without
+    locals (never a frame's variables, which may hold secrets). The traceback is taken
+    without its source lines, and formatted when the page first asks for it (see
+    :func:`traceback_text`): a crash storm pays the taking (a tenth of the formatting) per
+    crash, the formatting once per look."""
+    taken = traceback.TracebackException(type(exc), exc, exc.__traceback__, limit=-_FRAMES,
+                                         lookup_lines=False)
     return {"type": type(exc).__name__, "message": _cut(str(exc)), "phase": phase,
-            "traceback": _cut("".join(lines), 8 * _TEXT), "at": time.time()}
+            "traceback": taken, "at": time.time()}
+
+
+def traceback_text(crash: dict[str, Any]) -> dict[str, Any]:
+    """``crash`` with its traceback formatted (once: the text replaces what was taken)."""
+    taken = crash["traceback"]
+    if not isinstance(taken, str):  # (two readers at once format the same text twice)
+        crash["traceback"] = _cut("".join(taken.format()), 8 * _TEXT)
+    return crash
 
 
 class EventRecorder(Hooks):
     """Records lifecycle events; each hook call does O(1) work under one lock (a crash
-    also formats its traceback, bounded to the last frames), and memory is bounded."""
+    also takes its traceback, bounded to the last frames), and memory is bounded."""
 
     def __init__(self, max_events: int = MAX_EVENTS, max_crashes: int = MAX_CRASHES) -> None:
         self._lock = threading.Lock()
@@ -53,9 +65,16 @@ class EventRecorder(Hooks):
             newer = [e for e in self._events if e["seq"] > seq]
         return newer[-limit:]
 
-    def last_crash(self, path: str) -> dict[str, Any] | None:
+    def last_crash(self, path: str, with_traceback: bool = True) -> dict[str, Any] | None:
+        """The last crash of ``path``; its traceback as text, unless not ``with_traceback``
+        (then the field is left out)."""
         with self._lock:
-            return self._crashes.get(path)
+            crash = self._crashes.get(path)
+        if crash is None:
+            return None
+        if not with_traceback:
+            return {k: v for k, v in crash.items() if k != "traceback"}
+        return traceback_text(crash)
 
     # -- recording -----------------------------------------------------------------------
     def _add(self, kind: str, cell: MinionView | None, text: str,

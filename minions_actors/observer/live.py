@@ -67,7 +67,7 @@ class LiveSource:
 
     # -- minions -------------------------------------------------------------------------
     def row(self, cell: Any) -> dict[str, Any]:
-        crash = self.recorder.last_crash(cell.path)
+        crash = self.recorder.last_crash(cell.path, with_traceback=False)
         return {"path": cell.path, "name": cell.name, "cls": cell.cls_name,
                 "mode": mode_of(cell), "state": state_of(cell), "mailbox": cell.mailbox_depth(),
                 "handled": cell.handled, "failed": cell.failed, "restarts": cell.restarts,

@@ -132,4 +132,6 @@ def _call(cell: Cell, inst: Minion, receive_batch: ReceiveBatch,
 def take_carried(cell: Cell) -> list[Any]:
     """The messages carried to the next incarnation, taken away (a cell that stops for
     good answers or counts them with its backlog)."""
+    if not _carried:  # (most stops: no weak reference made to look for nothing)
+        return []
     return _carried.pop(cell, None) or []

@@ -87,8 +87,12 @@ def drop_backlog(cell: Cell, held: Any) -> None:
     """At the stop: ``held`` (taken out, not handled), the messages carried past a crash
     (:mod:`.batching`) and everything still queued are dead letters, counted in bulk (one
     hook call, however long the backlog); asks among them are answered."""
+    carried = take_carried(cell)
+    if not carried and held is NOTHING_HELD and not cell._halt_dropped[0] \
+            and cell.inbox.empty():  # (most stops: nothing left behind)
+        return
     dropped: list[Any] = []
-    _sort_out(cell, take_carried(cell), dropped.append)
+    _sort_out(cell, carried, dropped.append)
     cell._drain(dropped.append, held)
     count, last = cell._halt_dropped  # what a shutdown's halt dropped: one report for all
     if dropped:

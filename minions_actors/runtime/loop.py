@@ -61,6 +61,10 @@ def run_turn(cell: Cell, throughput: int) -> bool:
                     return False
                 cell._guarded(cell._next_system)
             elif cell.instance is None or cell._interrupted or cell._terminate_requested:
+                if cell._stop_requested and cell.instance is None \
+                        and not cell._terminate_requested:  # ref.stop() while crashed
+                    cell._guarded(_stop_now, cell)
+                    continue  # (terminated: the loop ends)
                 return False
             elif budget <= 0:
                 return True
@@ -76,6 +80,13 @@ def run_turn(cell: Cell, throughput: int) -> bool:
         return False
     finally:
         current.cell = None
+
+
+def _stop_now(cell: Cell) -> None:
+    """``ref.stop()`` found no live incarnation (a crash waits for its supervisor, a
+    restart for its backoff): stop for good now (once: a fault here is not retried)."""
+    cell._terminate_requested = True
+    cell._terminate(cell._stop_deadline(), "stopped")
 
 
 def stop_here(cell: Cell, msg: m.Terminate) -> bool:

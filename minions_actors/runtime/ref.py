@@ -210,19 +210,20 @@ class MinionRef(pykka.ActorRef[M]):
         """
         timeout = check_timeout(timeout)
         cell = self._cell
-        future: _StopFuture = _StopFuture(cell)
+        future: _StopFuture
         if cell.terminated:
+            future = _StopFuture(cell)
             future.set(False)
         else:
             if cell.dispatcher.name == "pooled":
-                # the runtime message first, then the request: the put schedules the
-                # minion, whose turn looks at runtime messages first (no wake-up needed)
-                cell._queue_system(m.StopPending())
+                # the flag first, then the request: the put schedules the minion, whose
+                # turn stops it at once if it has no live incarnation (see run_turn)
+                cell._stop_requested = True
                 cell.inbox.put(m.StopRequest())
             else:
                 cell.inbox.put(m.StopRequest())  # in order, after the messages queued
                 cell.send_system(m.StopPending())  # and at once if it is not running now
-            future.set_get_hook(functools.partial(_wait_stopped, cell))
+            future = _StopFuture.hooked(cell, functools.partial(_wait_stopped, cell))
         if not block:
             return future
         if cell.on_own_thread():

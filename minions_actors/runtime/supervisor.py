@@ -45,6 +45,8 @@ def stop_children(cell: Cell, deadline: float, reason: str) -> None:
     begun to stop by the time a share of this cell would also be spent (its handler is
     stuck) is abandoned then, leaving time for its older siblings and for what it
     leaves behind; they still stop, in order, before this cell's own ``on_stop``."""
+    if not cell.children:  # (most minions have none: no lock, no list)
+        return
     children = cell.children_in_order()
     if children:
         with blocking():  # on a pool worker, another worker runs the children meanwhile

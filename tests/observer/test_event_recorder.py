@@ -51,6 +51,21 @@ def test_no_message_contents_and_no_locals() -> None:
     assert SECRET not in str(rec.since(0)) + str(crash)
 
 
+def test_each_crash_of_a_storm_is_recorded_with_its_own_traceback() -> None:
+    # the traceback is taken at the crash and formatted when first read (issue 22): the
+    # text read is the latest crash's, with the source line of the frame that raised
+    rec = EventRecorder()
+    for i in range(3):
+        rec.minion_crashed(View("m"), _raised(f"crash {i}"), "message")
+    row = rec.last_crash("m", with_traceback=False)
+    assert row is not None and row["message"] == "crash 2" and "traceback" not in row
+    crash = rec.last_crash("m")
+    assert crash is not None
+    assert crash["traceback"].rstrip().endswith("ValueError: crash 2")
+    assert 'raise ValueError(text + (password and ""))' in crash["traceback"]
+    assert [e["kind"] for e in rec.since(0)] == ["crash"] * 3
+
+
 def test_ordinary_stops_are_not_events() -> None:
     rec = EventRecorder()
     rec.minion_stopped(View("a"), "stopped")

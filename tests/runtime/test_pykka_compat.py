@@ -3,6 +3,7 @@ pykka ActorRefs, stop() as in pykka, BaseException stopping everything, thread n
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import uuid
@@ -133,6 +134,22 @@ def test_stop_timeout_on_a_busy_minion_raises_pykka_timeout(system: ActorSystem)
     assert system.stop("busy", timeout=0.1) is False  # system.stop keeps returning False
     gate.set()
     assert ref.actor_stopped.wait(5)
+
+
+def test_a_stop_future_times_out_then_answers_every_reader(system: ActorSystem) -> None:
+    # a stop's future is hooked from birth (issue 22: no lock of its own per stop)
+    ref = system.spawn(Gate, name="slow")
+    gate = threading.Event()
+    ref.tell(gate)
+    futures = [ref.stop(block=False), ref.stop(block=False)]
+    with pytest.raises(AskTimeout, match=r"'slow' \(Gate\) did not stop within 0.05s"):
+        futures[0].get(timeout=0.05)
+    with pytest.raises(queue.Full):  # as pykka: a hooked future takes no result
+        futures[0].set(False)
+    gate.set()
+    assert pykka.get_all(futures, timeout=5) == [True, True]
+    assert futures[0].get(timeout=0) is True  # read again
+    assert not ref.is_alive() and ref.stop(block=False).get(timeout=0) is False
 
 
 def test_ref_is_a_pykka_actor_ref_with_pykka_identity(system: ActorSystem) -> None:
