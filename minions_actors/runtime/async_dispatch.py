@@ -12,6 +12,8 @@ task starts eagerly: one that never suspends is answered in the same turn.
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import functools
 import inspect
 import time
@@ -20,18 +22,21 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall
 
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
-from minions_actors.runtime.async_runner import TURN, hand, uses_runner, wake
+from minions_actors.runtime.async_runner import hand, start_first, uses_runner
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _get_attr_path, answer_ask
+from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
 
 if TYPE_CHECKING:
     from minions_actors.runtime.loophost import LoopHost
     from minions_actors.runtime.pool import WorkerPool
 
 DONE, AGAIN, POOL = 0, 1, 2  # what a turn on the loop ends with
+#: the most turns one drain runs before it lets the loop's other callbacks in
+DRAIN_TURNS = 100
 
 
 class LoopDispatcher:
@@ -43,6 +48,10 @@ class LoopDispatcher:
     def __init__(self, pool: WorkerPool, host: LoopHost) -> None:
         self.pool = pool
         self.host = host
+        #: the loop thread's: cells (``sched`` held) whose turn the drain runs next
+        self.ready: collections.deque[AsyncCell] = collections.deque()
+        self.draining = False  # a drain runs now
+        self.posted = False  # a drain is queued on the loop
 
     def start(self, cell: Any) -> None:
         self.pool.start(cell)  # the first incarnation is built on the pool
@@ -63,35 +72,72 @@ class LoopDispatcher:
 
     def schedule_put(self, cell: Any) -> None:
         """Run a turn of ``cell`` (its ``sched`` is held) on the loop soon: on the loop
-        thread, a parked runner is woken to run it (no callback of its own), and a cell
-        whose handlers in flight are at its limit needs none (the end of one runs it)."""
+        thread, in the drain that runs (a message sent by a handler's first step), else in
+        one queued for every cell made ready meanwhile; a cell whose handlers in flight are
+        at its limit needs none (the end of one runs it)."""
         if self.host.on_loop() and not self.host.ending:
-            runner = cell.runner
-            if runner is not None and wake(runner, TURN):
-                return
             if cell.inflight >= cell.limit and not cell._sys and not cell.completions:
                 cell.sched.release()
                 return
+            self.ready.append(cell)
+            if not self.draining and not self.posted:
+                self._post()
+            return
         if not self.host.call(loop_turn, self, cell):
             self.pool.schedule_put(cell)  # the loop is closed: the pool ends the cell
 
-    def run_here(self, cell: Any) -> None:
-        """Run a turn of ``cell`` (its ``sched`` is held) now, on the loop thread."""
-        loop_turn(self, cell)
+    def _post(self) -> None:
+        """Queue a drain on the loop (on the loop thread); the loop closed: the pool ends
+        the ready cells."""
+        self.posted = True
+        loop = self.host.loop
+        try:
+            assert loop is not None
+            loop.call_soon(drain, self, context=contextvars.Context())
+        except RuntimeError:
+            self.posted = False
+            ready = self.ready
+            while ready:
+                self.pool.schedule_put(ready.popleft())
+
+    def run_here(self, cell: Any, eager: bool = True) -> None:
+        """Run a turn of ``cell`` (its ``sched`` is held) now, on the loop thread
+        (``eager``: in a loop callback, not in a task)."""
+        loop_turn(self, cell, eager)
 
     @property
     def linger(self) -> Any:  # (no worker lingers on the loop)
         return self.pool.linger
 
 
-def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
+def drain(dispatcher: LoopDispatcher) -> None:
+    """A loop callback: run the turns of the ready cells, and of those their handlers'
+    first steps make ready meanwhile (a ping-pong runs many round trips here, as a pool
+    worker does), up to :data:`DRAIN_TURNS`; then queue another for the rest, so that the
+    loop's other callbacks get their turn."""
+    dispatcher.posted = False
+    ready = dispatcher.ready
+    dispatcher.draining = True
+    try:
+        for _ in range(DRAIN_TURNS):
+            if not ready:
+                break
+            loop_turn(dispatcher, ready.popleft(), True)
+    finally:
+        dispatcher.draining = False
+        if ready and not dispatcher.posted:
+            dispatcher._post()
+
+
+def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -> None:
     """A turn of ``cell`` on the loop thread (``sched`` held); then as a pool worker does:
-    release, and look again at what arrived meanwhile."""
+    release, and look again at what arrived meanwhile. ``eager``: no task is current (a
+    loop callback), so handlers' first steps may run here (see :func:`_start_here`)."""
     if dispatcher.host.ending:  # the caller's loop is tearing down: the pool ends the cell
         dispatcher.pool.schedule_put(cell)
         return
     try:
-        outcome = _turn(cell, dispatcher.pool.throughput)
+        outcome = _turn(cell, dispatcher.pool.throughput, eager)
     except BaseException as exc:  # a runtime bug: the pool's turn reports and recovers
         cell.hooks.lifecycle_error(cell, exc, "runtime")
         outcome = POOL
@@ -104,7 +150,7 @@ def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
         dispatcher.schedule_put(cell)
 
 
-def _turn(cell: AsyncCell, budget: int) -> int:
+def _turn(cell: AsyncCell, budget: int, eager: bool) -> int:
     completions = cell.completions
     while completions:
         if not _collect_here(cell, completions[0]):
@@ -132,17 +178,18 @@ def _turn(cell: AsyncCell, budget: int) -> int:
         if msg is WAKE:
             continue
         budget -= 1
-        if not _start_here(cell, inst, msg):
+        if not _start_here(cell, inst, msg, eager):
             cell._held = msg  # the pool's turn handles it
             return POOL
         if completions:  # an outcome the loop cannot collect: no wake-up will come for it
             return POOL
 
 
-def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
+def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
     """Start the coroutine that handles ``msg`` on this loop (on the cell's runner when it
-    takes one message at a time); False when its handler is not a coroutine function (or
-    ``msg`` is not a tell, ask or proxy call): the pool's turn handles it."""
+    takes one message at a time; ``eager``: its first step at once, as the runner, and one
+    that ends there is answered now); False when its handler is not a coroutine function
+    (or ``msg`` is not a tell, ask or proxy call): the pool's turn handles it."""
     told = classify(msg)
     if told is None:
         return False
@@ -170,15 +217,21 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
         return True
     cell.inflight += 1
     if uses_runner(cell):
-        hand(cell, job, coro)
-        return True
-    task = start_task(job, coro)
-    if task.done():  # started eagerly and never suspended
-        job.settled = True
-        job.outcome = task_outcome(job, task)  # (cancelled before its first await: stopped)
+        if not (eager and FIRST_STEPS):
+            hand(cell, job, coro)
+            return True
+        if not start_first(cell, job, coro):
+            return True  # suspended: its runner goes on with it
+    else:
+        task = start_task(job, coro)
+        if not task.done():
+            return True
+        # started eagerly and never suspended (cancelled before its first await: stopped)
+        job.outcome = task_outcome(job, task)
         cell.jobs.pop(job, None)
-        if not _collect_here(cell, job):
-            cell.completions.append(job)
+    job.settled = True
+    if not _collect_here(cell, job):
+        cell.completions.append(job)
     return True
 
 

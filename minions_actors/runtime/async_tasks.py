@@ -148,15 +148,16 @@ def finished(job: Job, task: asyncio.Task[Any]) -> None:
     settle(job)
 
 
-def settle(job: Job) -> None:
+def settle(job: Job, eager: bool = True) -> None:
     """Hand ``job``'s outcome to the cell's next turn: run here when the cell is idle (no
     trip through the loop's queue), else its running turn sees it after (a pool worker's
-    looks at a non-empty mailbox)."""
+    looks at a non-empty mailbox). ``eager``: no task is current (a loop callback), so
+    that turn may run its next handler's first step at once."""
     cell = job.cell
     job.settled = True
     cell.completions.append(job)
     if cell.sched.acquire(False):
-        cell.dispatcher.run_here(cell)  # type: ignore[attr-defined]  # a LoopDispatcher
+        cell.dispatcher.run_here(cell, eager)  # type: ignore[attr-defined]  # a LoopDispatcher
     else:
         cell.inbox.put(WAKE)
 
