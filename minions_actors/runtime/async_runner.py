@@ -144,12 +144,13 @@ def hand(cell: AsyncCell, job: Job, awaitable: Awaitable[Any]) -> None:
 
 
 def start_first(cell: AsyncCell, job: Job, coro: Coroutine[Any, Any, Any]) -> bool:
-    """Run the first step of ``job``'s handler at once, as ``cell``'s runner (outside any
-    task: a loop callback): True when it ended there (``job.outcome`` is set), False when
-    it suspended and the runner goes on with it."""
+    """Run the first step of ``job``'s handler at once, as ``cell``'s parked runner (outside
+    any task: a loop callback): True when it ended there (``job.outcome`` is set), False
+    when it suspended and the runner goes on with it."""
     runner = cell.runner
-    if runner is None:
-        runner = cell.runner = Runner(cell)
+    if runner is None or runner.parked is None:  # a new runner runs it from its first line
+        hand(cell, job, coro)  # (a cancel before a task's first step would miss the handler)
+        return False
     how, value = first_step(runner.task.get_loop(), runner.task, runner.context, coro)
     if how == SUSPENDED:
         hand(cell, job, Resume(coro, value))
