@@ -6,8 +6,15 @@ asks and proxy calls of ``async def`` methods and answers the ones that ended we
 thread hand-off (a ping-pong between two async minions never leaves the loop). Anything
 that may block or run sync code (runtime messages, a snapshot after the message, a sync
 method, a crash, the first incarnation, a stop) hands the turn, ``sched`` still held, to
-the worker pool, whose turn (``AsyncCell.run_turn``) does it all. On 3.12+ a handler's
-task starts eagerly: one that never suspends is answered in the same turn.
+the worker pool, whose turn (``AsyncCell.run_turn``) does it all.
+
+A message sent on the loop thread queues its cell on ``ready``, which one loop callback
+(:func:`drain`) empties, taking the cells that handlers make ready meanwhile too, up to
+:data:`DRAIN_TURNS`; and a handler's first step runs in that turn: as the cell's parked
+runner (see :mod:`~minions_actors.runtime.task_entry`), or, for a minion's first message,
+as its task, started eagerly on 3.12+. One that never suspends is answered in the same
+turn, so a ping-pong between async minions runs many round trips to a loop callback, as a
+pool worker runs a sync one.
 """
 
 from __future__ import annotations

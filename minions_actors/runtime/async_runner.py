@@ -3,8 +3,9 @@
 A turn on the loop (:mod:`~minions_actors.runtime.async_dispatch`) that starts a handler
 coroutine of such a minion hands it to the cell's runner instead of creating a task for it:
 the runner awaits each handler inline, so a message costs no Task, no context copy and no
-done callback, and a message sent to an idle minion on the loop thread wakes its parked
-runner directly (one trip through the loop, as an ``asyncio.Queue`` consumer's). The runner
+done callback. A turn in a loop callback runs the handler's first step itself, as the
+parked runner (:func:`start_first`): one that ends there never wakes the runner; one that
+suspends is handed to it as a :class:`Resume`, which the runner awaits. The runner
 is started when the cell has a handler to run after its first message (a minion told once
 runs it as a task: cheaper than a runner that parks after it), ends after ``IDLE_EXIT``
 parked, and with the cell (or with the caller's loop); the handler it awaits is a
