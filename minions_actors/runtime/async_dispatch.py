@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import contextvars
-import functools
 import inspect
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall
 
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
-from minions_actors.runtime.async_runner import hand, start_first, uses_runner
+from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _get_attr_path, answer_ask
 from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
+from minions_actors.runtime.task_entry import DONE as DONE_STEP
 
 if TYPE_CHECKING:
     from minions_actors.runtime.loophost import LoopHost
@@ -201,6 +201,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
     if told is None:
         return False
     future, arg = told
+    kwargs = None
     if arg.__class__ is ProxyCall:
         try:
             method = _get_attr_path(inst, arg.attr_path)
@@ -208,15 +209,16 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
             return False  # (the pool's turn raises it again, as a crash or an answer)
         if not inspect.iscoroutinefunction(method):
             return False
-        call = functools.partial(method, *arg.args, **arg.kwargs)
+        args, kwargs = arg.args, arg.kwargs
     elif isinstance(arg, PROXY) or not cell.receive_async:
         return False
     else:
-        call = functools.partial(inst.on_receive, arg)
-    job = Job(cell, MESSAGE, future, msg)
+        method, args = inst.on_receive, (arg,)
+    started = time.perf_counter()
     try:
-        coro = call()
+        coro = method(*args, **kwargs) if kwargs else method(*args)
     except BaseException as exc:  # (bad arguments): the pool's turn crashes the minion
+        job = Job(cell, MESSAGE, future, msg)
         job.outcome = (False, exc)
         job.settled = True
         cell.inflight += 1
@@ -224,12 +226,19 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
         return True
     cell.inflight += 1
     if uses_runner(cell):
-        if not (eager and FIRST_STEPS):
+        first = start_first(cell, coro) if eager and FIRST_STEPS else None
+        if first is not None and first[0] == DONE_STEP \
+                and _answer_here(cell, future, first[1], started):
+            return True  # (no Job: the common case of a handler that never suspends)
+        job = Job(cell, MESSAGE, future, msg)
+        job.started = started
+        if first is None:
             hand(cell, job, coro)
             return True
-        if not start_first(cell, job, coro):
+        if not go_on(cell, job, coro, *first):
             return True  # suspended: its runner goes on with it
     else:
+        job = Job(cell, MESSAGE, future, msg)
         task = start_task(job, coro)
         if not task.done():
             return True
@@ -247,13 +256,21 @@ def _collect_here(cell: AsyncCell, job: Job) -> bool:
     pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation, or an
     answer that is not an asker's future: an extension's, which may write to a store)."""
     outcome = job.outcome
-    if job.kind != MESSAGE or outcome is None or not outcome[0] or cell.after is not None \
-            or job.incarnation != cell.incarnation or cell.instance is None \
-            or not (job.future is None or isinstance(job.future, MinionFuture)):
+    if job.kind != MESSAGE or outcome is None or not outcome[0] \
+            or job.incarnation != cell.incarnation:
+        return False
+    return _answer_here(cell, job.future, outcome[1], job.started)
+
+
+def _answer_here(cell: AsyncCell, future: Any, value: Any, started: float) -> bool:
+    """Count a handler of this incarnation that returned ``value`` and answer its asker;
+    False when the pool's turn must (see :func:`_collect_here`)."""
+    if cell.after is not None or cell.instance is None \
+            or not (future is None or isinstance(future, MinionFuture)):
         return False
     cell.inflight -= 1
     cell.handled += 1
-    cell.busy_seconds += time.perf_counter() - job.started  # (wall time, awaits included)
-    if job.future is not None:
-        answer_ask(job.future, outcome[1])
+    cell.busy_seconds += time.perf_counter() - started  # (wall time, awaits included)
+    if future is not None:
+        answer_ask(future, value)
     return True

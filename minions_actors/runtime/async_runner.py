@@ -144,15 +144,22 @@ def hand(cell: AsyncCell, job: Job, awaitable: Awaitable[Any]) -> None:
     cell.jobs[job] = None
 
 
-def start_first(cell: AsyncCell, job: Job, coro: Coroutine[Any, Any, Any]) -> bool:
-    """Run the first step of ``job``'s handler at once, as ``cell``'s parked runner (outside
-    any task: a loop callback): True when it ended there (``job.outcome`` is set), False
-    when it suspended and the runner goes on with it."""
+def start_first(cell: AsyncCell, coro: Coroutine[Any, Any, Any]) -> tuple[int, Any] | None:
+    """Run the first step of a handler's ``coro`` at once, as ``cell``'s parked runner
+    (outside any task: a loop callback): ``(how, value)`` as
+    :func:`~minions_actors.runtime.task_entry.first_step` returns it, or None when the cell
+    has no parked runner: :func:`hand` it then (a new runner runs it from its first line:
+    a cancel before a task's first step would miss the handler)."""
     runner = cell.runner
-    if runner is None or runner.parked is None:  # a new runner runs it from its first line
-        hand(cell, job, coro)  # (a cancel before a task's first step would miss the handler)
-        return False
-    how, value = first_step(runner.task.get_loop(), runner.task, runner.context, coro)
+    if runner is None or runner.parked is None:
+        return None
+    return first_step(runner.task.get_loop(), runner.task, runner.context, coro)
+
+
+def go_on(cell: AsyncCell, job: Job, coro: Coroutine[Any, Any, Any], how: int,
+          value: Any) -> bool:
+    """After :func:`start_first`: False when the handler suspended (its runner goes on
+    with it), True when it ended (``job.outcome`` is set)."""
     if how == SUSPENDED:
         hand(cell, job, Resume(coro, value))
         return False
