@@ -239,12 +239,14 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
             return True  # suspended: its runner goes on with it
     else:
         job = Job(cell, MESSAGE, future, msg)
-        task = start_task(job, coro)
-        if not task.done():
-            return True
-        # started eagerly and never suspended (cancelled before its first await: stopped)
-        job.outcome = task_outcome(job, task)
-        cell.jobs.pop(job, None)
+        job.started = started
+        task = start_task(job, coro, first=eager)
+        if job.outcome is None:  # (else it ended in a first step run here)
+            if not task.done():
+                return True
+            # started eagerly and never suspended (cancelled before its first await: stopped)
+            job.outcome = task_outcome(job, task)
+            cell.jobs.pop(job, None)
     job.settled = True
     if not _collect_here(cell, job):
         cell.completions.append(job)

@@ -246,3 +246,27 @@ def test_a_long_ping_pong_does_not_starve_the_loops_other_callbacks(run: Runner)
         assert max(gaps) < 5.0, max(gaps)  # (a drain: ~1 ms quiet; generous for a loaded box)
 
     run(body)
+
+
+class Interleaving(Semantics):
+    max_concurrency = 2  # every handler has a task of its own
+
+
+FIRST_MESSAGES = [("task", (True, "from the first step")), ("timeout", "timed out"),
+                  ("taskgroup-fails", ["ValueError"]), ("self-cancel", "cancelled at its await")]
+
+
+@pytest.mark.parametrize("msg,expected", FIRST_MESSAGES)
+def test_a_first_step_in_a_handlers_own_task_sees_that_task(run: Runner, msg: str,
+                                                            expected: Any) -> None:
+    """A minion's first message, and every message of one with max_concurrency above 1,
+    runs in a task of its own: its first step runs as that task (eagerly on 3.12+; before,
+    see async_tasks._Rest)."""
+    async def body(system: ActorSystem) -> None:
+        for _ in range(3):
+            assert await system.spawn(Semantics).ask_async(msg, timeout=10) == expected
+        interleaving = system.spawn(Interleaving)
+        for _ in range(3):
+            assert await interleaving.ask_async(msg, timeout=10) == expected
+
+    run(body)
