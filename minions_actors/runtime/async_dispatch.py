@@ -6,13 +6,21 @@ asks and proxy calls of ``async def`` methods and answers the ones that ended we
 thread hand-off (a ping-pong between two async minions never leaves the loop). Anything
 that may block or run sync code (runtime messages, a snapshot after the message, a sync
 method, a crash, the first incarnation, a stop) hands the turn, ``sched`` still held, to
-the worker pool, whose turn (``AsyncCell.run_turn``) does it all. On 3.12+ a handler's
-task starts eagerly: one that never suspends is answered in the same turn.
+the worker pool, whose turn (``AsyncCell.run_turn``) does it all.
+
+A message sent on the loop thread queues its cell on ``ready``, which one loop callback
+(:func:`drain`) empties, taking the cells that handlers make ready meanwhile too, up to
+:data:`DRAIN_TURNS`; and a handler's first step runs in that turn: as the cell's parked
+runner (see :mod:`~minions_actors.runtime.task_entry`), or, for a minion's first message,
+as its task, started eagerly on 3.12+. One that never suspends is answered in the same
+turn, so a ping-pong between async minions runs many round trips to a loop callback, as a
+pool worker runs a sync one.
 """
 
 from __future__ import annotations
 
-import functools
+import collections
+import contextvars
 import inspect
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,18 +28,22 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall
 
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
-from minions_actors.runtime.async_runner import TURN, hand, uses_runner, wake
+from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _get_attr_path, answer_ask
+from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
+from minions_actors.runtime.task_entry import DONE as DONE_STEP
 
 if TYPE_CHECKING:
     from minions_actors.runtime.loophost import LoopHost
     from minions_actors.runtime.pool import WorkerPool
 
 DONE, AGAIN, POOL = 0, 1, 2  # what a turn on the loop ends with
+#: the most turns one drain runs before it lets the loop's other callbacks in
+DRAIN_TURNS = 100
 
 
 class LoopDispatcher:
@@ -43,6 +55,10 @@ class LoopDispatcher:
     def __init__(self, pool: WorkerPool, host: LoopHost) -> None:
         self.pool = pool
         self.host = host
+        #: the loop thread's: cells (``sched`` held) whose turn the drain runs next
+        self.ready: collections.deque[AsyncCell] = collections.deque()
+        self.draining = False  # a drain runs now
+        self.posted = False  # a drain is queued on the loop
 
     def start(self, cell: Any) -> None:
         self.pool.start(cell)  # the first incarnation is built on the pool
@@ -63,35 +79,72 @@ class LoopDispatcher:
 
     def schedule_put(self, cell: Any) -> None:
         """Run a turn of ``cell`` (its ``sched`` is held) on the loop soon: on the loop
-        thread, a parked runner is woken to run it (no callback of its own), and a cell
-        whose handlers in flight are at its limit needs none (the end of one runs it)."""
+        thread, in the drain that runs (a message sent by a handler's first step), else in
+        one queued for every cell made ready meanwhile; a cell whose handlers in flight are
+        at its limit needs none (the end of one runs it)."""
         if self.host.on_loop() and not self.host.ending:
-            runner = cell.runner
-            if runner is not None and wake(runner, TURN):
-                return
             if cell.inflight >= cell.limit and not cell._sys and not cell.completions:
                 cell.sched.release()
                 return
+            self.ready.append(cell)
+            if not self.draining and not self.posted:
+                self._post()
+            return
         if not self.host.call(loop_turn, self, cell):
             self.pool.schedule_put(cell)  # the loop is closed: the pool ends the cell
 
-    def run_here(self, cell: Any) -> None:
-        """Run a turn of ``cell`` (its ``sched`` is held) now, on the loop thread."""
-        loop_turn(self, cell)
+    def _post(self) -> None:
+        """Queue a drain on the loop (on the loop thread); the loop closed: the pool ends
+        the ready cells."""
+        self.posted = True
+        loop = self.host.loop
+        try:
+            assert loop is not None
+            loop.call_soon(drain, self, context=contextvars.Context())
+        except RuntimeError:
+            self.posted = False
+            ready = self.ready
+            while ready:
+                self.pool.schedule_put(ready.popleft())
+
+    def run_here(self, cell: Any, eager: bool = True) -> None:
+        """Run a turn of ``cell`` (its ``sched`` is held) now, on the loop thread
+        (``eager``: in a loop callback, not in a task)."""
+        loop_turn(self, cell, eager)
 
     @property
     def linger(self) -> Any:  # (no worker lingers on the loop)
         return self.pool.linger
 
 
-def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
+def drain(dispatcher: LoopDispatcher) -> None:
+    """A loop callback: run the turns of the ready cells, and of those their handlers'
+    first steps make ready meanwhile (a ping-pong runs many round trips here, as a pool
+    worker does), up to :data:`DRAIN_TURNS`; then queue another for the rest, so that the
+    loop's other callbacks get their turn."""
+    dispatcher.posted = False
+    ready = dispatcher.ready
+    dispatcher.draining = True
+    try:
+        for _ in range(DRAIN_TURNS):
+            if not ready:
+                break
+            loop_turn(dispatcher, ready.popleft(), True)
+    finally:
+        dispatcher.draining = False
+        if ready and not dispatcher.posted:
+            dispatcher._post()
+
+
+def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -> None:
     """A turn of ``cell`` on the loop thread (``sched`` held); then as a pool worker does:
-    release, and look again at what arrived meanwhile."""
+    release, and look again at what arrived meanwhile. ``eager``: no task is current (a
+    loop callback), so handlers' first steps may run here (see :func:`_start_here`)."""
     if dispatcher.host.ending:  # the caller's loop is tearing down: the pool ends the cell
         dispatcher.pool.schedule_put(cell)
         return
     try:
-        outcome = _turn(cell, dispatcher.pool.throughput)
+        outcome = _turn(cell, dispatcher.pool.throughput, eager)
     except BaseException as exc:  # a runtime bug: the pool's turn reports and recovers
         cell.hooks.lifecycle_error(cell, exc, "runtime")
         outcome = POOL
@@ -104,7 +157,7 @@ def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
         dispatcher.schedule_put(cell)
 
 
-def _turn(cell: AsyncCell, budget: int) -> int:
+def _turn(cell: AsyncCell, budget: int, eager: bool) -> int:
     completions = cell.completions
     while completions:
         if not _collect_here(cell, completions[0]):
@@ -132,21 +185,23 @@ def _turn(cell: AsyncCell, budget: int) -> int:
         if msg is WAKE:
             continue
         budget -= 1
-        if not _start_here(cell, inst, msg):
+        if not _start_here(cell, inst, msg, eager):
             cell._held = msg  # the pool's turn handles it
             return POOL
         if completions:  # an outcome the loop cannot collect: no wake-up will come for it
             return POOL
 
 
-def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
+def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
     """Start the coroutine that handles ``msg`` on this loop (on the cell's runner when it
-    takes one message at a time); False when its handler is not a coroutine function (or
-    ``msg`` is not a tell, ask or proxy call): the pool's turn handles it."""
+    takes one message at a time; ``eager``: its first step at once, as the runner, and one
+    that ends there is answered now); False when its handler is not a coroutine function
+    (or ``msg`` is not a tell, ask or proxy call): the pool's turn handles it."""
     told = classify(msg)
     if told is None:
         return False
     future, arg = told
+    kwargs = None
     if arg.__class__ is ProxyCall:
         try:
             method = _get_attr_path(inst, arg.attr_path)
@@ -154,15 +209,16 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
             return False  # (the pool's turn raises it again, as a crash or an answer)
         if not inspect.iscoroutinefunction(method):
             return False
-        call = functools.partial(method, *arg.args, **arg.kwargs)
+        args, kwargs = arg.args, arg.kwargs
     elif isinstance(arg, PROXY) or not cell.receive_async:
         return False
     else:
-        call = functools.partial(inst.on_receive, arg)
-    job = Job(cell, MESSAGE, future, msg)
+        method, args = inst.on_receive, (arg,)
+    started = time.perf_counter()
     try:
-        coro = call()
+        coro = method(*args, **kwargs) if kwargs else method(*args)
     except BaseException as exc:  # (bad arguments): the pool's turn crashes the minion
+        job = Job(cell, MESSAGE, future, msg)
         job.outcome = (False, exc)
         job.settled = True
         cell.inflight += 1
@@ -170,15 +226,30 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any) -> bool:
         return True
     cell.inflight += 1
     if uses_runner(cell):
-        hand(cell, job, coro)
-        return True
-    task = start_task(job, coro)
-    if task.done():  # started eagerly and never suspended
-        job.settled = True
-        job.outcome = task_outcome(job, task)  # (cancelled before its first await: stopped)
-        cell.jobs.pop(job, None)
-        if not _collect_here(cell, job):
-            cell.completions.append(job)
+        first = start_first(cell, coro) if eager and FIRST_STEPS else None
+        if first is not None and first[0] == DONE_STEP \
+                and _answer_here(cell, future, first[1], started):
+            return True  # (no Job: the common case of a handler that never suspends)
+        job = Job(cell, MESSAGE, future, msg)
+        job.started = started
+        if first is None:
+            hand(cell, job, coro)
+            return True
+        if not go_on(cell, job, coro, *first):
+            return True  # suspended: its runner goes on with it
+    else:
+        job = Job(cell, MESSAGE, future, msg)
+        job.started = started
+        task = start_task(job, coro, first=eager)
+        if job.outcome is None:  # (else it ended in a first step run here)
+            if not task.done():
+                return True
+            # started eagerly and never suspended (cancelled before its first await: stopped)
+            job.outcome = task_outcome(job, task)
+            cell.jobs.pop(job, None)
+    job.settled = True
+    if not _collect_here(cell, job):
+        cell.completions.append(job)
     return True
 
 
@@ -187,13 +258,21 @@ def _collect_here(cell: AsyncCell, job: Job) -> bool:
     pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation, or an
     answer that is not an asker's future: an extension's, which may write to a store)."""
     outcome = job.outcome
-    if job.kind != MESSAGE or outcome is None or not outcome[0] or cell.after is not None \
-            or job.incarnation != cell.incarnation or cell.instance is None \
-            or not (job.future is None or isinstance(job.future, MinionFuture)):
+    if job.kind != MESSAGE or outcome is None or not outcome[0] \
+            or job.incarnation != cell.incarnation:
+        return False
+    return _answer_here(cell, job.future, outcome[1], job.started)
+
+
+def _answer_here(cell: AsyncCell, future: Any, value: Any, started: float) -> bool:
+    """Count a handler of this incarnation that returned ``value`` and answer its asker;
+    False when the pool's turn must (see :func:`_collect_here`)."""
+    if cell.after is not None or cell.instance is None \
+            or not (future is None or isinstance(future, MinionFuture)):
         return False
     cell.inflight -= 1
     cell.handled += 1
-    cell.busy_seconds += time.perf_counter() - job.started  # (wall time, awaits included)
-    if job.future is not None:
-        answer_ask(job.future, outcome[1])
+    cell.busy_seconds += time.perf_counter() - started  # (wall time, awaits included)
+    if future is not None:
+        answer_ask(future, value)
     return True

@@ -3,8 +3,9 @@
 A turn on the loop (:mod:`~minions_actors.runtime.async_dispatch`) that starts a handler
 coroutine of such a minion hands it to the cell's runner instead of creating a task for it:
 the runner awaits each handler inline, so a message costs no Task, no context copy and no
-done callback, and a message sent to an idle minion on the loop thread wakes its parked
-runner directly (one trip through the loop, as an ``asyncio.Queue`` consumer's). The runner
+done callback. A turn in a loop callback runs the handler's first step itself, as the
+parked runner (:func:`start_first`): one that ends there never wakes the runner; one that
+suspends is handed to it as a :class:`Resume`, which the runner awaits. The runner
 is started when the cell has a handler to run after its first message (a minion told once
 runs it as a task: cheaper than a runner that parks after it), ends after ``IDLE_EXIT``
 parked, and with the cell (or with the caller's loop); the handler it awaits is a
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import CancelSwallowed, MinionStopped
@@ -36,12 +37,12 @@ from minions_actors.runtime.async_tasks import (
 )
 from minions_actors.runtime.context import current_handler_cell, current_task_cell
 from minions_actors.runtime.loophost import TASK_PREFIX
+from minions_actors.runtime.task_entry import DONE, SUSPENDED, first_step
 
 if TYPE_CHECKING:
     from minions_actors.runtime.async_cell import AsyncCell
 
-TURN = "turn"  # a parked runner is woken holding ``sched``: it runs the cell's turn
-JOB = "job"  # ... or to run the handler a turn handed it (``cell.runner_next``)
+JOB = "job"  # a parked runner is woken to run the handler a turn handed it (``next``)
 EXIT = "exit"  # ... or to end (the cell ended, or it idled for IDLE_EXIT)
 #: a runner parked this long (seconds) ends, so that an idle minion holds no task; the next
 #: message starts a fresh one
@@ -49,16 +50,64 @@ IDLE_EXIT = 1.0
 
 
 class Runner:
-    """A cell's runner: its task, and the future it is parked on (None: not parked)."""
+    """A cell's runner: its task and context, and the future it is parked on (None: not
+    parked)."""
 
-    __slots__ = ("cell", "next", "parked", "parked_at", "task")
+    __slots__ = ("cell", "context", "next", "parked", "parked_at", "task")
 
     def __init__(self, cell: AsyncCell) -> None:
         self.cell = cell
         self.next: tuple[Job, Awaitable[Any]] | None = None  # the handler to await next
         self.parked: asyncio.Future[str] | None = None
         self.parked_at = 0.0  # (the loop's clock)
-        self.task: asyncio.Task[None] | None = None
+        self.context = _context(cell)  # the task's: a first step runs in it too
+        loop = cell.loop_host.loop
+        assert loop is not None
+        self.task: asyncio.Task[None] = loop.create_task(
+            _run(self), name=TASK_PREFIX + cell.path, context=self.context)
+        # (a task cancelled before its first step never runs _run's finally)
+        self.task.add_done_callback(functools.partial(_ended, self))
+
+
+class Resume:
+    """The rest of a handler whose first step ran outside its runner (see
+    :mod:`~minions_actors.runtime.task_entry`): awaited by the runner as the coroutine
+    would be, first yielding what that step yielded (the future it waits for)."""
+
+    __slots__ = ("coro", "thrown", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+        self.thrown: BaseException | None = None  # a cancel to deliver first
+
+    def cancel(self, exc: BaseException) -> None:
+        """A cancel reached the runner before it resumed this: deliver it as
+        ``Task.cancel`` would, by cancelling the awaited future, else by throwing it in."""
+        waited = self.yielded
+        if not (asyncio.isfuture(waited) and waited.cancel()):
+            self.thrown = exc
+
+    def close(self) -> None:
+        self.coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro, exc = self.coro, self.thrown
+        if exc is None:
+            try:
+                yield self.yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as thrown:  # (a cancel: the coroutine decides)
+                exc = thrown
+            else:
+                return (yield from coro.__await__())
+        try:
+            yielded = coro.throw(exc)
+        except StopIteration as stop:
+            return stop.value
+        return (yield from Resume(coro, yielded).__await__())
 
 
 def begin(job: Job, awaitable: Awaitable[Any]) -> None:
@@ -89,19 +138,40 @@ def hand(cell: AsyncCell, job: Job, awaitable: Awaitable[Any]) -> None:
     runner = cell.runner
     if runner is None:
         runner = cell.runner = Runner(cell)
-        runner.next = (job, awaitable)
-        loop = cell.loop_host.loop
-        assert loop is not None
-        context = _context(cell)
-        runner.task = loop.create_task(_run(runner), name=TASK_PREFIX + cell.path,
-                                       context=context)
-        # (a task cancelled before its first step never runs _run's finally)
-        runner.task.add_done_callback(functools.partial(_ended, runner))
-    else:
-        runner.next = (job, awaitable)
-        wake(runner, JOB)
+    runner.next = (job, awaitable)
+    wake(runner, JOB)  # (False: it is starting, or a cancel woke it; it takes next)
     job.task = runner.task
     cell.jobs[job] = None
+
+
+def start_first(cell: AsyncCell, coro: Coroutine[Any, Any, Any]) -> tuple[int, Any] | None:
+    """Run the first step of a handler's ``coro`` at once, as ``cell``'s parked runner
+    (outside any task: a loop callback): ``(how, value)`` as
+    :func:`~minions_actors.runtime.task_entry.first_step` returns it, or None when the cell
+    has no parked runner: :func:`hand` it then (a new runner runs it from its first line:
+    a cancel before a task's first step would miss the handler)."""
+    runner = cell.runner
+    if runner is None or runner.parked is None:
+        return None
+    return first_step(runner.task.get_loop(), runner.task, runner.context, coro)
+
+
+def go_on(cell: AsyncCell, job: Job, coro: Coroutine[Any, Any, Any], how: int,
+          value: Any) -> bool:
+    """After :func:`start_first`: False when the handler suspended (its runner goes on
+    with it), True when it ended (``job.outcome`` is set)."""
+    if how == SUSPENDED:
+        hand(cell, job, Resume(coro, value))
+        return False
+    if how == DONE:
+        job.outcome = (True, value)
+    elif isinstance(value, asyncio.CancelledError):  # (its own: no task was cancelled)
+        job.outcome = (False, MinionStopped(
+            f"{cell.describe()} did not answer: its handler was cancelled "
+            f"({cancelled_by(cell)})"))
+    else:
+        job.outcome = (False, value)
+    return True
 
 
 def wake(runner: Runner, why: str) -> bool:
@@ -142,18 +212,19 @@ async def _run(runner: Runner) -> None:
                 parked = runner.parked = loop.create_future()
                 _idle(runner, loop)
                 try:
-                    why = await parked
-                except asyncio.CancelledError:
+                    await parked
+                except asyncio.CancelledError as exc:
                     _unpark(runner)
-                    if not _runtime_cancel(runner, task):
+                    step = runner.next
+                    if step is not None and step[1].__class__ is Resume:  # a cancel of
+                        step[1].cancel(exc)  # the handler whose first step ran as this task
+                    elif not _runtime_cancel(runner, task):
                         raise
-                    continue
-                if why == TURN:  # woken holding sched by a message sent on the loop
-                    cell.dispatcher.run_here(cell)  # type: ignore[attr-defined]
                 continue
             runner.next = None
             job, awaitable = step
-            if job.cancelled or job.incarnation != cell.incarnation:
+            if awaitable.__class__ is not Resume and (
+                    job.cancelled or job.incarnation != cell.incarnation):
                 close_awaitable(awaitable)  # never started: no "never awaited" warning
                 _settle_unstarted(job)
                 continue
@@ -237,7 +308,7 @@ async def _await(runner: Runner, task: asyncio.Task[None], job: Job,
 def _settle(job: Job) -> None:
     job.cell.jobs.pop(job, None)
     if not job.settled:
-        settle(job)
+        settle(job, eager=False)  # (in this task: no first step of the next handler)
 
 
 def _settle_unstarted(job: Job) -> None:

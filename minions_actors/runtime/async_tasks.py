@@ -14,13 +14,15 @@ import contextvars
 import functools
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import CancelSwallowed, MinionStopped
 from minions_actors.runtime.context import current_handler_cell, current_task_cell
 from minions_actors.runtime.loophost import TASK_PREFIX
 from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
+from minions_actors.runtime.task_entry import DONE, SUSPENDED, first_step
 
 if TYPE_CHECKING:
     from minions_actors.runtime.async_cell import AsyncCell
@@ -91,12 +93,15 @@ async def _task_body(awaitable: Awaitable[Any]) -> Any:
         raise _SystemStopInTask(exc) from exc
 
 
-def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
+def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None,
+               first: bool = False) -> asyncio.Task[Any]:
     """A task for ``job`` in a context that names its cell (on the loop thread). A handler's
     or hook's starts eagerly where asyncio can (3.12+): one that never suspends is done on
     return, and then has no done callback (its caller collects it); its result is its
     outcome (see :func:`_outcome`). A created task's is the coroutine's own (see
-    :class:`_SystemStopInTask`)."""
+    :class:`_SystemStopInTask`). ``first`` (a handler, in a loop callback, before 3.12):
+    its first step runs at once as the task (see :class:`_Rest`); one that ended there
+    has ``job.outcome`` set, and its task only ends in its first step."""
     cell = job.cell
     # a created task keeps its creator's context vars (as asyncio's do), a handler starts
     # afresh: neither inherits a handler's identity from the coroutine that started it
@@ -114,6 +119,14 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
     elif EAGER:
         task = asyncio.Task(_outcome(awaitable), loop=loop, name=name, context=context,
                             eager_start=True)  # type: ignore[call-arg]
+    elif first and FIRST_STEPS:
+        rest = _Rest()
+        task = loop.create_task(rest, name=name, context=context)  # type: ignore[arg-type]
+        how, value = first_step(loop, task, context, awaitable)  # type: ignore[arg-type]
+        if how != SUSPENDED:  # (the task's own first step just ends it)
+            job.outcome = (True, value) if how == DONE else _raised(job, value)
+            return task
+        rest.coro, rest.yielded = awaitable, value  # type: ignore[assignment]
     else:
         task = loop.create_task(_outcome(awaitable), name=name, context=context)
     job.task = task
@@ -123,6 +136,66 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> 
             cell.jobs[job] = None
         task.add_done_callback(functools.partial(finished, job))
     return task
+
+
+class _Rest(Coroutine[Any, Any, Any]):
+    """A handler task's coroutine on Pythons without eager tasks (before 3.12), whose first
+    step ran at once (see :func:`start_task`): the rest of the handler's coroutine, first
+    yielding what that step yielded; its outcome is :func:`_outcome`'s. With no coroutine
+    set (the handler ended in its first step) it ends at its first step."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self) -> None:
+        self.coro: Coroutine[Any, Any, Any] | None = None
+        self.yielded: Any = _NOT_YET
+
+    def send(self, value: Any) -> Any:
+        yielded = self.yielded
+        if yielded is not _NOT_YET:
+            self.yielded = _NOT_YET
+            return yielded
+        if self.coro is None:
+            raise StopIteration(None)
+        return self._step(self.coro.send, value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        exc = typ if val is None else val
+        yielded, self.yielded = self.yielded, _NOT_YET
+        if self.coro is None:
+            raise exc
+        if yielded is not _NOT_YET and asyncio.isfuture(yielded) and yielded.cancel():
+            return yielded  # (a cancel before the task resumed it: as Task.cancel does)
+        return self._step(self.coro.throw, exc)
+
+    def close(self) -> None:
+        if self.coro is not None:
+            self.coro.close()
+
+    def __await__(self) -> Any:  # (a Coroutine must have one; the task never calls it)
+        return self
+
+    def _step(self, step: Any, arg: Any) -> Any:
+        try:
+            return step(arg)
+        except StopIteration as stop:
+            raise StopIteration((True, stop.value)) from None
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # (every one, as _outcome)
+            raise StopIteration((False, exc)) from None
+
+
+_NOT_YET: Any = object()
+
+
+def _raised(job: Job, exc: BaseException) -> tuple[bool, Any]:
+    """The outcome of a handler's first step that raised ``exc``."""
+    if isinstance(exc, asyncio.CancelledError):  # (its own: no task was cancelled)
+        return (False, MinionStopped(
+            f"{job.cell.describe()} did not answer: its handler was cancelled "
+            f"({cancelled_by(job.cell)})"))
+    return (False, exc)
 
 
 def finished(job: Job, task: asyncio.Task[Any]) -> None:
@@ -148,15 +221,16 @@ def finished(job: Job, task: asyncio.Task[Any]) -> None:
     settle(job)
 
 
-def settle(job: Job) -> None:
+def settle(job: Job, eager: bool = True) -> None:
     """Hand ``job``'s outcome to the cell's next turn: run here when the cell is idle (no
     trip through the loop's queue), else its running turn sees it after (a pool worker's
-    looks at a non-empty mailbox)."""
+    looks at a non-empty mailbox). ``eager``: no task is current (a loop callback), so
+    that turn may run its next handler's first step at once."""
     cell = job.cell
     job.settled = True
     cell.completions.append(job)
     if cell.sched.acquire(False):
-        cell.dispatcher.run_here(cell)  # type: ignore[attr-defined]  # a LoopDispatcher
+        cell.dispatcher.run_here(cell, eager)  # type: ignore[attr-defined]  # a LoopDispatcher
     else:
         cell.inbox.put(WAKE)
 

@@ -72,7 +72,9 @@ class MinionFuture(ThreadingFuture[T]):
         self._minion = minion  # a name, or a cell described only if a timeout needs it
         # the asyncio futures to wake when the result is set, with their loops (see
         # result_async): None until a coroutine awaits (most futures are waited with get)
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] | None = None
+        # (and the loop's thread)
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] | None \
+            = None
 
     def get(self, *, timeout: float | None = None) -> Any:
         timeout = check_timeout(timeout)
@@ -174,20 +176,23 @@ class MinionFuture(ThreadingFuture[T]):
 
     async def _result_async(self, timeout: float | None) -> T:
         if self._result is None:
-            loop = asyncio.get_running_loop()
+            loop = _running_loop(self._minion)
             woken: asyncio.Future[None] = loop.create_future()
             with _SETTLE_LOCK:
                 hooked = self._get_hook is not None
                 if self._result is None and not hooked:
                     if self._waiters is None:
                         self._waiters = []
-                    self._waiters.append((loop, woken))
+                    self._waiters.append((loop, woken, threading.get_ident()))
             if hooked:  # a stop's future: its hook blocks, so it waits on a thread
                 return await in_thread(functools.partial(self.get, timeout=timeout),
                                        "minions-await")
             if self._result is None:
                 try:
-                    await asyncio.wait_for(woken, timeout)
+                    if timeout is None:  # (wait_for would look the running loop up again)
+                        await woken
+                    else:
+                        await asyncio.wait_for(woken, timeout)
                 except BaseException as exc:  # (a timeout or a cancel; not on the hot path)
                     self._forget(woken)
                     if isinstance(exc, TimeoutError):
@@ -277,11 +282,24 @@ def _hosting_loop_text(minion: str) -> str:
     )
 
 
-def _wake(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:
+def _running_loop(minion: Any) -> asyncio.AbstractEventLoop:
+    """The running loop; on an async minion's own loop, read from its host: on CPython 3.11
+    ``asyncio.get_running_loop()`` makes a ``getpid()`` system call, which costs a
+    microsecond or more in some sandboxes (gVisor)."""
+    host = getattr(minion, "loop_host", None)  # (only an async minion's cell has one)
+    if host is not None and host.on_loop():
+        loop = host.loop
+        if loop is not None and loop.is_running():  # (then it runs on this thread)
+            return loop  # type: ignore[no-any-return]
+    return asyncio.get_running_loop()
+
+
+def _wake(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None], thread: int) -> None:
     """Wake an awaiting ``result_async`` on its loop, from any thread (on that loop's own
-    thread directly: no self-pipe write)."""
-    if asyncio._get_running_loop() is loop:
-        _resolve(woken)
+    ``thread`` directly: no self-pipe write)."""
+    if thread == threading.get_ident():
+        if not loop.is_closed():  # (closed: nobody awaits any more)
+            _resolve(woken)
         return
     try:
         loop.call_soon_threadsafe(_resolve, woken)

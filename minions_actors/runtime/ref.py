@@ -249,12 +249,17 @@ class MinionRef(pykka.ActorRef[M]):
             if waiter is not None:  # the edge before the message is sent (as ask() does)
                 waits.wait_on(waiter, future)
             try:
-                await self._send_async(m.Ask(message, future))
+                if self._sched is not None:  # a pooled unbounded mailbox: never waits
+                    self._send_unbounded(m.Ask(message, future))
+                else:
+                    await self._send_async(m.Ask(message, future))
             except BaseException:
                 if waiter is not None:
                     waits.done(waiter)
                 raise
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if waiter is None:  # (result_async's own work is for a handler's edge)
+            return await future._result_async(left)
         return await future.result_async(left)
 
     async def tell_async(self, message: Any) -> None:
@@ -282,19 +287,26 @@ class MinionRef(pykka.ActorRef[M]):
         box: Any = cell.inbox
         offer = getattr(box, "offer", None)
         if offer is None:  # unbounded: a put never waits
-            self._put(self._box, item)
-            sched = self._sched
-            if sched is not None and not sched.locked() and sched.acquire(False):
-                cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
-        else:
-            limit = box.put_timeout
-            deadline = None if limit is None else time.monotonic() + limit
-            pause = 0.0005
-            while not offer(item):
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise MailboxFull(self._full_text())
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.02)
+            self._send_unbounded(item)
+            return
+        limit = box.put_timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        pause = 0.0005
+        while not offer(item):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise MailboxFull(self._full_text())
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        if cell.terminated:
+            cell.drain_dead_letters()
+
+    def _send_unbounded(self, item: Any) -> None:
+        """Put ``item`` in an unbounded mailbox (it never waits) and queue the minion."""
+        cell = self._cell
+        self._put(self._box, item)
+        sched = self._sched
+        if sched is not None and not sched.locked() and sched.acquire(False):
+            cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
         if cell.terminated:
             cell.drain_dead_letters()
 

@@ -37,8 +37,10 @@ def phase_of(exc: BaseException) -> str:
 def answer_ask(future: Any, value: Any) -> None:
     """Answer an ask from any thread (the store's writer, for a durable workflow start);
     a future answered already (its asker got an error) stays as it is."""
-    with contextlib.suppress(queue.Full):
+    try:  # (not contextlib.suppress: this runs once per answered ask)
         future.set(value)
+    except queue.Full:
+        pass
 
 
 def _get_attr_path(root: Any, path: tuple[str, ...]) -> Any:
