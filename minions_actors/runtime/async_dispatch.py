@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall
 
+from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
 from minions_actors.runtime.async_runner import TURN, hand, uses_runner, wake
+from minions_actors.runtime.async_start import collect_started, start
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
@@ -43,9 +45,10 @@ class LoopDispatcher:
     def __init__(self, pool: WorkerPool, host: LoopHost) -> None:
         self.pool = pool
         self.host = host
+        self.starting: list[AsyncCell] = []  # spawned on the loop, to start there (in order)
 
     def start(self, cell: Any) -> None:
-        self.pool.start(cell)  # the first incarnation is built on the pool
+        start(self, cell)  # on the loop when it can be (runtime.async_start)
 
     def running(self, cell: Any) -> bool:
         return self.pool.running(cell)
@@ -186,6 +189,8 @@ def _collect_here(cell: AsyncCell, job: Job) -> bool:
     """Collect a handler's good outcome on the loop (nothing to snapshot); False when the
     pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation, or an
     answer that is not an asker's future: an extension's, which may write to a store)."""
+    if job.kind == PHASE_ON_START:  # (the first message waits for it)
+        return collect_started(cell, job)
     outcome = job.outcome
     if job.kind != MESSAGE or outcome is None or not outcome[0] or cell.after is not None \
             or job.incarnation != cell.incarnation or cell.instance is None \
