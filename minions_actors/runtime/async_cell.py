@@ -201,7 +201,10 @@ class AsyncCell(Cell):
         self._launch(Job(self, MESSAGE, answer, None), awaitable)
 
     def _launch(self, job: Job, awaitable: Awaitable[Any]) -> None:
-        if not self.loop_host.call(begin, job, awaitable):  # the loop is gone
+        host = self.loop_host
+        if host.on_loop() and not host.ending:  # a start on the loop (runtime.async_start):
+            begin(job, awaitable)  # its on_start begins now, not in a callback of its own
+        elif not host.call(begin, job, awaitable):  # the loop is gone
             never_run(job, awaitable)
 
     def _adopt(self, result: Any, phase: str, restored: bool = False) -> None:
