@@ -22,7 +22,7 @@ from pykka.messages import ProxyCall
 from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
 from minions_actors.runtime.async_runner import TURN, hand, uses_runner, wake
-from minions_actors.runtime.async_start import collect_started, start
+from minions_actors.runtime.async_start import collect_started, start, start_now
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
@@ -49,6 +49,9 @@ class LoopDispatcher:
 
     def start(self, cell: Any) -> None:
         start(self, cell)  # on the loop when it can be (runtime.async_start)
+
+    def start_now(self, cell: Any) -> None:
+        start_now(self, cell)  # (a proxy on the loop needs the instance: runtime.async_start)
 
     def running(self, cell: Any) -> bool:
         return self.pool.running(cell)

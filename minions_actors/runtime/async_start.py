@@ -78,6 +78,15 @@ def _start_batch(dispatcher: LoopDispatcher) -> None:
         _start_here(dispatcher, cell)
 
 
+def start_now(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
+    """Code on the loop thread needs ``cell``'s instance (a proxy's lookup of an attribute
+    set in ``__init__``): a start queued here runs now, since waiting for the next callback
+    on this thread would never end."""
+    if dispatcher.host.on_loop() and cell in dispatcher.starting:
+        dispatcher.starting.remove(cell)
+        _start_here(dispatcher, cell)
+
+
 def _to_pool(dispatcher: LoopDispatcher) -> None:
     """Hand every queued start to the pool."""
     starting, dispatcher.starting = dispatcher.starting, []

@@ -282,6 +282,9 @@ class Cell:
 
     def wait_for_instance(self) -> bool:
         """Block until an instance is live (True) or the minion stopped for good (False)."""
+        hurry = getattr(self.dispatcher, "start_now", None)
+        if hurry is not None and self.instance is None:
+            hurry(self)  # (an async minion queued to start on this loop thread: now)
         cond = self._up_cond_ or self._lazy_condition("_up_cond_")
         with blocking(), cond:
             while self.instance is None and not self.terminated:

@@ -201,3 +201,31 @@ def test_a_shutdown_right_after_spawning_on_the_loop_leaves_nothing(run: Runner)
 
     run(body)  # (the fixture checks: no thread, loop or task left)
     assert len(built) <= 600
+
+
+class Greeter(Minion):
+    """An attribute set in ``__init__``: a proxy must wait for the instance to find it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.greeting = "hello"
+
+    async def on_receive(self, message: Any) -> Any:
+        return message
+
+
+def test_a_proxy_made_on_the_loop_right_after_the_spawn_finds_init_attributes(
+        run: Runner) -> None:
+    async def body(system: ActorSystem) -> Any:
+        async def spawn_and_read() -> Any:
+            ref = system.spawn(Greeter)
+            # (the instance is not built yet: the proxy's lookup needs it now, on this loop)
+            return await ref.proxy().greeting
+
+        loop = system.loop_host.ensure()
+        if loop is asyncio.get_running_loop():
+            return await spawn_and_read()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(spawn_and_read(),
+                                                                          loop))
+
+    assert run(body) == "hello"
