@@ -12,6 +12,7 @@ task starts eagerly: one that never suspends is answered in the same turn.
 
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import time
@@ -45,7 +46,8 @@ class LoopDispatcher:
     def __init__(self, pool: WorkerPool, host: LoopHost) -> None:
         self.pool = pool
         self.host = host
-        self.starting: list[AsyncCell] = []  # spawned on the loop, to start there (in order)
+        #: spawned on the loop, to start there, in order (runtime.async_start)
+        self.starting: collections.deque[AsyncCell] = collections.deque()
 
     def start(self, cell: Any) -> None:
         start(self, cell)  # on the loop when it can be (runtime.async_start)

@@ -21,6 +21,7 @@ Everything here runs on the loop thread, but :func:`start`'s choice (any thread)
 
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 from typing import TYPE_CHECKING
@@ -68,14 +69,15 @@ def start(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
 
 
 def _start_batch(dispatcher: LoopDispatcher) -> None:
-    """Start the queued minions, :data:`BATCH` at most, in spawn order."""
+    """Start the queued minions, :data:`BATCH` at most, in spawn order (each stays queued
+    until its turn: an ``__init__`` before it may need it now, see :func:`start_now`)."""
     starting = dispatcher.starting
-    batch = starting[:BATCH]
-    del starting[:BATCH]
+    for _ in range(BATCH):
+        if not starting:
+            return  # (a spawn from now on posts the next callback)
+        _start_here(dispatcher, starting.popleft())
     if starting and not dispatcher.host.call(_start_batch, dispatcher):
         _to_pool(dispatcher)
-    for cell in batch:
-        _start_here(dispatcher, cell)
 
 
 def start_now(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
@@ -89,7 +91,7 @@ def start_now(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
 
 def _to_pool(dispatcher: LoopDispatcher) -> None:
     """Hand every queued start to the pool."""
-    starting, dispatcher.starting = dispatcher.starting, []
+    starting, dispatcher.starting = dispatcher.starting, collections.deque()
     for cell in starting:
         _pool_start(dispatcher, cell)
 

@@ -229,3 +229,33 @@ def test_a_proxy_made_on_the_loop_right_after_the_spawn_finds_init_attributes(
                                                                           loop))
 
     assert run(body) == "hello"
+
+
+class Asker(Minion):
+    """Its ``__init__`` asks a proxy for an attribute of a minion spawned just after it
+    (queued behind it to start on the loop), its ``on_start`` awaits the answer."""
+
+    def __init__(self, greeters: list[Any]) -> None:
+        super().__init__()
+        self.pending = greeters[0].proxy().greeting  # (needs the greeter's instance now)
+
+    async def on_start(self) -> None:
+        self.greeting = await self.pending
+
+    async def on_receive(self, message: Any) -> Any:
+        return self.greeting
+
+
+def test_an_init_that_needs_a_minion_queued_behind_it_gets_it(
+        run: Runner) -> None:
+    async def body(system: ActorSystem) -> Any:
+        def spawn_both() -> Any:
+            greeters: list[Any] = []
+            asker = system.spawn(Asker, greeters)
+            greeters.append(system.spawn(Greeter))  # (before the asker's __init__ runs)
+            return asker
+
+        asker = await on_loop(system, spawn_both)
+        return await asker.ask_async("greeting?", timeout=10)
+
+    assert run(body) == "hello"
