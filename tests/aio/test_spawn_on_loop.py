@@ -259,3 +259,34 @@ def test_an_init_that_needs_a_minion_queued_behind_it_gets_it(
         return await asker.ask_async("greeting?", timeout=10)
 
     assert run(body) == "hello"
+
+
+class StartFailsAtOnce(Minion):
+    """Its first async ``on_start`` raises before any ``await`` (on 3.12+ it runs eagerly,
+    inside the start on the loop)."""
+
+    def __init__(self, starts: list[int]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    async def on_start(self) -> None:
+        self.starts.append(threading.get_ident())
+        if len(self.starts) == 1:
+            raise RuntimeError("refused at once")
+
+    async def on_receive(self, message: Any) -> Any:
+        return len(self.starts)
+
+
+def test_an_async_on_start_failing_before_its_first_await_is_a_crash_in_on_start(
+        run: Runner) -> None:
+    events, starts = Events(), []
+
+    async def body(system: ActorSystem) -> Any:
+        ref = await on_loop(system, lambda: system.spawn(StartFailsAtOnce, starts,
+                                                         name="eager"))
+        return await ref.ask_async("how many starts?", timeout=10)
+
+    assert run(body, hooks=[events]) == 2
+    assert [c[1:3] for c in events.of("crashed")] == [("eager", "on_start")]
+    assert [s[1:] for s in events.of("started")] == [("eager", False)]
