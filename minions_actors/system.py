@@ -24,6 +24,7 @@ from minions_actors.hosting.workflows import SystemWorkflows
 from minions_actors.observability.hooks import HookDispatcher
 from minions_actors.observability.log_hooks import LoggingHooks
 from minions_actors.observability.logs import LogSetup
+from minions_actors.resources import declares_any
 from minions_actors.resources.registry import ResourceRegistry
 from minions_actors.runtime import spawner
 from minions_actors.runtime.cell import Cell
@@ -259,6 +260,11 @@ class ActorSystem(SystemWorkflows, SystemReports):
         """Called by ``cell`` before it builds an instance: open the resources its class
         declares (raising fails the start: a crash in phase ``init``)."""
         self.resources.acquire(cell)
+
+    def prepares(self, cls: type) -> bool:
+        """True when :meth:`prepare_incarnation` has work for ``cls`` (it declares
+        resources, whose opening may block)."""
+        return declares_any(cls)
 
     def cells(self) -> list[Cell]:
         """Live minions (Gru excluded): what metrics and introspection read."""

@@ -163,6 +163,14 @@ def declared(cls: type) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.resource_name for v in attrs.values() if isinstance(v, Uses)))
 
 
+
+@functools.lru_cache(maxsize=1024)
+def declares_any(cls: type) -> bool:
+    """True when ``cls`` declares a resource (once per class: declarations are class
+    attributes, set when the class is created)."""
+    return bool(declared(cls))
+
+
 class Handle:
     """What a user reads from its ``uses`` attribute: the resource, with every public method
     call counted, timed and (when it fails) logged. Other attributes pass through."""

@@ -26,6 +26,7 @@ from minions_actors.resources import (
     ResourceUnavailable,
     check_open_timeout,
     declared,
+    declares_any,
     default_name,
     public_methods,
 )
@@ -186,6 +187,8 @@ class ResourceRegistry(HealthWatch, Hooks):
     def acquire(self, cell: Any) -> None:
         """Before ``cell`` builds an instance: open (once) every resource its class
         declares, dependencies first; holds stay across its restarts."""
+        if not declares_any(cell.cls):  # (most classes: no walk of the MRO per start)
+            return
         names = declared(cell.cls)
         if names and getattr(cell, "placement", None) is not None:
             raise ResourceError(

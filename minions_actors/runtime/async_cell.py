@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent
-from minions_actors.observability.hooks import PHASE_MESSAGE, PHASE_ON_START
+from minions_actors.observability.hooks import PHASE_INIT, PHASE_MESSAGE, PHASE_ON_START
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.async_runner import begin, stop_runner
 from minions_actors.runtime.async_tasks import (
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from minions_actors.runtime.minion import Minion
 
 PROXY = (ProxyCall, ProxyGetAttr, ProxySetAttr)
+#: the phases of a start whose failure a turn collects: a crash of the minion
+STARTING = (PHASE_INIT, PHASE_ON_START)
 
 
 class AsyncCell(Cell):
@@ -66,12 +68,10 @@ class AsyncCell(Cell):
     __slots__ = ("completions", "inflight", "jobs", "lifecycle", "limit", "loop_host",
                  "receive_async", "runner", "tasks")
 
-    def __init__(self, *args: Any, loop_host: LoopHost, **kwargs: Any) -> None:
-        self.loop_host = loop_host
-        cls = args[2]
-        self.limit: int = getattr(cls, "max_concurrency", 1)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # (Cell's)
+        self.loop_host: LoopHost = args[0].loop_host  # the system's
         #: on_receive is ``async def``: the loop's turn may start it (see async_dispatch)
-        self.receive_async = inspect.iscoroutinefunction(cls.on_receive)
+        self.limit, self.receive_async = _class_facts(args[2])
         # (a list and dicts: the cheapest empty containers, since most cells idle; a list's
         # append and pop(0) are atomic, and the loop thread only appends)
         self.completions: list[Job] = []
@@ -203,7 +203,10 @@ class AsyncCell(Cell):
         self._launch(Job(self, MESSAGE, answer, None), awaitable)
 
     def _launch(self, job: Job, awaitable: Awaitable[Any]) -> None:
-        if not self.loop_host.call(begin, job, awaitable):  # the loop is gone
+        host = self.loop_host
+        if host.on_loop() and not host.ending:  # a start on the loop (runtime.async_start):
+            begin(job, awaitable)  # its on_start begins now, not in a callback of its own
+        elif not host.call(begin, job, awaitable):  # the loop is gone
             never_run(job, awaitable)
 
     def _adopt(self, result: Any, phase: str, restored: bool = False) -> None:
@@ -244,8 +247,8 @@ class AsyncCell(Cell):
                 if job.kind == PHASE_ON_START and live and self.parent is not None:
                     self.hooks.minion_started(self, bool(job.msg))
                 return
-            if job.kind == PHASE_ON_START and live:
-                self._crash(value, PHASE_ON_START)
+            if job.kind in STARTING and live:  # (PHASE_INIT: a start on the loop failed)
+                self._crash(value, job.kind)
             elif job.cancelled == CANCELLED_HOOK:
                 self.hooks.lifecycle_error(self, MinionsError(
                     f"{job.kind} of {self.describe()} ran past stop_timeout "
@@ -304,6 +307,13 @@ class AsyncCell(Cell):
         self.tasks[task] = None
         return task
 
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_facts(cls: type) -> tuple[int, bool]:
+    """``max_concurrency``, and whether ``on_receive`` is a coroutine function (per class)."""
+    return getattr(cls, "max_concurrency", 1), inspect.iscoroutinefunction(
+        getattr(cls, "on_receive", None))
 
 
 def classify(msg: Any) -> tuple[Any, Any] | None:

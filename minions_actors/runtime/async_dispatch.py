@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall
 
+from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
 from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
+from minions_actors.runtime.async_start import collect_started, start, start_now
 from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
@@ -59,9 +61,14 @@ class LoopDispatcher:
         self.ready: collections.deque[AsyncCell] = collections.deque()
         self.draining = False  # a drain runs now
         self.posted = False  # a drain is queued on the loop
+        #: spawned on the loop, to start there, in order (runtime.async_start)
+        self.starting: collections.deque[AsyncCell] = collections.deque()
 
     def start(self, cell: Any) -> None:
-        self.pool.start(cell)  # the first incarnation is built on the pool
+        start(self, cell)  # on the loop when it can be (runtime.async_start)
+
+    def start_now(self, cell: Any) -> None:
+        start_now(self, cell)  # (a proxy on the loop needs the instance: runtime.async_start)
 
     def running(self, cell: Any) -> bool:
         return self.pool.running(cell)
@@ -257,6 +264,8 @@ def _collect_here(cell: AsyncCell, job: Job) -> bool:
     """Collect a handler's good outcome on the loop (nothing to snapshot); False when the
     pool's turn must (an error, a snapshot, a lifecycle hook, a stale incarnation, or an
     answer that is not an asker's future: an extension's, which may write to a store)."""
+    if job.kind == PHASE_ON_START:  # (the first message waits for it)
+        return collect_started(cell, job)
     outcome = job.outcome
     if job.kind != MESSAGE or outcome is None or not outcome[0] \
             or job.incarnation != cell.incarnation:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["Cell", "current_cell", "proxy_message"]
 
 
+@functools.cache
 def _async_cell() -> type[AsyncCell]:
     """The async minions' cell class (its module builds on this one)."""
     from minions_actors.runtime.async_cell import AsyncCell
@@ -281,6 +282,9 @@ class Cell:
 
     def wait_for_instance(self) -> bool:
         """Block until an instance is live (True) or the minion stopped for good (False)."""
+        hurry = getattr(self.dispatcher, "start_now", None)
+        if hurry is not None and self.instance is None:
+            hurry(self)  # (an async minion queued to start on this loop thread: now)
         cond = self._up_cond_ or self._lazy_condition("_up_cond_")
         with blocking(), cond:
             while self.instance is None and not self.terminated:
@@ -324,10 +328,10 @@ class Cell:
                             dedicated_thread, placement)
         factory: Callable[..., Cell] = Cell
         if is_async(cls):  # its coroutines run on the loop, its turns on the pool
-            host = self.system.loop_host
-            factory = functools.partial(_async_cell(), loop_host=host)
+            factory = _async_cell()
             check_async_spawn(cls, dedicated_thread, placement)
-            dispatcher: Dispatcher = _loop_dispatcher(self.system.worker_pool, host)
+            dispatcher: Dispatcher = _loop_dispatcher(self.system.worker_pool,
+                                                      self.system.loop_host)
         elif placement is not None:
             placement.check(cls)
             dispatcher = DEDICATED  # a placed minion's batches block on its mailbox

@@ -80,6 +80,11 @@ class Host(Protocol):
         its class declares); raising fails the start: a crash in phase ``init``."""
         ...
 
+    def prepares(self, cls: type) -> bool:
+        """True when :meth:`prepare_incarnation` has work for minions of ``cls`` (which may
+        block: an async minion's start then runs on the pool, not on its event loop)."""
+        ...
+
     def register_cell(self, cell: Cell) -> None:
         """A new cell exists (it can be found by path from now on)."""
         ...

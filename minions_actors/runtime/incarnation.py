@@ -30,6 +30,17 @@ def bind_base(inst: Minion) -> None:
 
 def start_incarnation(cell: Cell) -> bool:
     """Construct, restore and start a new instance; a failure counts as a crash."""
+    failure = begin_incarnation(cell)
+    if failure is not None:
+        cell._crash(*failure)
+        return False
+    return True
+
+
+def begin_incarnation(cell: Cell) -> tuple[BaseException, str] | None:
+    """Construct, restore and start a new instance; on failure return the error and the
+    phase it came in, for the caller to crash the minion with (``cell.instance`` is set:
+    the instance that failed, whose ``on_failure`` runs)."""
     cell.incarnation += 1
     cell.restart_history = ()
     phase = PHASE_INIT
@@ -55,14 +66,13 @@ def start_incarnation(cell: Cell) -> bool:
         result = _hook(inst, "on_start")()
         if result is not None:  # an async minion's coroutine: it runs on the loop, and
             cell._adopt(result, PHASE_ON_START, restored)  # minion_started fires at its end
-            return True
+            return None
     except BaseException as exc:
         cell.instance = inst
-        cell._crash(exc, phase)
-        return False
+        return exc, phase
     if cell.parent is not None:
         cell.hooks.minion_started(cell, restored)
-    return True
+    return None
 
 
 def attach(cell: Cell, extension: CellExtension) -> CellPart:

@@ -130,6 +130,8 @@ def check_async_spawn(cls: type[Minion], dedicated_thread: bool | None,
                       placement: object) -> None:
     """Refuse what an async minion cannot be: on a thread of its own, or placed away
     (its coroutines run on the system's event loop), and a bad ``max_concurrency``."""
+    if dedicated_thread is None and placement is None and _plain_async_class(cls):
+        return  # (the common spawn: the class's attributes were checked once)
     from minions_actors.runtime.asyncness import async_methods
 
     name = cls.__name__
@@ -151,3 +153,15 @@ def check_async_spawn(cls: type[Minion], dedicated_thread: bool | None,
 
 #: the check of the class attribute ``max_concurrency`` of async minions
 MAX_CONCURRENCY_RULE = integer(1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_async_class(cls: type[Minion]) -> bool:
+    """The async class asks for no thread of its own and has a good ``max_concurrency``."""
+    if getattr(cls, "dedicated_thread", None):
+        return False
+    try:
+        MAX_CONCURRENCY_RULE.check("max_concurrency", getattr(cls, "max_concurrency", 1))
+    except (TypeError, ValueError):
+        return False
+    return True
