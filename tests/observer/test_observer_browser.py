@@ -80,7 +80,10 @@ def test_the_tree_appears_and_expands(page: Any) -> None:
         assert "Worker" in _row(page, "team/w2").inner_text()
         assert system.stop("team/w2")  # the next poll lists the node again, without it
         _row(page, "team/w2").wait_for(state="detached", timeout=30_000)
-        assert _row(page, "team/w1").is_visible()
+        # the poll takes the node's rows away and lists them again: w2 may be gone while w1
+        # is not back yet, so wait for w1 rather than look once
+        _row(page, "team/w1").wait_for(timeout=30_000)
+        assert _row(page, "team/w2").count() == 0
     finally:
         system.shutdown(timeout=10)
 
