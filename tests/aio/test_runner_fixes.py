@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,15 +116,19 @@ TEARDOWN = textwrap.dedent("""
 
 @pytest.mark.parametrize(("limit", "warm"), [(1, "cold"), (1, "warm"), (2, "cold")])
 def test_a_handler_cancelled_in_a_loop_teardown_before_it_ran_does_not_warn(
-        limit: int, warm: str) -> None:
+        limit: int, warm: str, tmp_path: Path) -> None:
+    # the default options: its store and log file go to the working directory, tmp_path
     done = subprocess.run([sys.executable, "-W", "error", "-c", TEARDOWN, str(limit), warm],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "ended" in done.stdout
     assert "never awaited" not in done.stderr, done.stderr
 
 
-def test_an_idle_minions_runner_ends_and_a_new_message_starts_another() -> None:
+def test_an_idle_minions_runner_ends_and_a_new_message_starts_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default store and log file go there, not to the checkout
+
     async def main() -> None:
         async with ActorSystem.start_async(log_level="ERROR", metrics_port=None) as system:
             ref = system.spawn(Counter)

@@ -96,7 +96,8 @@ BAD_START = [
 
 
 @pytest.mark.parametrize(("option", "value", "error"), BAD_START,
-                         ids=[f"{o}={v!r}" for o, v, _ in BAD_START])
+                         ids=[f"{o}={re.sub(' at 0x[0-9a-f]+', '', repr(v))}"  # the same in
+                              for o, v, _ in BAD_START])  # every process (pytest-xdist)
 def test_a_bad_start_option_names_the_allowed_values_before_anything_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, value: Any,
     error: type[Exception],

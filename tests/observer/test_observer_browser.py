@@ -80,7 +80,10 @@ def test_the_tree_appears_and_expands(page: Any) -> None:
         assert "Worker" in _row(page, "team/w2").inner_text()
         assert system.stop("team/w2")  # the next poll lists the node again, without it
         _row(page, "team/w2").wait_for(state="detached", timeout=30_000)
-        assert _row(page, "team/w1").is_visible()
+        # the poll takes the node's rows away and lists them again: w2 may be gone while w1
+        # is not back yet, so wait for w1 rather than look once
+        _row(page, "team/w1").wait_for(timeout=30_000)
+        assert _row(page, "team/w2").count() == 0
     finally:
         system.shutdown(timeout=10)
 
@@ -152,20 +155,22 @@ class Idle(Minion):
     pass
 
 
-def test_100000_minions_render_the_first_view_in_under_2_s(page: Any) -> None:
+# the 100,000 in the slow step; 10,000 (the same paging, 10x fewer spawns) by default
+@pytest.mark.parametrize("count", [10_000, pytest.param(100_000, marks=pytest.mark.slow)])
+def test_a_big_tree_renders_the_first_view_in_under_2_s(page: Any, count: int) -> None:
     system, base = _start(None)
     try:
-        for i in range(100_000):
+        for i in range(count):
             system.spawn(Idle, name=f"m{i}")
-        wait_until(lambda: get(base, "/api/overview")["minions"] == 100_000, 120)
+        wait_until(lambda: get(base, "/api/overview")["minions"] == count, 120)
         t0 = time.monotonic()
         page.goto(base)
         page.wait_for_selector("body[data-ready]", timeout=30_000)
         elapsed = time.monotonic() - t0
-        print(f"100,000 minions: first view in {elapsed:.2f} s")
+        print(f"{count:,} minions: first view in {elapsed:.2f} s")
         assert _row(page, "m0").is_visible() and _row(page, "m199").count() == 1
         assert _row(page, "m200").count() == 0  # one page of rows, never the whole tree
-        assert "show more (200 of 100000)" in page.locator("tr.more").inner_text()
+        assert f"show more (200 of {count})" in page.locator("tr.more").inner_text()
         assert elapsed < 2.0, f"the first view took {elapsed:.2f} s"
     finally:
         system.shutdown(timeout=60)

@@ -100,8 +100,11 @@ def test_proxy_made_before_a_restart_reaches_the_new_instance(
 
 
 def test_proxy_of_a_stopped_minion_raises_minion_stopped(system: ActorSystem) -> None:
-    ref = system.spawn(SlowInit, threading.Event())
-    ref.stop(timeout=10)
+    gate = threading.Event()
+    ref = system.spawn(SlowInit, gate)
+    stopped = ref.stop(block=False)  # asked while __init__ still runs
+    gate.set()  # (an unset gate would hold __init__, and this test, for its full 5 s)
+    assert stopped.get(timeout=10) is True
     with pytest.raises(MinionStopped) as info:
         ref.proxy()
     assert isinstance(info.value, pykka.ActorDeadError)

@@ -119,7 +119,7 @@ def _completed(system: ActorSystem) -> int:
 
 
 def test_a_flooding_pipeline_keeps_workflows_in_flight_bounded(tmp_path: Path) -> None:
-    total, counts = 1200, Counts()
+    total, counts = 800, Counts()  # two batches of 400: each floods the bound of 6
     with _system(tmp_path) as system:
         system.spawn(Bounded, counts, name="bounded")
         system.spawn(Flood, total, name="flood")
@@ -183,10 +183,11 @@ def _seqs(ledger: Path) -> list[int]:
     return [int(line.split()[1]) for line in ledger.read_text().splitlines()]
 
 
+@pytest.mark.pooled_by_default  # two app processes and 700 workflows per mode
 def test_kill_9_with_the_bound_loses_no_workflow(tmp_path: Path) -> None:
     """Started workflows that wait for a slot are durable: a kill -9 mid-flood loses none,
     and the next run resumes them (still bounded) and the pipeline after its position."""
-    total, db, ledger = 1500, tmp_path / "state.db", tmp_path / "ledger"
+    total, db, ledger = 700, tmp_path / "state.db", tmp_path / "ledger"  # killed at 200+
     first = _child(db, ledger, 1, total)
     try:
         wait_until(lambda: ledger.exists() and len(_seqs(ledger)) >= 200, timeout=60,
