@@ -167,12 +167,13 @@ class FloorSystem(ThreadedSystem):
     counter_cls = FloorCounter
     ping_cls = FloorPing
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int | None = None) -> None:
         self._pool: FloorPool | None = None
+        self._workers = workers or min(8, max(2, (os.cpu_count() or 1) + 1))
 
     @contextmanager
     def running(self) -> Iterator[None]:
-        self._pool = FloorPool(min(8, max(2, (os.cpu_count() or 1) + 1)))
+        self._pool = FloorPool(self._workers)
         try:
             yield
         finally:

@@ -82,12 +82,13 @@ class _Slot:
 
     __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "hops", "lingering",
                  "mark", "park", "pool", "progress", "reported", "runnext", "since", "stuck",
-                 "thread", "turn", "wcpu", "window", "wpcpu")
+                 "taken", "thread", "turn", "wcpu", "window", "wpcpu")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.cell: Cell | None = None
         self.turn = 0
+        self.taken = 0  # turns this worker took from the run queue (see pool_monitor.check_queue)
         self.blocked = 0  # nested runtime waits (ask, get, stopping children)
         self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
         self.since = 0.0
@@ -147,8 +148,7 @@ class WorkerPool:
         self._on_saturated = on_saturated
         self._saturated = False  # every worker waits and the cap stops the pool growing
         self._runq: collections.deque[Cell] = collections.deque()
-        self._taken = 0  # turns taken from the run queue (changes while it is served)
-        self._seen_taken = -1  # _taken at the monitor's last queue check
+        self._seen_taken = -1  # the slots' ``taken`` summed at the monitor's last queue check
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
         self._dozing = False  # the monitor sleeps past RETAKE_PERIOD (pool_monitor.watch)
@@ -356,7 +356,9 @@ class WorkerPool:
                         if self._park(slot):
                             continue
                         return
-                    self._taken += 1
+                    # counted on the slot: without the GIL, a store per turn into the pool
+                    # (which every sender reads) made each tell and turn 2-3x dearer
+                    slot.taken += 1
                 slot.turn += 1
                 slot.cell = cell
                 try:
@@ -366,7 +368,8 @@ class WorkerPool:
                     if self._on_error is not None:
                         self._on_error(exc)
                 slot.cell = None
-                slot.active = True  # (the monitor may have seen this turn as slow)
+                if not slot.active:  # the monitor saw this turn as slow (senders read it:
+                    slot.active = True  # no store when it is unchanged, see slot.taken)
                 if slot.stuck:
                     self._unstick(slot)
                 if again and not runnext and not runq:

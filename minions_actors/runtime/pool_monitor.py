@@ -144,7 +144,7 @@ def check_queue(pool: WorkerPool, start: bool = False, now: float = 0.0) -> None
         if not pool._runq:  # (a put that saw it armed came before this look)
             return
         pool._armed = True
-    taken = pool._taken
+    taken = sum(slot.taken for slot in list(pool._slots))  # (a worker that left: a change too)
     if start or taken != pool._seen_taken:
         pool._seen_taken = taken
         for slot in list(pool._slots):
