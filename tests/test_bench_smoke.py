@@ -90,3 +90,25 @@ def test_one_cpu_pins_the_threads_started_meanwhile_and_restores_the_set() -> No
     assert os.sched_getaffinity(0) == before
     with one_cpu(False):
         assert os.sched_getaffinity(0) == before
+
+
+def test_the_floor_loses_no_message_when_a_tell_races_the_end_of_a_turn() -> None:
+    """The floor (the interpreter-only reference of ``bench interpreters``): ping-pong is a
+    tell racing the end of the sender's turn at every hop; a lost wake-up hangs it (it did on
+    3.13t, where both run at once)."""
+    from bench.common import Latch
+    from bench.interpreters import _PongLogic
+    from bench.systems.floor import FloorActor, FloorSystem
+
+    class Pong(_PongLogic, FloorActor):
+        pass
+
+    for _ in range(10):
+        floor = FloorSystem()  # (CPU count + 1 workers)
+        with floor.running():
+            latch = Latch(1)
+            a, b = floor.spawn(Pong, latch, 40_000), floor.spawn(Pong, latch, 40_000)
+            a.ask(("peer", b))
+            b.ask(("peer", a))
+            a.tell(0)
+            latch.wait(20)  # raises TimeoutError on a stranded message
