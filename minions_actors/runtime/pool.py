@@ -237,16 +237,17 @@ class WorkerPool:
                 if not room:
                     break
         else:  # fewer active than may run at once: wake one if none is, or one is parked
-            if room == self._parallel or self._idle:
-                self._wake_one()
+            # (none to wake: every worker is held in a handler the monitor has not retaken
+            # yet, so it must look again, or the queue waits for the starvation check)
+            if (room == self._parallel or self._idle) and self._wake_one():
                 return
         if not self._armed:
             self._armed = True
             self._kick.put(None)
 
-    def _wake_one(self) -> None:
+    def _wake_one(self) -> bool:
         """Wake a parked worker (it counts as active at once, so the puts that follow do
-        not wake another), else cut a linger short."""
+        not wake another), else cut a linger short; False when there was none to wake."""
         try:
             slot = self._idle.pop()  # atomic: wakers need no lock
         except IndexError:
@@ -254,10 +255,11 @@ class WorkerPool:
                 inbox = slot.lingering  # (read once: the worker clears it when it stops)
                 if inbox is not None:
                     inbox.put(WAKE)
-                    return
-            return  # every worker waits in the runtime: compensation adds workers
+                    return True
+            return False  # every worker waits in the runtime: compensation adds workers
         slot.active = True
         slot.park.release()
+        return True
 
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
