@@ -48,6 +48,15 @@ SCENARIOS: dict[str, tuple[str, bool, bool]] = {
     "bare threads, same work, 1 thread": ("msg/s", True, False),
     "bare threads, same work, 2 threads": ("msg/s", True, False),
 }
+# The interpreter-only reference of each message-passing row: the same bodies on the floor
+# (bench/systems/floor.py, a bare pooled scheduler in pure Python: deques, one run queue,
+# worker threads). Its free/GIL ratio is what the interpreter alone loses on that work, so
+# ours divided by it is the runtime's share (1.00: the runtime loses nothing more).
+FLOOR = "floor: "
+SHARED = ["tell 1->1", "ping-pong", "fan-out 10,000 minions, 1 worker",
+          "fan-out 10,000 minions, 2 workers", "spawn 10,000", "tell 1->1, CPU per message",
+          "ping-pong, CPU per round trip"]
+SCENARIOS.update({FLOOR + name: (*SCENARIOS[name][:2], False) for name in SHARED})
 CPU_WORK = 20_000  # _burn's loop count per CPU-heavy message (about 1-2 ms of Python)
 
 
@@ -60,9 +69,95 @@ def _burn(n: int) -> int:
     return total
 
 
+class _SinkLogic:
+    """Counts down a latch per message, after ``work`` loops of pure Python."""
+
+    def __init__(self, latch: Latch | None = None, work: int = 0) -> None:
+        super().__init__()
+        self.latch, self.work = latch, work
+
+    def on_receive(self, message: Any) -> Any:
+        if self.work:
+            _burn(self.work)
+        if self.latch is not None:
+            self.latch.count_down()
+        return message
+
+
+class _PongLogic:
+    """Tells its peer the next number until ``rounds``; a ``("peer", ref)`` ask sets it."""
+
+    def __init__(self, latch: Latch, rounds: int) -> None:
+        super().__init__()
+        self.latch, self.rounds = latch, rounds
+        self.peer: Any = None
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, tuple):
+            self.peer = message[1]
+            return
+        if message >= self.rounds:
+            self.latch.count_down()
+        else:
+            self.peer.tell(message + 1)
+
+
+def _scenarios(out: dict[str, float], prefix: str, scale: int, sink: Any,
+               pong: Any) -> dict[str, Any]:
+    """The message-passing bodies, each given a started system (ours or the floor's) whose
+    ``spawn(cls, *args)`` returns a ref with ``tell`` and ``ask``; CPU rows go to ``out``."""
+
+    def tell(system: Any) -> float:
+        n = 50_000 * scale
+        latch = Latch(n)
+        ref = system.spawn(sink, latch)
+        t0, c0 = perf_counter(), process_time()
+        for i in range(n):
+            ref.tell(i)
+        latch.wait()
+        out[prefix + "tell 1->1, CPU per message"] = (process_time() - c0) / n * 1e6
+        return n / (perf_counter() - t0)
+
+    def pingpong(system: Any) -> float:
+        rounds = 10_000 * scale
+        latch = Latch(1)
+        a, b = system.spawn(pong, latch, rounds), system.spawn(pong, latch, rounds)
+        a.ask(("peer", b), timeout=WAIT)
+        b.ask(("peer", a), timeout=WAIT)
+        t0, c0 = perf_counter(), process_time()
+        a.tell(0)
+        latch.wait()
+        out[prefix + "ping-pong, CPU per round trip"] = \
+            (process_time() - c0) / rounds * 2 * 1e6
+        return rounds / 2 / (perf_counter() - t0)
+
+    def flood(system: Any, minions: int, each: int, work: int = 0) -> float:
+        """``each`` tells to each of ``minions`` minions doing ``work`` per message: msg/s."""
+        latch = Latch(minions * each)
+        refs = [system.spawn(sink, latch, work) for _ in range(minions)]
+        t0 = perf_counter()
+        for _ in range(each):
+            for ref in refs:
+                ref.tell(0)
+        latch.wait()
+        return minions * each / (perf_counter() - t0)
+
+    def spawn(system: Any) -> float:
+        t0 = perf_counter()
+        refs = [system.spawn(sink) for _ in range(10_000)]
+        took = perf_counter() - t0
+        refs[-1].ask("ready", timeout=WAIT)
+        return took
+
+    return {"tell": tell, "pingpong": pingpong, "spawn": spawn,
+            "fanout": lambda system: flood(system, 10_000, 5 * scale),
+            "cpu": lambda system: flood(system, 8, 25 * scale, work=CPU_WORK)}
+
+
 def _figures(quick: bool) -> dict[str, float]:
     from loguru import logger
 
+    from bench.systems.floor import FloorActor, FloorSystem
     from minions_actors import ActorSystem, Minion
 
     logger.remove()
@@ -70,34 +165,21 @@ def _figures(quick: bool) -> dict[str, float]:
                                  stderr_logs=False, handle_signals=False)
     scale = 1 if quick else 4
 
-    class Sink(Minion):
-        def __init__(self, latch: Latch | None = None, work: int = 0) -> None:
-            super().__init__()
-            self.latch, self.work = latch, work
+    class Sink(_SinkLogic, Minion):
+        pass
 
-        def on_receive(self, message: Any) -> Any:
-            if self.work:
-                _burn(self.work)
-            if self.latch is not None:
-                self.latch.count_down()
-            return message
+    class Pong(_PongLogic, Minion):
+        pass
 
-    class Pong(Minion):
-        def __init__(self, latch: Latch, rounds: int) -> None:
-            super().__init__()
-            self.latch, self.rounds = latch, rounds
-            self.peer: Any = None
+    class FloorSink(_SinkLogic, FloorActor):
+        pass
 
-        def on_receive(self, message: Any) -> None:
-            if isinstance(message, tuple):
-                self.peer = message[1]
-                return
-            if message >= self.rounds:
-                self.latch.count_down()
-            else:
-                self.peer.tell(message + 1)
+    class FloorPong(_PongLogic, FloorActor):
+        pass
 
     out: dict[str, float] = {}
+    ours = _scenarios(out, "", scale, Sink, Pong)
+    floor = _scenarios(out, FLOOR, scale, FloorSink, FloorPong)
 
     def timed(pool_size: int | None, body: Any) -> float:
         system = ActorSystem.start(**quiet, pool_size=pool_size)
@@ -106,46 +188,10 @@ def _figures(quick: bool) -> dict[str, float]:
         finally:
             system.shutdown(timeout=WAIT)
 
-    def tell(system: Any) -> float:
-        n = 50_000 * scale
-        latch = Latch(n)
-        ref = system.spawn(Sink, latch)
-        t0 = perf_counter()
-        c0 = process_time()
-        for i in range(n):
-            ref.tell(i)
-        latch.wait()
-        out["tell 1->1, CPU per message"] = (process_time() - c0) / n * 1e6
-        return n / (perf_counter() - t0)
-
-    def pingpong(system: Any) -> float:
-        rounds = 10_000 * scale
-        latch = Latch(1)
-        a, b = system.spawn(Pong, latch, rounds), system.spawn(Pong, latch, rounds)
-        a.ask(("peer", b), timeout=WAIT)
-        b.ask(("peer", a), timeout=WAIT)
-        t0, c0 = perf_counter(), process_time()
-        a.tell(0)
-        latch.wait()
-        out["ping-pong, CPU per round trip"] = (process_time() - c0) / rounds * 2 * 1e6
-        return rounds / 2 / (perf_counter() - t0)
-
-    def flood(system: Any, minions: int, each: int, work: int = 0) -> float:
-        """``each`` tells to each of ``minions`` minions doing ``work`` per message: msg/s."""
-        latch = Latch(minions * each)
-        refs = [system.spawn(Sink, latch, work) for _ in range(minions)]
-        t0 = perf_counter()
-        for _ in range(each):
-            for ref in refs:
-                ref.tell(0)
-        latch.wait()
-        return minions * each / (perf_counter() - t0)
-
-    def fanout(system: Any) -> float:
-        return flood(system, 10_000, 5 * scale)
-
-    def cpu(system: Any) -> float:
-        return flood(system, 8, 25 * scale, work=CPU_WORK)
+    def on_floor(workers: int | None, body: Any) -> float:
+        system = FloorSystem(workers)
+        with system.running():
+            return float(body(system))
 
     def bare(threads: int) -> float:
         """The CPU-heavy rows' messages as plain calls split over ``threads`` threads."""
@@ -159,13 +205,6 @@ def _figures(quick: bool) -> dict[str, float]:
             t.join()
         return n / (perf_counter() - t0)
 
-    def spawn(system: Any) -> float:
-        t0 = perf_counter()
-        refs = [system.spawn(Sink) for _ in range(10_000)]
-        took = perf_counter() - t0
-        refs[-1].ask("ready", timeout=WAIT)
-        return took
-
     def memory(system: Any) -> float:
         n = 5_000 * scale
         gc.collect()
@@ -176,13 +215,14 @@ def _figures(quick: bool) -> dict[str, float]:
         return (rss_bytes() - before) / n / 1024
 
     out["memory per idle minion"] = timed(None, memory)  # first: a fresh heap
-    out["tell 1->1"] = timed(None, tell)
-    out["ping-pong"] = timed(None, pingpong)
-    out["fan-out 10,000 minions, 1 worker"] = timed(1, fanout)
-    out["fan-out 10,000 minions, 2 workers"] = timed(2, fanout)
-    out["CPU-heavy handlers, 1 worker"] = timed(1, cpu)
-    out["CPU-heavy handlers, 2 workers"] = timed(2, cpu)
-    out["spawn 10,000"] = timed(None, spawn)
+    for prefix, run, scenarios in (("", timed, ours), (FLOOR, on_floor, floor)):
+        out[prefix + "tell 1->1"] = run(None, scenarios["tell"])
+        out[prefix + "ping-pong"] = run(None, scenarios["pingpong"])
+        out[prefix + "fan-out 10,000 minions, 1 worker"] = run(1, scenarios["fanout"])
+        out[prefix + "fan-out 10,000 minions, 2 workers"] = run(2, scenarios["fanout"])
+        out[prefix + "spawn 10,000"] = run(None, scenarios["spawn"])
+    out["CPU-heavy handlers, 1 worker"] = timed(1, ours["cpu"])
+    out["CPU-heavy handlers, 2 workers"] = timed(2, ours["cpu"])
     out["bare threads, same work, 1 thread"] = bare(1)
     out["bare threads, same work, 2 threads"] = bare(2)
     return out
@@ -240,10 +280,11 @@ def report(results: list[dict[str, Any]]) -> str:
 
     base = next((r for r in results if r["gil"]), results[0])
     free = next((r for r in results if not r["gil"]), None)
-    lines = [f"{'scenario':38} " + " ".join(f"{r['label']:>18}" for r in results)
+    width = max(len(f"{name} ({unit})") for name, (unit, _, _) in SCENARIOS.items())
+    lines = [f"{'scenario':{width}} " + " ".join(f"{r['label']:>18}" for r in results)
              + ("   free/GIL" if free else "")]
     for name, (unit, higher, _) in SCENARIOS.items():
-        row = f"{name + ' (' + unit + ')':38} " + " ".join(
+        row = f"{name + ' (' + unit + ')':{width}} " + " ".join(
             f"{fmt(r['figures'][name], unit):>18}" for r in results)
         if free:
             ratio = free["figures"][name] / base["figures"][name]
@@ -268,7 +309,25 @@ def report(results: list[dict[str, Any]]) -> str:
                      f"{scale:.2f}x {'met' if scale >= 1.6 else 'MISSED'}")
         lines.append(f"target: message passing >= 0.7x of {base['label']}: worst "
                      f"{worst:.2f}x {'met' if worst >= 0.7 else 'MISSED'}")
+        lines += runtime_share(base, free)
     return "\n".join(lines)
+
+
+def runtime_share(base: dict[str, Any], free: dict[str, Any]) -> list[str]:
+    """Per message-passing row: our free/GIL ratio over the floor's on the same work. 1.00:
+    the runtime loses nothing beyond what the interpreter loses; below: its own cost."""
+
+    def ratio(name: str) -> float:
+        f, b = free["figures"][name], base["figures"][name]
+        return f / b if SCENARIOS[name][1] else b / f
+
+    lines = ["", f"the runtime's share ({free['label']} / {base['label']} of ours, over the "
+             "same ratio of the floor: 1.00 = the runtime loses nothing beyond the interpreter)"]
+    for name in SHARED:
+        ours, floor = ratio(name), ratio(FLOOR + name)
+        lines.append(f"  {name:36} ours {ours:.2f}x  floor {floor:.2f}x  share "
+                     f"{ours / floor:.2f}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,7 +54,10 @@ def test_bench_smoke_writes_json(smoke: SmokeRun) -> None:
         assert (scenario, "minions") in measured, (scenario, proc.stdout[-2000:])
     assert ("tell_1to1", "pykka") in measured
     for row in data["results"]:
-        assert row["values"] and all(v > 0 for v in row["values"]), row
+        # an RSS delta over 1,000 actors (smoke size) can come out below zero when the
+        # allocator hands pages back meanwhile (seen on 3.13t): a figure, not a positive one
+        positive = not row["scenario"].endswith("memory")
+        assert row["values"] and all(v > 0 or not positive for v in row["values"]), row
         assert row["min"] <= row["median"] <= row["max"]
     assert {t["status"] for t in data["targets"]} <= {"met", "MISSED", "n/a"}
     assert "minions advantage" in proc.stdout
@@ -80,7 +83,10 @@ def test_bench_smoke_async_rows_measure_async_minions_beside_the_asyncio_baselin
         for system in systems:
             assert (scenario, system) in measured, (scenario, system, proc.stdout[-3000:])
     for row in rows:
-        assert row["values"] and all(v > 0 for v in row["values"]), row
+        # an RSS delta over 1,000 actors (smoke size) can come out below zero when the
+        # allocator hands pages back meanwhile (seen on 3.13t): a figure, not a positive one
+        positive = not row["scenario"].endswith("memory")
+        assert row["values"] and all(v > 0 or not positive for v in row["values"]), row
         if row["system"] != "minions-async":  # compared with async minions, not sync ones
             assert row["advantage"] is not None, row
     from bench.async_scenarios import async_targets

@@ -190,16 +190,16 @@ def test_async_examples_say_what_they_are(name: str) -> None:
 
 def test_async_pipeline(tmp_path: Path) -> None:
     out = run("async_pipeline.py", tmp_path).splitlines()
-    assert out == [
+    assert out[:5] == [
         "prices opened",
         "o1: 3 x ACME at 12 = 36",
         "o2: 1 x INIT at 40 = 40",
         "o3: 2 x ACME at 12 = 24",
         "prices closed",  # at the shutdown, after the minions that use it
-        "prices opened",
-        "resumed at: 3",  # the next run: the feed's committed position
-        "prices closed",
     ]
+    # the next run: the desk opens prices on its first use while the feed answers its
+    # committed position, two minions at once (on 3.13t either line came first)
+    assert sorted(out[5:7]) == ["prices opened", "resumed at: 3"] and out[7:] == ["prices closed"]
     assert list(tmp_path.iterdir()) == []  # the state file in a temporary directory
 
 

@@ -104,10 +104,18 @@ class FloorRef:
             else:
                 actor.on_receive(msg)
         with self._lock:
-            if not mailbox:
-                self._queued = False
+            if mailbox:
+                self._pool.runq.put(self)
                 return
-        self._pool.runq.put(self)
+            self._queued = False
+        # a tell that appended after the look above and read the flag before it was
+        # cleared queued nothing (its check takes no lock): look once more
+        if mailbox:
+            with self._lock:
+                if self._queued or not mailbox:
+                    return
+                self._queued = True
+            self._pool.runq.put(self)
 
 
 class FloorPool:
@@ -167,12 +175,13 @@ class FloorSystem(ThreadedSystem):
     counter_cls = FloorCounter
     ping_cls = FloorPing
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int | None = None) -> None:
         self._pool: FloorPool | None = None
+        self._workers = workers or min(8, max(2, (os.cpu_count() or 1) + 1))
 
     @contextmanager
     def running(self) -> Iterator[None]:
-        self._pool = FloorPool(min(8, max(2, (os.cpu_count() or 1) + 1)))
+        self._pool = FloorPool(self._workers)
         try:
             yield
         finally:

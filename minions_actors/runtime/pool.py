@@ -82,12 +82,13 @@ class _Slot:
 
     __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "hops", "lingering",
                  "mark", "park", "pool", "progress", "reported", "runnext", "since", "stuck",
-                 "thread", "turn", "wcpu", "window", "wpcpu")
+                 "taken", "thread", "turn", "wcpu", "window", "wpcpu")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.cell: Cell | None = None
         self.turn = 0
+        self.taken = 0  # turns this worker took from the run queue (see pool_monitor.check_queue)
         self.blocked = 0  # nested runtime waits (ask, get, stopping children)
         self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
         self.since = 0.0
@@ -147,8 +148,7 @@ class WorkerPool:
         self._on_saturated = on_saturated
         self._saturated = False  # every worker waits and the cap stops the pool growing
         self._runq: collections.deque[Cell] = collections.deque()
-        self._taken = 0  # turns taken from the run queue (changes while it is served)
-        self._seen_taken = -1  # _taken at the monitor's last queue check
+        self._seen_taken = -1  # the slots' ``taken`` summed at the monitor's last queue check
         self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
         self._dozing = False  # the monitor sleeps past RETAKE_PERIOD (pool_monitor.watch)
@@ -237,16 +237,17 @@ class WorkerPool:
                 if not room:
                     break
         else:  # fewer active than may run at once: wake one if none is, or one is parked
-            if room == self._parallel or self._idle:
-                self._wake_one()
+            # (none to wake: every worker is held in a handler the monitor has not retaken
+            # yet, so it must look again, or the queue waits for the starvation check)
+            if (room == self._parallel or self._idle) and self._wake_one():
                 return
         if not self._armed:
             self._armed = True
             self._kick.put(None)
 
-    def _wake_one(self) -> None:
+    def _wake_one(self) -> bool:
         """Wake a parked worker (it counts as active at once, so the puts that follow do
-        not wake another), else cut a linger short."""
+        not wake another), else cut a linger short; False when there was none to wake."""
         try:
             slot = self._idle.pop()  # atomic: wakers need no lock
         except IndexError:
@@ -254,10 +255,11 @@ class WorkerPool:
                 inbox = slot.lingering  # (read once: the worker clears it when it stops)
                 if inbox is not None:
                     inbox.put(WAKE)
-                    return
-            return  # every worker waits in the runtime: compensation adds workers
+                    return True
+            return False  # every worker waits in the runtime: compensation adds workers
         slot.active = True
         slot.park.release()
+        return True
 
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
@@ -356,7 +358,9 @@ class WorkerPool:
                         if self._park(slot):
                             continue
                         return
-                    self._taken += 1
+                    # counted on the slot: without the GIL, a store per turn into the pool
+                    # (which every sender reads) made each tell and turn 2-3x dearer
+                    slot.taken += 1
                 slot.turn += 1
                 slot.cell = cell
                 try:
@@ -366,7 +370,8 @@ class WorkerPool:
                     if self._on_error is not None:
                         self._on_error(exc)
                 slot.cell = None
-                slot.active = True  # (the monitor may have seen this turn as slow)
+                if not slot.active:  # the monitor saw this turn as slow (senders read it:
+                    slot.active = True  # no store when it is unchanged, see slot.taken)
                 if slot.stuck:
                     self._unstick(slot)
                 if again and not runnext and not runq:

@@ -144,7 +144,7 @@ def check_queue(pool: WorkerPool, start: bool = False, now: float = 0.0) -> None
         if not pool._runq:  # (a put that saw it armed came before this look)
             return
         pool._armed = True
-    taken = pool._taken
+    taken = sum(slot.taken for slot in list(pool._slots))  # (a worker that left: a change too)
     if start or taken != pool._seen_taken:
         pool._seen_taken = taken
         for slot in list(pool._slots):
@@ -183,9 +183,10 @@ def thread_cpu(slot: _Slot) -> float:
 def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
     """``slot``'s worker no longer serves the pool in its current message: running Python
     in it for ``SPIN_CPU`` (a long handler keeps its worker until it returns), or blocked
-    outside the interpreter: its thread used no CPU for ``RETAKE`` while the interpreter had
-    room (the process used less than ``SATURATED`` of the time) and the monitor ran on time
-    (not woken late: the GIL held, or the process not run by the host)."""
+    outside the interpreter: its thread used no CPU for ``RETAKE``, not runnable, and under
+    the GIL while the interpreter had room (the process used less than ``SATURATED`` of the
+    time) and the monitor ran on time (not woken late: the GIL held, or the process not
+    run by the host)."""
     if now - slot.since < RETAKE:
         return False
     cpu = thread_cpu(slot)
@@ -193,11 +194,17 @@ def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
         return now - slot.since >= STALL
     if cpu - slot.cpu0 >= SPIN_CPU:
         return True
-    if pool._late or cpu - slot.wcpu > IDLE_CPU:  # no evidence: a new window
+    # Without the GIL no worker waits for the interpreter: one that used no CPU is blocked,
+    # or waits for a CPU of a loaded host, which runnable() tells apart. A late monitor and
+    # a busy process prove nothing there (on a loaded host the monitor is late at every
+    # look, and 40 handlers blocked on a lock got no worker for 20 s).
+    gil = not free_threaded()
+    if (pool._late and gil) or cpu - slot.wcpu > IDLE_CPU:  # no evidence: a new window
         slot.window, slot.wcpu, slot.wpcpu = now, cpu, time.process_time()
         return False
     wall = now - slot.window
-    return (wall >= RETAKE and (time.process_time() - slot.wpcpu) / wall < SATURATED
+    return (wall >= RETAKE
+            and (not gil or (time.process_time() - slot.wpcpu) / wall < SATURATED)
             and not runnable(slot))
 
 

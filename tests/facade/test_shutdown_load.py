@@ -25,7 +25,10 @@ from ..conftest import QUIET, wait_until
 pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
 
 ROOT = Path(__file__).resolve().parents[2]
-SHUTDOWN_TIMEOUT = 5.0
+# The stop is sequential (OTP order; in dedicated mode a thread hand-off per minion) beside two
+# flooding threads that, without the GIL, own both cores: 50 hand-offs took over 5 s on a loaded
+# 2-core machine (3.13t), and that is what the test asserts is bounded, not how fast it is.
+SHUTDOWN_TIMEOUT = 20.0
 
 
 def test_sigterm_with_a_flooded_backlog_exits_within_the_timeout(tmp_path: Path) -> None:

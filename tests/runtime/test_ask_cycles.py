@@ -71,7 +71,11 @@ def test_a_two_cycle_is_refused_in_the_minion_that_closes_it(hops: ActorSystem, 
         hop(hops, ["a", "b", "a"], how)
     assert time.monotonic() - t0 < WAIT / 2  # at once, even with the inner 60 s timeout
     text = str(caught.value)
-    assert "minion 'b'" in text and "'b' -> 'a' -> 'b'" in text and "tell()" in text
+    closers = [("b", "'b' -> 'a' -> 'b'")]
+    if how == "proxy":  # a proxy call is sent before its get() waits: b, running at once on
+        closers.append(("a", "'a' -> 'b' -> 'a'"))  # 3.13t, may ask a first; then a closes it
+    assert any(f"minion '{who}'" in text and cycle in text for who, cycle in closers), text
+    assert "tell()" in text
 
 
 def test_the_closer_can_catch_it_and_the_cycle_unwinds(hops: ActorSystem) -> None:
