@@ -82,7 +82,7 @@ class _Slot:
 
     __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "hops", "lingering",
                  "mark", "park", "pool", "progress", "reported", "runnext", "since", "stuck",
-                 "taken", "thread", "turn", "wcpu", "window", "wpcpu")
+                 "taken", "thread", "turn", "wcpu", "wgc", "window", "wpcpu")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -94,6 +94,7 @@ class _Slot:
         self.since = 0.0
         self.cpu0 = 0.0  # the thread's CPU time at ``since`` (pool_monitor.held_up)
         self.window = self.wcpu = self.wpcpu = 0.0  # held_up's window: start, CPU times
+        self.wgc = 0  # ... and the collections counted when it began
         self.clock: int | None = None  # the thread's CPU clock (pool_monitor.thread_cpu)
         self.reported = False
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
