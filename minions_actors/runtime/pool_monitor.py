@@ -185,8 +185,14 @@ def observe(slot: _Slot, cell: Cell, now: float) -> None:
     if mark != slot.progress:
         slot.progress, slot.since, slot.reported = mark, now, False
         slot.cpu0 = thread_cpu(slot)
-        slot.window, slot.wcpu, slot.wpcpu = now, slot.cpu0, time.process_time()
-        slot.wgc = GC_PHASES[0]
+        new_window(slot, now, slot.cpu0)
+
+
+def new_window(slot: _Slot, now: float, cpu: float) -> None:
+    """Start a window of :func:`held_up`'s evidence: its time, the thread's and the process's
+    CPU times, and the collections counted so far."""
+    slot.window, slot.wcpu, slot.wpcpu = now, cpu, time.process_time()
+    slot.wgc = GC_PHASES[0]
 
 
 def thread_cpu(slot: _Slot) -> float:
@@ -212,8 +218,8 @@ def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
     if cpu < 0:  # (cannot tell blocked from running)
         return now - slot.since >= STALL
     if slot.wgc != GC_PHASES[0]:  # a collection ran: its pause, or its own CPU, is no evidence
-        slot.wgc, slot.cpu0 = GC_PHASES[0], cpu
-        slot.window, slot.wcpu, slot.wpcpu = now, cpu, time.process_time()
+        slot.cpu0 = cpu
+        new_window(slot, now, cpu)
         return False
     if cpu - slot.cpu0 >= SPIN_CPU:
         return True
@@ -223,7 +229,7 @@ def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
     # look, and 40 handlers blocked on a lock got no worker for 20 s).
     gil = not free_threaded()
     if (pool._late and gil) or cpu - slot.wcpu > IDLE_CPU:  # no evidence: a new window
-        slot.window, slot.wcpu, slot.wpcpu = now, cpu, time.process_time()
+        new_window(slot, now, cpu)
         return False
     wall = now - slot.window
     return (wall >= (RETAKE if gil else RETAKE_FREE)
