@@ -99,9 +99,9 @@ def writer_queue(store: SQLiteStateStore) -> WriterQueue:
 
 @contextmanager
 def writer_blocked(store: SQLiteStateStore) -> Iterator[None]:
-    """Hold the store's connection lock for the block: the batch its writer takes next
-    stays in flight (read with :func:`writer_queue`) until the block ends."""
-    with store._conn_lock:
+    """Hold the store's commits for the block: the batch its writer takes next stays in
+    flight (read with :func:`writer_queue`) until the block ends."""
+    with store._writer.gate:
         yield
 
 

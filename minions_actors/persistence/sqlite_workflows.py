@@ -40,43 +40,73 @@ class WorkflowTable(StoreCore):
     ) -> None:
         """Queue a copy of ``record``; call ``on_durable`` once it is committed.
 
-        Batched mode: returns at once. ``on_durable`` is called on the writer thread right
-        after the commit that made this record (or a newer save of the same id) durable; a
-        batch holding a callback is committed as soon as the writer is free, without waiting
-        for ``batch_interval``. Callbacks must be quick and must not call ``flush``/``close``.
+        Batched mode: returns at once. ``on_durable`` is called on the thread that committed
+        (the writer's, or a saver's: :meth:`save_workflow_here`) right after the commit that
+        made this record (or a newer save of the same id) durable; a batch holding a
+        callback is committed as soon as the writer is free, without waiting for
+        ``batch_interval``. Callbacks must be quick and must not call ``flush``/``close``.
         Sync mode: returns after the commit, having called ``on_durable`` on this thread;
         raises :class:`~minions_actors.errors.StateStoreWriteFailed` when the commit fails or
         does not start within ``sync_timeout`` (the record is taken back, ``on_durable`` is not
         called). Exceptions from ``on_durable`` are logged.
         """
         rec = _wf_accept(record)
-        wid = rec.workflow_id
         q = self._q
         with q.cond:
-            self._check_open(wid, "save workflow")
-            live = rec if rec.status == "running" else None
-            if self._sync:
-                self._sync_change(f"workflow {wid!r}", "wf_pending", wid, rec,
-                                  self._wf_live, live)
-            else:
-                q.wf_pending[wid] = rec
-                if live is not None:
-                    self._wf_live[wid] = rec
-                else:
-                    self._wf_live.pop(wid, None)
-                q.accepted += 1
-                # Wake the writer for the first change of a batch, and for its first callback
-                # (a batch with a callback is committed without waiting for batch_interval).
-                wake = q.first_dirty is None
-                if on_durable is not None:
-                    wake = wake or not q.wf_callbacks
-                    q.wf_callbacks.append(on_durable)
-                if q.first_dirty is None:
-                    q.first_dirty = time.monotonic()
-                if wake:
-                    q.cond.notify_all()
+            self._check_open(rec.workflow_id, "save workflow")
+            if not self._sync:
+                self._queue_workflow(rec, on_durable, wake=True)
                 return
+            self._sync_change(f"workflow {rec.workflow_id!r}", "wf_pending", rec.workflow_id,
+                              rec, self._wf_live, rec if rec.status == "running" else None)
         _call_inline(on_durable)
+
+    def save_workflow_here(self, record: WorkflowRecord, on_durable: Callable[[], None]) -> None:
+        """:meth:`save_workflow` for a saver that waits for nothing else (a minion whose
+        mailbox is empty): when no commit is under way, the record and whatever else is
+        pending are committed on this thread at once and ``on_durable`` is called here
+        after the commit, with no hand-off to the writer thread and back. Otherwise (sync
+        mode, a commit under way, a failing store, closing) it is :meth:`save_workflow`; a
+        commit that fails here leaves the batch to the writer, which retries it."""
+        if self._sync or not self._conn_lock.acquire(blocking=False):
+            self.save_workflow(record, on_durable)
+            return
+        writer, q = self._writer, self._q
+        try:
+            rec = _wf_accept(record)
+            with q.cond:
+                self._check_open(rec.workflow_id, "save workflow")
+                here = writer.last_error is None and not q.stopping
+                self._queue_workflow(rec, on_durable, wake=not here)
+            batch = writer.take() if here else None
+            failed = batch is None or writer.commit(batch) is not None
+        finally:
+            self._conn_lock.release()
+        if failed:
+            with q.cond:
+                q.cond.notify_all()  # the writer retries (and logs) it
+        else:
+            writer.call_back(batch.callbacks)  # type: ignore[union-attr]  # (not failed)
+
+    def _queue_workflow(self, rec: WorkflowRecord, on_durable: Callable[[], None] | None,
+                        wake: bool) -> None:
+        """Batched mode, queue lock held: queue ``rec`` and its ``on_durable``; with
+        ``wake``, wake the writer for the first change of a batch and for its first callback
+        (a batch with a callback is committed without waiting for batch_interval)."""
+        q, wid = self._q, rec.workflow_id
+        q.wf_pending[wid] = rec
+        if rec.status == "running":
+            self._wf_live[wid] = rec
+        else:
+            self._wf_live.pop(wid, None)
+        q.accepted += 1
+        wake = wake and (q.first_dirty is None or (on_durable is not None and not q.wf_callbacks))
+        if on_durable is not None:
+            q.wf_callbacks.append(on_durable)
+        if q.first_dirty is None:
+            q.first_dirty = time.monotonic()
+        if wake:
+            q.cond.notify_all()
 
     def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         """The newest record (a copy), including unwritten saves; None if there is none.

@@ -91,11 +91,12 @@ class _FailureStreak:
 
 
 class SnapshotWriter(threading.Thread):
-    """The one thread that writes snapshots; non-daemon and joined by ``close()``.
+    """The thread that writes snapshots; non-daemon and joined by ``close()``.
 
-    It owns the sqlite connection while it runs (``conn_lock`` guards the rare use from
-    other threads). Failures are retried with capped exponential backoff; nothing accepted
-    is dropped unless ``close`` gives up waiting.
+    Whoever commits holds ``conn_lock`` from taking a batch to settling it: this thread, a
+    saver committing its own workflow checkpoint (``commit_here``), a prune. Failures are
+    retried by this thread with capped exponential backoff; nothing accepted is dropped
+    unless ``close`` gives up waiting.
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class SnapshotWriter(threading.Thread):
         self._on_error = on_error
         # sync mode: a failed commit is rejected (its savers get the error), never retried
         self._reject_failed = reject_failed
-        # statistics (written only by this thread; read racily, which is fine for counters)
+        # statistics (written under the connection lock; read racily, fine for counters)
         self.rows_written = 0
         self.workflow_rows_written = 0  # also bumped by prune (under conn_lock)
         self.schedule_rows_written = 0
@@ -136,6 +137,9 @@ class SnapshotWriter(threading.Thread):
         # size cap (bytes -> PRAGMA max_page_count), applied before the next batch
         self.max_pages: int | None = None
         self._applied_max_pages: int | None = None
+        # held by a commit between taking its batch and writing it (a test holds it to keep
+        # a batch in flight: minions_actors.testing.writer_blocked)
+        self.gate = threading.Lock()
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -144,26 +148,27 @@ class SnapshotWriter(threading.Thread):
 
         block_shutdown_signals()
         streak = _FailureStreak(delay=self._retry_initial)
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            try:
-                self._write(batch.snapshots, batch.workflows, batch.schedules)
-            except BaseException as exc:  # every failure is retried and reported
-                self._failed(batch, classify_sqlite_error(exc, self._db_path), streak)
-                continue
-            self._committed(batch, streak)
+        while self._await_due():
+            with self._conn_lock:  # taken before the batch: batches commit in take order
+                batch = self.take()
+                if batch is None:  # a saver committed it meanwhile (``commit_here``)
+                    continue
+                err = self.commit(batch)
+            if err is None:
+                self._recovered(streak)
+                self.call_back(batch.callbacks)
+            else:
+                self._failed(batch, err, streak)
 
-    def _next_batch(self) -> _Batch | None:
-        """Wait until a batch is due, then take it out of the queue; None: time to exit."""
+    def _await_due(self) -> bool:
+        """Wait until a batch is due (True) or it is time to exit (False)."""
         q = self._q
         main = threading.main_thread()
         with q.cond:
             while True:
                 if q.abandon:
                     self._drop_pending()
-                    return None
+                    return False
                 now = time.monotonic()
                 dirty = bool(q.pending or q.wf_pending or q.sched_pending)
                 if dirty and (
@@ -173,14 +178,14 @@ class SnapshotWriter(threading.Thread):
                     or q.first_dirty is None
                     or now >= q.first_dirty + self._interval
                 ):
-                    return self._take_batch()
+                    return True
                 if not dirty and q.durable < q.accepted:
                     # changes taken back by sync savers that gave up: nothing is left
                     # to commit, so everything accepted is settled (flush must not wait)
                     q.durable = q.accepted
                     q.durable_cond.notify_all()
                 if not dirty and q.stopping:
-                    return None
+                    return False
                 if not main.is_alive() and not self._others_keep_process_alive(main):
                     # The program ended without close(): write what is left, then stop so
                     # that this non-daemon thread never keeps the interpreter alive.
@@ -191,6 +196,15 @@ class SnapshotWriter(threading.Thread):
                 if dirty and q.first_dirty is not None:
                     wait = min(wait, max(0.0, q.first_dirty + self._interval - now))
                 q.cond.wait(wait)
+
+    def take(self) -> _Batch | None:
+        """The pending changes as one batch (None: nothing pending); the caller holds the
+        connection lock until :meth:`commit` returns, so no newer batch commits first."""
+        with self._q.cond:
+            q = self._q
+            if q.abandon or not (q.pending or q.wf_pending or q.sched_pending):
+                return None
+            return self._take_batch()
 
     def _take_batch(self) -> _Batch:
         """Swap the pending changes out of the queue (lock held)."""
@@ -207,15 +221,46 @@ class SnapshotWriter(threading.Thread):
         q.urgent = False
         return batch
 
+    def commit(self, batch: _Batch) -> StateStoreError | None:
+        """Write ``batch`` in one transaction and settle it (connection lock held, on the
+        writer thread or a saver's): committed, or put back under the newer changes (sync
+        mode: rejected) before any newer batch can be taken. Returns the error, if any."""
+        try:
+            with self.gate:
+                self._write(batch.snapshots, batch.workflows, batch.schedules)
+        except BaseException as exc:  # every failure is retried (or rejected) and reported
+            self.write_errors += 1
+            err = classify_sqlite_error(exc, self._db_path)
+            self.last_error = str(err)
+            with self._q.cond:
+                if self._reject_failed:
+                    self._reject(batch, err)
+                else:
+                    self._put_back(batch)
+            return err
+        q = self._q
+        with q.cond:
+            self.in_flight = 0
+            q.wf_inflight = {}
+            if batch.target > q.durable:
+                q.durable = batch.target
+            q.durable_cond.notify_all()
+        return None
+
     def _failed(self, batch: _Batch, err: StateStoreError, streak: _FailureStreak) -> None:
-        """A commit failed: reject the batch (sync mode) or put it back under the newer
-        changes and wait out the backoff (logged once per streak, then every few seconds)."""
-        self.write_errors += 1
-        self.last_error = str(err)
+        """A commit failed (the batch is rejected or back in the queue already): log it
+        (once per streak, then every few seconds), report it, wait out the backoff."""
         now = time.monotonic()
         if self._reject_failed:
             streak.since = streak.since or now
-            self._reject(batch.snapshots, batch.workflows, batch.settled, batch.target, err)
+            store_log.current.error(
+                "state store commit failed; {} snapshots and {} workflow records are rejected "
+                "(sync mode: their callers get the error, nothing is retried): {}",
+                len(batch.snapshots),
+                len(batch.workflows),
+                err,
+            )
+            self._report(err)
             return
         if streak.since is None or now - streak.last_log >= _RELOG_EVERY:
             store_log.current.error(
@@ -230,36 +275,37 @@ class SnapshotWriter(threading.Thread):
         if streak.since is None:
             streak.since = now
         self._report(err)
-        self._put_back(batch, now, streak.delay)
-        streak.delay = min(streak.delay * 2, self._retry_max)
-
-    def _put_back(self, batch: _Batch, now: float, delay: float) -> None:
-        """Return a failed batch to the queue (newer changes win) and wait ``delay``."""
         q = self._q
         with q.cond:
-            merged = batch.snapshots
-            merged.update(q.pending)  # newer changes win over the failed batch
-            q.pending = merged
-            wf_merged = batch.workflows
-            wf_merged.update(q.wf_pending)
-            q.wf_pending = wf_merged
-            batch.schedules.update(q.sched_pending)
-            q.sched_pending = batch.schedules
-            q.wf_inflight = {}
-            batch.callbacks.extend(q.wf_callbacks)  # called after the commit that succeeds
-            q.wf_callbacks = batch.callbacks
-            self.in_flight = 0
-            if q.first_dirty is None:
-                q.first_dirty = now
-            deadline = now + delay
+            deadline = now + streak.delay
             while not q.abandon:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 q.cond.wait(left)
+        streak.delay = min(streak.delay * 2, self._retry_max)
 
-    def _committed(self, batch: _Batch, streak: _FailureStreak) -> None:
-        """A batch is durable: end a failure streak, wake the waiters, call the callbacks."""
+    def _put_back(self, batch: _Batch) -> None:
+        """Return a failed batch to the queue, newer changes winning (queue lock held)."""
+        q = self._q
+        merged = batch.snapshots
+        merged.update(q.pending)  # newer changes win over the failed batch
+        q.pending = merged
+        wf_merged = batch.workflows
+        wf_merged.update(q.wf_pending)
+        q.wf_pending = wf_merged
+        batch.schedules.update(q.sched_pending)
+        q.sched_pending = batch.schedules
+        q.wf_inflight = {}
+        batch.callbacks.extend(q.wf_callbacks)  # called after the commit that succeeds
+        q.wf_callbacks = batch.callbacks
+        batch.callbacks = []  # (the failed attempt calls none)
+        self.in_flight = 0
+        if q.first_dirty is None:
+            q.first_dirty = time.monotonic()
+
+    def _recovered(self, streak: _FailureStreak) -> None:
+        """A commit succeeded: end a failure streak (logged)."""
         if streak.since is not None:
             store_log.current.info(
                 "state store writes recovered after {:.1f}s ({} failed attempts so far)",
@@ -269,45 +315,20 @@ class SnapshotWriter(threading.Thread):
             streak.since = None
             self.last_error = None
         streak.delay = self._retry_initial
-        q = self._q
-        with q.cond:
-            self.in_flight = 0
-            q.wf_inflight = {}
-            if batch.target > q.durable:
-                q.durable = batch.target
-            q.durable_cond.notify_all()
-        if batch.callbacks:
-            self._call_back(batch.callbacks)
 
-    def _reject(
-        self,
-        batch: dict[str, Entry | None],
-        wf_batch: dict[str, WfEntry],
-        settled: int,
-        target: int,
-        err: StateStoreError,
-    ) -> None:
-        """Sync mode: a batch whose commit failed is dropped, not retried; every saver
-        waiting for it gets the error (and takes its change back from the in-memory view)."""
-        store_log.current.error(
-            "state store commit failed; {} snapshots and {} workflow records are rejected "
-            "(sync mode: their callers get the error, nothing is retried): {}",
-            len(batch),
-            len(wf_batch),
-            err,
-        )
-        self._report(err)
+    def _reject(self, batch: _Batch, err: StateStoreError) -> None:
+        """Sync mode, queue lock held: a batch whose commit failed is dropped, not retried;
+        every saver waiting for it gets the error (and takes its change back)."""
         q = self._q
-        with q.cond:
-            self.in_flight = 0
-            q.wf_inflight = {}
-            q.rejected.append((settled, target, err))
-            del q.rejected[:-_REJECTED_KEPT]
-            if target > q.durable:
-                q.durable = target
-            q.durable_cond.notify_all()
+        self.in_flight = 0
+        q.wf_inflight = {}
+        q.rejected.append((batch.settled, batch.target, err))
+        del q.rejected[:-_REJECTED_KEPT]
+        if batch.target > q.durable:
+            q.durable = batch.target
+        q.durable_cond.notify_all()
 
-    def _call_back(self, callbacks: list[Callable[[], None]]) -> None:
+    def call_back(self, callbacks: list[Callable[[], None]]) -> None:
         """Call the ``on_durable`` callbacks of a committed batch; a bug in one is logged."""
         for callback in callbacks:
             try:
@@ -358,23 +379,22 @@ class SnapshotWriter(threading.Thread):
                 wf_rows.append(workflow_row(rec))
         conn = self._db
         started = time.perf_counter()
-        with self._conn_lock:
-            if self.max_pages != self._applied_max_pages:
-                cap = NO_PAGE_CAP if self.max_pages is None else self.max_pages
-                conn.execute(f"PRAGMA max_page_count = {int(cap)}")
-                self._applied_max_pages = self.max_pages
-            with immediate_transaction(conn):
-                if rows:
-                    _upsert_snapshots(conn, rows)
-                if deletes:
-                    conn.executemany(f"DELETE FROM {SNAPSHOT_TABLE} WHERE path = ?", deletes)
-                if wf_rows:
-                    conn.executemany(_WF_UPSERT, wf_rows)
-                if wf_deletes:
-                    conn.executemany(_WF_DELETE, wf_deletes)
-                if schedules:
-                    write_schedules(conn, schedules)
-            self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
+        if self.max_pages != self._applied_max_pages:  # (the connection lock is held)
+            cap = NO_PAGE_CAP if self.max_pages is None else self.max_pages
+            conn.execute(f"PRAGMA max_page_count = {int(cap)}")
+            self._applied_max_pages = self.max_pages
+        with immediate_transaction(conn):
+            if rows:
+                _upsert_snapshots(conn, rows)
+            if deletes:
+                conn.executemany(f"DELETE FROM {SNAPSHOT_TABLE} WHERE path = ?", deletes)
+            if wf_rows:
+                conn.executemany(_WF_UPSERT, wf_rows)
+            if wf_deletes:
+                conn.executemany(_WF_DELETE, wf_deletes)
+            if schedules:
+                write_schedules(conn, schedules)
+        self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
         self.rows_written += len(rows) + len(deletes)

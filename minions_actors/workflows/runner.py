@@ -52,6 +52,9 @@ class WorkflowRunner(WaitingRunner):
     def __init__(self, cell: Cell) -> None:
         self.cell = cell
         self.store = cell.system.workflow_store
+        # a store that can commit a checkpoint on the minion's thread (no hand-off to its
+        # writer thread and back when nothing else is waiting to be batched with it)
+        self._save_here = getattr(self.store, "save_workflow_here", None)
         self.definitions = workflows_of(cell.cls)
         self.running: dict[str, WorkflowRecord] = {}
         self.tokens: dict[str, int] = {}
@@ -84,8 +87,11 @@ class WorkflowRunner(WaitingRunner):
         deliver = self._schedule(rec.workflow_id) if run_next else None
         if starting:
             deliver = self._answering(rec.workflow_id, deliver)
+        save = self.store.save_workflow
+        if deliver is not None and self._save_here is not None and self.cell.inbox.qsize() == 0:
+            save = self._save_here  # nothing queued to batch it with: commit it now, here
         try:
-            self.store.save_workflow(rec, on_durable=deliver)
+            save(rec, on_durable=deliver)
         except Exception:
             if refuse:
                 self.running.pop(rec.workflow_id, None)
