@@ -7,6 +7,8 @@ strategies; state snapshots survive crashes and process restarts in SQLite.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from minions_actors.errors import (
     AskDeadlock,
     AskTimeout,
@@ -29,11 +31,11 @@ from minions_actors.errors import (
     UnpicklableMessage,
 )
 from minions_actors.observability.hooks import Hooks
-from minions_actors.pipelines import AsyncPipeline, Batch, FileTail, Pipeline, PipelineError
-from minions_actors.placement import ChildProcess, KeyedGroup, Placement, Ray
+from minions_actors.pipelines import Batch, Pipeline, PipelineError
 from minions_actors.resources import Resource, ResourceError, ResourceUnavailable, uses
 from minions_actors.runtime import snapshots as _snapshots  # noqa: F401  # registers snapshots
 from minions_actors.runtime.minion import Gru, Minion, Terminated
+from minions_actors.runtime.placement import Placement
 from minions_actors.runtime.proxy import MinionProxy
 from minions_actors.runtime.receive_timeout import ReceiveTimeout
 from minions_actors.runtime.ref import MinionFuture, MinionRef
@@ -46,7 +48,6 @@ from minions_actors.runtime.supervision import (
     Strategy,
 )
 from minions_actors.runtime.timers import TimerScheduler
-from minions_actors.sidecar import Sidecar, SidecarCrashed, SidecarError
 from minions_actors.system import ActorSystem
 from minions_actors.workflows import (
     AbortWorkflow,
@@ -61,7 +62,41 @@ from minions_actors.workflows import (
     WorkflowTimeout,
 )
 
+if TYPE_CHECKING:  # imported when first used (see __getattr__): a start needs none of them
+    from minions_actors.pipelines import AsyncPipeline, FileTail
+    from minions_actors.placement import ChildProcess, KeyedGroup, Ray
+    from minions_actors.sidecar import Sidecar, SidecarCrashed, SidecarError
+
 __version__ = "0.1.0"
+
+#: Public names whose modules are imported at first use, not with the package: child
+#: processes (multiprocessing), Ray, sidecars (subprocesses), the file and async pipelines.
+_LAZY = {
+    "AsyncPipeline": "minions_actors.pipelines",
+    "FileTail": "minions_actors.pipelines",
+    "ChildProcess": "minions_actors.placement",
+    "KeyedGroup": "minions_actors.placement",
+    "Ray": "minions_actors.placement",
+    "Sidecar": "minions_actors.sidecar",
+    "SidecarCrashed": "minions_actors.sidecar",
+    "SidecarError": "minions_actors.sidecar",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # (the next lookup is a plain one)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AbortWorkflow",

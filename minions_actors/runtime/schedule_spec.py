@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from cronsim import CronSim, CronSimError
+from typing import TYPE_CHECKING, Any, Literal
 
 from minions_actors.runtime.snapshots import to_json
 from minions_actors.runtime.timers import check_seconds as check_seconds
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
 
 Missed = Literal["once", "skip", "catch_up"]
 MISSED: tuple[str, ...] = ("once", "skip", "catch_up")
@@ -78,6 +80,10 @@ def check_policy(what: str, missed: object, max_catch_up: object) -> None:
 def check_cron(what: str, expr: object, tz: object, now: float) -> None:
     """A clear error for an expression cronsim refuses, an unknown zone, or one that never
     fires; nothing is changed by the caller then."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from cronsim import CronSimError
+
     if not isinstance(tz, str) or not tz:
         raise TypeError(f"{what}: tz is an IANA time zone name such as 'Europe/Paris' or "
                         f"'UTC', got {tz!r}")
@@ -89,7 +95,7 @@ def check_cron(what: str, expr: object, tz: object, now: float) -> None:
     if not isinstance(expr, str):
         raise TypeError(f"{what}: a cron expression is a str, got {expr!r}")
     try:
-        it = CronSim(expr, datetime.fromtimestamp(now, zone))
+        it = _cron(expr, datetime.fromtimestamp(now, zone))
         next(it)
     except CronSimError as exc:
         raise ValueError(f"{what}: invalid cron expression {expr!r}: {exc} (five fields "
@@ -110,12 +116,22 @@ def first_due(spec: Spec, now: float) -> float | None:
 
 def zone(spec: Spec) -> ZoneInfo:
     """The schedule's time zone (UTC for single and periodic ones)."""
+    from zoneinfo import ZoneInfo  # (here: a start without cron schedules never needs it)
+
     return ZoneInfo(spec.tz)
+
+
+def _cron(expr: str, start: datetime, reverse: bool = False) -> CronSim:
+    """cronsim's iterator over ``expr``'s slots; cronsim is imported at the first cron
+    schedule, not at start-up."""
+    from cronsim import CronSim
+
+    return CronSim(expr, start, reverse=reverse)
 
 
 def _cron_after(spec: Spec, t: float) -> float | None:
     try:
-        return next(CronSim(spec.cron or "", datetime.fromtimestamp(t, zone(spec)))).timestamp()
+        return next(_cron(spec.cron or "", datetime.fromtimestamp(t, zone(spec)))).timestamp()
     except StopIteration:
         return None
 
@@ -123,7 +139,7 @@ def _cron_after(spec: Spec, t: float) -> float | None:
 def _cron_newest(spec: Spec, since: float, now: float, limit: int) -> list[float]:
     """The newest ``limit`` cron slots in ``[since, now]``, newest first."""
     found: list[float] = []
-    it = CronSim(spec.cron or "", datetime.fromtimestamp(now + _EPS, zone(spec)), reverse=True)
+    it = _cron(spec.cron or "", datetime.fromtimestamp(now + _EPS, zone(spec)), reverse=True)
     for slot in it:
         t = slot.timestamp()
         if t < since - _EPS or len(found) >= limit:
