@@ -63,11 +63,12 @@ class WorkflowTable(StoreCore):
 
     def save_workflow_here(self, record: WorkflowRecord, on_durable: Callable[[], None]) -> None:
         """:meth:`save_workflow` for a saver that waits for nothing else (a minion whose
-        mailbox is empty): when no commit is under way, the record and whatever else is
-        pending are committed on this thread at once and ``on_durable`` is called here
-        after the commit, with no hand-off to the writer thread and back. Otherwise (sync
-        mode, a commit under way, a failing store, closing) it is :meth:`save_workflow`; a
-        commit that fails here leaves the batch to the writer, which retries it."""
+        mailbox is empty): when no commit is under way and no other save waits for one,
+        the record and whatever else is pending are committed on this thread at once and
+        ``on_durable`` is called here after the commit, with no hand-off to the writer
+        thread and back. Otherwise (sync mode, a commit under way or awaited, a failing
+        store, closing) it is :meth:`save_workflow`; a commit that fails here leaves the
+        batch to the writer, which retries it."""
         if self._sync or not self._conn_lock.acquire(blocking=False):
             self.save_workflow(record, on_durable)
             return
@@ -76,7 +77,9 @@ class WorkflowTable(StoreCore):
             rec = _wf_accept(record)
             with q.cond:
                 self._check_open(rec.workflow_id, "save workflow")
-                here = writer.last_error is None and not q.stopping
+                # others waiting for a commit: the writer (woken for them) takes this one
+                # along, and the saver goes on meanwhile (commits overlap the next steps)
+                here = writer.last_error is None and not q.stopping and not q.wf_callbacks
                 self._queue_workflow(rec, on_durable, wake=not here)
             batch = writer.take() if here else None
             failed = batch is None or writer.commit(batch) is not None
