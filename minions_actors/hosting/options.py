@@ -9,7 +9,6 @@ docs/configuration.md lists them with the values each rule allows.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import os
 import socket
@@ -159,6 +158,8 @@ class StartOptions:
         known = [f.name for f in dataclasses.fields(cls)]
         for name in options:
             if name not in known:
+                import difflib  # (only for a misspelt option: not at start-up)
+
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise TypeError(

@@ -4,7 +4,6 @@ pass instead)."""
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from typing import Any
@@ -34,6 +33,8 @@ SPAWN_OPTIONS = tuple(
 def _option_hint(keywords: tuple[str, ...]) -> str:
     """' (did you mean ...?)' for the first keyword that looks like a misspelt spawn option."""
     for keyword in keywords:
+        import difflib  # (only for a misspelt option: not at start-up)
+
         close = difflib.get_close_matches(keyword, SPAWN_OPTIONS, n=1)
         if close:
             return f" (did you mean {close[0]!r}? an option of spawn() itself)"

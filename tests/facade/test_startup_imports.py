@@ -53,7 +53,7 @@ def test_start_imports_neither_numpy_nor_pandas(tmp_path: Path, with_store: bool
 LAZY = ("minions_actors.placement", "minions_actors.placement.child_process",
         "minions_actors.placement.on_ray", "minions_actors.sidecar",
         "minions_actors.pipelines.stream", "minions_actors.pipelines.file_tail", "hashlib",
-        "cronsim", "zoneinfo", "prometheus_client", "minions_actors.observer",
+        "cronsim", "zoneinfo", "difflib", "prometheus_client", "minions_actors.observer",
         "minions_actors.ops.cli")
 
 _LAZY_CHILD = """
