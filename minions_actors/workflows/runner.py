@@ -9,6 +9,7 @@ import itertools
 import json
 import threading
 import time
+from asyncio import _get_running_loop
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from time import perf_counter
@@ -88,8 +89,10 @@ class WorkflowRunner(WaitingRunner):
         if starting:
             deliver = self._answering(rec.workflow_id, deliver)
         save = self.store.save_workflow
-        if deliver is not None and self._save_here is not None and self.cell.inbox.qsize() == 0:
+        if deliver is not None and self._save_here is not None and \
+                self.cell.inbox.qsize() == 0 and _get_running_loop() is None:
             save = self._save_here  # nothing queued to batch it with: commit it now, here
+            # (never on an event loop's thread: a commit there would block the loop)
         try:
             save(rec, on_durable=deliver)
         except Exception:
