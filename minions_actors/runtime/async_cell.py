@@ -33,6 +33,7 @@ from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent
 from minions_actors.observability.hooks import PHASE_INIT, PHASE_MESSAGE, PHASE_ON_START
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.async_job import Job
 from minions_actors.runtime.async_runner import begin, stop_runner
 from minions_actors.runtime.async_tasks import (
     CANCELLED_HOOK,
@@ -40,7 +41,6 @@ from minions_actors.runtime.async_tasks import (
     CANCELLED_STOP,
     MESSAGE,
     TASK,
-    Job,
     arm_stop,
     cancel_jobs,
     cancel_one,

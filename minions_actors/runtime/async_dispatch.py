@@ -29,9 +29,10 @@ from pykka.messages import ProxyCall
 
 from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
+from minions_actors.runtime.async_job import Job
 from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
 from minions_actors.runtime.async_start import collect_started, start, start_now
-from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
+from minions_actors.runtime.async_tasks import MESSAGE, start_task
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
@@ -247,13 +248,9 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
     else:
         job = Job(cell, MESSAGE, future, msg)
         job.started = started
-        task = start_task(job, coro, first=eager)
+        start_task(job, coro, first=eager)
         if job.outcome is None:  # (else it ended in a first step run here)
-            if not task.done():
-                return True
-            # started eagerly and never suspended (cancelled before its first await: stopped)
-            job.outcome = task_outcome(job, task)
-            cell.jobs.pop(job, None)
+            return True
     job.settled = True
     if not _collect_here(cell, job):
         cell.completions.append(job)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pykka
 
 from minions_actors.observability.hooks import PHASE_INIT
-from minions_actors.runtime.async_tasks import Job
+from minions_actors.runtime.async_job import Job
 from minions_actors.runtime.context import current
 from minions_actors.runtime.extensions import used_by
 from minions_actors.runtime.incarnation import begin_incarnation
