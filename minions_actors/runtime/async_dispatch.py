@@ -29,7 +29,7 @@ from pykka.messages import ProxyCall
 
 from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
-from minions_actors.runtime.async_job import Job
+from minions_actors.runtime.async_job import Job, complete
 from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
 from minions_actors.runtime.async_start import collect_started, start, start_now
 from minions_actors.runtime.async_tasks import MESSAGE, start_task
@@ -196,7 +196,7 @@ def _turn(cell: AsyncCell, budget: int, eager: bool) -> int:
         if not _start_here(cell, inst, msg, eager):
             cell._held = msg  # the pool's turn handles it
             return POOL
-        if completions:  # an outcome the loop cannot collect: no wake-up will come for it
+        if cell.completions:  # an outcome the loop cannot collect: no wake-up will come for it
             return POOL
 
 
@@ -230,7 +230,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
         job.outcome = (False, exc)
         job.settled = True
         cell.inflight += 1
-        cell.completions.append(job)
+        complete(cell, job)
         return True
     cell.inflight += 1
     if uses_runner(cell):
@@ -253,7 +253,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
             return True
     job.settled = True
     if not _collect_here(cell, job):
-        cell.completions.append(job)
+        complete(cell, job)
     return True
 
 

@@ -123,6 +123,29 @@ def _raise(exc: BaseException) -> Any:
     raise exc
 
 
+class _NoCompletions(list):  # type: ignore[type-arg]
+    """Every idle cell's ``completions``: shared, so never appended to (see :func:`complete`)."""
+
+    __slots__ = ()
+
+    def append(self, job: Any) -> None:
+        raise RuntimeError("NO_COMPLETIONS is shared: use async_job.complete()")
+
+
+#: a cell's ``completions`` until its first coroutine ends (one list less per idle minion)
+NO_COMPLETIONS: list[Job] = _NoCompletions()
+
+
+def complete(cell: AsyncCell, job: Job) -> None:
+    """Queue ``job``'s outcome for ``cell``'s turn (the loop thread's, or any thread's once
+    the loop has ended: appends are atomic, and the turn only pops)."""
+    done = cell.completions
+    if done is NO_COMPLETIONS:
+        cell.completions = [job]
+    else:
+        done.append(job)
+
+
 def settle(job: Job, eager: bool = True) -> None:
     """Hand ``job``'s outcome to the cell's next turn: run here when the cell is idle (no
     trip through the loop's queue), else its running turn sees it after (a pool worker's
@@ -130,7 +153,7 @@ def settle(job: Job, eager: bool = True) -> None:
     that turn may run its next handler's first step at once."""
     cell = job.cell
     job.settled = True
-    cell.completions.append(job)
+    complete(cell, job)
     if cell.sched.acquire(False):
         cell.dispatcher.run_here(cell, eager)  # type: ignore[attr-defined]  # a LoopDispatcher
     else:

@@ -22,6 +22,7 @@ from minions_actors.runtime.async_job import (
     Job,
     cancelled_by,
     close_awaitable,
+    complete,
     iterate,
     settle,
     swallowed_text,
@@ -192,7 +193,7 @@ def _abandon(cell: AsyncCell, jobs: list[Job]) -> None:
         cell.hooks.lifecycle_error(cell, CancelSwallowed(swallowed_text(cell, job.task)), "stop")
         job.outcome = (False, MinionStopped(
             f"{cell.describe()} did not answer: its handler was cancelled and abandoned"))
-        cell.completions.append(job)
+        complete(cell, job)
         cell.inbox.put(WAKE)
 
 
@@ -203,5 +204,5 @@ def never_run(job: Job, awaitable: Awaitable[Any]) -> None:
         f"{job.cell.describe()} cannot run its coroutine: its event loop is closed "
         f"(the loop that hosted async minions ended before the system's shutdown)"))
     job.settled = True
-    job.cell.completions.append(job)
+    complete(job.cell, job)
     job.cell.inbox.put(WAKE)  # the pool reschedules a cell for its mailbox, not completions
