@@ -29,7 +29,7 @@ from pykka.messages import ProxyCall
 
 from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
-from minions_actors.runtime.async_job import Job, complete
+from minions_actors.runtime.async_job import NO_COMPLETIONS, Job, complete
 from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
 from minions_actors.runtime.async_start import collect_started, start, start_now
 from minions_actors.runtime.async_tasks import MESSAGE, start_task
@@ -167,10 +167,13 @@ def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -
 
 def _turn(cell: AsyncCell, budget: int, eager: bool) -> int:
     completions = cell.completions
-    while completions:
-        if not _collect_here(cell, completions[0]):
-            return POOL
-        completions.pop(0)
+    if completions:
+        while completions:
+            if not _collect_here(cell, completions[0]):
+                return POOL
+            completions.pop(0)
+        # (on the loop thread, which alone appends: an idle minion keeps no list of its own)
+        cell.completions = NO_COMPLETIONS
     if cell._finalized:
         return DONE
     while True:
