@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import CancelSwallowed, MinionStopped
@@ -113,10 +113,19 @@ class Job:
 
 
 def iterate(awaitable: Awaitable[Any]) -> Iterator[Any]:
-    """What a job's task steps: a coroutine itself, else the awaitable's iterator."""
+    """What a job's task steps: a coroutine itself, else the awaitable's iterator (an
+    ``__await__`` that raises: its first step raises that, a crash as ``await`` would be)."""
     if hasattr(awaitable, "send"):
         return awaitable  # type: ignore[return-value]
-    return awaitable.__await__()  # type: ignore[return-value]
+    try:
+        return awaitable.__await__()  # type: ignore[return-value]
+    except BaseException as exc:  # (every one, as the task's step would see it)
+        return _raising(exc)
+
+
+def _raising(exc: BaseException) -> Generator[Any, None, None]:
+    raise exc
+    yield  # (a generator: it raises at its first step)
 
 
 def _raise(exc: BaseException) -> Any:
