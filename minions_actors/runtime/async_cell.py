@@ -33,6 +33,7 @@ from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 from minions_actors.errors import MinionsError, MinionStopped, RefusedUnsent
 from minions_actors.observability.hooks import PHASE_INIT, PHASE_MESSAGE, PHASE_ON_START
 from minions_actors.runtime import messages as m
+from minions_actors.runtime.async_job import NO_COMPLETIONS, Job
 from minions_actors.runtime.async_runner import begin, stop_runner
 from minions_actors.runtime.async_tasks import (
     CANCELLED_HOOK,
@@ -40,7 +41,6 @@ from minions_actors.runtime.async_tasks import (
     CANCELLED_STOP,
     MESSAGE,
     TASK,
-    Job,
     arm_stop,
     cancel_jobs,
     cancel_one,
@@ -72,9 +72,10 @@ class AsyncCell(Cell):
         self.loop_host: LoopHost = args[0].loop_host  # the system's
         #: on_receive is ``async def``: the loop's turn may start it (see async_dispatch)
         self.limit, self.receive_async = _class_facts(args[2])
-        # (a list and dicts: the cheapest empty containers, since most cells idle; a list's
-        # append and pop(0) are atomic, and the loop thread only appends)
-        self.completions: list[Job] = []
+        # (a shared empty list, then its own, and dicts: the cheapest empty containers,
+        # since most cells idle; a list's append and pop(0) are atomic, and the loop
+        # thread only appends: async_job.complete)
+        self.completions: list[Job] = NO_COMPLETIONS
         self.inflight = 0  # handlers started and not yet collected (the turn's)
         self.lifecycle = 0  # lifecycle coroutines not yet collected (the turn's)
         self.jobs: dict[Job, None] = {}  # the loop thread's: jobs whose task runs

@@ -29,9 +29,10 @@ from pykka.messages import ProxyCall
 
 from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
+from minions_actors.runtime.async_job import NO_COMPLETIONS, Job, complete
 from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
 from minions_actors.runtime.async_start import collect_started, start, start_now
-from minions_actors.runtime.async_tasks import MESSAGE, Job, start_task, task_outcome
+from minions_actors.runtime.async_tasks import MESSAGE, start_task
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
@@ -166,10 +167,13 @@ def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -
 
 def _turn(cell: AsyncCell, budget: int, eager: bool) -> int:
     completions = cell.completions
-    while completions:
-        if not _collect_here(cell, completions[0]):
-            return POOL
-        completions.pop(0)
+    if completions:
+        while completions:
+            if not _collect_here(cell, completions[0]):
+                return POOL
+            completions.pop(0)
+        # (on the loop thread, which alone appends: an idle minion keeps no list of its own)
+        cell.completions = NO_COMPLETIONS
     if cell._finalized:
         return DONE
     while True:
@@ -195,7 +199,7 @@ def _turn(cell: AsyncCell, budget: int, eager: bool) -> int:
         if not _start_here(cell, inst, msg, eager):
             cell._held = msg  # the pool's turn handles it
             return POOL
-        if completions:  # an outcome the loop cannot collect: no wake-up will come for it
+        if cell.completions:  # an outcome the loop cannot collect: no wake-up will come for it
             return POOL
 
 
@@ -229,7 +233,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
         job.outcome = (False, exc)
         job.settled = True
         cell.inflight += 1
-        cell.completions.append(job)
+        complete(cell, job)
         return True
     cell.inflight += 1
     if uses_runner(cell):
@@ -247,16 +251,12 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
     else:
         job = Job(cell, MESSAGE, future, msg)
         job.started = started
-        task = start_task(job, coro, first=eager)
+        start_task(job, coro, first=eager)
         if job.outcome is None:  # (else it ended in a first step run here)
-            if not task.done():
-                return True
-            # started eagerly and never suspended (cancelled before its first await: stopped)
-            job.outcome = task_outcome(job, task)
-            cell.jobs.pop(job, None)
+            return True
     job.settled = True
     if not _collect_here(cell, job):
-        cell.completions.append(job)
+        complete(cell, job)
     return True
 
 

@@ -24,17 +24,14 @@ from collections.abc import Awaitable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import CancelSwallowed, MinionStopped
-from minions_actors.runtime.async_tasks import (
-    MESSAGE,
+from minions_actors.runtime.async_job import (
     Job,
     cancelled_by,
     close_awaitable,
-    finished,
-    never_run,
     settle,
-    start_task,
     swallowed_text,
 )
+from minions_actors.runtime.async_tasks import MESSAGE, never_run, start_task
 from minions_actors.runtime.context import current_handler_cell, current_task_cell
 from minions_actors.runtime.loophost import TASK_PREFIX
 from minions_actors.runtime.task_entry import DONE, SUSPENDED, first_step
@@ -121,8 +118,8 @@ def begin(job: Job, awaitable: Awaitable[Any]) -> None:
         hand(cell, job, awaitable)
     else:
         task = start_task(job, awaitable)
-        if task.done():
-            finished(job, task)
+        if job.outcome is not None:  # it ended in its first step (3.12+)
+            settle(job)
         elif job.cancelled:
             task.cancel()
 

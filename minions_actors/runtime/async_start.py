@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pykka
 
 from minions_actors.observability.hooks import PHASE_INIT
-from minions_actors.runtime.async_tasks import Job
+from minions_actors.runtime.async_job import Job, complete
 from minions_actors.runtime.context import current
 from minions_actors.runtime.extensions import used_by
 from minions_actors.runtime.incarnation import begin_incarnation
@@ -124,7 +124,7 @@ def _start_here(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
     job.outcome = (False, failure[0])
     job.settled = True
     cell.lifecycle += 1
-    cell.completions.append(job)
+    complete(cell, job)
     _pool_start(dispatcher, cell)
 
 

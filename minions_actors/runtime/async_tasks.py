@@ -14,10 +14,19 @@ import contextvars
 import functools
 import sys
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import CancelSwallowed, MinionStopped
+from minions_actors.runtime.async_job import (
+    Job,
+    cancelled_by,
+    close_awaitable,
+    complete,
+    iterate,
+    settle,
+    swallowed_text,
+)
 from minions_actors.runtime.context import current_handler_cell, current_task_cell
 from minions_actors.runtime.loophost import TASK_PREFIX
 from minions_actors.runtime.mailbox import WAKE
@@ -43,37 +52,6 @@ CANCELLED_HOOK = "it ran past stop_timeout"
 
 
 
-class Job:
-    """One coroutine the cell waits for: a handler, a lifecycle hook or a created task."""
-
-    __slots__ = ("awaitable", "cancelled", "cell", "future", "incarnation", "kind", "msg",
-                 "outcome", "settled", "started", "task")
-
-    def __init__(self, cell: AsyncCell, kind: str, future: Any = None, msg: Any = None) -> None:
-        self.cell = cell
-        self.kind = kind
-        self.future = future  # the asker's, or None
-        self.msg = msg
-        self.incarnation = cell.incarnation
-        self.started = time.perf_counter()  # its coroutine's time counts as busy time
-        self.task: asyncio.Task[Any] | None = None
-        self.awaitable: Awaitable[Any] | None = None  # its coroutine, while a task runs it
-        self.outcome: tuple[bool, Any] | None = None  # (ok, value or exception)
-        self.cancelled = ""  # why cancel() was asked for it ("": it was not)
-        self.settled = False  # its outcome went to the turn (or it was abandoned)
-
-
-async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
-    """Await a minion's coroutine and return (True, result) or (False, exception): a
-    KeyboardInterrupt or SystemExit in it must reach the supervisor, not stop the loop."""
-    try:
-        return True, await awaitable
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:  # (every one: a crash or a system stop, as in a sync turn)
-        return False, exc
-
-
 class _SystemStopInTask(Exception):
     """A created task's KeyboardInterrupt or SystemExit (``original``), carried as an
     Exception: asyncio re-raises a BaseException out of the loop (ending the caller's
@@ -96,12 +74,12 @@ async def _task_body(awaitable: Awaitable[Any]) -> Any:
 def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None,
                first: bool = False) -> asyncio.Task[Any]:
     """A task for ``job`` in a context that names its cell (on the loop thread). A handler's
-    or hook's starts eagerly where asyncio can (3.12+): one that never suspends is done on
-    return, and then has no done callback (its caller collects it); its result is its
-    outcome (see :func:`_outcome`). A created task's is the coroutine's own (see
-    :class:`_SystemStopInTask`). ``first`` (a handler, in a loop callback, before 3.12):
-    its first step runs at once as the task (see :class:`_Rest`); one that ended there
-    has ``job.outcome`` set, and its task only ends in its first step."""
+    or hook's task runs ``job`` as its coroutine (see :class:`~.async_job.Job`); it starts
+    eagerly where asyncio can (3.12+), and ``first`` (a handler, in a loop callback, before
+    3.12) runs its first step at once as the task (see
+    :mod:`~minions_actors.runtime.task_entry`): one that ends there has ``job.outcome`` set
+    on return (its caller collects it; its task only ends in its first step). A created
+    task's outcome is the coroutine's own (see :class:`_SystemStopInTask`)."""
     cell = job.cell
     # a created task keeps its creator's context vars (as asyncio's do), a handler starts
     # afresh: neither inherits a handler's identity from the coroutine that started it
@@ -115,78 +93,28 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None,
     name = name or f"{TASK_PREFIX}{cell.path}"
     task: asyncio.Task[Any]
     if job.kind == TASK:
-        task = loop.create_task(_task_body(awaitable), name=name, context=context)
-    elif EAGER:
-        task = asyncio.Task(_outcome(awaitable), loop=loop, name=name, context=context,
+        task = job.task = loop.create_task(_task_body(awaitable), name=name, context=context)
+        task.add_done_callback(functools.partial(finished, job), context=context)
+        return task
+    if EAGER:
+        job.awaitable = iterate(awaitable)
+        task = asyncio.Task(job, loop=loop, name=name, context=context,  # type: ignore[arg-type]
                             eager_start=True)  # type: ignore[call-arg]
+        if job.outcome is not None:  # (it ended in that first step)
+            return task
     elif first and FIRST_STEPS:
-        rest = _Rest()
-        task = loop.create_task(rest, name=name, context=context)  # type: ignore[arg-type]
+        task = loop.create_task(job, name=name, context=context)  # type: ignore[arg-type]
         how, value = first_step(loop, task, context, awaitable)  # type: ignore[arg-type]
         if how != SUSPENDED:  # (the task's own first step just ends it)
             job.outcome = (True, value) if how == DONE else _raised(job, value)
             return task
-        rest.coro, rest.yielded = awaitable, value  # type: ignore[assignment]
+        job.awaitable, job.yielded = awaitable, value
     else:
-        task = loop.create_task(_outcome(awaitable), name=name, context=context)
+        job.awaitable = iterate(awaitable)
+        task = loop.create_task(job, name=name, context=context)  # type: ignore[arg-type]
     job.task = task
-    if not task.done():
-        if job.kind != TASK:
-            job.awaitable = awaitable
-            cell.jobs[job] = None
-        task.add_done_callback(functools.partial(finished, job))
+    cell.jobs[job] = None
     return task
-
-
-class _Rest(Coroutine[Any, Any, Any]):
-    """A handler task's coroutine on Pythons without eager tasks (before 3.12), whose first
-    step ran at once (see :func:`start_task`): the rest of the handler's coroutine, first
-    yielding what that step yielded; its outcome is :func:`_outcome`'s. With no coroutine
-    set (the handler ended in its first step) it ends at its first step."""
-
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self) -> None:
-        self.coro: Coroutine[Any, Any, Any] | None = None
-        self.yielded: Any = _NOT_YET
-
-    def send(self, value: Any) -> Any:
-        yielded = self.yielded
-        if yielded is not _NOT_YET:
-            self.yielded = _NOT_YET
-            return yielded
-        if self.coro is None:
-            raise StopIteration(None)
-        return self._step(self.coro.send, value)
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        exc = typ if val is None else val
-        yielded, self.yielded = self.yielded, _NOT_YET
-        if self.coro is None:
-            raise exc
-        if yielded is not _NOT_YET and asyncio.isfuture(yielded) and yielded.cancel():
-            return yielded  # (a cancel before the task resumed it: as Task.cancel does)
-        return self._step(self.coro.throw, exc)
-
-    def close(self) -> None:
-        if self.coro is not None:
-            self.coro.close()
-
-    def __await__(self) -> Any:  # (a Coroutine must have one; the task never calls it)
-        return self
-
-    def _step(self, step: Any, arg: Any) -> Any:
-        try:
-            return step(arg)
-        except StopIteration as stop:
-            raise StopIteration((True, stop.value)) from None
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # (every one, as _outcome)
-            raise StopIteration((False, exc)) from None
-
-
-_NOT_YET: Any = object()
 
 
 def _raised(job: Job, exc: BaseException) -> tuple[bool, Any]:
@@ -199,49 +127,14 @@ def _raised(job: Job, exc: BaseException) -> tuple[bool, Any]:
 
 
 def finished(job: Job, task: asyncio.Task[Any]) -> None:
-    """A job's task ended: hand its outcome to the cell's next turn."""
+    """A created task ended: the turn only hears of its error (a crash)."""
     cell = job.cell
-    cell.jobs.pop(job, None)
-    if job.kind == TASK:  # the turn only hears of a created task's error: a crash
-        cell.tasks.pop(task, None)
-        exc = None if task.cancelled() else task.exception()
-        if exc is None:
-            return
-        job.outcome = (False, exc.original if isinstance(exc, _SystemStopInTask) else exc)
-    elif job.settled:  # abandoned after swallowing a cancel: reported already
+    cell.tasks.pop(task, None)
+    exc = None if task.cancelled() else task.exception()
+    if exc is None:
         return
-    else:
-        if task.cancelled() and job.awaitable is not None:  # (perhaps before it began:
-            close_awaitable(job.awaitable)  # no "never awaited" warning then)
-        job.awaitable = None
-        job.outcome = task_outcome(job, task)
-        if job.cancelled and not task.cancelled():  # it went on after cancel(): the stop waited
-            cell.hooks.lifecycle_error(cell, CancelSwallowed(swallowed_text(cell, task)),
-                                       "stop")
+    job.outcome = (False, exc.original if isinstance(exc, _SystemStopInTask) else exc)
     settle(job)
-
-
-def settle(job: Job, eager: bool = True) -> None:
-    """Hand ``job``'s outcome to the cell's next turn: run here when the cell is idle (no
-    trip through the loop's queue), else its running turn sees it after (a pool worker's
-    looks at a non-empty mailbox). ``eager``: no task is current (a loop callback), so
-    that turn may run its next handler's first step at once."""
-    cell = job.cell
-    job.settled = True
-    cell.completions.append(job)
-    if cell.sched.acquire(False):
-        cell.dispatcher.run_here(cell, eager)  # type: ignore[attr-defined]  # a LoopDispatcher
-    else:
-        cell.inbox.put(WAKE)
-
-
-def task_outcome(job: Job, task: asyncio.Task[Any]) -> tuple[bool, Any]:
-    """The outcome of a handler's or hook's ended task (one cancelled: MinionStopped)."""
-    if task.cancelled():
-        return (False, MinionStopped(
-            f"{job.cell.describe()} did not answer: its handler was cancelled "
-            f"({job.cancelled or cancelled_by(job.cell)})"))
-    return task.result()  # type: ignore[no-any-return]
 
 
 def cancel_jobs(cell: AsyncCell, why: str) -> None:
@@ -300,22 +193,8 @@ def _abandon(cell: AsyncCell, jobs: list[Job]) -> None:
         cell.hooks.lifecycle_error(cell, CancelSwallowed(swallowed_text(cell, job.task)), "stop")
         job.outcome = (False, MinionStopped(
             f"{cell.describe()} did not answer: its handler was cancelled and abandoned"))
-        cell.completions.append(job)
+        complete(cell, job)
         cell.inbox.put(WAKE)
-
-
-def cancelled_by(cell: AsyncCell) -> str:
-    """Who cancelled a handler when the runtime did not."""
-    if cell.loop_host.ending:
-        return ("its event loop ended: the asyncio.run that started the system returned "
-                "before the system's shutdown")
-    return "by its own code"
-
-
-def swallowed_text(cell: AsyncCell, task: asyncio.Task[Any]) -> str:
-    return (f"a coroutine of {cell.describe()} (task {task.get_name()!r}) went on after it "
-            f"was cancelled: it swallowed CancelledError; re-raise it (or use "
-            f"try/finally) so that stops and restarts can end it")
 
 
 def never_run(job: Job, awaitable: Awaitable[Any]) -> None:
@@ -325,11 +204,5 @@ def never_run(job: Job, awaitable: Awaitable[Any]) -> None:
         f"{job.cell.describe()} cannot run its coroutine: its event loop is closed "
         f"(the loop that hosted async minions ended before the system's shutdown)"))
     job.settled = True
-    job.cell.completions.append(job)
+    complete(job.cell, job)
     job.cell.inbox.put(WAKE)  # the pool reschedules a cell for its mailbox, not completions
-
-
-def close_awaitable(awaitable: Awaitable[Any]) -> None:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()
