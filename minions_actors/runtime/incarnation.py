@@ -17,6 +17,7 @@ from minions_actors.runtime import messages as m
 from minions_actors.runtime.extensions import used_by
 from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.placement import CheckPlaced, check_placed
+from minions_actors.runtime.supervisor import supervise_here
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -193,7 +194,9 @@ def report_down(cell: Cell, exc: BaseException | None) -> None:
     if cell.parent is None:
         cell.system.root_failed(exc)
     else:
-        cell.parent.send_system(m.ChildDown(cell, cell.incarnation, exc))
+        msg = m.ChildDown(cell, cell.incarnation, exc)
+        if not supervise_here(cell.parent, msg):
+            cell.parent.send_system(msg)
 
 
 def terminate(cell: Cell, deadline: float, reason: str) -> None:
