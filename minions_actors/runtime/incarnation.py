@@ -100,7 +100,9 @@ def blank(cell: Cell) -> Minion:
     placement = cell.placement
     inst: Minion = (cell.cls.__new__(cell.cls) if placement is None
                     else placement.stand_in(cell.cls))
-    inst.__dict__["_minion_cell"] = cell
+    # (not through ``inst.__dict__``: reading it builds a dict object, one more for the
+    # cyclic GC per minion, where the attribute alone stays in the instance's own values)
+    object.__setattr__(inst, "_minion_cell", cell)
     # the base attributes first, so a subclass that forgets super().__init__() works
     bind_base(inst)
     cell.last_instance = inst
