@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # copied on write under watch_lock: most minions never watch nor are watched
 NO_CELLS: frozenset[Any] = frozenset()
 _STOPPED_LOCK = threading.Lock()  # orders building a stopped event against setting it
+STOPPED = LazyEvent()
+STOPPED.set()
 
 
 def finalize(cell: Cell) -> None:
@@ -68,6 +70,8 @@ def stopped_event(cell: Cell) -> LazyEvent:
     event = cell._stopped
     if event.__class__ is LazyEvent:
         return event  # type: ignore[return-value]
+    if event is True:  # finalised: one event, set, serves every such minion
+        return STOPPED
     with _STOPPED_LOCK:
         event = cell._stopped
         if event.__class__ is not LazyEvent:
