@@ -135,8 +135,8 @@ def supervise_here(cell: Cell, msg: m.ChildDown) -> bool:
     monitor), most of a restart's latency once its log records are cheap."""
     child = msg.child
     pool = cell.dispatcher
-    if child.dispatcher is not pool or not cell.pooled or cell._sys or cell.incarnation == 0 \
-            or not cell.sched.acquire(False):
+    if pool is not cell.system.worker_pool or child.dispatcher is not pool or cell._sys \
+            or cell.incarnation == 0 or not cell.sched.acquire(False):  # (async: its own)
         return False
     held = current.cell
     current.cell = cell
@@ -145,7 +145,10 @@ def supervise_here(cell: Cell, msg: m.ChildDown) -> bool:
             return False
         if _stale(cell, msg):
             return True
-        decision, history = _decide(cell, msg)
+        try:
+            decision, history = _decide(cell, msg)
+        except Exception:  # (a runtime bug: the supervisor's own turn meets and reports it)
+            return False
         if not (isinstance(decision, StopChild) or (
                 isinstance(decision, RestartChildren) and decision.affected == [child])):
             return False  # a group or a give-up waits for the child: its own turn does it
