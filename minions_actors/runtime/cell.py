@@ -87,13 +87,13 @@ class Cell:
     # slots: a million idle minions are a million cells (a dict each would double them)
     __slots__ = (
         "__weakref__", "_finalized", "_halt_dropped", "_held", "_id", "_interrupted",
-        "_mark_passed", "_parked", "_stop_requested", "_stop_requests", "_strategy_override",
-        "_sys", "_sys_cond_", "_terminate_requested", "_up_cond_", "_watch_closed", "after",
-        "args", "busy_seconds", "children", "closing", "cls", "cls_name", "dead_letters",
-        "dispatcher", "failed", "handled", "hooks", "inbox", "incarnation", "instance",
-        "kwargs", "last_instance", "name", "parent", "parts", "path", "placement", "pooled",
-        "ref", "restart", "restart_history", "restarts", "sched", "stop_reason",
-        "stopped_event", "system", "terminated", "thread", "watchers", "watching",
+        "_mark_passed", "_parked", "_stop_requested", "_stop_requests", "_stopped",
+        "_strategy_override", "_sys", "_sys_cond_", "_terminate_requested", "_up_cond_",
+        "_watch_closed", "after", "args", "busy_seconds", "children", "closing", "cls",
+        "cls_name", "dead_letters", "dispatcher", "failed", "handled", "hooks", "inbox",
+        "incarnation", "instance", "kwargs", "last_instance", "name", "parent", "parts", "path",
+        "placement", "pooled", "ref", "restart", "restart_history", "restarts", "sched",
+        "stop_reason", "system", "terminated", "thread", "watchers", "watching",
     )
     # One lock for every cell's children and one for every death watch, not two per cell:
     # a million leaf minions would carry two million locks (each tracked by the cyclic GC)
@@ -167,7 +167,9 @@ class Cell:
         self.dead_letters = 0
 
         self.terminated = False  # no more messages will be handled, ever
-        self.stopped_event = LazyEvent()  # set once the cell is fully finalised
+        # the stopped event: False, True once finalised, or the LazyEvent that someone
+        # asked for (most minions are never waited on: one object less for the cyclic GC)
+        self._stopped: LazyEvent | bool = False
         self.stop_reason = ""
         self._sys: list[Any] = []  # runtime messages: rare, few, a list is lighter than a deque
         self._sys_cond_: threading.Condition | None = None  # built on first runtime message
@@ -424,5 +426,7 @@ class Cell:
     stopped_error = deadletters.stopped_error
     # ----------------------------------------------------------------- runtime.finalize
     _finalize = finalize.finalize
+    stopped_event = property(finalize.stopped_event)
+    _set_stopped = finalize.set_stopped
     watch = finalize.watch
     unwatch = finalize.unwatch

@@ -5,17 +5,22 @@ methods of :class:`~minions_actors.runtime.cell.Cell` (assigned in its class bod
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from minions_actors.errors import MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.context import NOTHING_HELD
+from minions_actors.support.events import LazyEvent
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
 
 # copied on write under watch_lock: most minions never watch nor are watched
 NO_CELLS: frozenset[Any] = frozenset()
+_STOPPED_LOCK = threading.Lock()  # orders building a stopped event against setting it
+STOPPED = LazyEvent()
+STOPPED.set()
 
 
 def finalize(cell: Cell) -> None:
@@ -55,7 +60,36 @@ def finalize(cell: Cell) -> None:
     if cell.parent is not None:
         cell.hooks.minion_stopped(cell, cell.stop_reason or "stopped")
         cell.system.unregister_cell(cell)
-    cell.stopped_event.set()
+    cell._set_stopped()
+
+
+def stopped_event(cell: Cell) -> LazyEvent:
+    """Set once the cell is finalised; built when first asked for: ``cell._stopped`` is
+    False, True once finalised, or the event (most minions are never waited on, and an
+    event per minion was one more object for the cyclic GC to walk)."""
+    event = cell._stopped
+    if event.__class__ is LazyEvent:
+        return event  # type: ignore[return-value]
+    if event is True:  # finalised: one event, set, serves every such minion
+        return STOPPED
+    with _STOPPED_LOCK:
+        event = cell._stopped
+        if event.__class__ is not LazyEvent:
+            stopped, event = event, LazyEvent()
+            if stopped:
+                event.set()
+            cell._stopped = event
+    return event  # type: ignore[return-value]
+
+
+def set_stopped(cell: Cell) -> None:
+    """The cell is finalised: set its stopped event, if anyone asked for it yet."""
+    with _STOPPED_LOCK:
+        event = cell._stopped
+        if event.__class__ is not LazyEvent:
+            cell._stopped = True
+            return
+    event.set()  # type: ignore[union-attr]
 
 
 def watch(cell: Cell, target: Cell) -> None:

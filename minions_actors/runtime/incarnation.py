@@ -17,6 +17,7 @@ from minions_actors.runtime import messages as m
 from minions_actors.runtime.extensions import used_by
 from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.placement import CheckPlaced, check_placed
+from minions_actors.runtime.supervisor import supervise_here
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
@@ -99,7 +100,9 @@ def blank(cell: Cell) -> Minion:
     placement = cell.placement
     inst: Minion = (cell.cls.__new__(cell.cls) if placement is None
                     else placement.stand_in(cell.cls))
-    inst.__dict__["_minion_cell"] = cell
+    # (not through ``inst.__dict__``: reading it builds a dict object, one more for the
+    # cyclic GC per minion, where the attribute alone stays in the instance's own values)
+    object.__setattr__(inst, "_minion_cell", cell)
     # the base attributes first, so a subclass that forgets super().__init__() works
     bind_base(inst)
     cell.last_instance = inst
@@ -193,7 +196,9 @@ def report_down(cell: Cell, exc: BaseException | None) -> None:
     if cell.parent is None:
         cell.system.root_failed(exc)
     else:
-        cell.parent.send_system(m.ChildDown(cell, cell.incarnation, exc))
+        msg = m.ChildDown(cell, cell.incarnation, exc)
+        if not supervise_here(cell.parent, msg):
+            cell.parent.send_system(msg)
 
 
 def terminate(cell: Cell, deadline: float, reason: str) -> None:

@@ -83,7 +83,7 @@ class Minion(pykka.ThreadingActor):
         check_class(cls)  # by the registered extensions (none while the runtime defines Gru)
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
-        cell = self.__dict__.get("_minion_cell")
+        cell = getattr(self, "_minion_cell", None)  # (not __dict__: see incarnation.blank)
         if cell is None:
             name = type(self).__name__
             raise TypeError(
@@ -274,7 +274,7 @@ class Minion(pykka.ThreadingActor):
         """Load state returned earlier by :meth:`snapshot`; runs before :meth:`on_start`."""
 
     def __repr__(self) -> str:
-        cell = self.__dict__.get("_minion_cell")
+        cell = getattr(self, "_minion_cell", None)
         return f"<{type(self).__name__} {cell.path if cell else '(not spawned)'}>"
 
     __str__ = __repr__

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, overload
 
 RestartType = Literal["permanent", "transient", "temporary"]
 """When a child is restarted: always, only after a crash, or never."""
@@ -120,6 +120,12 @@ class RestForOne(Strategy):
         return list(children[children.index(failed) :])
 
 
+def lists_siblings(strategy: Strategy) -> bool:
+    """Does the strategy's clause look at the other children? One-for-one's does not, so
+    its supervisor need not list its children (thousands, under Gru) for each restart."""
+    return type(strategy).affected is not OneForOne.affected
+
+
 def should_restart(restart: RestartType, crashed: bool) -> bool:
     """OTP's rule: permanent always, transient only after a crash, temporary never."""
     if restart == "permanent":
@@ -175,8 +181,61 @@ class GiveUp:
     """The restart intensity is exceeded: stop every child and fail upward."""
 
 
-History = tuple[float, ...]
+History = Sequence[float]
 """When the restarts inside the current window happened (monotonic seconds, oldest first)."""
+
+
+class RestartTimes(Sequence[float]):
+    """A :data:`History` that :func:`decide` returns: an immutable sequence whose
+    :meth:`cut` and :meth:`plus` share one list with the history they come from when that is
+    the newest, the usual case (a supervisor's history grows a restart at a time), so a long
+    window (a lenient strategy, a busy minion: thousands of restarts) is not copied per
+    restart, as a tuple was."""
+
+    __slots__ = ("_end", "_start", "_times")
+
+    def __init__(self, times: list[float], start: int, end: int) -> None:
+        self._times, self._start, self._end = times, start, end
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[float, ...]: ...
+    def __getitem__(self, index: int | slice) -> float | tuple[float, ...]:
+        return tuple(self._times[self._start:self._end])[index]
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._times[self._start:self._end])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RestartTimes({tuple(self)!r})"
+
+    def cut(self, oldest: float) -> RestartTimes:
+        """The times from ``oldest`` on (found by bisection: the list is sorted)."""
+        return RestartTimes(self._times, bisect_left(self._times, oldest, self._start,
+                                                     self._end), self._end)
+
+    def plus(self, now: float) -> RestartTimes:
+        """These times and ``now`` (not earlier than the last): appended in place when no
+        other history shares the list past this one's end, else copied once."""
+        times, start, end = self._times, self._start, self._end
+        if end != len(times) or (start > 64 and start > end - start):  # (shared, or mostly cut)
+            times, start, end = times[start:end], 0, end - start
+        times.append(now)
+        return RestartTimes(times, start, end + 1)
+
+
+def _restart_times(history: History) -> RestartTimes:
+    return history if isinstance(history, RestartTimes) else RestartTimes(
+        list(history), 0, len(history))
 
 
 def decide(
@@ -191,16 +250,16 @@ def decide(
     crashed = exit.exc is not None
     if not should_restart(exit.restart, crashed):
         return StopChild("crashed" if crashed else "exited"), history
-    # the history is sorted: cut what fell out of the window by bisection (a busy minion
-    # under a lenient strategy may have thousands of restarts in it)
-    history = (*history[bisect_left(history, now - strategy.within):], now)
-    if len(history) > strategy.max_restarts:
-        return GiveUp(), history
+    # a busy minion under a lenient strategy may have thousands of restarts in the window:
+    # the cut bisects, the append shares the list (see RestartTimes)
+    times = _restart_times(history).cut(now - strategy.within).plus(now)
+    if len(times) > strategy.max_restarts:
+        return GiveUp(), times
     leaving = exit.leaving
     affected = [c for c in strategy.affected(list(exit.children), exit.child)
                 if c is exit.child or not leaving(c)]
     cause = f"{type(exit.exc).__name__}: {exit.exc}" if crashed else "normal exit"
-    return RestartChildren(affected, len(history), cause), history
+    return RestartChildren(affected, len(times), cause), times
 
 
 def backoff_delay(strategy: Strategy, attempt: int) -> float:

@@ -16,17 +16,23 @@ from minions_actors.errors import MinionsError, SupervisorGaveUp
 from minions_actors.observability.hooks import PHASE_SUPERVISION
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.context import current
 from minions_actors.runtime.loop import stop_here
 from minions_actors.runtime.supervision import (
     ChildExit,
     GiveUp,
+    History,
+    RestartChildren,
     StopChild,
     backoff_delay,
     decide,
+    lists_siblings,
 )
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
+
+Decision = StopChild | RestartChildren["Cell"] | GiveUp
 
 # How long a supervisor waits for one sibling to stop or start during a group restart.
 GROUP_STEP_TIMEOUT = 5.0
@@ -86,13 +92,30 @@ def _leaving(child: Cell) -> bool:
 
 def supervise(cell: Cell, msg: m.ChildDown) -> None:
     """Apply this cell's strategy to a child whose incarnation ended (OTP semantics)."""
-    child = msg.child
-    if (child.incarnation != msg.incarnation or child.terminated or cell.terminated
-            or cell.closing):  # a shutdown stops the child; it restarts nothing
+    if _stale(cell, msg):
         return  # stale report: the child was restarted or removed meanwhile
-    decision, cell.restart_history = decide(
-        ChildExit(child, child.restart, msg.exc, cell.children_in_order(), _leaving),
-        cell.strategy, cell.restart_history, time.monotonic())
+    decision, cell.restart_history = _decide(cell, msg)
+    _carry_out(cell, msg, decision)
+
+
+def _stale(cell: Cell, msg: m.ChildDown) -> bool:
+    """The report is stale (the child was restarted or removed meanwhile), or this cell
+    restarts nothing any more (a shutdown stops the child)."""
+    child = msg.child
+    return (child.incarnation != msg.incarnation or child.terminated or cell.terminated
+            or cell.closing)
+
+
+def _decide(cell: Cell, msg: m.ChildDown) -> tuple[Decision, History]:
+    """The strategy's decision on ``msg`` and the restart history it leaves (not stored)."""
+    child, strategy = msg.child, cell.strategy
+    children = cell.children_in_order() if lists_siblings(strategy) else ()
+    return decide(ChildExit(child, child.restart, msg.exc, children, _leaving),
+                  strategy, cell.restart_history, time.monotonic())
+
+
+def _carry_out(cell: Cell, msg: m.ChildDown, decision: Decision) -> None:
+    child = msg.child
     if isinstance(decision, StopChild):
         child.send_system(m.Terminate(cell._stop_deadline(), decision.reason))
     elif isinstance(decision, GiveUp):
@@ -100,6 +123,43 @@ def supervise(cell: Cell, msg: m.ChildDown) -> None:
     else:
         cell._restart_children(child, decision.affected,
                                backoff_delay(cell.strategy, decision.attempt), decision.cause)
+
+
+def supervise_here(cell: Cell, msg: m.ChildDown) -> bool:
+    """Carry out ``cell``'s supervision of ``msg`` on this thread (the child's, at the end
+    of its crash) when ``cell`` is pooled and idle, as its next turn would: its ``sched``
+    lock is held meanwhile (one at a time), and it has no runtime message queued before
+    this one (their order). Only decisions that never wait for the child: stop it, or
+    restart it alone (its own turn then restarts it). True when done; False: send ``msg``.
+    The report is a message round trip otherwise (two turns, two wake-ups of the pool's
+    monitor), most of a restart's latency once its log records are cheap."""
+    child = msg.child
+    pool = cell.dispatcher
+    if pool is not cell.system.worker_pool or child.dispatcher is not pool or cell._sys \
+            or cell.incarnation == 0 or not cell.sched.acquire(False):  # (async: its own)
+        return False
+    held = current.cell
+    current.cell = cell
+    try:
+        if cell._sys or cell._finalized:  # (came meanwhile: theirs go first)
+            return False
+        if _stale(cell, msg):
+            return True
+        try:
+            decision, history = _decide(cell, msg)
+        except Exception:  # (a runtime bug: the supervisor's own turn meets and reports it)
+            return False
+        if not (isinstance(decision, StopChild) or (
+                isinstance(decision, RestartChildren) and decision.affected == [child])):
+            return False  # a group or a give-up waits for the child: its own turn does it
+        cell.restart_history = history
+        _carry_out(cell, msg, decision)
+        return True
+    finally:
+        current.cell = held
+        cell.sched.release()  # then look again, as a worker does after a turn
+        if not cell.inbox.empty() and cell.has_work() and cell.sched.acquire(False):
+            pool.schedule_put(cell)  # type: ignore[attr-defined]  # pooled
 
 
 def restart_children(cell: Cell, child: Cell, affected: list[Cell], delay: float,

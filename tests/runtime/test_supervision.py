@@ -8,6 +8,7 @@ import pytest
 
 from minions_actors import (
     ActorSystem,
+    AskTimeout,
     Backoff,
     Minion,
     OneForAll,
@@ -16,7 +17,7 @@ from minions_actors import (
     SupervisorGaveUp,
 )
 
-from ..conftest import QUIET, Recorder, wait_until
+from ..conftest import QUIET, Gate, Recorder, wait_until
 from ..minions_for_tests import AllSup, RestSup, Sup, TightSup, Worker
 
 pytestmark = pytest.mark.usefixtures("execution")  # both execution modes
@@ -41,6 +42,34 @@ def test_one_for_one_restarts_only_the_crashed_child(system: ActorSystem, rec: R
     assert system.get("sup/b").ask("ping", timeout=2) == "pong"
     assert (starts(rec, "a"), starts(rec, "b"), starts(rec, "c")) == (1, 2, 1)
     assert rec.count(("stop", "a")) == rec.count(("stop", "c")) == 0
+
+
+class HoldingSup(Sup):
+    """A supervisor whose handler holds on a :class:`Gate`."""
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Gate):
+            message.hold()
+        return super().on_receive(message)
+
+
+def test_a_supervisor_busy_in_a_handler_restarts_its_child_only_after_it(
+        system: ActorSystem, rec: Recorder) -> None:
+    """Supervising is the supervisor's own work, one message at a time: a crash reported
+    while its handler runs is acted on after that handler, whatever thread reports it."""
+    sup = system.spawn(HoldingSup, rec, "sup", ["a"], name="sup")
+    rec.wait_for(lambda e: ("start", "a") in e)
+    gate = Gate()
+    sup.tell(gate)
+    gate.wait_entered()
+    child = system.get("sup/a")
+    child.tell("crash")
+    with pytest.raises(AskTimeout):  # down until its supervisor is free to restart it
+        child.ask("ping", timeout=0.3)
+    assert starts(rec, "a") == 1
+    gate.opened.set()
+    assert child.ask("ping", timeout=5) == "pong"
+    assert starts(rec, "a") == 2
 
 
 def test_one_for_all_restarts_every_sibling(system: ActorSystem, rec: Recorder) -> None:

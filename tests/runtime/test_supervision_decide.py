@@ -3,6 +3,8 @@ one case per restart type, per strategy and for the sliding intensity window."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from minions_actors import Backoff, OneForAll, OneForOne, RestForOne
@@ -84,3 +86,27 @@ def test_backoff_delay_follows_the_attempt_number() -> None:
     assert backoff_delay(OneForOne(), 3) == 0.0
     strategy = OneForOne(backoff=Backoff(initial=0.1, multiplier=2.0, maximum=1.0, jitter=0.0))
     assert [backoff_delay(strategy, n) for n in (1, 2, 3, 5)] == pytest.approx([0.1, 0.2, 0.4, 1.0])
+
+
+def test_a_history_decided_on_again_gives_the_same_answer() -> None:
+    """decide() is pure: a history it returned and then decided on once more (a decision
+    tried and not taken) still holds only its own restarts."""
+    strategy = OneForOne(max_restarts=2, within=10.0)
+    _, first = decide(crash("b"), strategy, (), now=1.0)
+    _, second = decide(crash("b"), strategy, first, now=2.0)
+    again, other = decide(crash("b"), strategy, first, now=3.0)
+    assert first == (1.0,) and second == (1.0, 2.0) and other == (1.0, 3.0)
+    assert isinstance(again, RestartChildren) and again.attempt == 2
+    assert isinstance(decide(crash("b"), strategy, second, now=4.0)[0], GiveUp)
+    assert decide(crash("b"), strategy, other, now=11.5)[1] == (3.0, 11.5)
+
+
+def test_a_long_window_slides_restart_by_restart() -> None:
+    """A lenient strategy keeps thousands of restarts in its window; each decision counts
+    those within it, however many fell out."""
+    strategy = OneForOne(max_restarts=10**6, within=1000.0)
+    history: Sequence[float] = ()
+    for now in range(5000):
+        decision, history = decide(crash("b"), strategy, history, now=float(now))
+    assert isinstance(decision, RestartChildren) and decision.attempt == 1001
+    assert list(history) == [float(t) for t in range(3999, 5000)]
