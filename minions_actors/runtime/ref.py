@@ -21,7 +21,7 @@ from minions_actors.runtime.futures import (
     _StopFuture,
     check_timeout,
 )
-from minions_actors.runtime.mailbox import PooledMailbox
+from minions_actors.runtime.mailbox import PooledMailbox, crossed
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
 if TYPE_CHECKING:
@@ -122,8 +122,12 @@ class MinionRef(pykka.ActorRef[M]):
         except queue.Full:
             raise MailboxFull(self._full_text()) from None
         sched = self._sched  # mailbox.claim() inlined: this is the hottest path
-        if sched is not None and not sched.locked() and sched.acquire(False):
-            cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # the pool's
+        if sched is not None:
+            if not sched.locked():
+                if sched.acquire(False):
+                    cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # pool's
+            elif self._box.lingerer is not None:
+                crossed(self._box)
         if cell.terminated:
             cell.drain_dead_letters()
 
@@ -305,8 +309,12 @@ class MinionRef(pykka.ActorRef[M]):
         cell = self._cell
         self._put(self._box, item)
         sched = self._sched
-        if sched is not None and not sched.locked() and sched.acquire(False):
-            cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
+        if sched is not None:
+            if not sched.locked():
+                if sched.acquire(False):
+                    cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
+            elif self._box.lingerer is not None:
+                crossed(self._box)
         if cell.terminated:
             cell.drain_dead_letters()
 
