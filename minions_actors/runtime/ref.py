@@ -14,7 +14,7 @@ import pykka
 from minions_actors.errors import AskDeadlock, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import waits
-from minions_actors.runtime.context import current, current_handler_cell
+from minions_actors.runtime.context import current, current_handler_cell, current_task_cell
 from minions_actors.runtime.futures import (
     MinionFuture,
     _self_wait_text,
@@ -173,8 +173,21 @@ class MinionRef(pykka.ActorRef[M]):
                     raise MailboxFull(self._full_text()) from None
                 raise
             sched = self._sched
-            if sched is not None and not sched.locked() and sched.acquire(False):
-                cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
+            if sched is not None:
+                dispatcher: Any = cell.dispatcher
+                # a caller that would sleep until a worker answered runs the turn itself
+                # (pool.caller_runs), unless it must be able to give up (a timeout)
+                runs = block and timeout is None and waiter is None \
+                    and dispatcher.name == "pooled" and current_task_cell.get() is None
+                if not sched.locked() and sched.acquire(False):
+                    if runs:
+                        dispatcher.caller_runs(cell)  # it was idle: this thread runs it
+                    else:
+                        dispatcher.schedule_put(cell)
+                elif runs:
+                    lingerer = self._box.lingerer
+                    if lingerer is not None:
+                        lingerer.crossed = True
             if cell.terminated:
                 cell.drain_dead_letters()
         if block:
