@@ -290,20 +290,6 @@ class WorkerPool:
             slot.cooldown = LINGER_COOLDOWN
         return got
 
-    def caller_runs(self, cell: Cell) -> None:
-        """Run a turn of ``cell`` (its ``sched`` is held: it was idle) on the calling thread,
-        which would otherwise sleep until a worker answered its ask: no thread hand-off each
-        way (an ask round trip ~4x cheaper). The turn takes the messages queued ahead of the
-        ask and the ask itself (at most a turn's worth), then the minion goes back to the
-        pool as after a worker's turn. One at a time still holds: ``sched`` is held."""
-        try:
-            cell.run_turn(min(self.throughput, max(1, cell.inbox.qsize())))
-        finally:
-            cell.sched.release()  # then look again, as a worker does after a turn (a
-            # runtime message comes with a WAKE in the mailbox: empty means nothing to do)
-            if not cell.inbox.empty() and cell.has_work() and cell.sched.acquire(False):
-                self.schedule_put(cell)
-
     def threads(self) -> list[threading.Thread]:
         return [s.thread for s in list(self._slots) if s.thread is not None]
 

@@ -21,6 +21,7 @@ from minions_actors.runtime.futures import (
     _StopFuture,
     check_timeout,
 )
+from minions_actors.runtime.loop import turn_here
 from minions_actors.runtime.mailbox import PooledMailbox, crossed
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
@@ -176,12 +177,12 @@ class MinionRef(pykka.ActorRef[M]):
             if sched is not None:
                 dispatcher: Any = cell.dispatcher
                 # a caller that would sleep until a worker answered runs the turn itself
-                # (pool.caller_runs), unless it must be able to give up (a timeout)
+                # (no hand-off each way), unless it must be able to give up (a timeout)
                 runs = block and timeout is None and waiter is None \
                     and dispatcher.name == "pooled" and current_task_cell.get() is None
                 if not sched.locked() and sched.acquire(False):
-                    if runs:
-                        dispatcher.caller_runs(cell)  # it was idle: this thread runs it
+                    if runs:  # it was idle: this thread runs the messages up to the ask
+                        turn_here(cell, min(dispatcher.throughput, max(1, self._box.qsize())))
                     else:
                         dispatcher.schedule_put(cell)
                 elif runs:
