@@ -81,9 +81,8 @@ class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
     __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "crossed", "hops",
-                 "lingering",
-                 "mark", "park", "pool", "progress", "reported", "runnext", "since", "stuck",
-                 "taken", "thread", "turn", "wcpu", "wgc", "window", "wpcpu")
+                 "lingering", "mark", "park", "pool", "progress", "reported", "runnext", "since",
+                 "stuck", "taken", "thread", "turn", "wcpu", "wgc", "window", "wpcpu")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -101,7 +100,9 @@ class _Slot:
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
         self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
-        self.crossed = False  # another worker's turn sent mail here while lingering (linger)
+        # a message this worker's linger caught came from a thread that will run the minion
+        # itself next time: another worker's turn (runnext) or an asker (caller-runs)
+        self.crossed = False
         # active: will look at the run queue soon without being woken (not parked,
         # lingering, waiting in the runtime, stuck, or seen slow by the monitor)
         self.active = True
@@ -270,9 +271,9 @@ class WorkerPool:
         slot: _Slot | None = _local.slot
         if slot is None or slot.runnext or self._runq:
             return NOTHING
-        if slot.crossed:  # the last linger caught mail sent from another worker's turn:
-            slot.crossed = False  # that worker will run this minion next (runnext) once
-            slot.cooldown = LINGER_COOLDOWN  # this one lets it go (mailbox.crossed)
+        if slot.crossed:  # let the minion go to its sender's thread (see mailbox.crossed)
+            slot.crossed = False
+            slot.cooldown = LINGER_COOLDOWN
             return NOTHING
         if slot.cooldown:
             slot.cooldown -= 1

@@ -185,7 +185,7 @@ class MinionRef(pykka.ActorRef[M]):
                         turn_here(cell, min(dispatcher.throughput, max(1, self._box.qsize())))
                     else:
                         dispatcher.schedule_put(cell)
-                elif runs:
+                elif runs:  # a worker lingering on it lets it go after this ask
                     lingerer = self._box.lingerer
                     if lingerer is not None:
                         lingerer.crossed = True
