@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -337,13 +338,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each interpreter, taken in "
                    "turn; each scenario shows its best (default 1)")
+    p.add_argument("--median", action="store_true", help="with --repeat: each scenario shows "
+                   "its median, not its best (a bimodal row is then not decided by one run)")
+    p.add_argument("--json", help="also write every run's figures here (JSON)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args.quick)
     pythons = args.python or default_interpreters()
     rounds = [[run_child(py, args.quick) for py in pythons] for _ in range(args.repeat)]
-    print(report([best(list(runs)) for runs in zip(*rounds, strict=True)]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rounds, indent=1))
+    keep = median if args.median else best
+    print(report([keep(list(runs)) for runs in zip(*rounds, strict=True)]))
     return 0
 
 
@@ -352,6 +359,12 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     other load only ever slows a run down, so the best is the least disturbed."""
     figures = {name: (max if SCENARIOS[name][1] else min)(r["figures"][name] for r in runs)
                for name in SCENARIOS}
+    return {**runs[0], "figures": figures}
+
+
+def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One interpreter's median figure per scenario over repetitions (``--median``)."""
+    figures = {name: statistics.median(r["figures"][name] for r in runs) for name in SCENARIOS}
     return {**runs[0], "figures": figures}
 
 

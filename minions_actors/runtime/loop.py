@@ -101,17 +101,27 @@ def stop_here(cell: Cell, msg: m.Terminate) -> bool:
         cell.send_system(msg)
         return False
     cell.send_system(msg)  # (its WAKE schedules nothing: this thread holds ``sched``)
-    held = current.cell
     _here.depth += 1
     try:
-        cell.run_turn(1)
+        turn_here(cell, 1)
     finally:
         _here.depth -= 1
+    return cell._finalized
+
+
+def turn_here(cell: Cell, budget: int) -> None:
+    """Run a turn of the pooled ``cell``, whose ``sched`` this thread holds, on this thread
+    as a worker would (a stop, :func:`stop_here`; an ask whose caller would only wait,
+    ``MinionRef.ask``), then release ``sched`` and look again, as a worker does after a
+    turn (a runtime message comes with a WAKE: an empty mailbox means nothing to do)."""
+    held = current.cell
+    try:
+        cell.run_turn(budget)
+    finally:
         current.cell = held
-        cell.sched.release()  # then look again, as a worker does after a turn
+        cell.sched.release()
         if not cell.inbox.empty() and cell.has_work() and cell.sched.acquire(False):
             cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # pooled
-    return cell._finalized
 
 
 def _plain_stop(cell: Cell) -> bool:

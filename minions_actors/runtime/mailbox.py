@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.blocking import _local, blocking
 
 Overflow = Literal["block", "raise"]
 
@@ -129,13 +129,27 @@ def claim(sched: Any) -> bool:
     return not sched.locked() and bool(sched.acquire(False))
 
 
+def crossed(box: Any) -> None:
+    """After putting a message in a pooled minion's mailbox whose ``sched`` lock was held:
+    when a pool worker lingers on that mailbox (``lingerer``, see ``WorkerPool.linger``) and
+    this message was sent from a turn on another worker, tell the lingerer to stop lingering
+    after it. Otherwise two minions that message each other, each once left lingered on
+    (after an ask from outside), would each catch the other's messages on its own worker, a
+    thread hand-off per message, instead of running in turn on one worker (runnext)."""
+    lingerer = box.lingerer  # (read once: the lingerer clears it when it stops)
+    if lingerer is not None:
+        sender = _local.slot
+        if sender is not None and sender is not lingerer and sender.cell is not None:
+            lingerer.crossed = True
+
+
 class ScheduledMailbox:
     """A pooled minion's mailbox: putting a message also queues the minion on the worker
     pool, unless it is queued or running already (``cell.sched`` is held meanwhile; see
     :func:`claim`)."""
 
     __slots__ = ("_cell", "_enqueue", "_offer", "_put", "_sched", "empty", "get", "get_nowait",
-                 "inner", "overflow", "put_timeout", "qsize", "size")
+                 "inner", "lingerer", "overflow", "put_timeout", "qsize", "size")
 
     def __init__(self, inner: Mailbox, cell: Any, enqueue: Callable[[Any], None]) -> None:
         self.inner = inner
@@ -151,11 +165,14 @@ class ScheduledMailbox:
         self.overflow = getattr(inner, "overflow", None)
         self.put_timeout = getattr(inner, "put_timeout", None)
         self._offer: Any = getattr(inner, "offer", None)  # (only bounded ones are wrapped)
+        self.lingerer: Any = None  # the pool worker lingering on this mailbox (see crossed)
 
     def put(self, item: Any, /) -> None:
         self._put(item)
         if claim(self._sched):
             self._enqueue(self._cell)
+        elif self.lingerer is not None:
+            crossed(self)
 
     def offer(self, item: Any, /) -> bool:
         """Put without waiting (see :meth:`BoundedMailbox.offer`)."""
@@ -170,17 +187,20 @@ class PooledMailbox(queue.SimpleQueue):  # type: ignore[type-arg]
     """A pooled minion's unbounded mailbox: a C queue whose ``put`` also schedules the
     minion (the common case of :class:`ScheduledMailbox`, without a wrapper per call)."""
 
-    __slots__ = ("_cell",)
+    __slots__ = ("_cell", "lingerer")
 
     def __init__(self, cell: Any) -> None:
         super().__init__()
         self._cell = cell
+        self.lingerer: Any = None  # the pool worker lingering on this mailbox (see crossed)
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         _simple_put(self, item)
         cell = self._cell
         if claim(cell.sched):
             cell.dispatcher.schedule_put(cell)
+        elif self.lingerer is not None:
+            crossed(self)
 
 
 _simple_put = queue.SimpleQueue.put

@@ -80,9 +80,9 @@ def named_thread(run: Callable[[], None], name: str, daemon: bool = False) -> th
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "hops", "lingering",
-                 "mark", "park", "pool", "progress", "reported", "runnext", "since", "stuck",
-                 "taken", "thread", "turn", "wcpu", "wgc", "window", "wpcpu")
+    __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "crossed", "hops",
+                 "lingering", "mark", "park", "pool", "progress", "reported", "runnext", "since",
+                 "stuck", "taken", "thread", "turn", "wcpu", "wgc", "window", "wpcpu")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -100,6 +100,9 @@ class _Slot:
         self.stuck = False  # reported stuck: counted as blocked until its turn ends
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
         self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
+        # a message this worker's linger caught came from a thread that will run the minion
+        # itself next time: another worker's turn (runnext) or an asker (caller-runs)
+        self.crossed = False
         # active: will look at the run queue soon without being woken (not parked,
         # lingering, waiting in the runtime, stuck, or seen slow by the monitor)
         self.active = True
@@ -268,17 +271,22 @@ class WorkerPool:
         slot: _Slot | None = _local.slot
         if slot is None or slot.runnext or self._runq:
             return NOTHING
+        if slot.crossed:  # let the minion go to its sender's thread (see mailbox.crossed)
+            slot.crossed = False
+            slot.cooldown = LINGER_COOLDOWN
+            return NOTHING
         if slot.cooldown:
             slot.cooldown -= 1
             return NOTHING
         slot.lingering = inbox
+        inbox.lingerer = slot  # (senders read it: see mailbox.crossed)
         slot.active = False
         try:
             got = inbox.get(True, self._linger)
         except queue.Empty:
             got = NOTHING
         slot.active = True
-        slot.lingering = None
+        slot.lingering = inbox.lingerer = None
         if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
             slot.cooldown = LINGER_COOLDOWN
         return got
