@@ -106,12 +106,6 @@ def build(sizes: Sizes) -> list[Scenario]:
         Scenario("ask_free", "ask round trip (threads placed by the kernel)", ACTOR_SYSTEMS,
                  (P50, P99), lambda s, z, _t: s.ask(scaled(s, z.ask, z)),
                  note="bimodal here (13-17 us or 73-90 us) depending on vCPU placement"),
-        # an ask with no timeout from a thread that would only wait: the caller runs an idle
-        # pooled minion's turn itself (no hand-off); with a timeout it cannot, see above
-        Scenario("ask_untimed", "ask round trip, no timeout (one CPU)",
-                 ("minions", "minions-dedicated", "pykka"), (P50, P99),
-                 lambda s, z, _t: s.ask(scaled(s, z.ask, z), timeout=None), one_cpu=True,
-                 note="process pinned to one CPU during the repetition"),
         Scenario("pingpong", "ping-pong between two actors", ACTOR_SYSTEMS,
                  (Metric("rate", "round trips", "rt/s", True),),
                  lambda s, z, _t: s.pingpong(scaled(s, z.pingpong, z))),

@@ -133,16 +133,16 @@ class ThreadedSystem(System):
             assert got == per * senders, (got, per * senders)
         return {"rate": per * senders / elapsed}
 
-    def ask(self, n: int, timeout: float | None = WAIT) -> Metrics:
+    def ask(self, n: int) -> Metrics:
         with self.running():
             ref = self.spawn(self.counter_cls)
             for _ in range(min(200, n)):
-                ref.ask(GET, timeout=timeout)
+                ref.ask(GET, timeout=WAIT)
             samples = []
             ask = ref.ask
             for _ in range(n):
                 t0 = perf_counter()
-                ask(GET, timeout=timeout)
+                ask(GET, timeout=WAIT)
                 samples.append(perf_counter() - t0)
         return {"p50": percentile(samples, 50) * 1e6, "p99": percentile(samples, 99) * 1e6}
 

@@ -101,7 +101,7 @@ class _Slot:
         self.lingering: Any = None  # the mailbox this worker waits on after a turn
         self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
         # a message this worker's linger caught came from a thread that will run the minion
-        # itself next time: another worker's turn (runnext) or an asker (caller-runs)
+        # itself next time: another worker's turn (runnext)
         self.crossed = False
         # active: will look at the run queue soon without being woken (not parked,
         # lingering, waiting in the runtime, stuck, or seen slow by the monitor)

@@ -14,14 +14,13 @@ import pykka
 from minions_actors.errors import AskDeadlock, MailboxFull
 from minions_actors.runtime import messages as m
 from minions_actors.runtime import waits
-from minions_actors.runtime.context import current, current_handler_cell, current_task_cell
+from minions_actors.runtime.context import current, current_handler_cell
 from minions_actors.runtime.futures import (
     MinionFuture,
     _self_wait_text,
     _StopFuture,
     check_timeout,
 )
-from minions_actors.runtime.loop import turn_here
 from minions_actors.runtime.mailbox import PooledMailbox, crossed
 from minions_actors.runtime.proxy import CurrentInstance, MinionProxy
 
@@ -174,21 +173,8 @@ class MinionRef(pykka.ActorRef[M]):
                     raise MailboxFull(self._full_text()) from None
                 raise
             sched = self._sched
-            if sched is not None:
-                dispatcher: Any = cell.dispatcher
-                # a caller that would sleep until a worker answered runs the turn itself
-                # (no hand-off each way), unless it must be able to give up (a timeout)
-                runs = block and timeout is None and waiter is None \
-                    and dispatcher.name == "pooled" and current_task_cell.get() is None
-                if not sched.locked() and sched.acquire(False):
-                    if runs:  # it was idle: this thread runs the messages up to the ask
-                        turn_here(cell, min(dispatcher.throughput, max(1, self._box.qsize())))
-                    else:
-                        dispatcher.schedule_put(cell)
-                elif runs:  # a worker lingering on it lets it go after this ask
-                    lingerer = self._box.lingerer
-                    if lingerer is not None:
-                        lingerer.crossed = True
+            if sched is not None and not sched.locked() and sched.acquire(False):
+                cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
             if cell.terminated:
                 cell.drain_dead_letters()
         if block:
