@@ -183,12 +183,15 @@ class SnapshotWriter(threading.Thread):
                     or now >= q.first_dirty + self._interval
                 ):
                     return True
-                if not dirty and q.durable < q.accepted:
+                # a batch a saver took and commits on its thread (``commit_here``) is
+                # neither pending nor settled yet: wait for it, do not declare it durable
+                busy = bool(q.wf_inflight)
+                if not dirty and not busy and q.durable < q.accepted:
                     # changes taken back by sync savers that gave up: nothing is left
                     # to commit, so everything accepted is settled (flush must not wait)
                     q.durable = q.accepted
                     q.durable_cond.notify_all()
-                if not dirty and q.stopping:
+                if not dirty and not busy and q.stopping:
                     return False
                 if not main.is_alive() and not self._others_keep_process_alive(main):
                     # The program ended without close(): write what is left, then stop so
@@ -250,6 +253,8 @@ class SnapshotWriter(threading.Thread):
             if batch.target > q.durable:
                 q.durable = batch.target
             q.durable_cond.notify_all()
+            if q.stopping:
+                q.cond.notify_all()  # a closing writer waits for a saver's commit to end
         return None
 
     def _failed(self, batch: _Batch, err: StateStoreError, streak: _FailureStreak) -> None:

@@ -96,9 +96,11 @@ class Job:
         first step (no task yet: the starter collects it) or it was abandoned."""
         self.awaitable = None
         task, self.task = self.task, None  # (its task holds this job: no cycle left)
+        cell = self.cell
+        if task is not None:  # (an abandoned one too: it is no longer running)
+            cell.jobs.pop(self, None)
         if self.settled:  # abandoned after swallowing a cancel: reported already
             return
-        cell = self.cell
         if outcome is None:
             outcome = (False, MinionStopped(
                 f"{cell.describe()} did not answer: its handler was cancelled "
@@ -108,7 +110,6 @@ class Job:
                 cell, CancelSwallowed(swallowed_text(cell, task)), "stop")
         self.outcome = outcome
         if task is not None:
-            cell.jobs.pop(self, None)
             settle(self, eager=False)  # (in its task: no first step of a next handler)
 
 

@@ -5,10 +5,12 @@ caller's loop teardown and cancelled before it ran warned "coroutine ... was nev
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +251,56 @@ def test_after_its_first_message_a_minions_handlers_run_in_one_task_named_for_it
         assert second == third and second[1] == "minion:one"
 
     run(body)
+
+
+class Payload:
+    """A message the test can see collected (a weak reference to it)."""
+
+
+class SwallowThenCrash(Minion):
+    """Two handlers at once: a Payload's swallows the restart's cancel and goes on until the
+    test releases it; "boom" crashes the minion (which is restarted)."""
+
+    max_concurrency = 2
+
+    def __init__(self, log: list[Any], release: threading.Event) -> None:
+        super().__init__()
+        self.log, self.release = log, release
+
+    async def on_receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise RuntimeError("boom")
+        if message == "ping":
+            return "pong"
+        self.log.append("handling")
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.log.append("cancelled")
+        await until(self.release.is_set, timeout=30)
+        self.log.append("ended")
+
+
+def test_an_abandoned_handler_that_ends_later_leaves_nothing_behind(run: Runner) -> None:
+    # An abandoned job (it swallowed the cancel) is forgotten by its cell when its coroutine
+    # finally ends: the restarted minion must not keep the old handler's message for ever.
+    events, log, release = Events(), [], threading.Event()
+    gone = threading.Event()
+
+    async def body(system: ActorSystem) -> None:
+        ref = system.spawn(SwallowThenCrash, log, release, name="swallows")
+        payload = Payload()
+        weakref.finalize(payload, gone.set)
+        await ref.tell_async(payload)
+        del payload
+        await until(lambda: "handling" in log)
+        await ref.tell_async("boom")
+        await until(lambda: events.of("lifecycle_error"), what="the abandon (after the grace)")
+        release.set()
+        await until(lambda: "ended" in log, what="the abandoned coroutine to end")
+        assert await ref.ask_async("ping", timeout=5) == "pong"  # restarted
+        for _ in range(3):
+            gc.collect()
+        assert gone.is_set(), "the abandoned handler's message is still referenced"
+
+    run(body, hooks=[events])

@@ -81,3 +81,54 @@ def test_sync_mode_commits_as_save_workflow_does(tmp_path: Path) -> None:
         s.save_workflow_here(rec("w", step=3), on_durable=calls.cb("w"))
         assert [k for k, _, _ in calls.calls] == ["w"]
         assert calls.calls[0][2] is not None and calls.calls[0][2]["next_step"] == 3
+
+
+def _commit_here_in_flight(s: SQLiteStateStore, calls: Calls) -> threading.Thread:
+    """A saver thread whose commit-here has taken its batch and waits at the gate (the
+    caller holds ``writer_blocked``)."""
+    saver = threading.Thread(
+        target=s.save_workflow_here, args=(rec("w", step=5), calls.cb("w")), name="saver")
+    saver.start()
+    wait_for(lambda: "w" in writer_queue(s).in_flight_workflows, what="commit here in flight")
+    return saver
+
+
+def test_flush_waits_for_a_commit_here_under_way(tmp_path: Path) -> None:
+    # A batch a saver took (not pending, not yet durable) is not "changes taken back": the
+    # writer must not declare it settled, or flush returns before the checkpoint is on disk.
+    db = tmp_path / "m.db"
+    calls = Calls(db)
+    with SQLiteStateStore(db, batch_interval=30.0) as s:
+        with writer_blocked(s):
+            saver = _commit_here_in_flight(s, calls)
+            assert not s.flush(timeout=1.0), "flush returned before the commit here ended"
+            assert "w" not in db_rows(db)
+        saver.join(10)
+        assert s.flush(timeout=5)
+        assert db_rows(db)["w"]["next_step"] == 5
+        assert [k for k, _, _ in calls.calls] == ["w"]
+
+
+def test_close_during_a_failing_commit_here_retries_it(tmp_path: Path) -> None:
+    # close() while a saver's commit is under way: the writer must not exit before that
+    # commit settles, or a failure puts the batch back into a queue nobody writes (lost,
+    # uncounted, unlogged).
+    db = tmp_path / "m.db"
+    calls = Calls(db)
+    s = SQLiteStateStore(db, batch_interval=30.0, busy_timeout=0.05, retry_max=0.1)
+    holder = LockHolder(db)  # the saver's commit fails (the file is locked)
+    try:
+        with writer_blocked(s):
+            saver = _commit_here_in_flight(s, calls)
+            closer = threading.Thread(target=s.close, args=(30.0,), name="closer")
+            closer.start()
+            threading.Event().wait(0.5)  # (time for a writer that would exit to do so)
+        wait_for(lambda: s.stats().write_errors >= 1, what="the failed commit here")
+    finally:
+        holder.release()
+    saver.join(10)
+    closer.join(30)
+    assert not closer.is_alive()
+    assert s.stats().lost == 0
+    assert db_rows(db)["w"]["next_step"] == 5, "the checkpoint was lost at close"
+    assert [k for k, _, _ in calls.calls] == ["w"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -296,3 +297,34 @@ def test_strategies_validate_their_arguments() -> None:
         RestForOne(backoff=1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="jitter"):
         Backoff(jitter=2)
+
+
+class CountingSup(Sup):
+    """Allows exactly 24 restarts in an hour (the crashes of the test below)."""
+
+    strategy = OneForOne(max_restarts=24, within=3600.0)
+
+
+def test_concurrent_crashes_each_count_once_against_the_intensity(
+        system: ActorSystem, rec: Recorder) -> None:
+    """Children crashing at once, each deciding in its own turn or handing the report to
+    the supervisor's: every restart is counted once (no lost update of the window), so the
+    limit's crashes are all restarted and the one past it gives up."""
+    tags = [f"c{i}" for i in range(6)]
+    system.spawn(CountingSup, rec, "sup", tags, name="sup")
+    rec.wait_for(lambda e: all(("start", t) in e for t in tags))
+
+    def crash_four_times(tag: str) -> None:
+        for n in range(2, 6):
+            system.get(f"sup/{tag}").tell("crash")
+            rec.wait_count(("start", tag), n)
+
+    threads = [threading.Thread(target=crash_four_times, args=(t,)) for t in tags]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(starts(rec, t) == 5 for t in tags)  # 24 restarts: within the limit
+    assert starts(rec, "sup") == 1
+    system.get("sup/c0").tell("crash")  # the 25th: the supervisor gives up
+    rec.wait_count(("start", "sup"), 2)
