@@ -46,7 +46,7 @@ class CurrentInstance:
     @property
     def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
         target = self._target()
-        return {} if isinstance(target, type) else vars(target)
+        return {} if isinstance(target, type) else _snapshot(vars(target))
 
     def __dir__(self) -> list[str]:
         return dir(self._target())
@@ -58,6 +58,19 @@ class CurrentInstance:
         return repr(self._target())
 
     __str__ = __repr__
+
+
+def _snapshot(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A private copy of an instance's attributes, for pykka to merge: the instance's own
+    dict may grow meanwhile (``__init__`` or a handler on the minion's thread), and on
+    3.13t merging it raced that (``RuntimeError: dict mutated during update``, also raised
+    falsely by CPython before 3.13.6 when another instance of the class adds a key)."""
+    for _ in range(100):
+        try:
+            return dict(list(attrs.items()))  # items are listed under the dict's lock
+        except RuntimeError:  # changed size during the copy: copy again
+            continue
+    return dict(list(attrs.items()))
 
 
 class MinionProxy(pykka.ActorProxy[M]):

@@ -823,7 +823,14 @@ def test_a_random_mix_of_tells_asks_forwards_and_crashes_keeps_every_promise() -
 
 @pytest.mark.usefixtures("execution")
 def test_a_shutdown_with_a_stuck_handler_returns_at_its_timeout_not_after() -> None:
-    # the stuck worker (or thread) is reported, not waited for past the deadline
+    # the stuck worker (or thread) is reported, not waited for past the deadline; the bug
+    # added 0.1 s (a join floor) to every try, a loaded host adds delay to some: best of 3
+    took = [_shutdown_beside_a_stuck_handler() for _ in range(3)]
+    assert min(took) < 0.58, took  # (it waited 0.6 s: a 0.1 s join floor)
+
+
+def _shutdown_beside_a_stuck_handler() -> float:
+    """How long ``shutdown(timeout=0.5)`` took while a handler stays stuck."""
     system = ActorSystem.start(**QUIET, pool_size=2)
     gate = threading.Event()
     try:
@@ -833,7 +840,7 @@ def test_a_shutdown_with_a_stuck_handler_returns_at_its_timeout_not_after() -> N
         assert started.wait(5)
         t0 = time.monotonic()
         assert system.shutdown(timeout=0.5) is False
-        assert time.monotonic() - t0 < 0.58  # (it waited 0.6 s: a 0.1 s join floor)
+        return time.monotonic() - t0
     finally:
         gate.set()
         wait_until(lambda: runtime_threads() == [], what="every runtime thread ends")

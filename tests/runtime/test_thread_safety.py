@@ -237,3 +237,37 @@ def test_asks_racing_a_stop_are_answered_or_refused_never_lost(system: ActorSyst
     hammer(ask)
     assert len(outcomes) == THREADS * 500  # no ask hung or vanished
     assert outcomes.count("refused") >= 250  # thread 0's own asks after its stop, at least
+
+
+def _builder_class(n: int) -> type[Minion]:
+    """A fresh class per try: CPython shares one keys table among a class's instances and
+    grows it while the first ones are built, which is when a concurrent read can trip."""
+
+    def __init__(self: Minion) -> None:
+        Minion.__init__(self)
+        self._me = self.actor_ref.proxy()  # pykka's pattern: a proxy to itself in __init__
+        for i in range(25):
+            setattr(self, f"a{i}", i)
+            self._me = self.actor_ref.proxy()
+        self.ready = True
+
+    return type(f"Builder{n}", (Minion,), {"__init__": __init__})
+
+
+def test_proxies_made_while_init_fills_the_instance_all_work(system: ActorSystem) -> None:
+    # ref.proxy() is usable at once, even while __init__ still runs on a worker: pykka
+    # introspects the instance's attributes while __init__ (and a second instance of the
+    # same class) adds them; on 3.13t that raised "dict mutated during update"
+    for n in range(60):
+        cls = _builder_class(n)
+        refs = [system.spawn(cls, name=f"b{n}-{k}") for k in range(2)]
+
+        def take(i: int, refs: list[Any] = refs) -> None:
+            for _ in range(5):
+                proxy = refs[i % 2].proxy()
+                assert proxy.ready.get(timeout=30) is True
+                assert proxy.a24.get(timeout=30) == 24
+
+        hammer(take, threads=4)
+        for ref in refs:
+            ref.stop()
