@@ -251,15 +251,18 @@ class WorkerPool:
 
     def _wake_one(self) -> bool:
         """Wake a parked worker (it counts as active at once, so the puts that follow do
-        not wake another), else cut a linger short; False when there was none to wake."""
+        not wake another): True. Else cut a linger short, once per linger (the lingerer
+        counts as active too), and return False all the same: it may first catch a message
+        of its own minion and block in it, so the put must still arm the monitor."""
         try:
             slot = self._idle.pop()  # atomic: wakers need no lock
         except IndexError:
             for slot in self._slots:
                 inbox = slot.lingering  # (read once: the worker clears it when it stops)
-                if inbox is not None:
+                if inbox is not None and not slot.active:
+                    slot.active = True
                     inbox.put(WAKE)
-                    return True
+                    return False
             return False  # every worker waits in the runtime: compensation adds workers
         slot.active = True
         slot.park.release()
