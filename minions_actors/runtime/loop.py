@@ -102,26 +102,23 @@ def stop_here(cell: Cell, msg: m.Terminate) -> bool:
         return False
     cell.send_system(msg)  # (its WAKE schedules nothing: this thread holds ``sched``)
     _here.depth += 1
+    held = current.cell
     try:
-        turn_here(cell, 1)
+        cell.run_turn(1)
     finally:
         _here.depth -= 1
+        current.cell = held
+        let_go(cell)
     return cell._finalized
 
 
-def turn_here(cell: Cell, budget: int) -> None:
-    """Run a turn of the pooled ``cell``, whose ``sched`` this thread holds, on this thread
-    as a worker would (a stop, :func:`stop_here`; an ask whose caller would only wait,
-    ``MinionRef.ask``), then release ``sched`` and look again, as a worker does after a
-    turn (a runtime message comes with a WAKE: an empty mailbox means nothing to do)."""
-    held = current.cell
-    try:
-        cell.run_turn(budget)
-    finally:
-        current.cell = held
-        cell.sched.release()
-        if not cell.inbox.empty() and cell.has_work() and cell.sched.acquire(False):
-            cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # pooled
+def let_go(cell: Cell) -> None:
+    """Release the pooled ``cell``'s ``sched``, held by this thread for work done outside a
+    worker's turn (a stop here, a supervision here), then look again, as a worker does after
+    a turn (a runtime message comes with a WAKE: an empty mailbox means nothing to do)."""
+    cell.sched.release()
+    if not cell.inbox.empty() and cell.has_work() and cell.sched.acquire(False):
+        cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]  # pooled
 
 
 def _plain_stop(cell: Cell) -> bool:

@@ -205,7 +205,12 @@ class RestartTimes(Sequence[float]):
     @overload
     def __getitem__(self, index: slice) -> tuple[float, ...]: ...
     def __getitem__(self, index: int | slice) -> float | tuple[float, ...]:
-        return tuple(self._times[self._start:self._end])[index]
+        if isinstance(index, slice):
+            return tuple(self._times[self._start:self._end])[index]
+        n = self._end - self._start
+        if not -n <= index < n:
+            raise IndexError("RestartTimes index out of range")
+        return self._times[self._start + index % n]  # (one time, not a copy of them all)
 
     def __iter__(self) -> Iterator[float]:
         return iter(self._times[self._start:self._end])

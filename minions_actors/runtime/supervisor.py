@@ -17,7 +17,7 @@ from minions_actors.observability.hooks import PHASE_SUPERVISION
 from minions_actors.runtime import messages as m
 from minions_actors.runtime.blocking import blocking
 from minions_actors.runtime.context import current
-from minions_actors.runtime.loop import stop_here
+from minions_actors.runtime.loop import let_go, stop_here
 from minions_actors.runtime.supervision import (
     ChildExit,
     GiveUp,
@@ -157,9 +157,7 @@ def supervise_here(cell: Cell, msg: m.ChildDown) -> bool:
         return True
     finally:
         current.cell = held
-        cell.sched.release()  # then look again, as a worker does after a turn
-        if not cell.inbox.empty() and cell.has_work() and cell.sched.acquire(False):
-            pool.schedule_put(cell)  # type: ignore[attr-defined]  # pooled
+        let_go(cell)
 
 
 def restart_children(cell: Cell, child: Cell, affected: list[Cell], delay: float,
