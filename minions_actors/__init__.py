@@ -7,7 +7,7 @@ strategies; state snapshots survive crashes and process restarts in SQLite.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from minions_actors.errors import (
     AskDeadlock,
@@ -48,6 +48,7 @@ from minions_actors.runtime.supervision import (
     Strategy,
 )
 from minions_actors.runtime.timers import TimerScheduler
+from minions_actors.support.lazy import lazy_getattr
 from minions_actors.system import ActorSystem
 from minions_actors.workflows import (
     AbortWorkflow,
@@ -83,15 +84,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # (the next lookup is a plain one)
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 def __dir__() -> list[str]:

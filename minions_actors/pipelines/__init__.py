@@ -5,9 +5,10 @@ by an async generator on the event loop (:mod:`minions_actors.pipelines.stream`)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from minions_actors.pipelines.base import Batch, Pipeline, PipelineError
+from minions_actors.support.lazy import lazy_getattr
 
 if TYPE_CHECKING:  # imported at first use (hashlib, asyncio): a start needs neither
     from minions_actors.pipelines.file_tail import FileTail
@@ -19,12 +20,4 @@ _LAZY = {"AsyncPipeline": "minions_actors.pipelines.stream",
          "FileTail": "minions_actors.pipelines.file_tail"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
