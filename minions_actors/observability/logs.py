@@ -8,6 +8,7 @@ The hooks that write to them are :class:`~minions_actors.observability.log_hooks
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import weakref
@@ -39,6 +40,26 @@ GRU_PATH = "gru"
 GRU_CLASS = "Gru"
 
 _LOG_FILE_MODE = 0o600
+
+
+def _compute_lib_dirs_once() -> None:
+    """Make loguru compute its library directories once per process, not per handler.
+
+    Every ``logger.add`` builds an exception formatter that lists the interpreter's library
+    directories from ``sysconfig`` (7-9 ms here, and a start and stop add four handlers);
+    they do not change while the process runs. Left as it is when loguru's internals moved.
+    """
+    try:
+        from loguru._better_exceptions import ExceptionFormatter
+    except ImportError:  # pragma: no cover - another loguru layout: only slower
+        return
+    compute = ExceptionFormatter.__dict__.get("_get_lib_dirs")
+    if isinstance(compute, staticmethod) and not hasattr(compute.__func__, "cache_info"):
+        ExceptionFormatter._get_lib_dirs = staticmethod(  # type: ignore[method-assign]
+            functools.cache(compute.__func__))
+
+
+_compute_lib_dirs_once()
 
 
 def is_runtime_record(record: Record) -> bool:
