@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from minions_actors.errors import StateStoreError
+from minions_actors.persistence.batch_sql import WF_UPSERT, batch_rows, write_many
 from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_COLUMNS,
     SNAPSHOT_TABLE,
@@ -24,13 +24,11 @@ from minions_actors.persistence.sqlite_common import (
     SchedEntry,
     WfEntry,
     classify_sqlite_error,
-    immediate_transaction,
     store_log,
     use_store_logger,
-    write_schedules,
 )
 from minions_actors.persistence.write_queue import WriteQueue
-from minions_actors.records import WORKFLOW_COLUMNS, workflow_row
+from minions_actors.records import WORKFLOW_COLUMNS
 
 __all__ = [
     "SNAPSHOT_COLUMNS",
@@ -45,25 +43,8 @@ __all__ = [
     "use_store_logger",
 ]
 
-# An upsert, not INSERT OR REPLACE: an update in place leaves the index entries of columns
-# that did not change (a running workflow's path and status) alone, so a checkpoint writes
-# one page to the WAL instead of three (~30% less per commit; the row ends up the same).
-_WF_UPSERT = (
-    f"INSERT INTO {WORKFLOW_TABLE} ({', '.join(WORKFLOW_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(WORKFLOW_COLUMNS))}) ON CONFLICT (workflow_id) DO UPDATE "
-    f"SET {', '.join(f'{c} = excluded.{c}' for c in WORKFLOW_COLUMNS if c != 'workflow_id')}"
-)
-_WF_DELETE = f"DELETE FROM {WORKFLOW_TABLE} WHERE workflow_id = ?"
-_SNAP_UPSERT = (
-    f"INSERT OR REPLACE INTO {SNAPSHOT_TABLE} ({', '.join(SNAPSHOT_COLUMNS)}) VALUES "
-)
-_SNAP_ROW = f"({', '.join('?' * len(SNAPSHOT_COLUMNS))})"
-
-
 #: How long the idle writer sleeps before checking whether the main thread has ended.
 _IDLE_POLL = 0.25
-#: Rows per INSERT statement (5 columns x 1000 stays far below SQLite's variable limit).
-_ROWS_PER_STATEMENT = 1000
 #: Repeat the "still failing" log line at most this often during a long outage.
 _RELOG_EVERY = 10.0
 #: Rejected sync batches remembered for their waiters (each waiter checks right after the
@@ -370,22 +351,7 @@ class SnapshotWriter(threading.Thread):
     def _write(self, batch: dict[str, Entry | None], wf_batch: dict[str, WfEntry],
                schedules: dict[tuple[str, str], SchedEntry]) -> None:
         """Commit one batch (snapshots, workflow records, schedules) in one transaction."""
-        rows: list[tuple[Any, ...]] = []
-        deletes: list[tuple[str]] = []
-        for path, entry in batch.items():
-            if entry is None:
-                deletes.append((path,))
-            else:
-                cls, text, ts = entry
-                size = len(text) if text.isascii() else len(text.encode("utf-8"))
-                rows.append((path, cls, text, size, ts))
-        wf_rows: list[tuple[Any, ...]] = []
-        wf_deletes: list[tuple[str]] = []
-        for wid, rec in wf_batch.items():
-            if rec is None:
-                wf_deletes.append((wid,))
-            else:
-                wf_rows.append(workflow_row(rec))
+        rows, deletes, wf_rows, wf_deletes = batch_rows(batch, wf_batch)
         conn = self._db
         started = time.perf_counter()
         if self.max_pages != self._applied_max_pages:  # (the connection lock is held)
@@ -393,39 +359,12 @@ class SnapshotWriter(threading.Thread):
             conn.execute(f"PRAGMA max_page_count = {int(cap)}")
             self._applied_max_pages = self.max_pages
         if len(wf_rows) == 1 and not (rows or deletes or wf_deletes or schedules):
-            conn.execute(_WF_UPSERT, wf_rows[0])  # one statement: its own transaction (the
+            conn.execute(WF_UPSERT, wf_rows[0])  # one statement: its own transaction (the
             # connection is in autocommit mode), one trip out of the interpreter, not three
         else:
-            self._write_many(conn, rows, deletes, wf_rows, wf_deletes, schedules)
+            write_many(conn, rows, deletes, wf_rows, wf_deletes, schedules)
         self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
         self.rows_written += len(rows) + len(deletes)
         self.schedule_rows_written += len(schedules)
-
-    @staticmethod
-    def _write_many(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
-                    deletes: list[tuple[str]], wf_rows: list[tuple[Any, ...]],
-                    wf_deletes: list[tuple[str]],
-                    schedules: dict[tuple[str, str], SchedEntry]) -> None:
-        """Every change of a batch in one transaction."""
-        with immediate_transaction(conn):
-            if rows:
-                _upsert_snapshots(conn, rows)
-            if deletes:
-                conn.executemany(f"DELETE FROM {SNAPSHOT_TABLE} WHERE path = ?", deletes)
-            if wf_rows:
-                conn.executemany(_WF_UPSERT, wf_rows)
-            if wf_deletes:
-                conn.executemany(_WF_DELETE, wf_deletes)
-            if schedules:
-                write_schedules(conn, schedules)
-
-
-def _upsert_snapshots(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert or replace snapshot rows, many per statement (what sqlite-utils' ``insert_all``
-    did, without importing sqlite-utils, which pulls numpy and pandas in when installed)."""
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start:start + _ROWS_PER_STATEMENT]
-        sql = _SNAP_UPSERT + ", ".join([_SNAP_ROW] * len(chunk))
-        conn.execute(sql, [value for row in chunk for value in row])
