@@ -46,8 +46,15 @@ def run_forever(cell: Cell) -> None:
 
 
 def run_turn(cell: Cell, throughput: int) -> bool:
+    """A pooled turn that lingers with the dispatcher's linger: run outside a worker's
+    loop (a stop or a supervision carried out here); see :func:`pool_turn`."""
+    return pool_turn(cell, throughput, cell.dispatcher.linger)  # type: ignore[attr-defined]
+
+
+def pool_turn(cell: Cell, throughput: int, wait: Callable[[Any], Any]) -> bool:
     """One turn on a pool worker: runtime messages, then up to ``throughput`` user
-    messages, never waiting (but the pool's short linger). True when mail is left."""
+    messages, never waiting (but the pool's short linger, ``wait``: the worker's own,
+    which reads no thread-local). True when mail is left."""
     if cell._finalized:
         return False
     current.cell = cell
@@ -60,8 +67,9 @@ def run_turn(cell: Cell, throughput: int) -> bool:
                 if cell._is_parked():
                     return False
                 cell._guarded(cell._next_system)
-            elif cell.instance is None or cell._interrupted or cell._terminate_requested:
-                if cell._stop_requested and cell.instance is None \
+            elif (inst := cell.instance) is None or cell._interrupted \
+                    or cell._terminate_requested:
+                if cell._stop_requested and inst is None \
                         and not cell._terminate_requested:  # ref.stop() while crashed
                     cell._guarded(_stop_now, cell)
                     continue  # (terminated: the loop ends)
@@ -70,7 +78,7 @@ def run_turn(cell: Cell, throughput: int) -> bool:
                 return True
             else:
                 try:  # guarded() inlined: one frame less under every handler and traceback
-                    budget = handle_messages(cell, budget, cell.dispatcher.linger)  # type: ignore[attr-defined]  # pooled
+                    budget = handle_messages(cell, inst, budget, wait)
                 except BaseException as exc:
                     fault(cell, exc)
                     continue
@@ -195,7 +203,7 @@ def step(cell: Cell) -> None:
         inst = cell.instance
         batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's stand-in
         if batched is None:
-            handle_messages(cell, FOREVER, _wait_forever)
+            handle_messages(cell, inst, FOREVER, _wait_forever)
         elif cell._held is NOTHING_HELD or dispatch_held(cell, inst):
             run_batched(cell, inst, batched, SPECIAL)  # (always on a dedicated thread)
 
@@ -223,17 +231,21 @@ def fault(cell: Cell, exc: BaseException) -> None:
         cell._crash(exc, PHASE_RUNTIME)
 
 
-def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
+def handle_messages(cell: Cell, inst: Minion, budget: int, wait: Callable[[Any], Any], *,
+                    _held: Any = NOTHING_HELD, _nothing: Any = NOTHING,
+                    _special: set[type] = SPECIAL, _clock: Callable[[], float] = perf_counter
+                    ) -> int:
     """The hot loop: handle up to ``budget`` messages until a runtime message arrives or
-    the incarnation ends; returns the budget left, or -1 when the mailbox is empty and
-    ``wait`` (the pool's linger; a dedicated thread's blocking get) brought nothing.
+    the incarnation (``inst``, live) ends; returns the budget left, or -1 when the mailbox
+    is empty and ``wait`` (the pool's linger; a dedicated thread's blocking get) brought
+    nothing.
 
     It reads what ``qsize()`` counts (this thread is the mailbox's only reader, so that
     many are there) and waits only when that is zero: no ``queue.Empty`` raised per turn.
-    Busy time is taken per run of plain tells (snapshots included), not twice a message."""
-    inst = cell.instance
-    assert inst is not None
-    if cell._held is not NOTHING_HELD:
+    Busy time is taken per run of plain tells (snapshots included), not twice a message.
+    The keyword-only defaults are module globals bound once: free-threaded builds have
+    no specialising interpreter, so a global read is a dict lookup each time."""
+    if cell._held is not _held:
         budget -= 1
         if not dispatch_held(cell, inst):
             return budget
@@ -242,34 +254,33 @@ def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
     sysq = cell._sys
     receive = inst.on_receive
     after = cell.after  # an extension's (a snapshot), or None
-    special = SPECIAL
     while budget > 0:
         n = queued()
         if n:
             msg = get()
         else:
             msg = wait(inbox)
-            if msg is NOTHING:
+            if msg is _nothing:
                 return -1
             n = 1
         end = budget - n if n < budget else 0
-        t0 = perf_counter()
+        t0 = _clock()
         while True:
             if sysq:
                 if msg is not WAKE:
                     cell._held = msg
                 break
             budget -= 1
-            if msg.__class__ in special:  # it may take its time: count the mailbox again
-                cell.busy_seconds += perf_counter() - t0
+            if msg.__class__ in _special:  # it may take its time: count the mailbox again
+                cell.busy_seconds += _clock() - t0
                 if not cell._dispatch_special(inst, msg):
                     return budget
-                t0 = perf_counter()
+                t0 = _clock()
                 break
             try:
                 receive(msg)
             except BaseException as exc:
-                cell.busy_seconds += perf_counter() - t0
+                cell.busy_seconds += _clock() - t0
                 cell.failed += 1
                 cell._crash(exc, "message")
                 return budget
@@ -278,13 +289,13 @@ def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
                 try:
                     after(inst)
                 except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-                    cell.busy_seconds += perf_counter() - t0
+                    cell.busy_seconds += _clock() - t0
                     cell._crash(exc, "snapshot")
                     return budget
             if budget <= end:
                 break
             msg = get()
-        cell.busy_seconds += perf_counter() - t0
+        cell.busy_seconds += _clock() - t0
         if sysq:
             return budget
     return budget
