@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from minions_actors.runtime import pool_monitor
 from minions_actors.runtime.blocking import _local, blocking
+from minions_actors.runtime.context import current
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.sizing import default_pool_size, parallel_workers
 from minions_actors.support.signals import block_shutdown_signals
@@ -398,6 +399,7 @@ class WorkerPool:
                         raise IndexError
                     cell = take()
                 except IndexError:
+                    current.cell = None  # (a turn leaves it set: see loop.pool_turn)
                     if self._park(slot):
                         continue
                     return
@@ -411,6 +413,7 @@ class WorkerPool:
                     else cell.run_turn(throughput)
             except BaseException as exc:  # run_turn guards its steps: a runtime bug
                 again = False
+                current.cell = None
                 if self._on_error is not None:
                     self._on_error(exc)
             slot.cell = None
