@@ -1,7 +1,8 @@
 """A cell's loop: a dedicated thread's (``run_forever``) or one turn on the worker pool
-(``run_turn``), and the hot loop both run (``hot_loop``: one plain tell per iteration, with
-no call beyond the handler's). Runtime messages come first; a pooled restart waiting for
-its backoff parks the cell instead of holding a worker. These are methods of
+(``pool_turn`` on a worker, ``run_turn`` elsewhere), and the hot loop both run
+(``handle_messages``: one plain tell per iteration, with no call beyond the handler's).
+Runtime messages come first; a pooled restart waiting for its backoff parks the cell
+instead of holding a worker. These are methods of
 :class:`~minions_actors.runtime.cell.Cell` (assigned in its class body).
 """
 
