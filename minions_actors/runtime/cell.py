@@ -383,6 +383,7 @@ class Cell:
     # ----------------------------------------------------------------- runtime.loop
     run_forever = loop.run_forever
     run_turn = loop.run_turn
+    pool_turn = loop.pool_turn  # (what the pool's workers run for their sync minions)
     has_work = loop.has_work
     _next_system = loop.next_system
     _is_parked = loop.is_parked

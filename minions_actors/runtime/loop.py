@@ -1,7 +1,8 @@
 """A cell's loop: a dedicated thread's (``run_forever``) or one turn on the worker pool
-(``run_turn``), and the hot loop both run (``hot_loop``: one plain tell per iteration, with
-no call beyond the handler's). Runtime messages come first; a pooled restart waiting for
-its backoff parks the cell instead of holding a worker. These are methods of
+(``pool_turn`` on a worker, ``run_turn`` elsewhere), and the hot loop both run
+(``handle_messages``: one plain tell per iteration, with no call beyond the handler's).
+Runtime messages come first; a pooled restart waiting for its backoff parks the cell
+instead of holding a worker. These are methods of
 :class:`~minions_actors.runtime.cell.Cell` (assigned in its class body).
 """
 
@@ -46,40 +47,49 @@ def run_forever(cell: Cell) -> None:
 
 
 def run_turn(cell: Cell, throughput: int) -> bool:
+    """A pooled turn outside a worker's loop (a stop or a supervision carried out here):
+    it lingers with the dispatcher's linger and clears ``current.cell`` after it."""
+    try:
+        return pool_turn(cell, throughput, cell.dispatcher.linger)  # type: ignore[attr-defined]
+    finally:
+        current.cell = None
+
+
+def pool_turn(cell: Cell, throughput: int, wait: Callable[[Any], Any]) -> bool:
     """One turn on a pool worker: runtime messages, then up to ``throughput`` user
-    messages, never waiting (but the pool's short linger). True when mail is left."""
+    messages, never waiting (but the pool's short linger, ``wait``: the worker's own,
+    which reads no thread-local). True when mail is left. It leaves ``current.cell`` set:
+    a worker runs turn after turn and clears it before it parks (a thread-local store
+    costs ~0.1 us: one per turn, not two)."""
     if cell._finalized:
         return False
     current.cell = cell
-    try:
-        if cell.incarnation == 0:
-            cell._guarded(cell._start_incarnation)
-        budget = throughput
-        while not cell.terminated:
-            if cell._sys:
-                if cell._is_parked():
-                    return False
-                cell._guarded(cell._next_system)
-            elif cell.instance is None or cell._interrupted or cell._terminate_requested:
-                if cell._stop_requested and cell.instance is None \
-                        and not cell._terminate_requested:  # ref.stop() while crashed
-                    cell._guarded(_stop_now, cell)
-                    continue  # (terminated: the loop ends)
+    if cell.incarnation == 0:
+        cell._guarded(cell._start_incarnation)
+    budget = throughput
+    while not cell.terminated:
+        if cell._sys:
+            if cell._is_parked():
                 return False
-            elif budget <= 0:
-                return True
-            else:
-                try:  # guarded() inlined: one frame less under every handler and traceback
-                    budget = handle_messages(cell, budget, cell.dispatcher.linger)  # type: ignore[attr-defined]  # pooled
-                except BaseException as exc:
-                    fault(cell, exc)
-                    continue
-                if budget < 0:  # the mailbox is empty
-                    return False
-        cell._finalize()
-        return False
-    finally:
-        current.cell = None
+            cell._guarded(cell._next_system)
+        elif (inst := cell.instance) is None or cell._interrupted or cell._terminate_requested:
+            if cell._stop_requested and inst is None \
+                    and not cell._terminate_requested:  # ref.stop() while crashed
+                cell._guarded(_stop_now, cell)
+                continue  # (terminated: the loop ends)
+            return False
+        elif budget <= 0:
+            return True
+        else:
+            try:  # guarded() inlined: one frame less under every handler and traceback
+                budget = handle_messages(cell, inst, budget, wait)
+            except BaseException as exc:
+                fault(cell, exc)
+                continue
+            if budget < 0:  # the mailbox is empty
+                return False
+    cell._finalize()
+    return False
 
 
 def _stop_now(cell: Cell) -> None:
@@ -195,7 +205,7 @@ def step(cell: Cell) -> None:
         inst = cell.instance
         batched = getattr(inst, "_minion_receive_batch", None)  # a placed minion's stand-in
         if batched is None:
-            handle_messages(cell, FOREVER, _wait_forever)
+            handle_messages(cell, inst, FOREVER, _wait_forever)
         elif cell._held is NOTHING_HELD or dispatch_held(cell, inst):
             run_batched(cell, inst, batched, SPECIAL)  # (always on a dedicated thread)
 
@@ -223,17 +233,21 @@ def fault(cell: Cell, exc: BaseException) -> None:
         cell._crash(exc, PHASE_RUNTIME)
 
 
-def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
+def handle_messages(cell: Cell, inst: Minion, budget: int, wait: Callable[[Any], Any], *,
+                    _held: Any = NOTHING_HELD, _nothing: Any = NOTHING,
+                    _special: set[type] = SPECIAL, _clock: Callable[[], float] = perf_counter
+                    ) -> int:
     """The hot loop: handle up to ``budget`` messages until a runtime message arrives or
-    the incarnation ends; returns the budget left, or -1 when the mailbox is empty and
-    ``wait`` (the pool's linger; a dedicated thread's blocking get) brought nothing.
+    the incarnation (``inst``, live) ends; returns the budget left, or -1 when the mailbox
+    is empty and ``wait`` (the pool's linger; a dedicated thread's blocking get) brought
+    nothing.
 
     It reads what ``qsize()`` counts (this thread is the mailbox's only reader, so that
     many are there) and waits only when that is zero: no ``queue.Empty`` raised per turn.
-    Busy time is taken per run of plain tells (snapshots included), not twice a message."""
-    inst = cell.instance
-    assert inst is not None
-    if cell._held is not NOTHING_HELD:
+    Busy time is taken per run of plain tells (snapshots included), not twice a message.
+    The keyword-only defaults are module globals bound once: free-threaded builds have
+    no specialising interpreter, so a global read is a dict lookup each time."""
+    if cell._held is not _held:
         budget -= 1
         if not dispatch_held(cell, inst):
             return budget
@@ -242,34 +256,33 @@ def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
     sysq = cell._sys
     receive = inst.on_receive
     after = cell.after  # an extension's (a snapshot), or None
-    special = SPECIAL
     while budget > 0:
         n = queued()
         if n:
             msg = get()
         else:
             msg = wait(inbox)
-            if msg is NOTHING:
+            if msg is _nothing:
                 return -1
             n = 1
         end = budget - n if n < budget else 0
-        t0 = perf_counter()
+        t0 = _clock()
         while True:
             if sysq:
                 if msg is not WAKE:
                     cell._held = msg
                 break
             budget -= 1
-            if msg.__class__ in special:  # it may take its time: count the mailbox again
-                cell.busy_seconds += perf_counter() - t0
+            if msg.__class__ in _special:  # it may take its time: count the mailbox again
+                cell.busy_seconds += _clock() - t0
                 if not cell._dispatch_special(inst, msg):
                     return budget
-                t0 = perf_counter()
+                t0 = _clock()
                 break
             try:
                 receive(msg)
             except BaseException as exc:
-                cell.busy_seconds += perf_counter() - t0
+                cell.busy_seconds += _clock() - t0
                 cell.failed += 1
                 cell._crash(exc, "message")
                 return budget
@@ -278,13 +291,13 @@ def handle_messages(cell: Cell, budget: int, wait: Callable[[Any], Any]) -> int:
                 try:
                     after(inst)
                 except StateStoreWriteFailed as exc:  # sync durability: not acknowledged
-                    cell.busy_seconds += perf_counter() - t0
+                    cell.busy_seconds += _clock() - t0
                     cell._crash(exc, "snapshot")
                     return budget
             if budget <= end:
                 break
             msg = get()
-        cell.busy_seconds += perf_counter() - t0
+        cell.busy_seconds += _clock() - t0
         if sysq:
             return budget
     return budget

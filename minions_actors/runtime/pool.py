@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from minions_actors.runtime import pool_monitor
 from minions_actors.runtime.blocking import _local, blocking
+from minions_actors.runtime.context import current
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.sizing import default_pool_size, parallel_workers
 from minions_actors.support.signals import block_shutdown_signals
@@ -80,7 +81,7 @@ def named_thread(run: Callable[[], None], name: str, daemon: bool = False) -> th
 class _Slot:
     """One worker thread's state, read by the starvation monitor without a lock."""
 
-    __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "crossed", "hops",
+    __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "crossed",
                  "lingering", "mark", "park", "pool", "progress", "reported", "runnext", "since",
                  "stuck", "taken", "thread", "turn", "wcpu", "wgc", "window", "wpcpu")
 
@@ -113,7 +114,6 @@ class _Slot:
         # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
         # can take it away from a stuck worker without a lock.
         self.runnext: list[Cell] = []
-        self.hops = 0  # turns taken from runnext in a row
         self.thread: threading.Thread | None = None
 
 
@@ -160,7 +160,7 @@ class WorkerPool:
         self._retook_at = 0.0
         self._late = False  # the monitor woke late (pool_monitor.held_up)
         self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
-        self._linger = min(LINGER, starvation_threshold / 10)
+        self._linger_time = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._added: list[threading.Thread] = []  # workers added, to start (start_added)
@@ -217,9 +217,9 @@ class WorkerPool:
         this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
         to the run queue (see :meth:`enqueue`)."""
         slot: _Slot | None = _local.slot
-        if slot is not None and slot.cell is not None and not slot.runnext \
+        if slot is not None and slot.cell is not None and not (runnext := slot.runnext) \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
-            slot.runnext.append(cell)
+            runnext.append(cell)
             if self._dozing:  # the monitor sleeps long: it must look at this runnext
                 self._dozing = False
                 self._kick.put(None)
@@ -274,6 +274,21 @@ class WorkerPool:
         slot: _Slot | None = _local.slot
         if slot is None or slot.runnext or self._runq:
             return NOTHING
+        return self._linger(slot, inbox)
+
+    def _linger_for(self, slot: _Slot) -> Callable[[Any], Any]:
+        """:meth:`linger` for the turns of ``slot``'s worker, without its thread-local read
+        (the run queue and runnext are read first: in a ping-pong, every turn ends here)."""
+        runq, runnext, linger = self._runq, slot.runnext, self._linger
+
+        def wait(inbox: Any) -> Any:
+            if runnext or runq:
+                return NOTHING
+            return linger(slot, inbox)
+
+        return wait
+
+    def _linger(self, slot: _Slot, inbox: Any) -> Any:
         if slot.crossed:  # let the minion go to its sender's thread (see mailbox.crossed)
             slot.crossed = False
             slot.cooldown = LINGER_COOLDOWN
@@ -285,7 +300,7 @@ class WorkerPool:
         inbox.lingerer = slot  # (senders read it: see mailbox.crossed)
         slot.active = False
         try:
-            got = inbox.get(True, self._linger)
+            got = inbox.get(True, self._linger_time)
         except queue.Empty:
             got = NOTHING
         slot.active = True
@@ -349,73 +364,73 @@ class WorkerPool:
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
         _local.slot = slot
-        take = self._runq.popleft
-        runq = self._runq
-        runnext = slot.runnext
-        throughput = self.throughput
-        cell: Cell | None = None
         try:
-            while True:
-                if cell is None:
-                    if runnext:
-                        cell = self._next_local(slot)
-                    else:
-                        slot.hops = 0
-                if cell is None:
-                    try:
-                        if not self._alone(slot):  # another worker serves the queue
-                            raise IndexError
-                        cell = take()
-                    except IndexError:
-                        if self._park(slot):
-                            continue
-                        return
-                    # counted on the slot: without the GIL, a store per turn into the pool
-                    # (which every sender reads) made each tell and turn 2-3x dearer
-                    slot.taken += 1
-                slot.turn += 1
-                slot.cell = cell
-                try:
-                    again = cell.run_turn(throughput)
-                except BaseException as exc:  # run_turn guards its steps: a runtime bug
-                    again = False
-                    if self._on_error is not None:
-                        self._on_error(exc)
-                slot.cell = None
-                if not slot.active:  # the monitor saw this turn as slow (senders read it:
-                    slot.active = True  # no store when it is unchanged, see slot.taken)
-                if slot.stuck:
-                    self._unstick(slot)
-                if again and not runnext and not runq:
-                    continue  # no other minion waits: its next turn, still scheduled
-                # release, then look again: a message that arrived meanwhile saw the cell
-                # scheduled and did not queue it (a runtime message comes with a WAKE in
-                # the mailbox, so an empty mailbox means nothing to do)
-                cell.sched.release()
-                if (again or (not cell.inbox.empty() and cell.has_work())) \
-                        and cell.sched.acquire(False):
-                    self.schedule_put(cell)
-                cell = None  # a stopped minion must not live on in this frame
+            self._serve(slot)
         finally:
             with self._lock:
                 if slot in self._slots:
                     self._slots.remove(slot)
 
-    def _next_local(self, slot: _Slot) -> Cell | None:
-        """The minion in this worker's runnext, unless the run queue has waited for
-        ``throughput`` such turns in a row (then runnext joins the queue: two minions that
-        keep messaging each other cannot starve it)."""
-        try:
-            cell = slot.runnext.pop()
-        except IndexError:  # the monitor took it
-            slot.hops = 0
-            return None
-        slot.hops += 1
-        if slot.hops > self.throughput and self._runq:
-            slot.hops = 0
-            self.enqueue(cell)
-            return None
-        return cell
+    def _serve(self, slot: _Slot) -> None:
+        """The worker's loop: a turn of its runnext, else of the run queue's head, else park.
+        Without the GIL (3.13t) there is no specialising interpreter: every attribute read
+        is a full lookup (~30 ns), so what each turn needs is bound here once."""
+        runq, runnext = self._runq, slot.runnext
+        take, pop_next = runq.popleft, runnext.pop
+        throughput = self.throughput
+        wait = self._linger_for(slot)  # this worker's linger: no thread-local read per turn
+        hops = 0  # turns taken from runnext in a row
+        cell: Cell | None = None
+        while True:
+            if cell is None and runnext:
+                try:
+                    cell = pop_next()
+                except IndexError:  # the monitor took it
+                    pass
+                else:  # the run queue waited for ``throughput`` such turns: runnext joins it
+                    hops += 1  # (two minions that keep messaging each other cannot starve it)
+                    if hops > throughput and runq:
+                        self.enqueue(cell)
+                        cell = None
+            if cell is None:
+                hops = 0
+                try:
+                    if not self._alone(slot):  # another worker serves the queue
+                        raise IndexError
+                    cell = take()
+                except IndexError:
+                    current.cell = None  # (a turn leaves it set: see loop.pool_turn)
+                    if self._park(slot):
+                        continue
+                    return
+                # counted on the slot: without the GIL, a store per turn into the pool
+                # (which every sender reads) made each tell and turn 2-3x dearer
+                slot.taken += 1
+            slot.turn += 1
+            slot.cell = cell
+            try:  # a sync minion of this pool lingers with this worker's own ``wait``
+                again = cell.pool_turn(throughput, wait) if cell.dispatcher is self \
+                    else cell.run_turn(throughput)
+            except BaseException as exc:  # run_turn guards its steps: a runtime bug
+                again = False
+                current.cell = None
+                if self._on_error is not None:
+                    self._on_error(exc)
+            slot.cell = None
+            if not slot.active:  # the monitor saw this turn as slow (senders read it:
+                slot.active = True  # no store when it is unchanged, see slot.taken)
+            if slot.stuck:
+                self._unstick(slot)
+            if again and not runnext and not runq:
+                continue  # no other minion waits: its next turn, still scheduled
+            # release, then look again: a message that arrived meanwhile saw the cell
+            # scheduled and did not queue it (a runtime message comes with a WAKE in
+            # the mailbox, so an empty mailbox means nothing to do)
+            sched = cell.sched
+            sched.release()
+            if (again or (not cell.inbox.empty() and cell.has_work())) and sched.acquire(False):
+                self.enqueue(cell)  # (schedule_put would: this worker is in no turn now)
+            cell = None  # a stopped minion must not live on in this frame
 
     def flush_runnext(self, slot: _Slot) -> None:
         """Move ``slot``'s runnext to the run queue (its worker waits or is stuck), so
