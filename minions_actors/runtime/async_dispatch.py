@@ -19,6 +19,7 @@ pool worker runs a sync one.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextvars
 import inspect
@@ -39,13 +40,17 @@ from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _get_attr_path, answer_ask
 from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
 from minions_actors.runtime.task_entry import DONE as DONE_STEP
+from minions_actors.runtime.task_entry import step_aside, step_back
 
 if TYPE_CHECKING:
     from minions_actors.runtime.loophost import LoopHost
     from minions_actors.runtime.pool import WorkerPool
 
 DONE, AGAIN, POOL = 0, 1, 2  # what a turn on the loop ends with
-#: the most turns one drain runs before it lets the loop's other callbacks in
+#: the most turns one drain runs before it lets the loop's other callbacks in; also the
+#: most asks one task has answered in its step in a row (see
+#: :meth:`LoopDispatcher.schedule_ask`) before one goes through a drain, so that a loop of
+#: asks lets the loop run too
 DRAIN_TURNS = 100
 
 
@@ -64,6 +69,10 @@ class LoopDispatcher:
         self.posted = False  # a drain is queued on the loop
         #: spawned on the loop, to start there, in order (runtime.async_start)
         self.starting: collections.deque[AsyncCell] = collections.deque()
+        #: the task whose asks ran their turns in its step last, and how many in a row
+        #: (schedule_ask; the loop thread's)
+        self.asker: Any = None
+        self.asks_here = 0
 
     def start(self, cell: Any) -> None:
         start(self, cell)  # on the loop when it can be (runtime.async_start)
@@ -100,6 +109,29 @@ class LoopDispatcher:
             return
         if not self.host.call(loop_turn, self, cell):
             self.pool.schedule_put(cell)  # the loop is closed: the pool ends the cell
+
+    def schedule_ask(self, cell: Any) -> None:
+        """As :meth:`schedule_put`, for an ask just put: from a task on the loop thread
+        (``await ref.ask_async()``), not inside a turn, the turn runs at once in the asker's
+        step, the asker stepped aside (see :func:`ask_turn`): a handler that never suspends
+        is answered before the asker awaits, with no drain, no wake-up and no trip through
+        the loop. One task's :data:`DRAIN_TURNS` th such ask in a row goes through a drain,
+        so that its loop of asks lets the loop's other callbacks in."""
+        host = self.host
+        if self.draining or host.ending or not host.on_loop() or not FIRST_STEPS:
+            self.schedule_put(cell)
+            return
+        loop = host.loop
+        assert loop is not None
+        asker = asyncio.current_task(loop)
+        if asker is not self.asker:
+            self.asker, self.asks_here = asker, 0
+        elif self.asks_here >= DRAIN_TURNS:
+            self.asks_here = 0  # (this ask makes the asker wait for a drain)
+            self.schedule_put(cell)
+            return
+        self.asks_here += 1
+        ask_turn(self, cell, loop, asker)
 
     def _post(self) -> None:
         """Queue a drain on the loop (on the loop thread); the loop closed: the pool ends
@@ -141,6 +173,23 @@ def drain(dispatcher: LoopDispatcher) -> None:
     finally:
         dispatcher.draining = False
         if ready and not dispatcher.posted:
+            dispatcher._post()
+
+
+def ask_turn(dispatcher: LoopDispatcher, cell: AsyncCell, loop: asyncio.AbstractEventLoop,
+             asker: asyncio.Task[Any] | None) -> None:
+    """Run ``cell``'s turn (``sched`` held) in the step of ``asker`` (the current task, or
+    None), that task stepped aside (no task is current: a first step may run as the
+    handler's own), in a fresh context (not the asker's), as a drain would: what the turn
+    makes ready waits for one."""
+    step_aside(loop, asker)
+    dispatcher.draining = True
+    try:
+        contextvars.Context().run(loop_turn, dispatcher, cell, True)
+    finally:
+        dispatcher.draining = False
+        step_back(loop, asker)
+        if dispatcher.ready and not dispatcher.posted:
             dispatcher._post()
 
 
