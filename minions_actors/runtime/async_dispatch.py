@@ -32,14 +32,16 @@ from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
 from minions_actors.runtime.async_job import NO_COMPLETIONS, Job, complete
 from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
+from minions_actors.runtime.async_spare import adopt, first_step_on_spare
 from minions_actors.runtime.async_start import collect_started, start, start_now
-from minions_actors.runtime.async_tasks import MESSAGE, start_task
+from minions_actors.runtime.async_tasks import MESSAGE, first_raised, start_task
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _get_attr_path, answer_ask
 from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
 from minions_actors.runtime.task_entry import DONE as DONE_STEP
+from minions_actors.runtime.task_entry import SUSPENDED as SUSPENDED_STEP
 from minions_actors.runtime.task_entry import step_aside, step_back
 
 if TYPE_CHECKING:
@@ -297,11 +299,21 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
             return True
         if not go_on(cell, job, coro, *first):
             return True  # suspended: its runner goes on with it
+    elif eager and FIRST_STEPS:  # its first step as the loop's spare task
+        how, value, spare = first_step_on_spare(cell.loop_host, cell, coro)
+        if how == DONE_STEP and _answer_here(cell, future, value, started):
+            return True
+        if how == SUSPENDED_STEP:  # the spare goes on with it, as its task
+            adopt(spare, cell, future, msg, started, coro, value)
+            return True
+        job = Job(cell, MESSAGE, future, msg)
+        job.started = started
+        job.outcome = (True, value) if how == DONE_STEP else first_raised(job, value)
     else:
         job = Job(cell, MESSAGE, future, msg)
         job.started = started
-        start_task(job, coro, first=eager)
-        if job.outcome is None:  # (else it ended in a first step run here)
+        start_task(job, coro)
+        if job.outcome is None:  # (else it ended in an eager first step, 3.12+)
             return True
     job.settled = True
     if not _collect_here(cell, job):
