@@ -12,9 +12,10 @@ A message sent on the loop thread queues its cell on ``ready``, which one loop c
 (:func:`drain`) empties, taking the cells that handlers make ready meanwhile too, up to
 :data:`DRAIN_TURNS`; and a handler's first step runs in that turn: as the cell's parked
 runner (see :mod:`~minions_actors.runtime.task_entry`), or, for a minion's first message,
-as its task, started eagerly on 3.12+. One that never suspends is answered in the same
-turn, so a ping-pong between async minions runs many round trips to a loop callback, as a
-pool worker runs a sync one.
+as the loop's spare task (:mod:`~minions_actors.runtime.async_spare`). One that never
+suspends is answered in the same turn, so a ping-pong between async minions runs many round
+trips to a loop callback, as a pool worker runs a sync one. An ask from a task on the loop
+to an idle minion runs its turn in the asker's step (:meth:`LoopDispatcher.schedule_ask`).
 """
 
 from __future__ import annotations
