@@ -42,12 +42,9 @@ class Spare(Job):
 
     __slots__ = ("context", "parked", "retired")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:  # (no Job.__init__: no cell)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # (no Job.__init__: no cell yet; a blank spare reads only these, adopt() sets the rest)
         self.kind = _BLANK
-        self.cell: Any = None
-        self.future = self.msg = self.outcome = self.awaitable = None
-        self.incarnation, self.started, self.cancelled, self.settled = 0, 0.0, "", False
-        self.yielded = None
         self.parked: asyncio.Future[None] | None = None
         self.retired = False
         self.context = contextvars.Context()
