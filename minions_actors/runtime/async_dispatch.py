@@ -68,7 +68,7 @@ class LoopDispatcher:
         self.host = host
         #: the loop thread's: cells (``sched`` held) whose turn the drain runs next
         self.ready: collections.deque[AsyncCell] = collections.deque()
-        self.draining = False  # a drain runs now
+        self.draining = False  # turns run on the loop now (a drain, an ask's, a callback's)
         self.posted = False  # a drain is queued on the loop
         #: spawned on the loop, to start there, in order (runtime.async_start)
         self.starting: collections.deque[AsyncCell] = collections.deque()
@@ -172,11 +172,9 @@ def drain(dispatcher: LoopDispatcher) -> None:
         for _ in range(DRAIN_TURNS):
             if not ready:
                 break
-            loop_turn(dispatcher, ready.popleft(), True)
+            _loop_turn(dispatcher, ready.popleft(), True)
     finally:
-        dispatcher.draining = False
-        if ready and not dispatcher.posted:
-            dispatcher._post()
+        _drained(dispatcher)
 
 
 def ask_turn(dispatcher: LoopDispatcher, cell: AsyncCell, loop: asyncio.AbstractEventLoop,
@@ -188,15 +186,34 @@ def ask_turn(dispatcher: LoopDispatcher, cell: AsyncCell, loop: asyncio.Abstract
     step_aside(loop, asker)
     dispatcher.draining = True
     try:
-        contextvars.Context().run(loop_turn, dispatcher, cell, True)
+        contextvars.Context().run(_loop_turn, dispatcher, cell, True)
     finally:
-        dispatcher.draining = False
         step_back(loop, asker)
-        if dispatcher.ready and not dispatcher.posted:
-            dispatcher._post()
+        _drained(dispatcher)
 
 
 def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -> None:
+    """A turn of ``cell`` on the loop thread (``sched`` held), as in a drain: a message its
+    handlers send waits for one (so no ask runs a turn in the step of a first step run here,
+    which may run as the loop's spare task)."""
+    if dispatcher.draining:
+        _loop_turn(dispatcher, cell, eager)
+        return
+    dispatcher.draining = True
+    try:
+        _loop_turn(dispatcher, cell, eager)
+    finally:
+        _drained(dispatcher)
+
+
+def _drained(dispatcher: LoopDispatcher) -> None:
+    """Turns run here have ended: a drain is queued for the cells they made ready."""
+    dispatcher.draining = False
+    if dispatcher.ready and not dispatcher.posted:
+        dispatcher._post()
+
+
+def _loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -> None:
     """A turn of ``cell`` on the loop thread (``sched`` held); then as a pool worker does:
     release, and look again at what arrived meanwhile. ``eager``: no task is current (a
     loop callback), so handlers' first steps may run here (see :func:`_start_here`)."""

@@ -93,3 +93,24 @@ def test_a_first_step_told_from_a_callback_runs_as_a_task_named_for_its_minion(
         assert sorted(names) == sorted(f"minion:{r.path}" for r in refs)
 
     run(body)
+
+
+def test_a_first_step_run_as_a_start_asks_another_minions_first_message(run: Runner) -> None:
+    class Asker(Minion):
+        def __init__(self, to: Any) -> None:
+            super().__init__()
+            self.to = to
+
+        async def on_receive(self, message: Any) -> Any:  # its first step asks
+            return await self.to.ask_async(message, timeout=10)
+
+    async def body(system: ActorSystem) -> None:
+        for _ in range(3):
+            target = system.spawn(Once)
+            await asyncio.sleep(0)  # (its start: the loop's next callback, on its loop)
+            asker = system.spawn(Asker, target)
+            asker.tell("queued")  # (its first turn, as it starts, runs this first step)
+            seen, name = await asker.ask_async("plain", timeout=10)
+            assert (seen, name) == ("unset", f"minion:{target.path}")
+
+    run(body)
