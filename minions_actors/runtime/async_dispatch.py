@@ -72,9 +72,9 @@ class LoopDispatcher:
         self.posted = False  # a drain is queued on the loop
         #: spawned on the loop, to start there, in order (runtime.async_start)
         self.starting: collections.deque[AsyncCell] = collections.deque()
-        #: the task whose asks ran their turns in its step last, and how many in a row
-        #: (schedule_ask; the loop thread's)
-        self.asker: Any = None
+        #: the id of the task whose asks ran their turns in its step last (not the task: a
+        #: finished one would be kept), and how many in a row (schedule_ask; the loop thread's)
+        self.asker = 0
         self.asks_here = 0
 
     def start(self, cell: Any) -> None:
@@ -127,8 +127,8 @@ class LoopDispatcher:
         loop = host.loop
         assert loop is not None
         asker = asyncio.current_task(loop)
-        if asker is not self.asker:
-            self.asker, self.asks_here = asker, 0
+        if id(asker) != self.asker:
+            self.asker, self.asks_here = id(asker), 0
         elif self.asks_here >= DRAIN_TURNS:
             self.asks_here = 0  # (this ask makes the asker wait for a drain)
             self.schedule_put(cell)
