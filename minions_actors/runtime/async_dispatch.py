@@ -12,13 +12,15 @@ A message sent on the loop thread queues its cell on ``ready``, which one loop c
 (:func:`drain`) empties, taking the cells that handlers make ready meanwhile too, up to
 :data:`DRAIN_TURNS`; and a handler's first step runs in that turn: as the cell's parked
 runner (see :mod:`~minions_actors.runtime.task_entry`), or, for a minion's first message,
-as its task, started eagerly on 3.12+. One that never suspends is answered in the same
-turn, so a ping-pong between async minions runs many round trips to a loop callback, as a
-pool worker runs a sync one.
+as the loop's spare task (:mod:`~minions_actors.runtime.async_spare`). One that never
+suspends is answered in the same turn, so a ping-pong between async minions runs many round
+trips to a loop callback, as a pool worker runs a sync one. An ask from a task on the loop
+to an idle minion runs its turn in the asker's step (:meth:`LoopDispatcher.schedule_ask`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextvars
 import inspect
@@ -31,21 +33,27 @@ from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
 from minions_actors.runtime.async_job import NO_COMPLETIONS, Job, complete
 from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
+from minions_actors.runtime.async_spare import adopt, first_step_on_spare
 from minions_actors.runtime.async_start import collect_started, start, start_now
-from minions_actors.runtime.async_tasks import MESSAGE, start_task
+from minions_actors.runtime.async_tasks import MESSAGE, first_raised, start_task
 from minions_actors.runtime.context import NOTHING_HELD
 from minions_actors.runtime.futures import MinionFuture
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.special import _get_attr_path, answer_ask
 from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
 from minions_actors.runtime.task_entry import DONE as DONE_STEP
+from minions_actors.runtime.task_entry import SUSPENDED as SUSPENDED_STEP
+from minions_actors.runtime.task_entry import step_aside, step_back
 
 if TYPE_CHECKING:
     from minions_actors.runtime.loophost import LoopHost
     from minions_actors.runtime.pool import WorkerPool
 
 DONE, AGAIN, POOL = 0, 1, 2  # what a turn on the loop ends with
-#: the most turns one drain runs before it lets the loop's other callbacks in
+#: the most turns one drain runs before it lets the loop's other callbacks in; also the
+#: most asks one task has answered in its step in a row (see
+#: :meth:`LoopDispatcher.schedule_ask`) before one goes through a drain, so that a loop of
+#: asks lets the loop run too
 DRAIN_TURNS = 100
 
 
@@ -60,10 +68,14 @@ class LoopDispatcher:
         self.host = host
         #: the loop thread's: cells (``sched`` held) whose turn the drain runs next
         self.ready: collections.deque[AsyncCell] = collections.deque()
-        self.draining = False  # a drain runs now
+        self.draining = False  # turns run on the loop now (a drain, an ask's, a callback's)
         self.posted = False  # a drain is queued on the loop
         #: spawned on the loop, to start there, in order (runtime.async_start)
         self.starting: collections.deque[AsyncCell] = collections.deque()
+        #: the id of the task whose asks ran their turns in its step last (not the task: a
+        #: finished one would be kept), and how many in a row (schedule_ask; the loop thread's)
+        self.asker = 0
+        self.asks_here = 0
 
     def start(self, cell: Any) -> None:
         start(self, cell)  # on the loop when it can be (runtime.async_start)
@@ -101,6 +113,29 @@ class LoopDispatcher:
         if not self.host.call(loop_turn, self, cell):
             self.pool.schedule_put(cell)  # the loop is closed: the pool ends the cell
 
+    def schedule_ask(self, cell: Any) -> None:
+        """As :meth:`schedule_put`, for an ask just put: from a task on the loop thread
+        (``await ref.ask_async()``), not inside a turn, the turn runs at once in the asker's
+        step, the asker stepped aside (see :func:`ask_turn`): a handler that never suspends
+        is answered before the asker awaits, with no drain, no wake-up and no trip through
+        the loop. One task's :data:`DRAIN_TURNS` th such ask in a row goes through a drain,
+        so that its loop of asks lets the loop's other callbacks in."""
+        host = self.host
+        if self.draining or host.ending or not host.on_loop() or not FIRST_STEPS:
+            self.schedule_put(cell)
+            return
+        loop = host.loop
+        assert loop is not None
+        asker = asyncio.current_task(loop)
+        if id(asker) != self.asker:
+            self.asker, self.asks_here = id(asker), 0
+        elif self.asks_here >= DRAIN_TURNS:
+            self.asks_here = 0  # (this ask makes the asker wait for a drain)
+            self.schedule_put(cell)
+            return
+        self.asks_here += 1
+        ask_turn(self, cell, loop, asker)
+
     def _post(self) -> None:
         """Queue a drain on the loop (on the loop thread); the loop closed: the pool ends
         the ready cells."""
@@ -137,14 +172,48 @@ def drain(dispatcher: LoopDispatcher) -> None:
         for _ in range(DRAIN_TURNS):
             if not ready:
                 break
-            loop_turn(dispatcher, ready.popleft(), True)
+            _loop_turn(dispatcher, ready.popleft(), True)
     finally:
-        dispatcher.draining = False
-        if ready and not dispatcher.posted:
-            dispatcher._post()
+        _drained(dispatcher)
+
+
+def ask_turn(dispatcher: LoopDispatcher, cell: AsyncCell, loop: asyncio.AbstractEventLoop,
+             asker: asyncio.Task[Any] | None) -> None:
+    """Run ``cell``'s turn (``sched`` held) in the step of ``asker`` (the current task, or
+    None), that task stepped aside (no task is current: a first step may run as the
+    handler's own), in a fresh context (not the asker's), as a drain would: what the turn
+    makes ready waits for one."""
+    step_aside(loop, asker)
+    dispatcher.draining = True
+    try:
+        contextvars.Context().run(_loop_turn, dispatcher, cell, True)
+    finally:
+        step_back(loop, asker)
+        _drained(dispatcher)
 
 
 def loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -> None:
+    """A turn of ``cell`` on the loop thread (``sched`` held), as in a drain: a message its
+    handlers send waits for one (so no ask runs a turn in the step of a first step run here,
+    which may run as the loop's spare task)."""
+    if dispatcher.draining:
+        _loop_turn(dispatcher, cell, eager)
+        return
+    dispatcher.draining = True
+    try:
+        _loop_turn(dispatcher, cell, eager)
+    finally:
+        _drained(dispatcher)
+
+
+def _drained(dispatcher: LoopDispatcher) -> None:
+    """Turns run here have ended: a drain is queued for the cells they made ready."""
+    dispatcher.draining = False
+    if dispatcher.ready and not dispatcher.posted:
+        dispatcher._post()
+
+
+def _loop_turn(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -> None:
     """A turn of ``cell`` on the loop thread (``sched`` held); then as a pool worker does:
     release, and look again at what arrived meanwhile. ``eager``: no task is current (a
     loop callback), so handlers' first steps may run here (see :func:`_start_here`)."""
@@ -248,11 +317,21 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
             return True
         if not go_on(cell, job, coro, *first):
             return True  # suspended: its runner goes on with it
+    elif eager and FIRST_STEPS:  # its first step as the loop's spare task
+        how, value, spare = first_step_on_spare(cell.loop_host, cell, coro)
+        if how == DONE_STEP and _answer_here(cell, future, value, started):
+            return True
+        if how == SUSPENDED_STEP:  # the spare goes on with it, as its task
+            adopt(spare, cell, future, msg, started, coro, value)
+            return True
+        job = Job(cell, MESSAGE, future, msg)
+        job.started = started
+        job.outcome = (True, value) if how == DONE_STEP else first_raised(job, value)
     else:
         job = Job(cell, MESSAGE, future, msg)
         job.started = started
-        start_task(job, coro, first=eager)
-        if job.outcome is None:  # (else it ended in a first step run here)
+        start_task(job, coro)
+        if job.outcome is None:  # (else it ended in an eager first step, 3.12+)
             return True
     job.settled = True
     if not _collect_here(cell, job):

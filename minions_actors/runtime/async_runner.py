@@ -7,12 +7,12 @@ done callback. A turn in a loop callback runs the handler's first step itself, a
 parked runner (:func:`start_first`): one that ends there never wakes the runner; one that
 suspends is handed to it as a :class:`Resume`, which the runner awaits. The runner
 is started when the cell has a handler to run after its first message (a minion told once
-runs it as a task: cheaper than a runner that parks after it), ends after ``IDLE_EXIT``
-parked, and with the cell (or with the caller's loop); the handler it awaits is a
-:class:`~minions_actors.runtime.async_tasks.Job`
-whose ``task`` is the runner, so a stop's deadline or a restart cancels it as it cancels a
-task, and a handler that swallows the cancel is reported and abandoned (the runner is then
-detached, and the next handler gets a fresh one). Everything here runs on the loop thread.
+runs it as the loop's spare task, or as a task: cheaper than a runner that parks after it),
+ends after ``IDLE_EXIT`` parked, and with the cell (or with the caller's loop); the handler
+it awaits is a :class:`~minions_actors.runtime.async_tasks.Job` whose ``task`` is the
+runner, so a stop's deadline or a restart cancels it as it cancels a task, and a handler
+that swallows the cancel is reported and abandoned (the runner is then detached, and the
+next handler gets a fresh one). Everything here runs on the loop thread.
 """
 
 from __future__ import annotations

@@ -30,8 +30,6 @@ from minions_actors.runtime.async_job import (
 from minions_actors.runtime.context import current_handler_cell, current_task_cell
 from minions_actors.runtime.loophost import TASK_PREFIX
 from minions_actors.runtime.mailbox import WAKE
-from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
-from minions_actors.runtime.task_entry import DONE, SUSPENDED, first_step
 
 if TYPE_CHECKING:
     from minions_actors.runtime.async_cell import AsyncCell
@@ -71,15 +69,13 @@ async def _task_body(awaitable: Awaitable[Any]) -> Any:
         raise _SystemStopInTask(exc) from exc
 
 
-def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None,
-               first: bool = False) -> asyncio.Task[Any]:
+def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
     """A task for ``job`` in a context that names its cell (on the loop thread). A handler's
     or hook's task runs ``job`` as its coroutine (see :class:`~.async_job.Job`); it starts
-    eagerly where asyncio can (3.12+), and ``first`` (a handler, in a loop callback, before
-    3.12) runs its first step at once as the task (see
-    :mod:`~minions_actors.runtime.task_entry`): one that ends there has ``job.outcome`` set
-    on return (its caller collects it; its task only ends in its first step). A created
-    task's outcome is the coroutine's own (see :class:`_SystemStopInTask`)."""
+    eagerly where asyncio can (3.12+): one that ends in that first step has ``job.outcome``
+    set on return (its caller collects it). (A handler's first step in a loop callback runs
+    as the loop's spare task instead: runtime.async_spare.) A created task's outcome is the
+    coroutine's own (see :class:`_SystemStopInTask`)."""
     cell = job.cell
     # a created task keeps its creator's context vars (as asyncio's do), a handler starts
     # afresh: neither inherits a handler's identity from the coroutine that started it
@@ -102,13 +98,6 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None,
                             eager_start=True)  # type: ignore[call-arg]
         if job.outcome is not None:  # (it ended in that first step)
             return task
-    elif first and FIRST_STEPS:
-        task = loop.create_task(job, name=name, context=context)  # type: ignore[arg-type]
-        how, value = first_step(loop, task, context, awaitable)  # type: ignore[arg-type]
-        if how != SUSPENDED:  # (the task's own first step just ends it)
-            job.outcome = (True, value) if how == DONE else _raised(job, value)
-            return task
-        job.awaitable, job.yielded = awaitable, value
     else:
         job.awaitable = iterate(awaitable)
         task = loop.create_task(job, name=name, context=context)  # type: ignore[arg-type]
@@ -117,7 +106,7 @@ def start_task(job: Job, awaitable: Awaitable[Any], name: str | None = None,
     return task
 
 
-def _raised(job: Job, exc: BaseException) -> tuple[bool, Any]:
+def first_raised(job: Job, exc: BaseException) -> tuple[bool, Any]:
     """The outcome of a handler's first step that raised ``exc``."""
     if isinstance(exc, asyncio.CancelledError):  # (its own: no task was cancelled)
         return (False, MinionStopped(

@@ -49,6 +49,8 @@ class LoopHost:
         #: (runtime.async_runner; the loop thread's)
         self.idle_runners: dict[Any, None] = {}
         self.sweeping = False
+        #: the task first steps run as (runtime.async_spare; the loop thread's), or None
+        self.spare: Any = None
         #: the caller's loop is tearing down (``asyncio.run`` cancelled its tasks): what is
         #: posted to it now may never run, so the runtime's work goes to the pool instead
         self.ending = False
@@ -192,6 +194,10 @@ class LoopHost:
             guard.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await guard
+        spare, self.spare = self.spare, None  # (cancelled by the guard's end)
+        if spare is not None and not spare.task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await spare.task
 
     def threads(self) -> list[threading.Thread]:
         return [t for t in (self._thread, self._watch) if t is not None]
@@ -204,6 +210,8 @@ async def _guard(host: LoopHost) -> None:
     finally:
         with host._posting:
             host.ending = True
+        if host.spare is not None:  # (guard_ended waits for it to end)
+            host.spare.task.cancel()
         _cancel_minions_tasks(asyncio.get_running_loop())
 
 

@@ -254,13 +254,17 @@ class MinionRef(pykka.ActorRef[M]):
                 waits.wait_on(waiter, future)
             try:
                 if self._sched is not None:  # a pooled unbounded mailbox: never waits
-                    self._send_unbounded(m.Ask(message, future))
+                    self._send_unbounded(m.Ask(message, future), True)
                 else:
                     await self._send_async(m.Ask(message, future))
             except BaseException:
                 if waiter is not None:
                     waits.done(waiter)
                 raise
+        if future._result is not None:  # answered already (an idle async minion here)
+            if waiter is not None:
+                waits.done(waiter)
+            return future.get(timeout=0)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if waiter is None:  # (result_async's own work is for a handler's edge)
             return await future._result_async(left)
@@ -304,15 +308,20 @@ class MinionRef(pykka.ActorRef[M]):
         if cell.terminated:
             cell.drain_dead_letters()
 
-    def _send_unbounded(self, item: Any) -> None:
-        """Put ``item`` in an unbounded mailbox (it never waits) and queue the minion."""
+    def _send_unbounded(self, item: Any, ask: bool = False) -> None:
+        """Put ``item`` in an unbounded mailbox (it never waits) and queue the minion (an
+        ``ask`` to an async minion: its turn may run at once, see ``schedule_ask``)."""
         cell = self._cell
         self._put(self._box, item)
         sched = self._sched
         if sched is not None:
             if not sched.locked():
                 if sched.acquire(False):
-                    cell.dispatcher.schedule_put(cell)  # type: ignore[attr-defined]
+                    dispatcher: Any = cell.dispatcher
+                    if ask and dispatcher.name == "loop":
+                        dispatcher.schedule_ask(cell)
+                    else:
+                        dispatcher.schedule_put(cell)
             elif self._box.lingerer is not None:
                 crossed(self._box)
         if cell.terminated:

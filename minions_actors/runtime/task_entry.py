@@ -12,6 +12,9 @@ The only private asyncio functions the runtime uses are here: ``asyncio.tasks._e
 and ``_leave_task`` (the C versions on CPython 3.11-3.13; tested per Python in
 tests/aio/test_first_step.py). Where they are missing, :data:`AVAILABLE` is False and
 handlers go the way they did before: their runner awaits them from their first line.
+An ask from a task on the loop may run the asked minion's turn in that task's step with the
+task stepped aside (:func:`step_aside`, :func:`step_back`), as 3.12's eager tasks swap the
+current task around their first step.
 """
 
 from __future__ import annotations
@@ -45,3 +48,16 @@ def first_step(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any],
         return RAISED, exc
     finally:
         _leave_task(loop, task)  # type: ignore[misc]
+
+
+def step_aside(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any] | None) -> None:
+    """Leave ``task``, the loop's current one (None: none is), so that code run now may
+    enter another (:func:`first_step`); :func:`step_back` re-enters it."""
+    if task is not None:
+        _leave_task(loop, task)  # type: ignore[misc]
+
+
+def step_back(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any] | None) -> None:
+    """Re-enter ``task`` as the loop's current task after :func:`step_aside`."""
+    if task is not None:
+        _enter_task(loop, task)  # type: ignore[misc]
