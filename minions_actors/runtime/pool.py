@@ -49,6 +49,7 @@ from minions_actors.runtime import pool_monitor
 from minions_actors.runtime.blocking import _local, blocking
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.sizing import default_pool_size, parallel_workers
+from minions_actors.support.sched_policy import batch_this_thread
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -348,6 +349,7 @@ class WorkerPool:
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
+        batch_this_thread()  # a caller's wake-up must not preempt it (see sched_policy)
         _local.slot = slot
         take = self._runq.popleft
         runq = self._runq
