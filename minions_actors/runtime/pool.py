@@ -349,7 +349,8 @@ class WorkerPool:
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
-        batch_this_thread()  # a caller's wake-up must not preempt it (see sched_policy)
+        if self._switch_saved is None:  # (not while a handler spins: see sched_policy)
+            batch_this_thread()  # a caller's wake-up must not preempt it
         _local.slot = slot
         take = self._runq.popleft
         runq = self._runq

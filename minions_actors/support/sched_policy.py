@@ -12,6 +12,11 @@ one blocks or at the next tick (CPU shares are unchanged). Measured (one CPU, 3.
 p50 25-47 -> 16 us, 5.2 -> 2.8 context switches per ask. Without the GIL a woken thread
 can run at once, so the policy is left alone there.
 
+While the pool sees a handler spin in pure Python (and shortens the switch interval, see
+``pool_monitor.hurry_switches``), its workers go back to the default policy: the GIL then
+changes hands every millisecond among many threads, and a woken worker that waited for
+the next tick each time made the others' worst ask ~1.4x longer.
+
 ``MINIONS_SCHED_BATCH=0`` keeps the inherited policy (e.g. on a host saturated by other
 processes, where a woken worker would wait up to a tick). A thread already under another
 policy (real-time, idle) is left as it is. Threads and processes a handler starts inherit
@@ -50,3 +55,17 @@ def batch_this_thread() -> bool:
     except OSError:
         return False
     return True
+
+
+def set_batch(threads: list[int], batch: bool) -> None:
+    """Move the threads with these native ids between ``SCHED_BATCH`` (``batch``) and the
+    default policy, leaving any under another policy, or all when not :func:`wanted`."""
+    if not wanted():
+        return
+    old, new = (os.SCHED_OTHER, os.SCHED_BATCH) if batch else (os.SCHED_BATCH, os.SCHED_OTHER)
+    for tid in threads:
+        try:
+            if os.sched_getscheduler(tid) == old:
+                os.sched_setscheduler(tid, new, os.sched_param(0))
+        except OSError:  # the thread ended meanwhile, or a filter refuses it
+            pass

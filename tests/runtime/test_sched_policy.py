@@ -14,7 +14,7 @@ import pytest
 
 from minions_actors import ActorSystem, Minion
 
-from ..conftest import QUIET
+from ..conftest import QUIET, wait_until
 
 pytestmark = [
     pytest.mark.usefixtures("execution"),
@@ -66,3 +66,33 @@ def test_a_thread_under_another_policy_keeps_it() -> None:
     thread.start()
     thread.join(60)
     assert got == [os.SCHED_IDLE]
+
+
+@pytest.mark.skipif(not GIL, reason="the policy is only changed under the GIL")
+def test_workers_take_the_default_policy_while_handlers_spin(execution: str) -> None:
+    """While the pool sees handlers spin in pure Python (the switch interval shortened), the
+    GIL changes hands every millisecond among many threads, and woken workers that waited
+    for a tick each time made the others' asks slower: every worker takes the default
+    policy until the spinners end, then SCHED_BATCH again."""
+    if execution == "dedicated":
+        pytest.skip("spinners on dedicated threads hold no pool worker")
+    from .test_pool_blocked import Blocked
+
+    system = ActorSystem.start(**QUIET, pool_size=2, starvation_threshold=60)
+    blocked = Blocked(system, "spin", 8)
+    try:
+        probe = system.spawn(Policy)
+        assert probe.ask("policy", timeout=10) == os.SCHED_BATCH
+        blocked.block()
+        wait_until(lambda: len(blocked.began) == 8, timeout=10, what="eight spinners")
+        wait_until(lambda: sys.getswitchinterval() == 0.001, timeout=10,
+                   what="the pool to see the spinners")
+        assert probe.ask("policy", timeout=10) == os.SCHED_OTHER
+        workers = [t.native_id for t in system.worker_pool.threads() if t.is_alive()]
+        assert {os.sched_getscheduler(tid) for tid in workers if tid} == {os.SCHED_OTHER}
+        blocked.release()
+        wait_until(lambda: probe.ask("policy", timeout=10) == os.SCHED_BATCH, timeout=10,
+                   what="the workers back under SCHED_BATCH once the spinners ended")
+    finally:
+        blocked.release()
+        system.shutdown(timeout=10)
