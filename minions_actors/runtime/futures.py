@@ -17,7 +17,7 @@ from pykka._threading import ThreadingFutureResult
 
 from minions_actors.errors import AskDeadlock, AskTimeout
 from minions_actors.runtime import waits
-from minions_actors.runtime.blocking import blocking
+from minions_actors.runtime.blocking import _local, blocking
 from minions_actors.runtime.context import current, current_handler_cell, current_task_cell
 from minions_actors.support.threads import in_thread
 
@@ -33,6 +33,11 @@ T = TypeVar("T")
 
 
 _SETTLE_LOCK = threading.Lock()  # setting a result is check-then-set; held for a moment
+#: pykka's "no hook result yet" marker, one for every future (pykka makes one per future
+#: and only tests its type)
+_UNSET = Future()._get_hook_result
+_SET: Any = object()  # _block(): the result was set
+_new = tuple.__new__  # a ThreadingFutureResult without its Python-level __new__ (~0.5 us)
 
 
 class _Described(Protocol):
@@ -65,7 +70,9 @@ class MinionFuture(ThreadingFuture[T]):
     __slots__ = ("_done", "_minion", "_result", "_waiters")
 
     def __init__(self, minion: str | _Described = "a minion") -> None:
-        Future.__init__(self)  # the get-hook state (not ThreadingFuture's Condition)
+        # the get-hook state, as Future.__init__ sets it (not ThreadingFuture's Condition)
+        self._get_hook = None
+        self._get_hook_result = _UNSET
         self._result: ThreadingFutureResult | None = None
         self._done = threading.Lock()
         self._done.acquire()
@@ -77,7 +84,10 @@ class MinionFuture(ThreadingFuture[T]):
             = None
 
     def get(self, *, timeout: float | None = None) -> Any:
-        timeout = check_timeout(timeout)
+        return self._get(check_timeout(timeout))
+
+    def _get(self, timeout: float | None) -> Any:
+        """:meth:`get` with ``timeout`` checked already (by ``ask``)."""
         result = self._result
         if result is None:
             if current_task_cell.get() is not None and timeout != 0:
@@ -90,9 +100,13 @@ class MinionFuture(ThreadingFuture[T]):
                     raise AskDeadlock(_self_wait_text(waiter))
                 waits.wait_on(waiter, self)
             try:
-                with blocking():  # a pool worker waiting here is replaced meanwhile
-                    if self._get_hook is not None or not self._wait(timeout):
-                        return self._hooked(timeout)
+                if _local.slot is None:  # not a pool worker: no wait to announce (~1 us)
+                    value = self._block(timeout)
+                else:
+                    with blocking():  # a pool worker waiting here is replaced meanwhile
+                        value = self._block(timeout)
+                if value is not _SET:
+                    return value
             except pykka.Timeout:
                 raise AskTimeout(self._timeout_text(timeout)) from None
             finally:
@@ -123,6 +137,13 @@ class MinionFuture(ThreadingFuture[T]):
         by the store's writer), not from the minion's turn: a wait on it is no edge."""
         self._minion = self._name()
 
+    def _block(self, timeout: float | None) -> Any:
+        """Wait for the result (``_SET``), or return what a get hook gives; raises
+        ``pykka.Timeout`` when neither comes within ``timeout``."""
+        if self._get_hook is None and self._wait(timeout):
+            return _SET
+        return self._hooked(timeout)
+
     def _wait(self, timeout: float | None) -> bool:
         """Wait for a result (False: none in time, or a get hook was set meanwhile)."""
         done = self._done
@@ -138,11 +159,11 @@ class MinionFuture(ThreadingFuture[T]):
         return Future.get(self, timeout=timeout)
 
     def set(self, value: Any | None = None) -> None:
-        self._settle(ThreadingFutureResult(value=value))
+        self._settle(_new(ThreadingFutureResult, (value, None)))
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
         assert exc_info is None or len(exc_info) == 3
-        self._settle(ThreadingFutureResult(exc_info=exc_info or sys.exc_info()))
+        self._settle(_new(ThreadingFutureResult, (None, exc_info or sys.exc_info())))
 
     def _settle(self, result: ThreadingFutureResult) -> None:
         with _SETTLE_LOCK:

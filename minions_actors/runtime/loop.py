@@ -23,6 +23,7 @@ from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.minion import Minion
 from minions_actors.runtime.pool import NOTHING
 from minions_actors.runtime.special import SPECIAL, fail_future, phase_of
+from minions_actors.support.sched_policy import batch_this_thread
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ STOP_HERE_DEPTH = 16
 def run_forever(cell: Cell) -> None:
     """A dedicated thread's loop: handle messages until the minion stops for good."""
     block_shutdown_signals()
+    batch_this_thread()  # a caller's wake-up must not preempt it (see sched_policy)
     current.cell = cell
     try:
         cell._guarded(cell._start_incarnation)

@@ -50,6 +50,7 @@ from minions_actors.runtime.blocking import _local, blocking
 from minions_actors.runtime.context import current
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.sizing import default_pool_size, parallel_workers
+from minions_actors.support.sched_policy import batch_this_thread
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -363,6 +364,8 @@ class WorkerPool:
 
     def _work(self, slot: _Slot) -> None:
         block_shutdown_signals()
+        if self._switch_saved is None:  # (not while a handler spins: see sched_policy)
+            batch_this_thread()  # a caller's wake-up must not preempt it
         _local.slot = slot
         try:
             self._serve(slot)

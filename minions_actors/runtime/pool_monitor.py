@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from minions_actors.runtime.sizing import free_threaded
+from minions_actors.support.sched_policy import set_batch
 from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
@@ -277,6 +278,7 @@ def hurry_switches(pool: WorkerPool) -> None:
     if wanted < saved:
         pool._switch_saved = saved
         sys.setswitchinterval(wanted)
+        set_batch(_native_ids(pool), False)  # (see support.sched_policy)
 
 
 def calm_switches(pool: WorkerPool, force: bool = False) -> None:
@@ -285,6 +287,11 @@ def calm_switches(pool: WorkerPool, force: bool = False) -> None:
     if saved is not None and (force or not any(s.stuck for s in list(pool._slots))):
         pool._switch_saved = None
         sys.setswitchinterval(saved)
+        set_batch(_native_ids(pool), True)
+
+
+def _native_ids(pool: WorkerPool) -> list[int]:
+    return [t.native_id for t in pool.threads() if t.native_id is not None]
 
 
 def check_starvation(pool: WorkerPool, now: float) -> None:

@@ -178,7 +178,7 @@ class MinionRef(pykka.ActorRef[M]):
             if cell.terminated:
                 cell.drain_dead_letters()
         if block:
-            return future.get(timeout=timeout)
+            return future._get(timeout)  # (checked above)
         return future
 
     def proxy(self) -> MinionProxy[M]:
