@@ -1,7 +1,8 @@
-"""Threads that run handlers (pool workers, dedicated minion threads) run under Linux's
-SCHED_BATCH with the GIL, so a caller that wakes one does not get preempted by it while it
-still holds the GIL (see minions_actors.support.sched_policy); MINIONS_SCHED_BATCH=0 and a
-thread already under another policy keep theirs. Both execution modes."""
+"""With MINIONS_SCHED_BATCH=1, threads that run handlers (pool workers, dedicated minion
+threads) run under Linux's SCHED_BATCH with the GIL, so a caller that wakes one does not get
+preempted by it while it still holds the GIL (see minions_actors.support.sched_policy);
+without it, and in a thread already under another policy, they keep the policy they
+inherit. Both execution modes."""
 
 from __future__ import annotations
 
@@ -38,6 +39,19 @@ def handler_policy() -> int:
         system.shutdown(timeout=10)
 
 
+@pytest.fixture
+def batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ask for SCHED_BATCH (read when each worker or minion thread starts)."""
+    monkeypatch.setenv("MINIONS_SCHED_BATCH", "1")
+
+
+def test_by_default_handlers_keep_the_policy_they_inherit(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    monkeypatch.delenv("MINIONS_SCHED_BATCH", raising=False)
+    assert handler_policy() == os.SCHED_OTHER
+
+
+@pytest.mark.usefixtures("batch")
 def test_handlers_run_under_sched_batch_with_the_gil_and_default_policy_without() -> None:
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # (the caller's own is untouched)
     expected = os.SCHED_BATCH if GIL else os.SCHED_OTHER
@@ -50,6 +64,7 @@ def test_minions_sched_batch_0_keeps_the_default_policy(monkeypatch: pytest.Monk
     assert handler_policy() == os.SCHED_OTHER
 
 
+@pytest.mark.usefixtures("batch")
 def test_a_thread_under_another_policy_keeps_it() -> None:
     """Workers started from a SCHED_IDLE thread inherit SCHED_IDLE and keep it (the runtime
     never raises or lowers a policy it did not choose)."""
@@ -69,6 +84,7 @@ def test_a_thread_under_another_policy_keeps_it() -> None:
 
 
 @pytest.mark.skipif(not GIL, reason="the policy is only changed under the GIL")
+@pytest.mark.usefixtures("batch")
 def test_workers_take_the_default_policy_while_handlers_spin(execution: str) -> None:
     """While the pool sees handlers spin in pure Python (the switch interval shortened), the
     GIL changes hands every millisecond among many threads, and woken workers that waited
