@@ -13,7 +13,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
-from minions_actors.runtime.pool import WorkerPool, named_thread
+from minions_actors.runtime.pool import WorkerPool
+from minions_actors.runtime.pool_slot import named_thread
 from minions_actors.support.option_checks import Rule, check_all, flag, integer, seconds
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from minions_actors.runtime.batching import run_batched
 from minions_actors.runtime.context import NOTHING_HELD, current
 from minions_actors.runtime.mailbox import WAKE
 from minions_actors.runtime.minion import Minion
-from minions_actors.runtime.pool import NOTHING
+from minions_actors.runtime.pool_slot import NOTHING
 from minions_actors.runtime.special import SPECIAL, fail_future, phase_of
 from minions_actors.support.sched_policy import batch_this_thread
 from minions_actors.support.signals import block_shutdown_signals

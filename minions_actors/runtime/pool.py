@@ -49,6 +49,7 @@ from minions_actors.runtime import pool_monitor
 from minions_actors.runtime.blocking import _local, blocking
 from minions_actors.runtime.context import current
 from minions_actors.runtime.mailbox import WAKE
+from minions_actors.runtime.pool_slot import LINGER, NOTHING, Slot, linger, named_thread
 from minions_actors.runtime.sizing import default_pool_size, parallel_workers
 from minions_actors.support.sched_policy import batch_this_thread
 from minions_actors.support.signals import block_shutdown_signals
@@ -57,65 +58,7 @@ if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
 
 KEEPALIVE = 2.0  # seconds an extra (compensating) worker stays idle before it leaves
-# When a turn empties the mailbox and no other minion waits for a worker, the worker waits
-# up to this long on the same mailbox before giving the minion up: the next message then
-# wakes it directly, as a dedicated thread would (an ask round trip costs a third less than
-# queueing the minion again). A minion queued meanwhile cuts the wait short (see schedule).
-LINGER = 0.02
-# A linger that did not pay off (no message came, or the worker was woken to serve the run
-# queue) turns lingering off on that worker for this many linger chances: under a flood
-# over many minions each linger only delayed the run queue and cost a WAKE to cut it short.
-LINGER_COOLDOWN = 100
-NOTHING: Any = object()  # linger(): no message came
 IDLE_JOIN = 0.1  # close(): the least time an idle worker gets to take its sentinel and leave
-
-
-def named_thread(run: Callable[[], None], name: str, daemon: bool = False) -> threading.Thread:
-    """A named thread whose ``run`` is ``run`` itself rather than ``Thread.run`` calling a
-    target: one Python frame less under every handler, and so in every crash traceback
-    loguru extends upward (``backtrace``: ~10 us of formatting per frame)."""
-    thread = threading.Thread(name=name, daemon=daemon)
-    thread.run = run  # type: ignore[method-assign]
-    return thread
-
-
-class _Slot:
-    """One worker thread's state, read by the starvation monitor without a lock."""
-
-    __slots__ = ("active", "blocked", "cell", "clock", "cooldown", "cpu0", "crossed",
-                 "lingering", "mark", "park", "pool", "progress", "reported", "runnext", "since",
-                 "stuck", "taken", "thread", "turn", "wcpu", "wgc", "window", "wpcpu")
-
-    def __init__(self, pool: WorkerPool) -> None:
-        self.pool = pool
-        self.cell: Cell | None = None
-        self.turn = 0
-        self.taken = 0  # turns this worker took from the run queue (see pool_monitor.check_queue)
-        self.blocked = 0  # nested runtime waits (ask, get, stopping children)
-        self.progress = (0, -1)  # (turn, messages handled) when last seen by the monitor
-        self.since = 0.0
-        self.cpu0 = 0.0  # the thread's CPU time at ``since`` (pool_monitor.held_up)
-        self.window = self.wcpu = self.wpcpu = 0.0  # held_up's window: start, CPU times
-        self.wgc = 0  # ... and the collections counted when it began
-        self.clock: int | None = None  # the thread's CPU clock (pool_monitor.thread_cpu)
-        self.reported = False
-        self.stuck = False  # reported stuck: counted as blocked until its turn ends
-        self.lingering: Any = None  # the mailbox this worker waits on after a turn
-        self.cooldown = 0  # linger chances left to skip (see LINGER_COOLDOWN)
-        # a message this worker's linger caught came from a thread that will run the minion
-        # itself next time: another worker's turn (runnext)
-        self.crossed = False
-        # active: will look at the run queue soon without being woken (not parked,
-        # lingering, waiting in the runtime, stuck, or seen slow by the monitor)
-        self.active = True
-        self.park = threading.Lock()  # held while parked: released to wake the worker
-        self.park.acquire()
-        self.mark = 0  # turn seen at the monitor's last queue check
-        # a minion this worker's turn sent mail to: it runs next on this worker, without a
-        # hand-off to another thread (Go's runnext). A list: pop() is atomic, so the monitor
-        # can take it away from a stuck worker without a lock.
-        self.runnext: list[Cell] = []
-        self.thread: threading.Thread | None = None
 
 
 def on_worker() -> bool:
@@ -154,7 +97,7 @@ class WorkerPool:
         self._saturated = False  # every worker waits and the cap stops the pool growing
         self._runq: collections.deque[Cell] = collections.deque()
         self._seen_taken = -1  # the slots' ``taken`` summed at the monitor's last queue check
-        self._idle: list[_Slot] = []  # parked workers (LIFO: the warmest wakes first)
+        self._idle: list[Slot] = []  # parked workers (LIFO: the warmest wakes first)
         self._armed = False  # the monitor checks the run queue every WAKE_DELAY
         self._dozing = False  # the monitor sleeps past RETAKE_PERIOD (pool_monitor.watch)
         self._retook = False  # a worker was retaken in the last HURRY (pool_monitor)
@@ -163,7 +106,7 @@ class WorkerPool:
         self._kick: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes the monitor
         self._linger_time = min(LINGER, starvation_threshold / 10)
         self._lock = threading.Lock()
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._added: list[threading.Thread] = []  # workers added, to start (start_added)
         self._blocked = 0  # workers waiting in the runtime or stuck in a handler
         self._closed = False
@@ -215,9 +158,9 @@ class WorkerPool:
 
     def schedule_put(self, cell: Cell) -> None:
         """Queue a minion that has mail (its ``sched`` lock is held). Sent from a turn on
-        this pool, it runs next on the same worker (see ``_Slot.runnext``). Otherwise it goes
+        this pool, it runs next on the same worker (see ``Slot.runnext``). Otherwise it goes
         to the run queue (see :meth:`enqueue`)."""
-        slot: _Slot | None = _local.slot
+        slot: Slot | None = _local.slot
         if slot is not None and slot.cell is not None and not (runnext := slot.runnext) \
                 and not slot.blocked and slot.pool is self:  # (a waiting worker runs nothing)
             runnext.append(cell)
@@ -272,43 +215,22 @@ class WorkerPool:
     def linger(self, inbox: Any) -> Any:
         """After a turn emptied ``inbox``: when no minion waits for a worker, wait a little
         for its next message (see ``LINGER``); ``NOTHING`` when none came."""
-        slot: _Slot | None = _local.slot
+        slot: Slot | None = _local.slot
         if slot is None or slot.runnext or self._runq:
             return NOTHING
-        return self._linger(slot, inbox)
+        return linger(slot, inbox, self._linger_time)
 
-    def _linger_for(self, slot: _Slot) -> Callable[[Any], Any]:
+    def _linger_for(self, slot: Slot) -> Callable[[Any], Any]:
         """:meth:`linger` for the turns of ``slot``'s worker, without its thread-local read
         (the run queue and runnext are read first: in a ping-pong, every turn ends here)."""
-        runq, runnext, linger = self._runq, slot.runnext, self._linger
+        runq, runnext, time_ = self._runq, slot.runnext, self._linger_time
 
         def wait(inbox: Any) -> Any:
             if runnext or runq:
                 return NOTHING
-            return linger(slot, inbox)
+            return linger(slot, inbox, time_)
 
         return wait
-
-    def _linger(self, slot: _Slot, inbox: Any) -> Any:
-        if slot.crossed:  # let the minion go to its sender's thread (see mailbox.crossed)
-            slot.crossed = False
-            slot.cooldown = LINGER_COOLDOWN
-            return NOTHING
-        if slot.cooldown:
-            slot.cooldown -= 1
-            return NOTHING
-        slot.lingering = inbox
-        inbox.lingerer = slot  # (senders read it: see mailbox.crossed)
-        slot.active = False
-        try:
-            got = inbox.get(True, self._linger_time)
-        except queue.Empty:
-            got = NOTHING
-        slot.active = True
-        slot.lingering = inbox.lingerer = None
-        if got is NOTHING or got is WAKE:  # (a WAKE: schedule_put cut it short)
-            slot.cooldown = LINGER_COOLDOWN
-        return got
 
     def threads(self) -> list[threading.Thread]:
         return [s.thread for s in list(self._slots) if s.thread is not None]
@@ -330,7 +252,7 @@ class WorkerPool:
         """Add one more worker (the caller holds the lock, and calls :meth:`start_added`
         once it let go of it: a thread's start waits until the thread runs, which takes a
         turn of the GIL, long beside handlers that spin)."""
-        slot = _Slot(self)
+        slot = Slot(self)
         slot.thread = named_thread(functools.partial(self._work, slot),
                               f"minions-worker-{next(self._names)}")
         self._slots.append(slot)
@@ -362,7 +284,7 @@ class WorkerPool:
     _unstick = pool_monitor.unstick
     calm_switches = pool_monitor.calm_switches
 
-    def _work(self, slot: _Slot) -> None:
+    def _work(self, slot: Slot) -> None:
         block_shutdown_signals()
         if self._switch_saved is None:  # (not while a handler spins: see sched_policy)
             batch_this_thread()  # a caller's wake-up must not preempt it
@@ -374,7 +296,7 @@ class WorkerPool:
                 if slot in self._slots:
                     self._slots.remove(slot)
 
-    def _serve(self, slot: _Slot) -> None:
+    def _serve(self, slot: Slot) -> None:
         """The worker's loop: a turn of its runnext, else of the run queue's head, else park.
         Without the GIL (3.13t) there is no specialising interpreter: every attribute read
         is a full lookup (~30 ns), so what each turn needs is bound here once."""
@@ -435,7 +357,7 @@ class WorkerPool:
                 self.enqueue(cell)  # (schedule_put would: this worker is in no turn now)
             cell = None  # a stopped minion must not live on in this frame
 
-    def flush_runnext(self, slot: _Slot) -> None:
+    def flush_runnext(self, slot: Slot) -> None:
         """Move ``slot``'s runnext to the run queue (its worker waits or is stuck), so
         another worker serves it (from any thread: pop() is atomic)."""
         try:
@@ -444,7 +366,7 @@ class WorkerPool:
             return
         self.enqueue(cell)
 
-    def _park(self, slot: _Slot) -> bool:
+    def _park(self, slot: Slot) -> bool:
         """The run queue was empty: wait until woken (True) or, once idle for ``KEEPALIVE``,
         leave if more than ``size`` workers are not blocked, or the pool is closed (False)."""
         slot.active = False
@@ -465,7 +387,7 @@ class WorkerPool:
                 return False
         return True
 
-    def _alone(self, slot: _Slot) -> bool:
+    def _alone(self, slot: Slot) -> bool:
         """Fewer than ``_parallel`` workers but ``slot``'s are active (under the GIL: none).
         There a second worker serving the queue only splits the interpreter with the first
         (and with the senders), so a worker that finds another active parks; the monitor
@@ -482,7 +404,7 @@ class WorkerPool:
                     return False
         return True
 
-    def _unpark(self, slot: _Slot) -> None:
+    def _unpark(self, slot: Slot) -> None:
         """Take ``slot`` off the parked list itself, or take the wake-up a waker sent."""
         try:
             self._idle.remove(slot)

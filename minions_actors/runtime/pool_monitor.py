@@ -22,7 +22,8 @@ from minions_actors.support.signals import block_shutdown_signals
 
 if TYPE_CHECKING:
     from minions_actors.runtime.cell import Cell
-    from minions_actors.runtime.pool import WorkerPool, _Slot
+    from minions_actors.runtime.pool import WorkerPool
+    from minions_actors.runtime.pool_slot import Slot
 
 # A worker in one message while minions wait for a worker is retaken (counted as blocked,
 # another serves the queue) after RETAKE if its thread used no CPU (blocked in C, I/O, a
@@ -70,7 +71,7 @@ def _count_gc(_phase: str, _info: dict[str, int]) -> None:
 gc.callbacks.append(_count_gc)
 
 
-def compensate(pool: WorkerPool, slot: _Slot, delta: int) -> None:
+def compensate(pool: WorkerPool, slot: Slot, delta: int) -> None:
     """A worker begins (+1) or ends (-1) a wait: keep ``size`` workers able to run."""
     with pool._lock:
         slot.blocked += delta
@@ -179,7 +180,7 @@ def check_queue(pool: WorkerPool, start: bool = False, now: float = 0.0) -> None
     pool._wake_one()
 
 
-def observe(slot: _Slot, cell: Cell, now: float) -> None:
+def observe(slot: Slot, cell: Cell, now: float) -> None:
     """Note when the monitor first saw ``slot`` in its current message, with the CPU time
     its thread had used then (and start a window of :func:`held_up`'s evidence)."""
     mark = (slot.turn, cell.handled + cell.failed)
@@ -189,14 +190,14 @@ def observe(slot: _Slot, cell: Cell, now: float) -> None:
         new_window(slot, now, slot.cpu0)
 
 
-def new_window(slot: _Slot, now: float, cpu: float) -> None:
+def new_window(slot: Slot, now: float, cpu: float) -> None:
     """Start a window of :func:`held_up`'s evidence: its time, the thread's and the process's
     CPU times, and the collections counted so far."""
     slot.window, slot.wcpu, slot.wpcpu = now, cpu, time.process_time()
     slot.wgc = GC_PHASES[0]
 
 
-def thread_cpu(slot: _Slot) -> float:
+def thread_cpu(slot: Slot) -> float:
     """CPU seconds ``slot``'s thread has used (-1.0 where the platform cannot tell)."""
     try:
         if slot.clock is None and slot.thread is not None and slot.thread.ident is not None:
@@ -206,7 +207,7 @@ def thread_cpu(slot: _Slot) -> float:
         return -1.0
 
 
-def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
+def held_up(pool: WorkerPool, slot: Slot, now: float) -> bool:
     """``slot``'s worker no longer serves the pool in its current message: running Python
     in it for ``SPIN_CPU`` (a long handler keeps its worker until it returns), or blocked
     outside the interpreter: its thread used no CPU for ``RETAKE``, not runnable, and under
@@ -238,7 +239,7 @@ def held_up(pool: WorkerPool, slot: _Slot, now: float) -> bool:
             and not runnable(slot))
 
 
-def runnable(slot: _Slot) -> bool:
+def runnable(slot: Slot) -> bool:
     """True when the host shows ``slot``'s thread as runnable (``R``): it waits for a CPU
     (on a loaded host), not for an event. False where the host does not tell (not Linux)."""
     tid = slot.thread.native_id if slot.thread is not None else None
@@ -312,7 +313,7 @@ def check_starvation(pool: WorkerPool, now: float) -> None:
         pool._compensate_stuck(slot, cell)
 
 
-def compensate_stuck(pool: WorkerPool, slot: _Slot, cell: Cell) -> None:
+def compensate_stuck(pool: WorkerPool, slot: Slot, cell: Cell) -> None:
     """Count a stuck worker as blocked until its turn ends (then :meth:`_unstick`)."""
     with pool._lock:
         if not slot.stuck:  # a turn's next slow message: counted once per turn
@@ -339,7 +340,7 @@ def relieve(pool: WorkerPool) -> None:
             pool._compensate_stuck(slot, cell)
 
 
-def unstick(pool: WorkerPool, slot: _Slot) -> None:
+def unstick(pool: WorkerPool, slot: Slot) -> None:
     with pool._lock:
         if slot.stuck:
             slot.stuck = False
