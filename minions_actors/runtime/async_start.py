@@ -21,6 +21,7 @@ Everything here runs on the loop thread, but :func:`start`'s choice (any thread)
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import inspect
@@ -83,10 +84,12 @@ def _start_batch(dispatcher: LoopDispatcher) -> None:
 def start_now(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
     """Code on the loop thread needs ``cell``'s instance (a proxy's lookup of an attribute
     set in ``__init__``): a start queued here runs now, since waiting for the next callback
-    on this thread would never end."""
-    if dispatcher.host.on_loop() and cell in dispatcher.starting:
+    on this thread would never end. Its first turn runs no first step eagerly when a task
+    is current (a handler's, the caller's): that step would enter a task of its own."""
+    host = dispatcher.host
+    if host.on_loop() and cell in dispatcher.starting:
         dispatcher.starting.remove(cell)
-        _start_here(dispatcher, cell)
+        _start_here(dispatcher, cell, asyncio.current_task(host.loop) is None)
 
 
 def _to_pool(dispatcher: LoopDispatcher) -> None:
@@ -103,9 +106,10 @@ def _pool_start(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
     dispatcher.pool.start(cell)
 
 
-def _start_here(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
+def _start_here(dispatcher: LoopDispatcher, cell: AsyncCell, eager: bool = True) -> None:
     """Build ``cell``'s first incarnation on the loop and run its first turn (``sched``
-    held); a failure or a stop is the pool's turn's."""
+    held; ``eager``: in a loop callback, see ``run_here``); a failure or a stop is the
+    pool's turn's."""
     if dispatcher.host.ending or cell._sys or cell._terminate_requested or cell.closing:
         _pool_start(dispatcher, cell)
         return
@@ -118,7 +122,7 @@ def _start_here(dispatcher: LoopDispatcher, cell: AsyncCell) -> None:
     finally:
         current.cell = held
     if failure is None:
-        dispatcher.run_here(cell)
+        dispatcher.run_here(cell, eager)
         return
     job = Job(cell, failure[1], None, False)  # collected by the pool's turn: the crash
     job.outcome = (False, failure[0])
