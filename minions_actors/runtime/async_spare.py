@@ -40,7 +40,7 @@ class Spare(Job):
     """The spare task's coroutine: parked (on ``parked``) while blank; once adopted, the
     adopted handler's :class:`~minions_actors.runtime.async_job.Job`."""
 
-    __slots__ = ("context", "parked", "retired")
+    __slots__ = ("context", "loop", "parked", "retired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # (no Job.__init__: no cell yet; a blank spare reads only these, adopt() sets the rest)
@@ -48,6 +48,8 @@ class Spare(Job):
         self.parked: asyncio.Future[None] | None = None
         self.retired = False
         self.context = contextvars.Context()
+        # (before the task: a loop's eager task factory runs its first step in create_task)
+        self.loop = loop
         self.task = loop.create_task(self, name=SPARE_NAME,  # type: ignore[arg-type]
                                      context=self.context)
 
@@ -56,7 +58,7 @@ class Spare(Job):
             return Job.send(self, value)
         if self.retired:
             raise StopIteration
-        parked = self.parked = self.task.get_loop().create_future()  # type: ignore[union-attr]
+        parked = self.parked = self.loop.create_future()
         parked._asyncio_future_blocking = True  # (what ``await`` sets: the task waits on it)
         return parked
 

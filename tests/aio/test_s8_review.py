@@ -4,12 +4,14 @@ step at once must not do so while a task is current."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
 
 from minions_actors import ActorSystem, Minion
 
+from ..conftest import QUIET
 from .conftest import Runner
 
 pytestmark = pytest.mark.timeout(90)
@@ -65,3 +67,28 @@ def test_a_proxy_read_in_a_handler_right_after_spawn_and_tell_handles_the_messag
                 for how in ("in-its-first-step", "after-a-suspension")]
 
     assert run(body) == [["first"], ["first"]]
+
+
+class Sleeper(Minion):
+    """Its handler suspends (its first step ends on an await)."""
+
+    async def on_receive(self, message: Any) -> Any:
+        await asyncio.sleep(0.001)
+        return message
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is 3.12+")
+def test_first_messages_are_handled_on_a_callers_loop_with_an_eager_task_factory() -> None:
+    async def main() -> list[Any]:
+        asyncio.get_running_loop().set_task_factory(
+            asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        async with ActorSystem.start_async(**QUIET) as system:
+            labelled = [system.spawn(Labelled) for _ in range(3)]
+            sleepers = [system.spawn(Sleeper) for _ in range(3)]
+            got = [await ref.ask_async(i, timeout=10) for i, ref in enumerate(labelled)]
+            got += [await ref.ask_async(i, timeout=10) for i, ref in enumerate(sleepers)]
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert left == [], f"tasks left on the caller's loop after shutdown: {left}"
+        return got
+
+    assert asyncio.run(main()) == [0, 1, 2, 0, 1, 2]
