@@ -210,10 +210,11 @@ class MinionFuture(ThreadingFuture[T]):
                                        "minions-await")
             if self._result is None:
                 try:
-                    if timeout is None:  # (wait_for would look the running loop up again)
+                    if timeout is None:
                         await woken
-                    else:
-                        await asyncio.wait_for(woken, timeout)
+                    else:  # (not wait_for: 3.11's drops a cancel that comes with the answer)
+                        async with asyncio.timeout(timeout):
+                            await woken
                 except BaseException as exc:  # (a timeout or a cancel; not on the hot path)
                     self._forget(woken)
                     if isinstance(exc, TimeoutError):

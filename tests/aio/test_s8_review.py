@@ -127,3 +127,40 @@ def test_a_task_kept_by_one_minions_first_step_cancels_no_other_minions_handler(
             on_its_loop(system), loop))
 
     assert run(body) == ("slept", 0.3)
+
+
+class CancelsItsAsker(Minion):
+    """Cancels the task given (its asker, awaiting the answer) and answers at once."""
+
+    async def on_receive(self, message: Any) -> Any:
+        await asyncio.sleep(0)  # (so the asker awaits the answer meanwhile)
+        message.cancel()
+        return "answered"
+
+
+def test_an_asker_cancelled_as_its_answer_comes_is_cancelled(run: Runner) -> None:
+    async def on_its_loop(system: ActorSystem) -> list[Any]:
+        ref = system.spawn(CancelsItsAsker)
+
+        async def asker(timeout: float | None) -> Any:
+            me = asyncio.current_task()
+            await ref.ask_async(me, timeout=timeout)
+            await asyncio.sleep(0)  # (a cancel request still pending is delivered here)
+            return "the cancel was lost"
+
+        seen = []
+        for timeout in (None, 10.0):
+            try:
+                seen.append(await asyncio.ensure_future(asker(timeout)))
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+        return seen
+
+    async def body(system: ActorSystem) -> Any:  # (on the minions' loop, in a task)
+        loop = system.loop_host.ensure()
+        if loop is asyncio.get_running_loop():
+            return await on_its_loop(system)
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+            on_its_loop(system), loop))
+
+    assert run(body) == ["cancelled", "cancelled"]
