@@ -60,8 +60,10 @@ class Runner:
         self.context = _context(cell)  # the task's: a first step runs in it too
         loop = cell.loop_host.loop
         assert loop is not None
-        self.task: asyncio.Task[None] = loop.create_task(
-            _run(self), name=TASK_PREFIX + cell.path, context=self.context)
+        # (not loop.create_task: a loop's eager task factory would run _run before this
+        # runner has its task)
+        self.task: asyncio.Task[None] = asyncio.Task(
+            _run(self), loop=loop, name=TASK_PREFIX + cell.path, context=self.context)
         # (a task cancelled before its first step never runs _run's finally)
         self.task.add_done_callback(functools.partial(_ended, self))
 

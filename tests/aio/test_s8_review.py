@@ -164,3 +164,33 @@ def test_an_asker_cancelled_as_its_answer_comes_is_cancelled(run: Runner) -> Non
             on_its_loop(system), loop))
 
     assert run(body) == ["cancelled", "cancelled"]
+
+
+class Crashy(Minion):
+    """Raises on "crash"; answers anything else, suspending on every third int."""
+
+    async def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise ValueError("crash on purpose")
+        if message % 3 == 0:
+            await asyncio.sleep(0)
+        return message
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is 3.12+")
+def test_asks_after_a_crash_are_answered_on_a_callers_loop_with_an_eager_task_factory(
+        ) -> None:
+    async def main() -> list[Any]:
+        asyncio.get_running_loop().set_task_factory(
+            asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        async with ActorSystem.start_async(**QUIET) as system:
+            ref = system.spawn(Crashy)
+            assert await ref.ask_async(1, timeout=10) == 1
+            with pytest.raises(ValueError, match="crash on purpose"):
+                await ref.ask_async("crash", timeout=10)
+            got = await asyncio.gather(*(ref.ask_async(i, timeout=10) for i in range(6)))
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert left == [], f"tasks left on the caller's loop after shutdown: {left}"
+        return got
+
+    assert asyncio.run(main()) == list(range(6))
