@@ -1,5 +1,6 @@
-"""Found in the review of issue 19's eager paths (session 8): what runs a handler's first
-step at once must not do so while a task is current."""
+"""Found in the review of issue 19's eager paths (session 8): a start hurried by a proxy
+while a task is current, a caller's loop with an eager task factory, a cancel that comes
+with an answer (3.11), and (not fixed) a task kept by one minion's first step."""
 
 from __future__ import annotations
 
