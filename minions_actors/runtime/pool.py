@@ -178,6 +178,11 @@ class WorkerPool:
         ``WAKE_DELAY``. Otherwise wake a parked worker, or one that lingers on another
         minion's mailbox."""
         self._runq.append(cell)
+        self.nudge()
+
+    def nudge(self) -> None:
+        """The run queue has minions: make sure a worker will take them (see
+        :meth:`enqueue`); also called by a worker that stops counting as active."""
         room = self._parallel
         for slot in self._slots:
             if slot.active:
@@ -378,6 +383,9 @@ class WorkerPool:
         if (self._runq and self._alone(slot)) or self._closed:
             self._unpark(slot)
             return not self._closed or bool(self._runq)
+        if self._runq and not self._armed:  # left to the active worker, which may block
+            self._armed = True  # next: the monitor checks that the queue is served
+            self._kick.put(None)
         if slot.park.acquire(True, KEEPALIVE):
             return not self._closed or bool(self._runq)
         self._unpark(slot)

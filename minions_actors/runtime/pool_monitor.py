@@ -90,6 +90,8 @@ def compensate(pool: WorkerPool, slot: Slot, delta: int) -> None:
         pool._report_saturated()
     if delta > 0:  # (once it no longer counts as active, so the put wakes a worker)
         pool.flush_runnext(slot)  # what it would have run next must not wait for it
+        if pool._runq:  # left to this worker by the parked one woken for it: hand it on
+            pool.nudge()
 
 
 def grow(pool: WorkerPool) -> bool:
