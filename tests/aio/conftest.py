@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -18,6 +18,15 @@ from ..conftest import QUIET, Recorder, runtime_threads
 
 Body = Callable[[ActorSystem], Awaitable[Any]]
 Runner = Callable[..., Any]
+
+
+async def on_minions_loop(system: ActorSystem, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Await ``coroutine`` in a task on the minions' loop (the test's own, or the runtime's
+    thread's)."""
+    loop = system.loop_host.ensure()
+    if loop is asyncio.get_running_loop():
+        return await coroutine
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:

@@ -13,7 +13,7 @@ import pytest
 from minions_actors import ActorSystem, Minion
 
 from ..conftest import QUIET
-from .conftest import Runner
+from .conftest import Runner, on_minions_loop
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -45,11 +45,7 @@ async def _spawn_tell_and_read(system: Any) -> list[Any]:
 def test_a_proxy_read_in_a_task_right_after_spawn_and_tell_handles_the_message(
         run: Runner) -> None:
     async def body(system: ActorSystem) -> Any:
-        loop = system.loop_host.ensure()
-        if loop is asyncio.get_running_loop():
-            return await _spawn_tell_and_read(system)
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-            _spawn_tell_and_read(system), loop))
+        return await on_minions_loop(system, _spawn_tell_and_read(system))
 
     assert run(body) == ["first"]
 
@@ -121,11 +117,7 @@ def test_a_task_kept_by_one_minions_first_step_cancels_no_other_minions_handler(
         return await slept
 
     async def body(system: ActorSystem) -> Any:  # (on the minions' loop, in a task)
-        loop = system.loop_host.ensure()
-        if loop is asyncio.get_running_loop():
-            return await on_its_loop(system)
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-            on_its_loop(system), loop))
+        return await on_minions_loop(system, on_its_loop(system))
 
     assert run(body) == ("slept", 0.3)
 
@@ -158,11 +150,7 @@ def test_an_asker_cancelled_as_its_answer_comes_is_cancelled(run: Runner) -> Non
         return seen
 
     async def body(system: ActorSystem) -> Any:  # (on the minions' loop, in a task)
-        loop = system.loop_host.ensure()
-        if loop is asyncio.get_running_loop():
-            return await on_its_loop(system)
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-            on_its_loop(system), loop))
+        return await on_minions_loop(system, on_its_loop(system))
 
     assert run(body) == ["cancelled", "cancelled"]
 

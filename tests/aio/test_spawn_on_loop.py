@@ -17,21 +17,17 @@ import pytest
 from minions_actors import ActorSystem, Minion, MinionStopped
 from minions_actors.runtime import async_start
 
-from .conftest import Events, Runner
+from .conftest import Events, Runner, on_minions_loop
 
 pytestmark = pytest.mark.timeout(120)
 
 
 async def on_loop(system: ActorSystem, fn: Callable[[], Any]) -> Any:
     """Run ``fn()`` on the minions' loop thread (the test's own loop, or the runtime's)."""
-    loop = system.loop_host.ensure()
-    if loop is asyncio.get_running_loop():
-        return fn()
-
     async def call() -> Any:
         return fn()
 
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), loop))
+    return await on_minions_loop(system, call())
 
 
 class Child(Minion):
@@ -163,10 +159,7 @@ def test_a_thousand_spawned_on_the_loop_never_hold_it_for_all_their_starts(
             await tick
             return first, max(gaps)
 
-        loop = system.loop_host.ensure()
-        if loop is asyncio.get_running_loop():
-            return await spawn_all()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(spawn_all(), loop))
+        return await on_minions_loop(system, spawn_all())
 
     first, lag = run(body)
     assert 0 < first < n, first  # other callbacks ran between the batches
@@ -222,11 +215,7 @@ def test_a_proxy_made_on_the_loop_right_after_the_spawn_finds_init_attributes(
             # (the instance is not built yet: the proxy's lookup needs it now, on this loop)
             return await ref.proxy().greeting
 
-        loop = system.loop_host.ensure()
-        if loop is asyncio.get_running_loop():
-            return await spawn_and_read()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(spawn_and_read(),
-                                                                          loop))
+        return await on_minions_loop(system, spawn_and_read())
 
     assert run(body) == "hello"
 
