@@ -74,6 +74,8 @@ class Sizes:
     scaling_msgs: int
     workflows: int
     workflow_steps: int
+    """Steps per workflow: enough that the timed window (all workflows running at once)
+    is tens of milliseconds, long against a thread wake-up."""
     slow_scale: float = 0.05
     """Message counts for process-based peers (Ray, Thespian multiproc) are multiplied by
     this: they are 10-100x slower and would otherwise dominate the run time."""
@@ -116,14 +118,14 @@ QUICK = Sizes(
     reps=3, tell=20_000, ask=1_000, pingpong=5_000, spawn=(1_000, 10_000), restart=200,
     persistent=30_000, writer_rows=50_000, memory=1_000,
     scaling_actors=(1, 10, 100, 1_000, 10_000), scaling_msgs=20_000, workflows=20,
-    workflow_steps=10, slow_scale=0.05, million=100_000, thread_cap=1_000, timer_seconds=2.0,
+    workflow_steps=50, slow_scale=0.05, million=100_000, thread_cap=1_000, timer_seconds=2.0,
     startup_runs=3,
 )
 FULL = Sizes(
     reps=5, tell=200_000, ask=5_000, pingpong=30_000, spawn=(1_000, 10_000), restart=1_000,
     persistent=200_000, writer_rows=200_000, memory=10_000,
     scaling_actors=(1, 10, 100, 1_000, 10_000), scaling_msgs=100_000, workflows=50,
-    workflow_steps=10, slow_scale=0.03, blocked_seconds=2.0,
+    workflow_steps=50, slow_scale=0.03, blocked_seconds=2.0,
 )
 MODES = {"smoke": SMOKE, "quick": QUICK, "full": FULL}
 

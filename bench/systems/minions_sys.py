@@ -201,24 +201,12 @@ class MinionsSystem(ThreadedSystem):
             assert self._system is not None
             system = self._system
             ref = self.spawn(cls)
+            _run_workflows(system, ref, StartWorkflow, ["warm-up"], steps)  # as DBOS's
             ids = [f"wf-{i}" for i in range(workflows)]
             t0 = perf_counter()
-            for wid in ids:
-                ref.ask(StartWorkflow("flow", wid, {"n": 0}), timeout=WAIT)
-            deadline = time.monotonic() + WAIT
-            for wid in ids:
-                while True:
-                    info = system.workflow(wid)
-                    if info is not None and info.status != "running":
-                        break
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"workflow {wid} still running after {WAIT}s")
-                    time.sleep(0.001)
-                if info.status != "completed":
-                    raise RuntimeError(f"workflow {wid} ended {info.status}: {info.error}")
+            _run_workflows(system, ref, StartWorkflow, ids, steps)
             elapsed = perf_counter() - t0
         return {"rate": workflows * steps / elapsed}
-
 
     def million(self, n: int) -> Metrics:
         from bench.millionchild import measure
@@ -249,3 +237,16 @@ class SqliteUtilsBaseline(System):
     def writer(self, rows: int, tmp: Path) -> Metrics:
         store = _bench_store()
         return {"rate": float(store.baseline(tmp / "baseline.db", writer_rows(rows)))}
+
+
+def _run_workflows(system: Any, ref: Any, start: Any, ids: list[str], steps: int) -> None:
+    """Start the workflows ``ids`` together and wait until all have completed. Each start is
+    asked (answered once durable, like ``DBOS.start_workflow``'s return) but the asks are
+    all sent before any answer is awaited: the workflows run concurrently from the start."""
+    futures = [ref.ask(start("flow", wid, {"n": 0}), block=False) for wid in ids]
+    for future in futures:
+        future.get(timeout=WAIT)
+    for wid in ids:
+        info = system.wait_workflow(wid, timeout=WAIT)
+        if info.status != "completed" or info.context["n"] != steps:
+            raise RuntimeError(f"workflow {wid} ended {info.status}: {info.error}")
