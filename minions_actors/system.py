@@ -189,7 +189,7 @@ class ActorSystem(SystemWorkflows, SystemReports):
                 self.hooks.add(attach(self, metrics, settings.observer_token))  # /observer
             metrics.start()
             self.metrics = metrics
-            self.hooks.hooks.insert(0, metrics)
+            self.hooks.add(metrics, first=True)
         self._accepts = True
         gru = Cell(self, None, Gru, (), {}, "gru", "permanent", strategy=settings.supervision)
         self._gru = gru

@@ -8,6 +8,7 @@ per-message fast path: nothing here is called for a message that was handled suc
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -164,19 +165,44 @@ class Hooks:
         (``exc`` a :class:`~minions_actors.errors.WorkflowCancelled`)."""
 
 
+#: The hook names (the public methods of :class:`Hooks`).
+HOOK_NAMES = tuple(name for name, value in vars(Hooks).items()
+                   if callable(value) and not name.startswith("_"))
+
+
+def _observes(hook: object, name: str) -> bool:
+    """False when ``hook`` would only run :class:`Hooks`' empty method for ``name``."""
+    return name in getattr(hook, "__dict__", ()) or \
+        getattr(type(hook), name, None) is not getattr(Hooks, name)
+
+
 class HookDispatcher(Hooks):
-    """Fans each hook out to a list of observers, isolating their failures."""
+    """Fans each hook out to a list of observers, isolating their failures. Each hook goes
+    only to the observers that override it, so one nobody observes (a workflow's per-step
+    hook without metrics) costs one empty loop."""
 
     def __init__(self, hooks: list[Hooks] | None = None,
                  on_error: HookErrorHandler = report_to_stderr) -> None:
-        self.hooks: list[Hooks] = list(hooks or [])
+        self.hooks: list[Hooks] = list(hooks or [])  # (change it through add only)
         self.on_error = on_error
+        self._lock = threading.Lock()
+        self._observers: dict[str, tuple[Hooks, ...]] = {}
+        self._index()
 
-    def add(self, hook: Hooks) -> None:
-        self.hooks.append(hook)
+    def add(self, hook: Hooks, first: bool = False) -> None:
+        """Add an observer (``first``: before the others, e.g. metrics before logs)."""
+        with self._lock:
+            self.hooks.insert(0 if first else len(self.hooks), hook)
+            self._index()
+
+    def _index(self) -> None:
+        # a new table replaces the old in one assignment: a hook being dispatched on
+        # another thread meanwhile reads one table or the other, never a half-built one
+        self._observers = {name: tuple(h for h in self.hooks if _observes(h, name))
+                           for name in HOOK_NAMES}
 
     def _call(self, name: str, *args: Any) -> None:
-        for hook in self.hooks:
+        for hook in self._observers[name]:
             try:
                 getattr(hook, name)(*args)
             except Exception as exc:

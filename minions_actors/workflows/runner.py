@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-import json
 import threading
 import time
 from asyncio import _get_running_loop
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from minions_actors.errors import AbortWorkflow, WorkflowError
 from minions_actors.records import WorkflowInfo, WorkflowRecord
 from minions_actors.runtime.messages import RunStep
-from minions_actors.runtime.snapshots import to_json
+from minions_actors.runtime.snapshots import from_json, to_json
 from minions_actors.workflows.async_steps import await_step
 from minions_actors.workflows.declare import Workflow, unknown_workflow, workflows_of
 from minions_actors.workflows.intake import DEFAULT_MAX_IN_FLIGHT, Intake
@@ -257,14 +256,16 @@ class WorkflowRunner(WaitingRunner):
             self._run_wait(rec, definition, wait)
             return
         step = definition.steps[rec.next_step]
-        context = json.loads(rec.context_json)
+        context = from_json(rec.context_json)
         t0 = perf_counter()
         try:
             result = getattr(inst, step)(context)
         except BaseException as exc:
             self._step_ended(rec, definition, (step, t0, context), (False, exc))
             return
-        if inspect.isawaitable(result):  # an async def step: its end comes in a later turn
+        # an async def step: its end comes in a later turn (a None or a dict, what sync
+        # steps return, skips isawaitable's ABC check)
+        if result is not None and result.__class__ is not dict and inspect.isawaitable(result):
             await_step(self.cell, result, functools.partial(
                 self._async_step_ended, msg, rec, definition, (step, t0, context)))
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from minions_actors import ActorSystem, Minion, StartWorkflow, Workflow
 from minions_actors.errors import SnapshotError
+from minions_actors.runtime.snapshots import from_json
 from minions_actors.workflows import WorkflowError
 
 from ..persistence.test_persistence import QUIET, Events, stored
@@ -122,3 +124,21 @@ def test_workflow_contexts_are_checked_the_same_way(tmp_path: Path) -> None:
             ref.ask(StartWorkflow("flow", "w2", _circular()), timeout=5)
     finally:
         system.shutdown()
+
+
+@pytest.mark.parametrize("text", [
+    '{"a":[1,2.5,null,true],"b":{"c":"\\u00e9"}}', '[]', '"x"', "3", ' {"a": 1} ', '{"a":1}\n',
+    "", "   ", '{"a":1} x', '{"a":', "-Infinity", "\ufeff{}",
+])
+def test_from_json_matches_json_loads(text: str) -> None:
+    """The workflow context decoder: json's scanner when it takes the whole text, else
+    json.loads itself (same value, or the same error)."""
+    try:
+        expected: Any = ("value", json.loads(text))
+    except json.JSONDecodeError as exc:
+        expected = ("error", str(exc))
+    try:
+        got: Any = ("value", from_json(text))
+    except json.JSONDecodeError as exc:
+        got = ("error", str(exc))
+    assert got == expected

@@ -302,3 +302,33 @@ def test_cli_lists_retries_and_discards_workflows(tmp_path: Path, rec: Recorder)
     assert cli("--db", str(db), "discard", "bad").returncode == 0
     assert "bad" not in cli("--db", str(db)).stdout
     assert cli("--db", str(db), "discard", "nope").returncode == 4
+
+
+def test_a_stored_context_with_surrounding_whitespace_resumes(tmp_path: Path,
+                                                               rec: Recorder) -> None:
+    """Steps decode the checkpoint with json's scanner directly; text it does not take whole
+    (a context written by other tools, with whitespace around it) is still json.loads'."""
+    from minions_actors.persistence import SQLiteStateStore, WorkflowRecord
+
+    db = tmp_path / "wf.db"
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        path = system.spawn(Orders, rec, name="orders").path
+    finally:
+        system.shutdown()
+    store = SQLiteStateStore(db)
+    store.save_workflow(WorkflowRecord(
+        workflow_id="o-9", minion_path=path, minion_class="Orders", workflow_name="fulfil",
+        status="running", next_step=1, step_name="charge",
+        context_json='\n {"order": 9, "reserved": true} \n', attempts=0, error=None,
+        created_at=1.0, updated_at=1.0, finished_at=None))
+    store.close()
+    system = ActorSystem.start(**{**QUIET, "state_store": db})
+    try:
+        system.spawn(Orders, rec, name="orders")  # same path: resumes at charge
+        info = done(system, "o-9")
+        assert info.context == {"order": 9, "reserved": True, "charge_tries": 1,
+                                "charged": 100, "shipped": True}
+        assert rec.events == [("charge", 9), ("ship", 9)]
+    finally:
+        system.shutdown()
