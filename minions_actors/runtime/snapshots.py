@@ -58,7 +58,8 @@ _encode: Callable[[Any], str] = _c_encoder() or _stdlib_encoder()
 
 # json's own scanner, called directly: ``json.loads`` adds three Python frames and two
 # regular-expression matches around it (about a third of a small context's decode)
-_scan = json.scanner.make_scanner(json.JSONDecoder())
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder())  # type: ignore[arg-type]  # (typeshed names the wrong type)
 
 
 def from_json(text: str) -> Any:
