@@ -52,7 +52,7 @@ class WorkflowTable(StoreCore):
         """
         rec = _wf_accept(record)
         q = self._q
-        with q.cond:
+        with q.lock:  # (cond's own lock: its with-statement adds two Python calls per save)
             self._check_open(rec.workflow_id, "save workflow")
             if not self._sync:
                 self._queue_workflow(rec, on_durable, wake=True)
@@ -75,7 +75,7 @@ class WorkflowTable(StoreCore):
         writer, q = self._writer, self._q
         try:
             rec = _wf_accept(record)
-            with q.cond:
+            with q.lock:
                 self._check_open(rec.workflow_id, "save workflow")
                 # others waiting for a commit: the writer (woken for them) takes this one
                 # along, and the saver goes on meanwhile (commits overlap the next steps)
