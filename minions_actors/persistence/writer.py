@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minions_actors.errors import StateStoreError
-from minions_actors.persistence.batch_sql import WF_UPSERT, batch_rows, write_many
+from minions_actors.persistence.batch_sql import WorkflowWrites, batch_rows, write_many
 from minions_actors.persistence.sqlite_common import (
     SNAPSHOT_COLUMNS,
     SNAPSHOT_TABLE,
@@ -125,6 +125,7 @@ class SnapshotWriter(threading.Thread):
         # held by a commit between taking its batch and writing it (a test holds it to keep
         # a batch in flight: minions_actors.testing.writer_blocked)
         self.gate = threading.Lock()
+        self._wf_writes = WorkflowWrites()  # (used under the connection lock)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -351,19 +352,21 @@ class SnapshotWriter(threading.Thread):
     def _write(self, batch: dict[str, Entry | None], wf_batch: dict[str, WfEntry],
                schedules: dict[tuple[str, str], SchedEntry]) -> None:
         """Commit one batch (snapshots, workflow records, schedules) in one transaction."""
-        rows, deletes, wf_rows, wf_deletes = batch_rows(batch, wf_batch)
+        rows, deletes = batch_rows(batch)
+        whole, steps, wf_deletes = self._wf_writes.split(wf_batch)
         conn = self._db
         started = time.perf_counter()
         if self.max_pages != self._applied_max_pages:  # (the connection lock is held)
             cap = NO_PAGE_CAP if self.max_pages is None else self.max_pages
             conn.execute(f"PRAGMA max_page_count = {int(cap)}")
             self._applied_max_pages = self.max_pages
-        if len(wf_rows) == 1 and not (rows or deletes or wf_deletes or schedules):
-            conn.execute(WF_UPSERT, wf_rows[0])  # one statement: its own transaction (the
-            # connection is in autocommit mode), one trip out of the interpreter, not three
+        if len(wf_batch) == 1 and not (rows or deletes or wf_deletes or schedules):
+            self._wf_writes.write(conn, whole, steps)  # one statement, its own transaction
+            # (the connection is in autocommit mode): one trip out of the interpreter, not three
         else:
-            write_many(conn, rows, deletes, wf_rows, wf_deletes, schedules)
-        self.workflow_rows_written += len(wf_rows) + len(wf_deletes)
+            write_many(conn, rows, deletes, (whole, steps), wf_deletes, schedules)
+        self._wf_writes.committed(whole, wf_deletes)
+        self.workflow_rows_written += len(wf_batch)
         self.batch_seconds_sum += time.perf_counter() - started
         self.batches += 1
         self.rows_written += len(rows) + len(deletes)
