@@ -83,6 +83,10 @@ class AsyncCell(Cell):
         self.runner: Runner | None = None  # the loop thread's: awaits handlers one by one
         super().__init__(*args, **kwargs)
 
+    def _init_state(self) -> None:
+        super()._init_state()
+        self._sys = m.NO_SYSTEM_MESSAGES  # (its turns read _sys afresh: see the constant)
+
     # ------------------------------------------------------------------ the turn
     def run_turn(self, throughput: int) -> bool:
         """A pooled turn: the coroutines' outcomes first, then runtime messages (once no

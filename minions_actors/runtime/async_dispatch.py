@@ -25,6 +25,7 @@ import collections
 import contextvars
 import inspect
 import time
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from pykka.messages import ProxyCall
@@ -32,7 +33,7 @@ from pykka.messages import ProxyCall
 from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
 from minions_actors.runtime.async_job import NO_COMPLETIONS, Job, complete
-from minions_actors.runtime.async_runner import go_on, hand, start_first, uses_runner
+from minions_actors.runtime.async_runner import go_on, hand
 from minions_actors.runtime.async_spare import adopt, first_step_on_spare
 from minions_actors.runtime.async_start import collect_started, start, start_now
 from minions_actors.runtime.async_tasks import MESSAGE, first_raised, start_task
@@ -43,7 +44,7 @@ from minions_actors.runtime.special import _get_attr_path, answer_ask
 from minions_actors.runtime.task_entry import AVAILABLE as FIRST_STEPS
 from minions_actors.runtime.task_entry import DONE as DONE_STEP
 from minions_actors.runtime.task_entry import SUSPENDED as SUSPENDED_STEP
-from minions_actors.runtime.task_entry import step_aside, step_back
+from minions_actors.runtime.task_entry import first_step, step_aside, step_back
 
 if TYPE_CHECKING:
     from minions_actors.runtime.loophost import LoopHost
@@ -102,7 +103,8 @@ class LoopDispatcher:
         thread, in the drain that runs (a message sent by a handler's first step), else in
         one queued for every cell made ready meanwhile; a cell whose handlers in flight are
         at its limit needs none (the end of one runs it)."""
-        if self.host.on_loop() and not self.host.ending:
+        host = self.host
+        if get_ident() == host._ident and not host.ending:  # (host.on_loop(), inlined)
             if cell.inflight >= cell.limit and not cell._sys and not cell.completions:
                 cell.sched.release()
                 return
@@ -305,8 +307,15 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
         complete(cell, job)
         return True
     cell.inflight += 1
-    if uses_runner(cell):
-        first = start_first(cell, coro) if eager and FIRST_STEPS else None
+    runner = cell.runner
+    # (async_runner.uses_runner and the first step as the parked runner, inlined: this is
+    # every message of a ping-pong; no parked runner: hand() it, and a new runner runs it
+    # from its first line, since a cancel before a task's first step would miss it)
+    if cell.limit == 1 and (runner is not None or cell.handled > 0):
+        first = None
+        if eager and FIRST_STEPS and runner is not None and runner.parked is not None:
+            task = runner.task
+            first = first_step(task.get_loop(), task, runner.context, coro)
         if first is not None and first[0] == DONE_STEP \
                 and _answer_here(cell, future, first[1], started):
             return True  # (no Job: the common case of a handler that never suspends)

@@ -4,9 +4,9 @@ A turn on the loop (:mod:`~minions_actors.runtime.async_dispatch`) that starts a
 coroutine of such a minion hands it to the cell's runner instead of creating a task for it:
 the runner awaits each handler inline, so a message costs no Task, no context copy and no
 done callback. A turn in a loop callback runs the handler's first step itself, as the
-parked runner (:func:`start_first`): one that ends there never wakes the runner; one that
-suspends is handed to it as a :class:`Resume`, which the runner awaits. The runner
-is started when the cell has a handler to run after its first message (a minion told once
+parked runner (``async_dispatch._start_here``): one that ends there never wakes the
+runner; one that suspends is handed to it as a :class:`Resume`, which the runner awaits. The
+runner is started when the cell has a handler to run after its first message (a minion told once
 runs it as the loop's spare task, or as a task: cheaper than a runner that parks after it),
 ends after ``IDLE_EXIT`` parked, and with the cell (or with the caller's loop); the handler
 it awaits is a :class:`~minions_actors.runtime.async_tasks.Job` whose ``task`` is the
@@ -34,7 +34,7 @@ from minions_actors.runtime.async_job import (
 from minions_actors.runtime.async_tasks import MESSAGE, never_run, start_task
 from minions_actors.runtime.context import current_handler_cell, current_task_cell
 from minions_actors.runtime.loophost import TASK_PREFIX
-from minions_actors.runtime.task_entry import DONE, SUSPENDED, first_step
+from minions_actors.runtime.task_entry import DONE, SUSPENDED
 
 if TYPE_CHECKING:
     from minions_actors.runtime.async_cell import AsyncCell
@@ -143,22 +143,11 @@ def hand(cell: AsyncCell, job: Job, awaitable: Awaitable[Any]) -> None:
     cell.jobs[job] = None
 
 
-def start_first(cell: AsyncCell, coro: Coroutine[Any, Any, Any]) -> tuple[int, Any] | None:
-    """Run the first step of a handler's ``coro`` at once, as ``cell``'s parked runner
-    (outside any task: a loop callback): ``(how, value)`` as
-    :func:`~minions_actors.runtime.task_entry.first_step` returns it, or None when the cell
-    has no parked runner: :func:`hand` it then (a new runner runs it from its first line:
-    a cancel before a task's first step would miss the handler)."""
-    runner = cell.runner
-    if runner is None or runner.parked is None:
-        return None
-    return first_step(runner.task.get_loop(), runner.task, runner.context, coro)
-
-
 def go_on(cell: AsyncCell, job: Job, coro: Coroutine[Any, Any, Any], how: int,
           value: Any) -> bool:
-    """After :func:`start_first`: False when the handler suspended (its runner goes on
-    with it), True when it ended (``job.outcome`` is set)."""
+    """After a first step run as the parked runner (``async_dispatch._start_here``): False
+    when the handler suspended (its runner goes on with it), True when it ended
+    (``job.outcome`` is set)."""
     if how == SUSPENDED:
         hand(cell, job, Resume(coro, value))
         return False

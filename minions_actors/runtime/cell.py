@@ -255,7 +255,14 @@ class Cell:
             self._terminate_requested = True
         elif isinstance(msg, m.StopPending):
             self._stop_requested = True
-        self._sys.append(msg)
+        sysq = self._sys
+        if sysq is m.NO_SYSTEM_MESSAGES:  # an async cell's first: its own list, built once
+            with _COND_LOCK:  # (two senders at once: one list, both messages in it)
+                if self._sys is m.NO_SYSTEM_MESSAGES:
+                    self._sys = [msg]
+                    return
+                sysq = self._sys
+        sysq.append(msg)
 
     def halt(self) -> None:
         """A shutdown began: refuse messages from outside the runtime from now on and drop

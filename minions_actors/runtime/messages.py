@@ -122,3 +122,23 @@ class RunStep(RuntimeMessage):
     def __init__(self, workflow_id: str, token: int) -> None:
         self.workflow_id = workflow_id
         self.token = token
+
+
+class _NoSystemMessages(list):  # type: ignore[type-arg]
+    """An async cell's runtime messages until its first (see ``Cell._queue_system``):
+    shared, so never grown."""
+
+    __slots__ = ()
+
+    def append(self, msg: Any) -> None:
+        raise RuntimeError("NO_SYSTEM_MESSAGES is shared: use Cell._queue_system()")
+
+    def insert(self, index: Any, msg: Any) -> None:
+        raise RuntimeError("NO_SYSTEM_MESSAGES is shared: use Cell._queue_system()")
+
+
+#: an async cell's ``_sys`` until its first runtime message: most minions get none before
+#: the shutdown, and a list per minion is one more object for the cyclic GC (its turns
+#: read ``_sys`` afresh each time; a sync cell's batch keeps the list it read, so keeps one;
+#: see ``Cell._queue_system``)
+NO_SYSTEM_MESSAGES: list[Any] = _NoSystemMessages()
