@@ -156,7 +156,9 @@ def adopt(spare: Spare, cell: AsyncCell, future: Any, msg: Any, started: float,
     spare.awaitable, spare.yielded, spare.task = coro, yielded, task
     cell.jobs[spare] = None
     parked, spare.parked = spare.parked, None
-    if parked is not None:  # (else its first step is still to come: it yields that)
+    # (None: its first step is still to come, and yields that; done: the handler cancelled
+    # its own task, which delivers that cancel to it, at its await, as to any task)
+    if parked is not None and not parked.done():
         parked.set_result(None)
     return spare
 

@@ -14,7 +14,7 @@ import pytest
 
 from minions_actors import ActorSystem, Minion, MinionStopped
 
-from .conftest import Runner, on_minions_loop, until
+from .conftest import Events, Runner, on_minions_loop, until
 
 pytestmark = pytest.mark.timeout(90)
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("spare_var", default="unset")
@@ -237,3 +237,37 @@ def test_a_first_message_after_a_kept_task_is_still_cancelled_by_its_stop(
 
     assert run(body, stop_timeout=0.2) == ["waiting", "cancelled"]
 
+
+class CancelsItself(Minion):
+    """Its first message's handler cancels its own task, then awaits (asyncio delivers the
+    cancel there)."""
+
+    async def on_receive(self, message: Any) -> Any:
+        if message != "cancel-then-await":
+            return message
+        me = asyncio.current_task()
+        assert me is not None
+        me.cancel()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return "cancelled at the await"
+        return "not cancelled"
+
+
+def test_a_first_message_that_cancels_its_own_task_and_awaits_is_no_runtime_error(
+        run: Runner) -> None:
+    events = Events()
+
+    async def on_its_loop(system: ActorSystem) -> list[Any]:
+        plain, cancels = system.spawn(CancelsItself), system.spawn(CancelsItself)
+        await asyncio.sleep(0)  # (their starts: the loop's next callback)
+        assert await plain.ask_async("plain", timeout=10) == "plain"
+        await asyncio.sleep(0)  # (the spare that step ran as parks: the loop's next step)
+        return [await cancels.ask_async(m, timeout=10) for m in ("cancel-then-await", "next")]
+
+    async def body(system: ActorSystem) -> list[Any]:  # (on the minions' loop, in a task)
+        return await on_minions_loop(system, on_its_loop(system))  # type: ignore[no-any-return]
+
+    assert run(body, hooks=[events]) == ["cancelled at the await", "next"]
+    assert events.of("lifecycle_error") == []  # (an InvalidStateError in the turn, before)
