@@ -287,7 +287,7 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
     if arg.__class__ is ProxyCall:
         try:
             method = _get_attr_path(inst, arg.attr_path)
-        except Exception:
+        except BaseException:  # (a KeyboardInterrupt too: not lost in this turn)
             return False  # (the pool's turn raises it again, as a crash or an answer)
         if not inspect.iscoroutinefunction(method):
             return False

@@ -1,6 +1,7 @@
 """Found in the review of issue 19's eager paths (session 8): a start hurried by a proxy
 while a task is current, a caller's loop with an eager task factory, a cancel that comes
-with an answer (3.11), and (not fixed) a task kept by one minion's first step."""
+with an answer (3.11), and a task kept by one minion's first step (fixed in session 9: see
+also tests/aio/test_spare.py)."""
 
 from __future__ import annotations
 
@@ -103,9 +104,6 @@ class KeepsItsTask(Minion):
         return "cancelled"
 
 
-@pytest.mark.xfail(strict=True, reason="known, not fixed: a first step that never suspends "
-                   "runs as the loop's spare task, which the next minion's suspending first "
-                   "step adopts: a kept reference to it cancels that other minion")
 def test_a_task_kept_by_one_minions_first_step_cancels_no_other_minions_handler(
         run: Runner) -> None:
     async def on_its_loop(system: ActorSystem) -> Any:
