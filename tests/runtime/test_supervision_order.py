@@ -205,19 +205,41 @@ def test_group_restart_waits_for_an_earlier_child_that_fails_to_start(
     assert events.index(("start", "c")) > events.index(("start", "b"))
 
 
-def test_a_restart_that_keeps_failing_counts_against_the_intensity(rec: Recorder) -> None:
-    hooks = StopHooks(rec)
-    system = ActorSystem.start(**QUIET, hooks=[hooks])
+class RestartHooks(StopHooks):
+    """Also records each restart a supervisor carries out (its ``minion_restarting``)."""
+
+    def minion_restarting(self, cell: Any, delay: float, cause: str) -> None:
+        self.rec.add(("restarting", cell.path))
+
+
+@pytest.mark.parametrize("first_start", ["succeeds", "fails"])
+def test_a_restart_that_keeps_failing_counts_against_the_intensity(
+    rec: Recorder, first_start: str
+) -> None:
+    system = ActorSystem.start(**QUIET, hooks=[RestartHooks(rec)])
     try:
+        if first_start == "fails":
+            Flaky.failures_left = 1000
         system.spawn(FlakyRest, rec, name="sup", restart="temporary")
-        rec.wait_for(lambda e: ("start", "c") in e)
-        Flaky.failures_left = 1000
-        system.get("sup/b").tell("crash")
+        if first_start == "succeeds":
+            # spawn returns before the child starts, so the first starts run concurrently:
+            # waiting for c alone let b's first start take a failure, one more than the
+            # restarts (11 start failures for 10 restarts, seen on 3.13t at load 10)
+            rec.wait_for(lambda e: all(("start", tag) in e for tag in "abc"))
+            Flaky.failures_left = 1000
+            system.get("sup/b").tell("crash")
         rec.wait_for(lambda e: ("escalated", "sup") in e, timeout=10)
         rec.wait_for(lambda e: ("failed", "sup") in e)
-        failed = rec.count(("start-failed", "b"))
-        assert 1 <= failed <= FlakyRest.strategy.max_restarts  # then the supervisor gave up
-        assert rec.count(("start", "c")) == 1  # never restarted while b was down
+        # docs/supervision.md: a child that can never start is retried max_restarts times
+        # (each group restart counts), then the supervisor gives up: the restart beyond
+        # the intensity is not attempted
+        limit = FlakyRest.strategy.max_restarts
+        assert rec.count(("restarting", "sup/b")) == limit
+        first = 1 if first_start == "fails" else 0  # the first start is not a restart
+        assert rec.count(("start-failed", "b")) == limit + first
+        assert rec.count(("restarting", "sup/c")) == 0  # never restarted while b was down
+        # (its first start may come before b's fails, or after: it is not awaited)
+        assert rec.count(("start", "c")) in ((1,) if first_start == "succeeds" else (0, 1))
     finally:
         Flaky.failures_left = 0
         system.shutdown(timeout=10)
