@@ -27,12 +27,24 @@ def mode_of(cell: Any) -> str:
     return "pooled" if cell.pooled else "dedicated"
 
 
+#: A live minion's states, the one list (docs/observer.md describes each; the page's CSS
+#: colours each as ``state-<name>``, spaces as dashes): no instance built yet, one built
+#: (from ``on_start`` on), crashed or restarting (until the next one is built), a restart
+#: waiting for its backoff, told to stop or halted by a shutdown, stopped for good.
+MINION_STATES = ("starting", "running", "restarting", "backing off", "stopping", "stopped")
+
+
 def state_of(cell: Any) -> str:
+    """One of :data:`MINION_STATES`, read from the cell's fields (no lock: a snapshot)."""
     if cell.terminated:
         return "stopped"
     if cell.instance is not None:
         return "stopping" if cell.stopping else "running"
-    return "backing off" if cell._parked is not None else "restarting"
+    if cell._parked is not None:
+        return "backing off"
+    # no instance: none was ever built (a crash in the first __init__ is still starting
+    # until its supervisor restarts it), or one crashed or was stopped for a restart
+    return "restarting" if cell._built or cell.restarts else "starting"
 
 
 def workflow_row(info: WorkflowInfo) -> dict[str, Any]:

@@ -86,7 +86,7 @@ class Cell:
 
     # slots: a million idle minions are a million cells (a dict each would double them)
     __slots__ = (
-        "__weakref__", "_finalized", "_halt_dropped", "_held", "_id", "_interrupted",
+        "__weakref__", "_built", "_finalized", "_halt_dropped", "_held", "_id", "_interrupted",
         "_mark_passed", "_parked", "_stop_requested", "_stop_requests", "_stopped",
         "_strategy_override", "_sys", "_sys_cond_", "_terminate_requested", "_up_cond_",
         "_watch_closed", "after", "args", "busy_seconds", "children", "closing", "cls",
@@ -147,6 +147,7 @@ class Cell:
         """The state a new cell starts with: no instance, children, watches or counts yet."""
         self.instance: Minion | None = None
         self.last_instance: Minion | None = None  # the newest one, maybe still in __init__
+        self._built = False  # an instance was live once: not starting any more (observer)
         self._up_cond_: threading.Condition | None = None  # built when a proxy waits
         self.incarnation = 0
         self.children: dict[str, Cell] = NO_CHILDREN  # (replaced under children_lock)

@@ -63,6 +63,7 @@ def begin_incarnation(cell: Cell) -> tuple[BaseException, str] | None:
             restored = restored or bool(outcome)
         phase = PHASE_ON_START
         cell.instance = inst
+        cell._built = True
         cell._instance_changed()
         result = _hook(inst, "on_start")()
         if result is not None:  # an async minion's coroutine: it runs on the loop, and

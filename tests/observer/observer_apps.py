@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from typing import Any
@@ -41,6 +42,37 @@ class Worker(Minion):
         if message == "boom":
             raise ValueError("injected crash")
         return message
+
+
+class Gated(Minion):
+    """Each incarnation's ``__init__`` sets ``entered`` and waits for ``gate`` (held by the
+    test): the minion is not built until the test lets it; crashes on "boom"."""
+
+    def __init__(self, entered: threading.Event, gate: threading.Event) -> None:
+        super().__init__()
+        entered.set()
+        gate.wait(30)
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise ValueError("injected crash")
+        return message
+
+
+class Busy(Minion):
+    """Supervises a Worker "w"; on "hold" its handler sets ``held`` and waits for
+    ``release`` (held by the test), so a crash of "w" waits for its decision meanwhile."""
+
+    def __init__(self, held: threading.Event, release: threading.Event) -> None:
+        super().__init__()
+        self.held, self.release = held, release
+
+    def on_start(self) -> None:
+        self.spawn(Worker, name="w")
+
+    def on_receive(self, message: Any) -> Any:
+        self.held.set()
+        self.release.wait(30)
 
 
 class Shown(Worker):
