@@ -124,11 +124,21 @@ def test_a_minion_not_built_yet_reads_starting_and_a_restart_restarting(base: st
     wait_until(lambda: get(base, "/api/minion?path=g")["state"] == "running")
 
 
+def state_or_none(base: str, path: str) -> str | None:
+    """The minion's state, or None while it is not spawned yet (404)."""
+    try:
+        return str(get(base, f"/api/minion?path={path}")["state"])
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+        return None
+
+
 def test_a_crash_waiting_for_its_busy_supervisor_reads_restarting(base: str) -> None:
     held, release = threading.Event(), threading.Event()
     try:
-        _system().spawn(Busy, held, release, name="boss")
-        wait_until(lambda: get(base, "/api/minion?path=boss/w")["state"] == "running")
+        _system().spawn(Busy, held, release, name="boss")  # (it spawns w in its on_start)
+        wait_until(lambda: state_or_none(base, "boss/w") == "running")
         _system().get("boss").tell("hold")
         assert held.wait(10)
         _system().get("boss/w").tell("boom")  # its report queues behind the boss's handler
