@@ -33,7 +33,7 @@ from pykka.messages import ProxyCall
 from minions_actors.observability.hooks import PHASE_ON_START
 from minions_actors.runtime.async_cell import PROXY, AsyncCell, classify
 from minions_actors.runtime.async_job import NO_COMPLETIONS, Job, complete
-from minions_actors.runtime.async_runner import go_on, hand
+from minions_actors.runtime.async_runner import go_on, hand, uses_runner
 from minions_actors.runtime.async_spare import adopt, first_step_on_spare
 from minions_actors.runtime.async_start import collect_started, start, start_now
 from minions_actors.runtime.async_tasks import MESSAGE, first_raised, start_task
@@ -307,12 +307,11 @@ def _start_here(cell: AsyncCell, inst: Any, msg: Any, eager: bool) -> bool:
         complete(cell, job)
         return True
     cell.inflight += 1
-    runner = cell.runner
-    # (async_runner.uses_runner and the first step as the parked runner, inlined: this is
-    # every message of a ping-pong; no parked runner: hand() it, and a new runner runs it
-    # from its first line, since a cancel before a task's first step would miss it)
-    if cell.limit == 1 and (runner is not None or cell.handled > 0):
-        first = None
+    if uses_runner(cell):
+        # (the first step as the parked runner, inlined: this is every message of a
+        # ping-pong; no parked runner: hand() it, and a new runner runs it from its first
+        # line, since a cancel before a task's first step would miss it)
+        runner, first = cell.runner, None
         if eager and FIRST_STEPS and runner is not None and runner.parked is not None:
             task = runner.task
             first = first_step(task.get_loop(), task, runner.context, coro)
